@@ -1,0 +1,182 @@
+//! The YAML file as written: serde structs that mirror `greenlight.yaml` key
+//! for key, with source positions kept on every value.
+//!
+//! Only [`crate::config::validate`] reads these; nothing at request time ever
+//! sees them. Unknown keys are rejected (`deny_unknown_fields`) so a typo is an
+//! error, not a silently ignored setting. Leaf values that need parsing
+//! (addresses, durations, sizes) are kept as text here so that *every* bad
+//! value is reported by the validator at once, instead of the first type error
+//! stopping the parse.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+use std::fmt;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Named listen addresses.
+    #[serde(default)]
+    pub listeners: IndexMap<String, Spanned<FileListener>>,
+    /// The admin API listener.
+    pub admin: Option<Spanned<FileAdmin>>,
+    /// Where generated certificates live (default `certs`).
+    pub certs_dir: Option<Spanned<String>>,
+    /// Named sites.
+    #[serde(default)]
+    pub sites: IndexMap<String, Spanned<FileSite>>,
+    /// Named upstreams.
+    #[serde(default)]
+    pub upstreams: IndexMap<String, Spanned<FileUpstream>>,
+}
+
+/// `listeners.<name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListener {
+    /// `host:port`.
+    pub address: Spanned<Scalar>,
+    /// Terminate TLS on this listener.
+    pub tls: Option<Spanned<bool>>,
+}
+
+/// `admin`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    /// `host:port` of the admin API.
+    pub address: Option<Spanned<Scalar>>,
+    /// File holding the bearer token.
+    pub token_file: Option<Spanned<String>>,
+}
+
+/// `sites.<name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSite {
+    /// Host names and wildcards.
+    pub hosts: Spanned<Vec<Spanned<String>>>,
+    /// Serve unknown hosts.
+    pub default: Option<Spanned<bool>>,
+    /// Certificate source.
+    pub tls: Option<Spanned<FileTls>>,
+    /// `redirect` or `serve`.
+    pub plain_http: Option<Spanned<String>>,
+    /// Request body limit.
+    pub max_body_size: Option<Spanned<Scalar>>,
+    /// Path prefix routes.
+    pub routes: Spanned<Vec<Spanned<FileRoute>>>,
+}
+
+/// `sites.<name>.tls`: a word (`self_signed`, `acme`) or a `{cert, key}` map.
+#[derive(Debug)]
+pub enum FileTls {
+    /// `tls: self_signed` or `tls: acme` (or anything else, reported by validate).
+    Mode(String),
+    /// `tls: {cert: PATH, key: PATH}`.
+    Files {
+        /// Certificate chain PEM path.
+        cert: Option<Spanned<String>>,
+        /// Private key PEM path.
+        key: Option<Spanned<String>>,
+        /// Keys other than cert/key, with their positions.
+        unknown: Vec<Spanned<String>>,
+    },
+}
+
+impl<'de> Deserialize<'de> for FileTls {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TlsVisitor;
+        impl<'de> Visitor<'de> for TlsVisitor {
+            type Value = FileTls;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`self_signed`, `acme`, or a map with `cert` and `key`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileTls, E> {
+                Ok(FileTls::Mode(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FileTls, E> {
+                Ok(FileTls::Mode(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileTls, A::Error> {
+                let (mut cert, mut key, mut unknown) = (None, None, Vec::new());
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    match k.value.as_str() {
+                        "cert" => cert = Some(map.next_value()?),
+                        "key" => key = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            unknown.push(k);
+                        }
+                    }
+                }
+                Ok(FileTls::Files { cert, key, unknown })
+            }
+        }
+        d.deserialize_any(TlsVisitor)
+    }
+}
+
+/// `sites.<name>.routes[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRoute {
+    /// Path prefix.
+    pub path: Spanned<String>,
+    /// Upstream name.
+    pub upstream: Spanned<String>,
+}
+
+/// `upstreams.<name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstream {
+    /// The pool that takes new requests.
+    pub active: Spanned<String>,
+    /// Named pools of `host:port` servers.
+    pub pools: Spanned<IndexMap<String, Spanned<Vec<Spanned<Scalar>>>>>,
+    /// Drain deadline.
+    pub drain_timeout: Option<Spanned<Scalar>>,
+    /// TCP connect timeout.
+    pub connect_timeout: Option<Spanned<Scalar>>,
+    /// Upstream read idle timeout.
+    pub read_timeout: Option<Spanned<Scalar>>,
+    /// Upstream write idle timeout.
+    pub write_timeout: Option<Spanned<Scalar>>,
+}
+
+/// Any YAML scalar kept as its text (`30s`, `10m`, `0`, `127.0.0.1:80`), so the
+/// validator can explain a bad value instead of the parser stopping at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a single value (text or number)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(ScalarVisitor)
+    }
+}

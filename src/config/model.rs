@@ -1,0 +1,199 @@
+//! The typed, validated configuration: what greenlight runs on.
+//!
+//! Built only by [`crate::config::validate`]; immutable afterwards and shared
+//! as `Arc<Config>` inside a snapshot. No serde here: the file format may
+//! change without touching the code that uses these types. Values are already
+//! parsed (socket addresses, durations, byte counts, enums) and every
+//! cross-reference (route -> upstream, active -> pool) is known to resolve.
+
+use crate::config::diag::Origin;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file this came from (for reloads and messages).
+    pub source: PathBuf,
+    /// Listen addresses, fixed for the life of the process.
+    pub listeners: Vec<ListenerConfig>,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// Directory for generated certificates.
+    pub certs_dir: PathBuf,
+    /// Sites in file order.
+    pub sites: Vec<SiteConfig>,
+    /// Upstreams in file order.
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+impl Config {
+    /// The upstream called `name`.
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// The port HTTPS redirects point to: the first TLS listener's port.
+    pub fn https_port(&self) -> Option<u16> {
+        self.listeners.iter().find(|l| l.tls).map(|l| l.addr.port())
+    }
+}
+
+/// One listen address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Name from the file.
+    pub name: String,
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Terminates TLS (h2 + http/1.1 by ALPN).
+    pub tls: bool,
+}
+
+/// The admin API listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Bound address (loopback unless a token is set).
+    pub addr: SocketAddr,
+    /// Bearer token file.
+    pub token_file: Option<PathBuf>,
+}
+
+/// A host pattern of a site.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// `example.com` (lowercase).
+    Exact(String),
+    /// `*.example.com`, stored as the suffix `.example.com`; matches exactly
+    /// one more label, like a certificate wildcard.
+    Wildcard(String),
+}
+
+impl HostPattern {
+    /// The pattern as written in the file.
+    pub fn as_written(&self) -> String {
+        match self {
+            HostPattern::Exact(h) => h.clone(),
+            HostPattern::Wildcard(s) => format!("*{s}"),
+        }
+    }
+}
+
+/// Where a site's certificate comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsSource {
+    /// PEM files given by the operator.
+    Files {
+        /// Certificate chain (leaf first).
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// Generated at start into `certs_dir` (development).
+    SelfSigned,
+}
+
+/// What plain listeners do with requests for a TLS site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlainHttp {
+    /// 308 Permanent Redirect to the https URL.
+    Redirect,
+    /// Proxy the request as on the TLS listener.
+    Serve,
+}
+
+/// One site.
+#[derive(Clone, Debug)]
+pub struct SiteConfig {
+    /// Name from the file.
+    pub name: String,
+    /// Host patterns (at least one).
+    pub hosts: Vec<HostPattern>,
+    /// Serves hosts no site names.
+    pub default: bool,
+    /// Certificate source; `None` for a plain-HTTP-only site.
+    pub tls: Option<TlsSource>,
+    /// Where `tls:` was written, for certificate errors found later.
+    pub tls_origin: Origin,
+    /// Behaviour on plain listeners when `tls` is set.
+    pub plain_http: PlainHttp,
+    /// Request body limit in bytes; `None` = unlimited.
+    pub max_body_size: Option<u64>,
+    /// Routes, in file order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// A path prefix sent to an upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Path prefix, starting with `/`.
+    pub prefix: String,
+    /// Upstream name (known to exist).
+    pub upstream: String,
+}
+
+/// A named group of application instances in pools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// Name from the file.
+    pub name: String,
+    /// The pool that takes new requests (known to exist).
+    pub active: String,
+    /// Where `active:` was written (the switch command rewrites it).
+    pub active_origin: Origin,
+    /// Pools in file order.
+    pub pools: Vec<PoolConfig>,
+    /// How long a pool that stops being active may finish its work.
+    pub drain_timeout: Duration,
+    /// TCP connect timeout per server try.
+    pub connect_timeout: Duration,
+    /// Idle read timeout on the upstream connection.
+    pub read_timeout: Duration,
+    /// Idle write timeout on the upstream connection.
+    pub write_timeout: Duration,
+}
+
+impl UpstreamConfig {
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&PoolConfig> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// A pool of servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Name from the file.
+    pub name: String,
+    /// Servers in file order (round robin).
+    pub servers: Vec<ServerConfig>,
+}
+
+/// One application instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// As written (`localhost:8082`), for logs and the API.
+    pub label: String,
+    /// Resolved address.
+    pub addr: SocketAddr,
+}
+
+/// Defaults that the validator fills in, in one place so docs and code agree.
+pub mod defaults {
+    use std::time::Duration;
+    /// `admin.address`.
+    pub const ADMIN_ADDR: &str = "127.0.0.1:9090";
+    /// `certs_dir`.
+    pub const CERTS_DIR: &str = "certs";
+    /// `sites.*.max_body_size`: 10 MiB.
+    pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
+    /// `upstreams.*.drain_timeout`.
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `upstreams.*.connect_timeout`.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// `upstreams.*.read_timeout` (nginx `proxy_read_timeout`).
+    pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `upstreams.*.write_timeout` (nginx `proxy_send_timeout`).
+    pub const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+}

@@ -1,0 +1,644 @@
+//! The one door between the YAML file and the typed model: [`validate`] turns
+//! a [`FileConfig`] into a [`Config`], filling defaults, parsing values and
+//! resolving cross-references, and collects **every** problem it finds.
+//!
+//! It does no I/O except resolving upstream host names (at load time, never per
+//! request). Certificate files are checked separately by [`crate::tls`], so
+//! that `check` and a reload share one code path for them.
+
+use crate::config::diag::{Diagnostics, Pos};
+use crate::config::file::{FileConfig, FileTls, FileUpstream, Scalar};
+use crate::config::model::*;
+use serde_saphyr::Spanned;
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn pos<T>(s: &Spanned<T>) -> Pos {
+    Pos::from_location(&s.referenced)
+}
+
+/// Validates a parsed file; `Err` carries every problem, sorted by position.
+pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
+    let listeners = validate_listeners(&file, ds);
+    let admin = validate_admin(&file, ds);
+    let upstreams: Vec<UpstreamConfig> = file
+        .upstreams
+        .iter()
+        .filter_map(|(name, u)| validate_upstream(name, u, ds))
+        .collect();
+    let known: HashSet<&str> = file.upstreams.keys().map(String::as_str).collect();
+    let sites = validate_sites(&file, &known, &listeners, ds);
+    let certs_dir = file
+        .certs_dir
+        .as_ref()
+        .map(|c| PathBuf::from(&c.value))
+        .unwrap_or_else(|| PathBuf::from(defaults::CERTS_DIR));
+    if !ds.is_empty() {
+        return None;
+    }
+    Some(Config {
+        source: ds.file().to_path_buf(),
+        listeners,
+        admin: admin?,
+        certs_dir,
+        sites,
+        upstreams,
+    })
+}
+
+fn check_name(kind: &str, name: &str, at: Pos, ds: &mut Diagnostics) {
+    let ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        ds.error(
+            at,
+            format!("{kind} name '{name}' is not a valid name"),
+            "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
+        );
+    }
+}
+
+fn validate_listeners(file: &FileConfig, ds: &mut Diagnostics) -> Vec<ListenerConfig> {
+    let mut out = Vec::new();
+    let mut seen: HashMap<SocketAddr, String> = HashMap::new();
+    if file.listeners.is_empty() {
+        ds.error(
+            Pos { line: 1, col: 1 },
+            "no `listeners:` section",
+            "add one, e.g. `listeners: {http: {address: 127.0.0.1:8080}}`",
+        );
+    }
+    for (name, l) in &file.listeners {
+        check_name("listener", name, pos(l), ds);
+        let Some(addr) = parse_listen_addr(&l.value.address, ds) else {
+            continue;
+        };
+        if let Some(other) = seen.insert(addr, name.clone()) {
+            ds.error(
+                pos(&l.value.address),
+                format!("listeners '{other}' and '{name}' both use {addr}"),
+                "give each listener its own address",
+            );
+        }
+        out.push(ListenerConfig {
+            name: name.clone(),
+            addr,
+            tls: l.value.tls.as_ref().is_some_and(|t| t.value),
+        });
+    }
+    out
+}
+
+/// Parses `host:port` where host is an IP address (listeners bind, they do not
+/// resolve names); reports a problem and returns `None` otherwise.
+fn parse_listen_addr(s: &Spanned<Scalar>, ds: &mut Diagnostics) -> Option<SocketAddr> {
+    let text = s.value.0.trim();
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let fix = if let Some(port) = text.strip_prefix("*:") {
+        format!("write `0.0.0.0:{port}` (all IPv4) or `[::]:{port}` (all IPv6)")
+    } else if let Some(port) = text.strip_prefix("localhost:") {
+        format!("write `127.0.0.1:{port}`")
+    } else if text.parse::<u16>().is_ok() {
+        format!("write an address with the port, e.g. `0.0.0.0:{text}`")
+    } else {
+        "write an IP address and port, e.g. `0.0.0.0:443` or `[::]:443`".to_string()
+    };
+    ds.error(pos(s), format!("'{text}' is not a listen address"), fix);
+    None
+}
+
+fn validate_admin(file: &FileConfig, ds: &mut Diagnostics) -> Option<AdminConfig> {
+    let default_addr: SocketAddr = defaults::ADMIN_ADDR.parse().ok()?;
+    let Some(admin) = &file.admin else {
+        return Some(AdminConfig {
+            addr: default_addr,
+            token_file: None,
+        });
+    };
+    let addr = match &admin.value.address {
+        Some(a) => parse_listen_addr(a, ds)?,
+        None => default_addr,
+    };
+    let token_file = admin
+        .value
+        .token_file
+        .as_ref()
+        .map(|t| PathBuf::from(&t.value));
+    if !addr.ip().is_loopback() && token_file.is_none() {
+        let at = admin.value.address.as_ref().map(pos).unwrap_or(pos(admin));
+        ds.error(
+            at,
+            format!("the admin API on {addr} would be reachable from the network without a token"),
+            "bind it to 127.0.0.1 or set `token_file:`",
+        );
+    }
+    for l in file.listeners.values() {
+        if parse_quiet(&l.value.address.value.0) == Some(addr) {
+            ds.error(
+                admin.value.address.as_ref().map(pos).unwrap_or(pos(admin)),
+                format!("the admin API and a listener both use {addr}"),
+                "give the admin API its own port",
+            );
+        }
+    }
+    Some(AdminConfig { addr, token_file })
+}
+
+fn parse_quiet(s: &str) -> Option<SocketAddr> {
+    s.trim().parse().ok()
+}
+
+fn validate_sites(
+    file: &FileConfig,
+    upstreams: &HashSet<&str>,
+    listeners: &[ListenerConfig],
+    ds: &mut Diagnostics,
+) -> Vec<SiteConfig> {
+    let mut out = Vec::new();
+    let mut owners: HashMap<HostPattern, String> = HashMap::new();
+    let mut default_site: Option<String> = None;
+    let has_tls_listener = listeners.iter().any(|l| l.tls);
+    if file.sites.is_empty() {
+        ds.error(
+            Pos { line: 1, col: 1 },
+            "no `sites:` section",
+            "add a site with `hosts:` and `routes:`",
+        );
+    }
+    for (name, s) in &file.sites {
+        let site = &s.value;
+        check_name("site", name, pos(s), ds);
+        let mut hosts = Vec::new();
+        if site.hosts.value.is_empty() {
+            ds.error(
+                pos(&site.hosts),
+                format!("site '{name}' has no hosts"),
+                "list at least one host name",
+            );
+        }
+        for h in &site.hosts.value {
+            let Some(p) = parse_host_pattern(&h.value) else {
+                ds.error(
+                    pos(h),
+                    format!("'{}' is not a host name or wildcard", h.value),
+                    "write a name like `example.com` or `*.example.com`",
+                );
+                continue;
+            };
+            if let Some(other) = owners.insert(p.clone(), name.clone()) {
+                ds.error(
+                    pos(h),
+                    format!(
+                        "host '{}' is listed by sites '{other}' and '{name}'",
+                        h.value
+                    ),
+                    "each host belongs to one site",
+                );
+            }
+            hosts.push(p);
+        }
+        let default = site.default.as_ref().is_some_and(|d| d.value);
+        if default {
+            if let Some(other) = &default_site {
+                ds.error(
+                    site.default.as_ref().map(pos).unwrap_or(pos(s)),
+                    format!("sites '{other}' and '{name}' are both `default: true`"),
+                    "keep `default: true` on one site only",
+                );
+            }
+            default_site = Some(name.clone());
+        }
+        let tls = site.tls.as_ref().and_then(|t| validate_tls(t, ds));
+        let tls_origin = ds.origin(site.tls.as_ref().map(pos).unwrap_or(pos(s)));
+        if tls.is_some() && !has_tls_listener {
+            ds.error(
+                tls_origin.pos,
+                format!("site '{name}' has a certificate but no listener terminates TLS"),
+                "add a listener with `tls: true`, e.g. `https: {address: 0.0.0.0:443, tls: true}`",
+            );
+        }
+        let plain_http = match &site.plain_http {
+            None => PlainHttp::Redirect,
+            Some(p) => match p.value.as_str() {
+                "redirect" => PlainHttp::Redirect,
+                "serve" => PlainHttp::Serve,
+                other => {
+                    ds.error(
+                        pos(p),
+                        format!("plain_http '{other}' is not known"),
+                        "use `redirect` or `serve`",
+                    );
+                    PlainHttp::Redirect
+                }
+            },
+        };
+        if let (Some(p), None) = (&site.plain_http, &site.tls) {
+            ds.error(
+                pos(p),
+                format!("plain_http is set but site '{name}' has no `tls:`"),
+                "remove plain_http (a plain-HTTP-only site is always served), or add `tls:`",
+            );
+        }
+        let max_body_size = match &site.max_body_size {
+            None => Some(defaults::MAX_BODY_SIZE),
+            Some(v) => match parse_size(&v.value.0) {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => {
+                    ds.error(
+                        pos(v),
+                        format!("'{}' is not a size", v.value.0),
+                        "write bytes with an optional unit: `512`, `64k`, `10m`, `1g`; `0` = unlimited",
+                    );
+                    None
+                }
+            },
+        };
+        let mut routes = Vec::new();
+        let mut prefixes = HashSet::new();
+        if site.routes.value.is_empty() {
+            ds.error(
+                pos(&site.routes),
+                format!("site '{name}' has no routes"),
+                "add `- path: /` with an `upstream:`",
+            );
+        }
+        for r in &site.routes.value {
+            let path = &r.value.path;
+            if !path.value.starts_with('/') {
+                ds.error(
+                    pos(path),
+                    format!("route path '{}' does not start with '/'", path.value),
+                    format!("write `/{}`", path.value.trim_start_matches('/')),
+                );
+            } else if !prefixes.insert(path.value.clone()) {
+                ds.error(
+                    pos(path),
+                    format!("route path '{}' appears twice in site '{name}'", path.value),
+                    "keep one route per path prefix",
+                );
+            }
+            let up = &r.value.upstream;
+            if !upstreams.contains(up.value.as_str()) {
+                let fix = match closest(&up.value, upstreams.iter().copied()) {
+                    Some(c) => {
+                        format!("did you mean '{c}'? Upstreams are defined under `upstreams:`")
+                    }
+                    None => "define it under `upstreams:`".to_string(),
+                };
+                ds.error(pos(up), format!("unknown upstream '{}'", up.value), fix);
+            }
+            routes.push(RouteConfig {
+                prefix: path.value.clone(),
+                upstream: up.value.clone(),
+            });
+        }
+        out.push(SiteConfig {
+            name: name.clone(),
+            hosts,
+            default,
+            tls,
+            tls_origin,
+            plain_http,
+            max_body_size,
+            routes,
+        });
+    }
+    if has_tls_listener && !out.iter().any(|s| s.tls.is_some()) && !out.is_empty() {
+        let l = listeners.iter().find(|l| l.tls).map(|l| l.name.clone());
+        let at = l
+            .as_ref()
+            .and_then(|n| file.listeners.get(n))
+            .map(pos)
+            .unwrap_or_default();
+        ds.error(
+            at,
+            format!(
+                "listener '{}' terminates TLS but no site has a certificate",
+                l.unwrap_or_default()
+            ),
+            "add `tls:` to a site, or remove `tls: true` from the listener",
+        );
+    }
+    out
+}
+
+fn validate_tls(t: &Spanned<FileTls>, ds: &mut Diagnostics) -> Option<TlsSource> {
+    match &t.value {
+        FileTls::Mode(m) if m == "self_signed" => Some(TlsSource::SelfSigned),
+        FileTls::Mode(m) if m == "acme" => {
+            ds.error(
+                pos(t),
+                "`tls: acme` is not available in this version yet",
+                "use `tls: {cert: ..., key: ...}` with certificates from certbot, or `self_signed`",
+            );
+            None
+        }
+        FileTls::Mode(m) => {
+            ds.error(
+                pos(t),
+                format!("tls '{m}' is not known"),
+                "use `self_signed`, `acme`, or a map `{cert: PATH, key: PATH}`",
+            );
+            None
+        }
+        FileTls::Files { cert, key, unknown } => {
+            for u in unknown {
+                ds.error(
+                    pos(u),
+                    format!("unknown key '{}' in tls", u.value),
+                    "tls takes `cert` and `key`",
+                );
+            }
+            match (cert, key) {
+                (Some(c), Some(k)) => Some(TlsSource::Files {
+                    cert: PathBuf::from(&c.value),
+                    key: PathBuf::from(&k.value),
+                }),
+                (c, _) => {
+                    let missing = if c.is_none() { "cert" } else { "key" };
+                    ds.error(
+                        pos(t),
+                        format!("tls is missing `{missing}`"),
+                        "give both `cert:` (PEM chain) and `key:` (PEM private key)",
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+fn validate_upstream(
+    name: &str,
+    u: &Spanned<FileUpstream>,
+    ds: &mut Diagnostics,
+) -> Option<UpstreamConfig> {
+    check_name("upstream", name, pos(u), ds);
+    let f = &u.value;
+    let mut pools = Vec::new();
+    if f.pools.value.is_empty() {
+        ds.error(
+            pos(&f.pools),
+            format!("upstream '{name}' has no pools"),
+            "add a pool, e.g. `pools: {main: [127.0.0.1:3000]}`",
+        );
+    }
+    for (pname, servers) in &f.pools.value {
+        check_name("pool", pname, pos(servers), ds);
+        if servers.value.is_empty() {
+            ds.error(
+                pos(servers),
+                format!("pool '{pname}' of upstream '{name}' has no servers"),
+                "list at least one `host:port`",
+            );
+        }
+        let mut list = Vec::new();
+        for s in &servers.value {
+            if let Some(addr) = resolve_server(&s.value.0, pos(s), ds) {
+                list.push(ServerConfig {
+                    label: s.value.0.trim().to_string(),
+                    addr,
+                });
+            }
+        }
+        pools.push(PoolConfig {
+            name: pname.clone(),
+            servers: list,
+        });
+    }
+    if !f.pools.value.contains_key(&f.active.value) {
+        let fix = match closest(&f.active.value, f.pools.value.keys().map(String::as_str)) {
+            Some(c) => format!("did you mean '{c}'?"),
+            None => "name one of the pools under `pools:`".to_string(),
+        };
+        ds.error(
+            pos(&f.active),
+            format!(
+                "active pool '{}' is not a pool of upstream '{name}'",
+                f.active.value
+            ),
+            fix,
+        );
+    }
+    let dur = |v: &Option<Spanned<Scalar>>, default: Duration, ds: &mut Diagnostics| match v {
+        None => default,
+        Some(s) => parse_duration(&s.value.0).unwrap_or_else(|| {
+            ds.error(
+                pos(s),
+                format!("'{}' is not a duration", s.value.0),
+                "write a number with a unit: `500ms`, `30s`, `5m`, `1h`",
+            );
+            default
+        }),
+    };
+    Some(UpstreamConfig {
+        name: name.to_string(),
+        active: f.active.value.clone(),
+        active_origin: ds.origin(pos(&f.active)),
+        pools,
+        drain_timeout: dur(&f.drain_timeout, defaults::DRAIN_TIMEOUT, ds),
+        connect_timeout: dur(&f.connect_timeout, defaults::CONNECT_TIMEOUT, ds),
+        read_timeout: dur(&f.read_timeout, defaults::READ_TIMEOUT, ds),
+        write_timeout: dur(&f.write_timeout, defaults::WRITE_TIMEOUT, ds),
+    })
+}
+
+/// Resolves an upstream `host:port` at load time. An IPv4 result is preferred
+/// for names (`localhost` -> 127.0.0.1), matching what apps bound to
+/// `localhost` usually listen on.
+fn resolve_server(text: &str, at: Pos, ds: &mut Diagnostics) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let bad = |ds: &mut Diagnostics, what: String| {
+        ds.error(
+            at,
+            what,
+            "write `host:port` with an IP address or a resolvable name, e.g. `127.0.0.1:3000`",
+        )
+    };
+    let Some((host, port)) = text.rsplit_once(':') else {
+        bad(ds, format!("server '{text}' has no port"));
+        return None;
+    };
+    if port.parse::<u16>().is_err() {
+        bad(ds, format!("server '{text}' has no valid port"));
+        return None;
+    }
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        bad(ds, format!("server '{text}' has no valid host"));
+        return None;
+    }
+    match text.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            let pick = addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied();
+            if pick.is_none() {
+                bad(ds, format!("host '{host}' resolved to no address"));
+            }
+            pick
+        }
+        Err(e) => {
+            bad(ds, format!("cannot resolve '{host}': {e}"));
+            None
+        }
+    }
+}
+
+/// Parses a host pattern: a lowercase DNS name or a `*.` wildcard of one label.
+pub fn parse_host_pattern(s: &str) -> Option<HostPattern> {
+    let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
+    let (wild, name) = match s.strip_prefix("*.") {
+        Some(rest) => (true, rest.to_string()),
+        None => (false, s.clone()),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return None;
+    }
+    if wild {
+        Some(HostPattern::Wildcard(format!(".{name}")))
+    } else {
+        Some(HostPattern::Exact(name))
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h` (also `1d`); a bare `0` is zero.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+/// Parses `512`, `64k`, `10m`, `1g` (powers of 1024, case-insensitive, an
+/// optional trailing `b`).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// The known name closest to `typo` (edit distance at most 2), for "did you mean".
+fn closest<'a>(typo: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (edit_distance(typo, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("30"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("3x"), None);
+        assert_eq!(parse_duration("99999999999999999999h"), None);
+    }
+
+    #[test]
+    fn sizes_parse_like_nginx() {
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("64k"), Some(65536));
+        assert_eq!(parse_size("10M"), Some(10 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("10mb"), Some(10 << 20));
+        assert_eq!(parse_size("ten"), None);
+        assert_eq!(parse_size("1t"), None);
+    }
+
+    #[test]
+    fn host_patterns_accept_names_and_one_label_wildcards() {
+        assert_eq!(
+            parse_host_pattern("Example.COM."),
+            Some(HostPattern::Exact("example.com".into()))
+        );
+        assert_eq!(
+            parse_host_pattern("*.example.com"),
+            Some(HostPattern::Wildcard(".example.com".into()))
+        );
+        assert_eq!(parse_host_pattern("*example.com"), None);
+        assert_eq!(parse_host_pattern("a..b"), None);
+        assert_eq!(parse_host_pattern("exa mple.com"), None);
+        assert_eq!(parse_host_pattern("-bad.com"), None);
+    }
+
+    #[test]
+    fn closest_suggests_a_near_name_only() {
+        let names = ["app", "api", "static"];
+        assert_eq!(closest("ap", names.iter().copied()), Some("app"));
+        assert_eq!(closest("database", names.iter().copied()), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! greenlight: a Pingora-based reverse proxy for zero-downtime blue/green
+//! deploys, with TLS that runs itself.
+//!
+//! The crate is a library plus a thin binary (`main.rs`). Module map:
+//! `config` (YAML -> typed model), `state` (the one snapshot swap), `proxy`
+//! (the Pingora `ProxyHttp` hooks and routing), `upstream` (pools and RAII
+//! request guards), `tls` (certificates and the SNI resolver), `server`
+//! (assembling Pingora), `cli` (the command line).
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod proxy;
+pub mod server;
+pub mod state;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,423 @@
+//! The Pingora `ProxyHttp` implementation: thin hooks around pure routing
+//! ([`route`]) and header rules ([`headers`]).
+//!
+//! Per request: `request_filter` loads the snapshot once into [`RequestCtx`],
+//! routes, and answers locally what never reaches an upstream (404, 421, 308,
+//! 413 by `Content-Length`); `upstream_peer` picks the next server of the
+//! active pool (round robin, then the following servers on connect failure)
+//! and takes an [`InflightGuard`] held until the ctx is dropped after
+//! `logging` — also for an upgraded WebSocket, whose tunnel lives inside the
+//! same request; `fail_to_proxy` turns errors into short pages that name the
+//! upstream (502 unreachable, 504 timeout). Nothing here panics on input, and
+//! no guard of the snapshot is held across an `.await`.
+
+pub mod headers;
+pub mod route;
+
+use crate::state::{Snapshot, StateHandle};
+use crate::tls::SniName;
+use crate::upstream::{InflightGuard, Pool, Upstream};
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::FailToProxy;
+use pingora::{Error, ErrorSource, ErrorType};
+use route::{Decision, RouteInput};
+use std::sync::Arc;
+
+/// The proxy service's logic.
+pub struct GreenlightProxy {
+    state: StateHandle,
+}
+
+impl GreenlightProxy {
+    /// A proxy reading its routes from `state`.
+    pub fn new(state: StateHandle) -> GreenlightProxy {
+        GreenlightProxy { state }
+    }
+}
+
+/// Per-request state, alive until after `logging()`.
+#[derive(Default)]
+pub struct RequestCtx {
+    snapshot: Option<Arc<Snapshot>>,
+    site: Option<usize>,
+    upstream: Option<Arc<Upstream>>,
+    pool: Option<Arc<Pool>>,
+    start: usize,
+    attempts: usize,
+    server: Option<String>,
+    guard: Option<InflightGuard>,
+    tls: bool,
+    max_body: Option<u64>,
+    body_seen: u64,
+}
+
+impl RequestCtx {
+    fn upstream_name(&self) -> &str {
+        self.upstream
+            .as_deref()
+            .map_or("-", |u| u.config.name.as_str())
+    }
+    fn pool_name(&self) -> &str {
+        self.pool.as_deref().map_or("-", |p| p.name.as_str())
+    }
+}
+
+/// The host a request names: `:authority`/absolute-form first, then `Host`.
+fn request_host(session: &Session) -> Option<&str> {
+    let req = session.req_header();
+    if let Some(a) = req.uri.authority() {
+        return Some(a.as_str());
+    }
+    req.headers.get(http::header::HOST)?.to_str().ok()
+}
+
+/// Writes a short plain-text response and ends the request.
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    body: String,
+    extra: &[(&'static str, String)],
+    close: bool,
+) -> Result<bool> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    for (k, v) in extra {
+        resp.insert_header(*k, v.as_str())?;
+    }
+    if close {
+        session.set_keepalive(None);
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await?;
+    Ok(true)
+}
+
+#[async_trait]
+impl ProxyHttp for GreenlightProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let snapshot = self.state.load();
+        let ssl = session.digest().and_then(|d| d.ssl_digest.clone());
+        ctx.tls = ssl.is_some();
+        let sni = ssl
+            .as_ref()
+            .and_then(|s| s.extension.get::<SniName>())
+            .map(|n| n.0.clone());
+        let req = session.req_header();
+        if req.version == http::Version::HTTP_11 && request_host(session).is_none() {
+            // RFC 9112 §3.2: a 1.1 request without Host is a client error.
+            return respond(
+                session,
+                400,
+                "400 Bad Request: missing Host header\n".into(),
+                &[],
+                true,
+            )
+            .await;
+        }
+        let host = request_host(session).map(str::to_string);
+        let decision = snapshot.router.route(&RouteInput {
+            host: host.as_deref(),
+            path: session.req_header().uri.path(),
+            tls: ctx.tls,
+            sni: sni.as_deref(),
+        });
+        let (site, upstream) = match decision {
+            Decision::Proxy { site, upstream } => (site, upstream),
+            Decision::NoSite => {
+                let h = host.as_deref().unwrap_or("");
+                let body = format!("404 Not Found: no site serves host '{h}'\n");
+                return respond(session, 404, body, &[], false).await;
+            }
+            Decision::NoRoute { site } => {
+                let name = &snapshot.router.site(site).name;
+                let body = format!("404 Not Found: site '{name}' has no route for this path\n");
+                return respond(session, 404, body, &[], false).await;
+            }
+            Decision::Misdirected => {
+                let body = "421 Misdirected Request: this connection was made for another host\n";
+                return respond(session, 421, body.into(), &[], true).await;
+            }
+            Decision::Redirect { site } => {
+                let location = https_location(&snapshot, site, host.as_deref(), session);
+                let body = format!("308 Permanent Redirect: {location}\n");
+                return respond(session, 308, body, &[("location", location)], false).await;
+            }
+        };
+        let limit = snapshot.router.site(site).max_body_size;
+        ctx.site = Some(site);
+        ctx.max_body = limit;
+        ctx.upstream = snapshot.upstreams.get(upstream).cloned();
+        ctx.snapshot = Some(snapshot);
+        if let (Some(limit), Some(len)) = (limit, content_length(session))
+            && len > limit
+        {
+            // Answered before any byte goes upstream; the unread body makes
+            // the connection unusable, so it is closed.
+            let body = format!(
+                "413 Content Too Large: the request body of {len} bytes exceeds this site's limit of {limit} bytes\n"
+            );
+            return respond(session, 413, body, &[], true).await;
+        }
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(limit), Some(chunk)) = (ctx.max_body, body.as_ref()) {
+            ctx.body_seen += chunk.len() as u64;
+            if ctx.body_seen > limit {
+                // A body without Content-Length (chunked) is only known to be
+                // too large while streaming: stop here, so the upstream never
+                // sees a complete request, and answer 413 if nothing was sent.
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    format!("request body exceeds the limit of {limit} bytes"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(upstream) = ctx.upstream.clone() else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no upstream chosen",
+            ));
+        };
+        let pool = match &ctx.pool {
+            Some(p) => p.clone(),
+            None => {
+                let p = upstream.active_pool().clone();
+                ctx.start = p.start_index();
+                ctx.guard = Some(InflightGuard::new(p.clone()));
+                ctx.pool = Some(p.clone());
+                p
+            }
+        };
+        let Some(server) = pool.server_for(ctx.start, ctx.attempts) else {
+            return Err(Error::explain(
+                ErrorType::ConnectError,
+                format!("every server of pool '{}' failed", pool.name),
+            ));
+        };
+        ctx.attempts += 1;
+        ctx.server = Some(server.label.clone());
+        Ok(server.peer())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let remaining = ctx
+            .pool
+            .as_ref()
+            .is_some_and(|p| ctx.attempts < p.servers().len());
+        log::warn!(
+            "upstream '{}' pool '{}': connect to {} failed: {}{}",
+            ctx.upstream_name(),
+            ctx.pool_name(),
+            peer._address,
+            e.etype().as_str(),
+            if remaining {
+                "; trying the next server"
+            } else {
+                ""
+            }
+        );
+        e.set_retry(remaining);
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let upgrade = session.is_upgrade_req();
+        headers::strip_request_hop_by_hop(upstream_request, upgrade)?;
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let host = request_host(session).map(str::to_string);
+        headers::set_forwarded(upstream_request, client, ctx.tls, host.as_deref())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if upstream_response.status.as_u16() == 101
+            && let Some(g) = ctx.guard.as_mut()
+        {
+            g.mark_websocket();
+        }
+        headers::strip_response_hop_by_hop(upstream_response);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // We speak HTTP/1.1 to HTTP/1.x clients whatever version the upstream
+        // used (an HTTP/1.0 app must not turn off keep-alive for the client).
+        if !session.is_http2() && session.req_header().version == http::Version::HTTP_11 {
+            upstream_response.set_version(http::Version::HTTP_11);
+        }
+        Ok(())
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // fail_to_proxy logs every failure with the upstream named.
+        true
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = status_for(e);
+        let summary = format!(
+            "{} {}",
+            session.req_header().method,
+            session.req_header().uri.path()
+        );
+        if code >= 500 || code == 0 {
+            log::error!(
+                "{summary}: upstream '{}' pool '{}' server {}: {} -> {}",
+                ctx.upstream_name(),
+                ctx.pool_name(),
+                ctx.server.as_deref().unwrap_or("-"),
+                e,
+                if code == 0 {
+                    "connection dropped".to_string()
+                } else {
+                    code.to_string()
+                }
+            );
+        }
+        if code > 0 && session.response_written().is_none() {
+            let body = error_body(code, ctx);
+            if let Err(err) = respond(session, code, body, &[], true).await {
+                log::debug!("could not send the {code} page: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+}
+
+/// The status a failed request gets (0 = the client is gone, send nothing).
+fn status_for(e: &Error) -> u16 {
+    use ErrorType::*;
+    match (e.etype(), e.esource()) {
+        (HTTPStatus(c), _) => *c,
+        (ConnectTimedout | ReadTimedout | WriteTimedout, ErrorSource::Upstream) => 504,
+        (ConnectTimedout, _) => 504,
+        (_, ErrorSource::Upstream) => 502,
+        (ReadError | WriteError | ConnectionClosed, ErrorSource::Downstream) => 0,
+        (ReadTimedout, ErrorSource::Downstream) => 408,
+        (_, ErrorSource::Downstream) => 400,
+        (ConnectRefused | ConnectNoRoute | ConnectError, _) => 502,
+        _ => 500,
+    }
+}
+
+fn error_body(code: u16, ctx: &RequestCtx) -> String {
+    let (up, pool) = (ctx.upstream_name(), ctx.pool_name());
+    match code {
+        502 => format!(
+            "502 Bad Gateway: greenlight could not get a response from upstream '{up}' (pool '{pool}')\n"
+        ),
+        504 => {
+            format!("504 Gateway Timeout: upstream '{up}' (pool '{pool}') did not answer in time\n")
+        }
+        413 => "413 Content Too Large: the request body exceeds this site's limit\n".to_string(),
+        400 => "400 Bad Request\n".to_string(),
+        408 => "408 Request Timeout\n".to_string(),
+        c => format!(
+            "{c} {}\n",
+            http::StatusCode::from_u16(c)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("")
+        ),
+    }
+}
+
+fn content_length(session: &Session) -> Option<u64> {
+    session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `https://host[:port]/path?query` for a redirect from a plain listener.
+fn https_location(
+    snapshot: &Snapshot,
+    site: usize,
+    host: Option<&str>,
+    session: &Session,
+) -> String {
+    let fallback = snapshot.config.sites.get(site).and_then(|s| {
+        s.hosts.iter().find_map(|h| match h {
+            crate::config::model::HostPattern::Exact(n) => Some(n.clone()),
+            crate::config::model::HostPattern::Wildcard(_) => None,
+        })
+    });
+    let host = host
+        .map(|h| route::normalize_host(h).into_owned())
+        .or(fallback)
+        .unwrap_or_default();
+    let port = match snapshot.config.https_port() {
+        Some(443) | None => String::new(),
+        Some(p) => format!(":{p}"),
+    };
+    let pq = session
+        .req_header()
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str());
+    format!("https://{host}{port}{pq}")
+}

@@ -1,0 +1,125 @@
+//! Assembles and runs the Pingora server: listeners (fixed at start), the
+//! proxy service, and the background services.
+//!
+//! Start-up order matters for clear failures: the configuration and every
+//! certificate are loaded and checked first, then each listen address is
+//! test-bound, so that a bad file or a port in use ends the process with one
+//! readable line and a non-zero exit — Pingora itself would retry a busy port
+//! for 30 s and then panic. Only then is the Pingora server built (with
+//! `Server::new_with_opt_and_conf`, never mutating its configuration later,
+//! which is known to break the upgrade hand-off) and run.
+
+use crate::config::ConfigSource;
+use crate::proxy::GreenlightProxy;
+use crate::state::{ApplyError, StateHandle};
+use crate::tls::SniCapture;
+use pingora::listeners::tls::TlsSettings;
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+use std::net::SocketAddr;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Configuration or certificates are invalid.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// A listen address cannot be bound.
+    #[error("cannot listen on {addr} (listener '{name}'): {source} — {hint}")]
+    Bind {
+        /// Listener name.
+        name: String,
+        /// Its address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// Pingora could not be set up.
+    #[error("cannot set up the server: {0}")]
+    Setup(String),
+}
+
+/// Runs greenlight until it is told to stop.
+pub fn run(source: ConfigSource) -> Result<(), ServerError> {
+    let state = StateHandle::start(source)?;
+    let snapshot = state.load();
+    let config = snapshot.config.clone();
+    let binds: Vec<(String, SocketAddr)> = config
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.addr))
+        .collect();
+    for (name, addr) in &binds {
+        if let Err(source) = std::net::TcpListener::bind(addr) {
+            let hint = match source.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "another process uses this port: stop it or change the address"
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need root or CAP_NET_BIND_SERVICE"
+                }
+                _ => "check the address",
+            };
+            return Err(ServerError::Bind {
+                name: name.clone(),
+                addr: *addr,
+                source,
+                hint,
+            });
+        }
+    }
+
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let conf = ServerConf {
+        threads,
+        // Graceful shutdown is driven by greenlight's own drain logic; do not
+        // let Pingora sleep a fixed grace period on SIGTERM.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(5),
+        pid_file: std::env::temp_dir()
+            .join(format!("greenlight-{}.pid", std::process::id()))
+            .display()
+            .to_string(),
+        upgrade_sock: std::env::temp_dir()
+            .join("greenlight-upgrade.sock")
+            .display()
+            .to_string(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        GreenlightProxy::new(state.clone()),
+        "greenlight proxy",
+    );
+    for l in &config.listeners {
+        let addr = l.addr.to_string();
+        if l.tls {
+            let mut tls = TlsSettings::with_callbacks(Box::new(SniCapture))
+                .map_err(|e| ServerError::Setup(e.to_string()))?;
+            tls.set_cert_resolver(state.cert_store());
+            tls.enable_h2();
+            proxy.add_tls_with_settings(&addr, None, tls);
+        } else {
+            proxy.add_tcp(&addr);
+        }
+        log::info!(
+            "listener '{}' on {}{}",
+            l.name,
+            l.addr,
+            if l.tls { " (TLS: h2, http/1.1)" } else { "" }
+        );
+    }
+    server.add_service(proxy);
+    log::info!(
+        "greenlight started: config {} generation {}",
+        config.source.display(),
+        snapshot.generation
+    );
+    server.run(pingora::server::RunArgs::default());
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! Upstreams at run time: pools of servers, round robin, and the RAII guards
+//! that count what is in flight on each pool.
+//!
+//! A [`Pool`] is built from a [`PoolConfig`] and lives as long as some
+//! snapshot or some request holds it: a reload that keeps a pool unchanged
+//! hands the *same* `Arc<Pool>` to the new snapshot, so its counters keep
+//! counting the requests that started before the reload. Each proxied request
+//! holds one [`InflightGuard`] for its whole life (including an upgraded
+//! WebSocket tunnel); dropping it decrements the count and wakes anyone
+//! waiting for the pool to become empty. Nothing here does I/O.
+
+use crate::config::model::{PoolConfig, UpstreamConfig};
+use pingora::upstreams::peer::HttpPeer;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Notify;
+
+/// One application instance, with the Pingora peer template used to reach it.
+#[derive(Debug)]
+pub struct Server {
+    /// As written in the config (`localhost:8082`).
+    pub label: String,
+    /// The peer handed to Pingora (cloned per request).
+    peer: HttpPeer,
+}
+
+impl Server {
+    /// A fresh peer for one connection attempt.
+    pub fn peer(&self) -> Box<HttpPeer> {
+        Box::new(self.peer.clone())
+    }
+}
+
+/// A pool of servers of one upstream.
+#[derive(Debug)]
+pub struct Pool {
+    /// Upstream name.
+    pub upstream: String,
+    /// Pool name.
+    pub name: String,
+    /// The configuration it was built from (reuse is decided on equality).
+    pub config: PoolConfig,
+    /// Timeouts it was built with (also part of reuse equality).
+    timeouts: [std::time::Duration; 3],
+    servers: Vec<Server>,
+    next: AtomicUsize,
+    inflight: AtomicUsize,
+    websockets: AtomicUsize,
+    idle: Notify,
+}
+
+impl Pool {
+    /// Builds a pool for `upstream` from its config.
+    pub fn new(upstream: &UpstreamConfig, config: &PoolConfig) -> Pool {
+        let servers = config
+            .servers
+            .iter()
+            .map(|s| {
+                let mut peer = HttpPeer::new(s.addr, false, String::new());
+                peer.options.connection_timeout = Some(upstream.connect_timeout);
+                peer.options.read_timeout = Some(upstream.read_timeout);
+                peer.options.write_timeout = Some(upstream.write_timeout);
+                Server {
+                    label: s.label.clone(),
+                    peer,
+                }
+            })
+            .collect();
+        Pool {
+            upstream: upstream.name.clone(),
+            name: config.name.clone(),
+            config: config.clone(),
+            timeouts: timeouts(upstream),
+            servers,
+            next: AtomicUsize::new(0),
+            inflight: AtomicUsize::new(0),
+            websockets: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }
+    }
+
+    /// True when this pool can serve as the pool for `config` unchanged.
+    pub fn same_as(&self, upstream: &UpstreamConfig, config: &PoolConfig) -> bool {
+        self.config == *config && self.timeouts == timeouts(upstream)
+    }
+
+    /// The servers, in config order.
+    pub fn servers(&self) -> &[Server] {
+        &self.servers
+    }
+
+    /// The round-robin starting index for a new request.
+    pub fn start_index(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The server for attempt `attempt` of a request that started at `start`;
+    /// `None` once every server was tried.
+    pub fn server_for(&self, start: usize, attempt: usize) -> Option<&Server> {
+        if attempt >= self.servers.len() {
+            return None;
+        }
+        self.servers.get((start + attempt) % self.servers.len())
+    }
+
+    /// Requests (and tunnels) in flight on this pool.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
+    }
+
+    /// Upgraded connections (WebSockets) open on this pool.
+    pub fn websockets(&self) -> usize {
+        self.websockets.load(Ordering::Acquire)
+    }
+
+    /// Waits until nothing is in flight on this pool.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.inflight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+fn timeouts(u: &UpstreamConfig) -> [std::time::Duration; 3] {
+    [u.connect_timeout, u.read_timeout, u.write_timeout]
+}
+
+/// Counts one request on a pool for as long as it lives.
+#[derive(Debug)]
+pub struct InflightGuard {
+    pool: Arc<Pool>,
+    websocket: bool,
+}
+
+impl InflightGuard {
+    /// Starts counting a request on `pool`.
+    pub fn new(pool: Arc<Pool>) -> InflightGuard {
+        pool.inflight.fetch_add(1, Ordering::AcqRel);
+        InflightGuard {
+            pool,
+            websocket: false,
+        }
+    }
+
+    /// The pool this request counts on.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// Marks the request as an upgraded connection (counted until it closes).
+    pub fn mark_websocket(&mut self) {
+        if !self.websocket {
+            self.websocket = true;
+            self.pool.websockets.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.websocket {
+            self.pool.websockets.fetch_sub(1, Ordering::AcqRel);
+        }
+        if self.pool.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.pool.idle.notify_waiters();
+        }
+    }
+}
+
+/// An upstream at run time: its config and its pools.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The validated config.
+    pub config: UpstreamConfig,
+    /// Pools in config order.
+    pub pools: Vec<Arc<Pool>>,
+    /// Index of the active pool in `pools`.
+    pub active: usize,
+}
+
+impl Upstream {
+    /// Builds the upstream, reusing unchanged pools of `previous`.
+    pub fn build(config: &UpstreamConfig, previous: Option<&Upstream>) -> Upstream {
+        let pools: Vec<Arc<Pool>> = config
+            .pools
+            .iter()
+            .map(|pc| {
+                previous
+                    .and_then(|p| p.pools.iter().find(|old| old.name == pc.name))
+                    .filter(|old| old.same_as(config, pc))
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Pool::new(config, pc)))
+            })
+            .collect();
+        let active = config
+            .pools
+            .iter()
+            .position(|p| p.name == config.active)
+            .unwrap_or(0);
+        Upstream {
+            config: config.clone(),
+            pools,
+            active,
+        }
+    }
+
+    /// The pool taking new requests.
+    pub fn active_pool(&self) -> &Arc<Pool> {
+        &self.pools[self.active]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::ServerConfig;
+    use std::time::Duration;
+
+    fn upstream(servers: &[&str]) -> UpstreamConfig {
+        UpstreamConfig {
+            name: "app".into(),
+            active: "blue".into(),
+            active_origin: Default::default(),
+            pools: vec![PoolConfig {
+                name: "blue".into(),
+                servers: servers
+                    .iter()
+                    .map(|s| ServerConfig {
+                        label: s.to_string(),
+                        addr: s.parse().expect("addr"),
+                    })
+                    .collect(),
+            }],
+            drain_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn round_robin_visits_every_server_once_per_request() {
+        let u = Upstream::build(&upstream(&["127.0.0.1:1", "127.0.0.1:2"]), None);
+        let pool = u.active_pool();
+        let start = pool.start_index();
+        let a = pool.server_for(start, 0).map(|s| s.label.clone());
+        let b = pool.server_for(start, 1).map(|s| s.label.clone());
+        assert_ne!(a, b);
+        assert!(pool.server_for(start, 2).is_none());
+        let next = pool.start_index();
+        assert_eq!(pool.server_for(next, 0).map(|s| s.label.clone()), b);
+    }
+
+    #[test]
+    fn guards_count_and_unchanged_pools_survive_a_rebuild() {
+        let cfg = upstream(&["127.0.0.1:1"]);
+        let first = Upstream::build(&cfg, None);
+        let mut g = InflightGuard::new(first.active_pool().clone());
+        g.mark_websocket();
+        let second = Upstream::build(&cfg, Some(&first));
+        assert!(Arc::ptr_eq(first.active_pool(), second.active_pool()));
+        assert_eq!(second.active_pool().inflight(), 1);
+        assert_eq!(second.active_pool().websockets(), 1);
+        drop(g);
+        assert_eq!(second.active_pool().inflight(), 0);
+        assert_eq!(second.active_pool().websockets(), 0);
+        let changed = Upstream::build(&upstream(&["127.0.0.1:9"]), Some(&second));
+        assert!(!Arc::ptr_eq(changed.active_pool(), second.active_pool()));
+    }
+}
