@@ -1,1 +1,138 @@
+//! Golden tests for configuration diagnostics: what `greenlight check` prints
+//! for files with problems, exactly, positions included.
 
+use super::*;
+
+fn problems(yaml: &str) -> Vec<String> {
+    match load_str(Path::new("g.yaml"), yaml) {
+        Ok(_) => vec![],
+        Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+#[test]
+fn embedded_default_and_example_are_valid() {
+    ConfigSource::Embedded.load().expect("embedded default is valid");
+    let example = include_str!("../../config/example.yaml");
+    let cfg = load_str(Path::new("example.yaml"), example).expect("example is valid");
+    assert_eq!(cfg.listeners.len(), 2);
+    assert_eq!(cfg.upstream("app").map(|u| u.active.as_str()), Some("blue"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_position() {
+    let yaml = "\
+listeners:
+  http:
+    address: \"*:80\"
+sites:
+  main:
+    hosts: [example.com, \"bad host\"]
+    max_body_size: ten
+    routes:
+      - path: api
+        upstream: ap
+upstreams:
+  app:
+    active: blu
+    pools:
+      blue: [127.0.0.1:3000, nohost]
+    drain_timeout: 30
+";
+    assert_eq!(
+        problems(yaml),
+        vec![
+            "g.yaml:3:14: '*:80' is not a listen address — write `0.0.0.0:80` (all IPv4) or `[::]:80` (all IPv6)",
+            "g.yaml:6:26: 'bad host' is not a host name or wildcard — write a name like `example.com` or `*.example.com`",
+            "g.yaml:7:20: 'ten' is not a size — write bytes with an optional unit: `512`, `64k`, `10m`, `1g`; `0` = unlimited",
+            "g.yaml:9:15: route path 'api' does not start with '/' — write `/api`",
+            "g.yaml:10:19: unknown upstream 'ap' — did you mean 'app'? Upstreams are defined under `upstreams:`",
+            "g.yaml:13:13: active pool 'blu' is not a pool of upstream 'app' — did you mean 'blue'?",
+            "g.yaml:15:30: server 'nohost' has no port — write `host:port` with an IP address or a resolvable name, e.g. `127.0.0.1:3000`",
+            "g.yaml:16:20: '30' is not a duration — write a number with a unit: `500ms`, `30s`, `5m`, `1h`",
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_key_names_the_key_and_the_known_ones() {
+    let yaml = "listeners:\n  http:\n    adress: 127.0.0.1:80\n";
+    assert_eq!(
+        problems(yaml),
+        vec![
+            "g.yaml:3:5: unknown field `adress`, expected one of address, tls — remove it or fix its spelling; config/example.yaml lists every key"
+        ]
+    );
+}
+
+#[test]
+fn broken_yaml_is_one_positioned_problem_not_a_panic() {
+    let p = problems("listeners: [\n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("g.yaml:1:"), "{p:?}");
+}
+
+#[test]
+fn cross_site_conflicts_are_reported() {
+    let yaml = "\
+listeners:
+  http: {address: 127.0.0.1:8080}
+sites:
+  a:
+    hosts: [x.test]
+    default: true
+    routes: [{path: /, upstream: u}]
+  b:
+    hosts: [x.test]
+    default: true
+    routes: [{path: /, upstream: u}, {path: /, upstream: u}]
+upstreams:
+  u: {active: p, pools: {p: [127.0.0.1:1]}}
+";
+    let p = problems(yaml);
+    assert_eq!(
+        p,
+        vec![
+            "g.yaml:9:13: host 'x.test' is listed by sites 'a' and 'b' — each host belongs to one site",
+            "g.yaml:10:14: sites 'a' and 'b' are both `default: true` — keep `default: true` on one site only",
+            "g.yaml:11:45: route path '/' appears twice in site 'b' — keep one route per path prefix",
+        ]
+    );
+}
+
+#[test]
+fn tls_needs_a_tls_listener_and_a_public_admin_needs_a_token() {
+    let yaml = "\
+listeners:
+  http: {address: 127.0.0.1:8080}
+admin:
+  address: 0.0.0.0:9090
+sites:
+  a:
+    hosts: [x.test]
+    tls: self_signed
+    routes: [{path: /, upstream: u}]
+upstreams:
+  u: {active: p, pools: {p: [localhost:1]}}
+";
+    let p = problems(yaml);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(p[0].starts_with("g.yaml:4:12: the admin API on 0.0.0.0:9090 would be reachable"));
+    assert!(p[1].starts_with("g.yaml:8:10: site 'a' has a certificate but no listener terminates TLS"));
+}
+
+#[test]
+fn localhost_upstreams_resolve_to_ipv4() {
+    let yaml = "\
+listeners:
+  http: {address: 127.0.0.1:8080}
+sites:
+  a: {hosts: [x.test], routes: [{path: /, upstream: u}]}
+upstreams:
+  u: {active: p, pools: {p: [localhost:8082]}}
+";
+    let cfg = load_str(Path::new("g.yaml"), yaml).expect("valid");
+    let s = &cfg.upstreams[0].pools[0].servers[0];
+    assert_eq!(s.label, "localhost:8082");
+    assert_eq!(s.addr.to_string(), "127.0.0.1:8082");
+}
