@@ -1,1 +1,10 @@
+//! greenlight's one integration test binary: scenarios that start real
+//! upstreams and the real `greenlight` binary on loopback ports and drive them
+//! with real HTTP/1.1, h2-over-TLS and WebSocket clients. One module per topic;
+//! `support/` holds the servers, clients, test PKI and process control.
 
+mod support;
+
+mod cli;
+mod core_proxy;
+mod fixture;

@@ -12,7 +12,9 @@ fn problems(yaml: &str) -> Vec<String> {
 
 #[test]
 fn embedded_default_and_example_are_valid() {
-    ConfigSource::Embedded.load().expect("embedded default is valid");
+    ConfigSource::Embedded
+        .load()
+        .expect("embedded default is valid");
     let example = include_str!("../../config/example.yaml");
     let cfg = load_str(Path::new("example.yaml"), example).expect("example is valid");
     assert_eq!(cfg.listeners.len(), 2);
@@ -118,7 +120,9 @@ upstreams:
     let p = problems(yaml);
     assert_eq!(p.len(), 2, "{p:?}");
     assert!(p[0].starts_with("g.yaml:4:12: the admin API on 0.0.0.0:9090 would be reachable"));
-    assert!(p[1].starts_with("g.yaml:8:10: site 'a' has a certificate but no listener terminates TLS"));
+    assert!(
+        p[1].starts_with("g.yaml:8:10: site 'a' has a certificate but no listener terminates TLS")
+    );
 }
 
 #[test]

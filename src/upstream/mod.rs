@@ -9,6 +9,8 @@
 //! WebSocket tunnel); dropping it decrements the count and wakes anyone
 //! waiting for the pool to become empty. Nothing here does I/O.
 
+pub mod conns;
+
 use crate::config::model::{PoolConfig, UpstreamConfig};
 use pingora::upstreams::peer::HttpPeer;
 use std::sync::Arc;

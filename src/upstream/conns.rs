@@ -1,0 +1,169 @@
+//! Upstream connections a pool has opened, so that a drain can end them.
+//!
+//! Pingora offers no API to cancel a request or an upgraded tunnel in progress
+//! (pingora issue #571), nor to evict idle connections of one server from its
+//! keep-alive pool. greenlight gets both from the one thing Pingora does hand
+//! out: the socket of each upstream connection (`connected_to_upstream`). At a
+//! drain deadline, `shutdown(2)` on an in-flight request's upstream socket makes
+//! Pingora see the upstream end the stream — a plain request fails over the
+//! normal error path, and an upgraded WebSocket reaches its end, where the
+//! proxy appends a close frame 1001 for the client. After a drain, the same
+//! call on idle pooled sockets sends the app its FIN (so an app waiting in
+//! `server.close()` can exit) and Pingora's idle watcher drops them.
+//!
+//! Soundness: a descriptor number can be reused once Pingora closes it. Every
+//! entry therefore records the connection's local and peer address, and a
+//! socket is only shut down if the descriptor *still* has exactly those two
+//! addresses — the local ephemeral port makes the pair unique to that one
+//! connection. Nothing is ever closed (the descriptor stays Pingora's); only
+//! `shutdown` is called, which cannot invalidate anyone's descriptor.
+
+use nix::sys::socket::{Shutdown, SockaddrStorage, getpeername, getsockname, shutdown};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::unix::io::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One upstream TCP connection, identified beyond its descriptor number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnId {
+    /// Descriptor (owned by Pingora).
+    pub fd: RawFd,
+    /// Our side's address.
+    pub local: SocketAddr,
+    /// The server's address.
+    pub peer: SocketAddr,
+}
+
+impl ConnId {
+    /// Reads the addresses of a connected socket.
+    pub fn of_fd(fd: RawFd) -> Option<ConnId> {
+        Some(ConnId {
+            fd,
+            local: to_std(getsockname::<SockaddrStorage>(fd).ok()?)?,
+            peer: to_std(getpeername::<SockaddrStorage>(fd).ok()?)?,
+        })
+    }
+
+    /// True while `fd` is still this very connection.
+    fn still_valid(&self) -> bool {
+        ConnId::of_fd(self.fd).is_some_and(|now| now == *self)
+    }
+
+    /// Shuts the connection down both ways if it is still the same socket.
+    pub fn shutdown(&self) -> bool {
+        self.still_valid() && shutdown(self.fd, Shutdown::Both).is_ok()
+    }
+}
+
+fn to_std(s: SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = s.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    s.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
+
+/// Set on a request whose upstream connection a drain deadline ended.
+pub type DrainKill = Arc<AtomicBool>;
+
+#[derive(Debug, Default)]
+struct Table {
+    /// Guard id -> its current upstream connection and kill flag.
+    inflight: HashMap<u64, (ConnId, DrainKill)>,
+    /// Every connection opened for this pool (idle ones included).
+    known: HashMap<(SocketAddr, SocketAddr), RawFd>,
+}
+
+/// The connection registry of one pool.
+#[derive(Debug, Default)]
+pub struct ConnRegistry {
+    table: Mutex<Table>,
+}
+
+const PRUNE_AT: usize = 4096;
+
+impl ConnRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that request `guard` now uses connection `conn`.
+    pub fn attach(&self, guard: u64, conn: ConnId) -> DrainKill {
+        let kill = DrainKill::default();
+        let mut t = self.lock();
+        t.known.insert((conn.local, conn.peer), conn.fd);
+        if t.known.len() > PRUNE_AT {
+            t.known.retain(|(local, peer), fd| {
+                ConnId::of_fd(*fd).is_some_and(|c| c.local == *local && c.peer == *peer)
+            });
+        }
+        t.inflight.insert(guard, (conn, kill.clone()));
+        kill
+    }
+
+    /// Forgets request `guard` (it finished).
+    pub fn detach(&self, guard: u64) {
+        self.lock().inflight.remove(&guard);
+    }
+
+    /// Ends every in-flight request's upstream connection; returns how many.
+    pub fn kill_inflight(&self) -> usize {
+        let victims: Vec<(ConnId, DrainKill)> = self.lock().inflight.values().cloned().collect();
+        victims
+            .into_iter()
+            .filter(|(c, kill)| {
+                kill.store(true, Ordering::Release);
+                c.shutdown()
+            })
+            .count()
+    }
+
+    /// Shuts down every remaining known connection (the pool is drained, so
+    /// these are idle keep-alive sockets); returns how many.
+    pub fn close_idle(&self) -> usize {
+        let known: Vec<((SocketAddr, SocketAddr), RawFd)> = self.lock().known.drain().collect();
+        known
+            .into_iter()
+            .filter(|((local, peer), fd)| {
+                ConnId {
+                    fd: *fd,
+                    local: *local,
+                    peer: *peer,
+                }
+                .shutdown()
+            })
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::io::AsRawFd;
+
+    #[test]
+    fn shutdown_reaches_the_peer_and_a_reused_number_is_left_alone() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = std::net::TcpStream::connect(server.local_addr().expect("addr")).expect("c");
+        let (mut accepted, _) = server.accept().expect("accept");
+        let id = ConnId::of_fd(client.as_raw_fd()).expect("id");
+        let reg = ConnRegistry::default();
+        let kill = reg.attach(1, id);
+        assert_eq!(reg.kill_inflight(), 1);
+        assert!(kill.load(Ordering::Acquire));
+        let mut buf = [0u8; 1];
+        assert_eq!(accepted.read(&mut buf).expect("eof"), 0, "peer saw FIN");
+
+        // A stale entry whose addresses no longer match is not touched.
+        let other = std::net::TcpStream::connect(server.local_addr().expect("addr")).expect("c2");
+        let stale = ConnId {
+            fd: other.as_raw_fd(),
+            local: id.local,
+            peer: id.peer,
+        };
+        assert!(!stale.shutdown());
+    }
+}

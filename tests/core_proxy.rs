@@ -1,0 +1,277 @@
+//! Core proxying through the real binary: routing, forwarded headers, body
+//! limits, upstream failures, HTTP/2 over TLS with SNI certificates, and
+//! WebSockets over ws:// and wss://.
+
+use crate::fixture::Scene;
+use crate::support::*;
+use std::time::Duration;
+
+fn upstream_of(r: &Response) -> String {
+    r.header("x-upstream").unwrap_or("<none>").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_by_host_and_longest_prefix() {
+    let s = Scene::start().await;
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    for (host, path, want) in [
+        ("app.test", "/", "web"),
+        ("app.test", "/api/users", "api"),
+        ("app.test", "/apix", "web"),
+        ("x.wild.test", "/api/", "api"),
+        ("plain.test", "/", "api"),
+        ("nobody.test", "/", "web"), // the default site
+    ] {
+        let r = c.get(path, host).await.expect("response");
+        assert_eq!(r.status, 200, "{host}{path}: {}", r.text());
+        assert_eq!(upstream_of(&r), want, "{host}{path}");
+        assert_eq!(
+            r.json()["path"],
+            path,
+            "the path reaches the upstream unchanged"
+        );
+    }
+    assert!(s.web.accepted_connections() + s.api.accepted_connections() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
+    let s = Scene::start().await;
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let r = c
+        .request(
+            "GET",
+            "/api/h",
+            "App.Test:8080",
+            &[
+                ("X-Forwarded-For", "203.0.113.7"),
+                ("X-Forwarded-Proto", "https"),
+                ("Connection", "keep-alive, X-Hop"),
+                ("X-Hop", "secret"),
+                ("Keep-Alive", "timeout=5"),
+            ],
+            b"",
+        )
+        .await
+        .expect("response");
+    assert_eq!(r.status, 200);
+    let seen = s.api.last_request().expect("the upstream got the request");
+    assert_eq!(seen.header("host"), Some("App.Test:8080"), "Host preserved");
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("203.0.113.7, 127.0.0.1")
+    );
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("App.Test:8080"));
+    assert_eq!(seen.header("x-hop"), None);
+    assert_eq!(seen.header("keep-alive"), None);
+
+    let (r, _) = h2_get(s.https, "app.test", "/api/h2", &s.root())
+        .await
+        .expect("h2");
+    assert_eq!(r.status, 200);
+    let seen = s.api.last_request().expect("h2 request arrived");
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(
+        seen.header("host"),
+        Some("app.test"),
+        "h2 :authority becomes Host"
+    );
+    assert_eq!(seen.version, "HTTP/1.1", "HTTP/1.1 to the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_get_413_and_never_reach_the_upstream() {
+    let s = Scene::start().await;
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let small = c
+        .request("POST", "/api/small", "app.test", &[], &[b'a'; 1000])
+        .await
+        .expect("small");
+    assert_eq!(small.status, 200, "a body under 1k passes");
+    assert_eq!(small.json()["body_len"], 1000);
+
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let big = c
+        .request("POST", "/api/big", "app.test", &[], &[b'a'; 2000])
+        .await
+        .expect("413");
+    assert_eq!(big.status, 413);
+    assert!(big.text().contains("exceeds"), "{}", big.text());
+
+    // Without Content-Length the limit applies while streaming.
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let mut raw =
+        b"POST /api/chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+    for _ in 0..4 {
+        raw.extend_from_slice(b"200\r\n");
+        raw.extend_from_slice(&[b'b'; 512]);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    c.send_raw(&raw).await.expect("send");
+    let r = c.read_response().await.expect("answer");
+    assert_eq!(r.status, 413);
+    let paths: Vec<String> = s.api.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        !paths.iter().any(|p| p == "/api/big" || p == "/api/chunked"),
+        "{paths:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_upstream_gets_502_naming_it_and_a_slow_one_504() {
+    let s = Scene::start().await;
+    let r = http_get(s.http, "app.test", "/dead/x").await.expect("502");
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("upstream 'dead'"), "{}", r.text());
+    assert!(
+        s.proxy
+            .wait_for_stderr("upstream 'dead' pool 'main'", IO_TIMEOUT)
+            .await,
+        "the log names the upstream"
+    );
+
+    let r = http_get(s.http, "app.test", "/slow?ms=3000")
+        .await
+        .expect("504");
+    assert_eq!(r.status, 504);
+    assert!(r.text().contains("upstream 'slow'"), "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_fails_over_to_the_next_server() {
+    let s = Scene::start().await;
+    for i in 0..6 {
+        let r = http_get(s.http, "app.test", &format!("/flaky/{i}"))
+            .await
+            .expect("resp");
+        assert_eq!(r.status, 200, "request {i} fails over: {}", r.text());
+        assert_eq!(upstream_of(&r), "web");
+    }
+    assert!(
+        s.proxy
+            .wait_for_stderr("trying the next server", IO_TIMEOUT)
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_over_tls_negotiates_h2_and_serves_the_certificate_of_the_sni() {
+    let s = Scene::start().await;
+    let (r, tls) = h2_get(s.https, "app.test", "/", &s.root())
+        .await
+        .expect("h2");
+    assert_eq!(tls.alpn_str(), Some("h2"));
+    assert!(tls.subject_alt_names.contains(&"app.test".to_string()));
+    assert_eq!(r.status, 200);
+    assert_eq!(upstream_of(&r), "web");
+
+    let (_, tls) = h2_get(s.https, "secure.test", "/", &s.root())
+        .await
+        .expect("h2");
+    assert_eq!(tls.subject_alt_names, vec!["secure.test".to_string()]);
+
+    let (r, tls) = h2_get(s.https, "x.wild.test", "/api/", &s.root())
+        .await
+        .expect("wild");
+    assert!(tls.subject_alt_names.contains(&"*.wild.test".to_string()));
+    assert_eq!(upstream_of(&r), "api");
+
+    // HTTP/1.1 over TLS is offered too.
+    let mut c = H1Conn::connect_tls(s.https, "app.test", &s.root())
+        .await
+        .expect("h1 tls");
+    let r = c.get("/", "app.test").await.expect("resp");
+    assert_eq!(r.status, 200);
+    assert_eq!(c.tls.as_ref().and_then(|t| t.alpn_str()), Some("http/1.1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_of_another_site_on_a_tls_connection_is_misdirected() {
+    let s = Scene::start().await;
+    let mut c = H1Conn::connect_tls(s.https, "app.test", &s.root())
+        .await
+        .expect("tls");
+    let r = c.get("/", "secure.test").await.expect("resp");
+    assert_eq!(r.status, 421);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_site_redirects_plain_requests_to_https() {
+    let s = Scene::start().await;
+    let r = http_get(s.http, "secure.test", "/a/b?c=d")
+        .await
+        .expect("resp");
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://secure.test:{}/a/b?c=d", s.https.port()).as_str())
+    );
+    assert_eq!(s.web.request_count(), 0, "a redirect never reaches the app");
+}
+
+async fn exchange(ws: &mut WsClient, rounds: usize) {
+    for i in 0..rounds {
+        let msg = format!("message {i}");
+        ws.send_text(&msg).await.expect("send");
+        assert_eq!(ws.recv_text().await.expect("echo"), msg);
+    }
+    ws.send_binary(&[0, 1, 2, 255]).await.expect("send bin");
+    assert_eq!(
+        ws.recv_binary().await.expect("echo bin"),
+        vec![0, 1, 2, 255]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_work_over_ws_and_wss_without_configuration() {
+    let s = Scene::start().await;
+    let url = format!("ws://app.test:{}/ws/chat", s.http.port());
+    let mut ws = ws_connect(&url, None).await.expect("ws upgrade");
+    assert_eq!(ws.status, 101);
+    assert_eq!(ws.recv_text().await.expect("hello"), "hello from ws");
+    exchange(&mut ws, 5).await;
+
+    let url = format!("wss://app.test:{}/ws/secure", s.https.port());
+    let mut wss = ws_connect(&url, Some(TlsClient::trusting(&s.root())))
+        .await
+        .expect("wss upgrade");
+    assert_eq!(wss.recv_text().await.expect("hello"), "hello from ws");
+    exchange(&mut wss, 5).await;
+
+    let hs = s.ws.handshakes();
+    assert_eq!(hs.len(), 2);
+    assert_eq!(hs[1].path, "/ws/secure");
+    assert_eq!(hs[1].header("x-forwarded-proto"), Some("https"));
+    assert_eq!(hs[1].header("x-forwarded-for"), Some("127.0.0.1"));
+    assert!(s.ws.wait_for_open(2, IO_TIMEOUT).await);
+}
+
+/// Pingora issue #946: data sent by either side right after the 101 could
+/// race the switch to tunnel mode and tear the connection down. The client
+/// sends before reading anything, many times over, and every frame must
+/// arrive in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_tunnel_survives_traffic_right_after_the_101() {
+    let s = Scene::start().await;
+    let url = format!("ws://app.test:{}/ws/race", s.http.port());
+    for round in 0..20 {
+        let mut ws = ws_connect(&url, None).await.expect("upgrade");
+        ws.send_text(&format!("early {round}"))
+            .await
+            .expect("early send");
+        assert_eq!(ws.recv_text().await.expect("hello"), "hello from ws");
+        assert_eq!(
+            ws.recv_text().await.expect("echo"),
+            format!("early {round}")
+        );
+        exchange(&mut ws, 3).await;
+    }
+    // Idle for a moment, then still alive: the tunnel was not torn down.
+    let mut ws = ws_connect(&url, None).await.expect("upgrade");
+    assert_eq!(ws.recv_text().await.expect("hello"), "hello from ws");
+    tokio::time::sleep(Duration::from_millis(300)).await; // idle time is the behaviour under test
+    exchange(&mut ws, 2).await;
+}
