@@ -30,6 +30,51 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Send new requests of UPSTREAM to POOL; the old pool drains.
+    Switch {
+        /// Upstream name.
+        upstream: String,
+        /// Pool to make active.
+        pool: String,
+        /// Wait until the old pool is drained (safe to stop), showing progress.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up (exit 1) after this long, e.g. `90s`.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        /// Switch even if no server of POOL accepts a connection.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show upstreams, pools, drains, certificates and the last reload.
+    Status {
+        /// Print the API's JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Re-read the configuration file of a running greenlight (like SIGHUP).
+    Reload {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// How the admin commands find the running proxy.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// Admin API address (default: from -c, else 127.0.0.1:9090).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// The running proxy's config file, to find its admin address and token.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// File holding the admin bearer token.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 fn source(config: Option<PathBuf>) -> ConfigSource {
@@ -47,6 +92,16 @@ pub fn execute(cli: Cli) -> i32 {
             }
         },
         Command::Check { config } => check(&source(config)),
+        Command::Switch {
+            upstream,
+            pool,
+            wait,
+            timeout,
+            force,
+            admin,
+        } => crate::cli_admin::switch(&admin, &upstream, &pool, wait, timeout.as_deref(), force),
+        Command::Status { json, admin } => crate::cli_admin::status(&admin, json),
+        Command::Reload { admin } => crate::cli_admin::reload(&admin),
     }
 }
 

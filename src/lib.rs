@@ -7,10 +7,13 @@
 //! request guards), `tls` (certificates and the SNI resolver), `server`
 //! (assembling Pingora), `cli` (the command line).
 
+pub mod admin;
 pub mod cli;
+pub mod cli_admin;
 pub mod config;
 pub mod logging;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod state;
 pub mod tls;

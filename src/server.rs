@@ -9,13 +9,17 @@
 //! `Server::new_with_opt_and_conf`, never mutating its configuration later,
 //! which is known to break the upgrade hand-off) and run.
 
+use crate::admin::AdminApi;
 use crate::config::ConfigSource;
 use crate::proxy::GreenlightProxy;
+use crate::reload::ReloadService;
 use crate::state::{ApplyError, StateHandle};
 use crate::tls::SniCapture;
+use crate::upstream::drain::DrainService;
 use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
+use pingora::services::background::background_service;
 use std::net::SocketAddr;
 
 /// Why the server could not start.
@@ -36,6 +40,14 @@ pub enum ServerError {
         /// What to do about it.
         hint: &'static str,
     },
+    /// The admin token file is unusable.
+    #[error("cannot read the admin token file {}: {source}", path.display())]
+    Token {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Pingora could not be set up.
     #[error("cannot set up the server: {0}")]
     Setup(String),
@@ -46,10 +58,31 @@ pub fn run(source: ConfigSource) -> Result<(), ServerError> {
     let state = StateHandle::start(source)?;
     let snapshot = state.load();
     let config = snapshot.config.clone();
+    let token = match &config.admin.token_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ServerError::Token {
+                path: path.clone(),
+                source,
+            })?;
+            let t = text.lines().next().unwrap_or("").trim().to_string();
+            if t.is_empty() {
+                return Err(ServerError::Token {
+                    path: path.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the file is empty",
+                    ),
+                });
+            }
+            Some(t)
+        }
+    };
     let binds: Vec<(String, SocketAddr)> = config
         .listeners
         .iter()
         .map(|l| (l.name.clone(), l.addr))
+        .chain(std::iter::once(("admin".to_string(), config.admin.addr)))
         .collect();
     for (name, addr) in &binds {
         if let Err(source) = std::net::TcpListener::bind(addr) {
@@ -115,6 +148,22 @@ pub fn run(source: ConfigSource) -> Result<(), ServerError> {
         );
     }
     server.add_service(proxy);
+
+    let mut admin = pingora::services::listening::Service::new(
+        "greenlight admin".to_string(),
+        AdminApi::new(state.clone(), token),
+    );
+    admin.add_tcp(&config.admin.addr.to_string());
+    server.add_service(admin);
+    log::info!("admin API on {}", config.admin.addr);
+
+    let (drains, tx) = DrainService::new();
+    state.set_drain_sender(tx);
+    server.add_service(background_service("greenlight drains", drains));
+    server.add_service(background_service(
+        "greenlight reload",
+        ReloadService::new(state.clone()),
+    ));
     log::info!(
         "greenlight started: config {} generation {}",
         config.source.display(),

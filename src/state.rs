@@ -13,9 +13,11 @@ use crate::config::{Config, ConfigError, ConfigSource};
 use crate::proxy::route::Router;
 use crate::tls::{CertMap, CertStore, build_cert_map};
 use crate::upstream::Upstream;
+use crate::upstream::drain::DrainSender;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 /// Everything a request needs, frozen at one config generation.
 #[derive(Debug)]
@@ -92,7 +94,33 @@ struct Inner {
     current: ArcSwap<Snapshot>,
     certs: Arc<CertStore>,
     source: ConfigSource,
-    writer: Mutex<()>,
+    writer: Mutex<Writer>,
+    drains: Mutex<Option<DrainSender>>,
+    last_reload: Mutex<ReloadRecord>,
+    started: SystemTime,
+}
+
+/// State only writers touch, behind the writer lock.
+#[derive(Default)]
+pub struct Writer {
+    /// Active pools chosen at run time for a config that cannot be rewritten
+    /// (the embedded default): upstream -> pool, re-applied on every reload.
+    pub active_overrides: HashMap<String, String>,
+}
+
+/// The outcome of the last reload attempt, for the API and `status`.
+#[derive(Clone, Debug, Default)]
+pub struct ReloadRecord {
+    /// When it happened.
+    pub at: Option<SystemTime>,
+    /// Whether it was applied.
+    pub ok: bool,
+    /// The generation it produced or kept.
+    pub generation: u64,
+    /// Its problems (empty when ok), `file:line:col: ...` each.
+    pub problems: Vec<String>,
+    /// Changes it could not apply without a restart.
+    pub restart_needed: Vec<String>,
 }
 
 impl StateHandle {
@@ -111,9 +139,37 @@ impl StateHandle {
                 current: ArcSwap::from_pointee(snapshot),
                 certs: Arc::new(CertStore::new(certs)),
                 source,
-                writer: Mutex::new(()),
+                writer: Mutex::new(Writer::default()),
+                drains: Mutex::new(None),
+                last_reload: Mutex::new(ReloadRecord::default()),
+                started: SystemTime::now(),
             }),
         }
+    }
+
+    /// Connects the drain service; drains started before it only update states.
+    pub fn set_drain_sender(&self, tx: DrainSender) {
+        *lock(&self.inner.drains) = Some(tx);
+    }
+
+    /// When the process loaded its first configuration.
+    pub fn started(&self) -> SystemTime {
+        self.inner.started
+    }
+
+    /// The last reload attempt.
+    pub fn last_reload(&self) -> ReloadRecord {
+        lock(&self.inner.last_reload).clone()
+    }
+
+    /// Records a reload attempt (done by `reload`).
+    pub fn record_reload(&self, rec: ReloadRecord) {
+        *lock(&self.inner.last_reload) = rec;
+    }
+
+    /// Takes the writer lock: one reload or switch at a time.
+    pub fn writer(&self) -> MutexGuard<'_, Writer> {
+        lock(&self.inner.writer)
     }
 
     /// The current snapshot; a request calls this once.
@@ -132,17 +188,62 @@ impl StateHandle {
     }
 
     /// Builds everything from `config` and swaps it in, or changes nothing.
-    pub fn apply(&self, config: Config) -> Result<Arc<Snapshot>, ApplyError> {
-        let _writer = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let certs = build_cert_map(&config, true).map_err(ApplyError::Certificates)?;
+    /// The caller holds the writer lock ([`StateHandle::writer`]). Listener
+    /// and admin addresses are fixed at start: a change there is returned as
+    /// "restart needed" and the running ones are kept.
+    pub fn apply(
+        &self,
+        _writer: &mut Writer,
+        mut config: Config,
+    ) -> Result<(Arc<Snapshot>, Vec<String>), ApplyError> {
         let old = self.inner.current.load_full();
+        let mut restart = Vec::new();
+        if config.listeners != old.config.listeners {
+            restart.push("listeners changed: restart greenlight to apply them".to_string());
+            config.listeners = old.config.listeners.clone();
+        }
+        if config.admin != old.config.admin {
+            restart.push("admin changed: restart greenlight to apply it".to_string());
+            config.admin = old.config.admin.clone();
+        }
+        let certs = build_cert_map(&config, true).map_err(ApplyError::Certificates)?;
         let next = Arc::new(Snapshot::build(config, old.generation + 1, Some(&old)));
         self.inner.certs.swap(certs);
         self.inner.current.store(next.clone());
-        Ok(next)
+        self.start_drains(&old, &next);
+        Ok((next, restart))
     }
+
+    /// Marks the new active pools active and starts draining every pool that
+    /// was active in `old` and is not the active pool of `next`.
+    fn start_drains(&self, old: &Snapshot, next: &Snapshot) {
+        for up in &next.upstreams {
+            up.active_pool().set_active();
+        }
+        let tx = lock(&self.inner.drains).clone();
+        for up in &old.upstreams {
+            let was = up.active_pool();
+            let new_up = next.upstream(&up.config.name);
+            if new_up.is_some_and(|n| Arc::ptr_eq(n.active_pool(), was)) {
+                continue;
+            }
+            let timeout = new_up.map_or(up.config.drain_timeout, |n| n.config.drain_timeout);
+            if let Some(ticket) = was.begin_drain(timeout) {
+                log::info!(
+                    "upstream '{}' pool '{}': draining ({} in flight, {} WebSocket(s), deadline in {timeout:?})",
+                    was.upstream,
+                    was.name,
+                    was.inflight(),
+                    was.websockets()
+                );
+                if let Some(tx) = &tx {
+                    let _ = tx.send(ticket);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

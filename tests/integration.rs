@@ -8,3 +8,4 @@ mod support;
 mod cli;
 mod core_proxy;
 mod fixture;
+mod live_config;

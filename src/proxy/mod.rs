@@ -13,9 +13,11 @@
 
 pub mod headers;
 pub mod route;
+pub mod websocket;
 
 use crate::state::{Snapshot, StateHandle};
 use crate::tls::SniName;
+use crate::upstream::conns::{ConnId, DrainKill};
 use crate::upstream::{InflightGuard, Pool, Upstream};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -52,6 +54,10 @@ pub struct RequestCtx {
     tls: bool,
     max_body: Option<u64>,
     body_seen: u64,
+    /// Set by a drain deadline that ended this request's upstream connection.
+    drain_kill: Option<DrainKill>,
+    /// Server-to-client WebSocket framing, tracked once upgraded.
+    frames: Option<websocket::FrameTracker>,
 }
 
 impl RequestCtx {
@@ -254,6 +260,21 @@ impl ProxyHttp for GreenlightProxy {
         e
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(guard), Some(conn)) = (ctx.guard.as_mut(), ConnId::of_fd(fd)) {
+            ctx.drain_kill = Some(guard.attach(conn));
+        }
+        Ok(())
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -280,6 +301,7 @@ impl ProxyHttp for GreenlightProxy {
             && let Some(g) = ctx.guard.as_mut()
         {
             g.mark_websocket();
+            ctx.frames = Some(websocket::FrameTracker::default());
         }
         headers::strip_response_hop_by_hop(upstream_response);
         Ok(())
@@ -297,6 +319,34 @@ impl ProxyHttp for GreenlightProxy {
             upstream_response.set_version(http::Version::HTTP_11);
         }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        let Some(frames) = ctx.frames.as_mut() else {
+            return Ok(None);
+        };
+        if let Some(b) = body.as_ref() {
+            frames.feed(b);
+        }
+        let killed = ctx
+            .drain_kill
+            .as_ref()
+            .is_some_and(|k| k.load(std::sync::atomic::Ordering::Acquire));
+        if end_of_stream && killed && frames.at_boundary() {
+            // The drain deadline ended the upstream side: tell the client to
+            // go away and come back (RFC 6455 §7.4.1, 1001), instead of a bare
+            // connection drop it would treat as an error.
+            let mut out = body.take().map(|b| b.to_vec()).unwrap_or_default();
+            out.extend_from_slice(&websocket::CLOSE_GOING_AWAY);
+            *body = Some(Bytes::from(out));
+        }
+        Ok(None)
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {

@@ -11,11 +11,75 @@
 
 pub mod conns;
 
+pub mod drain;
+
 use crate::config::model::{PoolConfig, UpstreamConfig};
+use conns::{ConnId, ConnRegistry, DrainKill};
 use pingora::upstreams::peer::HttpPeer;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
+
+/// Unique ids for pools (Pingora connection-pool group) and guards.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Where a pool is in its life; see `drain` for the transitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolState {
+    /// Never active since it was loaded: nothing to drain.
+    Idle,
+    /// Takes new requests.
+    Active,
+    /// No new requests; waiting for in-flight work to finish.
+    Draining,
+    /// Drained: nothing in flight, idle upstream connections closed. Safe to stop.
+    Drained,
+}
+
+impl PoolState {
+    /// The lowercase name used by the API, CLI and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolState::Idle => "idle",
+            PoolState::Active => "active",
+            PoolState::Draining => "draining",
+            PoolState::Drained => "drained",
+        }
+    }
+}
+
+/// A pool's state with its drain timestamps, as reported.
+#[derive(Clone, Debug)]
+pub struct Phase {
+    /// Current state.
+    pub state: PoolState,
+    /// Bumped on every transition, so a stale drain task knows to stop.
+    pub epoch: u64,
+    /// When the current or last drain started.
+    pub drain_started: Option<SystemTime>,
+    /// When it must end.
+    pub drain_deadline: Option<SystemTime>,
+    /// How long the last completed drain took.
+    pub last_drain: Option<Duration>,
+    /// Connections the last drain had to end at its deadline.
+    pub forced: usize,
+}
+
+/// A drain to run: handed from `StateHandle::apply` to the drain service.
+#[derive(Debug)]
+pub struct DrainTicket {
+    /// The pool.
+    pub pool: Arc<Pool>,
+    /// Its epoch when the drain began.
+    pub epoch: u64,
+    /// Monotonic deadline.
+    pub deadline: Instant,
+}
 
 /// One application instance, with the Pingora peer template used to reach it.
 #[derive(Debug)]
@@ -43,17 +107,24 @@ pub struct Pool {
     /// The configuration it was built from (reuse is decided on equality).
     pub config: PoolConfig,
     /// Timeouts it was built with (also part of reuse equality).
-    timeouts: [std::time::Duration; 3],
+    timeouts: [Duration; 3],
     servers: Vec<Server>,
     next: AtomicUsize,
     inflight: AtomicUsize,
     websockets: AtomicUsize,
     idle: Notify,
+    phase: Mutex<Phase>,
+    /// Upstream connections of this pool (for drains).
+    pub conns: ConnRegistry,
 }
 
 impl Pool {
     /// Builds a pool for `upstream` from its config.
     pub fn new(upstream: &UpstreamConfig, config: &PoolConfig) -> Pool {
+        // Pingora's keep-alive pool is keyed by peer; a per-pool group key
+        // keeps this pool's connections its own, so a drain never closes a
+        // socket another pool (or a rebuilt copy of this one) is using.
+        let group = next_id();
         let servers = config
             .servers
             .iter()
@@ -62,6 +133,7 @@ impl Pool {
                 peer.options.connection_timeout = Some(upstream.connect_timeout);
                 peer.options.read_timeout = Some(upstream.read_timeout);
                 peer.options.write_timeout = Some(upstream.write_timeout);
+                peer.group_key = group;
                 Server {
                     label: s.label.clone(),
                     peer,
@@ -78,7 +150,74 @@ impl Pool {
             inflight: AtomicUsize::new(0),
             websockets: AtomicUsize::new(0),
             idle: Notify::new(),
+            phase: Mutex::new(Phase {
+                state: PoolState::Idle,
+                epoch: 0,
+                drain_started: None,
+                drain_deadline: None,
+                last_drain: None,
+                forced: 0,
+            }),
+            conns: ConnRegistry::default(),
         }
+    }
+
+    fn phase_mut(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current phase (for the API and metrics).
+    pub fn phase(&self) -> Phase {
+        self.phase_mut().clone()
+    }
+
+    /// Marks the pool active (a drain in progress is abandoned).
+    pub fn set_active(&self) {
+        let mut p = self.phase_mut();
+        if p.state != PoolState::Active {
+            p.state = PoolState::Active;
+            p.epoch += 1;
+            p.drain_deadline = None;
+        }
+    }
+
+    /// Starts draining an active pool; `None` if it was not active.
+    pub fn begin_drain(self: &Arc<Self>, timeout: Duration) -> Option<DrainTicket> {
+        let mut p = self.phase_mut();
+        if p.state != PoolState::Active {
+            return None;
+        }
+        p.state = PoolState::Draining;
+        p.epoch += 1;
+        let now = SystemTime::now();
+        p.drain_started = Some(now);
+        p.drain_deadline = Some(now + timeout);
+        Some(DrainTicket {
+            pool: self.clone(),
+            epoch: p.epoch,
+            deadline: Instant::now() + timeout,
+        })
+    }
+
+    /// Ends the drain of `epoch`; false if the pool moved on meanwhile.
+    pub fn finish_drain(&self, epoch: u64, forced: usize) -> bool {
+        let mut p = self.phase_mut();
+        if p.epoch != epoch || p.state != PoolState::Draining {
+            return false;
+        }
+        p.state = PoolState::Drained;
+        p.epoch += 1;
+        p.forced = forced;
+        p.last_drain = p
+            .drain_started
+            .and_then(|s| SystemTime::now().duration_since(s).ok());
+        true
+    }
+
+    /// True while the drain of `epoch` is still the pool's current one.
+    pub fn drain_current(&self, epoch: u64) -> bool {
+        let p = self.phase_mut();
+        p.epoch == epoch && p.state == PoolState::Draining
     }
 
     /// True when this pool can serve as the pool for `config` unchanged.
@@ -127,7 +266,7 @@ impl Pool {
     }
 }
 
-fn timeouts(u: &UpstreamConfig) -> [std::time::Duration; 3] {
+fn timeouts(u: &UpstreamConfig) -> [Duration; 3] {
     [u.connect_timeout, u.read_timeout, u.write_timeout]
 }
 
@@ -136,6 +275,8 @@ fn timeouts(u: &UpstreamConfig) -> [std::time::Duration; 3] {
 pub struct InflightGuard {
     pool: Arc<Pool>,
     websocket: bool,
+    id: u64,
+    attached: bool,
 }
 
 impl InflightGuard {
@@ -145,7 +286,16 @@ impl InflightGuard {
         InflightGuard {
             pool,
             websocket: false,
+            id: next_id(),
+            attached: false,
         }
+    }
+
+    /// Records the upstream connection this request now uses, so a drain
+    /// deadline can end it; the returned flag is set if that happens.
+    pub fn attach(&mut self, conn: ConnId) -> DrainKill {
+        self.attached = true;
+        self.pool.conns.attach(self.id, conn)
     }
 
     /// The pool this request counts on.
@@ -164,6 +314,9 @@ impl InflightGuard {
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
+        if self.attached {
+            self.pool.conns.detach(self.id);
+        }
         if self.websocket {
             self.pool.websockets.fetch_sub(1, Ordering::AcqRel);
         }
@@ -203,6 +356,9 @@ impl Upstream {
             .iter()
             .position(|p| p.name == config.active)
             .unwrap_or(0);
+        if previous.is_none() {
+            pools[active].set_active();
+        }
         Upstream {
             config: config.clone(),
             pools,
@@ -213,6 +369,11 @@ impl Upstream {
     /// The pool taking new requests.
     pub fn active_pool(&self) -> &Arc<Pool> {
         &self.pools[self.active]
+    }
+
+    /// The pool called `name`.
+    pub fn pool(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|p| p.name == name)
     }
 }
 

@@ -1,0 +1,185 @@
+//! The admin API: a separate listener (loopback by default) speaking JSON.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/api/status` | version, generation, last reload, upstreams, certificates |
+//! | GET | `/api/upstreams` | every upstream and pool: state, servers, in flight, WebSockets, drain times |
+//! | POST | `/api/upstreams/{name}/switch` | body `{"pool": "green", "force": false}` |
+//! | POST | `/api/reload` | re-read the config file |
+//!
+//! Errors are JSON `{"error": "..."}` with 400 (malformed body), 401 (token),
+//! 404 (unknown upstream/pool/path), 409 (switch refused: target unreachable),
+//! 422 (config problems, listed in `problems`). It only reads state through
+//! `StateHandle` and changes it only through `reload`; it never holds a
+//! snapshot across an await.
+
+pub mod client;
+mod views;
+
+use crate::reload::{self, SwitchError};
+use crate::state::{ApplyError, StateHandle};
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::{Value, json};
+
+/// Largest request body the admin API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The admin API application.
+pub struct AdminApi {
+    state: StateHandle,
+    token: Option<String>,
+}
+
+impl AdminApi {
+    /// The API over `state`; with `token`, every request needs
+    /// `Authorization: Bearer <token>`.
+    pub fn new(state: StateHandle, token: Option<String>) -> AdminApi {
+        AdminApi { state, token }
+    }
+
+    fn authorized(&self, session: &ServerSession) -> bool {
+        let Some(want) = &self.token else {
+            return true;
+        };
+        let got = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compare without an early exit on the first different byte.
+        got.len() == want.len()
+            && got
+                .bytes()
+                .zip(want.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
+    async fn route(&self, session: &mut ServerSession) -> (StatusCode, Value) {
+        if !self.authorized(session) {
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        }
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (&method, parts.as_slice()) {
+            (&Method::GET, ["api", "status"]) => (StatusCode::OK, views::status(&self.state)),
+            (&Method::GET, ["api", "upstreams"]) => {
+                (StatusCode::OK, views::upstreams(&self.state.load()))
+            }
+            (&Method::POST, ["api", "reload"]) => self.reload().await,
+            (&Method::POST, ["api", "upstreams", name, "switch"]) => {
+                let name = name.to_string();
+                match read_json(session).await {
+                    Ok(body) => self.switch(&name, &body).await,
+                    Err(e) => error(StatusCode::BAD_REQUEST, &e),
+                }
+            }
+            (_, ["api", "status" | "upstreams" | "reload"])
+            | (_, ["api", "upstreams", _, "switch"]) => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+            }
+            _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}")),
+        }
+    }
+
+    async fn reload(&self) -> (StatusCode, Value) {
+        let state = self.state.clone();
+        match tokio::task::spawn_blocking(move || reload::reload(&state)).await {
+            Ok(Ok(a)) => (
+                StatusCode::OK,
+                json!({"generation": a.generation, "restart_needed": a.restart_needed}),
+            ),
+            Ok(Err(e)) => problems(&e),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    }
+
+    async fn switch(&self, upstream: &str, body: &Value) -> (StatusCode, Value) {
+        let Some(pool) = body.get("pool").and_then(Value::as_str) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body must be a JSON object with a string `pool`",
+            );
+        };
+        let force = body.get("force").and_then(Value::as_bool).unwrap_or(false);
+        let from = self
+            .state
+            .load()
+            .upstream(upstream)
+            .map(|u| u.active_pool().name.clone());
+        match reload::switch(&self.state, upstream, pool, force).await {
+            Ok(a) => (
+                StatusCode::OK,
+                json!({
+                    "upstream": upstream,
+                    "from": from,
+                    "to": pool,
+                    "forced": force,
+                    "generation": a.generation,
+                    "restart_needed": a.restart_needed,
+                }),
+            ),
+            Err(e @ (SwitchError::UnknownUpstream(_) | SwitchError::UnknownPool { .. })) => {
+                error(StatusCode::NOT_FOUND, &e.to_string())
+            }
+            Err(e @ SwitchError::Unreachable { .. }) => error(StatusCode::CONFLICT, &e.to_string()),
+            Err(SwitchError::Apply(e)) => problems(&e),
+            Err(e @ SwitchError::Write { .. }) => {
+                error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            }
+        }
+    }
+}
+
+fn error(status: StatusCode, msg: &str) -> (StatusCode, Value) {
+    (status, json!({ "error": msg }))
+}
+
+fn problems(e: &ApplyError) -> (StatusCode, Value) {
+    let list: Vec<String> = e.diagnostics().iter().map(|d| d.to_string()).collect();
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"error": "the configuration has problems; the running one is kept", "problems": list}),
+    )
+}
+
+async fn read_json(session: &mut ServerSession) -> Result<Value, String> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    return Err(format!("body larger than {MAX_BODY} bytes"));
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("cannot read the body: {e}")),
+        }
+    }
+    if body.is_empty() {
+        return Err("empty body; send JSON like {\"pool\": \"green\"}".into());
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("malformed JSON: {e}"))
+}
+
+#[async_trait]
+impl ServeHttp for AdminApi {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let (status, body) = self.route(session).await;
+        let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
+        text.push(b'\n');
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_LENGTH, text.len())
+            .body(text)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}

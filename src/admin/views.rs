@@ -1,0 +1,92 @@
+//! JSON views of the running state for the admin API (and so for
+//! `greenlight status`). Pure functions of a snapshot; nothing is cached.
+
+use crate::state::{Snapshot, StateHandle};
+use serde_json::{Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn unix(t: Option<SystemTime>) -> Value {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(Value::Null, |d| json!(d.as_secs_f64()))
+}
+
+/// Every upstream with its pools.
+pub fn upstreams(snap: &Snapshot) -> Value {
+    let now = SystemTime::now();
+    let ups: Vec<Value> = snap
+        .upstreams
+        .iter()
+        .map(|u| {
+            let pools: Vec<Value> = u
+                .pools
+                .iter()
+                .map(|p| {
+                    let ph = p.phase();
+                    let left = ph
+                        .drain_deadline
+                        .filter(|_| ph.state == crate::upstream::PoolState::Draining)
+                        .map(|d| d.duration_since(now).map_or(0.0, |l| l.as_secs_f64()));
+                    json!({
+                        "name": p.name,
+                        "state": ph.state.as_str(),
+                        "servers": p.servers().iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
+                        "inflight": p.inflight(),
+                        "websockets": p.websockets(),
+                        "drain_started": unix(ph.drain_started),
+                        "drain_deadline": unix(ph.drain_deadline),
+                        "drain_seconds_left": left,
+                        "last_drain_seconds": ph.last_drain.map(|d| d.as_secs_f64()),
+                        "last_drain_forced": ph.forced,
+                    })
+                })
+                .collect();
+            json!({
+                "name": u.config.name,
+                "active": u.active_pool().name,
+                "drain_timeout_seconds": u.config.drain_timeout.as_secs_f64(),
+                "pools": pools,
+            })
+        })
+        .collect();
+    json!({ "generation": snap.generation, "upstreams": ups })
+}
+
+/// The whole picture: process, config, last reload, upstreams, certificates.
+pub fn status(state: &StateHandle) -> Value {
+    let snap = state.load();
+    let rec = state.last_reload();
+    let certs: Vec<Value> = state
+        .cert_store()
+        .current()
+        .sites
+        .iter()
+        .map(|(site, info)| {
+            let days = info
+                .not_after
+                .duration_since(SystemTime::now())
+                .map_or(0.0, |d| d.as_secs_f64() / 86_400.0);
+            json!({
+                "site": site,
+                "names": info.dns_names,
+                "issuer": info.issuer,
+                "serial": info.serial,
+                "not_after": unix(Some(info.not_after)),
+                "days_left": (days * 10.0).round() / 10.0,
+            })
+        })
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": snap.config.source.display().to_string(),
+        "generation": snap.generation,
+        "started": unix(Some(state.started())),
+        "last_reload": {
+            "at": unix(rec.at),
+            "ok": rec.at.map(|_| rec.ok),
+            "problems": rec.problems,
+            "restart_needed": rec.restart_needed,
+        },
+        "upstreams": upstreams(&snap)["upstreams"].clone(),
+        "certificates": certs,
+    })
+}

@@ -1,0 +1,319 @@
+//! The admin commands of the CLI (`switch`, `status`, `reload`): HTTP clients
+//! of a running greenlight's admin API that print for people and return an
+//! exit code. `switch --wait` is the operator's "safe to stop" signal: it
+//! returns 0 only once the old pool is drained.
+
+use crate::admin::client::AdminClient;
+use crate::cli::AdminArgs;
+use crate::config::model::defaults;
+use crate::config::validate::parse_duration;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const POLL: Duration = Duration::from_millis(200);
+
+fn client(args: &AdminArgs) -> Result<AdminClient, String> {
+    let from_config = match &args.config {
+        Some(p) => Some(crate::config::load_file(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let addr: SocketAddr = args
+        .admin
+        .or(from_config.as_ref().map(|c| c.admin.addr))
+        .unwrap_or_else(|| defaults::ADMIN_ADDR.parse().expect("valid default address"));
+    let token_file = args
+        .token_file
+        .clone()
+        .or(from_config.and_then(|c| c.admin.token_file));
+    let token = match token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(&p)
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok(AdminClient::new(addr, token))
+}
+
+fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("greenlight: {msg}");
+    1
+}
+
+fn api_error(status: u16, body: &Value) -> i32 {
+    let msg = body["error"].as_str().unwrap_or("request failed");
+    eprintln!("greenlight: {msg} (HTTP {status})");
+    if let Some(list) = body["problems"].as_array() {
+        for p in list {
+            eprintln!("{}", p.as_str().unwrap_or_default());
+        }
+    }
+    1
+}
+
+/// `greenlight switch UPSTREAM POOL [--wait] [--timeout D] [--force]`.
+pub fn switch(
+    args: &AdminArgs,
+    upstream: &str,
+    pool: &str,
+    wait: bool,
+    timeout: Option<&str>,
+    force: bool,
+) -> i32 {
+    let limit = match timeout.map(parse_duration) {
+        Some(None) => return fail("--timeout takes a duration like 90s or 5m"),
+        Some(Some(d)) => Some(d),
+        None => None,
+    };
+    let c = match client(args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let path = format!("/api/upstreams/{upstream}/switch");
+    let (status, body) = match c.call("POST", &path, Some(&json!({"pool": pool, "force": force}))) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if status != 200 {
+        return api_error(status, &body);
+    }
+    let from = body["from"].as_str().unwrap_or("").to_string();
+    println!(
+        "upstream '{upstream}': new requests go to pool '{pool}' (was '{from}'; generation {})",
+        body["generation"]
+    );
+    if !wait || from.is_empty() || from == pool {
+        return 0;
+    }
+    wait_drained(&c, upstream, &from, limit)
+}
+
+fn wait_drained(c: &AdminClient, upstream: &str, pool: &str, limit: Option<Duration>) -> i32 {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let (status, body) = match c.call("GET", "/api/upstreams", None) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        if status != 200 {
+            return api_error(status, &body);
+        }
+        let p = body["upstreams"]
+            .as_array()
+            .and_then(|ups| ups.iter().find(|u| u["name"] == upstream))
+            .and_then(|u| u["pools"].as_array())
+            .and_then(|ps| ps.iter().find(|p| p["name"] == pool))
+            .cloned();
+        let Some(p) = p else {
+            // The pool was removed by a reload meanwhile; its drain cannot be
+            // observed any more.
+            return fail(format!(
+                "pool '{pool}' of upstream '{upstream}' is no longer in the configuration"
+            ));
+        };
+        let state = p["state"].as_str().unwrap_or("?");
+        if state == "drained" || state == "idle" {
+            println!(
+                "pool '{pool}' of upstream '{upstream}' is drained after {:.1}s: nothing in flight, upstream connections closed — safe to stop",
+                start.elapsed().as_secs_f64()
+            );
+            return 0;
+        }
+        if state == "active" {
+            return fail(format!(
+                "pool '{pool}' of upstream '{upstream}' became active again; not waiting"
+            ));
+        }
+        let line = format!(
+            "pool '{pool}': {state} — {} in flight, {} WebSocket(s), {}s to the drain deadline",
+            p["inflight"],
+            p["websockets"],
+            p["drain_seconds_left"]
+                .as_f64()
+                .map_or("?".into(), |s| format!("{s:.0}"))
+        );
+        if line != last {
+            println!("{line}");
+            last = line;
+        }
+        if limit.is_some_and(|l| start.elapsed() >= l) {
+            return fail(format!(
+                "timed out after {:.0?}: pool '{pool}' is still {state} ({} in flight, {} WebSocket(s))",
+                limit.unwrap_or_default(),
+                p["inflight"],
+                p["websockets"]
+            ));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `greenlight status [--json]`.
+pub fn status(args: &AdminArgs, as_json: bool) -> i32 {
+    let c = match client(args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let (status, body) = match c.call("GET", "/api/status", None) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if status != 200 {
+        return api_error(status, &body);
+    }
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+        return 0;
+    }
+    print!("{}", render_status(&body));
+    0
+}
+
+/// The status JSON as tables for people.
+pub fn render_status(b: &Value) -> String {
+    let mut out = format!(
+        "greenlight {} — config {} — generation {}\n",
+        b["version"].as_str().unwrap_or("?"),
+        b["config"].as_str().unwrap_or("?"),
+        b["generation"]
+    );
+    let lr = &b["last_reload"];
+    out.push_str(&match lr["ok"].as_bool() {
+        None => "last reload: none since start\n".to_string(),
+        Some(true) => "last reload: ok\n".to_string(),
+        Some(false) => format!(
+            "last reload: REJECTED (still serving generation {}):\n  {}\n",
+            b["generation"],
+            lr["problems"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n  "))
+                .unwrap_or_default()
+        ),
+    });
+    let mut rows = vec![vec![
+        "UPSTREAM".to_string(),
+        "POOL".into(),
+        "STATE".into(),
+        "IN-FLIGHT".into(),
+        "WEBSOCKETS".into(),
+        "DRAIN".into(),
+        "SERVERS".into(),
+    ]];
+    for u in b["upstreams"].as_array().into_iter().flatten() {
+        for p in u["pools"].as_array().into_iter().flatten() {
+            let drain = match p["state"].as_str() {
+                Some("draining") => format!(
+                    "{}s left",
+                    p["drain_seconds_left"]
+                        .as_f64()
+                        .map_or("?".into(), |s| format!("{s:.0}"))
+                ),
+                Some("drained") => format!(
+                    "took {}s",
+                    p["last_drain_seconds"]
+                        .as_f64()
+                        .map_or("?".into(), |s| format!("{s:.1}"))
+                ),
+                _ => "-".into(),
+            };
+            rows.push(vec![
+                u["name"].as_str().unwrap_or("?").into(),
+                p["name"].as_str().unwrap_or("?").into(),
+                p["state"].as_str().unwrap_or("?").into(),
+                p["inflight"].to_string(),
+                p["websockets"].to_string(),
+                drain,
+                p["servers"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+            ]);
+        }
+    }
+    out.push('\n');
+    out.push_str(&table(&rows));
+    let certs = b["certificates"].as_array().cloned().unwrap_or_default();
+    if !certs.is_empty() {
+        let mut rows = vec![vec![
+            "SITE".to_string(),
+            "NAMES".into(),
+            "DAYS LEFT".into(),
+            "ISSUER".into(),
+        ]];
+        for c in certs {
+            rows.push(vec![
+                c["site"].as_str().unwrap_or("?").into(),
+                c["names"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+                c["days_left"].to_string(),
+                c["issuer"].as_str().unwrap_or("?").into(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table(&rows));
+    }
+    out
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `greenlight reload`.
+pub fn reload(args: &AdminArgs) -> i32 {
+    let c = match client(args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match c.call("POST", "/api/reload", None) {
+        Ok((200, body)) => {
+            println!("configuration reloaded: generation {}", body["generation"]);
+            for r in body["restart_needed"].as_array().into_iter().flatten() {
+                println!("note: {}", r.as_str().unwrap_or_default());
+            }
+            0
+        }
+        Ok((status, body)) => api_error(status, &body),
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,346 @@
+//! Live configuration: reload (SIGHUP, `POST /api/reload`) and switching an
+//! upstream's active pool (`POST /api/upstreams/{name}/switch`).
+//!
+//! Reload: read the file, validate, build a complete snapshot (pools,
+//! routes, certificates), swap — or, on any problem, keep the running snapshot,
+//! log every problem as `file:line:col: …` and return them. Requests in flight
+//! and open WebSockets are never touched by a reload: unchanged pools are the
+//! same objects in the new snapshot, and a pool that stops being active is
+//! drained, not cut.
+//!
+//! Switch decision (so that a later SIGHUP does not silently undo a switch):
+//! the config file stays the single truth. `switch` first checks the target
+//! pool (a server must accept a TCP connection, unless forced), then rewrites
+//! only the value of that upstream's `active:` key in the file — comments,
+//! order and layout untouched, written to a temporary file and renamed over
+//! the original — and applies the file as a reload does. With the embedded
+//! default config (no file to edit) the choice is kept in memory and
+//! re-applied on every reload.
+
+use crate::config::diag::Diagnostic;
+use crate::config::{Config, ConfigSource, load_str};
+use crate::state::{ApplyError, ReloadRecord, StateHandle, Writer};
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// What a successful reload or switch did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The new generation.
+    pub generation: u64,
+    /// Changes that need a restart and were not applied.
+    pub restart_needed: Vec<String>,
+}
+
+/// Re-reads the configuration and applies it, or keeps the running one.
+pub fn reload(state: &StateHandle) -> Result<Applied, ApplyError> {
+    let mut writer = state.writer();
+    let result = load_with_overrides(state.source(), &writer).and_then(|c| {
+        state.apply(&mut writer, c).map(|(snap, restart)| Applied {
+            generation: snap.generation,
+            restart_needed: restart,
+        })
+    });
+    record(state, &result);
+    match &result {
+        Ok(a) => {
+            log::info!("configuration reloaded: generation {}", a.generation);
+            for r in &a.restart_needed {
+                log::warn!("{r}");
+            }
+        }
+        Err(e) => {
+            for d in e.diagnostics() {
+                log::error!("reload rejected, still serving the previous configuration: {d}");
+            }
+        }
+    }
+    result
+}
+
+fn load_with_overrides(source: &ConfigSource, writer: &Writer) -> Result<Config, ApplyError> {
+    let mut cfg = source.load()?;
+    for u in &mut cfg.upstreams {
+        if let Some(p) = writer.active_overrides.get(&u.name)
+            && u.pool(p).is_some()
+        {
+            u.active = p.clone();
+        }
+    }
+    Ok(cfg)
+}
+
+fn record(state: &StateHandle, result: &Result<Applied, ApplyError>) {
+    let generation = state.load().generation;
+    state.record_reload(match result {
+        Ok(a) => ReloadRecord {
+            at: Some(SystemTime::now()),
+            ok: true,
+            generation,
+            problems: vec![],
+            restart_needed: a.restart_needed.clone(),
+        },
+        Err(e) => ReloadRecord {
+            at: Some(SystemTime::now()),
+            ok: false,
+            generation,
+            problems: e.diagnostics().iter().map(|d| d.to_string()).collect(),
+            restart_needed: vec![],
+        },
+    });
+}
+
+/// Why a switch was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    /// No such upstream.
+    #[error("unknown upstream '{0}'")]
+    UnknownUpstream(String),
+    /// No such pool.
+    #[error("upstream '{upstream}' has no pool '{pool}' (pools: {known})")]
+    UnknownPool {
+        /// Upstream.
+        upstream: String,
+        /// Requested pool.
+        pool: String,
+        /// Existing pools, comma separated.
+        known: String,
+    },
+    /// No server of the target pool accepted a connection.
+    #[error(
+        "refusing to switch upstream '{upstream}' to pool '{pool}': no server is reachable ({detail}); start it first, or use --force"
+    )]
+    Unreachable {
+        /// Upstream.
+        upstream: String,
+        /// Target pool.
+        pool: String,
+        /// Per-server connect errors.
+        detail: String,
+    },
+    /// The file could not be rewritten.
+    #[error("cannot update {}: {source}", path.display())]
+    Write {
+        /// Config file.
+        path: std::path::PathBuf,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// The config (as it is on disk) does not load.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// Switches `upstream` to `pool`: check, rewrite `active:`, apply.
+pub async fn switch(
+    state: &StateHandle,
+    upstream: &str,
+    pool: &str,
+    force: bool,
+) -> Result<Applied, SwitchError> {
+    let snap = state.load();
+    let up = snap
+        .upstream(upstream)
+        .ok_or_else(|| SwitchError::UnknownUpstream(upstream.to_string()))?
+        .clone();
+    let target = up.pool(pool).ok_or_else(|| SwitchError::UnknownPool {
+        upstream: upstream.to_string(),
+        pool: pool.to_string(),
+        known: up
+            .pools
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    if !force {
+        let addrs: Vec<(String, SocketAddr)> = target
+            .config
+            .servers
+            .iter()
+            .map(|s| (s.label.clone(), s.addr))
+            .collect();
+        probe(upstream, pool, &addrs, up.config.connect_timeout).await?;
+    }
+    drop(snap);
+    let mut writer = state.writer();
+    let config = match state.source() {
+        ConfigSource::File(path) => rewrite_active(path, upstream, pool)?,
+        ConfigSource::Embedded => {
+            writer
+                .active_overrides
+                .insert(upstream.to_string(), pool.to_string());
+            load_with_overrides(state.source(), &writer)?
+        }
+    };
+    let (snap, restart) = state.apply(&mut writer, config)?;
+    log::info!(
+        "upstream '{upstream}' switched to pool '{pool}'{} (generation {})",
+        if force { " (forced)" } else { "" },
+        snap.generation
+    );
+    let applied = Applied {
+        generation: snap.generation,
+        restart_needed: restart,
+    };
+    record(state, &Ok(applied.clone()));
+    Ok(applied)
+}
+
+/// Succeeds if any server accepts a TCP connection within `timeout`.
+async fn probe(
+    upstream: &str,
+    pool: &str,
+    servers: &[(String, SocketAddr)],
+    timeout: Duration,
+) -> Result<(), SwitchError> {
+    let mut problems = Vec::new();
+    for (label, addr) in servers {
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => problems.push(format!("{label}: {e}")),
+            Err(_) => problems.push(format!("{label}: no answer in {timeout:?}")),
+        }
+    }
+    Err(SwitchError::Unreachable {
+        upstream: upstream.to_string(),
+        pool: pool.to_string(),
+        detail: problems.join("; "),
+    })
+}
+
+/// Rewrites the value of `upstreams.<upstream>.active` in the file at `path`
+/// and returns the validated new config. The file is only replaced when the
+/// new text validates.
+pub fn rewrite_active(path: &Path, upstream: &str, pool: &str) -> Result<Config, SwitchError> {
+    let write_err = |source| SwitchError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(write_err)?;
+    let current = load_str(path, &text).map_err(ApplyError::from)?;
+    let origin = current
+        .upstream(upstream)
+        .map(|u| u.active_origin.clone())
+        .ok_or_else(|| SwitchError::UnknownUpstream(upstream.to_string()))?;
+    let new_text =
+        replace_scalar_at(&text, origin.pos.line, origin.pos.col, pool).ok_or_else(|| {
+            ApplyError::Config(crate::config::ConfigError::Invalid(vec![Diagnostic {
+                origin: origin.clone(),
+                what: "cannot locate the `active:` value to rewrite".into(),
+                fix: "write it as a plain value, e.g. `active: blue`".into(),
+            }]))
+        })?;
+    let config = load_str(path, &new_text).map_err(ApplyError::from)?;
+    if config.upstream(upstream).map(|u| u.active.as_str()) != Some(pool) {
+        return Err(SwitchError::UnknownPool {
+            upstream: upstream.to_string(),
+            pool: pool.to_string(),
+            known: String::new(),
+        });
+    }
+    let tmp = path.with_extension("yaml.greenlight-tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let _ = f.set_permissions(meta.permissions());
+        }
+        f.write_all(new_text.as_bytes()).map_err(write_err)?;
+        f.sync_all().map_err(write_err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(write_err)?;
+    Ok(config)
+}
+
+/// Replaces the YAML scalar starting at 1-based `line`:`col` (characters)
+/// with `value`; handles plain, single- and double-quoted scalars.
+fn replace_scalar_at(text: &str, line: u32, col: u32, value: &str) -> Option<String> {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)? as usize)
+        .map(str::len)
+        .sum();
+    let rest = &text[line_start..];
+    let start = line_start + rest.char_indices().nth(col.checked_sub(1)? as usize)?.0;
+    let tail = &text[start..];
+    let len = match tail.chars().next()? {
+        q @ ('"' | '\'') => 1 + tail[1..].find(q)? + 1,
+        _ => tail
+            .find(|c: char| c.is_whitespace() || matches!(c, ',' | '}' | ']' | '#'))
+            .unwrap_or(tail.len()),
+    };
+    if len == 0 {
+        return None;
+    }
+    Some(format!(
+        "{}{}{}",
+        &text[..start],
+        value,
+        &text[start + len..]
+    ))
+}
+
+/// Reloads on SIGHUP for the life of the process.
+pub struct ReloadService {
+    state: StateHandle,
+}
+
+impl ReloadService {
+    /// A service reloading `state`.
+    pub fn new(state: StateHandle) -> ReloadService {
+        ReloadService { state }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("cannot listen for SIGHUP, reload by signal is off: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(()) = hup.recv() => {
+                    log::info!("SIGHUP: reloading {}", match self.state.source() {
+                        ConfigSource::File(p) => p.display().to_string(),
+                        ConfigSource::Embedded => crate::config::EMBEDDED_NAME.to_string(),
+                    });
+                    let state = self.state.clone();
+                    // Loading reads files and resolves names: keep it off the async workers.
+                    let _ = tokio::task::spawn_blocking(move || reload(&state)).await;
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_rewrite_keeps_everything_else() {
+        let text = "upstreams:\n  app:\n    active: blue   # the live pool\n    pools: {}\n";
+        let out = replace_scalar_at(text, 3, 13, "green").expect("rewritten");
+        assert_eq!(
+            out,
+            "upstreams:\n  app:\n    active: green   # the live pool\n    pools: {}\n"
+        );
+        let flow = "app: {active: \"blue\", pools: {}}\n";
+        assert_eq!(
+            replace_scalar_at(flow, 1, 15, "green").as_deref(),
+            Some("app: {active: green, pools: {}}\n")
+        );
+        assert_eq!(replace_scalar_at("a: b\n", 9, 1, "x"), None);
+    }
+}
