@@ -25,6 +25,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// What a successful reload or switch did.
@@ -288,12 +290,46 @@ fn replace_scalar_at(text: &str, line: u32, col: u32, value: &str) -> Option<Str
 /// Reloads on SIGHUP for the life of the process.
 pub struct ReloadService {
     state: StateHandle,
+    early: Arc<AtomicBool>,
+}
+
+/// SIGHUP caught from the very start of the process, before any state or
+/// service exists: from [`HupCatcher::install`] on, a SIGHUP no longer has
+/// its default effect (terminating the process); one that arrives before the
+/// reload service runs is remembered and served as soon as it does.
+pub struct HupCatcher {
+    early: Arc<AtomicBool>,
+}
+
+impl HupCatcher {
+    /// Installs the handler; call first thing in `run`.
+    pub fn install() -> std::io::Result<HupCatcher> {
+        let early = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, early.clone())?;
+        Ok(HupCatcher { early })
+    }
+
+    /// The reload service for `state`.
+    pub fn bind(self, state: StateHandle) -> ReloadService {
+        ReloadService {
+            state,
+            early: self.early,
+        }
+    }
 }
 
 impl ReloadService {
-    /// A service reloading `state`.
-    pub fn new(state: StateHandle) -> ReloadService {
-        ReloadService { state }
+    async fn reload_now(&self) {
+        log::info!(
+            "SIGHUP: reloading {}",
+            match self.state.source() {
+                ConfigSource::File(p) => p.display().to_string(),
+                ConfigSource::Embedded => crate::config::EMBEDDED_NAME.to_string(),
+            }
+        );
+        let state = self.state.clone();
+        // Loading reads files and resolves names: keep it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || reload(&state)).await;
     }
 }
 
@@ -307,16 +343,14 @@ impl BackgroundService for ReloadService {
                 return;
             }
         };
+        if self.early.swap(false, Ordering::AcqRel) {
+            self.reload_now().await;
+        }
         loop {
             tokio::select! {
                 Some(()) = hup.recv() => {
-                    log::info!("SIGHUP: reloading {}", match self.state.source() {
-                        ConfigSource::File(p) => p.display().to_string(),
-                        ConfigSource::Embedded => crate::config::EMBEDDED_NAME.to_string(),
-                    });
-                    let state = self.state.clone();
-                    // Loading reads files and resolves names: keep it off the async workers.
-                    let _ = tokio::task::spawn_blocking(move || reload(&state)).await;
+                    self.early.store(false, Ordering::Release);
+                    self.reload_now().await;
                 }
                 _ = shutdown.changed() => break,
             }

@@ -12,7 +12,7 @@
 use crate::admin::AdminApi;
 use crate::config::ConfigSource;
 use crate::proxy::GreenlightProxy;
-use crate::reload::ReloadService;
+use crate::reload::HupCatcher;
 use crate::state::{ApplyError, StateHandle};
 use crate::tls::SniCapture;
 use crate::upstream::drain::DrainService;
@@ -55,6 +55,8 @@ pub enum ServerError {
 
 /// Runs greenlight until it is told to stop.
 pub fn run(source: ConfigSource) -> Result<(), ServerError> {
+    // First of all, so that a SIGHUP during start-up cannot kill the process.
+    let reloader = HupCatcher::install().map_err(|e| ServerError::Setup(e.to_string()))?;
     let state = StateHandle::start(source)?;
     let snapshot = state.load();
     let config = snapshot.config.clone();
@@ -162,7 +164,7 @@ pub fn run(source: ConfigSource) -> Result<(), ServerError> {
     server.add_service(background_service("greenlight drains", drains));
     server.add_service(background_service(
         "greenlight reload",
-        ReloadService::new(state.clone()),
+        reloader.bind(state.clone()),
     ));
     log::info!(
         "greenlight started: config {} generation {}",
