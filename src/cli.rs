@@ -61,6 +61,20 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Convert an nginx site (or nginx.conf with its includes) into greenlight YAML.
+    ImportNginx {
+        /// nginx.conf or a sites-enabled file.
+        path: PathBuf,
+        /// Write the YAML here instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// nginx's prefix (like `nginx -p`): where relative includes are looked up.
+        #[arg(long, value_name = "DIR")]
+        prefix: Option<PathBuf>,
+        /// Use ACME (Let's Encrypt) with this contact for certbot certificates.
+        #[arg(long, value_name = "EMAIL")]
+        acme: Option<String>,
+    },
 }
 
 /// How the admin commands find the running proxy.
@@ -102,7 +116,50 @@ pub fn execute(cli: Cli) -> i32 {
         } => crate::cli_admin::switch(&admin, &upstream, &pool, wait, timeout.as_deref(), force),
         Command::Status { json, admin } => crate::cli_admin::status(&admin, json),
         Command::Reload { admin } => crate::cli_admin::reload(&admin),
+        Command::ImportNginx {
+            path,
+            output,
+            prefix,
+            acme,
+        } => import_nginx(&path, output.as_deref(), prefix, acme),
     }
+}
+
+/// `greenlight import-nginx`: YAML to stdout or `-o`, warnings to stderr.
+/// Exit 0 converted, 1 parse error, 2 nothing usable found.
+fn import_nginx(
+    path: &std::path::Path,
+    output: Option<&std::path::Path>,
+    prefix: Option<PathBuf>,
+    acme_email: Option<String>,
+) -> i32 {
+    let opts = crate::nginx::ImportOptions { prefix, acme_email };
+    let out = match crate::nginx::import(path, &opts) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return e.exit_code();
+        }
+    };
+    for w in &out.warnings {
+        eprintln!("{w}");
+    }
+    let real = out.warnings.iter().filter(|w| !w.is_note()).count();
+    match output {
+        Some(file) => {
+            if let Err(e) = std::fs::write(file, &out.yaml) {
+                eprintln!("greenlight: cannot write {}: {e}", file.display());
+                return 1;
+            }
+            eprintln!(
+                "wrote {}: {real} warning(s) to review; then run `greenlight check -c {}`",
+                file.display(),
+                file.display()
+            );
+        }
+        None => print!("{}", out.yaml),
+    }
+    0
 }
 
 /// `greenlight check`: every problem, one per line, then a summary.

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cli_admin;
 pub mod config;
 pub mod logging;
+pub mod nginx;
 pub mod proxy;
 pub mod reload;
 pub mod server;

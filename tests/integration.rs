@@ -8,4 +8,5 @@ mod support;
 mod cli;
 mod core_proxy;
 mod fixture;
+mod import_nginx;
 mod live_config;

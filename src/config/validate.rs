@@ -103,7 +103,9 @@ fn parse_listen_addr(s: &Spanned<Scalar>, ds: &mut Diagnostics) -> Option<Socket
     if let Ok(a) = text.parse::<SocketAddr>() {
         return Some(a);
     }
-    let fix = if let Some(port) = text.strip_prefix("*:") {
+    let fix = if is_placeholder(text) {
+        "this is a placeholder left by `greenlight import-nginx`: put the IP address to listen on here".to_string()
+    } else if let Some(port) = text.strip_prefix("*:") {
         format!("write `0.0.0.0:{port}` (all IPv4) or `[::]:{port}` (all IPv6)")
     } else if let Some(port) = text.strip_prefix("localhost:") {
         format!("write `127.0.0.1:{port}`")
@@ -166,7 +168,13 @@ fn validate_sites(
     let mut out = Vec::new();
     let mut owners: HashMap<HostPattern, String> = HashMap::new();
     let mut default_site: Option<String> = None;
-    let has_tls_listener = listeners.iter().any(|l| l.tls);
+    // From the file, so that a listener with a bad address still counts here
+    // and its one problem is not reported twice.
+    let has_tls_listener = listeners.iter().any(|l| l.tls)
+        || file
+            .listeners
+            .values()
+            .any(|l| l.value.tls.as_ref().is_some_and(|t| t.value));
     if file.sites.is_empty() {
         ds.error(
             Pos { line: 1, col: 1 },
@@ -461,6 +469,14 @@ fn resolve_server(text: &str, at: Pos, ds: &mut Diagnostics) -> Option<SocketAdd
     if let Ok(a) = text.parse::<SocketAddr>() {
         return Some(a);
     }
+    if is_placeholder(text) {
+        ds.error(
+            at,
+            format!("server '{text}' is a placeholder"),
+            "`greenlight import-nginx` could not convert this upstream address: put the app's `host:port` here",
+        );
+        return None;
+    }
     let bad = |ds: &mut Diagnostics, what: String| {
         ds.error(
             at,
@@ -502,6 +518,12 @@ fn resolve_server(text: &str, at: Pos, ds: &mut Diagnostics) -> Option<SocketAdd
             None
         }
     }
+}
+
+/// The address placeholder `greenlight import-nginx` writes where it could
+/// not convert an nginx address (`EDIT-ME:443`).
+fn is_placeholder(text: &str) -> bool {
+    text.to_ascii_uppercase().starts_with("EDIT-ME")
 }
 
 /// Parses a host pattern: a lowercase DNS name or a `*.` wildcard of one label.

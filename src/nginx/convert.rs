@@ -1,0 +1,752 @@
+//! The converter: walks the parsed configuration, builds greenlight's
+//! listeners, sites and upstreams, and reports everything it leaves out.
+//!
+//! Server blocks and locations are analysed in `server.rs`; this file holds
+//! the shared model, the http-level walk and `upstream` blocks; sites are
+//! assembled in `sites.rs` and the YAML is written by `emit.rs`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::addr::{self, Names};
+use super::directives;
+use super::emit;
+use super::parse::{Config, Directive};
+use super::server::{self, ServerInfo};
+use super::sites;
+use super::{ImportError, ImportOptions, ImportOutput, NOTE_PREFIX, Note, Warning};
+
+/// Conversion state shared by all passes: the configuration and the
+/// messages collected so far.
+pub(crate) struct Ctx<'a> {
+    /// The loaded configuration.
+    pub cfg: &'a Config,
+    /// Warnings and notes so far.
+    pub notes: Vec<Note>,
+}
+
+impl Ctx<'_> {
+    /// Records a warning about `d`.
+    pub fn warn(&mut self, d: &Directive, message: impl Into<String>) {
+        self.notes.push(Note {
+            file: d.file,
+            line: d.line,
+            seq: d.seq,
+            message: message.into(),
+        });
+    }
+
+    /// Records an informational note about `d`.
+    pub fn note(&mut self, d: &Directive, message: impl AsRef<str>) {
+        self.warn(d, format!("{NOTE_PREFIX}{}", message.as_ref()));
+    }
+
+    /// Records the standard message for a directive that is not converted.
+    pub fn unsupported(&mut self, d: &Directive) {
+        let message = directives::explain(d);
+        self.warn(d, message);
+    }
+
+    /// `file:line` of a directive.
+    pub fn at(&self, d: &Directive) -> String {
+        format!("{}:{}", self.cfg.file_name(d.file), d.line)
+    }
+}
+
+/// A value and the directive it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Setting<'a, T> {
+    /// The converted value.
+    pub value: T,
+    /// Where it was set.
+    pub d: &'a Directive,
+}
+
+/// Upstream timeouts (milliseconds), set per location in nginx.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Timeouts<'a> {
+    /// `proxy_connect_timeout`.
+    pub connect: Option<Setting<'a, u64>>,
+    /// `proxy_read_timeout`.
+    pub read: Option<Setting<'a, u64>>,
+    /// `proxy_send_timeout`.
+    pub write: Option<Setting<'a, u64>>,
+}
+
+impl Timeouts<'_> {
+    /// The values alone, for grouping routes into upstreams.
+    pub fn key(&self) -> [Option<u64>; 3] {
+        [&self.connect, &self.read, &self.write].map(|s| s.as_ref().map(|s| s.value))
+    }
+}
+
+/// Settings inherited from http to server to location level.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Inherit<'a> {
+    /// `client_max_body_size`.
+    pub body: Option<Setting<'a, String>>,
+    /// The upstream timeouts.
+    pub timeouts: Timeouts<'a>,
+}
+
+/// Handles the directives that are converted at every level (body size and
+/// upstream timeouts). Returns false when `d` is not one of them.
+pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
+    let name = d.name.as_str();
+    match name {
+        "client_max_body_size" => {
+            match d.args.as_slice() {
+                [v] => match addr::parse_size(v) {
+                    Some(value) => inh.body = Some(Setting { value, d }),
+                    None => ctx.warn(
+                        d,
+                        format!("client_max_body_size '{v}' is not a size (like 512, 64k, 10m, 1g); ignored"),
+                    ),
+                },
+                _ => ctx.warn(d, "client_max_body_size needs exactly one value; ignored"),
+            }
+            true
+        }
+        "proxy_connect_timeout" | "proxy_read_timeout" | "proxy_send_timeout" => {
+            let value = match d.args.as_slice() {
+                [v] => addr::parse_duration(v),
+                _ => None,
+            };
+            match value {
+                Some(value) => {
+                    let s = Some(Setting { value, d });
+                    match name {
+                        "proxy_connect_timeout" => inh.timeouts.connect = s,
+                        "proxy_read_timeout" => inh.timeouts.read = s,
+                        _ => inh.timeouts.write = s,
+                    }
+                }
+                None => ctx.warn(
+                    d,
+                    format!(
+                        "{name} '{}' is not a time (like 500ms, 30s, 5m, 1h); ignored",
+                        d.args.join(" ")
+                    ),
+                ),
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A host name of a site.
+#[derive(Debug, Clone)]
+pub(crate) struct Host<'a> {
+    /// Lower-case host name or `*.` wildcard.
+    pub name: String,
+    /// The `server_name` it came from.
+    pub d: &'a Directive,
+}
+
+/// A listener, keyed by its normalized address.
+#[derive(Debug, Clone)]
+pub(crate) struct Listener<'a> {
+    /// Greenlight name (`http`, `https-2`...), set once all are known.
+    pub name: String,
+    /// `host:port` or a placeholder.
+    pub address: String,
+    /// True for `listen ... ssl`.
+    pub tls: bool,
+    /// The first `listen` with this address.
+    pub d: &'a Directive,
+    /// Why the address is a placeholder the user must edit.
+    pub edit: Option<String>,
+}
+
+/// All listeners, in order of first appearance.
+#[derive(Debug, Default)]
+pub(crate) struct Listeners<'a> {
+    /// The listeners.
+    pub list: Vec<Listener<'a>>,
+    by_key: HashMap<String, usize>,
+}
+
+impl<'a> Listeners<'a> {
+    /// Adds (or finds) the listener for `key`.
+    pub fn add(
+        &mut self,
+        ctx: &mut Ctx<'a>,
+        key: String,
+        address: String,
+        edit: Option<String>,
+        tls: bool,
+        d: &'a Directive,
+    ) {
+        if let Some(&i) = self.by_key.get(&key) {
+            if let Some(l) = self.list.get_mut(i)
+                && l.tls != tls
+            {
+                let first = ctx.at(l.d);
+                ctx.warn(
+                    d,
+                    format!(
+                        "listen {}: 'ssl' differs from the listen at {first}; nginx uses one socket for both, which is TLS when any of them says 'ssl', and so does the greenlight listener",
+                        d.arg0()
+                    ),
+                );
+                l.tls = true;
+            }
+            return;
+        }
+        self.by_key.insert(key, self.list.len());
+        self.list.push(Listener {
+            name: String::new(),
+            address,
+            tls,
+            d,
+            edit,
+        });
+    }
+
+    /// True when some listener is plain HTTP.
+    pub fn any_plain(&self) -> bool {
+        self.list.iter().any(|l| !l.tls)
+    }
+}
+
+/// One server of an `upstream` block.
+#[derive(Debug, Clone)]
+pub(crate) struct UpServer {
+    /// `host:port` or a placeholder.
+    pub addr: String,
+    /// Why `addr` is a placeholder.
+    pub edit: Option<String>,
+    /// Trailing comment (origin and unsupported parameters).
+    pub comment: Option<String>,
+}
+
+/// An nginx `upstream` block.
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamDef<'a> {
+    /// The nginx upstream name.
+    pub name: String,
+    /// The `upstream` directive.
+    pub d: &'a Directive,
+    /// Servers without `backup`.
+    pub main: Vec<UpServer>,
+    /// Servers with `backup`.
+    pub backup: Vec<UpServer>,
+    /// True once a route uses it.
+    pub used: bool,
+}
+
+/// What a route proxies to, for grouping routes into upstreams.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum TargetKey {
+    /// An `upstream` block, by index.
+    Named(usize),
+    /// A `host:port` from `proxy_pass`.
+    Addr(String),
+    /// A `proxy_pass` that could not be converted, by its text.
+    Edit(String),
+}
+
+/// The target of a `proxy_pass`.
+#[derive(Debug, Clone)]
+pub(crate) struct Target<'a> {
+    /// Identity for grouping routes into upstreams.
+    pub key: TargetKey,
+    /// The `proxy_pass` directive.
+    pub d: &'a Directive,
+    /// `host:port` or a placeholder (unused for named upstreams).
+    pub addr: String,
+    /// Why `addr` is a placeholder.
+    pub edit: Option<String>,
+    /// An extra comment for the upstream (e.g. https was used).
+    pub comment: Option<String>,
+    /// An extra comment for the route (e.g. a path rewrite was lost).
+    pub route_note: Option<String>,
+    /// Base for the upstream's name.
+    pub hint: String,
+}
+
+/// A route of a site.
+#[derive(Debug, Clone)]
+pub(crate) struct Route<'a> {
+    /// The path prefix.
+    pub path: String,
+    /// The `location` directive.
+    pub loc: &'a Directive,
+    /// Extra comment (e.g. the route was an exact location).
+    pub comment: Option<String>,
+    /// What it proxies to.
+    pub target: Target<'a>,
+    /// Timeouts in force in the location.
+    pub timeouts: Timeouts<'a>,
+    /// Index of the emitted upstream (set when upstreams are assigned).
+    pub upstream: usize,
+}
+
+/// How a site gets its certificate.
+#[derive(Debug, Clone)]
+pub(crate) enum SiteTls<'a> {
+    Files {
+        cert: &'a Directive,
+        key: &'a Directive,
+    },
+    Acme {
+        cert: Option<&'a Directive>,
+    },
+    SelfSigned,
+}
+
+/// What plain listeners do for a TLS site.
+#[derive(Debug, Clone)]
+pub(crate) struct PlainHttp {
+    /// `redirect` or `serve`.
+    pub mode: &'static str,
+    /// Trailing comment saying where it came from.
+    pub detail: String,
+}
+
+/// A greenlight site, made from one server block.
+#[derive(Debug, Clone)]
+pub(crate) struct Site<'a> {
+    /// Greenlight name, set once all sites are known.
+    pub name: String,
+    /// The `server` directive.
+    pub server: &'a Directive,
+    /// Host names it owns.
+    pub hosts: Vec<Host<'a>>,
+    /// The first `server_name`.
+    pub hosts_d: Option<&'a Directive>,
+    /// Why it is the default site, when it is.
+    pub default: Option<String>,
+    /// Certificate settings of a TLS site.
+    pub tls: Option<SiteTls<'a>>,
+    /// What plain listeners do for a TLS site.
+    pub plain_http: Option<PlainHttp>,
+    /// `client_max_body_size` in force (None: nginx's 1m default).
+    pub body: Option<Setting<'a, String>>,
+    /// Routes in source order.
+    pub routes: Vec<Route<'a>>,
+}
+
+/// An emitted upstream: a target with one set of timeouts.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream<'a> {
+    /// Greenlight name.
+    pub name: String,
+    /// What it proxies to.
+    pub target: Target<'a>,
+    /// Its timeouts.
+    pub timeouts: Timeouts<'a>,
+    /// An earlier upstream with the same servers, when only timeouts differ.
+    pub twin_of: Option<String>,
+}
+
+/// Everything the YAML is made from.
+pub(crate) struct Model<'a> {
+    /// Display name of the main file.
+    pub source: String,
+    /// `--acme` email.
+    pub acme_email: Option<String>,
+    /// Listeners in order of appearance.
+    pub listeners: Vec<Listener<'a>>,
+    /// Sites in source order.
+    pub sites: Vec<Site<'a>>,
+    /// Upstreams in order of first use.
+    pub upstreams: Vec<Upstream<'a>>,
+    /// nginx `upstream` blocks, for named targets.
+    pub defs: Vec<UpstreamDef<'a>>,
+}
+
+/// Settings of the `http` level that servers inherit.
+#[derive(Debug, Default)]
+pub(crate) struct HttpLevel<'a> {
+    /// Inherited settings.
+    pub inh: Inherit<'a>,
+    /// `ssl_certificate` at http level.
+    pub cert: Option<&'a Directive>,
+    /// `ssl_certificate_key` at http level.
+    pub key: Option<&'a Directive>,
+}
+
+#[derive(Default)]
+struct Found<'a> {
+    servers: Vec<&'a Directive>,
+    upstreams: Vec<&'a Directive>,
+}
+
+/// Converts a loaded configuration.
+pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput, ImportError> {
+    let mut ctx = Ctx {
+        cfg,
+        notes: cfg.notes.clone(),
+    };
+    let mut http = HttpLevel::default();
+    let mut found = Found::default();
+    walk_http(&mut ctx, &cfg.directives, &mut http, &mut found, 0);
+
+    let mut defs: Vec<UpstreamDef> = Vec::new();
+    for d in &found.upstreams {
+        let name = d.arg0();
+        if let Some(first) = defs.iter().find(|u| u.name == name) {
+            let at = ctx.at(first.d);
+            ctx.warn(
+                d,
+                format!("upstream '{name}' is already defined at {at}; this one was ignored"),
+            );
+            continue;
+        }
+        let def = upstream_def(&mut ctx, d);
+        defs.push(def);
+    }
+
+    let mut listeners = Listeners::default();
+    let infos: Vec<ServerInfo> = found
+        .servers
+        .iter()
+        .map(|d| server::analyze(&mut ctx, d, &http, &defs, &mut listeners))
+        .collect();
+
+    let mut sites = sites::build(&mut ctx, &infos, &listeners, opts);
+    if sites.iter().all(|s| s.routes.is_empty()) {
+        return Err(ImportError::NothingUsable(nothing_usable(&ctx, &infos)));
+    }
+
+    let upstreams = assign_upstreams(&mut sites, &mut defs);
+    for def in defs.iter().filter(|d| !d.used) {
+        ctx.warn(
+            def.d,
+            format!(
+                "upstream '{}' is not used by any converted location, so it was not emitted",
+                def.name
+            ),
+        );
+    }
+
+    let mut names = Names::default();
+    for l in &mut listeners.list {
+        l.name = names.alloc(if l.tls { "https" } else { "http" }, "listener");
+    }
+    overlapping_listeners(&mut ctx, &listeners.list);
+
+    let model = Model {
+        source: cfg.file_name(0),
+        acme_email: opts.acme_email.clone(),
+        listeners: listeners.list,
+        sites,
+        upstreams,
+        defs,
+    };
+    let yaml = emit::yaml(&model, cfg);
+
+    let mut notes = ctx.notes;
+    notes.sort_by_key(|n| n.seq);
+    let mut seen = std::collections::HashSet::new();
+    notes.retain(|n| seen.insert((cfg.file_name(n.file), n.line, n.message.clone())));
+    let warnings = notes
+        .into_iter()
+        .map(|n| Warning {
+            file: cfg.files.get(n.file).cloned().unwrap_or_default(),
+            line: n.line,
+            message: n.message,
+        })
+        .collect();
+    Ok(ImportOutput { yaml, warnings })
+}
+
+/// Walks the main and http levels: collects servers and upstream blocks and
+/// the settings servers inherit.
+fn walk_http<'a>(
+    ctx: &mut Ctx<'a>,
+    list: &'a [Directive],
+    http: &mut HttpLevel<'a>,
+    found: &mut Found<'a>,
+    depth: usize,
+) {
+    for d in list {
+        match (d.name.as_str(), d.block.is_some()) {
+            ("http", true) if depth == 0 => walk_http(ctx, d.children(), http, found, depth + 1),
+            ("server", true) => found.servers.push(d),
+            ("upstream", true) => found.upstreams.push(d),
+            ("ssl_certificate", false) => set_cert(ctx, &mut http.cert, d),
+            ("ssl_certificate_key", false) => set_cert(ctx, &mut http.key, d),
+            _ => {
+                if !common(ctx, d, &mut http.inh) {
+                    ctx.unsupported(d);
+                }
+            }
+        }
+    }
+}
+
+/// Records an `ssl_certificate`(`_key`); a second one at the same level
+/// (an RSA + ECDSA pair) is reported and ignored.
+pub(crate) fn set_cert<'a>(ctx: &mut Ctx<'a>, slot: &mut Option<&'a Directive>, d: &'a Directive) {
+    if d.args.len() != 1 {
+        ctx.warn(
+            d,
+            format!("directive '{}' needs exactly one file; ignored", d.name),
+        );
+        return;
+    }
+    match slot {
+        None => *slot = Some(d),
+        Some(first) => {
+            let at = ctx.at(first);
+            ctx.warn(
+                d,
+                format!(
+                    "a second '{}' (e.g. an RSA + ECDSA pair) is not supported: greenlight uses the first one, from {at}",
+                    d.name
+                ),
+            );
+        }
+    }
+}
+
+fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamDef<'a> {
+    let name = d.arg0().to_string();
+    if d.args.len() != 1 {
+        ctx.warn(d, "upstream needs exactly one name");
+    }
+    let mut main = Vec::new();
+    let mut backup = Vec::new();
+    for c in d.children() {
+        match c.name.as_str() {
+            "server" => {
+                if let Some((is_backup, s)) = upstream_server(ctx, c) {
+                    if is_backup {
+                        backup.push(s);
+                    } else {
+                        main.push(s);
+                    }
+                }
+            }
+            "keepalive" | "keepalive_requests" | "keepalive_time" | "keepalive_timeout" => ctx.note(
+                c,
+                format!(
+                    "'{}' is not needed: greenlight keeps connections to upstreams alive itself",
+                    directives::shown(c)
+                ),
+            ),
+            "zone" => ctx.note(c, format!("'{}' is not needed: greenlight has no shared memory zones", directives::shown(c))),
+            "least_conn" | "ip_hash" | "hash" | "random" | "sticky" | "ntlm" => ctx.warn(
+                c,
+                format!(
+                    "directive '{}' is not supported: greenlight pools are round robin for now",
+                    c.name
+                ),
+            ),
+            _ => ctx.unsupported(c),
+        }
+    }
+    if main.is_empty() && !backup.is_empty() {
+        ctx.warn(
+            d,
+            format!("upstream '{name}' has only backup servers; they were placed in pool 'main'"),
+        );
+        main = std::mem::take(&mut backup);
+    }
+    if main.is_empty() {
+        let reason = format!(
+            "upstream '{name}' from {} has no usable server; put the upstream's host:port",
+            ctx.at(d)
+        );
+        ctx.warn(
+            d,
+            format!("upstream '{name}' has no usable server; a placeholder was emitted"),
+        );
+        main.push(UpServer {
+            addr: format!("{}:80", addr::EDIT_ME),
+            edit: Some(reason),
+            comment: None,
+        });
+    }
+    UpstreamDef {
+        name,
+        d,
+        main,
+        backup,
+        used: false,
+    }
+}
+
+/// Parses `server ADDRESS [params];` of an upstream block. Returns whether it
+/// is a backup server, or None when it is left out (`down`).
+fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> Option<(bool, UpServer)> {
+    let raw = c.arg0();
+    let (addr, edit) = if raw.starts_with("unix:") {
+        let edit = format!(
+            "'{raw}' from {} is a unix socket, which greenlight upstreams do not support; make the app listen on a TCP port and put its host:port",
+            ctx.at(c)
+        );
+        ctx.warn(c, format!("upstream server '{raw}' is a unix socket, which greenlight does not support; a placeholder was emitted"));
+        (format!("{}:80", addr::EDIT_ME), Some(edit))
+    } else {
+        match addr::parse_upstream_addr(raw, 80) {
+            Ok(a) => (a, None),
+            Err(bad) => {
+                ctx.warn(
+                    c,
+                    format!(
+                        "upstream server {}; a placeholder was emitted",
+                        bad.reason()
+                    ),
+                );
+                let edit = format!(
+                    "{}; put the upstream's host:port",
+                    bad.reason_at(&ctx.at(c))
+                );
+                (bad.placeholder(), Some(edit))
+            }
+        }
+    };
+    let mut is_backup = false;
+    let mut notes: Vec<String> = Vec::new();
+    let mut health: Vec<&str> = Vec::new();
+    for p in c.args.iter().skip(1) {
+        let (key, value) = p.split_once('=').unwrap_or((p.as_str(), ""));
+        match key {
+            "weight" if value == "1" => {}
+            "weight" => {
+                notes.push(format!("{p} (not yet supported)"));
+                ctx.warn(
+                    c,
+                    format!("server parameter '{p}' is not yet supported: greenlight pools are round robin for now, so every server gets an equal share"),
+                );
+            }
+            "backup" => {
+                is_backup = true;
+                ctx.warn(
+                    c,
+                    format!("backup server {addr} was placed in a separate pool 'backup': greenlight does not fail over by itself yet; switch the upstream's 'active' to 'backup' when needed"),
+                );
+            }
+            "max_fails" | "fail_timeout" => {
+                notes.push(p.clone());
+                health.push(p);
+            }
+            "down" => {
+                ctx.warn(c, format!("server {raw} is marked 'down', so it was left out"));
+                return None;
+            }
+            "resolve" => ctx.note(c, "'resolve' is not needed: greenlight resolves upstream host names when it loads the configuration"),
+            _ => ctx.warn(
+                c,
+                format!("server parameter '{p}' is not supported and was not converted"),
+            ),
+        }
+    }
+    if !health.is_empty() {
+        ctx.warn(
+            c,
+            format!(
+                "server parameters '{}' were not converted: they map to passive health checks in a later greenlight release",
+                health.join(" ")
+            ),
+        );
+    }
+    let mut comment = format!("from {}", ctx.at(c));
+    if !notes.is_empty() {
+        comment.push_str("; ");
+        comment.push_str(&notes.join(", "));
+    }
+    Some((
+        is_backup,
+        UpServer {
+            addr,
+            edit,
+            comment: Some(comment),
+        },
+    ))
+}
+
+/// Groups routes into emitted upstreams: one per target and set of timeouts.
+fn assign_upstreams<'a>(sites: &mut [Site<'a>], defs: &mut [UpstreamDef<'a>]) -> Vec<Upstream<'a>> {
+    let mut upstreams: Vec<Upstream<'a>> = Vec::new();
+    let mut index: HashMap<(TargetKey, [Option<u64>; 3]), usize> = HashMap::new();
+    let mut names = Names::default();
+    for site in sites.iter_mut() {
+        for route in &mut site.routes {
+            let key = (route.target.key.clone(), route.timeouts.key());
+            if let Some(&i) = index.get(&key) {
+                route.upstream = i;
+                continue;
+            }
+            if let TargetKey::Named(i) = route.target.key
+                && let Some(def) = defs.get_mut(i)
+            {
+                def.used = true;
+            }
+            let twin_of = upstreams
+                .iter()
+                .find(|u| u.target.key == route.target.key)
+                .map(|u| u.name.clone());
+            let name = names.alloc(&route.target.hint, "app");
+            route.upstream = upstreams.len();
+            index.insert(key, upstreams.len());
+            upstreams.push(Upstream {
+                name,
+                target: route.target.clone(),
+                timeouts: route.timeouts.clone(),
+                twin_of,
+            });
+        }
+    }
+    upstreams
+}
+
+fn overlapping_listeners(ctx: &mut Ctx<'_>, list: &[Listener<'_>]) {
+    for l in list {
+        let Ok(addr) = l.address.parse::<SocketAddr>() else {
+            continue;
+        };
+        if addr.ip().is_unspecified() {
+            continue;
+        }
+        let wild = list.iter().find(|w| {
+            w.address.parse::<SocketAddr>().is_ok_and(|w| {
+                w.ip().is_unspecified() && w.port() == addr.port() && w.is_ipv4() == addr.is_ipv4()
+            })
+        });
+        if let Some(w) = wild {
+            let at = ctx.at(w.d);
+            ctx.warn(
+                l.d,
+                format!(
+                    "listener {} overlaps {} (from {at}): nginx serves both from the wildcard socket, but greenlight binds each listener and the second bind may fail; keep only one of them",
+                    l.address, w.address
+                ),
+            );
+        }
+    }
+}
+
+fn nothing_usable(ctx: &Ctx<'_>, infos: &[ServerInfo<'_>]) -> String {
+    if infos.is_empty() {
+        return "no server block found (greenlight sites are made from nginx server blocks)"
+            .to_string();
+    }
+    let mut parts: Vec<String> = infos
+        .iter()
+        .take(5)
+        .map(|s| {
+            let what = if s.routes.is_empty() {
+                if s.redirects.is_empty() {
+                    "no location with proxy_pass"
+                } else {
+                    "only redirects to https"
+                }
+            } else {
+                "its hosts are served by another site"
+            };
+            format!("{} {}", ctx.at(s.d), what)
+        })
+        .collect();
+    if infos.len() > 5 {
+        parts.push(format!("and {} more", infos.len() - 5));
+    }
+    format!(
+        "no server block yields a site with a route (a location with proxy_pass): {}",
+        parts.join("; ")
+    )
+}

@@ -1,0 +1,374 @@
+//! Assembly of sites from analysed server blocks: redirect-only servers
+//! become `plain_http: redirect`, each host belongs to one site, plain-HTTP
+//! twins of TLS servers become `plain_http: serve`, one site is the default,
+//! and TLS sites get their certificate settings.
+
+use std::collections::HashMap;
+
+use super::ImportOptions;
+use super::convert::{Ctx, Host, Listeners, PlainHttp, Site, SiteTls};
+use super::directives::shown;
+use super::parse::Directive;
+use super::server::ServerInfo;
+
+/// Builds the sites, in source order.
+pub(crate) fn build<'a>(
+    ctx: &mut Ctx<'a>,
+    infos: &[ServerInfo<'a>],
+    listeners: &Listeners<'a>,
+    opts: &ImportOptions,
+) -> Vec<Site<'a>> {
+    let mut redirect_servers: Vec<&ServerInfo<'a>> = Vec::new();
+    let mut candidates: Vec<(usize, &ServerInfo<'a>)> = Vec::new();
+    for (i, s) in infos.iter().enumerate() {
+        if !s.has_tls
+            && (s.scheme_redirect.is_some() || (s.routes.is_empty() && !s.redirects.is_empty()))
+        {
+            if !s.routes.is_empty() {
+                ctx.warn(
+                    s.d,
+                    "this plain-HTTP server block redirects every request to https, so its locations were not converted",
+                );
+            }
+            redirect_servers.push(s);
+            continue;
+        }
+        for (r, _) in &s.redirects {
+            ctx.warn(
+                r,
+                format!("'{}' was not converted: greenlight redirects to https only as plain_http: redirect of a TLS site, taken from a plain-HTTP server block that does nothing else", shown(r)),
+            );
+        }
+        if s.routes.is_empty() {
+            ctx.warn(
+                s.d,
+                format!("server block{} has no location with proxy_pass, so no site was created from it", describe(s)),
+            );
+            continue;
+        }
+        candidates.push((i, s));
+    }
+
+    // Hosts belong to the first server naming them; TLS servers first, so a
+    // plain-HTTP twin of a TLS server merges into it.
+    let mut order = candidates.clone();
+    order.sort_by_key(|(_, s)| !s.has_tls);
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    let mut slots: Vec<Option<Site<'a>>> = infos.iter().map(|_| None).collect();
+    let mut merged: HashMap<usize, &'a Directive> = HashMap::new();
+    for (i, s) in order {
+        let mut hosts: Vec<Host<'a>> = Vec::new();
+        let mut merged_into: Option<usize> = None;
+        for h in &s.hosts {
+            match owner.get(&h.name).copied() {
+                None => {
+                    owner.insert(h.name.clone(), i);
+                    hosts.push(h.clone());
+                }
+                Some(o) => {
+                    let other = infos.get(o);
+                    if !s.has_tls && other.is_some_and(|x| x.has_tls) {
+                        merged_into.get_or_insert(o);
+                    } else {
+                        let at = other.map(|x| ctx.at(x.d)).unwrap_or_default();
+                        ctx.warn(
+                            h.d,
+                            format!("host '{}' is already served by the server block at {at}; nginx uses the first server for a duplicate server_name, so it was left out here", h.name),
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(o) = merged_into {
+            merged.entry(o).or_insert(s.d);
+            let tls = infos.get(o);
+            let at = tls.map(|x| ctx.at(x.d)).unwrap_or_default();
+            if hosts.is_empty() {
+                let same = tls.is_some_and(|t| same_routes(t, s));
+                if !same {
+                    ctx.warn(
+                        s.d,
+                        format!("this plain-HTTP server block has the hosts of the TLS server block at {at} but different locations: greenlight serves the TLS site's routes on plain listeners too (plain_http: serve), so this block's own routes were not converted"),
+                    );
+                }
+                continue;
+            }
+            ctx.warn(
+                s.d,
+                format!("some hosts of this plain-HTTP server block also belong to the TLS server block at {at}: they follow that site's plain_http: serve, and the other hosts form their own site"),
+            );
+        }
+        if hosts.is_empty() && !s.hosts.is_empty() {
+            ctx.warn(
+                s.d,
+                "every host of this server block is served by an earlier one, so no site was created from it",
+            );
+            continue;
+        }
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(Site {
+                name: String::new(),
+                server: s.d,
+                hosts,
+                hosts_d: s.server_name,
+                default: None,
+                tls: None,
+                plain_http: None,
+                body: s.inh.body.clone(),
+                routes: s.routes.clone(),
+            });
+        }
+    }
+
+    choose_default(ctx, infos, &mut slots);
+
+    let redirects = RedirectMap::new(ctx, &redirect_servers, &owner, infos);
+    let any_plain = listeners.any_plain();
+    let mut names = super::addr::Names::default();
+    let mut sites = Vec::new();
+    for (i, slot) in slots.into_iter().enumerate() {
+        let (Some(mut site), Some(info)) = (slot, infos.get(i)) else {
+            continue;
+        };
+        site.name = names.alloc(&name_base(&site, info), "site");
+        if info.has_tls {
+            site.tls = Some(site_tls(ctx, info, opts));
+            site.plain_http = plain_http(ctx, info, &site, merged.get(&i).copied(), &redirects);
+            if site.plain_http.is_none() && any_plain {
+                ctx.warn(
+                    info.d,
+                    format!("TLS site '{}' had no plain-HTTP server block in nginx, so plain requests for its hosts went to the port's default server; plain_http was left unset (greenlight's default applies): set it to redirect or serve", site.name),
+                );
+            }
+        }
+        sites.push(site);
+    }
+    sites
+}
+
+fn describe(s: &ServerInfo<'_>) -> String {
+    match s.hosts.first() {
+        Some(h) if s.hosts.len() > 1 => format!(" for {} and {} more", h.name, s.hosts.len() - 1),
+        Some(h) => format!(" for {}", h.name),
+        None if s.catch_all.is_some() => " (server_name _)".to_string(),
+        None => String::new(),
+    }
+}
+
+fn same_routes(a: &ServerInfo<'_>, b: &ServerInfo<'_>) -> bool {
+    a.routes.len() == b.routes.len()
+        && a.routes.iter().zip(&b.routes).all(|(x, y)| {
+            x.path == y.path && x.target.key == y.target.key && x.timeouts.key() == y.timeouts.key()
+        })
+}
+
+fn name_base(site: &Site<'_>, info: &ServerInfo<'_>) -> String {
+    if let Some(h) = site.hosts.iter().find(|h| !h.name.starts_with('*')) {
+        return h.name.clone();
+    }
+    if let Some(h) = site.hosts.first() {
+        return h.name.trim_start_matches("*.").to_string();
+    }
+    if info.catch_all.is_some() || site.default.is_some() {
+        return "default".to_string();
+    }
+    "site".to_string()
+}
+
+/// Picks the one default site: the first with `listen ... default_server` or
+/// `server_name _`, else the first without host names. Host-less sites that
+/// are not the default could never be selected and are dropped.
+fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [Option<Site<'a>>]) {
+    let mut chosen: Option<String> = None;
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let (Some(site), Some(info)) = (slot.as_mut(), infos.get(i)) else {
+            continue;
+        };
+        let reason = match (info.listen_default, info.catch_all) {
+            (Some(l), _) => format!("listen {} default_server ({})", l.arg0(), ctx.at(l)),
+            (None, Some(c)) => format!("server_name _ ({})", ctx.at(c)),
+            (None, None) => continue,
+        };
+        match &chosen {
+            None => {
+                if info.listen_default.is_none()
+                    && let Some(c) = info.catch_all
+                {
+                    ctx.note(
+                        c,
+                        "server_name '_' is nginx's catch-all convention: the site became the default site (default: true)",
+                    );
+                }
+                chosen = Some(ctx.at(info.d));
+                site.default = Some(reason);
+            }
+            Some(first) => {
+                let first = first.clone();
+                ctx.warn(
+                    info.d,
+                    format!("this server block is also a default server in nginx ({reason}), but greenlight has one default site: the one from {first}"),
+                );
+            }
+        }
+    }
+    for (i, slot) in slots.iter_mut().enumerate() {
+        let Some(info) = infos.get(i) else { continue };
+        let Some(site) = slot.as_mut() else { continue };
+        if !site.hosts.is_empty() || site.default.is_some() {
+            continue;
+        }
+        if chosen.is_none() {
+            chosen = Some(ctx.at(info.d));
+            site.default = Some("no server_name: nginx used it as the default server".to_string());
+            ctx.note(
+                info.d,
+                "this server block has no server_name, so it became the default site (default: true)",
+            );
+        } else {
+            ctx.warn(
+                info.d,
+                "this server block has no server_name and is not the default site, so greenlight could never select it; it was not converted (add a server_name)",
+            );
+            *slot = None;
+        }
+    }
+    for (i, info) in infos.iter().enumerate() {
+        let is_site = slots.get(i).is_some_and(Option::is_some);
+        let redirects = !info.redirects.is_empty() || info.scheme_redirect.is_some();
+        if is_site || redirects {
+            continue;
+        }
+        if let Some(l) = info.listen_default.or(info.catch_all) {
+            let now = match &chosen {
+                Some(at) => format!("the default site (from {at})"),
+                None => "greenlight's answer for unknown hosts".to_string(),
+            };
+            ctx.warn(
+                l,
+                format!("this server block was nginx's default server here but was not converted, so requests for unknown hosts now get {now}"),
+            );
+        }
+    }
+}
+
+/// Where plain-HTTP redirect server blocks send their hosts.
+struct RedirectMap<'a> {
+    by_host: HashMap<String, (&'a Directive, u16)>,
+    catch_all: Option<(&'a Directive, u16)>,
+}
+
+impl<'a> RedirectMap<'a> {
+    fn new(
+        ctx: &mut Ctx<'a>,
+        servers: &[&ServerInfo<'a>],
+        owner: &HashMap<String, usize>,
+        infos: &[ServerInfo<'a>],
+    ) -> Self {
+        let mut map = RedirectMap {
+            by_host: HashMap::new(),
+            catch_all: None,
+        };
+        for s in servers {
+            let Some(&first) = s.scheme_redirect.as_ref().or(s.redirects.first()) else {
+                continue;
+            };
+            if s.hosts.is_empty() || s.catch_all.is_some() || s.listen_default.is_some() {
+                map.catch_all.get_or_insert(first);
+            }
+            for h in &s.hosts {
+                let tls_owner = owner
+                    .get(&h.name)
+                    .and_then(|&o| infos.get(o))
+                    .is_some_and(|o| o.has_tls);
+                if tls_owner {
+                    map.by_host.entry(h.name.clone()).or_insert(first);
+                } else {
+                    ctx.warn(
+                        h.d,
+                        format!("the redirect to https for '{}' was not converted: no TLS site serves '{}'", h.name, h.name),
+                    );
+                }
+            }
+        }
+        map
+    }
+}
+
+fn plain_http<'a>(
+    ctx: &Ctx<'a>,
+    info: &ServerInfo<'a>,
+    site: &Site<'a>,
+    merged: Option<&'a Directive>,
+    redirects: &RedirectMap<'a>,
+) -> Option<PlainHttp> {
+    let redirect = |(d, code): (&'a Directive, u16)| PlainHttp {
+        mode: "redirect",
+        detail: format!("from {} (return {code})", ctx.at(d)),
+    };
+    if info.has_plain {
+        if let Some(r) = info.scheme_redirect {
+            return Some(redirect(r));
+        }
+        let d = info.first_plain_listen.unwrap_or(info.d);
+        return Some(PlainHttp {
+            mode: "serve",
+            detail: format!("from {} (the server also listens on plain HTTP)", ctx.at(d)),
+        });
+    }
+    if let Some(d) = merged {
+        return Some(PlainHttp {
+            mode: "serve",
+            detail: format!(
+                "from {} (a plain-HTTP server block for the same hosts)",
+                ctx.at(d)
+            ),
+        });
+    }
+    if let Some(&r) = site
+        .hosts
+        .iter()
+        .find_map(|h| redirects.by_host.get(&h.name))
+    {
+        return Some(redirect(r));
+    }
+    redirects.catch_all.map(redirect)
+}
+
+fn site_tls<'a>(ctx: &mut Ctx<'a>, info: &ServerInfo<'a>, opts: &ImportOptions) -> SiteTls<'a> {
+    let usable = |d: Option<&'a Directive>| d.filter(|d| !d.arg0().contains('$'));
+    for d in [info.cert, info.key].into_iter().flatten() {
+        if d.arg0().contains('$') {
+            ctx.warn(
+                d,
+                format!("'{}' uses a variable, which greenlight does not support: name the certificate files per site", shown(d)),
+            );
+        }
+    }
+    match (usable(info.cert), usable(info.key)) {
+        (Some(cert), Some(key)) => {
+            if opts.acme_email.is_some() && is_letsencrypt(cert.arg0()) {
+                SiteTls::Acme { cert: Some(cert) }
+            } else {
+                SiteTls::Files { cert, key }
+            }
+        }
+        _ => {
+            let what = "this TLS server has no usable ssl_certificate and ssl_certificate_key pair";
+            if opts.acme_email.is_some() {
+                ctx.warn(info.d, format!("{what}; it was given tls: acme"));
+                SiteTls::Acme { cert: None }
+            } else {
+                ctx.warn(
+                    info.d,
+                    format!("{what}; it was given tls: self_signed, which browsers reject: set cert and key, or use acme"),
+                );
+                SiteTls::SelfSigned
+            }
+        }
+    }
+}
+
+/// True for certificates managed by certbot.
+pub(crate) fn is_letsencrypt(path: &str) -> bool {
+    path.starts_with("/etc/letsencrypt/live/")
+}
