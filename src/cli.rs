@@ -23,6 +23,10 @@ pub enum Command {
         /// Configuration file.
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Take the listening sockets over from a running greenlight (send it
+        /// SIGQUIT right after starting this one): a zero-downtime binary upgrade.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Check a configuration file and its certificates, like `nginx -t`.
     Check {
@@ -98,7 +102,7 @@ fn source(config: Option<PathBuf>) -> ConfigSource {
 /// Runs a parsed command line; returns the process exit code.
 pub fn execute(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run { config } => match crate::server::run(source(config)) {
+        Command::Run { config, upgrade } => match crate::server::run(source(config), upgrade) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("greenlight: {e}");

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod cli;
 pub mod cli_admin;
 pub mod config;
+pub mod lifecycle;
 pub mod logging;
 pub mod nginx;
 pub mod proxy;

@@ -11,6 +11,7 @@
 
 use crate::admin::AdminApi;
 use crate::config::ConfigSource;
+use crate::lifecycle::Signals;
 use crate::proxy::GreenlightProxy;
 use crate::reload::HupCatcher;
 use crate::state::{ApplyError, StateHandle};
@@ -54,9 +55,17 @@ pub enum ServerError {
 }
 
 /// Runs greenlight until it is told to stop.
-pub fn run(source: ConfigSource) -> Result<(), ServerError> {
+pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     // First of all, so that a SIGHUP during start-up cannot kill the process.
     let reloader = HupCatcher::install().map_err(|e| ServerError::Setup(e.to_string()))?;
+    log::info!(
+        "greenlight {} starting: loading {}",
+        env!("CARGO_PKG_VERSION"),
+        match &source {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Embedded => crate::config::EMBEDDED_NAME.to_string(),
+        }
+    );
     let state = StateHandle::start(source)?;
     let snapshot = state.load();
     let config = snapshot.config.clone();
@@ -86,7 +95,9 @@ pub fn run(source: ConfigSource) -> Result<(), ServerError> {
         .map(|l| (l.name.clone(), l.addr))
         .chain(std::iter::once(("admin".to_string(), config.admin.addr)))
         .collect();
-    for (name, addr) in &binds {
+    // In an upgrade the old process still holds these ports: they come over
+    // the upgrade socket instead.
+    for (name, addr) in binds.iter().filter(|_| !upgrade) {
         if let Err(source) = std::net::TcpListener::bind(addr) {
             let hint = match source.kind() {
                 std::io::ErrorKind::AddrInUse => {
@@ -109,21 +120,22 @@ pub fn run(source: ConfigSource) -> Result<(), ServerError> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let conf = ServerConf {
         threads,
-        // Graceful shutdown is driven by greenlight's own drain logic; do not
-        // let Pingora sleep a fixed grace period on SIGTERM.
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(5),
+        // Only an upper bound: `lifecycle` exits the process as soon as
+        // nothing is in flight, and ends what is left at shutdown_timeout.
+        grace_period_seconds: Some(config.shutdown_timeout.as_secs() + 5),
+        graceful_shutdown_timeout_seconds: Some(1),
         pid_file: std::env::temp_dir()
             .join(format!("greenlight-{}.pid", std::process::id()))
             .display()
             .to_string(),
-        upgrade_sock: std::env::temp_dir()
-            .join("greenlight-upgrade.sock")
-            .display()
-            .to_string(),
+        upgrade_sock: config.upgrade_socket.display().to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -171,6 +183,13 @@ pub fn run(source: ConfigSource) -> Result<(), ServerError> {
         config.source.display(),
         snapshot.generation
     );
-    server.run(pingora::server::RunArgs::default());
+    let signals = Signals::new(
+        state.clone(),
+        config.shutdown_timeout,
+        server.watch_execution_phase(),
+    );
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
     Ok(())
 }

@@ -12,11 +12,13 @@ use crate::config::diag::Diagnostic;
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::proxy::route::Router;
 use crate::tls::{CertMap, CertStore, build_cert_map};
+use crate::upstream::Pool;
 use crate::upstream::Upstream;
 use crate::upstream::drain::DrainSender;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
 /// Everything a request needs, frozen at one config generation.
@@ -61,6 +63,11 @@ impl Snapshot {
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.upstreams.iter().find(|u| u.config.name == name)
     }
+
+    /// Every pool of every upstream.
+    pub fn pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
+        self.upstreams.iter().flat_map(|u| u.pools.iter())
+    }
 }
 
 /// Why a new configuration was not applied (the old one keeps serving).
@@ -98,6 +105,10 @@ struct Inner {
     drains: Mutex<Option<DrainSender>>,
     last_reload: Mutex<ReloadRecord>,
     started: SystemTime,
+    /// Every pool ever built that is still alive somewhere (a snapshot, a
+    /// drain, a request): what a process shutdown must wait for.
+    pools: Mutex<Vec<Weak<Pool>>>,
+    shutting_down: AtomicBool,
 }
 
 /// State only writers touch, behind the writer lock.
@@ -134,6 +145,7 @@ impl StateHandle {
     /// Assembles a handle from an already validated config and certificates.
     pub fn from_parts(source: ConfigSource, config: Config, certs: CertMap) -> StateHandle {
         let snapshot = Snapshot::build(config, 1, None);
+        let pools = snapshot.pools().map(Arc::downgrade).collect();
         StateHandle {
             inner: Arc::new(Inner {
                 current: ArcSwap::from_pointee(snapshot),
@@ -143,6 +155,8 @@ impl StateHandle {
                 drains: Mutex::new(None),
                 last_reload: Mutex::new(ReloadRecord::default()),
                 started: SystemTime::now(),
+                pools: Mutex::new(pools),
+                shutting_down: AtomicBool::new(false),
             }),
         }
     }
@@ -165,6 +179,24 @@ impl StateHandle {
     /// Records a reload attempt (done by `reload`).
     pub fn record_reload(&self, rec: ReloadRecord) {
         *lock(&self.inner.last_reload) = rec;
+    }
+
+    /// Every pool still alive (current, draining, or held by a request).
+    pub fn live_pools(&self) -> Vec<Arc<Pool>> {
+        lock(&self.inner.pools)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Marks the process as stopping: responses stop offering keep-alive.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// True once a stop or upgrade began.
+    pub fn shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
     }
 
     /// Takes the writer lock: one reload or switch at a time.
@@ -210,6 +242,18 @@ impl StateHandle {
         let next = Arc::new(Snapshot::build(config, old.generation + 1, Some(&old)));
         self.inner.certs.swap(certs);
         self.inner.current.store(next.clone());
+        {
+            let mut pools = lock(&self.inner.pools);
+            pools.retain(|w| w.strong_count() > 0);
+            for p in next.pools() {
+                if !pools
+                    .iter()
+                    .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(p)))
+                {
+                    pools.push(Arc::downgrade(p));
+                }
+            }
+        }
         self.start_drains(&old, &next);
         Ok((next, restart))
     }

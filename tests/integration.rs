@@ -9,4 +9,5 @@ mod cli;
 mod core_proxy;
 mod fixture;
 mod import_nginx;
+mod lifecycle;
 mod live_config;

@@ -25,6 +25,10 @@ pub struct FileConfig {
     pub admin: Option<Spanned<FileAdmin>>,
     /// Where generated certificates live (default `certs`).
     pub certs_dir: Option<Spanned<String>>,
+    /// How long a stop or upgrade may wait for in-flight requests.
+    pub shutdown_timeout: Option<Spanned<Scalar>>,
+    /// Unix socket for the listening-socket hand-off of a binary upgrade.
+    pub upgrade_socket: Option<Spanned<String>>,
     /// Named sites.
     #[serde(default)]
     pub sites: IndexMap<String, Spanned<FileSite>>,

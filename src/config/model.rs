@@ -22,6 +22,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Directory for generated certificates.
     pub certs_dir: PathBuf,
+    /// How long SIGTERM/SIGQUIT wait for in-flight requests before ending them.
+    pub shutdown_timeout: Duration,
+    /// Unix socket for the binary-upgrade hand-off (fixed at start).
+    pub upgrade_socket: PathBuf,
     /// Sites in file order.
     pub sites: Vec<SiteConfig>,
     /// Upstreams in file order.
@@ -186,6 +190,10 @@ pub mod defaults {
     pub const ADMIN_ADDR: &str = "127.0.0.1:9090";
     /// `certs_dir`.
     pub const CERTS_DIR: &str = "certs";
+    /// `shutdown_timeout`.
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `upgrade_socket`.
+    pub const UPGRADE_SOCKET: &str = "/tmp/greenlight-upgrade.sock";
     /// `sites.*.max_body_size`: 10 MiB.
     pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
     /// `upstreams.*.drain_timeout`.

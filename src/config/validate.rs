@@ -35,6 +35,22 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .as_ref()
         .map(|c| PathBuf::from(&c.value))
         .unwrap_or_else(|| PathBuf::from(defaults::CERTS_DIR));
+    let shutdown_timeout = match &file.shutdown_timeout {
+        None => defaults::SHUTDOWN_TIMEOUT,
+        Some(s) => parse_duration(&s.value.0).unwrap_or_else(|| {
+            ds.error(
+                pos(s),
+                format!("'{}' is not a duration", s.value.0),
+                "write a number with a unit: `500ms`, `30s`, `5m`, `1h`",
+            );
+            defaults::SHUTDOWN_TIMEOUT
+        }),
+    };
+    let upgrade_socket = file
+        .upgrade_socket
+        .as_ref()
+        .map(|s| PathBuf::from(&s.value))
+        .unwrap_or_else(|| PathBuf::from(defaults::UPGRADE_SOCKET));
     if !ds.is_empty() {
         return None;
     }
@@ -43,6 +59,8 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         listeners,
         admin: admin?,
         certs_dir,
+        shutdown_timeout,
+        upgrade_socket,
         sites,
         upstreams,
     })

@@ -318,6 +318,11 @@ impl ProxyHttp for GreenlightProxy {
         if !session.is_http2() && session.req_header().version == http::Version::HTTP_11 {
             upstream_response.set_version(http::Version::HTTP_11);
         }
+        if self.state.shutting_down() {
+            // Stopping: this response closes its HTTP/1.1 connection
+            // (`Connection: close`); HTTP/2 clients get GOAWAY from Pingora.
+            session.set_keepalive(None);
+        }
         Ok(())
     }
 

@@ -72,6 +72,8 @@ pub type DrainKill = Arc<AtomicBool>;
 struct Table {
     /// Guard id -> its current upstream connection and kill flag.
     inflight: HashMap<u64, (ConnId, DrainKill)>,
+    /// Guard ids whose connection is an upgraded tunnel (WebSocket).
+    tunnels: std::collections::HashSet<u64>,
     /// Every connection opened for this pool (idle ones included).
     known: HashMap<(SocketAddr, SocketAddr), RawFd>,
 }
@@ -105,7 +107,32 @@ impl ConnRegistry {
 
     /// Forgets request `guard` (it finished).
     pub fn detach(&self, guard: u64) {
-        self.lock().inflight.remove(&guard);
+        let mut t = self.lock();
+        t.inflight.remove(&guard);
+        t.tunnels.remove(&guard);
+    }
+
+    /// Marks request `guard`'s connection as an upgraded tunnel.
+    pub fn mark_tunnel(&self, guard: u64) {
+        self.lock().tunnels.insert(guard);
+    }
+
+    /// Ends every upgraded tunnel (WebSocket) of this pool; returns how many.
+    pub fn kill_tunnels(&self) -> usize {
+        let victims: Vec<(ConnId, DrainKill)> = {
+            let t = self.lock();
+            t.tunnels
+                .iter()
+                .filter_map(|id| t.inflight.get(id).cloned())
+                .collect()
+        };
+        victims
+            .into_iter()
+            .filter(|(c, kill)| {
+                kill.store(true, Ordering::Release);
+                c.shutdown()
+            })
+            .count()
     }
 
     /// Ends every in-flight request's upstream connection; returns how many.

@@ -308,6 +308,7 @@ impl InflightGuard {
         if !self.websocket {
             self.websocket = true;
             self.pool.websockets.fetch_add(1, Ordering::AcqRel);
+            self.pool.conns.mark_tunnel(self.id);
         }
     }
 }

@@ -1,0 +1,157 @@
+//! Stopping and upgrading the proxy itself, as safely as the apps behind it.
+//!
+//! greenlight installs its own signal watcher in place of Pingora's:
+//!
+//! | signal | what happens |
+//! |---|---|
+//! | `TERM` | graceful stop: listeners close, WebSockets get 1001, in-flight requests finish, exit as soon as none is left (at most `shutdown_timeout`) |
+//! | `QUIT` | graceful upgrade: Pingora hands the listening sockets to the new process (`run --upgrade`), then the same drain as `TERM` |
+//! | `INT` | fast stop |
+//! | `HUP` | reload (see `reload`) |
+//!
+//! Why not Pingora's graceful shutdown alone: it sleeps its whole grace period
+//! whatever the load (pingora issues #727/#733), so systemd or Kubernetes wait
+//! for nothing, and its runtime shutdown afterwards drops whatever is still in
+//! flight. Here the grace period is only an upper bound: a shutdown thread
+//! watches the in-flight counters of every live pool and exits the process the
+//! moment they reach zero. At `shutdown_timeout` whatever is left is ended the
+//! way a drain deadline ends it (see `upstream::conns`), so the exit is never
+//! later than the configured bound plus a short unwind.
+
+use crate::state::StateHandle;
+use async_trait::async_trait;
+use pingora::server::{ExecutionPhase, ShutdownSignal, ShutdownSignalWatch};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::broadcast;
+
+/// After the deadline, how long ended connections may take to unwind.
+const UNWIND: Duration = Duration::from_secs(2);
+/// How often the shutdown thread re-counts in-flight work.
+const RECOUNT: Duration = Duration::from_millis(20);
+
+/// greenlight's replacement for Pingora's signal watcher.
+pub struct Signals {
+    state: StateHandle,
+    timeout: Duration,
+    phases: std::sync::Mutex<Option<broadcast::Receiver<ExecutionPhase>>>,
+}
+
+impl Signals {
+    /// A watcher for `state`, told about Pingora's shutdown phases by `phases`.
+    pub fn new(
+        state: StateHandle,
+        timeout: Duration,
+        phases: broadcast::Receiver<ExecutionPhase>,
+    ) -> Signals {
+        Signals {
+            state,
+            timeout,
+            phases: std::sync::Mutex::new(Some(phases)),
+        }
+    }
+
+    /// Starts the thread that ends the process once nothing is in flight.
+    fn start_drain(&self, why: &'static str) {
+        self.state.begin_shutdown();
+        let state = self.state.clone();
+        let timeout = self.timeout;
+        let phases = self.phases.lock().ok().and_then(|mut p| p.take());
+        let spawned = std::thread::Builder::new()
+            .name("greenlight-shutdown".into())
+            .spawn(move || drain_and_exit(state, timeout, phases, why));
+        if let Err(e) = spawned {
+            log::error!("cannot start the shutdown thread ({e}); Pingora's shutdown applies");
+        }
+    }
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut quit), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::quit()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            log::error!("cannot listen for TERM/QUIT/INT");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {
+                log::info!("SIGTERM: stopping gracefully (at most {:?})", self.timeout);
+                self.start_drain("stop");
+                ShutdownSignal::GracefulTerminate
+            }
+            _ = quit.recv() => {
+                log::info!("SIGQUIT: handing the listening sockets to the new process, then draining");
+                self.start_drain("upgrade");
+                ShutdownSignal::GracefulUpgrade
+            }
+            _ = int.recv() => {
+                log::info!("SIGINT: fast stop");
+                ShutdownSignal::FastShutdown
+            }
+        }
+    }
+}
+
+fn inflight(state: &StateHandle) -> (usize, usize) {
+    state
+        .live_pools()
+        .iter()
+        .fold((0, 0), |(r, w), p| (r + p.inflight(), w + p.websockets()))
+}
+
+fn drain_and_exit(
+    state: StateHandle,
+    timeout: Duration,
+    phases: Option<broadcast::Receiver<ExecutionPhase>>,
+    why: &'static str,
+) {
+    // Do not exit before Pingora has stopped accepting (for an upgrade: before
+    // the sockets were handed over and the new process had time to take them).
+    if let Some(mut rx) = phases {
+        loop {
+            match rx.blocking_recv() {
+                Ok(ExecutionPhase::ShutdownStarted) => break,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+    let start = Instant::now();
+    let tunnels: usize = state
+        .live_pools()
+        .iter()
+        .map(|p| p.conns.kill_tunnels())
+        .sum();
+    if tunnels > 0 {
+        log::info!("{why}: closed {tunnels} WebSocket(s) with 1001 Going Away");
+    }
+    let deadline = start + timeout;
+    while Instant::now() < deadline && inflight(&state).0 > 0 {
+        std::thread::sleep(RECOUNT);
+    }
+    let (left, _) = inflight(&state);
+    if left > 0 {
+        let ended: usize = state
+            .live_pools()
+            .iter()
+            .map(|p| p.conns.kill_inflight())
+            .sum();
+        log::warn!(
+            "{why}: shutdown_timeout reached with {left} request(s) in flight; ended {ended} upstream connection(s)"
+        );
+        let unwind = Instant::now() + UNWIND;
+        while Instant::now() < unwind && inflight(&state).0 > 0 {
+            std::thread::sleep(RECOUNT);
+        }
+    }
+    log::info!(
+        "{why}: nothing left in flight after {:.1?}; exiting",
+        start.elapsed()
+    );
+    log::logger().flush();
+    std::process::exit(0);
+}
