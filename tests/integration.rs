@@ -11,3 +11,4 @@ mod fixture;
 mod import_nginx;
 mod lifecycle;
 mod live_config;
+mod smuggling;

@@ -105,6 +105,60 @@ pub fn set_forwarded(
     Ok(())
 }
 
+/// Why an HTTP/1.x request's body framing is refused (RFC 9112 §6.1, §6.3).
+///
+/// Policy (nginx's, not HAProxy's): anything ambiguous is a 400 and the
+/// connection is closed; nothing ambiguous is ever forwarded, so the upstream
+/// and greenlight can never disagree on where a request ends.
+/// `raw` is the request header as received: Pingora drops `Content-Length`
+/// from the parsed header when `Transfer-Encoding` is present (HAProxy's
+/// choice), so that conflict is only visible in the raw bytes.
+pub fn framing_problem(req: &RequestHeader, raw: Option<&[u8]>) -> Option<&'static str> {
+    let te: Vec<&[u8]> = req
+        .headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let cl: Vec<&[u8]> = req
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if !te.is_empty() {
+        if req.version == http::Version::HTTP_10 {
+            return Some("Transfer-Encoding in an HTTP/1.0 request");
+        }
+        if !cl.is_empty() || raw.is_some_and(|r| raw_has_header(r, b"content-length")) {
+            return Some("both Content-Length and Transfer-Encoding");
+        }
+        if te.len() > 1 || !te[0].trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            return Some("a Transfer-Encoding other than exactly `chunked`");
+        }
+    }
+    if let Some(first) = cl.first() {
+        if !cl.iter().all(|v| v == first) {
+            return Some("differing Content-Length values");
+        }
+        let v = first.trim_ascii();
+        if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+            return Some("a Content-Length that is not a number");
+        }
+    }
+    None
+}
+
+/// True if a header line of the raw request header is named `name`
+/// (lowercase), ignoring the request line.
+fn raw_has_header(raw: &[u8], name: &[u8]) -> bool {
+    raw.split(|b| *b == b'\n').skip(1).any(|line| {
+        line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name)
+            && line[name.len()..].trim_ascii_start().first() == Some(&b':')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +203,57 @@ mod tests {
             assert!(get(&r, h).is_none(), "{h} should be gone");
         }
         assert_eq!(get(&r, "x-kept"), Some("yes"));
+    }
+
+    #[test]
+    fn ambiguous_framing_is_named() {
+        let mk = |v: http::Version, h: &[(&str, &str)]| {
+            let mut r = req(h);
+            r.set_version(v);
+            framing_problem(&r, None)
+        };
+        const HTTP_10: http::Version = http::Version::HTTP_10;
+        const HTTP_11: http::Version = http::Version::HTTP_11;
+        assert_eq!(mk(HTTP_11, &[("Content-Length", "3")]), None);
+        assert_eq!(mk(HTTP_11, &[("Transfer-Encoding", "Chunked")]), None);
+        assert_eq!(
+            mk(HTTP_11, &[("Content-Length", "3"), ("Content-Length", "3")]),
+            None
+        );
+        assert!(
+            mk(
+                HTTP_11,
+                &[("Content-Length", "3"), ("Transfer-Encoding", "chunked")]
+            )
+            .is_some()
+        );
+        assert!(mk(HTTP_11, &[("Transfer-Encoding", "xchunked")]).is_some());
+        assert!(mk(HTTP_11, &[("Transfer-Encoding", "chunked, identity")]).is_some());
+        assert!(
+            mk(
+                HTTP_11,
+                &[
+                    ("Transfer-Encoding", "gzip"),
+                    ("Transfer-Encoding", "chunked")
+                ]
+            )
+            .is_some()
+        );
+        assert!(mk(HTTP_11, &[("Content-Length", "3"), ("Content-Length", "4")]).is_some());
+        assert!(mk(HTTP_11, &[("Content-Length", "+3")]).is_some());
+        assert!(mk(HTTP_10, &[("Transfer-Encoding", "chunked")]).is_some());
+        let te = req(&[("Transfer-Encoding", "chunked")]);
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(
+            framing_problem(&te, Some(raw)).is_some(),
+            "CL seen in the raw header"
+        );
+        let raw = b"POST /content-length: HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(
+            framing_problem(&te, Some(raw)),
+            None,
+            "the request line is not a header"
+        );
     }
 
     #[test]

@@ -121,6 +121,20 @@ impl ProxyHttp for GreenlightProxy {
             .and_then(|s| s.extension.get::<SniName>())
             .map(|n| n.0.clone());
         let req = session.req_header();
+        let raw = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
+        if !session.is_http2()
+            && let Some(why) = headers::framing_problem(req, raw.as_deref())
+        {
+            log::warn!(
+                "refused a request from {}: ambiguous body framing ({why})",
+                session
+                    .client_addr()
+                    .map_or("-".to_string(), |a| a.to_string())
+            );
+            let body = format!("400 Bad Request: {why}\n");
+            return respond(session, 400, body, &[], true).await;
+        }
+        let req = session.req_header();
         if req.version == http::Version::HTTP_11 && request_host(session).is_none() {
             // RFC 9112 §3.2: a 1.1 request without Host is a client error.
             return respond(
