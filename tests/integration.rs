@@ -10,5 +10,6 @@ mod core_proxy;
 mod fixture;
 mod import_nginx;
 mod lifecycle;
+mod limits;
 mod live_config;
 mod smuggling;

@@ -21,6 +21,8 @@ pub struct FileConfig {
     /// Named listen addresses.
     #[serde(default)]
     pub listeners: IndexMap<String, Spanned<FileListener>>,
+    /// Client-facing limits and timeouts.
+    pub limits: Option<Spanned<FileLimits>>,
     /// The admin API listener.
     pub admin: Option<Spanned<FileAdmin>>,
     /// Where generated certificates live (default `certs`).
@@ -45,6 +47,22 @@ pub struct FileListener {
     pub address: Spanned<Scalar>,
     /// Terminate TLS on this listener.
     pub tls: Option<Spanned<bool>>,
+}
+
+/// `limits`: what one client may cost.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    /// Longest request target (414 beyond).
+    pub max_uri_length: Option<Spanned<Scalar>>,
+    /// Total size of the request header fields (431 beyond).
+    pub max_header_size: Option<Spanned<Scalar>>,
+    /// Number of request header fields (431 beyond).
+    pub max_headers: Option<Spanned<Scalar>>,
+    /// How long an idle keep-alive connection is kept.
+    pub keepalive_timeout: Option<Spanned<Scalar>>,
+    /// Longest pause while reading a request body (408).
+    pub body_timeout: Option<Spanned<Scalar>>,
 }
 
 /// `admin`.

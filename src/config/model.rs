@@ -20,6 +20,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// The admin API.
     pub admin: AdminConfig,
+    /// Client-facing limits and timeouts.
+    pub limits: LimitsConfig,
     /// Directory for generated certificates.
     pub certs_dir: PathBuf,
     /// How long SIGTERM/SIGQUIT wait for in-flight requests before ending them.
@@ -53,6 +55,33 @@ pub struct ListenerConfig {
     pub addr: SocketAddr,
     /// Terminates TLS (h2 + http/1.1 by ALPN).
     pub tls: bool,
+}
+
+/// What one client request may cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Longest request target in bytes (414 beyond).
+    pub max_uri_length: usize,
+    /// Total bytes of request header fields (431 beyond).
+    pub max_header_size: usize,
+    /// Number of request header fields (431 beyond).
+    pub max_headers: usize,
+    /// Idle keep-alive timeout for client connections.
+    pub keepalive_timeout: Duration,
+    /// Longest pause while reading a request body.
+    pub body_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_uri_length: defaults::MAX_URI_LENGTH,
+            max_header_size: defaults::MAX_HEADER_SIZE,
+            max_headers: defaults::MAX_HEADERS,
+            keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
+        }
+    }
 }
 
 /// The admin API listener.
@@ -190,6 +219,16 @@ pub mod defaults {
     pub const ADMIN_ADDR: &str = "127.0.0.1:9090";
     /// `certs_dir`.
     pub const CERTS_DIR: &str = "certs";
+    /// `limits.max_uri_length`: 8 KiB (nginx's large_client_header_buffers line size).
+    pub const MAX_URI_LENGTH: usize = 8 * 1024;
+    /// `limits.max_header_size`: 32 KiB (nginx: 4 x 8k buffers).
+    pub const MAX_HEADER_SIZE: usize = 32 * 1024;
+    /// `limits.max_headers`.
+    pub const MAX_HEADERS: usize = 100;
+    /// `limits.keepalive_timeout` (nginx 75s; browsers keep about 60s).
+    pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `limits.body_timeout` (nginx client_body_timeout).
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
     /// `shutdown_timeout`.
     pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
     /// `upgrade_socket`.

@@ -35,6 +35,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .as_ref()
         .map(|c| PathBuf::from(&c.value))
         .unwrap_or_else(|| PathBuf::from(defaults::CERTS_DIR));
+    let limits = validate_limits(&file, ds);
     let shutdown_timeout = match &file.shutdown_timeout {
         None => defaults::SHUTDOWN_TIMEOUT,
         Some(s) => parse_duration(&s.value.0).unwrap_or_else(|| {
@@ -58,12 +59,60 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         source: ds.file().to_path_buf(),
         listeners,
         admin: admin?,
+        limits,
         certs_dir,
         shutdown_timeout,
         upgrade_socket,
         sites,
         upstreams,
     })
+}
+
+fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {
+    let mut l = LimitsConfig::default();
+    let Some(f) = &file.limits else {
+        return l;
+    };
+    let f = &f.value;
+    let size = |v: &Option<Spanned<Scalar>>, into: &mut usize, ds: &mut Diagnostics| {
+        if let Some(s) = v {
+            match parse_size(&s.value.0) {
+                Some(n) if n > 0 => *into = n as usize,
+                _ => ds.error(
+                    pos(s),
+                    format!("'{}' is not a size above zero", s.value.0),
+                    "write bytes with an optional unit: `512`, `8k`, `1m`",
+                ),
+            }
+        }
+    };
+    size(&f.max_uri_length, &mut l.max_uri_length, ds);
+    size(&f.max_header_size, &mut l.max_header_size, ds);
+    if let Some(s) = &f.max_headers {
+        match s.value.0.parse::<usize>() {
+            Ok(n) if n > 0 => l.max_headers = n,
+            _ => ds.error(
+                pos(s),
+                format!("'{}' is not a count above zero", s.value.0),
+                "write a number like `100`",
+            ),
+        }
+    }
+    let dur = |v: &Option<Spanned<Scalar>>, into: &mut Duration, ds: &mut Diagnostics| {
+        if let Some(s) = v {
+            match parse_duration(&s.value.0) {
+                Some(d) if !d.is_zero() => *into = d,
+                _ => ds.error(
+                    pos(s),
+                    format!("'{}' is not a duration above zero", s.value.0),
+                    "write a number with a unit: `500ms`, `30s`, `5m`",
+                ),
+            }
+        }
+    };
+    dur(&f.keepalive_timeout, &mut l.keepalive_timeout, ds);
+    dur(&f.body_timeout, &mut l.body_timeout, ds);
+    l
 }
 
 fn check_name(kind: &str, name: &str, at: Pos, ds: &mut Diagnostics) {
