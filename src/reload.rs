@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// What a successful reload or switch did.
 #[derive(Debug, Clone)]
@@ -166,7 +166,7 @@ pub async fn switch(
             .iter()
             .map(|s| (s.label.clone(), s.addr))
             .collect();
-        probe(upstream, pool, &addrs, up.config.connect_timeout).await?;
+        probe(upstream, pool, &addrs, &up.config).await?;
     }
     drop(snap);
     let mut writer = state.writer();
@@ -193,15 +193,24 @@ pub async fn switch(
     Ok(applied)
 }
 
-/// Succeeds if any server accepts a TCP connection within `timeout`.
+/// Succeeds if any server accepts a TCP connection within the connect
+/// timeout — and answers the health path as expected when one is configured.
 async fn probe(
     upstream: &str,
     pool: &str,
     servers: &[(String, SocketAddr)],
-    timeout: Duration,
+    cfg: &crate::config::model::UpstreamConfig,
 ) -> Result<(), SwitchError> {
+    let timeout = cfg.connect_timeout;
     let mut problems = Vec::new();
     for (label, addr) in servers {
+        if let Some(h) = &cfg.health {
+            match crate::upstream::health::check(*addr, h).await {
+                Ok(_) => return Ok(()),
+                Err(why) => problems.push(format!("{label}: health check {} {why}", h.path)),
+            }
+            continue;
+        }
         match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => problems.push(format!("{label}: {e}")),

@@ -17,6 +17,7 @@ use crate::reload::HupCatcher;
 use crate::state::{ApplyError, StateHandle};
 use crate::tls::SniCapture;
 use crate::upstream::drain::DrainService;
+use crate::upstream::health::HealthService;
 use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
@@ -174,6 +175,10 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     let (drains, tx) = DrainService::new();
     state.set_drain_sender(tx);
     server.add_service(background_service("greenlight drains", drains));
+    server.add_service(background_service(
+        "greenlight health",
+        HealthService::new(state.clone()),
+    ));
     server.add_service(background_service(
         "greenlight reload",
         reloader.bind(state.clone()),

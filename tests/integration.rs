@@ -8,6 +8,7 @@ mod support;
 mod cli;
 mod core_proxy;
 mod fixture;
+mod health;
 mod import_nginx;
 mod lifecycle;
 mod limits;

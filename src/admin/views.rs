@@ -30,6 +30,15 @@ pub fn upstreams(snap: &Snapshot) -> Value {
                         "name": p.name,
                         "state": ph.state.as_str(),
                         "servers": p.servers().iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
+                        "health": p.servers().iter().map(|s| json!({
+                            "server": s.label,
+                            "up": s.health.is_up(),
+                            "down_reason": match s.health.down() {
+                                None => Value::Null,
+                                Some(crate::upstream::health::Down::Active) => json!("health check"),
+                                Some(crate::upstream::health::Down::Passive) => json!("failed requests"),
+                            },
+                        })).collect::<Vec<_>>(),
                         "inflight": p.inflight(),
                         "websockets": p.websockets(),
                         "drain_started": unix(ph.drain_started),

@@ -168,6 +168,30 @@ pub struct FileUpstream {
     pub read_timeout: Option<Spanned<Scalar>>,
     /// Upstream write idle timeout.
     pub write_timeout: Option<Spanned<Scalar>>,
+    /// Active health checks.
+    pub health: Option<Spanned<FileHealth>>,
+    /// Passive health: consecutive failures that mark a server down (nginx `max_fails`).
+    pub max_fails: Option<Spanned<Scalar>>,
+    /// Passive health: how long a failed server stays down (nginx `fail_timeout`).
+    pub fail_timeout: Option<Spanned<Scalar>>,
+}
+
+/// `upstreams.<name>.health`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHealth {
+    /// Path to request (GET).
+    pub path: Spanned<String>,
+    /// Time between checks of one server.
+    pub interval: Option<Spanned<Scalar>>,
+    /// Time a check may take.
+    pub timeout: Option<Spanned<Scalar>>,
+    /// Successes in a row that mark a down server up.
+    pub healthy_after: Option<Spanned<Scalar>>,
+    /// Failures in a row that mark an up server down.
+    pub unhealthy_after: Option<Spanned<Scalar>>,
+    /// Expected status: `2xx`, `200`, or `200-399`.
+    pub expect_status: Option<Spanned<Scalar>>,
 }
 
 /// Any YAML scalar kept as its text (`30s`, `10m`, `0`, `127.0.0.1:80`), so the

@@ -185,6 +185,30 @@ pub struct UpstreamConfig {
     pub read_timeout: Duration,
     /// Idle write timeout on the upstream connection.
     pub write_timeout: Duration,
+    /// Active checks, if configured.
+    pub health: Option<HealthConfig>,
+    /// Passive health: failures in a row (connect errors, 5xx) that mark a
+    /// server down; 0 turns passive marking off.
+    pub max_fails: u32,
+    /// Passive health: how long such a server stays down.
+    pub fail_timeout: Duration,
+}
+
+/// Active health checks of an upstream's servers (every pool).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// GET this path.
+    pub path: String,
+    /// Between checks of one server.
+    pub interval: Duration,
+    /// One check's time limit.
+    pub timeout: Duration,
+    /// Successes in a row to come back up.
+    pub healthy_after: u32,
+    /// Failures in a row to go down.
+    pub unhealthy_after: u32,
+    /// Accepted status codes, inclusive.
+    pub expect_status: (u16, u16),
 }
 
 impl UpstreamConfig {
@@ -229,6 +253,19 @@ pub mod defaults {
     pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
     /// `limits.body_timeout` (nginx client_body_timeout).
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `upstreams.*.max_fails`: 3 in a row (nginx uses 1, but counts only
+    /// connect errors and timeouts; we also count 5xx, so we want a streak).
+    pub const MAX_FAILS: u32 = 3;
+    /// `upstreams.*.fail_timeout` (nginx's default too).
+    pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `health.interval`.
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+    /// `health.timeout`.
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+    /// `health.healthy_after`.
+    pub const HEALTHY_AFTER: u32 = 2;
+    /// `health.unhealthy_after`.
+    pub const UNHEALTHY_AFTER: u32 = 3;
     /// `shutdown_timeout`.
     pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
     /// `upgrade_socket`.

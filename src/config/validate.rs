@@ -516,8 +516,25 @@ fn validate_upstream(
             default
         }),
     };
+    let health = f.health.as_ref().map(|h| validate_health(h, ds));
+    let count = |v: &Option<Spanned<Scalar>>, default: u32, ds: &mut Diagnostics| match v {
+        None => default,
+        Some(s) => s.value.0.parse::<u32>().unwrap_or_else(|_| {
+            ds.error(
+                pos(s),
+                format!("'{}' is not a count", s.value.0),
+                "write a whole number like `3`",
+            );
+            default
+        }),
+    };
+    let max_fails = count(&f.max_fails, defaults::MAX_FAILS, ds);
+    let fail_timeout = dur(&f.fail_timeout, defaults::FAIL_TIMEOUT, ds);
     Some(UpstreamConfig {
         name: name.to_string(),
+        health,
+        max_fails,
+        fail_timeout,
         active: f.active.value.clone(),
         active_origin: ds.origin(pos(&f.active)),
         pools,
@@ -526,6 +543,83 @@ fn validate_upstream(
         read_timeout: dur(&f.read_timeout, defaults::READ_TIMEOUT, ds),
         write_timeout: dur(&f.write_timeout, defaults::WRITE_TIMEOUT, ds),
     })
+}
+
+fn validate_health(
+    h: &Spanned<crate::config::file::FileHealth>,
+    ds: &mut Diagnostics,
+) -> HealthConfig {
+    let f = &h.value;
+    if !f.path.value.starts_with('/') {
+        ds.error(
+            pos(&f.path),
+            format!("health path '{}' does not start with '/'", f.path.value),
+            "write e.g. `/healthz`",
+        );
+    }
+    let dur = |v: &Option<Spanned<Scalar>>, default: Duration, ds: &mut Diagnostics| match v {
+        None => default,
+        Some(s) => match parse_duration(&s.value.0) {
+            Some(d) if !d.is_zero() => d,
+            _ => {
+                ds.error(
+                    pos(s),
+                    format!("'{}' is not a duration above zero", s.value.0),
+                    "write e.g. `5s` or `500ms`",
+                );
+                default
+            }
+        },
+    };
+    let count = |v: &Option<Spanned<Scalar>>, default: u32, ds: &mut Diagnostics| match v {
+        None => default,
+        Some(s) => match s.value.0.parse::<u32>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                ds.error(
+                    pos(s),
+                    format!("'{}' is not a count above zero", s.value.0),
+                    "write a whole number like `2`",
+                );
+                default
+            }
+        },
+    };
+    let expect_status = match &f.expect_status {
+        None => (200, 299),
+        Some(s) => parse_status_range(&s.value.0).unwrap_or_else(|| {
+            ds.error(
+                pos(s),
+                format!("'{}' is not a status or range", s.value.0),
+                "write `2xx`, `200`, or `200-399`",
+            );
+            (200, 299)
+        }),
+    };
+    HealthConfig {
+        path: f.path.value.clone(),
+        interval: dur(&f.interval, defaults::HEALTH_INTERVAL, ds),
+        timeout: dur(&f.timeout, defaults::HEALTH_TIMEOUT, ds),
+        healthy_after: count(&f.healthy_after, defaults::HEALTHY_AFTER, ds),
+        unhealthy_after: count(&f.unhealthy_after, defaults::UNHEALTHY_AFTER, ds),
+        expect_status,
+    }
+}
+
+/// Parses `2xx`, `200`, or `200-399` into an inclusive range.
+pub fn parse_status_range(s: &str) -> Option<(u16, u16)> {
+    let s = s.trim().to_ascii_lowercase();
+    let ok = |c: u16| (100..=599).contains(&c);
+    if let Some(d) = s.strip_suffix("xx") {
+        let d: u16 = d.parse().ok()?;
+        return (1..=5).contains(&d).then_some((d * 100, d * 100 + 99));
+    }
+    if let Some((a, b)) = s.split_once('-') {
+        let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+        return (ok(a) && ok(b) && a <= b).then_some((a, b));
+    }
+    let c: u16 = s.parse().ok()?;
+    ok(c).then_some((c, c))
 }
 
 /// Resolves an upstream `host:port` at load time. An IPv4 result is preferred
@@ -722,6 +816,16 @@ mod tests {
         assert_eq!(parse_host_pattern("a..b"), None);
         assert_eq!(parse_host_pattern("exa mple.com"), None);
         assert_eq!(parse_host_pattern("-bad.com"), None);
+    }
+
+    #[test]
+    fn status_ranges_parse() {
+        assert_eq!(parse_status_range("2xx"), Some((200, 299)));
+        assert_eq!(parse_status_range("204"), Some((204, 204)));
+        assert_eq!(parse_status_range("200-399"), Some((200, 399)));
+        assert_eq!(parse_status_range("6xx"), None);
+        assert_eq!(parse_status_range("399-200"), None);
+        assert_eq!(parse_status_range("ok"), None);
     }
 
     #[test]

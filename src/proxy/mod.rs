@@ -49,7 +49,7 @@ pub struct RequestCtx {
     pool: Option<Arc<Pool>>,
     start: usize,
     attempts: usize,
-    server: Option<String>,
+    server_idx: Option<usize>,
     guard: Option<InflightGuard>,
     tls: bool,
     max_body: Option<u64>,
@@ -68,6 +68,12 @@ impl RequestCtx {
     }
     fn pool_name(&self) -> &str {
         self.pool.as_deref().map_or("-", |p| p.name.as_str())
+    }
+    fn server_label(&self) -> &str {
+        match (self.pool.as_deref(), self.server_idx) {
+            (Some(p), Some(i)) => p.servers().get(i).map_or("-", |s| s.label.as_str()),
+            _ => "-",
+        }
     }
 }
 
@@ -265,15 +271,30 @@ impl ProxyHttp for GreenlightProxy {
                 p
             }
         };
-        let Some(server) = pool.server_for(ctx.start, ctx.attempts) else {
-            return Err(Error::explain(
+        // Round robin from this request's start, skipping servers that are
+        // down (active checks or passive cool-off).
+        let n = pool.servers().len();
+        let tried_before = ctx.attempts > 0;
+        while ctx.attempts < n {
+            let idx = (ctx.start + ctx.attempts) % n;
+            ctx.attempts += 1;
+            let server = &pool.servers()[idx];
+            if server.health.is_up() {
+                ctx.server_idx = Some(idx);
+                return Ok(server.peer());
+            }
+        }
+        if tried_before {
+            Err(Error::explain(
                 ErrorType::ConnectError,
                 format!("every server of pool '{}' failed", pool.name),
-            ));
-        };
-        ctx.attempts += 1;
-        ctx.server = Some(server.label.clone());
-        Ok(server.peer())
+            ))
+        } else {
+            Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                format!("pool '{}' has no healthy server", pool.name),
+            ))
+        }
     }
 
     fn fail_to_connect(
@@ -283,10 +304,23 @@ impl ProxyHttp for GreenlightProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let remaining = ctx
-            .pool
-            .as_ref()
-            .is_some_and(|p| ctx.attempts < p.servers().len());
+        let remaining = ctx.pool.as_ref().is_some_and(|p| {
+            let n = p.servers().len();
+            (ctx.attempts..n).any(|i| p.servers()[(ctx.start + i) % n].health.is_up())
+        });
+        if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx)
+            && p.servers()[i]
+                .health
+                .request_failed(p.max_fails, p.fail_timeout)
+        {
+            log::warn!(
+                "upstream '{}' pool '{}' server {}: marked down for {:?} after failed requests",
+                p.upstream,
+                p.name,
+                p.servers()[i].label,
+                p.fail_timeout
+            );
+        }
         log::warn!(
             "upstream '{}' pool '{}': connect to {} failed: {}{}",
             ctx.upstream_name(),
@@ -340,6 +374,23 @@ impl ProxyHttp for GreenlightProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx) {
+            let h = &p.servers()[i].health;
+            if upstream_response.status.is_server_error() {
+                if h.request_failed(p.max_fails, p.fail_timeout) {
+                    log::warn!(
+                        "upstream '{}' pool '{}' server {}: marked down for {:?} after {} response(s)",
+                        p.upstream,
+                        p.name,
+                        p.servers()[i].label,
+                        p.fail_timeout,
+                        upstream_response.status
+                    );
+                }
+            } else {
+                h.request_ok();
+            }
+        }
         if upstream_response.status.as_u16() == 101
             && let Some(g) = ctx.guard.as_mut()
         {
@@ -419,7 +470,7 @@ impl ProxyHttp for GreenlightProxy {
                 "{summary}: upstream '{}' pool '{}' server {}: {} -> {}",
                 ctx.upstream_name(),
                 ctx.pool_name(),
-                ctx.server.as_deref().unwrap_or("-"),
+                ctx.server_label(),
                 e,
                 if code == 0 {
                     "connection dropped".to_string()
@@ -467,6 +518,9 @@ fn error_body(code: u16, ctx: &RequestCtx) -> String {
             format!("504 Gateway Timeout: upstream '{up}' (pool '{pool}') did not answer in time\n")
         }
         413 => "413 Content Too Large: the request body exceeds this site's limit\n".to_string(),
+        503 => format!(
+            "503 Service Unavailable: upstream '{up}' (pool '{pool}') has no healthy server right now\n"
+        ),
         400 => "400 Bad Request\n".to_string(),
         408 => "408 Request Timeout\n".to_string(),
         c => format!(

@@ -12,6 +12,7 @@
 pub mod conns;
 
 pub mod drain;
+pub mod health;
 
 use crate::config::model::{PoolConfig, UpstreamConfig};
 use conns::{ConnId, ConnRegistry, DrainKill};
@@ -86,6 +87,10 @@ pub struct DrainTicket {
 pub struct Server {
     /// As written in the config (`localhost:8082`).
     pub label: String,
+    /// Resolved address.
+    pub addr: std::net::SocketAddr,
+    /// Active and passive health.
+    pub health: health::ServerHealth,
     /// The peer handed to Pingora (cloned per request).
     peer: HttpPeer,
 }
@@ -108,6 +113,12 @@ pub struct Pool {
     pub config: PoolConfig,
     /// Timeouts it was built with (also part of reuse equality).
     timeouts: [Duration; 3],
+    /// Active health checks, if configured.
+    pub health: health::SharedHealth,
+    /// Passive health: failures in a row that take a server out.
+    pub max_fails: u32,
+    /// Passive health: for how long.
+    pub fail_timeout: Duration,
     servers: Vec<Server>,
     next: AtomicUsize,
     inflight: AtomicUsize,
@@ -136,6 +147,8 @@ impl Pool {
                 peer.group_key = group;
                 Server {
                     label: s.label.clone(),
+                    addr: s.addr,
+                    health: health::ServerHealth::default(),
                     peer,
                 }
             })
@@ -145,6 +158,9 @@ impl Pool {
             name: config.name.clone(),
             config: config.clone(),
             timeouts: timeouts(upstream),
+            health: upstream.health.clone().map(Arc::new),
+            max_fails: upstream.max_fails,
+            fail_timeout: upstream.fail_timeout,
             servers,
             next: AtomicUsize::new(0),
             inflight: AtomicUsize::new(0),
@@ -222,7 +238,16 @@ impl Pool {
 
     /// True when this pool can serve as the pool for `config` unchanged.
     pub fn same_as(&self, upstream: &UpstreamConfig, config: &PoolConfig) -> bool {
-        self.config == *config && self.timeouts == timeouts(upstream)
+        self.config == *config
+            && self.timeouts == timeouts(upstream)
+            && self.health.as_deref() == upstream.health.as_ref()
+            && self.max_fails == upstream.max_fails
+            && self.fail_timeout == upstream.fail_timeout
+    }
+
+    /// True when some server is up.
+    pub fn any_up(&self) -> bool {
+        self.servers.iter().any(|s| s.health.is_up())
     }
 
     /// The servers, in config order.
@@ -403,6 +428,9 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            health: None,
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
         }
     }
 

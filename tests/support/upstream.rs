@@ -109,10 +109,20 @@ impl HttpUpstream {
         Self::spawn(name, Some(TlsAcceptor::from(config))).await
     }
 
+    /// Starts a plain-HTTP upstream on a given port (e.g. the port of one that
+    /// was stopped, to bring a server "back").
+    pub async fn start_at(name: &str, port: u16) -> HttpUpstream {
+        Self::spawn_on(name, None, port).await
+    }
+
     async fn spawn(name: &str, tls: Option<TlsAcceptor>) -> HttpUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::spawn_on(name, tls, 0).await
+    }
+
+    async fn spawn_on(name: &str, tls: Option<TlsAcceptor>, port: u16) -> HttpUpstream {
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
-            .expect("bind upstream on 127.0.0.1:0");
+            .expect("bind upstream on 127.0.0.1");
         let addr = listener.local_addr().expect("upstream local_addr");
         let shared = Arc::new(Shared::default());
         let task = tokio::spawn(accept_loop(listener, name.to_string(), shared.clone(), tls));

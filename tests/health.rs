@@ -1,0 +1,146 @@
+//! Upstream health: active checks take a dead server out and bring it back
+//! without a reload; passive marking works with active checks off; a pool
+//! with no healthy server fails fast with 503.
+
+use crate::support::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn yaml(http: u16, admin: u16, a: u16, b: u16, extra: &str) -> String {
+    format!(
+        "listeners:\n  http: {{address: \"127.0.0.1:{http}\"}}\nadmin: {{address: \"127.0.0.1:{admin}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: app}}]}}\nupstreams:\n  app:\n    active: main\n    pools: {{main: [\"127.0.0.1:{a}\", \"127.0.0.1:{b}\"]}}\n{extra}"
+    )
+}
+
+async fn health_of(admin: SocketAddr, server_port: u16) -> serde_json::Value {
+    let mut c = H1Conn::connect(admin).await.expect("admin");
+    let r = c.get("/api/upstreams", "localhost").await.expect("api");
+    let pools = r.json()["upstreams"][0]["pools"].clone();
+    pools[0]["health"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|h| {
+                    h["server"]
+                        .as_str()
+                        .is_some_and(|s| s.ends_with(&format!(":{server_port}")))
+                })
+                .cloned()
+        })
+        .expect("server in the API")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_checks_take_a_dead_server_out_and_bring_it_back() {
+    let a = HttpUpstream::start("a").await;
+    let b = HttpUpstream::start("b").await;
+    let b_port = b.port();
+    let ports = free_ports(2);
+    let extra = "    health: {path: /status/204, interval: 100ms, timeout: 500ms, healthy_after: 2, unhealthy_after: 2, expect_status: 2xx}\n    max_fails: 0\n";
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let _p = ProxyProcess::start_ready(
+        &yaml(ports[0], ports[1], a.port(), b_port, extra),
+        &[http, admin],
+    )
+    .await
+    .expect("starts");
+    assert!(b.wait_for_requests(2, IO_TIMEOUT).await, "b is checked");
+    b.stop().await;
+    eventually(IO_TIMEOUT, "b is marked down", || async {
+        health_of(admin, b_port).await["up"] == false
+    })
+    .await;
+    assert_eq!(
+        health_of(admin, b_port).await["down_reason"],
+        "health check"
+    );
+    for i in 0..10 {
+        let r = http_get(http, "a.test", &format!("/after-{i}"))
+            .await
+            .expect("resp");
+        assert_eq!(r.status, 200, "traffic avoids the dead server");
+        assert_eq!(r.header("x-upstream"), Some("a"));
+    }
+    let b2 = HttpUpstream::start_at("b", b_port).await;
+    eventually(IO_TIMEOUT, "b is up again", || async {
+        health_of(admin, b_port).await["up"] == true
+    })
+    .await;
+    eventually(
+        IO_TIMEOUT,
+        "b gets traffic again without a reload",
+        || async {
+            let _ = http_get(http, "a.test", "/back").await;
+            b2.requests().iter().any(|r| r.path == "/back")
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_marking_takes_a_failing_server_out_without_active_checks() {
+    let a = HttpUpstream::start("a").await;
+    let dead = DeadUpstream::new();
+    let ports = free_ports(2);
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let extra = "    max_fails: 1\n    fail_timeout: 30s\n";
+    let p = ProxyProcess::start_ready(
+        &yaml(ports[0], ports[1], a.port(), dead.port(), extra),
+        &[http, admin],
+    )
+    .await
+    .expect("starts");
+    for i in 0..4 {
+        let r = http_get(http, "a.test", &format!("/p{i}"))
+            .await
+            .expect("resp");
+        assert_eq!(r.status, 200, "failover hides the dead server");
+    }
+    assert_eq!(
+        health_of(admin, dead.port()).await["down_reason"],
+        "failed requests"
+    );
+    assert!(p.wait_for_stderr("marked down for 30s", IO_TIMEOUT).await);
+    let tries = p.stderr().matches("trying the next server").count();
+    for i in 0..6 {
+        http_get(http, "a.test", &format!("/q{i}"))
+            .await
+            .expect("resp");
+    }
+    assert_eq!(
+        p.stderr().matches("trying the next server").count(),
+        tries,
+        "a server in cool-off is not tried at all"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_without_a_healthy_server_fails_fast_with_503() {
+    let a = HttpUpstream::start("a").await;
+    let b = HttpUpstream::start("b").await;
+    let ports = free_ports(2);
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    // Both answer the health path with 500: both go down.
+    let extra =
+        "    health: {path: /status/500, interval: 100ms, timeout: 500ms, unhealthy_after: 1}\n";
+    let _p = ProxyProcess::start_ready(
+        &yaml(ports[0], ports[1], a.port(), b.port(), extra),
+        &[http, admin],
+    )
+    .await
+    .expect("starts");
+    eventually(IO_TIMEOUT, "both down", || async {
+        health_of(admin, a.port()).await["up"] == false
+            && health_of(admin, b.port()).await["up"] == false
+    })
+    .await;
+    let t = std::time::Instant::now();
+    let r = http_get(http, "a.test", "/x").await.expect("503");
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("no healthy server"), "{}", r.text());
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert!(!a.requests().iter().any(|r| r.path == "/x"));
+}
