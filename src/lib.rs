@@ -7,12 +7,14 @@
 //! request guards), `tls` (certificates and the SNI resolver), `server`
 //! (assembling Pingora), `cli` (the command line).
 
+pub mod accesslog;
 pub mod admin;
 pub mod cli;
 pub mod cli_admin;
 pub mod config;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod nginx;
 pub mod proxy;
 pub mod reload;

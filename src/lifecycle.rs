@@ -29,6 +29,10 @@ use tokio::sync::broadcast;
 const UNWIND: Duration = Duration::from_secs(2);
 /// How often the shutdown thread re-counts in-flight work.
 const RECOUNT: Duration = Duration::from_millis(20);
+/// Nothing may be in flight for this long before the process exits: a
+/// connection accepted just before the listeners closed gets to send its
+/// request and be served.
+const SETTLE: Duration = Duration::from_millis(250);
 
 /// greenlight's replacement for Pingora's signal watcher.
 pub struct Signals {
@@ -130,7 +134,13 @@ fn drain_and_exit(
         log::info!("{why}: closed {tunnels} WebSocket(s) with 1001 Going Away");
     }
     let deadline = start + timeout;
-    while Instant::now() < deadline && inflight(&state).0 > 0 {
+    let mut idle_since: Option<Instant> = None;
+    while Instant::now() < deadline {
+        if inflight(&state).0 > 0 {
+            idle_since = None;
+        } else if idle_since.get_or_insert_with(Instant::now).elapsed() >= SETTLE {
+            break;
+        }
         std::thread::sleep(RECOUNT);
     }
     let (left, _) = inflight(&state);

@@ -77,6 +77,7 @@ fn load_with_overrides(source: &ConfigSource, writer: &Writer) -> Result<Config,
 }
 
 fn record(state: &StateHandle, result: &Result<Applied, ApplyError>) {
+    state.metrics().reload(result.is_ok());
     let generation = state.load().generation;
     state.record_reload(match result {
         Ok(a) => ReloadRecord {
@@ -159,6 +160,12 @@ pub async fn switch(
             .collect::<Vec<_>>()
             .join(", "),
     })?;
+    let refused = |e: SwitchError| {
+        state
+            .metrics()
+            .switch(upstream, crate::metrics::SwitchResult::Refused);
+        e
+    };
     if !force {
         let addrs: Vec<(String, SocketAddr)> = target
             .config
@@ -166,7 +173,9 @@ pub async fn switch(
             .iter()
             .map(|s| (s.label.clone(), s.addr))
             .collect();
-        probe(upstream, pool, &addrs, &up.config).await?;
+        probe(upstream, pool, &addrs, &up.config)
+            .await
+            .map_err(refused)?;
     }
     drop(snap);
     let mut writer = state.writer();
@@ -180,6 +189,14 @@ pub async fn switch(
         }
     };
     let (snap, restart) = state.apply(&mut writer, config)?;
+    state.metrics().switch(
+        upstream,
+        if force {
+            crate::metrics::SwitchResult::Forced
+        } else {
+            crate::metrics::SwitchResult::Ok
+        },
+    );
     log::info!(
         "upstream '{upstream}' switched to pool '{pool}'{} (generation {})",
         if force { " (forced)" } else { "" },
@@ -352,6 +369,9 @@ impl BackgroundService for ReloadService {
                 return;
             }
         };
+        // SIGUSR1: reopen the access log file (logrotate convention).
+        let mut usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
         if self.early.swap(false, Ordering::AcqRel) {
             self.reload_now().await;
         }
@@ -360,6 +380,12 @@ impl BackgroundService for ReloadService {
                 Some(()) = hup.recv() => {
                     self.early.store(false, Ordering::Release);
                     self.reload_now().await;
+                }
+                Some(()) = async { match usr1.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
+                    if let Some(log) = self.state.access_log() {
+                        log::info!("SIGUSR1: reopening the access log");
+                        log.reopen();
+                    }
                 }
                 _ = shutdown.changed() => break,
             }

@@ -8,8 +8,11 @@
 //! swap; if any part fails, nothing is swapped. Writers are serialised by a
 //! mutex that no request ever takes.
 
+use crate::accesslog::{AccessLog, LogDest, LogFormat};
 use crate::config::diag::Diagnostic;
+use crate::config::model::{AccessLogConfig, AccessLogFormat};
 use crate::config::{Config, ConfigError, ConfigSource};
+use crate::metrics::{ConfigNames, Metrics};
 use crate::proxy::route::Router;
 use crate::tls::{CertMap, CertStore, build_cert_map};
 use crate::upstream::Pool;
@@ -36,7 +39,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds a snapshot from `config`, reusing unchanged pools of `previous`.
-    pub fn build(config: Config, generation: u64, previous: Option<&Snapshot>) -> Snapshot {
+    pub fn build(
+        config: Config,
+        generation: u64,
+        previous: Option<&Snapshot>,
+        metrics: &Metrics,
+    ) -> Snapshot {
         let index: HashMap<String, usize> = config
             .upstreams
             .iter()
@@ -53,7 +61,7 @@ impl Snapshot {
             .collect();
         Snapshot {
             generation,
-            router: Router::build(&config, &index),
+            router: Router::build(&config, &index, metrics),
             config: Arc::new(config),
             upstreams,
         }
@@ -79,6 +87,9 @@ pub enum ApplyError {
     /// Certificates could not be loaded.
     #[error("{}", crate::config::diag::render(.0).trim_end())]
     Certificates(Vec<Diagnostic>),
+    /// Metrics or the access log could not be set up (start only).
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl ApplyError {
@@ -87,6 +98,11 @@ impl ApplyError {
         match self {
             ApplyError::Config(c) => c.diagnostics(),
             ApplyError::Certificates(d) => d.clone(),
+            ApplyError::Setup(msg) => vec![Diagnostic {
+                origin: Default::default(),
+                what: msg.clone(),
+                fix: String::new(),
+            }],
         }
     }
 }
@@ -109,6 +125,8 @@ struct Inner {
     /// drain, a request): what a process shutdown must wait for.
     pools: Mutex<Vec<Weak<Pool>>>,
     shutting_down: AtomicBool,
+    metrics: Arc<Metrics>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 /// State only writers touch, behind the writer lock.
@@ -139,12 +157,30 @@ impl StateHandle {
     pub fn start(source: ConfigSource) -> Result<StateHandle, ApplyError> {
         let config = source.load()?;
         let certs = build_cert_map(&config, true).map_err(ApplyError::Certificates)?;
-        Ok(StateHandle::from_parts(source, config, certs))
+        let metrics = Metrics::new().map_err(|e| ApplyError::Setup(e.to_string()))?;
+        let access_log = open_access_log(&config.access_log)?;
+        Ok(StateHandle::from_parts(
+            source,
+            config,
+            certs,
+            Arc::new(metrics),
+            access_log,
+        ))
     }
 
     /// Assembles a handle from an already validated config and certificates.
-    pub fn from_parts(source: ConfigSource, config: Config, certs: CertMap) -> StateHandle {
-        let snapshot = Snapshot::build(config, 1, None);
+    pub fn from_parts(
+        source: ConfigSource,
+        config: Config,
+        certs: CertMap,
+        metrics: Arc<Metrics>,
+        access_log: Option<Arc<AccessLog>>,
+    ) -> StateHandle {
+        let snapshot = Snapshot::build(config, 1, None, &metrics);
+        metrics.config_applied(1, SystemTime::now());
+        for (site, info) in &certs.sites {
+            metrics.set_certificate_not_after(site, info.not_after);
+        }
         let pools = snapshot.pools().map(Arc::downgrade).collect();
         StateHandle {
             inner: Arc::new(Inner {
@@ -157,6 +193,8 @@ impl StateHandle {
                 started: SystemTime::now(),
                 pools: Mutex::new(pools),
                 shutting_down: AtomicBool::new(false),
+                metrics,
+                access_log,
             }),
         }
     }
@@ -179,6 +217,16 @@ impl StateHandle {
     /// Records a reload attempt (done by `reload`).
     pub fn record_reload(&self, rec: ReloadRecord) {
         *lock(&self.inner.last_reload) = rec;
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The access log, unless it is off.
+    pub fn access_log(&self) -> Option<&Arc<AccessLog>> {
+        self.inner.access_log.as_ref()
     }
 
     /// Every pool still alive (current, draining, or held by a request).
@@ -238,8 +286,60 @@ impl StateHandle {
             restart.push("admin changed: restart greenlight to apply it".to_string());
             config.admin = old.config.admin.clone();
         }
+        for (changed, what) in [
+            (config.access_log != old.config.access_log, "access_log"),
+            (
+                config.upgrade_socket != old.config.upgrade_socket,
+                "upgrade_socket",
+            ),
+        ] {
+            if changed {
+                restart.push(format!("{what} changed: restart greenlight to apply it"));
+            }
+        }
+        config.access_log = old.config.access_log.clone();
+        config.upgrade_socket = old.config.upgrade_socket.clone();
         let certs = build_cert_map(&config, true).map_err(ApplyError::Certificates)?;
-        let next = Arc::new(Snapshot::build(config, old.generation + 1, Some(&old)));
+        let metrics = &self.inner.metrics;
+        // Series of names the new config no longer has go before new handles
+        // are made; pools still draining keep theirs until they are gone.
+        {
+            let live = self.live_pools();
+            let sites: Vec<&str> = config.sites.iter().map(|s| s.name.as_str()).collect();
+            let mut pools: Vec<(&str, &str)> = Vec::new();
+            let mut servers: Vec<(&str, &str, &str)> = Vec::new();
+            for u in &config.upstreams {
+                for p in &u.pools {
+                    pools.push((&u.name, &p.name));
+                    for sv in &p.servers {
+                        servers.push((&u.name, &p.name, &sv.label));
+                    }
+                }
+            }
+            for p in &live {
+                pools.push((&p.upstream, &p.name));
+                for sv in p.servers() {
+                    servers.push((&p.upstream, &p.name, &sv.label));
+                }
+            }
+            let listeners: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+            metrics.retain_config(&ConfigNames {
+                sites: &sites,
+                pools: &pools,
+                servers: &servers,
+                listeners: &listeners,
+            });
+        }
+        for (site, info) in &certs.sites {
+            metrics.set_certificate_not_after(site, info.not_after);
+        }
+        let next = Arc::new(Snapshot::build(
+            config,
+            old.generation + 1,
+            Some(&old),
+            metrics,
+        ));
+        metrics.config_applied(next.generation, SystemTime::now());
         self.inner.certs.swap(certs);
         self.inner.current.store(next.clone());
         {
@@ -286,6 +386,21 @@ impl StateHandle {
             }
         }
     }
+}
+
+fn open_access_log(cfg: &AccessLogConfig) -> Result<Option<Arc<AccessLog>>, ApplyError> {
+    let fmt = |f: &AccessLogFormat| match f {
+        AccessLogFormat::Combined => LogFormat::Combined,
+        AccessLogFormat::Json => LogFormat::Json,
+    };
+    let (dest, format) = match cfg {
+        AccessLogConfig::Off => return Ok(None),
+        AccessLogConfig::Stdout(f) => (LogDest::Stdout, fmt(f)),
+        AccessLogConfig::File(p, f) => (LogDest::File(p.clone()), fmt(f)),
+    };
+    AccessLog::new(dest, format)
+        .map(|l| Some(Arc::new(l)))
+        .map_err(|e| ApplyError::Setup(e.to_string()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

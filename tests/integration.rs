@@ -13,4 +13,5 @@ mod import_nginx;
 mod lifecycle;
 mod limits;
 mod live_config;
+mod observability;
 mod smuggling;

@@ -6,6 +6,7 @@
 //! | GET | `/api/upstreams` | every upstream and pool: state, servers, in flight, WebSockets, drain times |
 //! | POST | `/api/upstreams/{name}/switch` | body `{"pool": "green", "force": false}` |
 //! | POST | `/api/reload` | re-read the config file |
+//! | GET | `/metrics` | Prometheus text format (see `metrics`) |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (malformed body), 401 (token),
 //! 404 (unknown upstream/pool/path), 409 (switch refused: target unreachable),
@@ -169,9 +170,44 @@ async fn read_json(session: &mut ServerSession) -> Result<Value, String> {
     serde_json::from_slice(&body).map_err(|e| format!("malformed JSON: {e}"))
 }
 
+impl AdminApi {
+    /// `GET /metrics`: pool gauges are sampled now, then everything rendered.
+    fn metrics(&self) -> Response<Vec<u8>> {
+        let m = self.state.metrics();
+        for pool in self.state.live_pools() {
+            let ph = pool.phase();
+            m.pool_handles(&pool.upstream, &pool.name)
+                .set(&crate::metrics::PoolSample {
+                    inflight: pool.inflight(),
+                    websockets: pool.websockets(),
+                    state: ph.state.as_str(),
+                    drain_started: ph.drain_started,
+                    drain_deadline: ph.drain_deadline,
+                    last_drain: ph.last_drain,
+                });
+            for s in pool.servers() {
+                m.set_server_up(&pool.upstream, &pool.name, &s.label, s.health.is_up());
+            }
+        }
+        let text = m.render().into_bytes();
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+            .header(http::header::CONTENT_LENGTH, text.len())
+            .body(text)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if self.authorized(session)
+            && session.req_header().method == Method::GET
+            && session.req_header().uri.path() == "/metrics"
+        {
+            return self.metrics();
+        }
         let (status, body) = self.route(session).await;
         let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
         text.push(b'\n');

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub listeners: IndexMap<String, Spanned<FileListener>>,
     /// Client-facing limits and timeouts.
     pub limits: Option<Spanned<FileLimits>>,
+    /// Access log destination and format.
+    pub access_log: Option<Spanned<FileAccessLog>>,
     /// The admin API listener.
     pub admin: Option<Spanned<FileAdmin>>,
     /// Where generated certificates live (default `certs`).
@@ -63,6 +65,58 @@ pub struct FileLimits {
     pub keepalive_timeout: Option<Spanned<Scalar>>,
     /// Longest pause while reading a request body (408).
     pub body_timeout: Option<Spanned<Scalar>>,
+}
+
+/// `access_log`: `off`, `stdout`, a path, or `{path, format}`.
+#[derive(Debug, Default)]
+pub struct FileAccessLog {
+    /// `stdout`, `off`, or a file path.
+    pub path: Option<Spanned<String>>,
+    /// `combined` or `json`.
+    pub format: Option<Spanned<String>>,
+    /// Keys other than path/format, with their positions.
+    pub unknown: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for FileAccessLog {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FileAccessLog;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`off`, `stdout`, a file path, or a map with `path` and `format`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileAccessLog, E> {
+                Ok(FileAccessLog {
+                    path: Some(Spanned::new(
+                        v.to_string(),
+                        serde_saphyr::Location::UNKNOWN,
+                        serde_saphyr::Location::UNKNOWN,
+                    )),
+                    ..Default::default()
+                })
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FileAccessLog, E> {
+                // YAML 1.1 habits: `access_log: off` may arrive as false.
+                self.visit_str(if v { "stdout" } else { "off" })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileAccessLog, A::Error> {
+                let mut out = FileAccessLog::default();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    match k.value.as_str() {
+                        "path" => out.path = Some(map.next_value()?),
+                        "format" => out.format = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            out.unknown.push(k);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `admin`.

@@ -22,6 +22,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Client-facing limits and timeouts.
     pub limits: LimitsConfig,
+    /// Access log (fixed at start).
+    pub access_log: AccessLogConfig,
     /// Directory for generated certificates.
     pub certs_dir: PathBuf,
     /// How long SIGTERM/SIGQUIT wait for in-flight requests before ending them.
@@ -55,6 +57,26 @@ pub struct ListenerConfig {
     pub addr: SocketAddr,
     /// Terminates TLS (h2 + http/1.1 by ALPN).
     pub tls: bool,
+}
+
+/// Where access log lines go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessLogConfig {
+    /// No access log.
+    Off,
+    /// To standard output.
+    Stdout(AccessLogFormat),
+    /// To a file (reopened on SIGUSR1).
+    File(PathBuf, AccessLogFormat),
+}
+
+/// Access log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// nginx's `combined`.
+    Combined,
+    /// One JSON object per line.
+    Json,
 }
 
 /// What one client request may cost.

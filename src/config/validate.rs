@@ -36,6 +36,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .map(|c| PathBuf::from(&c.value))
         .unwrap_or_else(|| PathBuf::from(defaults::CERTS_DIR));
     let limits = validate_limits(&file, ds);
+    let access_log = validate_access_log(&file, ds);
     let shutdown_timeout = match &file.shutdown_timeout {
         None => defaults::SHUTDOWN_TIMEOUT,
         Some(s) => parse_duration(&s.value.0).unwrap_or_else(|| {
@@ -60,12 +61,46 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         listeners,
         admin: admin?,
         limits,
+        access_log,
         certs_dir,
         shutdown_timeout,
         upgrade_socket,
         sites,
         upstreams,
     })
+}
+
+fn validate_access_log(file: &FileConfig, ds: &mut Diagnostics) -> AccessLogConfig {
+    let Some(a) = &file.access_log else {
+        return AccessLogConfig::Stdout(AccessLogFormat::Combined);
+    };
+    for u in &a.value.unknown {
+        ds.error(
+            pos(u),
+            format!("unknown key '{}' in access_log", u.value),
+            "access_log takes `path` and `format`",
+        );
+    }
+    let format = match &a.value.format {
+        None => AccessLogFormat::Combined,
+        Some(f) => match f.value.as_str() {
+            "combined" => AccessLogFormat::Combined,
+            "json" => AccessLogFormat::Json,
+            other => {
+                ds.error(
+                    pos(f),
+                    format!("access log format '{other}' is not known"),
+                    "use `combined` (nginx's) or `json`",
+                );
+                AccessLogFormat::Combined
+            }
+        },
+    };
+    match a.value.path.as_ref().map(|p| p.value.as_str()) {
+        None | Some("stdout") => AccessLogConfig::Stdout(format),
+        Some("off") => AccessLogConfig::Off,
+        Some(path) => AccessLogConfig::File(PathBuf::from(path), format),
+    }
 }
 
 fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {

@@ -15,6 +15,8 @@ pub mod headers;
 pub mod route;
 pub mod websocket;
 
+use crate::accesslog::{Entry, WebSocketStats};
+use crate::metrics::{GaugeGuard, RouteMetrics, UpstreamErrorKind};
 use crate::state::{Snapshot, StateHandle};
 use crate::tls::SniName;
 use crate::upstream::conns::{ConnId, DrainKill};
@@ -27,6 +29,7 @@ use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType};
 use route::{Decision, RouteInput};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 /// The proxy service's logic.
 pub struct GreenlightProxy {
@@ -58,9 +61,29 @@ pub struct RequestCtx {
     drain_kill: Option<DrainKill>,
     /// Server-to-client WebSocket framing, tracked once upgraded.
     frames: Option<websocket::FrameTracker>,
+    started: Option<Instant>,
+    upstream_started: Option<Instant>,
+    route: Option<usize>,
+    pool_idx: usize,
+    request_id: Option<String>,
+    websocket_gauge: Option<GaugeGuard>,
 }
 
 impl RequestCtx {
+    /// The metric handles this request records into.
+    fn route_metrics(&self) -> Option<&RouteMetrics> {
+        let snap = self.snapshot.as_deref()?;
+        Some(match (self.site, self.route) {
+            (Some(site), Some(route)) => snap
+                .router
+                .site(site)
+                .metrics(route, self.pool_idx)
+                .unwrap_or(&snap.router.site(site).local_metrics),
+            (Some(site), None) => &snap.router.site(site).local_metrics,
+            _ => &snap.router.none_metrics,
+        })
+    }
+
     fn upstream_name(&self) -> &str {
         self.upstream
             .as_deref()
@@ -119,7 +142,9 @@ impl ProxyHttp for GreenlightProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.started = Some(Instant::now());
         let snapshot = self.state.load();
+        ctx.snapshot = Some(snapshot.clone());
         let ssl = session.digest().and_then(|d| d.ssl_digest.clone());
         ctx.tls = ssl.is_some();
         let sni = ssl
@@ -189,13 +214,21 @@ impl ProxyHttp for GreenlightProxy {
             sni: sni.as_deref(),
         });
         let (site, upstream) = match decision {
-            Decision::Proxy { site, upstream } => (site, upstream),
+            Decision::Proxy {
+                site,
+                upstream,
+                route,
+            } => {
+                ctx.route = Some(route);
+                (site, upstream)
+            }
             Decision::NoSite => {
                 let h = host.as_deref().unwrap_or("");
                 let body = format!("404 Not Found: no site serves host '{h}'\n");
                 return respond(session, 404, body, &[], false).await;
             }
             Decision::NoRoute { site } => {
+                ctx.site = Some(site);
                 let name = &snapshot.router.site(site).name;
                 let body = format!("404 Not Found: site '{name}' has no route for this path\n");
                 return respond(session, 404, body, &[], false).await;
@@ -205,6 +238,7 @@ impl ProxyHttp for GreenlightProxy {
                 return respond(session, 421, body.into(), &[], true).await;
             }
             Decision::Redirect { site } => {
+                ctx.site = Some(site);
                 let location = https_location(&snapshot, site, host.as_deref(), session);
                 let body = format!("308 Permanent Redirect: {location}\n");
                 return respond(session, 308, body, &[("location", location)], false).await;
@@ -214,7 +248,6 @@ impl ProxyHttp for GreenlightProxy {
         ctx.site = Some(site);
         ctx.max_body = limit;
         ctx.upstream = snapshot.upstreams.get(upstream).cloned();
-        ctx.snapshot = Some(snapshot);
         if let (Some(limit), Some(len)) = (limit, content_length(session))
             && len > limit
         {
@@ -265,6 +298,7 @@ impl ProxyHttp for GreenlightProxy {
             Some(p) => p.clone(),
             None => {
                 let p = upstream.active_pool().clone();
+                ctx.pool_idx = upstream.active;
                 ctx.start = p.start_index();
                 ctx.guard = Some(InflightGuard::new(p.clone()));
                 ctx.pool = Some(p.clone());
@@ -333,8 +367,83 @@ impl ProxyHttp for GreenlightProxy {
                 ""
             }
         );
+        if let Some(m) = ctx.route_metrics() {
+            m.upstream_error(error_kind(e.etype()));
+        }
         e.set_retry(remaining);
         e
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx
+            .started
+            .map_or(std::time::Duration::ZERO, |t| t.elapsed());
+        let (read, sent) = (
+            session.body_bytes_read() as u64,
+            session.body_bytes_sent() as u64,
+        );
+        if let Some(m) = ctx.route_metrics() {
+            if let Some(e) = e
+                && matches!(e.esource(), ErrorSource::Upstream)
+                && ctx.upstream_started.is_some()
+            {
+                m.upstream_error(error_kind(e.etype()));
+            }
+            m.record(status, elapsed, read, sent);
+        }
+        let Some(log) = self.state.access_log() else {
+            return;
+        };
+        let req = session.req_header();
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let site = ctx
+            .site
+            .and_then(|i| ctx.snapshot.as_ref().map(|s| s.router.site(i).name.clone()));
+        let websocket = ctx.websocket_gauge.as_ref().map(|_| WebSocketStats {
+            duration: ctx.upstream_started.map_or(elapsed, |t| t.elapsed()),
+            bytes_in: read,
+            bytes_out: sent,
+        });
+        log.log(Entry {
+            time: SystemTime::now() - elapsed,
+            client_ip: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            method: req.method.to_string(),
+            path: req
+                .uri
+                .path_and_query()
+                .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string()),
+            protocol: match req.version {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
+            status,
+            bytes_sent: sent,
+            referer: header("referer"),
+            user_agent: header("user-agent"),
+            host: request_host(session).map(str::to_string),
+            site,
+            upstream: ctx.upstream.as_ref().map(|u| u.config.name.clone()),
+            pool: ctx.pool.as_ref().map(|p| p.name.clone()),
+            server: ctx.server_idx.map(|_| ctx.server_label().to_string()),
+            duration: elapsed,
+            upstream_duration: ctx.upstream_started.map(|t| t.elapsed()),
+            request_id: ctx
+                .request_id
+                .clone()
+                .or_else(|| header("x-request-id"))
+                .unwrap_or_else(crate::accesslog::request_id),
+            websocket,
+        });
     }
 
     async fn connected_to_upstream(
@@ -346,6 +455,9 @@ impl ProxyHttp for GreenlightProxy {
         _digest: Option<&pingora::protocols::Digest>,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if ctx.upstream_started.is_none() {
+            ctx.upstream_started = Some(Instant::now());
+        }
         if let (Some(guard), Some(conn)) = (ctx.guard.as_mut(), ConnId::of_fd(fd)) {
             ctx.drain_kill = Some(guard.attach(conn));
         }
@@ -365,7 +477,22 @@ impl ProxyHttp for GreenlightProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         let host = request_host(session).map(str::to_string);
-        headers::set_forwarded(upstream_request, client, ctx.tls, host.as_deref())
+        headers::set_forwarded(upstream_request, client, ctx.tls, host.as_deref())?;
+        // One id per request, end to end: kept if the client sent one.
+        let id = match upstream_request
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(v) if !v.is_empty() && v.len() <= 200 => v.to_string(),
+            _ => {
+                let id = crate::accesslog::request_id();
+                upstream_request.insert_header("x-request-id", id.as_str())?;
+                id
+            }
+        };
+        ctx.request_id = Some(id);
+        Ok(())
     }
 
     async fn upstream_response_filter(
@@ -396,6 +523,7 @@ impl ProxyHttp for GreenlightProxy {
         {
             g.mark_websocket();
             ctx.frames = Some(websocket::FrameTracker::default());
+            ctx.websocket_gauge = ctx.route_metrics().map(RouteMetrics::websocket_opened);
         }
         headers::strip_response_hop_by_hop(upstream_response);
         Ok(())
@@ -448,6 +576,17 @@ impl ProxyHttp for GreenlightProxy {
         Ok(None)
     }
 
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        // Marks the connection as reused for the next request (a zero-sized
+        // box does not allocate); the vendored Pingora uses it to tell idle
+        // keep-alive connections from fresh ones at shutdown (vendor/README.md).
+        Some(Box::new(()))
+    }
+
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         // fail_to_proxy logs every failure with the upstream named.
         true
@@ -489,6 +628,18 @@ impl ProxyHttp for GreenlightProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+}
+
+/// The metrics label for a failed upstream attempt.
+fn error_kind(t: &ErrorType) -> UpstreamErrorKind {
+    use ErrorType::*;
+    match t {
+        ConnectRefused | ConnectNoRoute => UpstreamErrorKind::Refused,
+        ConnectTimedout | ReadTimedout | WriteTimedout => UpstreamErrorKind::Timeout,
+        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert => UpstreamErrorKind::Tls,
+        ConnectionClosed | ReadError | WriteError => UpstreamErrorKind::Reset,
+        _ => UpstreamErrorKind::Other,
     }
 }
 

@@ -9,11 +9,11 @@
 
 use crate::config::Config;
 use crate::config::model::{HostPattern, PlainHttp};
+use crate::metrics::{Metrics, NONE, RouteMetrics};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// A site as the router needs it.
-#[derive(Debug)]
 pub struct SiteRoutes {
     /// Site name (logs, metrics).
     pub name: String,
@@ -25,15 +25,47 @@ pub struct SiteRoutes {
     pub max_body_size: Option<u64>,
     /// (prefix, upstream index), longest prefix first.
     routes: Vec<(String, usize)>,
+    /// Per route, per pool of its upstream: pre-resolved metric handles.
+    route_metrics: Vec<Vec<RouteMetrics>>,
+    /// For requests answered locally (404, 308, 413, ...).
+    pub local_metrics: RouteMetrics,
+}
+
+impl SiteRoutes {
+    /// Metric handles of route `route` for pool `pool` of its upstream.
+    pub fn metrics(&self, route: usize, pool: usize) -> Option<&RouteMetrics> {
+        self.route_metrics.get(route)?.get(pool)
+    }
 }
 
 /// Host + path -> site and upstream, for one snapshot.
-#[derive(Debug, Default)]
 pub struct Router {
     sites: Vec<SiteRoutes>,
     exact: HashMap<String, usize>,
     wildcard: HashMap<String, usize>,
     default: Option<usize>,
+    /// For requests no site takes.
+    pub none_metrics: RouteMetrics,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field(
+                "sites",
+                &self.sites.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SiteRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteRoutes")
+            .field("name", &self.name)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the request carries that routing looks at.
@@ -58,6 +90,8 @@ pub enum Decision {
         site: usize,
         /// Upstream index.
         upstream: usize,
+        /// Route index within the site (for its metric handles).
+        route: usize,
     },
     /// No site for this host and no default site: 404.
     NoSite,
@@ -77,8 +111,18 @@ pub enum Decision {
 
 impl Router {
     /// Builds the router; `upstream_index` maps an upstream name to its index.
-    pub fn build(config: &Config, upstream_index: &HashMap<String, usize>) -> Router {
-        let mut r = Router::default();
+    pub fn build(
+        config: &Config,
+        upstream_index: &HashMap<String, usize>,
+        metrics: &Metrics,
+    ) -> Router {
+        let mut r = Router {
+            sites: Vec::new(),
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+            default: None,
+            none_metrics: metrics.route_handles(NONE, NONE, NONE),
+        };
         for (i, s) in config.sites.iter().enumerate() {
             let mut routes: Vec<(String, usize)> = s
                 .routes
@@ -86,6 +130,16 @@ impl Router {
                 .filter_map(|rc| Some((rc.prefix.clone(), *upstream_index.get(&rc.upstream)?)))
                 .collect();
             routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+            let route_metrics = routes
+                .iter()
+                .map(|(_, u)| {
+                    let up = &config.upstreams[*u];
+                    up.pools
+                        .iter()
+                        .map(|p| metrics.route_handles(&s.name, &up.name, &p.name))
+                        .collect()
+                })
+                .collect();
             for h in &s.hosts {
                 match h {
                     HostPattern::Exact(n) => r.exact.insert(n.clone(), i),
@@ -101,6 +155,8 @@ impl Router {
                 plain_http: s.plain_http,
                 max_body_size: s.max_body_size,
                 routes,
+                route_metrics,
+                local_metrics: metrics.route_handles(&s.name, NONE, NONE),
             });
         }
         r
@@ -141,11 +197,12 @@ impl Router {
         match s
             .routes
             .iter()
-            .find(|(p, _)| input.path.starts_with(p.as_str()))
+            .position(|(p, _)| input.path.starts_with(p.as_str()))
         {
-            Some((_, upstream)) => Decision::Proxy {
+            Some(route) => Decision::Proxy {
                 site,
-                upstream: *upstream,
+                upstream: s.routes[route].1,
+                route,
             },
             None => Decision::NoRoute { site },
         }
@@ -211,7 +268,7 @@ upstreams:
             .enumerate()
             .map(|(i, u)| (u.name.clone(), i))
             .collect();
-        Router::build(&cfg, &idx)
+        Router::build(&cfg, &idx, &Metrics::new().expect("metrics"))
     }
 
     fn go(r: &Router, host: &str, path: &str, tls: bool, sni: Option<&str>) -> Decision {
@@ -311,7 +368,7 @@ upstreams:
         let idx = [("app".to_string(), 0), ("api".to_string(), 1)]
             .into_iter()
             .collect();
-        let r = Router::build(&cfg, &idx);
+        let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
         assert_eq!(go(&r, "unknown.test", "/", false, None), Decision::NoSite);
         assert_eq!(
             r.route(&RouteInput {

@@ -209,11 +209,13 @@ impl HealthService {
                 server.health.checking.store(true, Ordering::Relaxed);
                 let pool = pool.clone();
                 let cfg = cfg.clone();
+                let metrics = self.state.metrics().clone();
                 running.spawn(async move {
                     let server = &pool.servers()[i];
                     let result = check(server.addr, &cfg).await;
                     if let Err(why) = &result {
                         log::debug!("health check of {} failed: {why}", server.label);
+                        metrics.health_check_failed(&pool.upstream, &pool.name, &server.label);
                     }
                     if let Some(up) = server.health.checked(result.is_ok(), &cfg) {
                         match &result {
@@ -232,7 +234,7 @@ impl HealthService {
                                 why
                             ),
                         }
-                        let _ = up;
+                        metrics.set_server_up(&pool.upstream, &pool.name, &server.label, up);
                     }
                     server
                         .health

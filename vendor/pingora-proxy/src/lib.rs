@@ -322,6 +322,7 @@ where
     async fn handle_new_request(
         &self,
         mut downstream_session: Box<HttpSession>,
+        reused: bool,
     ) -> Option<Box<HttpSession>>
     where
         SV: ProxyHttp + Send + Sync,
@@ -329,13 +330,23 @@ where
     {
         // phase 1 read request header
 
-        let res = tokio::select! {
-            biased; // biased select is cheaper, and we don't want to drop already buffered requests
-            res = downstream_session.read_request() => { res }
-            _ = self.await_shutdown() => {
-                // service shutting down, dropping the connection to stop more req from coming in
-                return None;
+        // greenlight patch: only an idle *keep-alive* connection is dropped at
+        // shutdown. A connection accepted just before the listeners closed has
+        // not sent its first request yet; dropping it would fail a client that
+        // did nothing wrong (seen during binary upgrades). Its read is bounded
+        // by the session's read timeout, and the process exits once nothing
+        // is in flight anyway.
+        let res = if reused {
+            tokio::select! {
+                biased; // biased select is cheaper, and we don't want to drop already buffered requests
+                res = downstream_session.read_request() => { res }
+                _ = self.await_shutdown() => {
+                    // service shutting down, dropping the connection to stop more req from coming in
+                    return None;
+                }
             }
+        } else {
+            downstream_session.read_request().await
         };
         match res {
             Ok(true) => {
@@ -1439,7 +1450,7 @@ where
     ) {
         debug!("starting subrequest");
 
-        let mut session = match self.handle_new_request(session).await {
+        let mut session = match self.handle_new_request(session, true).await {
             Some(downstream_session) => Session::new(
                 downstream_session,
                 &self.downstream_modules,
@@ -1568,7 +1579,8 @@ where
         let session = Box::new(session);
 
         // TODO: keepalive pool, use stack
-        let mut session = match self.handle_new_request(session).await {
+        let reused = prev_user_ctx.is_some();
+        let mut session = match self.handle_new_request(session, reused).await {
             Some(downstream_session) => Session::new(
                 downstream_session,
                 &self.downstream_modules,
@@ -2598,7 +2610,7 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let proxy = proxy.clone();
-                tokio::spawn(async move { proxy.handle_new_request(pending_session()).await })
+                tokio::spawn(async move { proxy.handle_new_request(pending_session(), true).await })
             })
             .collect();
         // let the tasks park in read_request()
@@ -2621,7 +2633,7 @@ mod tests {
         // wait for a notification that will never come
         let session = time::timeout(
             Duration::from_secs(5),
-            proxy.handle_new_request(pending_session()),
+            proxy.handle_new_request(pending_session(), true),
         )
         .await
         .expect("read_request parked after shutdown");
