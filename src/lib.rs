@@ -8,6 +8,7 @@
 //! (assembling Pingora), `cli` (the command line).
 
 pub mod accesslog;
+pub mod acme;
 pub mod admin;
 pub mod cli;
 pub mod cli_admin;

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod acme_module;
 mod cli;
 mod core_proxy;
 mod fixture;

@@ -10,7 +10,7 @@
 //! tickets stay valid across swaps). Nothing here runs per request.
 
 mod load;
-mod selfsigned;
+pub(crate) mod selfsigned;
 mod store;
 
 pub use load::{CertInfo, LoadedCert, load_pem_pair};

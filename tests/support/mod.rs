@@ -20,6 +20,7 @@
 
 pub mod client;
 mod http1;
+pub mod pebble;
 pub mod ports;
 pub mod proxy;
 pub mod tls;
