@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Load-generator helpers for bench/run (node stdlib only): a minimal
-// RFC 6455 WebSocket echo server and clients, and a new-TLS-connection client.
+// WebSocket helpers for bench/run (node stdlib only): a minimal RFC 6455
+// echo server and the two clients.
 //
 //   node load.js server PORT
 //       echo server on 127.0.0.1:PORT: every data frame comes back unmasked
@@ -12,11 +12,6 @@
 //       opens N idle connections (at most 200 handshakes in flight), prints
 //       "ready N" (or "failed K ...") and keeps them until stdin closes or
 //       SIGTERM, then exits.
-//   node load.js tlsnew HOST:PORT CONNS SECONDS
-//       CONNS loops, each: new TCP + TLS connection (full handshake: no
-//       session is ever offered for resumption), one `GET /` HTTP/1.1 with
-//       `Connection: close`, read the response to the end, repeat.
-//       Prints one JSON line {handshakes, seconds, per_s, errors, protocol}.
 //
 // Client frames are masked as the RFC requires; the key is random per
 // connection and the masked frame is precomputed once (the payload is
@@ -215,43 +210,8 @@ function hold(hostport, path, n) {
   process.on('SIGTERM', bye);
 }
 
-function tlsnew(hostport, conns, seconds) {
-  const tls = require('tls');
-  const [host, portStr] = hostport.split(':');
-  const port = Number(portStr);
-  let done = 0, errors = 0, running = true, proto = '', lastErr = '';
-  const t0 = process.hrtime.bigint();
-  const req = 'GET / HTTP/1.1\r\nHost: bench.local\r\nConnection: close\r\n\r\n';
-  const one = () => {
-    if (!running) return;
-    let got = '';
-    const s = tls.connect({ host, port, servername: 'bench.local', rejectUnauthorized: false,
-                            ALPNProtocols: ['http/1.1'] }, () => {
-      if (!proto) proto = s.getProtocol() + ' ' + s.getCipher().name + ' resumed=' + s.isSessionReused();
-      s.write(req);
-    });
-    s.setEncoding('latin1');
-    s.on('data', (d) => { if (got.length < 64) got += d; });
-    s.on('error', (e) => { lastErr = String(e); });
-    s.on('close', () => {
-      if (!running) return;
-      if (got.startsWith('HTTP/1.1 200')) done++; else errors++;
-      one();
-    });
-  };
-  for (let i = 0; i < conns; i++) one();
-  setTimeout(() => {
-    running = false;
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    process.stdout.write(JSON.stringify({ handshakes: done, seconds: secs, per_s: done / secs, errors,
-      protocol: proto, last_error: lastErr }) + '\n');
-    process.exit(0);
-  }, seconds * 1000);
-}
-
 const [mode, ...args] = process.argv.slice(2);
 if (mode === 'server') server(Number(args[0]));
 else if (mode === 'echo') echo(args[0], args[1], Number(args[2]), Number(args[3]), Number(args[4]));
 else if (mode === 'hold') hold(args[0], args[1], Number(args[2]));
-else if (mode === 'tlsnew') tlsnew(args[0], Number(args[1]), Number(args[2]));
-else { process.stderr.write('usage: ws.js server PORT | echo HOST:PORT PATH CONNS SECONDS BYTES | hold HOST:PORT PATH N | tlsnew HOST:PORT CONNS SECONDS\n'); process.exit(2); }
+else { process.stderr.write('usage: load.js server PORT | echo HOST:PORT PATH CONNS SECONDS BYTES | hold HOST:PORT PATH N\n'); process.exit(2); }

@@ -176,7 +176,7 @@ fn check(src: &ConfigSource) -> i32 {
         Ok(c) => c,
         Err(e) => return report(&name, &e.diagnostics()),
     };
-    if let Err(problems) = crate::tls::build_cert_map(&cfg, false) {
+    if let Err(problems) = crate::tls::build_cert_map(&cfg, false, &Default::default()) {
         return report(&name, &problems);
     }
     let pools: usize = cfg.upstreams.iter().map(|u| u.pools.len()).sum();

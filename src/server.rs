@@ -9,8 +9,11 @@
 //! `Server::new_with_opt_and_conf`, never mutating its configuration later,
 //! which is known to break the upgrade hand-off) and run.
 
+use crate::acme::listener::AcmeTlsAlpn;
+use crate::acme::{AcmeService, AcmeSite, InstallFn};
 use crate::admin::AdminApi;
 use crate::config::ConfigSource;
+use crate::config::model::{HostPattern, TlsSource};
 use crate::lifecycle::Signals;
 use crate::proxy::GreenlightProxy;
 use crate::reload::HupCatcher;
@@ -162,6 +165,11 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
             if l.tls { " (TLS: h2, http/1.1)" } else { "" }
         );
     }
+    if config.acme.is_some() && config.listeners.iter().any(|l| l.tls) {
+        proxy
+            .endpoints()
+            .set_pre_tls_callback(std::sync::Arc::new(AcmeTlsAlpn(state.challenges().clone())));
+    }
     server.add_service(proxy);
 
     let mut admin = pingora::services::listening::Service::new(
@@ -171,6 +179,24 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     admin.add_tcp(&config.admin.addr.to_string());
     server.add_service(admin);
     log::info!("admin API on {}", config.admin.addr);
+
+    if let Some(manager) = state.acme().cloned() {
+        let sites: Vec<AcmeSite> = config
+            .sites
+            .iter()
+            .filter(|s| s.tls == Some(TlsSource::Acme))
+            .map(|s| AcmeSite {
+                name: s.name.clone(),
+                names: s.hosts.iter().map(HostPattern::as_written).collect(),
+            })
+            .collect();
+        let for_install = state.clone();
+        let install: InstallFn =
+            std::sync::Arc::new(move |site: &str, cert| for_install.install_acme_cert(site, cert));
+        let acme = AcmeService::new(manager, sites, install);
+        state.set_acme_status(acme.status_handle());
+        server.add_service(background_service("greenlight acme", acme));
+    }
 
     let (drains, tx) = DrainService::new();
     state.set_drain_sender(tx);

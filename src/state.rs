@@ -9,11 +9,14 @@
 //! mutex that no request ever takes.
 
 use crate::accesslog::{AccessLog, LogDest, LogFormat};
+use crate::acme::{AcmeManager, AcmeStatus, Challenges};
 use crate::config::diag::Diagnostic;
+use crate::config::model::TlsSource;
 use crate::config::model::{AccessLogConfig, AccessLogFormat};
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::metrics::{ConfigNames, Metrics};
 use crate::proxy::route::Router;
+use crate::tls::LoadedCert;
 use crate::tls::{CertMap, CertStore, build_cert_map};
 use crate::upstream::Pool;
 use crate::upstream::Upstream;
@@ -127,6 +130,25 @@ struct Inner {
     shutting_down: AtomicBool,
     metrics: Arc<Metrics>,
     access_log: Option<Arc<AccessLog>>,
+    /// Answers the CA's challenges (read by the proxy and the TLS listeners).
+    challenges: Challenges,
+    /// The latest ACME certificate of each `tls: acme` site.
+    acme_certs: Mutex<HashMap<String, LoadedCert>>,
+    /// The ACME client, when the config has an `acme` section.
+    acme: Option<Arc<AcmeManager>>,
+    /// Live ACME status (set once the service exists).
+    acme_status: Mutex<Option<AcmeStatus>>,
+}
+
+/// The ACME pieces a state starts with.
+#[derive(Default)]
+pub struct AcmeParts {
+    /// Challenge answers shared with the proxy and listeners.
+    pub challenges: Challenges,
+    /// The ACME client, when configured.
+    pub manager: Option<Arc<AcmeManager>>,
+    /// Certificates already stored, by site.
+    pub certs: HashMap<String, LoadedCert>,
 }
 
 /// State only writers touch, behind the writer lock.
@@ -156,7 +178,25 @@ impl StateHandle {
     /// Loads the configuration and certificates for the first time.
     pub fn start(source: ConfigSource) -> Result<StateHandle, ApplyError> {
         let config = source.load()?;
-        let certs = build_cert_map(&config, true).map_err(ApplyError::Certificates)?;
+        let challenges = Challenges::new();
+        let acme = match &config.acme {
+            Some(a) => Some(Arc::new(
+                AcmeManager::new(a.clone(), challenges.clone())
+                    .map_err(|e| ApplyError::Setup(crate::acme::chain(&e)))?,
+            )),
+            None => None,
+        };
+        // Certificates ACME stored on earlier runs are served from the first
+        // handshake; the ACME service decides later whether they need renewing.
+        let mut acme_certs = HashMap::new();
+        if let Some(m) = &acme {
+            for site in acme_sites(&config) {
+                if let Some(c) = m.stored(&site) {
+                    acme_certs.insert(site, c);
+                }
+            }
+        }
+        let certs = build_cert_map(&config, true, &acme_certs).map_err(ApplyError::Certificates)?;
         let metrics = Metrics::new().map_err(|e| ApplyError::Setup(e.to_string()))?;
         let access_log = open_access_log(&config.access_log)?;
         Ok(StateHandle::from_parts(
@@ -165,6 +205,11 @@ impl StateHandle {
             certs,
             Arc::new(metrics),
             access_log,
+            AcmeParts {
+                challenges,
+                manager: acme,
+                certs: acme_certs,
+            },
         ))
     }
 
@@ -175,6 +220,7 @@ impl StateHandle {
         certs: CertMap,
         metrics: Arc<Metrics>,
         access_log: Option<Arc<AccessLog>>,
+        acme: AcmeParts,
     ) -> StateHandle {
         let snapshot = Snapshot::build(config, 1, None, &metrics);
         metrics.config_applied(1, SystemTime::now());
@@ -195,7 +241,58 @@ impl StateHandle {
                 shutting_down: AtomicBool::new(false),
                 metrics,
                 access_log,
+                challenges: acme.challenges,
+                acme_certs: Mutex::new(acme.certs),
+                acme: acme.manager,
+                acme_status: Mutex::new(None),
             }),
+        }
+    }
+
+    /// The ACME challenge answers (HTTP-01 path, TLS-ALPN-01 certificates).
+    pub fn challenges(&self) -> &Challenges {
+        &self.inner.challenges
+    }
+
+    /// The ACME client, when configured.
+    pub fn acme(&self) -> Option<&Arc<AcmeManager>> {
+        self.inner.acme.as_ref()
+    }
+
+    /// Connects the ACME service's live status (for the API).
+    pub fn set_acme_status(&self, status: AcmeStatus) {
+        *lock(&self.inner.acme_status) = Some(status);
+    }
+
+    /// The ACME service's status, if it runs.
+    pub fn acme_status(&self) -> Option<AcmeStatus> {
+        lock(&self.inner.acme_status).clone()
+    }
+
+    /// Serves a new ACME certificate for `site` from the next handshake on:
+    /// the whole certificate map is rebuilt and swapped; open connections are
+    /// not touched. A failure keeps the current map.
+    pub fn install_acme_cert(&self, site: &str, cert: LoadedCert) {
+        let _writer = self.writer();
+        let serial = cert.info.serial.clone();
+        lock(&self.inner.acme_certs).insert(site.to_string(), cert);
+        let config = self.load().config.clone();
+        let acme = lock(&self.inner.acme_certs).clone();
+        match build_cert_map(&config, true, &acme) {
+            Ok(map) => {
+                for (s, info) in &map.sites {
+                    self.inner
+                        .metrics
+                        .set_certificate_not_after(s, info.not_after);
+                }
+                self.inner.certs.swap(map);
+                log::info!("site '{site}': now serving ACME certificate (serial {serial})");
+            }
+            Err(problems) => {
+                for p in problems {
+                    log::error!("site '{site}': cannot install the ACME certificate: {p}");
+                }
+            }
         }
     }
 
@@ -299,7 +396,24 @@ impl StateHandle {
         }
         config.access_log = old.config.access_log.clone();
         config.upgrade_socket = old.config.upgrade_socket.clone();
-        let certs = build_cert_map(&config, true).map_err(ApplyError::Certificates)?;
+        // The ACME service is set up at start with its sites and account.
+        if config.acme != old.config.acme || acme_sites(&config) != acme_sites(&old.config) {
+            restart.push(
+                "acme settings or `tls: acme` sites changed: restart greenlight to apply them"
+                    .to_string(),
+            );
+            config.acme = old.config.acme.clone();
+            for (site, old_site) in config.sites.iter_mut().zip(old.config.sites.iter()) {
+                if site.name == old_site.name
+                    && (site.tls == Some(TlsSource::Acme))
+                        != (old_site.tls == Some(TlsSource::Acme))
+                {
+                    site.tls = old_site.tls.clone();
+                }
+            }
+        }
+        let acme = lock(&self.inner.acme_certs).clone();
+        let certs = build_cert_map(&config, true, &acme).map_err(ApplyError::Certificates)?;
         let metrics = &self.inner.metrics;
         // Series of names the new config no longer has go before new handles
         // are made; pools still draining keep theirs until they are gone.
@@ -386,6 +500,16 @@ impl StateHandle {
             }
         }
     }
+}
+
+/// Names of the sites with `tls: acme`, in file order.
+pub fn acme_sites(config: &Config) -> Vec<String> {
+    config
+        .sites
+        .iter()
+        .filter(|s| s.tls == Some(TlsSource::Acme))
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 fn open_access_log(cfg: &AccessLogConfig) -> Result<Option<Arc<AccessLog>>, ApplyError> {

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod acme;
 mod acme_module;
 mod cli;
 mod core_proxy;

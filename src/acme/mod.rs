@@ -32,6 +32,7 @@ mod account;
 mod challenges;
 mod error;
 mod http;
+pub mod listener;
 mod order;
 mod schedule;
 mod service;

@@ -241,7 +241,16 @@ async fn run_site(mut task: SiteTask) {
             Ok(cert) => {
                 failures = 0;
                 let due = renew_at(cert.info.not_before, cert.info.not_after, seed);
-                next = due.max(now + MIN_RENEW_GAP);
+                // Never renew back to back, but scale the guard with the
+                // lifetime so short-lived certificates (tests, private CAs)
+                // still renew on time: 60 s for Let's Encrypt's 90 days.
+                let lifetime = cert
+                    .info
+                    .not_after
+                    .duration_since(cert.info.not_before)
+                    .unwrap_or_default();
+                let gap = (lifetime / 6).clamp(Duration::from_secs(1), MIN_RENEW_GAP);
+                next = due.max(now + gap);
                 task.status.update(task.index, |s| {
                     s.last_error = None;
                     s.failures = 0;

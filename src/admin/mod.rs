@@ -3,6 +3,7 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | `/api/status` | version, generation, last reload, upstreams, certificates |
+//! | GET | `/api/certificates` | per TLS site: names, issuer, expiry, ACME attempts and errors |
 //! | GET | `/api/upstreams` | every upstream and pool: state, servers, in flight, WebSockets, drain times |
 //! | POST | `/api/upstreams/{name}/switch` | body `{"pool": "green", "force": false}` |
 //! | POST | `/api/reload` | re-read the config file |
@@ -70,6 +71,10 @@ impl AdminApi {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (&method, parts.as_slice()) {
             (&Method::GET, ["api", "status"]) => (StatusCode::OK, views::status(&self.state)),
+            (&Method::GET, ["api", "certificates"]) => (
+                StatusCode::OK,
+                json!({ "certificates": views::certificates(&self.state) }),
+            ),
             (&Method::GET, ["api", "upstreams"]) => {
                 (StatusCode::OK, views::upstreams(&self.state.load()))
             }
@@ -81,7 +86,7 @@ impl AdminApi {
                     Err(e) => error(StatusCode::BAD_REQUEST, &e),
                 }
             }
-            (_, ["api", "status" | "upstreams" | "reload"])
+            (_, ["api", "status" | "upstreams" | "reload" | "certificates"])
             | (_, ["api", "upstreams", _, "switch"]) => {
                 error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
             }

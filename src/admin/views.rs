@@ -64,26 +64,7 @@ pub fn upstreams(snap: &Snapshot) -> Value {
 pub fn status(state: &StateHandle) -> Value {
     let snap = state.load();
     let rec = state.last_reload();
-    let certs: Vec<Value> = state
-        .cert_store()
-        .current()
-        .sites
-        .iter()
-        .map(|(site, info)| {
-            let days = info
-                .not_after
-                .duration_since(SystemTime::now())
-                .map_or(0.0, |d| d.as_secs_f64() / 86_400.0);
-            json!({
-                "site": site,
-                "names": info.dns_names,
-                "issuer": info.issuer,
-                "serial": info.serial,
-                "not_after": unix(Some(info.not_after)),
-                "days_left": (days * 10.0).round() / 10.0,
-            })
-        })
-        .collect();
+    let certs = certificates(state);
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "config": snap.config.source.display().to_string(),
@@ -98,4 +79,53 @@ pub fn status(state: &StateHandle) -> Value {
         "upstreams": upstreams(&snap)["upstreams"].clone(),
         "certificates": certs,
     })
+}
+
+/// Every TLS site's certificate as served now, with its ACME state.
+pub fn certificates(state: &StateHandle) -> Value {
+    let snap = state.load();
+    let acme = state
+        .acme_status()
+        .map(|a| a.snapshot())
+        .unwrap_or_default();
+    let served = state.cert_store().current();
+    let list: Vec<Value> = snap
+        .config
+        .sites
+        .iter()
+        .filter_map(|site| {
+            let source = match site.tls.as_ref()? {
+                crate::config::model::TlsSource::Files { .. } => "files",
+                crate::config::model::TlsSource::SelfSigned => "self_signed",
+                crate::config::model::TlsSource::Acme => "acme",
+            };
+            let info = served
+                .sites
+                .iter()
+                .find(|(n, _)| *n == site.name)
+                .map(|(_, i)| i);
+            let a = acme.iter().find(|a| a.site == site.name);
+            let days = info.map(|i| {
+                i.not_after
+                    .duration_since(SystemTime::now())
+                    .map_or(0.0, |d| (d.as_secs_f64() / 8640.0).round() / 10.0)
+            });
+            Some(json!({
+                "site": site.name,
+                "source": source,
+                "names": info.map(|i| i.dns_names.clone()),
+                "issuer": info.map(|i| i.issuer.clone()),
+                "serial": info.map(|i| i.serial.clone()),
+                "not_after": unix(info.map(|i| i.not_after)),
+                "days_left": days,
+                "acme": a.map(|a| json!({
+                    "last_attempt": unix(a.last_attempt),
+                    "last_error": a.last_error,
+                    "next_attempt": unix(a.next_attempt),
+                    "failures": a.failures,
+                })),
+            }))
+        })
+        .collect();
+    json!(list)
 }

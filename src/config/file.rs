@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub limits: Option<Spanned<FileLimits>>,
     /// Access log destination and format.
     pub access_log: Option<Spanned<FileAccessLog>>,
+    /// Automatic certificates (ACME / Let's Encrypt).
+    pub acme: Option<Spanned<FileAcme>>,
     /// The admin API listener.
     pub admin: Option<Spanned<FileAdmin>>,
     /// Where generated certificates live (default `certs`).
@@ -65,6 +67,22 @@ pub struct FileLimits {
     pub keepalive_timeout: Option<Spanned<Scalar>>,
     /// Longest pause while reading a request body (408).
     pub body_timeout: Option<Spanned<Scalar>>,
+}
+
+/// `acme`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAcme {
+    /// Contact e-mail.
+    pub email: Spanned<String>,
+    /// `letsencrypt`, `letsencrypt-staging`, or a directory URL.
+    pub directory: Option<Spanned<String>>,
+    /// PEM root to trust for the directory (private CAs, tests).
+    pub ca_root: Option<Spanned<String>>,
+    /// Account and certificate storage.
+    pub storage: Option<Spanned<String>>,
+    /// `http-01` or `tls-alpn-01`.
+    pub challenge: Option<Spanned<String>>,
 }
 
 /// `access_log`: `off`, `stdout`, a path, or `{path, format}`.

@@ -24,6 +24,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Access log (fixed at start).
     pub access_log: AccessLogConfig,
+    /// ACME settings, when some site has `tls: acme`.
+    pub acme: Option<crate::acme::AcmeConfig>,
     /// Directory for generated certificates.
     pub certs_dir: PathBuf,
     /// How long SIGTERM/SIGQUIT wait for in-flight requests before ending them.
@@ -147,6 +149,8 @@ pub enum TlsSource {
     },
     /// Generated at start into `certs_dir` (development).
     SelfSigned,
+    /// Obtained and renewed through ACME (the `acme` section).
+    Acme,
 }
 
 /// What plain listeners do with requests for a TLS site.

@@ -37,6 +37,37 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .unwrap_or_else(|| PathBuf::from(defaults::CERTS_DIR));
     let limits = validate_limits(&file, ds);
     let access_log = validate_access_log(&file, ds);
+    let certs_dir_path = file
+        .certs_dir
+        .as_ref()
+        .map(|c| PathBuf::from(&c.value))
+        .unwrap_or_else(|| PathBuf::from(defaults::CERTS_DIR));
+    let acme = file
+        .acme
+        .as_ref()
+        .map(|a| validate_acme(a, &certs_dir_path, ds));
+    for (name, site) in &file.sites {
+        let Some(t) = &site.value.tls else { continue };
+        if !matches!(&t.value, FileTls::Mode(m) if m == "acme") {
+            continue;
+        }
+        if file.acme.is_none() {
+            ds.error(
+                pos(t),
+                format!("site '{name}' uses `tls: acme` but there is no `acme:` section"),
+                "add `acme: {email: you@example.com}` at the top level",
+            );
+        }
+        for h in &site.value.hosts.value {
+            if h.value.trim().starts_with("*.") {
+                ds.error(
+                    pos(h),
+                    format!("'{}' is a wildcard: ACME needs the DNS-01 challenge for wildcards, which greenlight does not do", h.value),
+                    "list the exact host names, or use `tls: {cert, key}` with a wildcard certificate",
+                );
+            }
+        }
+    }
     let shutdown_timeout = match &file.shutdown_timeout {
         None => defaults::SHUTDOWN_TIMEOUT,
         Some(s) => parse_duration(&s.value.0).unwrap_or_else(|| {
@@ -62,12 +93,110 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         admin: admin?,
         limits,
         access_log,
+        acme,
         certs_dir,
         shutdown_timeout,
         upgrade_socket,
         sites,
         upstreams,
     })
+}
+
+fn validate_acme(
+    a: &Spanned<crate::config::file::FileAcme>,
+    certs_dir: &std::path::Path,
+    ds: &mut Diagnostics,
+) -> crate::acme::AcmeConfig {
+    use crate::acme::{ChallengeKind, LETSENCRYPT, LETSENCRYPT_STAGING};
+    let f = &a.value;
+    let email = f.email.value.trim().to_string();
+    let email_ok = email.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    }) && !email.chars().any(|c| c.is_whitespace() || c == ',');
+    if !email_ok {
+        ds.error(
+            pos(&f.email),
+            format!("'{email}' is not an e-mail address"),
+            "give the address Let's Encrypt may write to about expiring certificates",
+        );
+    }
+    let directory = match f.directory.as_ref().map(|d| d.value.trim()) {
+        None | Some("letsencrypt") => LETSENCRYPT.to_string(),
+        Some("letsencrypt-staging") => LETSENCRYPT_STAGING.to_string(),
+        Some(url) if url.starts_with("https://") && url.len() > "https://".len() => url.to_string(),
+        Some(other) => {
+            let at = f.directory.as_ref().map(pos).unwrap_or_default();
+            ds.error(
+                at,
+                format!("ACME directory '{other}' is not `letsencrypt`, `letsencrypt-staging` or an https:// URL"),
+                "start with `letsencrypt-staging` while testing, then `letsencrypt`",
+            );
+            LETSENCRYPT.to_string()
+        }
+    };
+    let ca_root = f.ca_root.as_ref().map(|c| {
+        let p = PathBuf::from(&c.value);
+        if let Err(e) = std::fs::metadata(&p) {
+            ds.error(
+                pos(c),
+                format!("cannot read ACME CA root {}: {e}", p.display()),
+                "give a PEM file with the CA's root certificate",
+            );
+        }
+        p
+    });
+    let storage = f
+        .storage
+        .as_ref()
+        .map(|s| PathBuf::from(&s.value))
+        .unwrap_or_else(|| certs_dir.join("acme"));
+    if let Some(problem) = not_writable(&storage) {
+        let at = f.storage.as_ref().map(pos).unwrap_or(pos(a));
+        ds.error(
+            at,
+            format!("ACME storage {}: {problem}", storage.display()),
+            "make the directory (or its parent) writable by greenlight's user",
+        );
+    }
+    let challenge = match f.challenge.as_ref().map(|c| c.value.as_str()) {
+        None | Some("http-01") => ChallengeKind::Http01,
+        Some("tls-alpn-01") => ChallengeKind::TlsAlpn01,
+        Some(other) => {
+            let at = f.challenge.as_ref().map(pos).unwrap_or_default();
+            ds.error(at, format!("challenge '{other}' is not known"), "use `http-01` (needs a plain listener on port 80) or `tls-alpn-01` (port 443 only)");
+            ChallengeKind::Http01
+        }
+    };
+    crate::acme::AcmeConfig {
+        email,
+        directory,
+        ca_root,
+        storage,
+        challenge,
+    }
+}
+
+/// Why greenlight could not write into `dir` (or create it), if it could not.
+fn not_writable(dir: &std::path::Path) -> Option<String> {
+    use nix::unistd::{AccessFlags, access};
+    let mut probe = dir;
+    loop {
+        match std::fs::metadata(probe) {
+            Ok(m) if !m.is_dir() => return Some(format!("{} is not a directory", probe.display())),
+            Ok(_) => {
+                return access(probe, AccessFlags::W_OK | AccessFlags::X_OK)
+                    .err()
+                    .map(|e| format!("{} is not writable ({e})", probe.display()));
+            }
+            Err(_) => match probe.parent() {
+                Some(p) if !p.as_os_str().is_empty() => probe = p,
+                _ => return None, // relative path under the working directory
+            },
+        }
+    }
 }
 
 fn validate_access_log(file: &FileConfig, ds: &mut Diagnostics) -> AccessLogConfig {
@@ -445,14 +574,7 @@ fn validate_sites(
 fn validate_tls(t: &Spanned<FileTls>, ds: &mut Diagnostics) -> Option<TlsSource> {
     match &t.value {
         FileTls::Mode(m) if m == "self_signed" => Some(TlsSource::SelfSigned),
-        FileTls::Mode(m) if m == "acme" => {
-            ds.error(
-                pos(t),
-                "`tls: acme` is not available in this version yet",
-                "use `tls: {cert: ..., key: ...}` with certificates from certbot, or `self_signed`",
-            );
-            None
-        }
+        FileTls::Mode(m) if m == "acme" => Some(TlsSource::Acme),
         FileTls::Mode(m) => {
             ds.error(
                 pos(t),

@@ -207,6 +207,32 @@ impl ProxyHttp for GreenlightProxy {
             .await;
         }
         let host = request_host(session).map(str::to_string);
+        // ACME HTTP-01 (RFC 8555 §8.3): answered here, before redirects and
+        // routing, for the right host and token only; with ACME configured,
+        // nothing under the challenge path ever reaches an app.
+        if snapshot.config.acme.is_some() {
+            let path = session.req_header().uri.path();
+            if path.starts_with(crate::acme::HTTP01_PATH_PREFIX) {
+                let answer = host
+                    .as_deref()
+                    .and_then(|h| self.state.challenges().http01_path(h, path));
+                return match answer {
+                    Some(key_authorization) => {
+                        respond(session, 200, key_authorization, &[], false).await
+                    }
+                    None => {
+                        respond(
+                            session,
+                            404,
+                            "404 Not Found: no such ACME challenge\n".into(),
+                            &[],
+                            false,
+                        )
+                        .await
+                    }
+                };
+            }
+        }
         let decision = snapshot.router.route(&RouteInput {
             host: host.as_deref(),
             path: session.req_header().uri.path(),

@@ -6,7 +6,7 @@
 //! the SNI a connection used, so the proxy can tell a Host header that does not
 //! belong to the connection's certificate (421, RFC 9110 §15.5.20).
 
-use super::{CertInfo, ensure_self_signed, load_pem_pair};
+use super::{CertInfo, LoadedCert, ensure_self_signed, load_pem_pair};
 use crate::config::Config;
 use crate::config::diag::Diagnostic;
 use crate::config::model::{HostPattern, TlsSource};
@@ -53,7 +53,15 @@ impl CertMap {
 /// Loads every site certificate of `config`. With `generate`, self-signed
 /// certificates are created as needed (at start and reload); without it
 /// (`greenlight check`) they are skipped. Problems name the site's `tls:` line.
-pub fn build_cert_map(config: &Config, generate: bool) -> Result<CertMap, Vec<Diagnostic>> {
+///
+/// `acme` holds the latest ACME certificate of each `tls: acme` site; a site
+/// without one yet is served a temporary self-signed certificate, so start-up
+/// never waits for a CA.
+pub fn build_cert_map(
+    config: &Config,
+    generate: bool,
+    acme: &HashMap<String, LoadedCert>,
+) -> Result<CertMap, Vec<Diagnostic>> {
     let mut map = CertMap::default();
     let mut problems = Vec::new();
     for site in &config.sites {
@@ -65,6 +73,15 @@ pub fn build_cert_map(config: &Config, generate: bool) -> Result<CertMap, Vec<Di
                 ensure_self_signed(&config.certs_dir, &site.name, &names)
             }
             TlsSource::SelfSigned => continue,
+            TlsSource::Acme => match acme.get(&site.name) {
+                Some(c) => Ok(c.clone()),
+                None if generate => {
+                    let names: Vec<String> =
+                        site.hosts.iter().map(HostPattern::as_written).collect();
+                    ensure_self_signed(&config.certs_dir, &site.name, &names)
+                }
+                None => continue,
+            },
         };
         let loaded = match loaded {
             Ok(l) => l,
