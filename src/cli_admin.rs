@@ -211,6 +211,7 @@ pub fn render_status(b: &Value) -> String {
         "IN-FLIGHT".into(),
         "WEBSOCKETS".into(),
         "DRAIN".into(),
+        "HEALTHY".into(),
         "SERVERS".into(),
     ]];
     for u in b["upstreams"].as_array().into_iter().flatten() {
@@ -237,6 +238,11 @@ pub fn render_status(b: &Value) -> String {
                 p["inflight"].to_string(),
                 p["websockets"].to_string(),
                 drain,
+                {
+                    let h = p["health"].as_array().cloned().unwrap_or_default();
+                    let up = h.iter().filter(|s| s["up"] == true).count();
+                    format!("{up}/{}", h.len())
+                },
                 p["servers"]
                     .as_array()
                     .map(|a| {
