@@ -147,6 +147,10 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         GreenlightProxy::new(state.clone()),
         "greenlight proxy",
     );
+    if let Some(app) = proxy.app_logic_mut() {
+        // Fixed at start (listeners are): slowloris protection.
+        app.first_request_header_timeout = Some(config.limits.header_timeout);
+    }
     for l in &config.listeners {
         let addr = l.addr.to_string();
         if l.tls {

@@ -9,7 +9,7 @@ async fn start() -> (HttpUpstream, SocketAddr, ProxyProcess) {
     let app = HttpUpstream::start("app").await;
     let ports = free_ports(2);
     let yaml = format!(
-        "limits:\n  max_uri_length: 1k\n  max_headers: 20\n  max_header_size: 4k\n  keepalive_timeout: 1s\nlisteners:\n  http: {{address: \"127.0.0.1:{}\"}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        "limits:\n  header_timeout: 1s\n  max_uri_length: 1k\n  max_headers: 20\n  max_header_size: 4k\n  keepalive_timeout: 1s\nlisteners:\n  http: {{address: \"127.0.0.1:{}\"}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
         ports[0],
         ports[1],
         app.port()
@@ -64,4 +64,107 @@ async fn an_idle_keepalive_connection_is_closed_at_its_timeout() {
         c.wait_closed_by_peer(Duration::from_secs(4)).await,
         "the 1s keep-alive timeout closes the idle connection"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_client_is_cut_while_a_normal_client_is_served() {
+    let (_app, http, _p) = start().await;
+    let mut slow = tokio::net::TcpStream::connect(http).await.expect("connect");
+    use tokio::io::AsyncWriteExt;
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n")
+        .await
+        .expect("start");
+    let t = std::time::Instant::now();
+    let trickle = async {
+        // The attack: one header byte every 200 ms, forever.
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if slow.write_all(b"X").await.is_err() {
+                return t.elapsed();
+            }
+        }
+    };
+    let normal = async {
+        let r = http_get(http, "a.test", "/normal").await.expect("served");
+        assert_eq!(r.status, 200);
+    };
+    let (cut_after, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(8), trickle),
+        normal
+    );
+    let cut_after = cut_after.expect("the slow client was cut");
+    assert!(
+        cut_after < Duration::from_secs(5),
+        "cut after {cut_after:?}"
+    );
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the ')'.
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_does_not_spin_and_recovers() {
+    let app = HttpUpstream::start("app").await;
+    let ports = free_ports(2);
+    let yaml = format!(
+        "access_log: off\nlisteners:\n  http: {{address: \"127.0.0.1:{}\"}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        ports[0],
+        ports[1],
+        app.port()
+    );
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let bin = greenlight_bin().display().to_string();
+    let script = format!("ulimit -n 96 && exec {bin} run -c \"$0\"");
+    let mut p = ProxyProcess::start_with_bin(
+        std::path::Path::new("/bin/sh"),
+        &yaml,
+        &["-c", &script, "{config}"],
+        &[],
+    )
+    .expect("spawn");
+    p.wait_ready(&[http])
+        .await
+        .expect("starts under a low fd limit");
+    // Hold idle connections until accept() fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        match tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(http),
+        )
+        .await
+        {
+            Ok(Ok(s)) => held.push(s),
+            _ => break,
+        }
+    }
+    assert!(
+        p.wait_for_stderr("Too many open files", IO_TIMEOUT).await,
+        "the proxy ran out of descriptors ({} connections held)",
+        held.len()
+    );
+    // Exhausted for a while: the accept loop must not burn a core.
+    let before = cpu_ticks(p.pid());
+    let t = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await; // the exhausted period under test
+    let used = cpu_ticks(p.pid()) - before;
+    let ticks_per_sec = 100; // USER_HZ on Linux
+    assert!(
+        (used as f64) < 0.5 * t.elapsed().as_secs_f64() * ticks_per_sec as f64,
+        "{used} CPU ticks in {:?} while out of descriptors",
+        t.elapsed()
+    );
+    drop(held);
+    eventually(
+        Duration::from_secs(10),
+        "it serves again once descriptors are free",
+        || async { matches!(http_get(http, "a.test", "/back").await, Ok(r) if r.status == 200) },
+    )
+    .await;
 }

@@ -63,6 +63,8 @@ pub struct FileLimits {
     pub max_header_size: Option<Spanned<Scalar>>,
     /// Number of request header fields (431 beyond).
     pub max_headers: Option<Spanned<Scalar>>,
+    /// How long a new connection has to send a complete request header.
+    pub header_timeout: Option<Spanned<Scalar>>,
     /// How long an idle keep-alive connection is kept.
     pub keepalive_timeout: Option<Spanned<Scalar>>,
     /// Longest pause while reading a request body (408).

@@ -90,6 +90,8 @@ pub struct LimitsConfig {
     pub max_header_size: usize,
     /// Number of request header fields (431 beyond).
     pub max_headers: usize,
+    /// Time a new connection has to deliver its first complete request header.
+    pub header_timeout: Duration,
     /// Idle keep-alive timeout for client connections.
     pub keepalive_timeout: Duration,
     /// Longest pause while reading a request body.
@@ -102,6 +104,7 @@ impl Default for LimitsConfig {
             max_uri_length: defaults::MAX_URI_LENGTH,
             max_header_size: defaults::MAX_HEADER_SIZE,
             max_headers: defaults::MAX_HEADERS,
+            header_timeout: defaults::HEADER_TIMEOUT,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             body_timeout: defaults::BODY_TIMEOUT,
         }
@@ -275,6 +278,9 @@ pub mod defaults {
     pub const MAX_HEADER_SIZE: usize = 32 * 1024;
     /// `limits.max_headers`.
     pub const MAX_HEADERS: usize = 100;
+    /// `limits.header_timeout` (slowloris; nginx client_header_timeout is 60s,
+    /// but a whole header in 10s is generous for any real client).
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
     /// `limits.keepalive_timeout` (nginx 75s; browsers keep about 60s).
     pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
     /// `limits.body_timeout` (nginx client_body_timeout).

@@ -274,6 +274,7 @@ fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {
             }
         }
     };
+    dur(&f.header_timeout, &mut l.header_timeout, ds);
     dur(&f.keepalive_timeout, &mut l.keepalive_timeout, ds);
     dur(&f.body_timeout, &mut l.body_timeout, ds);
     l

@@ -193,6 +193,10 @@ where
     pub upstream_modules: HttpModules,
     max_retries: usize,
     process_custom_session: Option<ProcessCustomSession<SV, C>>,
+    /// greenlight patch: total time a *new* connection has to deliver its
+    /// first request header (slowloris); `None` keeps Pingora's per-read
+    /// timeout only.
+    pub first_request_header_timeout: Option<std::time::Duration>,
 }
 
 impl<SV> HttpProxy<SV, ()> {
@@ -229,6 +233,7 @@ impl<SV> HttpProxy<SV, ()> {
             upstream_modules: HttpModules::new(),
             max_retries: conf.max_retries,
             process_custom_session: None,
+            first_request_header_timeout: None,
         }
     }
 }
@@ -265,6 +270,7 @@ where
             max_retries: conf.max_retries,
             process_custom_session: on_custom,
             h2_options: None,
+            first_request_header_timeout: None,
         }
     }
 
@@ -346,7 +352,18 @@ where
                 }
             }
         } else {
-            downstream_session.read_request().await
+            match self.first_request_header_timeout {
+                Some(limit) => match tokio::time::timeout(limit, downstream_session.read_request()).await {
+                    Ok(res) => res,
+                    Err(_) => {
+                        // A client that trickles its header (slowloris): drop it.
+                        debug!("request header not complete within {limit:?}; closing");
+                        downstream_session.shutdown().await;
+                        return None;
+                    }
+                },
+                None => downstream_session.read_request().await,
+            }
         };
         match res {
             Ok(true) => {
