@@ -21,5 +21,6 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod state;
+pub mod timefmt;
 pub mod tls;
 pub mod upstream;

@@ -7,59 +7,14 @@
 //! reused line buffer -> the buffered sink.
 
 use super::{Entry, LogFormat};
+use crate::timefmt::Utc;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
-
-/// A UTC calendar time.
-#[derive(Debug, PartialEq, Eq)]
-struct Utc {
-    year: i64,
-    month: u32,
-    day: i64,
-    hour: u64,
-    minute: u64,
-    second: u64,
-    millis: u32,
-}
-
-impl Utc {
-    /// Times before the epoch (a broken clock) are shown as the epoch.
-    fn of(t: SystemTime) -> Utc {
-        let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        let secs = d.as_secs();
-        let (year, month, day) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
-        let rem = secs % 86_400;
-        Utc {
-            year,
-            month,
-            day,
-            hour: rem / 3600,
-            minute: rem % 3600 / 60,
-            second: rem % 60,
-            millis: d.subsec_millis(),
-        }
-    }
-}
-
-/// Days since 1970-01-01 -> (year, month 1..=12, day 1..=31), proleptic
-/// Gregorian (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, u32::try_from(month).unwrap_or(1), day)
-}
 
 /// Appends `v` escaped as nginx's `escape=default` does: `"`, `\`, bytes
 /// below 0x20 and above 0x7e become `\xHH` (uppercase hex); empty is `-`.
@@ -165,6 +120,7 @@ mod tests {
     use super::*;
     use crate::accesslog::WebSocketStats;
     use std::net::{IpAddr, Ipv4Addr};
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn entry() -> Entry {
         Entry {
@@ -245,17 +201,5 @@ mod tests {
             serde_json::from_str(&line(&Entry::default(), LogFormat::Json)).expect("valid JSON");
         assert!(none["server"].is_null() && none["websocket"].is_null());
         assert!(none["upstream_duration_seconds"].is_null());
-    }
-
-    #[test]
-    fn calendar_is_right_around_leap_days() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
-        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(4_107_542_399)),
-            "2100-02-28T23:59:59.000Z"
-        );
     }
 }

@@ -68,17 +68,8 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
             }
         }
     }
-    let shutdown_timeout = match &file.shutdown_timeout {
-        None => defaults::SHUTDOWN_TIMEOUT,
-        Some(s) => parse_duration(&s.value.0).unwrap_or_else(|| {
-            ds.error(
-                pos(s),
-                format!("'{}' is not a duration", s.value.0),
-                "write a number with a unit: `500ms`, `30s`, `5m`, `1h`",
-            );
-            defaults::SHUTDOWN_TIMEOUT
-        }),
-    };
+    let shutdown_timeout =
+        duration_field(&file.shutdown_timeout, defaults::SHUTDOWN_TIMEOUT, true, ds);
     let upgrade_socket = file
         .upgrade_socket
         .as_ref()
@@ -238,46 +229,72 @@ fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {
         return l;
     };
     let f = &f.value;
-    let size = |v: &Option<Spanned<Scalar>>, into: &mut usize, ds: &mut Diagnostics| {
-        if let Some(s) = v {
-            match parse_size(&s.value.0) {
-                Some(n) if n > 0 => *into = n as usize,
-                _ => ds.error(
-                    pos(s),
-                    format!("'{}' is not a size above zero", s.value.0),
-                    "write bytes with an optional unit: `512`, `8k`, `1m`",
-                ),
-            }
-        }
-    };
-    size(&f.max_uri_length, &mut l.max_uri_length, ds);
-    size(&f.max_header_size, &mut l.max_header_size, ds);
-    if let Some(s) = &f.max_headers {
-        match s.value.0.parse::<usize>() {
-            Ok(n) if n > 0 => l.max_headers = n,
-            _ => ds.error(
+    l.max_uri_length = size_field(&f.max_uri_length, l.max_uri_length, ds);
+    l.max_header_size = size_field(&f.max_header_size, l.max_header_size, ds);
+    l.max_headers = count_field(&f.max_headers, l.max_headers as u32, 1, ds) as usize;
+    l.header_timeout = duration_field(&f.header_timeout, l.header_timeout, false, ds);
+    l.keepalive_timeout = duration_field(&f.keepalive_timeout, l.keepalive_timeout, false, ds);
+    l.body_timeout = duration_field(&f.body_timeout, l.body_timeout, false, ds);
+    l
+}
+
+/// A duration field: `default` when absent; a bad value is reported and the
+/// default used, so validation goes on. Zero is refused unless `allow_zero`.
+fn duration_field(
+    v: &Option<Spanned<Scalar>>,
+    default: Duration,
+    allow_zero: bool,
+    ds: &mut Diagnostics,
+) -> Duration {
+    let Some(s) = v else { return default };
+    match parse_duration(&s.value.0) {
+        Some(d) if allow_zero || !d.is_zero() => d,
+        _ => {
+            let what = if allow_zero {
+                "a duration"
+            } else {
+                "a duration above zero"
+            };
+            ds.error(
                 pos(s),
-                format!("'{}' is not a count above zero", s.value.0),
-                "write a number like `100`",
-            ),
+                format!("'{}' is not {what}", s.value.0),
+                "write a number with a unit: `500ms`, `30s`, `5m`, `1h`",
+            );
+            default
         }
     }
-    let dur = |v: &Option<Spanned<Scalar>>, into: &mut Duration, ds: &mut Diagnostics| {
-        if let Some(s) = v {
-            match parse_duration(&s.value.0) {
-                Some(d) if !d.is_zero() => *into = d,
-                _ => ds.error(
-                    pos(s),
-                    format!("'{}' is not a duration above zero", s.value.0),
-                    "write a number with a unit: `500ms`, `30s`, `5m`",
-                ),
-            }
+}
+
+/// A whole-number field of at least `min`; see [`duration_field`].
+fn count_field(v: &Option<Spanned<Scalar>>, default: u32, min: u32, ds: &mut Diagnostics) -> u32 {
+    let Some(s) = v else { return default };
+    match s.value.0.trim().parse::<u32>() {
+        Ok(n) if n >= min => n,
+        _ => {
+            ds.error(
+                pos(s),
+                format!("'{}' is not a whole number of at least {min}", s.value.0),
+                "write a number like `3`",
+            );
+            default
         }
-    };
-    dur(&f.header_timeout, &mut l.header_timeout, ds);
-    dur(&f.keepalive_timeout, &mut l.keepalive_timeout, ds);
-    dur(&f.body_timeout, &mut l.body_timeout, ds);
-    l
+    }
+}
+
+/// A size field above zero; see [`duration_field`].
+fn size_field(v: &Option<Spanned<Scalar>>, default: usize, ds: &mut Diagnostics) -> usize {
+    let Some(s) = v else { return default };
+    match parse_size(&s.value.0) {
+        Some(n) if n > 0 => n as usize,
+        _ => {
+            ds.error(
+                pos(s),
+                format!("'{}' is not a size above zero", s.value.0),
+                "write bytes with an optional unit: `512`, `8k`, `1m`",
+            );
+            default
+        }
+    }
 }
 
 fn check_name(kind: &str, name: &str, at: Pos, ds: &mut Diagnostics) {
@@ -663,30 +680,11 @@ fn validate_upstream(
             fix,
         );
     }
-    let dur = |v: &Option<Spanned<Scalar>>, default: Duration, ds: &mut Diagnostics| match v {
-        None => default,
-        Some(s) => parse_duration(&s.value.0).unwrap_or_else(|| {
-            ds.error(
-                pos(s),
-                format!("'{}' is not a duration", s.value.0),
-                "write a number with a unit: `500ms`, `30s`, `5m`, `1h`",
-            );
-            default
-        }),
+    let dur = |v: &Option<Spanned<Scalar>>, default: Duration, ds: &mut Diagnostics| {
+        duration_field(v, default, true, ds)
     };
     let health = f.health.as_ref().map(|h| validate_health(h, ds));
-    let count = |v: &Option<Spanned<Scalar>>, default: u32, ds: &mut Diagnostics| match v {
-        None => default,
-        Some(s) => s.value.0.parse::<u32>().unwrap_or_else(|_| {
-            ds.error(
-                pos(s),
-                format!("'{}' is not a count", s.value.0),
-                "write a whole number like `3`",
-            );
-            default
-        }),
-    };
-    let max_fails = count(&f.max_fails, defaults::MAX_FAILS, ds);
+    let max_fails = count_field(&f.max_fails, defaults::MAX_FAILS, 0, ds);
     let fail_timeout = dur(&f.fail_timeout, defaults::FAIL_TIMEOUT, ds);
     Some(UpstreamConfig {
         name: name.to_string(),
@@ -715,33 +713,11 @@ fn validate_health(
             "write e.g. `/healthz`",
         );
     }
-    let dur = |v: &Option<Spanned<Scalar>>, default: Duration, ds: &mut Diagnostics| match v {
-        None => default,
-        Some(s) => match parse_duration(&s.value.0) {
-            Some(d) if !d.is_zero() => d,
-            _ => {
-                ds.error(
-                    pos(s),
-                    format!("'{}' is not a duration above zero", s.value.0),
-                    "write e.g. `5s` or `500ms`",
-                );
-                default
-            }
-        },
+    let dur = |v: &Option<Spanned<Scalar>>, default: Duration, ds: &mut Diagnostics| {
+        duration_field(v, default, false, ds)
     };
-    let count = |v: &Option<Spanned<Scalar>>, default: u32, ds: &mut Diagnostics| match v {
-        None => default,
-        Some(s) => match s.value.0.parse::<u32>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                ds.error(
-                    pos(s),
-                    format!("'{}' is not a count above zero", s.value.0),
-                    "write a whole number like `2`",
-                );
-                default
-            }
-        },
+    let count = |v: &Option<Spanned<Scalar>>, default: u32, ds: &mut Diagnostics| {
+        count_field(v, default, 1, ds)
     };
     let expect_status = match &f.expect_status {
         None => (200, 299),

@@ -150,30 +150,9 @@ pub fn cert_info(der: &CertificateDer<'_>) -> Result<CertInfo, String> {
     })
 }
 
-/// A UTC date like `2026-11-25 16:54:03 UTC` (no extra crate for one format).
+/// A UTC date like `2026-11-25 16:54:03 UTC`.
 pub fn httpdate(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), valid for dates after 1970.
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    crate::timefmt::fmt_utc(t)
 }
 
 #[cfg(test)]
@@ -248,14 +227,5 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "c.pem holds no certificate");
-    }
-
-    #[test]
-    fn dates_print_in_utc() {
-        assert_eq!(httpdate(UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
-        assert_eq!(
-            httpdate(UNIX_EPOCH + Duration::from_secs(1_764_089_643)),
-            "2025-11-25 16:54:03 UTC"
-        );
     }
 }

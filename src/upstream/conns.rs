@@ -86,6 +86,18 @@ pub struct ConnRegistry {
 
 const PRUNE_AT: usize = 4096;
 
+/// Flags each request as ended by a drain (before its socket goes, so the
+/// proxy sees the flag when the EOF arrives) and shuts the socket down.
+fn kill(victims: Vec<(ConnId, DrainKill)>) -> usize {
+    victims
+        .into_iter()
+        .filter(|(c, flag)| {
+            flag.store(true, Ordering::Release);
+            c.shutdown()
+        })
+        .count()
+}
+
 impl ConnRegistry {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
@@ -126,25 +138,13 @@ impl ConnRegistry {
                 .filter_map(|id| t.inflight.get(id).cloned())
                 .collect()
         };
-        victims
-            .into_iter()
-            .filter(|(c, kill)| {
-                kill.store(true, Ordering::Release);
-                c.shutdown()
-            })
-            .count()
+        kill(victims)
     }
 
     /// Ends every in-flight request's upstream connection; returns how many.
     pub fn kill_inflight(&self) -> usize {
         let victims: Vec<(ConnId, DrainKill)> = self.lock().inflight.values().cloned().collect();
-        victims
-            .into_iter()
-            .filter(|(c, kill)| {
-                kill.store(true, Ordering::Release);
-                c.shutdown()
-            })
-            .count()
+        kill(victims)
     }
 
     /// Shuts down every remaining known connection (the pool is drained, so
