@@ -150,6 +150,9 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     if let Some(app) = proxy.app_logic_mut() {
         // Fixed at start (listeners are): slowloris protection.
         app.first_request_header_timeout = Some(config.limits.header_timeout);
+        let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+        h2.max_concurrent_streams(config.limits.h2_max_concurrent_streams);
+        app.h2_options = Some(h2);
     }
     for l in &config.listeners {
         let addr = l.addr.to_string();

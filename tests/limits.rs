@@ -168,3 +168,89 @@ async fn running_out_of_file_descriptors_does_not_spin_and_recovers() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_websocket_outlives_the_upstream_read_timeout() {
+    let (http, _ws, _p) = ws_scene("").await;
+    let mut c = ws_connect(&format!("ws://a.test:{}/chat", http.port()), None)
+        .await
+        .expect("ws");
+    assert_eq!(c.recv_text().await.expect("hello"), "hello from ws");
+    // Idle for longer than the upstream read timeout: the behaviour under test.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    c.send_text("still there?").await.expect("send");
+    assert_eq!(c.recv_text().await.expect("echo"), "still there?");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_idle_timeout_closes_a_quiet_tunnel_when_configured() {
+    let (http, ws, _p) = ws_scene("limits: {websocket_idle_timeout: 1s}\n").await;
+    let mut c = ws_connect(&format!("ws://a.test:{}/chat", http.port()), None)
+        .await
+        .expect("ws");
+    assert_eq!(c.recv_text().await.expect("hello"), "hello from ws");
+    c.send_text("active").await.expect("send");
+    assert_eq!(c.recv_text().await.expect("echo"), "active");
+    c.set_timeout(Duration::from_secs(5));
+    let t = std::time::Instant::now();
+    assert!(c.recv_text().await.is_err(), "the quiet tunnel is closed");
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "after about 1s: {:?}",
+        t.elapsed()
+    );
+    assert!(ws.wait_for_open(0, IO_TIMEOUT).await);
+}
+
+async fn ws_scene(extra: &str) -> (std::net::SocketAddr, WsUpstream, ProxyProcess) {
+    let ws = WsUpstream::start("ws").await;
+    let ports = free_ports(2);
+    let yaml = format!(
+        "{extra}access_log: off\nlisteners:\n  http: {{address: \"127.0.0.1:{}\"}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, read_timeout: 1s, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        ports[0],
+        ports[1],
+        ws.port()
+    );
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let p = ProxyProcess::start_ready(&yaml, &[http])
+        .await
+        .expect("starts");
+    (http, ws, p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_clients_are_told_the_stream_limit() {
+    let ca = TestCa::new();
+    let cert = ca.issue_to(&["a.test"], ca.dir(), "a");
+    let app = HttpUpstream::start("app").await;
+    let ports = free_ports(2);
+    let yaml = format!(
+        "access_log: off\nlimits: {{h2_max_concurrent_streams: 7}}\nlisteners:\n  https: {{address: \"127.0.0.1:{}\", tls: true}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], tls: {{cert: \"{}\", key: \"{}\"}}, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        ports[0],
+        ports[1],
+        cert.cert_path.display(),
+        cert.key_path.display(),
+        app.port()
+    );
+    let https: std::net::SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let _p = ProxyProcess::start_ready(&yaml, &[https])
+        .await
+        .expect("starts");
+    let (tls, info) = tls_connect(https, "a.test", &["h2"], &ca.cert_pem())
+        .await
+        .expect("tls");
+    assert_eq!(info.alpn_str(), Some("h2"));
+    let (mut client, mut conn) = h2::client::handshake(tls).await.expect("h2 handshake");
+    let req = http::Request::get("https://a.test/").body(()).expect("req");
+    let (resp, _) = client.send_request(req, true).expect("send");
+    let resp = tokio::select! {
+        r = resp => r.expect("response"),
+        _ = &mut conn => panic!("connection ended"),
+    };
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        conn.max_concurrent_send_streams(),
+        7,
+        "SETTINGS_MAX_CONCURRENT_STREAMS"
+    );
+}

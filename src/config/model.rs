@@ -96,6 +96,10 @@ pub struct LimitsConfig {
     pub keepalive_timeout: Duration,
     /// Longest pause while reading a request body.
     pub body_timeout: Duration,
+    /// Idle limit of an upgraded (WebSocket) connection; `None` = no limit.
+    pub websocket_idle_timeout: Option<Duration>,
+    /// HTTP/2 streams per client connection.
+    pub h2_max_concurrent_streams: u32,
 }
 
 impl Default for LimitsConfig {
@@ -107,6 +111,8 @@ impl Default for LimitsConfig {
             header_timeout: defaults::HEADER_TIMEOUT,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             body_timeout: defaults::BODY_TIMEOUT,
+            websocket_idle_timeout: None,
+            h2_max_concurrent_streams: defaults::H2_MAX_CONCURRENT_STREAMS,
         }
     }
 }
@@ -283,6 +289,8 @@ pub mod defaults {
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
     /// `limits.keepalive_timeout` (nginx 75s; browsers keep about 60s).
     pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `limits.h2_max_concurrent_streams` (nginx's default).
+    pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
     /// `limits.body_timeout` (nginx client_body_timeout).
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
     /// `upstreams.*.max_fails`: 3 in a row (nginx uses 1, but counts only

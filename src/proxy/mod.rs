@@ -67,6 +67,8 @@ pub struct RequestCtx {
     pool_idx: usize,
     request_id: Option<String>,
     websocket_gauge: Option<GaugeGuard>,
+    /// Set for upgrade requests: the tunnel's idle limit (`None` = none).
+    tunnel_idle: Option<Option<std::time::Duration>>,
 }
 
 impl RequestCtx {
@@ -193,7 +195,13 @@ impl ProxyHttp for GreenlightProxy {
             // Only shorten what the client's own Connection header allowed.
             session.set_keepalive(Some(limits.keepalive_timeout.as_secs().max(1)));
         }
-        session.set_read_timeout(Some(limits.body_timeout));
+        if session.is_upgrade_req() {
+            // A WebSocket may be quiet for hours: only its own idle limit.
+            session.set_read_timeout(limits.websocket_idle_timeout);
+            ctx.tunnel_idle = Some(limits.websocket_idle_timeout);
+        } else {
+            session.set_read_timeout(Some(limits.body_timeout));
+        }
         let req = session.req_header();
         if req.version == http::Version::HTTP_11 && request_host(session).is_none() {
             // RFC 9112 §3.2: a 1.1 request without Host is a client error.
@@ -341,7 +349,10 @@ impl ProxyHttp for GreenlightProxy {
             let server = &pool.servers()[idx];
             if server.health.is_up() {
                 ctx.server_idx = Some(idx);
-                return Ok(server.peer());
+                return Ok(match ctx.tunnel_idle {
+                    Some(idle) => server.tunnel_peer(idle),
+                    None => server.peer(),
+                });
             }
         }
         if tried_before {

@@ -100,6 +100,17 @@ impl Server {
     pub fn peer(&self) -> Box<HttpPeer> {
         Box::new(self.peer.clone())
     }
+
+    /// A peer for an upgrade (WebSocket) request: the upstream read/write
+    /// timeouts are for answers, not for a tunnel that may rightly stay quiet
+    /// for hours (the nginx `proxy_read_timeout` trap); `idle` (the
+    /// `websocket_idle_timeout`, off by default) applies instead.
+    pub fn tunnel_peer(&self, idle: Option<Duration>) -> Box<HttpPeer> {
+        let mut p = self.peer.clone();
+        p.options.read_timeout = idle;
+        p.options.write_timeout = idle;
+        Box::new(p)
+    }
 }
 
 /// A pool of servers of one upstream.
