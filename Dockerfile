@@ -11,9 +11,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends cmake \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY vendor ./vendor
 COPY src ./src
 COPY config ./config
 COPY tests ./tests
+COPY benches ./benches
 RUN cargo build --release --locked --bin greenlight
 
 FROM debian:bookworm-slim
