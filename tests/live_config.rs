@@ -515,3 +515,68 @@ async fn a_token_protects_the_admin_api_and_is_required_off_loopback() {
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(out(&o).contains("UPSTREAM"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_that_removes_a_busy_pool_lets_its_request_finish() {
+    let bg = BlueGreen::start(10).await;
+    let addr = bg.http;
+    let slow = tokio::spawn(async move { http_get(addr, "app.test", "/slow?ms=1500").await });
+    eventually(IO_TIMEOUT, "in flight on blue", || async {
+        bg.pool("app", "blue").await["inflight"] == 1
+    })
+    .await;
+    // blue disappears from the file; green becomes active.
+    let yaml = bg
+        .yaml
+        .replace(
+            &format!("      blue: [\"127.0.0.1:{}\"]\n", bg.blue.port()),
+            "",
+        )
+        .replacen("    active: blue", "    active: green", 1);
+    bg.proxy.write_config(&yaml).expect("write");
+    let r = bg.api("POST", "/api/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let done = slow
+        .await
+        .expect("task")
+        .expect("the request on the removed pool");
+    assert_eq!(done.status, 200);
+    assert_eq!(done.header("x-upstream"), Some("blue"));
+    let next = http_get(bg.http, "app.test", "/next").await.expect("next");
+    assert_eq!(next.header("x-upstream"), Some("green"));
+    assert!(
+        bg.proxy
+            .wait_for_stderr("pool 'blue' drained", IO_TIMEOUT)
+            .await,
+        "the removed pool drained: {}",
+        bg.proxy.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_changes_listeners_says_restart_and_keeps_the_rest() {
+    let bg = BlueGreen::start(10).await;
+    let other = free_port();
+    let yaml = bg
+        .yaml
+        .replace(
+            &format!("127.0.0.1:{}\"}}\nadmin", bg.http.port()),
+            &format!("127.0.0.1:{other}\"}}\nadmin"),
+        )
+        .replacen("    active: blue", "    active: green", 1);
+    assert_ne!(yaml, bg.yaml);
+    bg.proxy.write_config(&yaml).expect("write");
+    let r = bg.api("POST", "/api/reload", "").await;
+    assert_eq!(r.status, 200);
+    let notes = r.json()["restart_needed"].to_string();
+    assert!(notes.contains("listeners changed"), "{notes}");
+    // The running listener still serves, and the rest of the file applied.
+    let res = http_get(bg.http, "app.test", "/x")
+        .await
+        .expect("old listener");
+    assert_eq!(res.header("x-upstream"), Some("green"));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", other)).is_err(),
+        "nothing half-applied"
+    );
+}
