@@ -154,7 +154,13 @@ impl ProxyHttp for GreenlightProxy {
             .and_then(|s| s.extension.get::<SniName>())
             .map(|n| n.0.clone());
         let req = session.req_header();
-        let raw = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
+        // The raw header is only needed (and only copied) to see a
+        // Content-Length that Pingora dropped next to a Transfer-Encoding.
+        let raw = if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
+            session.as_http1().map(|h1| h1.get_headers_raw_bytes())
+        } else {
+            None
+        };
         if !session.is_http2()
             && let Some(why) = headers::framing_problem(req, raw.as_deref())
         {
@@ -489,13 +495,24 @@ impl ProxyHttp for GreenlightProxy {
         _reused: bool,
         _peer: &HttpPeer,
         fd: std::os::unix::io::RawFd,
-        _digest: Option<&pingora::protocols::Digest>,
+        digest: Option<&pingora::protocols::Digest>,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if ctx.upstream_started.is_none() {
             ctx.upstream_started = Some(Instant::now());
         }
-        if let (Some(guard), Some(conn)) = (ctx.guard.as_mut(), ConnId::of_fd(fd)) {
+        // The connection's addresses are cached in Pingora's digest after
+        // its first use, so a reused connection costs no syscall here.
+        let cached = digest.and_then(|d| d.socket_digest.as_ref()).and_then(|s| {
+            Some(ConnId {
+                fd,
+                local: *s.local_addr()?.as_inet()?,
+                peer: *s.peer_addr()?.as_inet()?,
+            })
+        });
+        if let (Some(guard), Some(conn)) =
+            (ctx.guard.as_mut(), cached.or_else(|| ConnId::of_fd(fd)))
+        {
             ctx.drain_kill = Some(guard.attach(conn));
         }
         Ok(())
@@ -641,7 +658,11 @@ impl ProxyHttp for GreenlightProxy {
             session.req_header().method,
             session.req_header().uri.path()
         );
-        if code >= 500 || code == 0 {
+        let client_gone = code == 0 && matches!(e.esource(), ErrorSource::Downstream);
+        if client_gone {
+            // The client went away mid-request: routine, not an error.
+            log::debug!("{summary}: client closed the connection: {e}");
+        } else if code >= 500 || code == 0 {
             log::error!(
                 "{summary}: upstream '{}' pool '{}' server {}: {} -> {}",
                 ctx.upstream_name(),
