@@ -243,15 +243,7 @@ pub fn render_status(b: &Value) -> String {
                     let up = h.iter().filter(|s| s["up"] == true).count();
                     format!("{up}/{}", h.len())
                 },
-                p["servers"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default(),
+                join_strs(&p["servers"]),
             ]);
         }
     }
@@ -261,30 +253,46 @@ pub fn render_status(b: &Value) -> String {
     if !certs.is_empty() {
         let mut rows = vec![vec![
             "SITE".to_string(),
+            "SOURCE".into(),
             "NAMES".into(),
             "DAYS LEFT".into(),
             "ISSUER".into(),
+            "ACME".into(),
         ]];
         for c in certs {
+            let acme = &c["acme"];
+            let acme = if acme.is_null() {
+                "-".to_string()
+            } else if let Some(e) = acme["last_error"].as_str() {
+                format!("FAILING ({} in a row): {e}", acme["failures"])
+            } else {
+                "ok".to_string()
+            };
             rows.push(vec![
                 c["site"].as_str().unwrap_or("?").into(),
-                c["names"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .unwrap_or_default(),
+                c["source"].as_str().unwrap_or("?").into(),
+                join_strs(&c["names"]),
                 c["days_left"].to_string(),
-                c["issuer"].as_str().unwrap_or("?").into(),
+                c["issuer"].as_str().unwrap_or("-").into(),
+                acme,
             ]);
         }
         out.push('\n');
         out.push_str(&table(&rows));
     }
     out
+}
+
+/// A JSON array of strings as `a, b, c` (empty for anything else).
+fn join_strs(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 fn table(rows: &[Vec<String>]) -> String {
