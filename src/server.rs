@@ -200,7 +200,10 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         let for_install = state.clone();
         let install: InstallFn =
             std::sync::Arc::new(move |site: &str, cert| for_install.install_acme_cert(site, cert));
-        let acme = AcmeService::new(manager, sites, install);
+        let metrics = state.metrics().clone();
+        let acme = AcmeService::new(manager, sites, install).with_report(std::sync::Arc::new(
+            move |site: &str, ok: bool| metrics.acme_order(site, ok),
+        ));
         state.set_acme_status(acme.status_handle());
         server.add_service(background_service("greenlight acme", acme));
     }

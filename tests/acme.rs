@@ -147,6 +147,16 @@ async fn http01_issues_a_certificate_that_is_served_and_reused_after_a_restart()
     );
     assert!(c["acme"]["last_error"].is_null(), "{c}");
     assert_eq!(pebble.order_count(), 1);
+    let mut m = H1Conn::connect(a.admin).await.expect("admin");
+    let metrics = m
+        .get("/metrics", "localhost")
+        .await
+        .expect("metrics")
+        .text();
+    assert!(
+        metrics.contains("greenlight_acme_orders_total{result=\"ok\",site=\"app\"} 1"),
+        "{metrics}"
+    );
     let serial = tls.serial.clone();
 
     // Restart: the stored certificate is served at once, no new order.

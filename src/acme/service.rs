@@ -109,12 +109,16 @@ impl AcmeStatus {
     }
 }
 
+/// Told the outcome of every order: (site, succeeded).
+pub type ReportFn = Arc<dyn Fn(&str, bool) + Send + Sync>;
+
 /// The pingora background service running every ACME site.
 pub struct AcmeService {
     issuer: Arc<dyn Issuer>,
     sites: Vec<AcmeSite>,
     install: InstallFn,
     status: AcmeStatus,
+    report: Option<ReportFn>,
 }
 
 impl AcmeService {
@@ -143,7 +147,14 @@ impl AcmeService {
             sites,
             install,
             status,
+            report: None,
         }
+    }
+
+    /// Also tells `report` the outcome of every order (for metrics).
+    pub fn with_report(mut self, report: ReportFn) -> AcmeService {
+        self.report = Some(report);
+        self
     }
 
     /// Every site's status.
@@ -168,6 +179,7 @@ impl BackgroundService for AcmeService {
                 issuer: self.issuer.clone(),
                 install: self.install.clone(),
                 status: self.status.clone(),
+                report: self.report.clone(),
                 shutdown: shutdown.clone(),
             }));
         }
@@ -185,6 +197,7 @@ struct SiteTask {
     issuer: Arc<dyn Issuer>,
     install: InstallFn,
     status: AcmeStatus,
+    report: Option<ReportFn>,
     shutdown: ShutdownWatch,
 }
 
@@ -237,6 +250,9 @@ async fn run_site(mut task: SiteTask) {
             }
         };
         let now = SystemTime::now();
+        if let Some(report) = &task.report {
+            report(&task.site.name, result.is_ok());
+        }
         match result {
             Ok(cert) => {
                 failures = 0;
