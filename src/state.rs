@@ -231,7 +231,7 @@ impl StateHandle {
         StateHandle {
             inner: Arc::new(Inner {
                 current: ArcSwap::from_pointee(snapshot),
-                certs: Arc::new(CertStore::new(certs)),
+                certs: Arc::new(CertStore::new(certs).with_metrics(metrics.clone())),
                 source,
                 writer: Mutex::new(Writer::default()),
                 drains: Mutex::new(None),

@@ -114,9 +114,18 @@ pub fn build_cert_map(
 }
 
 /// The SNI resolver shared by every TLS listener.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CertStore {
     map: ArcSwap<CertMap>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl std::fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertStore")
+            .field("map", &self.map)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CertStore {
@@ -124,7 +133,14 @@ impl CertStore {
     pub fn new(map: CertMap) -> CertStore {
         CertStore {
             map: ArcSwap::from_pointee(map),
+            metrics: None,
         }
+    }
+
+    /// Counts handshakes refused for want of a certificate.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> CertStore {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Replaces every certificate at once.
@@ -140,7 +156,13 @@ impl CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.map.load().lookup(hello.server_name())
+        let found = self.map.load().lookup(hello.server_name());
+        if found.is_none()
+            && let Some(m) = &self.metrics
+        {
+            m.tls_handshake_failed(crate::metrics::TlsFailure::NoCertificate);
+        }
+        found
     }
 }
 
