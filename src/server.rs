@@ -16,6 +16,7 @@ use crate::config::ConfigSource;
 use crate::config::model::{HostPattern, TlsSource};
 use crate::lifecycle::Signals;
 use crate::proxy::GreenlightProxy;
+use crate::proxy::connections::{CountedApp, ListenerSlot};
 use crate::reload::HupCatcher;
 use crate::state::{ApplyError, StateHandle};
 use crate::tls::SniCapture;
@@ -142,18 +143,25 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
+    let mut app = pingora::proxy::HttpProxy::new(
         GreenlightProxy::new(state.clone()),
-        "greenlight proxy",
+        server.configuration.clone(),
     );
-    if let Some(app) = proxy.app_logic_mut() {
-        // Fixed at start (listeners are): slowloris protection.
-        app.first_request_header_timeout = Some(config.limits.header_timeout);
-        let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
-        h2.max_concurrent_streams(config.limits.h2_max_concurrent_streams);
-        app.h2_options = Some(h2);
-    }
+    app.handle_init_modules();
+    // Fixed at start (listeners are): slowloris protection, h2 streams.
+    app.first_request_header_timeout = Some(config.limits.header_timeout);
+    let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+    h2.max_concurrent_streams(config.limits.h2_max_concurrent_streams);
+    app.h2_options = Some(h2);
+    let slots = config
+        .listeners
+        .iter()
+        .map(|l| ListenerSlot::new(&l.name, l.addr, l.max_connections, state.metrics()))
+        .collect();
+    let mut proxy = pingora::services::listening::Service::new(
+        "greenlight proxy".to_string(),
+        CountedApp::new(app, slots),
+    );
     for l in &config.listeners {
         let addr = l.addr.to_string();
         if l.tls {

@@ -254,3 +254,39 @@ async fn h2_clients_are_told_the_stream_limit() {
         "SETTINGS_MAX_CONCURRENT_STREAMS"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_closes_connections_over_its_max_and_recovers() {
+    let app = HttpUpstream::start("app").await;
+    let ports = free_ports(2);
+    let yaml = format!(
+        "access_log: off\nlisteners:\n  http: {{address: \"127.0.0.1:{}\", max_connections: 3}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        ports[0],
+        ports[1],
+        app.port()
+    );
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let p = ProxyProcess::start_ready(&yaml, &[http])
+        .await
+        .expect("starts");
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let mut c = H1Conn::connect(http).await.expect("connect");
+        let r = c.get(&format!("/held{i}"), "a.test").await.expect("served");
+        assert_eq!(r.status, 200);
+        held.push(c);
+    }
+    let mut fourth = H1Conn::connect(http)
+        .await
+        .expect("tcp accept still happens");
+    assert!(
+        fourth.wait_closed_by_peer(Duration::from_secs(3)).await,
+        "the connection over the limit is closed"
+    );
+    assert!(p.wait_for_stderr("max_connections", IO_TIMEOUT).await);
+    drop(held.pop());
+    eventually(IO_TIMEOUT, "a slot frees up", || async {
+        matches!(http_get(http, "a.test", "/again").await, Ok(r) if r.status == 200)
+    })
+    .await;
+}

@@ -333,3 +333,29 @@ async fn the_json_access_log_parses_and_names_the_route() {
     );
     let _ = Duration::ZERO;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_client_connections_are_gauged_by_listener_and_protocol() {
+    let o = start("off").await;
+    let gauge = |s: &prometheus_parse::Scrape, proto: &str| {
+        value(
+            s,
+            "greenlight_downstream_connections",
+            &[("listener", "http"), ("protocol", proto)],
+        )
+    };
+    let mut a = H1Conn::connect(o.http).await.expect("a");
+    let mut b = H1Conn::connect(o.http).await.expect("b");
+    assert_eq!(a.get("/a", "one.test").await.expect("a").status, 200);
+    assert_eq!(b.get("/b", "one.test").await.expect("b").status, 200);
+    // Idle keep-alive connections still count: the scrape itself is on the admin listener.
+    assert_eq!(gauge(&scrape(o.admin).await, "h1"), 2.0);
+    drop(a);
+    drop(b);
+    eventually(
+        IO_TIMEOUT,
+        "closed connections are gone from the gauge",
+        || async { gauge(&scrape(o.admin).await, "h1") == 0.0 },
+    )
+    .await;
+}

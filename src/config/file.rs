@@ -51,6 +51,8 @@ pub struct FileListener {
     pub address: Spanned<Scalar>,
     /// Terminate TLS on this listener.
     pub tls: Option<Spanned<bool>>,
+    /// Client connections open at once, at most.
+    pub max_connections: Option<Spanned<Scalar>>,
 }
 
 /// `limits`: what one client may cost.

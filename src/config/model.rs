@@ -59,6 +59,8 @@ pub struct ListenerConfig {
     pub addr: SocketAddr,
     /// Terminates TLS (h2 + http/1.1 by ALPN).
     pub tls: bool,
+    /// Client connections open at once, at most (fixed at start).
+    pub max_connections: usize,
 }
 
 /// Where access log lines go.
@@ -278,6 +280,9 @@ pub mod defaults {
     pub const ADMIN_ADDR: &str = "127.0.0.1:9090";
     /// `certs_dir`.
     pub const CERTS_DIR: &str = "certs";
+    /// `listeners.*.max_connections` (well under the systemd unit's
+    /// LimitNOFILE, which also has to cover upstream connections).
+    pub const MAX_CONNECTIONS: u32 = 16_384;
     /// `limits.max_uri_length`: 8 KiB (nginx's large_client_header_buffers line size).
     pub const MAX_URI_LENGTH: usize = 8 * 1024;
     /// `limits.max_header_size`: 32 KiB (nginx: 4 x 8k buffers).

@@ -62,7 +62,7 @@ fn an_unknown_key_names_the_key_and_the_known_ones() {
     assert_eq!(
         problems(yaml),
         vec![
-            "g.yaml:3:5: unknown field `adress`, expected one of address, tls — remove it or fix its spelling; config/example.yaml lists every key"
+            "g.yaml:3:5: unknown field `adress`, expected one of address, tls, max_connections — remove it or fix its spelling; config/example.yaml lists every key"
         ]
     );
 }

@@ -350,6 +350,8 @@ fn validate_listeners(file: &FileConfig, ds: &mut Diagnostics) -> Vec<ListenerCo
             name: name.clone(),
             addr,
             tls: l.value.tls.as_ref().is_some_and(|t| t.value),
+            max_connections: count_field(&l.value.max_connections, defaults::MAX_CONNECTIONS, 1, ds)
+                as usize,
         });
     }
     out

@@ -11,6 +11,7 @@
 //! upstream (502 unreachable, 504 timeout). Nothing here panics on input, and
 //! no guard of the snapshot is held across an `.await`.
 
+pub mod connections;
 pub mod headers;
 pub mod route;
 pub mod websocket;

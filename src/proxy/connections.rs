@@ -1,0 +1,122 @@
+//! Client connections: counted per listener and protocol, and capped.
+//!
+//! Pingora gives a `ProxyHttp` no hook when a client connection opens or
+//! closes; it hands each accepted (and, for TLS, handshaken) connection to a
+//! `ServerApp`, and for HTTP/1.1 keep-alive hands the connection back and
+//! forth once per request. [`CountedApp`] wraps the proxy's `ServerApp` and
+//! keeps one connection for its whole life — it runs the keep-alive loop
+//! itself, exactly as Pingora would — so an RAII guard can count it: the
+//! `greenlight_downstream_connections` gauge and each listener's
+//! `max_connections`. A connection over the cap is closed at once, before any
+//! byte is read (the client sees the connection close and may retry).
+
+use crate::metrics::{GaugeGuard, HttpProtocol, ListenerMetrics, Metrics};
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::{ALPN, Stream};
+use pingora::server::ShutdownWatch;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// One listener's counting state.
+pub struct ListenerSlot {
+    addr: SocketAddr,
+    name: String,
+    max: usize,
+    open: AtomicUsize,
+    metrics: ListenerMetrics,
+}
+
+impl ListenerSlot {
+    /// A slot for the listener `name` bound to `addr`, capped at `max`.
+    pub fn new(name: &str, addr: SocketAddr, max: usize, metrics: &Metrics) -> ListenerSlot {
+        ListenerSlot {
+            addr,
+            name: name.to_string(),
+            max,
+            open: AtomicUsize::new(0),
+            metrics: metrics.listener_handles(name),
+        }
+    }
+
+    fn serves(&self, local: SocketAddr) -> bool {
+        self.addr == local || (self.addr.ip().is_unspecified() && self.addr.port() == local.port())
+    }
+}
+
+/// Releases a slot (and the gauge, by its own drop) when the connection ends.
+struct SlotGuard<'a> {
+    slot: &'a ListenerSlot,
+    _gauge: GaugeGuard,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The proxy's `ServerApp`, with connections counted and capped.
+pub struct CountedApp<A> {
+    inner: Arc<A>,
+    slots: Vec<ListenerSlot>,
+}
+
+impl<A> CountedApp<A> {
+    /// Wraps `inner`; `slots` describe the listeners.
+    pub fn new(inner: A, slots: Vec<ListenerSlot>) -> CountedApp<A> {
+        CountedApp {
+            inner: Arc::new(inner),
+            slots,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for CountedApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
+        let slot = local.and_then(|l| self.slots.iter().find(|s| s.serves(l)));
+        let _guard = match slot {
+            Some(slot) => {
+                if slot.open.fetch_add(1, Ordering::AcqRel) >= slot.max {
+                    slot.open.fetch_sub(1, Ordering::AcqRel);
+                    log::warn!(
+                        "listener '{}': {} connections open (max_connections); closing a new one",
+                        slot.name,
+                        slot.max
+                    );
+                    return None;
+                }
+                let proto = if stream.selected_alpn_proto() == Some(ALPN::H2) {
+                    HttpProtocol::H2
+                } else {
+                    HttpProtocol::H1
+                };
+                Some(SlotGuard {
+                    slot,
+                    _gauge: slot.metrics.connection_opened(proto),
+                })
+            }
+            None => None,
+        };
+        // The keep-alive loop Pingora would run, kept here so the guard
+        // spans the whole connection.
+        let mut next = self.inner.process_new(stream, shutdown).await;
+        while let Some(s) = next {
+            next = self.inner.process_new(s, shutdown).await;
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await;
+    }
+}
