@@ -112,11 +112,14 @@ fn wait_drained(c: &AdminClient, upstream: &str, pool: &str, limit: Option<Durat
             .and_then(|ps| ps.iter().find(|p| p["name"] == pool))
             .cloned();
         let Some(p) = p else {
-            // The pool was removed by a reload meanwhile; its drain cannot be
-            // observed any more.
-            return fail(format!(
-                "pool '{pool}' of upstream '{upstream}' is no longer in the configuration"
-            ));
+            // A reload removed the pool and nothing holds it any more: no
+            // request is in flight on it, and its drain (which closes the
+            // idle upstream connections) has ended.
+            println!(
+                "pool '{pool}' of upstream '{upstream}' was removed from the configuration and nothing is left on it after {:.1}s — safe to stop",
+                start.elapsed().as_secs_f64()
+            );
+            return 0;
         };
         let state = p["state"].as_str().unwrap_or("?");
         if state == "drained" || state == "idle" {
@@ -179,6 +182,36 @@ pub fn status(args: &AdminArgs, as_json: bool) -> i32 {
     0
 }
 
+/// A pool's servers, each marked when it is down or removed and draining.
+fn server_list(p: &Value) -> String {
+    let mut out: Vec<String> = p["health"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            let name = h["server"].as_str().unwrap_or("?");
+            match h["down_reason"].as_str() {
+                Some(why) => format!("{name} (down: {why})"),
+                None => name.to_string(),
+            }
+        })
+        .collect();
+    out.extend(
+        p["removed_servers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{} (removed, {} in flight)",
+                    r["server"].as_str().unwrap_or("?"),
+                    r["inflight"]
+                )
+            }),
+    );
+    out.join(", ")
+}
+
 /// The status JSON as tables for people.
 pub fn render_status(b: &Value) -> String {
     let mut out = format!(
@@ -234,7 +267,10 @@ pub fn render_status(b: &Value) -> String {
             rows.push(vec![
                 u["name"].as_str().unwrap_or("?").into(),
                 p["name"].as_str().unwrap_or("?").into(),
-                p["state"].as_str().unwrap_or("?").into(),
+                match (p["state"].as_str().unwrap_or("?"), p["removed"] == true) {
+                    (st, true) => format!("{st} (removed)"),
+                    (st, false) => st.to_string(),
+                },
                 p["inflight"].to_string(),
                 p["websockets"].to_string(),
                 drain,
@@ -243,7 +279,7 @@ pub fn render_status(b: &Value) -> String {
                     let up = h.iter().filter(|s| s["up"] == true).count();
                     format!("{up}/{}", h.len())
                 },
-                join_strs(&p["servers"]),
+                server_list(p),
             ]);
         }
     }

@@ -128,7 +128,7 @@ fn drain_and_exit(
     let tunnels: usize = state
         .live_pools()
         .iter()
-        .map(|p| p.conns.kill_tunnels())
+        .map(|p| p.conns().kill_tunnels())
         .sum();
     if tunnels > 0 {
         log::info!("{why}: closed {tunnels} WebSocket(s) with 1001 Going Away");
@@ -148,7 +148,7 @@ fn drain_and_exit(
         let ended: usize = state
             .live_pools()
             .iter()
-            .map(|p| p.conns.kill_inflight())
+            .map(|p| p.conns().kill_inflight())
             .sum();
         log::warn!(
             "{why}: shutdown_timeout reached with {left} request(s) in flight; ended {ended} upstream connection(s)"

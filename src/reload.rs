@@ -4,16 +4,18 @@
 //! Reload: read the file, validate, build a complete snapshot (pools,
 //! routes, certificates), swap — or, on any problem, keep the running snapshot,
 //! log every problem as `file:line:col: …` and return them. Requests in flight
-//! and open WebSockets are never touched by a reload: unchanged pools are the
-//! same objects in the new snapshot, and a pool that stops being active is
-//! drained, not cut.
+//! and open WebSockets are never touched by a reload: a pool keeps its
+//! counters across reloads even when rebuilt (see `upstream`), a pool that
+//! stops being active is drained, not cut, and so is a server removed from a
+//! pool that goes on.
 //!
 //! Switch decision (so that a later SIGHUP does not silently undo a switch):
 //! the config file stays the single truth. `switch` first checks the target
 //! pool (a server must accept a TCP connection, unless forced), then rewrites
 //! only the value of that upstream's `active:` key in the file — comments,
 //! order and layout untouched, written to a temporary file and renamed over
-//! the original — and applies the file as a reload does. With the embedded
+//! the original — and applies the file as a reload does; if applying fails,
+//! the previous text is put back. With the embedded
 //! default config (no file to edit) the choice is kept in memory and
 //! re-applied on every reload.
 
@@ -179,16 +181,37 @@ pub async fn switch(
     }
     drop(snap);
     let mut writer = state.writer();
-    let config = match state.source() {
-        ConfigSource::File(path) => rewrite_active(path, upstream, pool)?,
+    let (config, written) = match state.source() {
+        ConfigSource::File(path) => {
+            let (config, original) = rewrite_active(path, upstream, pool)?;
+            (config, Some((path, original)))
+        }
         ConfigSource::Embedded => {
             writer
                 .active_overrides
                 .insert(upstream.to_string(), pool.to_string());
-            load_with_overrides(state.source(), &writer)?
+            (load_with_overrides(state.source(), &writer)?, None)
         }
     };
-    let (snap, restart) = state.apply(&mut writer, config)?;
+    let (snap, restart) = match state.apply(&mut writer, config) {
+        Ok(applied) => applied,
+        Err(e) => {
+            // The file must not say "green" while blue keeps serving: a later
+            // SIGHUP would apply a switch nobody saw succeed.
+            if let Some((path, original)) = written
+                && let Err(w) = write_atomic(path, &original)
+            {
+                log::error!(
+                    "switch failed and {} could not be restored: {w}; it now names pool '{pool}' as active",
+                    path.display()
+                );
+            }
+            if matches!(state.source(), ConfigSource::Embedded) {
+                writer.active_overrides.remove(upstream);
+            }
+            return Err(e.into());
+        }
+    };
     state.metrics().switch(
         upstream,
         if force {
@@ -242,9 +265,14 @@ async fn probe(
 }
 
 /// Rewrites the value of `upstreams.<upstream>.active` in the file at `path`
-/// and returns the validated new config. The file is only replaced when the
-/// new text validates.
-pub fn rewrite_active(path: &Path, upstream: &str, pool: &str) -> Result<Config, SwitchError> {
+/// and returns the validated new config with the file's previous text (to
+/// put back if applying fails). The file is only replaced when the new text
+/// validates; a symlinked file is written through the link.
+pub fn rewrite_active(
+    path: &Path,
+    upstream: &str,
+    pool: &str,
+) -> Result<(Config, String), SwitchError> {
     let write_err = |source| SwitchError::Write {
         path: path.to_path_buf(),
         source,
@@ -271,18 +299,25 @@ pub fn rewrite_active(path: &Path, upstream: &str, pool: &str) -> Result<Config,
             known: String::new(),
         });
     }
-    let tmp = path.with_extension("yaml.greenlight-tmp");
+    write_atomic(path, &new_text).map_err(write_err)?;
+    Ok((config, text))
+}
+
+/// Replaces the file at `path` (the target, if it is a symlink) with `text`:
+/// temporary file beside it, fsync, rename, same permissions.
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let target = std::fs::canonicalize(path)?;
+    let tmp = target.with_extension("yaml.greenlight-tmp");
     {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
-        if let Ok(meta) = std::fs::metadata(path) {
+        let mut f = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(&target) {
             let _ = f.set_permissions(meta.permissions());
         }
-        f.write_all(new_text.as_bytes()).map_err(write_err)?;
-        f.sync_all().map_err(write_err)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
     }
-    std::fs::rename(&tmp, path).map_err(write_err)?;
-    Ok(config)
+    std::fs::rename(&tmp, &target)
 }
 
 /// Replaces the YAML scalar starting at 1-based `line`:`col` (characters)

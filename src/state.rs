@@ -18,9 +18,8 @@ use crate::metrics::{ConfigNames, Metrics};
 use crate::proxy::route::Router;
 use crate::tls::LoadedCert;
 use crate::tls::{CertMap, CertStore, build_cert_map};
-use crate::upstream::Pool;
-use crate::upstream::Upstream;
 use crate::upstream::drain::DrainSender;
+use crate::upstream::{DrainScope, DrainTicket, Pool, Upstream};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -326,12 +325,21 @@ impl StateHandle {
         self.inner.access_log.as_ref()
     }
 
-    /// Every pool still alive (current, draining, or held by a request).
+    /// Every pool still alive (current, draining, or held by a request),
+    /// once each: of several builds of one pool (see `upstream`), the newest.
     pub fn live_pools(&self) -> Vec<Arc<Pool>> {
-        lock(&self.inner.pools)
+        let mut out: Vec<Arc<Pool>> = Vec::new();
+        for p in lock(&self.inner.pools)
             .iter()
+            .rev()
             .filter_map(Weak::upgrade)
-            .collect()
+        {
+            if !out.iter().any(|o| o.same_pool(&p)) {
+                out.push(p);
+            }
+        }
+        out.reverse();
+        out
     }
 
     /// Marks the process as stopping: responses stop offering keep-alive.
@@ -394,6 +402,30 @@ impl StateHandle {
                 restart.push(format!("{what} changed: restart greenlight to apply it"));
             }
         }
+        // Read once at start (the proxy app, the signal handler): reported,
+        // and the running values kept so the snapshot says what is in force.
+        for (changed, what) in [
+            (
+                config.limits.header_timeout != old.config.limits.header_timeout,
+                "limits.header_timeout",
+            ),
+            (
+                config.limits.h2_max_concurrent_streams
+                    != old.config.limits.h2_max_concurrent_streams,
+                "limits.h2_max_concurrent_streams",
+            ),
+            (
+                config.shutdown_timeout != old.config.shutdown_timeout,
+                "shutdown_timeout",
+            ),
+        ] {
+            if changed {
+                restart.push(format!("{what} changed: restart greenlight to apply it"));
+            }
+        }
+        config.limits.header_timeout = old.config.limits.header_timeout;
+        config.limits.h2_max_concurrent_streams = old.config.limits.h2_max_concurrent_streams;
+        config.shutdown_timeout = old.config.shutdown_timeout;
         config.access_log = old.config.access_log.clone();
         config.upgrade_socket = old.config.upgrade_socket.clone();
         // The ACME service is set up at start with its sites and account.
@@ -472,17 +504,23 @@ impl StateHandle {
         Ok((next, restart))
     }
 
-    /// Marks the new active pools active and starts draining every pool that
-    /// was active in `old` and is not the active pool of `next`.
+    /// Marks the new active pools active, starts draining every pool that
+    /// was active in `old` and is not (a build of) the active pool of
+    /// `next`, and drains the servers a rebuilt pool no longer has.
     fn start_drains(&self, old: &Snapshot, next: &Snapshot) {
         for up in &next.upstreams {
             up.active_pool().set_active();
         }
         let tx = lock(&self.inner.drains).clone();
+        let send = |ticket| {
+            if let Some(tx) = &tx {
+                let _ = tx.send(ticket);
+            }
+        };
         for up in &old.upstreams {
             let was = up.active_pool();
             let new_up = next.upstream(&up.config.name);
-            if new_up.is_some_and(|n| Arc::ptr_eq(n.active_pool(), was)) {
+            if new_up.is_some_and(|n| n.active_pool().same_pool(was)) {
                 continue;
             }
             let timeout = new_up.map_or(up.config.drain_timeout, |n| n.config.drain_timeout);
@@ -494,9 +532,38 @@ impl StateHandle {
                     was.inflight(),
                     was.websockets()
                 );
-                if let Some(tx) = &tx {
-                    let _ = tx.send(ticket);
+                send(ticket);
+            }
+        }
+        for up in &next.upstreams {
+            let Some(old_up) = old.upstream(&up.config.name) else {
+                continue;
+            };
+            for pool in &up.pools {
+                let Some(before) = old_up.pool(&pool.name).filter(|b| !Arc::ptr_eq(b, pool)) else {
+                    continue;
+                };
+                let removed = pool.removed_since(before);
+                if removed.is_empty() {
+                    continue;
                 }
+                let timeout = up.config.drain_timeout;
+                log::info!(
+                    "upstream '{}' pool '{}': server(s) {} removed; draining them (deadline in {timeout:?})",
+                    pool.upstream,
+                    pool.name,
+                    removed
+                        .iter()
+                        .map(|(l, _)| l.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                pool.set_removed(&removed, Some(SystemTime::now() + timeout));
+                send(DrainTicket {
+                    pool: pool.clone(),
+                    scope: DrainScope::Servers(removed),
+                    deadline: std::time::Instant::now() + timeout,
+                });
             }
         }
     }

@@ -536,6 +536,11 @@ async fn a_reload_that_removes_a_busy_pool_lets_its_request_finish() {
     bg.proxy.write_config(&yaml).expect("write");
     let r = bg.api("POST", "/api/reload", "").await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // Gone from the file, but its drain stays visible until it ends.
+    let p = bg.pool("app", "blue").await;
+    assert_eq!(p["removed"], true, "{p}");
+    assert_eq!(p["state"], "draining", "{p}");
+    assert_eq!(p["inflight"], 1, "{p}");
     let done = slow
         .await
         .expect("task")
@@ -579,4 +584,79 @@ async fn a_reload_that_changes_listeners_says_restart_and_keeps_the_rest() {
         std::net::TcpStream::connect(("127.0.0.1", other)).is_err(),
         "nothing half-applied"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_that_changes_a_pool_keeps_its_websockets_and_drains_only_removed_servers() {
+    let bg = BlueGreen::start(2).await;
+    let blue_b = WsUpstream::start("ws-blue-b").await;
+    let one = format!("      blue: [\"127.0.0.1:{}\"]\n", bg.ws_blue.port());
+    let two = format!(
+        "      blue: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n",
+        bg.ws_blue.port(),
+        blue_b.port()
+    );
+    assert!(bg.yaml.contains(&one));
+    bg.proxy
+        .write_config(&bg.yaml.replace(&one, &two))
+        .expect("write");
+    let r = bg.api("POST", "/api/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // Round robin puts one WebSocket on each server of blue.
+    let url = format!("ws://app.test:{}/ws", bg.http.port());
+    let mut on_a = None;
+    let mut on_b = None;
+    for _ in 0..4 {
+        let mut ws = ws_connect(&url, None).await.expect("ws");
+        match ws.recv_text().await.expect("hello").as_str() {
+            "hello from ws-blue" if on_a.is_none() => on_a = Some(ws),
+            "hello from ws-blue-b" if on_b.is_none() => on_b = Some(ws),
+            _ => ws.close(1000).await.expect("close spare"),
+        }
+    }
+    let (mut on_a, mut on_b) = (on_a.expect("a socket on a"), on_b.expect("a socket on b"));
+    assert!(bg.ws_blue.wait_for_open(1, IO_TIMEOUT).await);
+
+    // A reload removes server b and changes a setting of the pool: the pool
+    // is rebuilt, but only b drains.
+    let mark = bg.proxy.log_mark();
+    let changed = bg.yaml.replace(
+        "    drain_timeout: 2s\n    pools:\n      blue: [\"127.0.0.1:",
+        "    drain_timeout: 2s\n    read_timeout: 45s\n    pools:\n      blue: [\"127.0.0.1:",
+    );
+    assert_ne!(changed, bg.yaml, "the edit applies");
+    bg.proxy.write_config(&changed).expect("write");
+    let r = bg.api("POST", "/api/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let p = bg.pool("ws", "blue").await;
+    assert_eq!(p["state"], "active", "{p}");
+    assert_eq!(p["websockets"], 2, "both still counted on the pool: {p}");
+    let removed = p["removed_servers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(removed.len(), 1, "{p}");
+    assert_eq!(removed[0]["server"], format!("127.0.0.1:{}", blue_b.port()));
+
+    // At the deadline the socket on the removed server gets 1001 ...
+    on_b.set_timeout(IO_TIMEOUT * 2);
+    let close = on_b.expect_close().await.expect("close frame");
+    assert_eq!(close.code, Some(1001), "Going Away");
+    assert!(blue_b.wait_for_open(0, IO_TIMEOUT).await, "b's side closed");
+    assert!(
+        bg.proxy
+            .wait_for_stderr_after(mark, "removed server(s)", IO_TIMEOUT)
+            .await
+    );
+    // ... and the one on the kept server goes on as if nothing happened.
+    on_a.send_text("still here").await.expect("send");
+    assert_eq!(on_a.recv_text().await.expect("echo"), "still here");
+    let p = bg.pool("ws", "blue").await;
+    assert_eq!(p["state"], "active", "{p}");
+    assert_eq!(p["websockets"], 1, "{p}");
+    eventually(IO_TIMEOUT, "the removed server's drain is over", || async {
+        bg.pool("ws", "blue").await["removed_servers"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .await;
+    assert_eq!(bg.ws_blue.open_websockets(), 1);
 }

@@ -75,9 +75,10 @@ impl AdminApi {
                 StatusCode::OK,
                 json!({ "certificates": views::certificates(&self.state) }),
             ),
-            (&Method::GET, ["api", "upstreams"]) => {
-                (StatusCode::OK, views::upstreams(&self.state.load()))
-            }
+            (&Method::GET, ["api", "upstreams"]) => (
+                StatusCode::OK,
+                views::upstreams(&self.state.load(), &self.state.live_pools()),
+            ),
             (&Method::POST, ["api", "reload"]) => self.reload().await,
             (&Method::POST, ["api", "upstreams", name, "switch"]) => {
                 let name = name.to_string();

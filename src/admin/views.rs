@@ -2,7 +2,9 @@
 //! `greenlight status`). Pure functions of a snapshot; nothing is cached.
 
 use crate::state::{Snapshot, StateHandle};
+use crate::upstream::{Pool, PoolState};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn unix(t: Option<SystemTime>) -> Value {
@@ -10,53 +12,84 @@ fn unix(t: Option<SystemTime>) -> Value {
         .map_or(Value::Null, |d| json!(d.as_secs_f64()))
 }
 
-/// Every upstream with its pools.
-pub fn upstreams(snap: &Snapshot) -> Value {
+fn pool_view(p: &Pool, now: SystemTime, removed: bool) -> Value {
+    let ph = p.phase();
+    let left = ph
+        .drain_deadline
+        .filter(|_| ph.state == PoolState::Draining)
+        .map(|d| d.duration_since(now).map_or(0.0, |l| l.as_secs_f64()));
+    json!({
+        "name": p.name,
+        "state": ph.state.as_str(),
+        "removed": removed,
+        "servers": p.servers().iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
+        "health": p.servers().iter().map(|s| json!({
+            "server": s.label,
+            "up": s.health.is_up(),
+            "down_reason": match s.health.down() {
+                None => Value::Null,
+                Some(crate::upstream::health::Down::Active) => json!("health check"),
+                Some(crate::upstream::health::Down::Passive) => json!("failed requests"),
+            },
+        })).collect::<Vec<_>>(),
+        "removed_servers": p.removed_servers().iter().map(|r| json!({
+            "server": r.label,
+            "inflight": p.conns().inflight_to(&[r.addr]),
+            "drain_deadline": unix(Some(r.deadline)),
+        })).collect::<Vec<_>>(),
+        "inflight": p.inflight(),
+        "websockets": p.websockets(),
+        "drain_started": unix(ph.drain_started),
+        "drain_deadline": unix(ph.drain_deadline),
+        "drain_seconds_left": left,
+        "last_drain_seconds": ph.last_drain.map(|d| d.as_secs_f64()),
+        "last_drain_forced": ph.forced,
+    })
+}
+
+/// Every upstream with its pools. Pools (and upstreams) that a reload
+/// removed while they were still busy are listed too, with `removed: true`,
+/// until nothing holds them: their drain stays observable to
+/// `greenlight switch --wait` and `status`.
+pub fn upstreams(snap: &Snapshot, live: &[Arc<Pool>]) -> Value {
     let now = SystemTime::now();
-    let ups: Vec<Value> = snap
+    let in_snapshot = |p: &Pool| snap.pools().any(|q| q.same_pool(p));
+    let gone = |name: &str| -> Vec<Value> {
+        live.iter()
+            .filter(|p| p.upstream == name && !in_snapshot(p))
+            .map(|p| pool_view(p, now, true))
+            .collect()
+    };
+    let mut ups: Vec<Value> = snap
         .upstreams
         .iter()
         .map(|u| {
-            let pools: Vec<Value> = u
-                .pools
-                .iter()
-                .map(|p| {
-                    let ph = p.phase();
-                    let left = ph
-                        .drain_deadline
-                        .filter(|_| ph.state == crate::upstream::PoolState::Draining)
-                        .map(|d| d.duration_since(now).map_or(0.0, |l| l.as_secs_f64()));
-                    json!({
-                        "name": p.name,
-                        "state": ph.state.as_str(),
-                        "servers": p.servers().iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
-                        "health": p.servers().iter().map(|s| json!({
-                            "server": s.label,
-                            "up": s.health.is_up(),
-                            "down_reason": match s.health.down() {
-                                None => Value::Null,
-                                Some(crate::upstream::health::Down::Active) => json!("health check"),
-                                Some(crate::upstream::health::Down::Passive) => json!("failed requests"),
-                            },
-                        })).collect::<Vec<_>>(),
-                        "inflight": p.inflight(),
-                        "websockets": p.websockets(),
-                        "drain_started": unix(ph.drain_started),
-                        "drain_deadline": unix(ph.drain_deadline),
-                        "drain_seconds_left": left,
-                        "last_drain_seconds": ph.last_drain.map(|d| d.as_secs_f64()),
-                        "last_drain_forced": ph.forced,
-                    })
-                })
-                .collect();
+            let mut pools: Vec<Value> = u.pools.iter().map(|p| pool_view(p, now, false)).collect();
+            pools.extend(gone(&u.config.name));
             json!({
                 "name": u.config.name,
                 "active": u.active_pool().name,
+                "removed": false,
                 "drain_timeout_seconds": u.config.drain_timeout.as_secs_f64(),
                 "pools": pools,
             })
         })
         .collect();
+    let mut removed_ups: Vec<&str> = live
+        .iter()
+        .filter(|p| snap.upstream(&p.upstream).is_none())
+        .map(|p| p.upstream.as_str())
+        .collect();
+    removed_ups.dedup();
+    for name in removed_ups {
+        ups.push(json!({
+            "name": name,
+            "active": Value::Null,
+            "removed": true,
+            "drain_timeout_seconds": Value::Null,
+            "pools": gone(name),
+        }));
+    }
     json!({ "generation": snap.generation, "upstreams": ups })
 }
 
@@ -76,7 +109,7 @@ pub fn status(state: &StateHandle) -> Value {
             "problems": rec.problems,
             "restart_needed": rec.restart_needed,
         },
-        "upstreams": upstreams(&snap)["upstreams"].clone(),
+        "upstreams": upstreams(&snap, &state.live_pools())["upstreams"].clone(),
         "certificates": certs,
     })
 }

@@ -42,6 +42,20 @@ impl GreenlightProxy {
     pub fn new(state: StateHandle) -> GreenlightProxy {
         GreenlightProxy { state }
     }
+
+    /// The upstream called like `stale` in the current snapshot, with a
+    /// guard on its active pool.
+    fn active_now(&self, stale: &Upstream) -> Result<(Arc<Upstream>, InflightGuard)> {
+        let snap = self.state.load();
+        snap.upstream(&stale.config.name)
+            .and_then(|u| u.active_pool().enter().map(|g| (u.clone(), g)))
+            .ok_or_else(|| {
+                Error::explain(
+                    ErrorType::HTTPStatus(503),
+                    format!("upstream '{}' has no open pool", stale.config.name),
+                )
+            })
+    }
 }
 
 /// Per-request state, alive until after `logging()`.
@@ -338,11 +352,18 @@ impl ProxyHttp for GreenlightProxy {
         let pool = match &ctx.pool {
             Some(p) => p.clone(),
             None => {
-                let p = upstream.active_pool().clone();
+                let (upstream, guard) = match upstream.active_pool().enter() {
+                    Some(g) => (upstream, g),
+                    // A drain closed this pool after the request loaded its
+                    // snapshot: take the pool that is active now.
+                    None => self.active_now(&upstream)?,
+                };
+                let p = guard.pool().clone();
                 ctx.pool_idx = upstream.active;
                 ctx.start = p.start_index();
-                ctx.guard = Some(InflightGuard::new(p.clone()));
+                ctx.guard = Some(guard);
                 ctx.pool = Some(p.clone());
+                ctx.upstream = Some(upstream);
                 p
             }
         };

@@ -82,6 +82,8 @@ struct Table {
 #[derive(Debug, Default)]
 pub struct ConnRegistry {
     table: Mutex<Table>,
+    /// Woken whenever a request lets go of its connection.
+    released: tokio::sync::Notify,
 }
 
 const PRUNE_AT: usize = 4096;
@@ -119,9 +121,67 @@ impl ConnRegistry {
 
     /// Forgets request `guard` (it finished).
     pub fn detach(&self, guard: u64) {
-        let mut t = self.lock();
-        t.inflight.remove(&guard);
-        t.tunnels.remove(&guard);
+        {
+            let mut t = self.lock();
+            t.inflight.remove(&guard);
+            t.tunnels.remove(&guard);
+        }
+        self.released.notify_waiters();
+    }
+
+    /// Resolves at the next [`detach`](Self::detach) after this call (create
+    /// it before checking the condition you wait for).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
+    }
+
+    /// Requests in flight on connections to any of `servers`.
+    pub fn inflight_to(&self, servers: &[SocketAddr]) -> usize {
+        self.lock()
+            .inflight
+            .values()
+            .filter(|(c, _)| servers.contains(&c.peer))
+            .count()
+    }
+
+    /// Ends the in-flight requests to any of `servers`; returns how many.
+    pub fn kill_inflight_to(&self, servers: &[SocketAddr]) -> usize {
+        let victims: Vec<(ConnId, DrainKill)> = self
+            .lock()
+            .inflight
+            .values()
+            .filter(|(c, _)| servers.contains(&c.peer))
+            .cloned()
+            .collect();
+        kill(victims)
+    }
+
+    /// Shuts down the idle known connections to any of `servers` (servers a
+    /// reload removed, once nothing is in flight on them); returns how many.
+    pub fn close_idle_to(&self, servers: &[SocketAddr]) -> usize {
+        let idle: Vec<ConnId> = {
+            let mut t = self.lock();
+            let busy: Vec<(SocketAddr, SocketAddr)> = t
+                .inflight
+                .values()
+                .map(|(c, _)| (c.local, c.peer))
+                .collect();
+            let picked: Vec<ConnId> = t
+                .known
+                .iter()
+                .filter(|(k, _)| servers.contains(&k.1) && !busy.contains(k))
+                .map(|((local, peer), fd)| ConnId {
+                    fd: *fd,
+                    local: *local,
+                    peer: *peer,
+                })
+                .collect();
+            for c in &picked {
+                t.known.remove(&(c.local, c.peer));
+            }
+            picked
+        };
+        idle.into_iter().filter(ConnId::shutdown).count()
     }
 
     /// Marks request `guard`'s connection as an upgraded tunnel.

@@ -17,12 +17,17 @@
 //! WebSocket clients get a close frame 1001 Going Away from the proxy. A pool
 //! only becomes `drained` when its counter is really zero; that is what
 //! `greenlight switch --wait` and the API report as safe to stop.
+//!
+//! A reload that removes servers from a pool that goes on (still active, or
+//! rebuilt because a setting changed) drains just those servers
+//! ([`DrainScope::Servers`]): requests on the servers it keeps are not touched.
 
-use super::DrainTicket;
+use super::{DrainScope, DrainTicket, Pool};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::sync::Mutex;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -51,47 +56,64 @@ impl DrainService {
     }
 }
 
-/// Runs one drain; returns true if the pool ended up drained by it.
+/// Runs one drain; returns true if what it covers ended up drained by it.
 pub async fn drain(ticket: DrainTicket) -> bool {
     let DrainTicket {
         pool,
-        epoch,
+        scope,
         deadline,
     } = ticket;
-    let started = Instant::now();
-    let mut forced = 0;
-    let deadline = tokio::time::Instant::from_std(deadline);
-    tokio::select! {
-        _ = pool.wait_idle() => {}
-        _ = tokio::time::sleep_until(deadline) => {
-            if !pool.drain_current(epoch) {
-                return false;
-            }
-            forced = pool.conns.kill_inflight();
-            log::warn!(
-                "upstream '{}' pool '{}': drain deadline reached with {} request(s) in flight \
-                 ({} WebSocket(s)); ended {forced} upstream connection(s)",
-                pool.upstream,
-                pool.name,
-                pool.inflight(),
-                pool.websockets()
-            );
-            if tokio::time::timeout(AFTER_DEADLINE, pool.wait_idle()).await.is_err() {
-                log::error!(
-                    "upstream '{}' pool '{}': {} request(s) still in flight {AFTER_DEADLINE:?} after the drain deadline",
-                    pool.upstream,
-                    pool.name,
-                    pool.inflight()
-                );
-                // Keep waiting: "drained" must mean nothing is left.
-                pool.wait_idle().await;
-            }
+    match scope {
+        DrainScope::Pool { epoch } => drain_pool(pool, epoch, deadline).await,
+        DrainScope::Servers(servers) => {
+            drain_servers(pool, servers, deadline).await;
+            true
         }
     }
-    if !pool.finish_drain(epoch, forced) {
-        return false;
+}
+
+async fn drain_pool(pool: Arc<Pool>, epoch: u64, deadline: Instant) -> bool {
+    let started = Instant::now();
+    let mut forced = 0;
+    let mut killed = false;
+    let deadline = tokio::time::Instant::from_std(deadline);
+    loop {
+        tokio::select! {
+            _ = pool.wait_idle() => {}
+            _ = tokio::time::sleep_until(deadline), if !killed => {
+                if !pool.drain_current(epoch) {
+                    return false;
+                }
+                killed = true;
+                forced = pool.conns().kill_inflight();
+                log::warn!(
+                    "upstream '{}' pool '{}': drain deadline reached with {} request(s) in flight \
+                     ({} WebSocket(s)); ended {forced} upstream connection(s)",
+                    pool.upstream,
+                    pool.name,
+                    pool.inflight(),
+                    pool.websockets()
+                );
+                if tokio::time::timeout(AFTER_DEADLINE, pool.wait_idle()).await.is_err() {
+                    log::error!(
+                        "upstream '{}' pool '{}': {} request(s) still in flight {AFTER_DEADLINE:?} after the drain deadline",
+                        pool.upstream,
+                        pool.name,
+                        pool.inflight()
+                    );
+                    // Keep waiting: "drained" must mean nothing is left.
+                    pool.wait_idle().await;
+                }
+            }
+        }
+        match pool.finish_drain(epoch, forced) {
+            Some(true) => break,
+            Some(false) => return false,
+            // A request slipped in between the wake-up and the check.
+            None => continue,
+        }
     }
-    let closed = pool.conns.close_idle();
+    let closed = pool.conns().close_idle();
     log::info!(
         "upstream '{}' pool '{}' drained in {:.1?}; closed {closed} idle upstream connection(s) — safe to stop",
         pool.upstream,
@@ -99,6 +121,59 @@ pub async fn drain(ticket: DrainTicket) -> bool {
         started.elapsed()
     );
     true
+}
+
+/// Drains the servers a reload removed from a pool that goes on serving:
+/// waits (on the registry's change notification, with the deadline) until
+/// none of their connections carries a request, ends what is left at the
+/// deadline, then closes greenlight's idle connections to them.
+async fn drain_servers(pool: Arc<Pool>, servers: Vec<(String, SocketAddr)>, deadline: Instant) {
+    let started = Instant::now();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|(_, a)| *a).collect();
+    let labels = servers
+        .iter()
+        .map(|(l, _)| l.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let deadline = tokio::time::Instant::from_std(deadline);
+    let conns = pool.conns();
+    let mut killed = false;
+    loop {
+        let changed = conns.changed();
+        let left = conns.inflight_to(&addrs);
+        if left == 0 {
+            break;
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline), if !killed => {
+                killed = true;
+                let ended = conns.kill_inflight_to(&addrs);
+                log::warn!(
+                    "upstream '{}' pool '{}': drain deadline reached for removed server(s) {labels} \
+                     with {left} request(s) in flight; ended {ended} upstream connection(s)",
+                    pool.upstream,
+                    pool.name,
+                );
+            }
+            _ = tokio::time::sleep_until(deadline + AFTER_DEADLINE), if killed => {
+                log::error!(
+                    "upstream '{}' pool '{}': removed server(s) {labels} still carry {left} request(s) after the drain deadline",
+                    pool.upstream,
+                    pool.name,
+                );
+                break;
+            }
+        }
+    }
+    let closed = conns.close_idle_to(&addrs);
+    pool.set_removed(&servers, None);
+    log::info!(
+        "upstream '{}' pool '{}': removed server(s) {labels} drained in {:.1?}; closed {closed} idle upstream connection(s) — safe to stop",
+        pool.upstream,
+        pool.name,
+        started.elapsed()
+    );
 }
 
 #[async_trait]

@@ -1,10 +1,15 @@
 //! Upstreams at run time: pools of servers, round robin, and the RAII guards
 //! that count what is in flight on each pool.
 //!
-//! A [`Pool`] is built from a [`PoolConfig`] and lives as long as some
-//! snapshot or some request holds it: a reload that keeps a pool unchanged
-//! hands the *same* `Arc<Pool>` to the new snapshot, so its counters keep
-//! counting the requests that started before the reload. Each proxied request
+//! A [`Pool`] is one *build* of a pool from its [`PoolConfig`]; what belongs
+//! to the pool's *name* (its counters, drain phase, upstream connections and
+//! the health of each server) lives in a shared `PoolCore`. A reload that
+//! keeps a pool unchanged hands the same `Arc<Pool>` to the new snapshot; one
+//! that changes it (a server added, a timeout changed) builds a new `Pool`
+//! on the *same* core. Either way the requests and WebSockets that started
+//! before the reload keep counting on the pool and are not drained: only a
+//! pool that stops being active drains, and only the servers a reload removed
+//! from a pool drain on their own (`DrainScope::Servers`). Each proxied request
 //! holds one [`InflightGuard`] for its whole life (including an upgraded
 //! WebSocket tunnel); dropping it decrements the count and wakes anyone
 //! waiting for the pool to become empty. Nothing here does I/O.
@@ -17,7 +22,8 @@ pub mod health;
 use crate::config::model::{PoolConfig, UpstreamConfig};
 use conns::{ConnId, ConnRegistry, DrainKill};
 use pingora::upstreams::peer::HttpPeer;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
@@ -71,15 +77,39 @@ pub struct Phase {
     pub forced: usize,
 }
 
+/// What a drain covers.
+#[derive(Debug, Clone)]
+pub enum DrainScope {
+    /// The whole pool (it stopped being active); the pool's epoch when the
+    /// drain began.
+    Pool {
+        /// Epoch at the start; a later transition makes the drain stale.
+        epoch: u64,
+    },
+    /// Only these servers, which a reload removed from a pool that goes on.
+    Servers(Vec<(String, SocketAddr)>),
+}
+
 /// A drain to run: handed from `StateHandle::apply` to the drain service.
 #[derive(Debug)]
 pub struct DrainTicket {
     /// The pool.
     pub pool: Arc<Pool>,
-    /// Its epoch when the drain began.
-    pub epoch: u64,
+    /// The whole pool, or some of its former servers.
+    pub scope: DrainScope,
     /// Monotonic deadline.
     pub deadline: Instant,
+}
+
+/// A server a reload removed from a pool, while its connections drain.
+#[derive(Clone, Debug)]
+pub struct RemovedServer {
+    /// As it was written in the config.
+    pub label: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// When its drain must end.
+    pub deadline: SystemTime,
 }
 
 /// One application instance, with the Pingora peer template used to reach it.
@@ -89,8 +119,8 @@ pub struct Server {
     pub label: String,
     /// Resolved address.
     pub addr: std::net::SocketAddr,
-    /// Active and passive health.
-    pub health: health::ServerHealth,
+    /// Active and passive health (kept across rebuilds of the pool).
+    pub health: Arc<health::ServerHealth>,
     /// The peer handed to Pingora (cloned per request).
     peer: HttpPeer,
 }
@@ -132,21 +162,67 @@ pub struct Pool {
     pub fail_timeout: Duration,
     servers: Vec<Server>,
     next: AtomicUsize,
+    core: Arc<PoolCore>,
+}
+
+/// What a pool name keeps across rebuilds: counters, drain phase, upstream
+/// connections. Shared by every build of the pool (see the module header).
+#[derive(Debug)]
+struct PoolCore {
+    /// Pingora connection-pool group of this pool (see [`Pool::new`]).
+    group: u64,
     inflight: AtomicUsize,
     websockets: AtomicUsize,
     idle: Notify,
+    /// Set by a drain while it decides that the pool is empty; a request
+    /// that finds it set does not start on the pool (see [`Pool::enter`]).
+    closing: AtomicBool,
     phase: Mutex<Phase>,
-    /// Upstream connections of this pool (for drains).
-    pub conns: ConnRegistry,
+    /// Servers removed by a reload whose connections are still draining.
+    removed: Mutex<Vec<RemovedServer>>,
+    conns: ConnRegistry,
 }
 
 impl Pool {
-    /// Builds a pool for `upstream` from its config.
+    /// Builds a new pool for `upstream` from its config.
     pub fn new(upstream: &UpstreamConfig, config: &PoolConfig) -> Pool {
         // Pingora's keep-alive pool is keyed by peer; a per-pool group key
         // keeps this pool's connections its own, so a drain never closes a
-        // socket another pool (or a rebuilt copy of this one) is using.
-        let group = next_id();
+        // socket another pool is using. Rebuilds share it (and so reuse the
+        // idle connections of the servers they keep).
+        let core = Arc::new(PoolCore {
+            group: next_id(),
+            inflight: AtomicUsize::new(0),
+            websockets: AtomicUsize::new(0),
+            idle: Notify::new(),
+            closing: AtomicBool::new(false),
+            phase: Mutex::new(Phase {
+                state: PoolState::Idle,
+                epoch: 0,
+                drain_started: None,
+                drain_deadline: None,
+                last_drain: None,
+                forced: 0,
+            }),
+            removed: Mutex::new(Vec::new()),
+            conns: ConnRegistry::default(),
+        });
+        Pool::build(upstream, config, core, &[])
+    }
+
+    /// Builds the pool anew from a changed config, on `old`'s core: requests
+    /// in flight on `old` keep counting here, and servers it keeps keep their
+    /// health state.
+    pub fn rebuild(upstream: &UpstreamConfig, config: &PoolConfig, old: &Pool) -> Pool {
+        Pool::build(upstream, config, old.core.clone(), &old.servers)
+    }
+
+    fn build(
+        upstream: &UpstreamConfig,
+        config: &PoolConfig,
+        core: Arc<PoolCore>,
+        old: &[Server],
+    ) -> Pool {
         let servers = config
             .servers
             .iter()
@@ -155,11 +231,15 @@ impl Pool {
                 peer.options.connection_timeout = Some(upstream.connect_timeout);
                 peer.options.read_timeout = Some(upstream.read_timeout);
                 peer.options.write_timeout = Some(upstream.write_timeout);
-                peer.group_key = group;
+                peer.group_key = core.group;
+                let health = old
+                    .iter()
+                    .find(|o| o.addr == s.addr && o.label == s.label)
+                    .map_or_else(Default::default, |o| o.health.clone());
                 Server {
                     label: s.label.clone(),
                     addr: s.addr,
-                    health: health::ServerHealth::default(),
+                    health,
                     peer,
                 }
             })
@@ -174,23 +254,65 @@ impl Pool {
             fail_timeout: upstream.fail_timeout,
             servers,
             next: AtomicUsize::new(0),
-            inflight: AtomicUsize::new(0),
-            websockets: AtomicUsize::new(0),
-            idle: Notify::new(),
-            phase: Mutex::new(Phase {
-                state: PoolState::Idle,
-                epoch: 0,
-                drain_started: None,
-                drain_deadline: None,
-                last_drain: None,
-                forced: 0,
-            }),
-            conns: ConnRegistry::default(),
+            core,
         }
     }
 
     fn phase_mut(&self) -> std::sync::MutexGuard<'_, Phase> {
-        self.phase.lock().unwrap_or_else(|p| p.into_inner())
+        self.core.phase.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True when `other` is a build of the same pool (same counters).
+    pub fn same_pool(&self, other: &Pool) -> bool {
+        Arc::ptr_eq(&self.core, &other.core)
+    }
+
+    /// The upstream connections of this pool (for drains).
+    pub fn conns(&self) -> &ConnRegistry {
+        &self.core.conns
+    }
+
+    /// The servers of `old` (an earlier build of this pool) that this build
+    /// no longer has.
+    pub fn removed_since(&self, old: &Pool) -> Vec<(String, SocketAddr)> {
+        old.servers
+            .iter()
+            .filter(|o| !self.servers.iter().any(|s| s.addr == o.addr))
+            .map(|o| (o.label.clone(), o.addr))
+            .collect()
+    }
+
+    /// Servers removed by a reload that are still draining.
+    pub fn removed_servers(&self) -> Vec<RemovedServer> {
+        lock(&self.core.removed).clone()
+    }
+
+    /// Records (or, with `None`, forgets) the drain of removed servers.
+    pub fn set_removed(&self, servers: &[(String, SocketAddr)], deadline: Option<SystemTime>) {
+        let mut r = lock(&self.core.removed);
+        r.retain(|x| !servers.iter().any(|(_, a)| *a == x.addr));
+        if let Some(deadline) = deadline {
+            r.extend(servers.iter().map(|(label, addr)| RemovedServer {
+                label: label.clone(),
+                addr: *addr,
+                deadline,
+            }));
+        }
+    }
+
+    /// Counts a new request on this pool, unless a drain has just found the
+    /// pool empty and is declaring it drained: then `None`, and the caller
+    /// takes the upstream's current active pool instead. This closes the
+    /// window in which a request that loaded the snapshot before a switch
+    /// would start on the old pool after `--wait` said it was safe to stop.
+    pub fn enter(self: &Arc<Self>) -> Option<InflightGuard> {
+        let guard = InflightGuard::new(self.clone());
+        // SeqCst pairs with `finish_drain`: either it sees this increment, or
+        // this load sees its flag.
+        if self.core.closing.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(guard)
     }
 
     /// The current phase (for the API and metrics).
@@ -206,6 +328,7 @@ impl Pool {
             p.epoch += 1;
             p.drain_deadline = None;
         }
+        self.core.closing.store(false, Ordering::SeqCst);
     }
 
     /// Starts draining an active pool; `None` if it was not active.
@@ -221,16 +344,24 @@ impl Pool {
         p.drain_deadline = Some(now + timeout);
         Some(DrainTicket {
             pool: self.clone(),
-            epoch: p.epoch,
+            scope: DrainScope::Pool { epoch: p.epoch },
             deadline: Instant::now() + timeout,
         })
     }
 
-    /// Ends the drain of `epoch`; false if the pool moved on meanwhile.
-    pub fn finish_drain(&self, epoch: u64, forced: usize) -> bool {
+    /// Ends the drain of `epoch`: `Some(false)` if the pool moved on
+    /// meanwhile, `None` if a request started after all (wait again).
+    pub fn finish_drain(&self, epoch: u64, forced: usize) -> Option<bool> {
         let mut p = self.phase_mut();
         if p.epoch != epoch || p.state != PoolState::Draining {
-            return false;
+            return Some(false);
+        }
+        // Close the door, then look: a request entering concurrently either
+        // is counted here or sees the flag and goes elsewhere (`enter`).
+        self.core.closing.store(true, Ordering::SeqCst);
+        if self.core.inflight.load(Ordering::SeqCst) != 0 {
+            self.core.closing.store(false, Ordering::SeqCst);
+            return None;
         }
         p.state = PoolState::Drained;
         p.epoch += 1;
@@ -238,7 +369,7 @@ impl Pool {
         p.last_drain = p
             .drain_started
             .and_then(|s| SystemTime::now().duration_since(s).ok());
-        true
+        Some(true)
     }
 
     /// True while the drain of `epoch` is still the pool's current one.
@@ -282,24 +413,28 @@ impl Pool {
 
     /// Requests (and tunnels) in flight on this pool.
     pub fn inflight(&self) -> usize {
-        self.inflight.load(Ordering::Acquire)
+        self.core.inflight.load(Ordering::Acquire)
     }
 
     /// Upgraded connections (WebSockets) open on this pool.
     pub fn websockets(&self) -> usize {
-        self.websockets.load(Ordering::Acquire)
+        self.core.websockets.load(Ordering::Acquire)
     }
 
     /// Waits until nothing is in flight on this pool.
     pub async fn wait_idle(&self) {
         loop {
-            let notified = self.idle.notified();
+            let notified = self.core.idle.notified();
             if self.inflight() == 0 {
                 return;
             }
             notified.await;
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn timeouts(u: &UpstreamConfig) -> [Duration; 3] {
@@ -317,8 +452,8 @@ pub struct InflightGuard {
 
 impl InflightGuard {
     /// Starts counting a request on `pool`.
-    pub fn new(pool: Arc<Pool>) -> InflightGuard {
-        pool.inflight.fetch_add(1, Ordering::AcqRel);
+    fn new(pool: Arc<Pool>) -> InflightGuard {
+        pool.core.inflight.fetch_add(1, Ordering::SeqCst);
         InflightGuard {
             pool,
             websocket: false,
@@ -331,7 +466,7 @@ impl InflightGuard {
     /// deadline can end it; the returned flag is set if that happens.
     pub fn attach(&mut self, conn: ConnId) -> DrainKill {
         self.attached = true;
-        self.pool.conns.attach(self.id, conn)
+        self.pool.core.conns.attach(self.id, conn)
     }
 
     /// The pool this request counts on.
@@ -343,22 +478,23 @@ impl InflightGuard {
     pub fn mark_websocket(&mut self) {
         if !self.websocket {
             self.websocket = true;
-            self.pool.websockets.fetch_add(1, Ordering::AcqRel);
-            self.pool.conns.mark_tunnel(self.id);
+            self.pool.core.websockets.fetch_add(1, Ordering::AcqRel);
+            self.pool.core.conns.mark_tunnel(self.id);
         }
     }
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
+        let core = &self.pool.core;
         if self.attached {
-            self.pool.conns.detach(self.id);
+            core.conns.detach(self.id);
         }
         if self.websocket {
-            self.pool.websockets.fetch_sub(1, Ordering::AcqRel);
+            core.websockets.fetch_sub(1, Ordering::AcqRel);
         }
-        if self.pool.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.pool.idle.notify_waiters();
+        if core.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            core.idle.notify_waiters();
         }
     }
 }
@@ -375,18 +511,19 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the upstream, reusing unchanged pools of `previous`.
+    /// Builds the upstream from `previous`: an unchanged pool is reused as it
+    /// is, a changed one is rebuilt on the same core, a new one starts fresh.
     pub fn build(config: &UpstreamConfig, previous: Option<&Upstream>) -> Upstream {
         let pools: Vec<Arc<Pool>> = config
             .pools
             .iter()
-            .map(|pc| {
-                previous
-                    .and_then(|p| p.pools.iter().find(|old| old.name == pc.name))
-                    .filter(|old| old.same_as(config, pc))
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Pool::new(config, pc)))
-            })
+            .map(
+                |pc| match previous.and_then(|p| p.pools.iter().find(|old| old.name == pc.name)) {
+                    Some(old) if old.same_as(config, pc) => old.clone(),
+                    Some(old) => Arc::new(Pool::rebuild(config, pc, old)),
+                    None => Arc::new(Pool::new(config, pc)),
+                },
+            )
             .collect();
         let active = config
             .pools
@@ -462,7 +599,7 @@ mod tests {
     fn guards_count_and_unchanged_pools_survive_a_rebuild() {
         let cfg = upstream(&["127.0.0.1:1"]);
         let first = Upstream::build(&cfg, None);
-        let mut g = InflightGuard::new(first.active_pool().clone());
+        let mut g = first.active_pool().enter().expect("open pool");
         g.mark_websocket();
         let second = Upstream::build(&cfg, Some(&first));
         assert!(Arc::ptr_eq(first.active_pool(), second.active_pool()));
@@ -473,5 +610,46 @@ mod tests {
         assert_eq!(second.active_pool().websockets(), 0);
         let changed = Upstream::build(&upstream(&["127.0.0.1:9"]), Some(&second));
         assert!(!Arc::ptr_eq(changed.active_pool(), second.active_pool()));
+    }
+
+    #[test]
+    fn a_changed_pool_is_rebuilt_on_the_same_counters_and_names_its_removed_servers() {
+        let first = Upstream::build(&upstream(&["127.0.0.1:1", "127.0.0.1:2"]), None);
+        let mut g = first.active_pool().enter().expect("open pool");
+        g.mark_websocket();
+        let changed = Upstream::build(&upstream(&["127.0.0.1:2", "127.0.0.1:3"]), Some(&first));
+        let (old, new) = (first.active_pool(), changed.active_pool());
+        assert!(!Arc::ptr_eq(old, new));
+        assert!(new.same_pool(old));
+        assert_eq!((new.inflight(), new.websockets()), (1, 1));
+        assert_eq!(new.phase().state, PoolState::Active);
+        let removed: Vec<String> = new.removed_since(old).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(removed, ["127.0.0.1:1"]);
+        // The kept server keeps its health record.
+        assert!(Arc::ptr_eq(
+            &old.servers()[1].health,
+            &new.servers()[0].health
+        ));
+        drop(g);
+        assert_eq!(new.inflight(), 0);
+    }
+
+    #[test]
+    fn a_request_cannot_enter_a_pool_a_drain_is_closing() {
+        let u = Upstream::build(&upstream(&["127.0.0.1:1"]), None);
+        let pool = u.active_pool();
+        let ticket = pool
+            .begin_drain(Duration::from_secs(1))
+            .expect("was active");
+        let DrainScope::Pool { epoch } = ticket.scope else {
+            panic!("a pool drain")
+        };
+        let g = pool.enter().expect("draining pools still count requests");
+        assert_eq!(pool.finish_drain(epoch, 0), None, "busy: not drained");
+        drop(g);
+        assert_eq!(pool.finish_drain(epoch, 0), Some(true));
+        assert!(pool.enter().is_none(), "a drained pool takes no request");
+        pool.set_active();
+        assert!(pool.enter().is_some());
     }
 }
