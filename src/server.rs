@@ -150,6 +150,16 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     app.handle_init_modules();
     // Fixed at start (listeners are): slowloris protection, h2 streams.
     app.first_request_header_timeout = Some(config.limits.header_timeout);
+    // A keep-alive connection gets the idle wait plus the header time for
+    // its next request (nginx: keepalive_timeout, then client_header_timeout).
+    app.reused_request_header_timeout =
+        Some(config.limits.keepalive_timeout + config.limits.header_timeout);
+    // HTTP/2 connections without streams close after the same idle time as
+    // HTTP/1.1 keep-alive (nginx: keepalive_timeout covers h2 since 1.19.7).
+    // Taken at start, like the listeners.
+    let mut server_options = pingora::apps::HttpServerOptions::default();
+    server_options.h2_idle_timeout = Some(config.limits.keepalive_timeout);
+    app.server_options = Some(server_options);
     let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
     h2.max_concurrent_streams(config.limits.h2_max_concurrent_streams);
     app.h2_options = Some(h2);
@@ -164,14 +174,20 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     );
     for l in &config.listeners {
         let addr = l.addr.to_string();
+        // An IPv6 listener is IPv6-only, as in nginx (`ipv6only=on` is its
+        // default): `[::]:443` and `0.0.0.0:443` can then both be listed, the
+        // way imported nginx sites have them. Without this, Linux makes
+        // `[::]` dual-stack and the IPv4 listener would fail to bind.
+        let mut sock = pingora::listeners::TcpSocketOptions::default();
+        sock.ipv6_only = l.addr.is_ipv6().then_some(true);
         if l.tls {
             let mut tls = TlsSettings::with_callbacks(Box::new(SniCapture))
                 .map_err(|e| ServerError::Setup(e.to_string()))?;
             tls.set_cert_resolver(state.cert_store());
             tls.enable_h2();
-            proxy.add_tls_with_settings(&addr, None, tls);
+            proxy.add_tls_with_settings(&addr, Some(sock), tls);
         } else {
-            proxy.add_tcp(&addr);
+            proxy.add_tcp_with_settings(&addr, sock);
         }
         log::info!(
             "listener '{}' on {}{}",

@@ -99,6 +99,34 @@ async fn a_slowloris_client_is_cut_while_a_normal_client_is_served() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_on_a_kept_alive_connection_is_cut_too() {
+    let (_app, http, _p) = start().await;
+    let mut c = H1Conn::connect(http).await.expect("connect");
+    assert_eq!(c.get("/first", "a.test").await.expect("ok").status, 200);
+    c.send_raw(b"GET /second HTTP/1.1\r\nHost: a.test\r\n")
+        .await
+        .expect("start");
+    let t = std::time::Instant::now();
+    let trickle = async {
+        // Each byte comes well within the per-read timeout; only a bound on
+        // the whole header (keep-alive 1s + header 1s) stops this.
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if c.send_raw(b"X").await.is_err() {
+                return t.elapsed();
+            }
+        }
+    };
+    let cut_after = tokio::time::timeout(Duration::from_secs(10), trickle)
+        .await
+        .expect("the slow keep-alive client was cut");
+    assert!(
+        cut_after < Duration::from_secs(6),
+        "cut after {cut_after:?}"
+    );
+}
+
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
@@ -219,13 +247,13 @@ async fn ws_scene(extra: &str) -> (std::net::SocketAddr, WsUpstream, ProxyProces
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h2_clients_are_told_the_stream_limit() {
+async fn h2_clients_are_told_the_stream_limit_and_idle_connections_close() {
     let ca = TestCa::new();
     let cert = ca.issue_to(&["a.test"], ca.dir(), "a");
     let app = HttpUpstream::start("app").await;
     let ports = free_ports(2);
     let yaml = format!(
-        "access_log: off\nlimits: {{h2_max_concurrent_streams: 7}}\nlisteners:\n  https: {{address: \"127.0.0.1:{}\", tls: true}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], tls: {{cert: \"{}\", key: \"{}\"}}, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        "access_log: off\nlimits: {{h2_max_concurrent_streams: 7, keepalive_timeout: 1s}}\nlisteners:\n  https: {{address: \"127.0.0.1:{}\", tls: true}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], tls: {{cert: \"{}\", key: \"{}\"}}, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
         ports[0],
         ports[1],
         cert.cert_path.display(),
@@ -253,6 +281,17 @@ async fn h2_clients_are_told_the_stream_limit() {
         7,
         "SETTINGS_MAX_CONCURRENT_STREAMS"
     );
+    // With no stream open, the connection is idle: closed after the
+    // keep-alive timeout (1s here), as nginx does.
+    let t = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(6), conn).await;
+    assert!(ended.is_ok(), "the idle h2 connection was not closed");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "closed only when idle for the timeout: {:?}",
+        t.elapsed()
+    );
+    drop(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,6 +197,10 @@ where
     /// first request header (slowloris); `None` keeps Pingora's per-read
     /// timeout only.
     pub first_request_header_timeout: Option<std::time::Duration>,
+    /// greenlight patch: total time a *reused* (keep-alive) connection has
+    /// from the end of its previous response to a complete next request
+    /// header (idle wait + header); `None` keeps Pingora's per-read timeout.
+    pub reused_request_header_timeout: Option<std::time::Duration>,
 }
 
 impl<SV> HttpProxy<SV, ()> {
@@ -234,6 +238,7 @@ impl<SV> HttpProxy<SV, ()> {
             max_retries: conf.max_retries,
             process_custom_session: None,
             first_request_header_timeout: None,
+            reused_request_header_timeout: None,
         }
     }
 }
@@ -271,6 +276,7 @@ where
             process_custom_session: on_custom,
             h2_options: None,
             first_request_header_timeout: None,
+            reused_request_header_timeout: None,
         }
     }
 
@@ -345,7 +351,19 @@ where
         let res = if reused {
             tokio::select! {
                 biased; // biased select is cheaper, and we don't want to drop already buffered requests
-                res = downstream_session.read_request() => { res }
+                // greenlight patch: bound the whole header of a keep-alive
+                // request too (slowloris on a reused connection).
+                res = async {
+                    match self.reused_request_header_timeout {
+                        Some(limit) => tokio::time::timeout(limit, downstream_session.read_request())
+                            .await
+                            .unwrap_or_else(|_| {
+                                debug!("keep-alive request header not complete within {limit:?}; closing");
+                                Ok(false)
+                            }),
+                        None => downstream_session.read_request().await,
+                    }
+                } => { res }
                 _ = self.await_shutdown() => {
                     // service shutting down, dropping the connection to stop more req from coming in
                     return None;
