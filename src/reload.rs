@@ -22,10 +22,11 @@
 use crate::config::diag::Diagnostic;
 use crate::config::{Config, ConfigSource, load_str};
 use crate::state::{ApplyError, ReloadRecord, StateHandle, Writer};
+use crate::upstream::Pool;
+use crate::upstream::health::Down;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -169,15 +170,7 @@ pub async fn switch(
         e
     };
     if !force {
-        let addrs: Vec<(String, SocketAddr)> = target
-            .config
-            .servers
-            .iter()
-            .map(|s| (s.label.clone(), s.addr))
-            .collect();
-        probe(upstream, pool, &addrs, &up.config)
-            .await
-            .map_err(refused)?;
+        probe(upstream, target, &up.config).await.map_err(refused)?;
     }
     drop(snap);
     let mut writer = state.writer();
@@ -233,25 +226,38 @@ pub async fn switch(
     Ok(applied)
 }
 
-/// Succeeds if any server accepts a TCP connection within the connect
-/// timeout — and answers the health path as expected when one is configured.
+/// Succeeds if some server of `pool` is up by the live health state (active
+/// checks, passive marking) *and* accepts a TCP connection within the connect
+/// timeout now — and answers the health path as expected when one is
+/// configured.
 async fn probe(
     upstream: &str,
-    pool: &str,
-    servers: &[(String, SocketAddr)],
+    pool: &Pool,
     cfg: &crate::config::model::UpstreamConfig,
 ) -> Result<(), SwitchError> {
     let timeout = cfg.connect_timeout;
     let mut problems = Vec::new();
-    for (label, addr) in servers {
+    for server in pool.servers() {
+        let label = &server.label;
+        match server.health.down() {
+            Some(Down::Active) => {
+                problems.push(format!("{label}: marked down by the health checks"));
+                continue;
+            }
+            Some(Down::Passive) => {
+                problems.push(format!("{label}: marked down after failed requests"));
+                continue;
+            }
+            None => {}
+        }
         if let Some(h) = &cfg.health {
-            match crate::upstream::health::check(*addr, h).await {
+            match crate::upstream::health::check(server.addr, h).await {
                 Ok(_) => return Ok(()),
                 Err(why) => problems.push(format!("{label}: health check {} {why}", h.path)),
             }
             continue;
         }
-        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(server.addr)).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => problems.push(format!("{label}: {e}")),
             Err(_) => problems.push(format!("{label}: no answer in {timeout:?}")),
@@ -259,7 +265,7 @@ async fn probe(
     }
     Err(SwitchError::Unreachable {
         upstream: upstream.to_string(),
-        pool: pool.to_string(),
+        pool: pool.name.clone(),
         detail: problems.join("; "),
     })
 }

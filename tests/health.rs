@@ -144,3 +144,48 @@ async fn a_pool_without_a_healthy_server_fails_fast_with_503() {
     assert!(t.elapsed() < Duration::from_secs(1));
     assert!(!a.requests().iter().any(|r| r.path == "/x"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_errors_do_not_mark_a_server_down_and_a_lone_server_is_never_taken_out() {
+    // 5xx answers are the app's: they leave both servers in (nginx counts
+    // only errors and timeouts too).
+    let a = HttpUpstream::start("a").await;
+    let b = HttpUpstream::start("b").await;
+    let ports = free_ports(2);
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let extra = "    max_fails: 1\n    fail_timeout: 30s\n";
+    let _p = ProxyProcess::start_ready(
+        &yaml(ports[0], ports[1], a.port(), b.port(), extra),
+        &[http, admin],
+    )
+    .await
+    .expect("starts");
+    for _ in 0..6 {
+        let r = http_get(http, "a.test", "/status/500").await.expect("resp");
+        assert_eq!(r.status, 500, "the app's own answer, not a 503");
+    }
+    assert_eq!(health_of(admin, a.port()).await["up"], true);
+    assert_eq!(health_of(admin, b.port()).await["up"], true);
+    assert_eq!(a.request_count() + b.request_count(), 6);
+    assert!(
+        a.request_count() > 0 && b.request_count() > 0,
+        "both still used"
+    );
+
+    // A pool of one server that refuses connections: each request gets a
+    // 502 naming it, never a 503 "no healthy server" from a passive mark.
+    let dead = DeadUpstream::new();
+    let ports = free_ports(2);
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let one = yaml(ports[0], ports[1], dead.port(), 0, extra).replace(", \"127.0.0.1:0\"", "");
+    let _p = ProxyProcess::start_ready(&one, &[http, admin])
+        .await
+        .expect("starts");
+    for _ in 0..3 {
+        let r = http_get(http, "a.test", "/x").await.expect("resp");
+        assert_eq!(r.status, 502);
+    }
+    assert_eq!(health_of(admin, dead.port()).await["up"], true);
+}

@@ -37,6 +37,26 @@ pub struct GreenlightProxy {
     state: StateHandle,
 }
 
+/// Passive health: records a failed attempt (connect error or timeout) on
+/// the server the request used. A pool of one server is never marked down
+/// (as in nginx): taking it out would only turn a slow answer into a 503.
+fn passive_failure(ctx: &RequestCtx) {
+    if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx)
+        && p.servers().len() > 1
+        && p.servers()[i]
+            .health
+            .request_failed(p.max_fails, p.fail_timeout)
+    {
+        log::warn!(
+            "upstream '{}' pool '{}' server {}: marked down for {:?} after failed requests",
+            p.upstream,
+            p.name,
+            p.servers()[i].label,
+            p.fail_timeout
+        );
+    }
+}
+
 impl GreenlightProxy {
     /// A proxy reading its routes from `state`.
     pub fn new(state: StateHandle) -> GreenlightProxy {
@@ -407,19 +427,7 @@ impl ProxyHttp for GreenlightProxy {
             let n = p.servers().len();
             (ctx.attempts..n).any(|i| p.servers()[(ctx.start + i) % n].health.is_up())
         });
-        if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx)
-            && p.servers()[i]
-                .health
-                .request_failed(p.max_fails, p.fail_timeout)
-        {
-            log::warn!(
-                "upstream '{}' pool '{}' server {}: marked down for {:?} after failed requests",
-                p.upstream,
-                p.name,
-                p.servers()[i].label,
-                p.fail_timeout
-            );
-        }
+        passive_failure(ctx);
         log::warn!(
             "upstream '{}' pool '{}': connect to {} failed: {}{}",
             ctx.upstream_name(),
@@ -577,22 +585,11 @@ impl ProxyHttp for GreenlightProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Any answer shows the server is alive. A 5xx is the app's answer
+        // and does not count as a failure (nginx's default too): one broken
+        // endpoint must not take a whole server out.
         if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx) {
-            let h = &p.servers()[i].health;
-            if upstream_response.status.is_server_error() {
-                if h.request_failed(p.max_fails, p.fail_timeout) {
-                    log::warn!(
-                        "upstream '{}' pool '{}' server {}: marked down for {:?} after {} response(s)",
-                        p.upstream,
-                        p.name,
-                        p.servers()[i].label,
-                        p.fail_timeout,
-                        upstream_response.status
-                    );
-                }
-            } else {
-                h.request_ok();
-            }
+            p.servers()[i].health.request_ok();
         }
         if upstream_response.status.as_u16() == 101
             && let Some(g) = ctx.guard.as_mut()
@@ -681,6 +678,11 @@ impl ProxyHttp for GreenlightProxy {
             session.req_header().uri.path()
         );
         let client_gone = code == 0 && matches!(e.esource(), ErrorSource::Downstream);
+        if code == 504 && *e.etype() != ErrorType::ConnectTimedout {
+            // An upstream timeout counts like a refused connection (connect
+            // timeouts were counted in `fail_to_connect`).
+            passive_failure(ctx);
+        }
         if client_gone {
             // The client went away mid-request: routine, not an error.
             log::debug!("{summary}: client closed the connection: {e}");
