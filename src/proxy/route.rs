@@ -187,6 +187,16 @@ impl Router {
                 return Decision::Misdirected;
             }
         }
+        // No Host at all (HTTP/1.0) on TLS: the SNI names the site.
+        let named = named.or_else(|| {
+            input
+                .host
+                .is_none()
+                .then_some(input.sni)
+                .flatten()
+                .filter(|_| input.tls)
+                .and_then(|sni| self.named_site(sni))
+        });
         let Some(site) = named.or(self.default) else {
             return Decision::NoSite;
         };
@@ -323,6 +333,32 @@ upstreams:
         assert!(matches!(
             go(&r, "plain.test.", "/", false, None),
             Decision::Proxy { site: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn a_request_without_host_on_tls_goes_to_the_site_of_its_sni() {
+        let r = router();
+        let no_host = |tls, sni| {
+            r.route(&RouteInput {
+                host: None,
+                path: "/only/x",
+                tls,
+                sni,
+            })
+        };
+        assert!(matches!(
+            no_host(true, Some("secure.test")),
+            Decision::Proxy { site: 1, .. }
+        ));
+        // Without SNI (or on plain HTTP) the default site answers.
+        assert!(matches!(
+            no_host(true, None),
+            Decision::NoRoute { site: 0 } | Decision::Proxy { site: 0, .. }
+        ));
+        assert!(matches!(
+            no_host(false, Some("secure.test")),
+            Decision::Proxy { site: 0, .. }
         ));
     }
 
