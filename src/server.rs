@@ -63,8 +63,7 @@ pub enum ServerError {
 pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     // First of all, so that a SIGHUP during start-up cannot kill the process.
     let reloader = HupCatcher::install().map_err(|e| ServerError::Setup(e.to_string()))?;
-    // debug: a failed start must print one line, the error.
-    log::debug!(
+    log::info!(
         "greenlight {} starting: loading {}",
         env!("CARGO_PKG_VERSION"),
         match &source {
