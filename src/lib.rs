@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod nginx;
 pub mod proxy;
 pub mod reload;
+pub mod selfupgrade;
 pub mod server;
 pub mod state;
 pub mod timefmt;

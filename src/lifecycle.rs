@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `TERM` | graceful stop: listeners close, WebSockets get 1001, in-flight requests finish, exit as soon as none is left (at most `shutdown_timeout`) |
 //! | `QUIT` | graceful upgrade: Pingora hands the listening sockets to the new process (`run --upgrade`), then the same drain as `TERM` |
+//! | `USR2` | self-started upgrade: start the successor (see `selfupgrade`), then as `QUIT`; if it cannot start, keep serving |
 //! | `INT` | fast stop |
 //! | `HUP` | reload (see `reload`) |
 //!
@@ -38,6 +39,7 @@ const SETTLE: Duration = Duration::from_millis(250);
 pub struct Signals {
     state: StateHandle,
     timeout: Duration,
+    upgrade_socket: std::path::PathBuf,
     phases: std::sync::Mutex<Option<broadcast::Receiver<ExecutionPhase>>>,
 }
 
@@ -46,11 +48,13 @@ impl Signals {
     pub fn new(
         state: StateHandle,
         timeout: Duration,
+        upgrade_socket: std::path::PathBuf,
         phases: broadcast::Receiver<ExecutionPhase>,
     ) -> Signals {
         Signals {
             state,
             timeout,
+            upgrade_socket,
             phases: std::sync::Mutex::new(Some(phases)),
         }
     }
@@ -73,28 +77,48 @@ impl Signals {
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut term), Ok(mut quit), Ok(mut int)) = (
+        let (Ok(mut term), Ok(mut quit), Ok(mut int), Ok(mut usr2)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::quit()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::user_defined2()),
         ) else {
-            log::error!("cannot listen for TERM/QUIT/INT");
+            log::error!("cannot listen for TERM/QUIT/INT/USR2");
             return std::future::pending().await;
         };
-        tokio::select! {
-            _ = term.recv() => {
-                log::info!("SIGTERM: stopping gracefully (at most {:?})", self.timeout);
-                self.start_drain("stop");
-                ShutdownSignal::GracefulTerminate
-            }
-            _ = quit.recv() => {
-                log::info!("SIGQUIT: handing the listening sockets to the new process, then draining");
-                self.start_drain("upgrade");
-                ShutdownSignal::GracefulUpgrade
-            }
-            _ = int.recv() => {
-                log::info!("SIGINT: fast stop");
-                ShutdownSignal::FastShutdown
+        // Pingora asks once it runs: the listeners are up.
+        crate::selfupgrade::notify("READY=1");
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    log::info!("SIGTERM: stopping gracefully (at most {:?})", self.timeout);
+                    crate::selfupgrade::notify("STOPPING=1");
+                    self.start_drain("stop");
+                    return ShutdownSignal::GracefulTerminate;
+                }
+                _ = quit.recv() => {
+                    log::info!("SIGQUIT: handing the listening sockets to the new process, then draining");
+                    self.start_drain("upgrade");
+                    return ShutdownSignal::GracefulUpgrade;
+                }
+                _ = usr2.recv() => {
+                    log::info!("SIGUSR2: starting the new process for a binary upgrade");
+                    let sock = self.upgrade_socket.clone();
+                    match tokio::task::spawn_blocking(move || crate::selfupgrade::start_successor(&sock)).await {
+                        Ok(Ok(pid)) => {
+                            log::info!("upgrade: new process {pid} is ready; handing the listening sockets to it, then draining");
+                            crate::selfupgrade::notify(&format!("MAINPID={pid}"));
+                            self.start_drain("upgrade");
+                            return ShutdownSignal::GracefulUpgrade;
+                        }
+                        Ok(Err(e)) => log::error!("upgrade abandoned, still serving: {e}"),
+                        Err(e) => log::error!("upgrade abandoned, still serving: {e}"),
+                    }
+                }
+                _ = int.recv() => {
+                    log::info!("SIGINT: fast stop");
+                    return ShutdownSignal::FastShutdown;
+                }
             }
         }
     }

@@ -251,6 +251,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     let signals = Signals::new(
         state.clone(),
         config.shutdown_timeout,
+        config.upgrade_socket.clone(),
         server.watch_execution_phase(),
     );
     server.run(pingora::server::RunArgs {

@@ -205,3 +205,118 @@ async fn an_upgrade_hands_over_the_sockets_without_refusing_a_connection() {
     );
     assert!(old.app.request_count() > 0);
 }
+
+/// Kills a process the test did not spawn itself (the successor an upgrade
+/// started), also when the test fails.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigusr2_starts_the_successor_itself_and_no_connection_is_refused() {
+    let mut old = scene().await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let mut loops = Vec::new();
+    for _ in 0..2 {
+        let (stop, refused, served, addr) =
+            (stop.clone(), refused.clone(), served.clone(), old.http);
+        loops.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                match http_get(addr, "app.test", "/up").await {
+                    Ok(r) if r.status == 200 => served.fetch_add(1, Ordering::Relaxed),
+                    _ => refused.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    eventually(IO_TIMEOUT, "traffic flows", || async {
+        served.load(Ordering::Acquire) > 20
+    })
+    .await;
+    let mark = old.proxy.log_mark();
+    old.proxy.signal("USR2").expect("usr2");
+    assert!(
+        old.proxy
+            .wait_for_stderr_after(
+                mark,
+                "is ready; handing the listening sockets",
+                Duration::from_secs(20)
+            )
+            .await,
+        "{}",
+        old.proxy.stderr()
+    );
+    let log = old.proxy.stderr();
+    let pid: i32 = log
+        .split("upgrade: new process ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("the successor's pid is logged");
+    let _successor = KillOnDrop(pid);
+    assert_ne!(pid as u32, old.proxy.pid());
+    let status = old
+        .proxy
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("old exits");
+    assert!(status.success(), "{status:?}\n{}", old.proxy.stderr());
+    let before = served.load(Ordering::Acquire);
+    eventually(IO_TIMEOUT, "the successor serves", || async {
+        served.load(Ordering::Acquire) > before + 20
+    })
+    .await;
+    stop.store(true, Ordering::Release);
+    for l in loops {
+        l.await.expect("loop");
+    }
+    assert_eq!(
+        refused.load(Ordering::Acquire),
+        0,
+        "refused or failed connections during the upgrade\n{}",
+        old.proxy.stderr()
+    );
+    // The successor really is another process, alive after the old one.
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr2_with_a_successor_that_cannot_start_keeps_serving() {
+    let mut s = scene().await;
+    // The successor reads the same file: break it, so it exits at once.
+    s.proxy.write_config("listeners: [").expect("write");
+    let mark = s.proxy.log_mark();
+    s.proxy.signal("USR2").expect("usr2");
+    assert!(
+        s.proxy
+            .wait_for_stderr_after(
+                mark,
+                "upgrade abandoned, still serving",
+                Duration::from_secs(20)
+            )
+            .await,
+        "{}",
+        s.proxy.stderr()
+    );
+    assert_eq!(
+        http_get(s.http, "app.test", "/still")
+            .await
+            .expect("ok")
+            .status,
+        200
+    );
+    assert!(
+        s.proxy
+            .wait_exit(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "still running"
+    );
+}
