@@ -328,3 +328,44 @@ async fn the_challenge_path_answers_only_real_tokens_and_never_reaches_the_app()
         .expect("redirect");
     assert_eq!(r.status, 308);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_renewal_keeps_the_issued_certificate_serving_and_says_why() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // 15 s certificates: renewal is due when a third is left (about 5 s).
+    let (a, mut pebble) = scene("http-01", Some(15), dir.path()).await;
+    let root = pebble.issued_root_pem();
+    let _proxy = ProxyProcess::start_ready(&a.yaml, &[a.http, a.https, a.admin])
+        .await
+        .expect("starts");
+    eventually(ISSUE, "first certificate", || async {
+        served_by(a.https, &root).await.is_some()
+    })
+    .await;
+    let first = served_by(a.https, &root).await.expect("serial");
+    assert!(certificates(a.admin).await["acme"]["last_error"].is_null());
+    // The CA goes away before the renewal is due.
+    pebble.stop();
+    eventually(
+        ISSUE,
+        "the failed renewal is visible in the API",
+        || async { certificates(a.admin).await["acme"]["last_error"].is_string() },
+    )
+    .await;
+    let c = certificates(a.admin).await;
+    let err = c["acme"]["last_error"].as_str().unwrap_or("");
+    assert!(err.contains("unreachable"), "{err}");
+    let next = c["acme"]["next_attempt"]
+        .as_f64()
+        .expect("a retry is scheduled");
+    let last = c["acme"]["last_attempt"].as_f64().expect("attempted");
+    assert!(
+        next - last >= 50.0,
+        "backoff, not a tight loop: {next} - {last}"
+    );
+    assert_eq!(
+        served_by(a.https, &root).await.as_deref(),
+        Some(first.as_str()),
+        "the issued certificate is still the one served"
+    );
+}
