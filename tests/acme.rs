@@ -97,6 +97,14 @@ async fn scene(challenge: &str, validity: Option<u64>, dir: &Path) -> (Acme, Peb
     (a, pebble)
 }
 
+/// `yaml` with the site answering plain HTTP itself instead of redirecting,
+/// so that any request the challenge handler let through would reach the app
+/// (with `redirect` it would get a 308 and the app would never see it).
+fn serving_plain_http(yaml: &str) -> String {
+    assert!(yaml.contains("plain_http: redirect"), "{yaml}");
+    yaml.replace("plain_http: redirect", "plain_http: serve")
+}
+
 /// The serial of the certificate served for app.test if it chains to `root`.
 async fn served_by(addr: SocketAddr, root: &str) -> Option<String> {
     tls_connect(addr, "app.test", &["http/1.1"], root)
@@ -115,6 +123,10 @@ async fn certificates(admin: SocketAddr) -> serde_json::Value {
 }
 
 const ISSUE: Duration = Duration::from_secs(30);
+
+/// What Pebble logs for each HTTP-01 validation attempt (it logs nothing
+/// comparable for TLS-ALPN-01).
+const PEBBLE_HTTP01: &str = "Attempting to validate w/ HTTP";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http01_issues_a_certificate_that_is_served_and_reused_after_a_restart() {
@@ -147,6 +159,11 @@ async fn http01_issues_a_certificate_that_is_served_and_reused_after_a_restart()
     );
     assert!(c["acme"]["last_error"].is_null(), "{c}");
     assert_eq!(pebble.order_count(), 1);
+    assert!(
+        pebble.log().contains(PEBBLE_HTTP01),
+        "validated over HTTP-01:\n{}",
+        pebble.log()
+    );
     let mut m = H1Conn::connect(a.admin).await.expect("admin");
     let metrics = m
         .get("/metrics", "localhost")
@@ -197,7 +214,8 @@ async fn tls_alpn01_issues_a_certificate_with_only_the_tls_listener_used() {
     let dir = tempfile::tempdir().expect("tmp");
     let (a, pebble) = scene("tls-alpn-01", None, dir.path()).await;
     let root = pebble.issued_root_pem();
-    let proxy = ProxyProcess::start_ready(&a.yaml, &[a.http, a.https])
+    let yaml = serving_plain_http(&a.yaml);
+    let proxy = ProxyProcess::start_ready(&yaml, &[a.http, a.https])
         .await
         .expect("starts");
     eventually(ISSUE, "the ACME certificate is served", || async {
@@ -216,6 +234,18 @@ async fn tls_alpn01_issues_a_certificate_with_only_the_tls_listener_used() {
             .iter()
             .any(|r| r.path.contains("acme-challenge")),
         "no HTTP-01 used"
+    );
+    // The challenge handler answers HTTP-01 before any app could see it, so
+    // only the CA knows whether it tried: Pebble logs each HTTP-01 attempt.
+    let log = pebble.log();
+    assert!(
+        !log.contains(PEBBLE_HTTP01),
+        "Pebble validated over HTTP-01:\n{log}"
+    );
+    assert_eq!(
+        log.matches("POST /chalZ/").count(),
+        1,
+        "one challenge was triggered:\n{log}"
     );
     let (r, _) = h2_get(a.https, "app.test", "/x", &root).await.expect("h2");
     assert_eq!(r.status, 200);
@@ -302,7 +332,8 @@ async fn a_ca_that_is_down_keeps_the_current_certificate_and_schedules_a_retry()
 async fn the_challenge_path_answers_only_real_tokens_and_never_reaches_the_app() {
     let dir = tempfile::tempdir().expect("tmp");
     let (a, _pebble) = scene("http-01", None, dir.path()).await;
-    let _proxy = ProxyProcess::start_ready(&a.yaml, &[a.http])
+    let yaml = serving_plain_http(&a.yaml);
+    let _proxy = ProxyProcess::start_ready(&yaml, &[a.http])
         .await
         .expect("starts");
     for (host, path) in [
@@ -322,11 +353,13 @@ async fn the_challenge_path_answers_only_real_tokens_and_never_reaches_the_app()
             .any(|r| r.path.contains("acme-challenge")),
         "nothing reached the app"
     );
-    // Everything else on the plain listener still redirects to https.
-    let r = http_get(a.http, "app.test", "/page")
-        .await
-        .expect("redirect");
-    assert_eq!(r.status, 308);
+    // Everything else on the plain listener reaches the app: so would a
+    // challenge request the handler let through.
+    let r = http_get(a.http, "app.test", "/page").await.expect("served");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-upstream"), Some("app"));
+    let paths: Vec<String> = a.app.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/page"], "only /page reached the app");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,28 @@ async fn health_of(admin: SocketAddr, server_port: u16) -> serde_json::Value {
         .expect("server in the API")
 }
 
+/// The sum of every `greenlight_upstream_errors_total` series (0 before the
+/// first error creates one).
+async fn upstream_errors(admin: SocketAddr) -> f64 {
+    let mut c = H1Conn::connect(admin).await.expect("admin");
+    let text = c
+        .get("/metrics", "localhost")
+        .await
+        .expect("metrics")
+        .text();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix("greenlight_upstream_errors_total")
+                .is_some_and(|r| r.starts_with(['{', ' ']))
+        })
+        .map(|l| {
+            let v = l.rsplit(' ').next().unwrap_or("");
+            v.parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad sample {l:?}"))
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_checks_take_a_dead_server_out_and_bring_it_back() {
     let a = HttpUpstream::start("a").await;
@@ -39,22 +61,52 @@ async fn active_checks_take_a_dead_server_out_and_bring_it_back() {
     let extra = "    health: {path: /status/204, interval: 100ms, timeout: 500ms, healthy_after: 2, unhealthy_after: 2, expect_status: 2xx}\n    max_fails: 0\n";
     let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
     let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-    let _p = ProxyProcess::start_ready(
+    let p = ProxyProcess::start_ready(
         &yaml(ports[0], ports[1], a.port(), b_port, extra),
         &[http, admin],
     )
     .await
     .expect("starts");
-    assert!(b.wait_for_requests(2, IO_TIMEOUT).await, "b is checked");
+    // Traffic runs, and b serves part of it, before b dies.
+    let mut sent = 0;
+    let b_seen = &b;
+    eventually(IO_TIMEOUT, "b serves proxied traffic", || {
+        sent += 1;
+        let path = format!("/before-{sent}");
+        async move {
+            let r = http_get(http, "a.test", &path).await.expect("resp");
+            assert_eq!(r.status, 200);
+            b_seen
+                .requests()
+                .iter()
+                .any(|r| r.path.starts_with("/before-"))
+        }
+    })
+    .await;
     b.stop().await;
-    eventually(IO_TIMEOUT, "b is marked down", || async {
-        health_of(admin, b_port).await["up"] == false
+    // Traffic goes on while the checks notice: until then a request sent
+    // to b is refused and retried on a.
+    let mut during = 0;
+    eventually(IO_TIMEOUT, "b is marked down", || {
+        during += 1;
+        let path = format!("/during-{during}");
+        async move {
+            let r = http_get(http, "a.test", &path).await.expect("resp");
+            assert_eq!(r.status, 200, "failover while b is not yet marked down");
+            health_of(admin, b_port).await["up"] == false
+        }
     })
     .await;
     assert_eq!(
         health_of(admin, b_port).await["down_reason"],
         "health check"
     );
+    // Avoidance, not failover: with b marked down no request even tries it,
+    // so no connect error is counted or logged (a router that ignored
+    // health would try b for about every other request, be refused, and
+    // retry on a: the responses alone cannot tell).
+    let errors = upstream_errors(admin).await;
+    let mark = p.log_mark();
     for i in 0..10 {
         let r = http_get(http, "a.test", &format!("/after-{i}"))
             .await
@@ -62,11 +114,33 @@ async fn active_checks_take_a_dead_server_out_and_bring_it_back() {
         assert_eq!(r.status, 200, "traffic avoids the dead server");
         assert_eq!(r.header("x-upstream"), Some("a"));
     }
+    assert_eq!(
+        upstream_errors(admin).await,
+        errors,
+        "no request tried the server marked down"
+    );
     let b2 = HttpUpstream::start_at("b", b_port).await;
     eventually(IO_TIMEOUT, "b is up again", || async {
         health_of(admin, b_port).await["up"] == true
     })
     .await;
+    // The "is up again" line is logged after the traffic above, so every
+    // line that traffic caused is in the log by the time it appears.
+    assert!(
+        p.wait_for_stderr_after(mark, "is up again", IO_TIMEOUT)
+            .await,
+        "{}",
+        p.stderr()
+    );
+    let log = p.stderr();
+    let after = &log[mark..log[mark..]
+        .find("is up again")
+        .map_or(log.len(), |i| mark + i)];
+    let refused = format!("connect to 127.0.0.1:{b_port} failed");
+    assert!(
+        !after.contains(&refused),
+        "a request tried b while it was marked down:\n{after}"
+    );
     eventually(
         IO_TIMEOUT,
         "b gets traffic again without a reload",

@@ -1,12 +1,13 @@
-//! Observability through the real binary: /metrics parses with a standard
-//! Prometheus parser and moves with traffic, WebSockets and switches; random
-//! paths and hosts add no series; the access log's combined line matches
-//! nginx's format exactly, its JSON form parses, and SIGUSR1 reopens it.
+//! Observability through the real binary: /metrics is valid text format
+//! line by line (a strict check, as a standard Prometheus parser skips what
+//! it cannot read), agrees with that parser, and moves with traffic,
+//! WebSockets and switches; random paths and hosts add no series; the access
+//! log's combined line matches nginx's format exactly, its JSON form parses,
+//! and SIGUSR1 reopens it.
 
 use crate::support::*;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 struct Obs {
     web: HttpUpstream,
@@ -62,6 +63,10 @@ upstreams:
     }
 }
 
+/// Scrapes `/metrics` and checks the text strictly ([`check_exposition`])
+/// before handing it to prometheus-parse, which skips lines it cannot parse
+/// instead of failing; so the two must also agree on how many samples there
+/// are.
 async fn scrape(admin: SocketAddr) -> prometheus_parse::Scrape {
     let mut c = H1Conn::connect(admin).await.expect("admin");
     let r = c.get("/metrics", "localhost").await.expect("metrics");
@@ -71,8 +76,281 @@ async fn scrape(admin: SocketAddr) -> prometheus_parse::Scrape {
             .is_some_and(|t| t.starts_with("text/plain"))
     );
     let text = r.text();
+    let strict = check_exposition(&text)
+        .unwrap_or_else(|e| panic!("/metrics is not valid text format: {e}\n{text}"));
     let lines = text.lines().map(|l| Ok(l.to_string()));
-    prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format")
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    // prometheus-parse folds the `_bucket` lines of one histogram series (and
+    // the quantile lines of one summary series) into one sample.
+    assert_eq!(
+        scrape.samples.len(),
+        strict.sample_lines - strict.grouped_lines + strict.groups,
+        "prometheus-parse skipped or merged sample lines\n{text}"
+    );
+    let grouped: usize = scrape
+        .samples
+        .iter()
+        .map(|x| match &x.value {
+            prometheus_parse::Value::Histogram(h) => h.len(),
+            prometheus_parse::Value::Summary(q) => q.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(grouped, strict.grouped_lines, "bucket lines lost\n{text}");
+    assert!(strict.sample_lines > 0, "no samples at all\n{text}");
+    scrape
+}
+
+/// What [`check_exposition`] counted.
+#[derive(Debug)]
+struct Exposition {
+    /// Every sample line.
+    sample_lines: usize,
+    /// Histogram `_bucket` lines and summary quantile lines.
+    grouped_lines: usize,
+    /// Distinct series those lines belong to (name and labels but `le`/`quantile`).
+    groups: usize,
+}
+
+fn valid_metric_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn valid_label_name(n: &str) -> bool {
+    let mut chars = n.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !n.starts_with("__")
+}
+
+/// A Go-style float as the format allows it: digits, sign, point, exponent,
+/// or exactly `+Inf`, `-Inf`, `NaN`.
+fn valid_value(v: &str) -> bool {
+    matches!(v, "+Inf" | "-Inf" | "NaN")
+        || (!v.is_empty()
+            && v.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
+            && v.chars().any(|c| c.is_ascii_digit())
+            && v.parse::<f64>().is_ok())
+}
+
+/// A sample's labels, in order.
+type Labels = Vec<(String, String)>;
+
+/// Parses `{` already consumed: `name="value",...}`; returns the labels and
+/// the rest of the line, or why it is malformed.
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
+    let mut labels = Labels::new();
+    let mut rest = s;
+    loop {
+        if let Some(r) = rest.strip_prefix('}') {
+            return Ok((labels, r));
+        }
+        let (name, after) = rest.split_once('=').ok_or("label without `=`")?;
+        if !valid_label_name(name) {
+            return Err(format!("invalid label name {name:?}"));
+        }
+        if labels.iter().any(|(n, _)| n == name) {
+            return Err(format!("label {name:?} twice"));
+        }
+        let mut chars = after
+            .strip_prefix('"')
+            .ok_or_else(|| format!("label {name:?}: value not quoted"))?
+            .char_indices();
+        let mut value = String::new();
+        let end = loop {
+            match chars.next() {
+                None => return Err(format!("label {name:?}: unterminated value")),
+                Some((i, '"')) => break i,
+                Some((_, '\\')) => match chars.next().map(|(_, c)| c) {
+                    Some('n') => value.push('\n'),
+                    Some('\\') => value.push('\\'),
+                    Some('"') => value.push('"'),
+                    other => return Err(format!("label {name:?}: bad escape \\{other:?}")),
+                },
+                Some((_, c)) => value.push(c),
+            }
+        };
+        labels.push((name.to_string(), value));
+        rest = &after[1 + end + 1..];
+        if let Some(r) = rest.strip_prefix(',') {
+            rest = r;
+        } else if !rest.starts_with('}') {
+            return Err("labels not separated by `,`".into());
+        }
+    }
+}
+
+/// A strict reading of the text exposition format 0.0.4: every non-empty,
+/// non-`#` line is `name{labels} value [timestamp]` with a valid metric name,
+/// well-formed quoted and escaped label values and a float value; every
+/// family has exactly one `# HELP` and one `# TYPE`, both before its
+/// samples, and its samples form one group; no series appears twice.
+fn check_exposition(text: &str) -> Result<Exposition, String> {
+    use std::collections::{HashMap, HashSet};
+    let mut help: HashSet<&str> = HashSet::new();
+    let mut types: HashMap<&str, &str> = HashMap::new();
+    let mut finished: HashSet<&str> = HashSet::new();
+    let mut current: Option<&str> = None;
+    let mut series: HashSet<String> = HashSet::new();
+    let mut groups: HashSet<String> = HashSet::new();
+    let mut out = Exposition {
+        sample_lines: 0,
+        grouped_lines: 0,
+        groups: 0,
+    };
+    for (n, line) in text.lines().enumerate() {
+        let at = |why: String| format!("line {}: {why}: {line:?}", n + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('#') {
+            let mut words = rest.trim_start().splitn(3, ' ');
+            let (kind, name, tail) = (words.next(), words.next(), words.next());
+            let Some(name) = name.filter(|_| matches!(kind, Some("HELP" | "TYPE"))) else {
+                continue; // a plain comment
+            };
+            if !valid_metric_name(name) {
+                return Err(at(format!("invalid family name {name:?}")));
+            }
+            if finished.contains(name) || current == Some(name) {
+                return Err(at(format!("{name}: HELP/TYPE after its samples")));
+            }
+            if kind == Some("HELP") {
+                if !help.insert(name) {
+                    return Err(at(format!("{name}: HELP twice")));
+                }
+            } else {
+                let ty = tail.unwrap_or("");
+                if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&ty) {
+                    return Err(at(format!("unknown type {ty:?}")));
+                }
+                if types.insert(name, ty).is_some() {
+                    return Err(at(format!("{name}: TYPE twice")));
+                }
+            }
+            continue;
+        }
+        let name_end = line
+            .find(['{', ' ', '\t'])
+            .ok_or_else(|| at("no value".into()))?;
+        let name = &line[..name_end];
+        if !valid_metric_name(name) {
+            return Err(at(format!("invalid metric name {name:?}")));
+        }
+        let (labels, rest) = match line[name_end..].strip_prefix('{') {
+            Some(r) => parse_labels(r).map_err(at)?,
+            None => (Vec::new(), &line[name_end..]),
+        };
+        if !rest.starts_with([' ', '\t']) {
+            return Err(at("no blank before the value".into()));
+        }
+        let mut fields = rest.split([' ', '\t']).filter(|f| !f.is_empty());
+        let value = fields.next().unwrap_or("");
+        if !valid_value(value) {
+            return Err(at(format!("value {value:?} is not a float")));
+        }
+        if let Some(ts) = fields.next()
+            && ts.parse::<i64>().is_err()
+        {
+            return Err(at(format!("timestamp {ts:?} is not an integer")));
+        }
+        if fields.next().is_some() {
+            return Err(at("trailing text".into()));
+        }
+        let family = if types.contains_key(name) {
+            name
+        } else {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    let base = name.strip_suffix(suffix)?;
+                    let ty = *types.get(base)?;
+                    let ok = ty == "histogram" || (ty == "summary" && *suffix != "_bucket");
+                    ok.then_some(base)
+                })
+                .ok_or_else(|| at(format!("{name}: sample before its # TYPE")))?
+        };
+        if !help.contains(family) {
+            return Err(at(format!("{family}: sample before its # HELP")));
+        }
+        if current != Some(family) {
+            if finished.contains(family) {
+                return Err(at(format!("{family}: samples not in one group")));
+            }
+            if let Some(previous) = current.replace(family) {
+                finished.insert(previous);
+            }
+        }
+        let mut sorted = labels.clone();
+        sorted.sort();
+        if !series.insert(format!("{name}{sorted:?}")) {
+            return Err(at("the same series twice".into()));
+        }
+        out.sample_lines += 1;
+        let grouping = match types[family] {
+            "histogram" if name.ends_with("_bucket") => Some("le"),
+            "summary" if name == family => Some("quantile"),
+            _ => None,
+        };
+        if let Some(key) = grouping {
+            let bound = labels.iter().find(|(k, _)| k == key);
+            if !bound.is_some_and(|(_, v)| valid_value(v)) {
+                return Err(at(format!("{name}: no valid `{key}` label")));
+            }
+            sorted.retain(|(k, _)| k != key);
+            groups.insert(format!("{name}{sorted:?}"));
+            out.grouped_lines += 1;
+        }
+    }
+    if let Some(name) = types.keys().find(|t| !help.contains(*t)) {
+        return Err(format!("{name}: TYPE without HELP"));
+    }
+    if let Some(name) = help.iter().find(|h| !types.contains_key(*h)) {
+        return Err(format!("{name}: HELP without TYPE"));
+    }
+    out.groups = groups.len();
+    Ok(out)
+}
+
+#[test]
+fn the_exposition_check_is_strict() {
+    let head = "# HELP a_total A.\n# TYPE a_total counter\n";
+    let ok =
+        format!("{head}a_total{{x=\"1\",y=\"q\\\"\\n\\\\\"}} 3\na_total{{x=\"2\",}} 1e3 1700\n");
+    let got = check_exposition(&ok).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.sample_lines, 2);
+    let h = "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n";
+    let got = check_exposition(h).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((got.sample_lines, got.grouped_lines, got.groups), (4, 2, 1));
+    for bad in [
+        "a_total 1\n".to_string(),
+        "# HELP a_total A.\na_total 1\n".into(),
+        "# TYPE a_total counter\na_total 1\n".into(),
+        format!("{head}a-total 1\n"),
+        format!("{head}a_total{{x=\"1}} 1\n"),
+        format!("{head}a_total{{x=1}} 1\n"),
+        format!("{head}a_total{{x=\"\\t\"}} 1\n"),
+        format!("{head}a_total{{1x=\"1\"}} 1\n"),
+        format!("{head}a_total{{x=\"1\"y=\"2\"}} 1\n"),
+        format!("{head}a_total{{x=\"1\",x=\"2\"}} 1\n"),
+        format!("{head}a_total one\n"),
+        format!("{head}a_total 0x10\n"),
+        format!("{head}a_total 1 2 3\n"),
+        format!("{head}a_total 1\na_total 2\n"),
+        format!("{head}a_total{{}}1\n"),
+        "# HELP a_total A.\n# TYPE a_total countr\na_total 1\n".into(),
+        "# HELP h A.\n# TYPE h histogram\nh_bucket 1\n".into(),
+        format!("{head}a_total 1\n# HELP b B.\n# TYPE b gauge\nb 1\na_total{{x=\"1\"}} 2\n"),
+        format!("{head}a_total 1\n# HELP a_total again.\n"),
+    ] {
+        assert!(check_exposition(&bad).is_err(), "accepted {bad:?}");
+    }
 }
 
 fn value(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -171,6 +449,13 @@ async fn metrics_move_with_traffic_websockets_and_switches() {
     })
     .await;
 
+    assert_eq!(o.web.request_count(), 8, "blue served every request");
+    assert_eq!(
+        o.green.request_count(),
+        0,
+        "green is idle before the switch"
+    );
+
     let blue_active = [("upstream", "web"), ("pool", "blue"), ("state", "active")];
     assert_eq!(value(&open, "greenlight_pool_state", &blue_active), 1.0);
     let o2 = run_cli(&[
@@ -206,7 +491,32 @@ async fn metrics_move_with_traffic_websockets_and_switches() {
         1.0
     );
     assert_eq!(value(&switched, "greenlight_config_generation", &[]), 2.0);
-    assert!(o.green.request_count() == 0 || o.web.request_count() > 0);
+    // After the switch traffic goes to green, and is counted under green.
+    let r = http_get(o.http, "one.test", "/after-switch")
+        .await
+        .expect("ok");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-upstream"), Some("green"));
+    assert_eq!(o.green.request_count(), 1);
+    let green_ok = [
+        ("site", "one"),
+        ("upstream", "web"),
+        ("pool", "green"),
+        ("class", "2xx"),
+    ];
+    eventually(IO_TIMEOUT, "the request is counted under green", || async {
+        value(
+            &scrape(o.admin).await,
+            "greenlight_requests_total",
+            &green_ok,
+        ) == 1.0
+    })
+    .await;
+    assert_eq!(
+        value(&scrape(o.admin).await, "greenlight_requests_total", &ok),
+        5.0,
+        "blue's count did not move"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,7 +641,6 @@ async fn the_json_access_log_parses_and_names_the_route() {
         v["request_id"].as_str(),
         "the same id went upstream"
     );
-    let _ = Duration::ZERO;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

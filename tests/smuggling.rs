@@ -6,6 +6,7 @@
 use crate::fixture::Scene;
 use crate::support::*;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// Sends raw bytes on a fresh connection; returns the status (0 when the
 /// proxy closed without answering) and whether the connection was closed.
@@ -100,31 +101,274 @@ async fn an_upgrade_whose_body_hides_a_second_request_forwards_one_request() {
     );
 }
 
+// A hand-written HTTP/2 client (RFC 9113 frames, RFC 7541 HPACK literals).
+// A real client library such as the `h2` crate refuses to send the malformed
+// requests below, so a test using one proves nothing about greenlight.
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const GOAWAY: u8 = 0x7;
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+const PROTOCOL_ERROR: u32 = 0x1;
+
+/// One frame: 9-byte header (RFC 9113 §4.1) and payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("frame length");
+    let mut out = len.to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An HPACK integer with a 7-bit prefix and no flag bits (RFC 7541 §5.1).
+fn hpack_len(out: &mut Vec<u8>, mut n: usize) {
+    if n < 0x7f {
+        out.push(n as u8);
+        return;
+    }
+    out.push(0x7f);
+    n -= 0x7f;
+    while n >= 0x80 {
+        out.push((n % 0x80) as u8 | 0x80);
+        n /= 0x80;
+    }
+    out.push(n as u8);
+}
+
+/// Every field as "literal header field without indexing, new name"
+/// (RFC 7541 §6.2.2) with raw (non-Huffman) strings: the bytes go on the
+/// wire exactly as given, CR/LF and uppercase included.
+fn hpack_literals(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.push(0x00);
+        hpack_len(&mut out, name.len());
+        out.extend_from_slice(name.as_bytes());
+        hpack_len(&mut out, value.len());
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+/// The HPACK Huffman code of one digit (RFC 7541 Appendix B): `0`-`2` are
+/// 5 bits (00000-00010), `3`-`9` are 6 bits (011001-011111).
+fn huffman_digits(bytes: &[u8], count: usize) -> Option<String> {
+    let bit = |i: usize| bytes.get(i / 8).map(|b| (b >> (7 - i % 8)) & 1);
+    let mut out = String::new();
+    let mut i = 0;
+    while out.len() < count {
+        let mut v = 0u8;
+        for _ in 0..5 {
+            v = v << 1 | bit(i)?;
+            i += 1;
+        }
+        if v <= 2 {
+            out.push(char::from(b'0' + v));
+            continue;
+        }
+        v = v << 1 | bit(i)?;
+        i += 1;
+        if !(0x19..=0x1f).contains(&v) {
+            return None;
+        }
+        out.push(char::from(b'0' + v - 0x19 + 3));
+    }
+    Some(out)
+}
+
+/// `:status` from the start of a response header block, in the forms an
+/// encoder uses for it: indexed (static entries 8-14) or a literal with the
+/// static name `:status`, raw or Huffman value (RFC 7541 §6.1, §6.2, App. A).
+fn status_of(block: &[u8]) -> Option<u16> {
+    const STATIC: [u16; 7] = [200, 204, 206, 304, 400, 404, 500];
+    let first = *block.first()?;
+    if first & 0x80 != 0 {
+        let index = usize::from(first & 0x7f);
+        return (8..=14).contains(&index).then(|| STATIC[index - 8]);
+    }
+    let name_index = if first & 0xc0 == 0x40 {
+        first & 0x3f
+    } else if first & 0xe0 == 0x00 {
+        first & 0x0f
+    } else {
+        return None;
+    };
+    if !(8..=14).contains(&name_index) {
+        return None;
+    }
+    let len_byte = *block.get(1)?;
+    let len = usize::from(len_byte & 0x7f);
+    let value = block.get(2..2 + len)?;
+    let digits = if len_byte & 0x80 != 0 {
+        huffman_digits(value, 3)?
+    } else {
+        String::from_utf8(value.to_vec()).ok()?
+    };
+    digits.parse().ok()
+}
+
+/// How greenlight answered one hand-written HTTP/2 request.
+#[derive(Debug, PartialEq)]
+enum H2Answer {
+    /// RST_STREAM on the request's stream, with its error code.
+    Reset(u32),
+    /// GOAWAY, with its error code.
+    GoAway(u32),
+    /// A response HEADERS frame; the status if it could be decoded.
+    Response(Option<u16>),
+}
+
+async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    io.read_exact(&mut head).await?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    io.read_exact(&mut payload).await?;
+    Ok((head[3], head[4], stream, payload))
+}
+
+/// Opens a fresh h2-over-TLS connection, sends the preface, SETTINGS and one
+/// HEADERS frame (END_STREAM | END_HEADERS) on stream 1 carrying `fields`,
+/// and reads frames until greenlight answers that request.
+async fn raw_h2(s: &Scene, fields: &[(&str, &str)]) -> H2Answer {
+    let config = tls::client_config(&s.root(), &["h2"]);
+    let (mut io, info) = tls_connect_with(s.https, "app.test", config)
+        .await
+        .expect("TLS");
+    assert_eq!(info.alpn.as_deref(), Some(&b"h2"[..]), "ALPN h2");
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(SETTINGS, 0, 0, &[]));
+    out.extend(frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &hpack_literals(fields),
+    ));
+    let exchange = async {
+        io.write_all(&out).await?;
+        io.flush().await?;
+        loop {
+            let (kind, flags, stream, payload) = read_frame(&mut io).await?;
+            let code = || u32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
+            match kind {
+                SETTINGS if flags & ACK == 0 => {
+                    io.write_all(&frame(SETTINGS, ACK, 0, &[])).await?;
+                    io.flush().await?;
+                }
+                RST_STREAM if stream == 1 && payload.len() >= 4 => {
+                    return Ok(H2Answer::Reset(code()));
+                }
+                GOAWAY if payload.len() >= 8 => {
+                    let code = u32::from_be_bytes(payload[4..8].try_into().expect("4 bytes"));
+                    return Ok(H2Answer::GoAway(code));
+                }
+                HEADERS if stream == 1 => {
+                    let mut block = &payload[..];
+                    let mut pad = 0;
+                    if flags & PADDED != 0 {
+                        pad = usize::from(*block.first().unwrap_or(&0));
+                        block = block.get(1..).unwrap_or_default();
+                    }
+                    if flags & PRIORITY != 0 {
+                        block = block.get(5..).unwrap_or_default();
+                    }
+                    let block = &block[..block.len().saturating_sub(pad)];
+                    return Ok(H2Answer::Response(status_of(block)));
+                }
+                _ => {}
+            }
+        }
+    };
+    timed("an answer to a hand-written h2 request", exchange)
+        .await
+        .expect("greenlight answers the request (RST_STREAM, GOAWAY or a response)")
+}
+
+/// The pseudo-headers of a GET for `path` on app.test.
+fn get(path: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":authority", "app.test"),
+        (":path", path),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_requests_with_connection_headers_or_crlf_are_refused() {
     let s = Scene::start().await;
-    let mut c = H2Conn::connect(s.https, "app.test", &s.root())
-        .await
-        .expect("h2");
-    let r = c
-        .request("GET", "/api/h2-conn", &[("connection", "keep-alive")], b"")
-        .await;
-    assert!(
-        r.map_or(true, |r| r.status >= 400),
-        "connection-specific header must be refused"
-    );
-    let mut c = H2Conn::connect(s.https, "app.test", &s.root())
-        .await
-        .expect("h2");
-    let r = c
-        .request(
-            "GET",
+    // RFC 9113 §8.2.1 (uppercase names, CR/LF in values) and §8.2.2
+    // (connection-specific fields; TE only as "trailers"): malformed, so a
+    // stream error, never forwarded.
+    let cases: &[(&str, &'static str, (&str, &str))] = &[
+        ("connection", "/api/h2-conn", ("connection", "keep-alive")),
+        (
+            "transfer-encoding",
             "/api/h2-te",
-            &[("transfer-encoding", "chunked")],
-            b"",
-        )
-        .await;
-    assert!(r.map_or(true, |r| r.status >= 400));
+            ("transfer-encoding", "chunked"),
+        ),
+        ("te other than trailers", "/api/h2-te-gzip", ("te", "gzip")),
+        ("upgrade", "/api/h2-upgrade", ("upgrade", "h2c")),
+        (
+            "CR/LF in a value",
+            "/api/h2-crlf",
+            ("x-note", "a\r\ninjected: yes"),
+        ),
+        ("uppercase name", "/api/h2-upper", ("X-Upper", "1")),
+    ];
+    for (name, path, field) in cases {
+        let mut fields = get(path);
+        fields.push(*field);
+        let answer = raw_h2(&s, &fields).await;
+        let refused = match answer {
+            H2Answer::Reset(code) | H2Answer::GoAway(code) => code == PROTOCOL_ERROR,
+            H2Answer::Response(Some(status)) => !(200..300).contains(&status),
+            H2Answer::Response(None) => false,
+        };
+        assert!(refused, "{name}: must be refused, got {answer:?}");
+    }
     let paths = upstream_paths(&s);
-    assert!(paths.is_empty(), "{paths:?}");
+    assert!(
+        paths.is_empty(),
+        "no malformed h2 request reached an upstream: {paths:?}"
+    );
+
+    // Control: the same encoder with clean fields (te: trailers is allowed)
+    // reaches the upstream, so the refusals above are about the fields.
+    let mut fields = get("/api/h2-clean");
+    fields.extend([("te", "trailers"), ("x-raw", "encoded by hand")]);
+    assert_eq!(raw_h2(&s, &fields).await, H2Answer::Response(Some(200)));
+    let reqs = s.api.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:#?}");
+    assert_eq!(reqs[0].path, "/api/h2-clean");
+    assert_eq!(reqs[0].header("x-raw"), Some("encoded by hand"));
+    assert!(
+        s.api
+            .requests()
+            .iter()
+            .chain(s.web.requests().iter())
+            .all(|r| r.header("injected").is_none()),
+        "no injected header line"
+    );
+    assert!(s.web.requests().is_empty(), "{:#?}", s.web.requests());
+}
+
+#[test]
+fn the_status_decoder_reads_indexed_raw_and_huffman_forms() {
+    assert_eq!(status_of(&[0x88]), Some(200));
+    assert_eq!(status_of(&[0x8c]), Some(400));
+    // Literal without indexing, name :status (index 8), raw "421".
+    assert_eq!(status_of(&[0x08, 3, b'4', b'2', b'1']), Some(421));
+    // Literal with incremental indexing, name index 8, Huffman "503":
+    // 011011 00000 011001 + EOS padding = 6c 0c ff.
+    assert_eq!(status_of(&[0x48, 0x83, 0x6c, 0x0c, 0xff]), Some(503));
+    assert_eq!(status_of(&[0x00, 1, b'x']), None);
 }
