@@ -71,6 +71,17 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<(), AcmeError> {
         .mode(DIR_MODE)
         .create(dir)
         .map_err(err)?;
+    // An existing directory keeps its mode on create: narrow it (keys live
+    // here).
+    use std::os::unix::fs::PermissionsExt;
+    let was = fs::metadata(dir).map_err(err)?.permissions().mode() & 0o777;
+    if was & 0o077 != 0 {
+        log::warn!(
+            "ACME storage {} had mode {was:o}; narrowed to 700 (it holds private keys)",
+            dir.display()
+        );
+        fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).map_err(err)?;
+    }
     let probe = dir.join(".greenlight-write-test");
     let _ = fs::remove_file(&probe);
     fs::OpenOptions::new()
@@ -128,6 +139,10 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let storage = tmp.path().join("certs/acme");
         let (chain, key) = prepare_site(&storage, "app").expect("prepared");
+        assert_eq!(mode(&storage), 0o700);
+        // A directory that exists with a wider mode is narrowed.
+        fs::set_permissions(&storage, fs::Permissions::from_mode(0o755)).expect("widen");
+        ensure_private_dir(&storage).expect("again");
         assert_eq!(mode(&storage), 0o700);
         assert_eq!(mode(&storage.join("app")), 0o700);
         write_file(&key, b"k", PRIVATE_MODE).expect("key");

@@ -140,3 +140,61 @@ upstreams:
     assert_eq!(s.label, "localhost:8082");
     assert_eq!(s.addr.to_string(), "127.0.0.1:8082");
 }
+
+#[test]
+fn acme_settings_are_checked_with_their_positions() {
+    let base = |acme: &str, listeners: &str, host: &str| {
+        format!(
+            "{acme}listeners:\n{listeners}sites:\n  s:\n    hosts: [\"{host}\"]\n    tls: acme\n    routes: [{{path: /, upstream: u}}]\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:1\"]}}}}\n"
+        )
+    };
+    let both =
+        "  http: {address: \"127.0.0.1:80\"}\n  https: {address: \"127.0.0.1:443\", tls: true}\n";
+    let good = "acme:\n  email: ops@example.com\n  storage: /tmp/greenlight-acme-test\n";
+    assert!(problems(&base(good, both, "a.example.com")).is_empty());
+
+    let p = problems(&base("", both, "a.example.com"));
+    assert!(p.iter().any(|l| l.contains("no `acme:` section")), "{p:?}");
+
+    let p = problems(&base(good, both, "*.example.com"));
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("g.yaml:9:") && l.contains("wildcard")),
+        "{p:?}"
+    );
+
+    let bad = "acme:\n  email: nobody\n  directory: http://ca.test/dir\n  challenge: dns-01\n  storage: /tmp/greenlight-acme-test\n";
+    let p = problems(&base(bad, both, "a.example.com"));
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("g.yaml:2:10:") && l.contains("not an e-mail")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("g.yaml:3:") && l.contains("https:// URL")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("g.yaml:4:") && l.contains("not known")),
+        "{p:?}"
+    );
+
+    // The challenge needs a listener of its kind.
+    let tls_only = "  https: {address: \"127.0.0.1:443\", tls: true}\n";
+    let p = problems(&base(good, tls_only, "a.example.com"));
+    assert!(
+        p.iter().any(|l| l.contains("http-01 needs a plain")),
+        "{p:?}"
+    );
+    let alpn = "acme:\n  email: ops@example.com\n  storage: /tmp/greenlight-acme-test\n  challenge: tls-alpn-01\n";
+    assert!(problems(&base(alpn, tls_only, "a.example.com")).is_empty());
+    let plain_only = "  http: {address: \"127.0.0.1:80\"}\n";
+    let p = problems(&base(alpn, plain_only, "a.example.com"));
+    assert!(
+        p.iter()
+            .any(|l| l.contains("tls-alpn-01 needs a TLS listener")),
+        "{p:?}"
+    );
+}

@@ -37,15 +37,28 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .unwrap_or_else(|| PathBuf::from(defaults::CERTS_DIR));
     let limits = validate_limits(&file, ds);
     let access_log = validate_access_log(&file, ds);
-    let certs_dir_path = file
-        .certs_dir
-        .as_ref()
-        .map(|c| PathBuf::from(&c.value))
-        .unwrap_or_else(|| PathBuf::from(defaults::CERTS_DIR));
-    let acme = file
-        .acme
-        .as_ref()
-        .map(|a| validate_acme(a, &certs_dir_path, ds));
+    let acme = file.acme.as_ref().map(|a| validate_acme(a, &certs_dir, ds));
+    let uses_acme = file.sites.values().any(
+        |s| matches!(s.value.tls.as_ref().map(|t| &t.value), Some(FileTls::Mode(m)) if m == "acme"),
+    );
+    if let (Some(a), Some(f), true) = (&acme, &file.acme, uses_acme) {
+        // The CA validates on the plain listener (HTTP-01) or a TLS one
+        // (TLS-ALPN-01): without one, no order could ever succeed.
+        let at = f.value.challenge.as_ref().map(pos).unwrap_or(pos(f));
+        match a.challenge {
+            crate::acme::ChallengeKind::Http01 if !listeners.iter().any(|l| !l.tls) => ds.error(
+                at,
+                "challenge http-01 needs a plain (non-TLS) listener, the CA connects to port 80",
+                "add a plain listener on port 80, or use `challenge: tls-alpn-01`",
+            ),
+            crate::acme::ChallengeKind::TlsAlpn01 if !listeners.iter().any(|l| l.tls) => ds.error(
+                at,
+                "challenge tls-alpn-01 needs a TLS listener, the CA connects to port 443",
+                "add a listener with `tls: true` on port 443, or use `challenge: http-01`",
+            ),
+            _ => {}
+        }
+    }
     for (name, site) in &file.sites {
         let Some(t) = &site.value.tls else { continue };
         if !matches!(&t.value, FileTls::Mode(m) if m == "acme") {

@@ -91,6 +91,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
     fs::rename(&tmp, path).map_err(err)?;
+    // The rename itself survives a crash only once the directory is synced.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+    }
     Ok(())
 }
 
