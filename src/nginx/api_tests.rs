@@ -411,3 +411,110 @@ fn nesting_through_includes_is_bounded() {
         "{err}"
     );
 }
+
+#[test]
+fn a_limit_every_server_sets_ignores_nginxs_default() {
+    let (y, w) = convert(
+        "server { listen 80; server_name a.b; client_header_timeout 20s;\n\
+         location / { proxy_pass http://127.0.0.1:1; } }\n\
+         server { listen 80; server_name c.d; client_header_timeout 20s;\n\
+         location / { proxy_pass http://127.0.0.1:2; } }\n",
+    );
+    assert!(
+        y.contains("limits:\n  header_timeout: 20s  # from test.conf:1\n"),
+        "{y}"
+    );
+    assert!(w.iter().all(|w| !w.contains("header_timeout")), "{w:#?}");
+}
+
+#[test]
+fn a_limit_one_server_lowers_keeps_nginxs_default_for_the_rest() {
+    let (y, w) = convert(
+        "server { listen 80; server_name a.b; keepalive_timeout 10s;\n\
+         location / { proxy_pass http://127.0.0.1:1; } }\n\
+         server { listen 80; server_name c.d;\n\
+         location / { proxy_pass http://127.0.0.1:2; } }\n",
+    );
+    assert!(
+        y.contains("  keepalive_timeout: 75s  # nginx's default"),
+        "{y}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w
+                .starts_with("test.conf:1: 'keepalive_timeout 10s' was not converted as written")),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn bad_passive_values_fall_back_to_nginxs_defaults() {
+    let (y, w) = convert(
+        "upstream u { server 10.0.0.1:80 max_fails=x; server 10.0.0.2:80 fail_timeout=soon; }\n\
+         server { listen 80; server_name a.b; location / { proxy_pass http://u; } }\n",
+    );
+    assert!(
+        y.contains("    max_fails: 3  # nginx's default max_fails=1"),
+        "{y}"
+    );
+    assert!(
+        y.contains("    fail_timeout: 10s  # nginx's default\n"),
+        "{y}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("'max_fails=x' is not a whole number")),
+        "{w:#?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("'fail_timeout=soon' is not a time")),
+        "{w:#?}"
+    );
+}
+
+#[test]
+fn ipv6only_off_on_a_specific_address_needs_nothing() {
+    let (y, w) = convert(
+        "server { listen [2001:db8::1]:80 ipv6only=off; server_name a.b;\n\
+         location / { proxy_pass http://127.0.0.1:1; } }\n",
+    );
+    assert!(!y.contains("0.0.0.0"), "{y}");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("note: listen parameter 'ipv6only=off' is not needed")),
+        "{w:#?}"
+    );
+}
+
+/// Features greenlight has are converted, not promised for later.
+#[test]
+fn no_message_promises_what_greenlight_already_has() {
+    let text = "http {\n keepalive_timeout 30s; client_body_timeout 30s; client_header_timeout 30s;\n\
+         large_client_header_buffers 4 16k; client_header_buffer_size 1k; http2_max_concurrent_streams 32;\n\
+         upstream u { server 10.0.0.1:80 max_fails=2 fail_timeout=5s; server 10.0.0.2:80; }\n\
+         server { listen [::]:80 ipv6only=off; server_name a.b; location / { proxy_pass http://u; } }\n}\n";
+    let (_, w) = convert(text);
+    for stale in [
+        "later greenlight release",
+        "not configurable",
+        "later release",
+    ] {
+        assert!(w.iter().all(|w| !w.contains(stale)), "{stale}: {w:#?}");
+    }
+    for name in [
+        "keepalive_timeout",
+        "client_body_timeout",
+        "client_header_timeout",
+        "large_client_header_buffers",
+        "http2_max_concurrent_streams",
+        "max_fails",
+        "ipv6only",
+    ] {
+        assert!(
+            w.iter()
+                .all(|w| !w.contains(&format!("'{name}' is not supported"))),
+            "{name}: {w:#?}"
+        );
+    }
+}

@@ -1,9 +1,10 @@
 //! The converter: walks the parsed configuration, builds greenlight's
 //! listeners, sites and upstreams, and reports everything it leaves out.
 //!
-//! Server blocks and locations are analysed in `server.rs`; this file holds
-//! the shared model, the http-level walk and `upstream` blocks; sites are
-//! assembled in `sites.rs` and the YAML is written by `emit.rs`.
+//! Server blocks and locations are analysed in `server.rs`, `upstream`
+//! blocks (pools and passive health) in `upstream.rs`, client limits in
+//! `limits.rs`; this file holds the shared model and the http-level walk;
+//! sites are assembled in `sites.rs` and the YAML is written by `emit.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,9 +12,11 @@ use std::net::SocketAddr;
 use super::addr::{self, Names};
 use super::directives;
 use super::emit;
+use super::limits::{self, LimitLine, LimitSeen, Scope};
 use super::parse::{Config, Directive};
 use super::server::{self, ServerInfo};
 use super::sites;
+use super::upstream::{self, Passive};
 use super::{ImportError, ImportOptions, ImportOutput, NOTE_PREFIX, Note, Warning};
 
 /// Conversion state shared by all passes: the configuration and the
@@ -23,6 +26,10 @@ pub(crate) struct Ctx<'a> {
     pub cfg: &'a Config,
     /// Warnings and notes so far.
     pub notes: Vec<Note>,
+    /// Client limits seen so far (greenlight's are global).
+    pub limits: Vec<LimitSeen<'a>>,
+    /// The block being walked, for `limits`.
+    pub scope: Scope,
 }
 
 impl Ctx<'_> {
@@ -89,9 +96,12 @@ pub(crate) struct Inherit<'a> {
     pub timeouts: Timeouts<'a>,
 }
 
-/// Handles the directives that are converted at every level (body size and
-/// upstream timeouts). Returns false when `d` is not one of them.
+/// Handles the directives that are converted at every level (body size,
+/// upstream timeouts, client limits). Returns false when `d` is not one of them.
 pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
+    if limits::record(ctx, d) {
+        return true;
+    }
     let name = d.name.as_str();
     match name {
         "client_max_body_size" => {
@@ -232,6 +242,8 @@ pub(crate) struct UpstreamDef<'a> {
     pub main: Vec<UpServer>,
     /// Servers with `backup`.
     pub backup: Vec<UpServer>,
+    /// Passive health made from the servers' `max_fails`/`fail_timeout`.
+    pub passive: Passive,
     /// True once a route uses it.
     pub used: bool,
 }
@@ -349,6 +361,8 @@ pub(crate) struct Model<'a> {
     pub acme_email: Option<String>,
     /// Listeners in order of appearance.
     pub listeners: Vec<Listener<'a>>,
+    /// The global `limits:` lines.
+    pub limits: Vec<LimitLine>,
     /// Sites in source order.
     pub sites: Vec<Site<'a>>,
     /// Upstreams in order of first use.
@@ -379,6 +393,8 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
     let mut ctx = Ctx {
         cfg,
         notes: cfg.notes.clone(),
+        limits: Vec::new(),
+        scope: Scope::Http,
     };
     let mut http = HttpLevel::default();
     let mut found = Found::default();
@@ -395,16 +411,18 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
             );
             continue;
         }
-        let def = upstream_def(&mut ctx, d);
+        let def = upstream::upstream_def(&mut ctx, d);
         defs.push(def);
     }
 
     let mut listeners = Listeners::default();
-    let infos: Vec<ServerInfo> = found
-        .servers
-        .iter()
-        .map(|d| server::analyze(&mut ctx, d, &http, &defs, &mut listeners))
-        .collect();
+    let mut infos: Vec<ServerInfo> = Vec::new();
+    for (i, d) in found.servers.iter().enumerate() {
+        ctx.scope = Scope::Server(i);
+        infos.push(server::analyze(&mut ctx, d, &http, &defs, &mut listeners));
+    }
+    ctx.scope = Scope::Http;
+    let limits = limits::resolve(&mut ctx, found.servers.len());
 
     let mut sites = sites::build(&mut ctx, &infos, &listeners, opts);
     if sites.iter().all(|s| s.routes.is_empty()) {
@@ -432,6 +450,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         source: cfg.file_name(0),
         acme_email: opts.acme_email.clone(),
         listeners: listeners.list,
+        limits,
         sites,
         upstreams,
         defs,
@@ -501,163 +520,6 @@ pub(crate) fn set_cert<'a>(ctx: &mut Ctx<'a>, slot: &mut Option<&'a Directive>, 
             );
         }
     }
-}
-
-fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamDef<'a> {
-    let name = d.arg0().to_string();
-    if d.args.len() != 1 {
-        ctx.warn(d, "upstream needs exactly one name");
-    }
-    let mut main = Vec::new();
-    let mut backup = Vec::new();
-    for c in d.children() {
-        match c.name.as_str() {
-            "server" => {
-                if let Some((is_backup, s)) = upstream_server(ctx, c) {
-                    if is_backup {
-                        backup.push(s);
-                    } else {
-                        main.push(s);
-                    }
-                }
-            }
-            "keepalive" | "keepalive_requests" | "keepalive_time" | "keepalive_timeout" => ctx.note(
-                c,
-                format!(
-                    "'{}' is not needed: greenlight keeps connections to upstreams alive itself",
-                    directives::shown(c)
-                ),
-            ),
-            "zone" => ctx.note(c, format!("'{}' is not needed: greenlight has no shared memory zones", directives::shown(c))),
-            "least_conn" | "ip_hash" | "hash" | "random" | "sticky" | "ntlm" => ctx.warn(
-                c,
-                format!(
-                    "directive '{}' is not supported: greenlight pools are round robin for now",
-                    c.name
-                ),
-            ),
-            _ => ctx.unsupported(c),
-        }
-    }
-    if main.is_empty() && !backup.is_empty() {
-        ctx.warn(
-            d,
-            format!("upstream '{name}' has only backup servers; they were placed in pool 'main'"),
-        );
-        main = std::mem::take(&mut backup);
-    }
-    if main.is_empty() {
-        let reason = format!(
-            "upstream '{name}' from {} has no usable server; put the upstream's host:port",
-            ctx.at(d)
-        );
-        ctx.warn(
-            d,
-            format!("upstream '{name}' has no usable server; a placeholder was emitted"),
-        );
-        main.push(UpServer {
-            addr: format!("{}:80", addr::EDIT_ME),
-            edit: Some(reason),
-            comment: None,
-        });
-    }
-    UpstreamDef {
-        name,
-        d,
-        main,
-        backup,
-        used: false,
-    }
-}
-
-/// Parses `server ADDRESS [params];` of an upstream block. Returns whether it
-/// is a backup server, or None when it is left out (`down`).
-fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> Option<(bool, UpServer)> {
-    let raw = c.arg0();
-    let (addr, edit) = if raw.starts_with("unix:") {
-        let edit = format!(
-            "'{raw}' from {} is a unix socket, which greenlight upstreams do not support; make the app listen on a TCP port and put its host:port",
-            ctx.at(c)
-        );
-        ctx.warn(c, format!("upstream server '{raw}' is a unix socket, which greenlight does not support; a placeholder was emitted"));
-        (format!("{}:80", addr::EDIT_ME), Some(edit))
-    } else {
-        match addr::parse_upstream_addr(raw, 80) {
-            Ok(a) => (a, None),
-            Err(bad) => {
-                ctx.warn(
-                    c,
-                    format!(
-                        "upstream server {}; a placeholder was emitted",
-                        bad.reason()
-                    ),
-                );
-                let edit = format!(
-                    "{}; put the upstream's host:port",
-                    bad.reason_at(&ctx.at(c))
-                );
-                (bad.placeholder(), Some(edit))
-            }
-        }
-    };
-    let mut is_backup = false;
-    let mut notes: Vec<String> = Vec::new();
-    let mut health: Vec<&str> = Vec::new();
-    for p in c.args.iter().skip(1) {
-        let (key, value) = p.split_once('=').unwrap_or((p.as_str(), ""));
-        match key {
-            "weight" if value == "1" => {}
-            "weight" => {
-                notes.push(format!("{p} (not yet supported)"));
-                ctx.warn(
-                    c,
-                    format!("server parameter '{p}' is not yet supported: greenlight pools are round robin for now, so every server gets an equal share"),
-                );
-            }
-            "backup" => {
-                is_backup = true;
-                ctx.warn(
-                    c,
-                    format!("backup server {addr} was placed in a separate pool 'backup': greenlight does not fail over by itself yet; switch the upstream's 'active' to 'backup' when needed"),
-                );
-            }
-            "max_fails" | "fail_timeout" => {
-                notes.push(p.clone());
-                health.push(p);
-            }
-            "down" => {
-                ctx.warn(c, format!("server {raw} is marked 'down', so it was left out"));
-                return None;
-            }
-            "resolve" => ctx.note(c, "'resolve' is not needed: greenlight resolves upstream host names when it loads the configuration"),
-            _ => ctx.warn(
-                c,
-                format!("server parameter '{p}' is not supported and was not converted"),
-            ),
-        }
-    }
-    if !health.is_empty() {
-        ctx.warn(
-            c,
-            format!(
-                "server parameters '{}' were not converted: they map to passive health checks in a later greenlight release",
-                health.join(" ")
-            ),
-        );
-    }
-    let mut comment = format!("from {}", ctx.at(c));
-    if !notes.is_empty() {
-        comment.push_str("; ");
-        comment.push_str(&notes.join(", "));
-    }
-    Some((
-        is_backup,
-        UpServer {
-            addr,
-            edit,
-            comment: Some(comment),
-        },
-    ))
 }
 
 /// Groups routes into emitted upstreams: one per target and set of timeouts.

@@ -156,12 +156,14 @@ fn not_needed(name: &str, d: &Directive) -> Option<&'static str> {
         "http2_push" | "http2_push_preload" | "spdy_headers_comp" => {
             "HTTP/2 server push is obsolete (browsers removed it)"
         }
-        "http2_max_concurrent_streams"
-        | "http2_recv_buffer_size"
+        "http2_recv_buffer_size"
         | "http2_chunk_size"
         | "http2_body_preread_size"
         | "http2_idle_timeout"
         | "http2_max_requests" => "HTTP/2 tuning is handled by greenlight",
+        "client_header_buffer_size" => {
+            "greenlight sizes its header buffer itself; its header limits are limits.max_uri_length and max_header_size (converted from large_client_header_buffers)"
+        }
         _ => return None,
     })
 }
@@ -271,8 +273,6 @@ fn unsupported_reason(name: &str, d: &Directive) -> String {
         | "proxy_temp_file_write_size"
         | "proxy_request_buffering"
         | "client_body_buffer_size"
-        | "client_header_buffer_size"
-        | "large_client_header_buffers"
         | "client_body_temp_path"
         | "client_body_in_file_only"
         | "output_buffers"
@@ -280,20 +280,24 @@ fn unsupported_reason(name: &str, d: &Directive) -> String {
             "buffering is managed by greenlight and cannot be tuned; check the app still behaves (e.g. streaming responses)",
         ),
         "keepalive_timeout"
-        | "keepalive_requests"
-        | "keepalive_time"
-        | "keepalive_disable"
         | "client_body_timeout"
         | "client_header_timeout"
+        | "large_client_header_buffers"
+        | "http2_max_concurrent_streams" => s(
+            "greenlight sets this once for every client, in the global limits section; only values at http, server and location level are converted",
+        ),
+        "keepalive_requests"
+        | "keepalive_time"
+        | "keepalive_disable"
         | "send_timeout"
         | "lingering_close"
         | "lingering_time"
         | "lingering_timeout"
         | "reset_timedout_connection" => s(
-            "client connection timeouts are not configurable in greenlight yet; its defaults apply",
+            "greenlight has no setting for this (its client settings are limits.header_timeout, body_timeout and keepalive_timeout); its own behaviour applies",
         ),
         "proxy_next_upstream" | "proxy_next_upstream_tries" | "proxy_next_upstream_timeout" => s(
-            "the retry policy is not carried over; greenlight's pools are plain round robin for now",
+            "the retry policy is not carried over: greenlight tries the next server of the pool when connecting fails, and counts connect errors and 5xx responses for max_fails",
         ),
         "real_ip_header" | "set_real_ip_from" | "real_ip_recursive" => s(
             "greenlight takes the client address from the connection; if a load balancer is in front, the upstream sees its address in X-Forwarded-For",

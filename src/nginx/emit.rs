@@ -6,6 +6,7 @@ use super::addr::format_duration;
 use super::convert::{Model, SiteTls, Timeouts, UpServer, Upstream};
 use super::parse::{Config, Directive};
 use super::sites::is_letsencrypt;
+use super::upstream::Passive;
 use super::yaml::{Out, quoted, scalar};
 
 struct W<'c> {
@@ -43,6 +44,13 @@ pub(crate) fn yaml(m: &Model<'_>, cfg: &Config) -> String {
         w.out.blank();
     }
     listeners(&mut w, m);
+    if !m.limits.is_empty() {
+        w.out.line(0, "limits:", None);
+        for l in &m.limits {
+            w.out.line(1, &l.text, Some(&l.why));
+        }
+        w.out.blank();
+    }
     sites(&mut w, m);
     upstreams(&mut w, m);
     w.out.finish()
@@ -209,6 +217,21 @@ fn upstream(w: &mut W<'_>, m: &Model<'_>, u: &Upstream<'_>) {
         },
     }
     timeouts(w, &u.timeouts);
+    let passive = named
+        .map(|d| d.passive.clone())
+        .unwrap_or_else(Passive::single_server);
+    w.out.line(
+        2,
+        &format!("max_fails: {}", passive.max_fails),
+        Some(&passive.max_fails_why),
+    );
+    if let Some((ms, why)) = &passive.fail_timeout {
+        w.out.line(
+            2,
+            &format!("fail_timeout: {}", format_duration(*ms)),
+            Some(why),
+        );
+    }
 }
 
 fn pool(w: &mut W<'_>, name: &str, servers: &[UpServer]) {

@@ -37,9 +37,11 @@ mod convert;
 mod directives;
 mod emit;
 mod include;
+mod limits;
 mod parse;
 mod server;
 mod sites;
+mod upstream;
 mod yaml;
 
 #[cfg(test)]

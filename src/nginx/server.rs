@@ -9,6 +9,7 @@ use super::convert::{
     set_cert,
 };
 use super::directives::shown;
+use super::limits::Scope;
 use super::parse::Directive;
 
 /// What one `server` block contributes.
@@ -164,9 +165,14 @@ pub(crate) fn analyze<'a>(
         }
     }
     let inh = info.inh.clone();
+    let outer = ctx.scope;
+    if let Scope::Server(n) = outer {
+        ctx.scope = Scope::Location(n);
+    }
     for l in locations {
         location(ctx, l, &inh, defs, &mut info);
     }
+    ctx.scope = outer;
     info
 }
 
@@ -192,6 +198,7 @@ fn listen<'a>(
     let mut tls = ssl_on;
     let mut http2 = false;
     let mut quic = false;
+    let mut dual_stack = false;
     let mut tuning: Vec<&str> = Vec::new();
     for f in c.args.iter().skip(1) {
         let (flag, value) = f.split_once('=').unwrap_or((f.as_str(), ""));
@@ -201,11 +208,7 @@ fn listen<'a>(
             "default_server" | "default" => {
                 info.listen_default.get_or_insert(c);
             }
-            "ipv6only" if value == "off" => ctx.warn(
-                c,
-                format!("listen {arg} ipv6only=off (IPv4 and IPv6 on one socket) was not carried over: greenlight binds {arg} as given; add a 0.0.0.0 listener with the same port if IPv4 clients must reach it"),
-            ),
-            "ipv6only" => {}
+            "ipv6only" => dual_stack = value == "off",
             "quic" | "http3" => quic = true,
             "proxy_protocol" => ctx.warn(
                 c,
@@ -285,12 +288,44 @@ fn listen<'a>(
             (format!("unparsed {arg}"), bad.placeholder(), Some(edit))
         }
     };
+    let bound = address.clone();
     listeners.add(ctx, key, address, edit, tls, c);
+    if dual_stack {
+        dual_stack_listener(ctx, c, &bound, tls, listeners);
+    }
     if tls {
         info.has_tls = true;
     } else {
         info.has_plain = true;
         info.first_plain_listen.get_or_insert(c);
+    }
+}
+
+/// `listen [::]:PORT ipv6only=off` is one nginx socket for IPv6 and IPv4.
+/// greenlight's `[::]` listeners are IPv6-only (nginx's default,
+/// `ipv6only=on`), so the IPv4 half becomes its own `0.0.0.0:PORT` listener;
+/// the two bind side by side.
+fn dual_stack_listener<'a>(
+    ctx: &mut Ctx<'a>,
+    c: &'a Directive,
+    address: &str,
+    tls: bool,
+    listeners: &mut Listeners<'a>,
+) {
+    let arg = c.arg0();
+    match address.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.is_ipv6() && a.ip().is_unspecified() => {
+            let v4 = format!("0.0.0.0:{}", a.port());
+            ctx.note(
+                c,
+                format!("listen {arg} ipv6only=off (one socket for IPv6 and IPv4) became two listeners, {address} and {v4}: greenlight's [::] listeners are IPv6-only"),
+            );
+            listeners.add(ctx, v4.clone(), v4, None, tls, c);
+        }
+        _ => ctx.note(
+            c,
+            format!("listen parameter 'ipv6only=off' is not needed: it only matters on the [::] wildcard, and {arg} is not one"),
+        ),
     }
 }
 

@@ -1,0 +1,331 @@
+//! nginx `upstream` blocks: their `server` lines become greenlight pools, and
+//! the servers' `max_fails`/`fail_timeout` become the upstream's passive
+//! health (`max_fails`, `fail_timeout`).
+//!
+//! nginx sets passive health per server, greenlight once per upstream, and
+//! the two count different things (nginx, by default, connect errors and
+//! timeouts; greenlight also 5xx responses), so the mapping is spelled out in
+//! [`passive`] and every choice it makes is written next to the emitted key.
+
+use super::addr::{self, format_duration};
+use super::convert::{Ctx, UpServer, UpstreamDef};
+use super::directives;
+use super::parse::Directive;
+use crate::config::model::defaults;
+
+/// nginx's `fail_timeout` when a server does not set one (10s).
+const NGINX_FAIL_TIMEOUT_MS: u64 = 10_000;
+
+/// The passive health keys of an emitted upstream, each with the comment
+/// that says where the value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Passive {
+    /// `max_fails` (0 = passive marking off).
+    pub max_fails: u32,
+    /// Why this `max_fails`.
+    pub max_fails_why: String,
+    /// `fail_timeout` in milliseconds and why; None when `max_fails` is 0.
+    pub fail_timeout: Option<(u64, String)>,
+}
+
+impl Passive {
+    /// For an upstream with a single server. nginx never takes the only
+    /// server of an upstream out of service (`peers->single` in
+    /// ngx_http_upstream_round_robin.c skips the max_fails check), so
+    /// greenlight gets `max_fails: 0` to keep answering from it.
+    pub fn single_server() -> Passive {
+        Passive {
+            max_fails: 0,
+            max_fails_why:
+                "one server: nginx never takes the only server of an upstream out of service"
+                    .to_string(),
+            fail_timeout: None,
+        }
+    }
+}
+
+/// `max_fails=` / `fail_timeout=` as written on one `server` line.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stated {
+    max_fails: Option<u32>,
+    /// Milliseconds.
+    fail_timeout: Option<u64>,
+}
+
+/// One parsed `server` line of an upstream block.
+struct ServerLine<'a> {
+    d: &'a Directive,
+    backup: bool,
+    down: bool,
+    server: UpServer,
+    stated: Stated,
+}
+
+/// Converts an `upstream NAME { ... }` block.
+pub(crate) fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamDef<'a> {
+    let name = d.arg0().to_string();
+    if d.args.len() != 1 {
+        ctx.warn(d, "upstream needs exactly one name");
+    }
+    let mut lines = Vec::new();
+    for c in d.children() {
+        match c.name.as_str() {
+            "server" => lines.push(upstream_server(ctx, c)),
+            "keepalive" | "keepalive_requests" | "keepalive_time" | "keepalive_timeout" => ctx.note(
+                c,
+                format!(
+                    "'{}' is not needed: greenlight keeps connections to upstreams alive itself",
+                    directives::shown(c)
+                ),
+            ),
+            "zone" => ctx.note(c, format!("'{}' is not needed: greenlight has no shared memory zones", directives::shown(c))),
+            "least_conn" | "ip_hash" | "hash" | "random" | "sticky" | "ntlm" => ctx.warn(
+                c,
+                format!(
+                    "directive '{}' is not supported: greenlight pools are round robin for now",
+                    c.name
+                ),
+            ),
+            _ => ctx.unsupported(c),
+        }
+    }
+    let passive = passive(ctx, d, &name, &lines);
+    let mut main = Vec::new();
+    let mut backup = Vec::new();
+    for l in lines.into_iter().filter(|l| !l.down) {
+        if l.backup {
+            backup.push(l.server);
+        } else {
+            main.push(l.server);
+        }
+    }
+    if main.is_empty() && !backup.is_empty() {
+        ctx.warn(
+            d,
+            format!("upstream '{name}' has only backup servers; they were placed in pool 'main'"),
+        );
+        main = std::mem::take(&mut backup);
+    }
+    if main.is_empty() {
+        let reason = format!(
+            "upstream '{name}' from {} has no usable server; put the upstream's host:port",
+            ctx.at(d)
+        );
+        ctx.warn(
+            d,
+            format!("upstream '{name}' has no usable server; a placeholder was emitted"),
+        );
+        main.push(UpServer {
+            addr: format!("{}:80", addr::EDIT_ME),
+            edit: Some(reason),
+            comment: None,
+        });
+    }
+    UpstreamDef {
+        name,
+        d,
+        main,
+        backup,
+        passive,
+        used: false,
+    }
+}
+
+/// Parses `server ADDRESS [params];` of an upstream block.
+fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> ServerLine<'a> {
+    let raw = c.arg0();
+    let (addr, edit) = if raw.starts_with("unix:") {
+        let edit = format!(
+            "'{raw}' from {} is a unix socket, which greenlight upstreams do not support; make the app listen on a TCP port and put its host:port",
+            ctx.at(c)
+        );
+        ctx.warn(c, format!("upstream server '{raw}' is a unix socket, which greenlight does not support; a placeholder was emitted"));
+        (format!("{}:80", addr::EDIT_ME), Some(edit))
+    } else {
+        match addr::parse_upstream_addr(raw, 80) {
+            Ok(a) => (a, None),
+            Err(bad) => {
+                ctx.warn(
+                    c,
+                    format!(
+                        "upstream server {}; a placeholder was emitted",
+                        bad.reason()
+                    ),
+                );
+                let edit = format!(
+                    "{}; put the upstream's host:port",
+                    bad.reason_at(&ctx.at(c))
+                );
+                (bad.placeholder(), Some(edit))
+            }
+        }
+    };
+    let mut line = ServerLine {
+        d: c,
+        backup: false,
+        down: false,
+        server: UpServer {
+            addr: addr.clone(),
+            edit,
+            comment: None,
+        },
+        stated: Stated::default(),
+    };
+    let mut notes: Vec<String> = Vec::new();
+    for p in c.args.iter().skip(1) {
+        let (key, value) = p.split_once('=').unwrap_or((p.as_str(), ""));
+        match key {
+            "weight" if value == "1" => {}
+            "weight" => {
+                notes.push(format!("{p} (not yet supported)"));
+                ctx.warn(
+                    c,
+                    format!("server parameter '{p}' is not yet supported: greenlight pools are round robin for now, so every server gets an equal share"),
+                );
+            }
+            "backup" => {
+                line.backup = true;
+                ctx.warn(
+                    c,
+                    format!("backup server {addr} was placed in a separate pool 'backup': greenlight does not fail over by itself yet; switch the upstream's 'active' to 'backup' when needed"),
+                );
+            }
+            "max_fails" => match value.parse::<u32>() {
+                Ok(n) => {
+                    notes.push(p.clone());
+                    line.stated.max_fails = Some(n);
+                }
+                Err(_) => ctx.warn(
+                    c,
+                    format!("server parameter '{p}' is not a whole number; nginx's default max_fails=1 was assumed"),
+                ),
+            },
+            "fail_timeout" => match addr::parse_duration(value) {
+                Some(ms) => {
+                    notes.push(p.clone());
+                    line.stated.fail_timeout = Some(ms);
+                }
+                None => ctx.warn(
+                    c,
+                    format!("server parameter '{p}' is not a time (like 10s, 1m); nginx's default fail_timeout=10s was assumed"),
+                ),
+            },
+            "down" => {
+                ctx.warn(c, format!("server {raw} is marked 'down', so it was left out"));
+                line.down = true;
+                // nginx still counts it (as a primary or a backup server).
+                line.backup |= c.args.iter().any(|a| a == "backup");
+                return line;
+            }
+            "resolve" => ctx.note(c, "'resolve' is not needed: greenlight resolves upstream host names when it loads the configuration"),
+            _ => ctx.warn(
+                c,
+                format!("server parameter '{p}' is not supported and was not converted"),
+            ),
+        }
+    }
+    let mut comment = format!("from {}", ctx.at(c));
+    if !notes.is_empty() {
+        comment.push_str("; ");
+        comment.push_str(&notes.join(", "));
+    }
+    line.server.comment = Some(comment);
+    line
+}
+
+/// The upstream's passive health, from its servers' parameters:
+/// - a single server without backups: `max_fails: 0`, because nginx never
+///   takes such a server out (its parameters are ignored, which is noted);
+/// - a server without `max_fails` counts as greenlight's default
+///   ([`defaults::MAX_FAILS`], 3 in a row), not nginx's 1: nginx counts only
+///   connect errors and timeouts by default, greenlight also 5xx responses,
+///   and one 5xx taking a server out would be harsher than nginx ever was;
+///   a server without `fail_timeout` counts as nginx's 10s (greenlight's too);
+/// - `max_fails=0` (no accounting) maps to greenlight's `max_fails: 0`;
+/// - servers that disagree get the strictest values (the fewest failures,
+///   the longest time out) with a warning.
+fn passive<'a>(ctx: &mut Ctx<'a>, d: &Directive, name: &str, lines: &[ServerLine<'a>]) -> Passive {
+    let primaries = lines.iter().filter(|l| !l.backup).count();
+    let backups = lines.iter().filter(|l| l.backup).count();
+    let stated =
+        |l: &&ServerLine<'_>| l.stated.max_fails.is_some() || l.stated.fail_timeout.is_some();
+    if primaries == 1 && backups == 0 {
+        if let Some(l) = lines.iter().find(stated) {
+            ctx.note(
+                l.d,
+                "'max_fails'/'fail_timeout' had no effect in nginx, which never takes the only server of an upstream out of service; the upstream gets max_fails: 0 to keep that",
+            );
+        }
+        return Passive::single_server();
+    }
+    let live: Vec<&ServerLine<'a>> = lines.iter().filter(|l| !l.down).collect();
+    let effective: Vec<(u32, u64)> = live
+        .iter()
+        .map(|l| {
+            (
+                l.stated.max_fails.unwrap_or(defaults::MAX_FAILS),
+                l.stated.fail_timeout.unwrap_or(NGINX_FAIL_TIMEOUT_MS),
+            )
+        })
+        .collect();
+    let counting = effective.iter().filter(|(n, _)| *n > 0);
+    let first_mf = live
+        .iter()
+        .find(|l| l.stated.max_fails.is_some())
+        .map(|l| ctx.at(l.d));
+    let Some(max_fails) = counting.clone().map(|(n, _)| *n).min() else {
+        if effective.is_empty() {
+            // Every server is `down`: one placeholder server is emitted.
+            return Passive::single_server();
+        }
+        let from = first_mf.unwrap_or_default();
+        return Passive {
+            max_fails: 0,
+            max_fails_why: format!("from {from}: max_fails=0, no passive marking, as in nginx"),
+            fail_timeout: None,
+        };
+    };
+    let fail_timeout = counting
+        .map(|(_, t)| *t)
+        .max()
+        .unwrap_or(NGINX_FAIL_TIMEOUT_MS);
+    let agree = effective.windows(2).all(|w| w.first() == w.last());
+    if !agree {
+        let mut msg = format!(
+            "upstream '{name}': its servers differ in max_fails/fail_timeout, which greenlight sets once per upstream, so every server gets the strictest: max_fails: {max_fails}, fail_timeout: {}",
+            format_duration(fail_timeout)
+        );
+        if live.iter().any(|l| !stated(l)) {
+            msg.push_str(&format!(
+                " (a server without them counts as greenlight's default of {} failures and nginx's fail_timeout=10s)",
+                defaults::MAX_FAILS
+            ));
+        }
+        if effective.iter().any(|(n, _)| *n == 0) {
+            msg.push_str("; servers that had max_fails=0 can now be taken out too");
+        }
+        ctx.warn(d, msg);
+        let why = "the strictest of the servers' values (see the warnings)".to_string();
+        return Passive {
+            max_fails,
+            max_fails_why: why.clone(),
+            fail_timeout: Some((fail_timeout, why)),
+        };
+    }
+    let max_fails_why = match first_mf {
+        Some(at) => format!("from {at}; greenlight counts 5xx responses as failures too"),
+        None => format!(
+            "nginx's default max_fails=1 counts only errors and timeouts; greenlight also counts 5xx responses, so it keeps its default of {} in a row",
+            defaults::MAX_FAILS
+        ),
+    };
+    let fail_timeout_why = match live.iter().find(|l| l.stated.fail_timeout.is_some()) {
+        Some(l) => format!("from {}", ctx.at(l.d)),
+        None => "nginx's default".to_string(),
+    };
+    Passive {
+        max_fails,
+        max_fails_why,
+        fail_timeout: Some((fail_timeout, fail_timeout_why)),
+    }
+}
