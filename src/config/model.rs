@@ -298,8 +298,8 @@ pub mod defaults {
     pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
     /// `limits.body_timeout` (nginx client_body_timeout).
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
-    /// `upstreams.*.max_fails`: 3 in a row (nginx uses 1, but counts only
-    /// connect errors and timeouts; we also count 5xx, so we want a streak).
+    /// `upstreams.*.max_fails`: 3 in a row. nginx uses 1; greenlight counts
+    /// the same failures (connections, timeouts) but forgives a lone blip.
     pub const MAX_FAILS: u32 = 3;
     /// `upstreams.*.fail_timeout` (nginx's default too).
     pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);

@@ -297,7 +297,7 @@ fn unsupported_reason(name: &str, d: &Directive) -> String {
             "greenlight has no setting for this (its client settings are limits.header_timeout, body_timeout and keepalive_timeout); its own behaviour applies",
         ),
         "proxy_next_upstream" | "proxy_next_upstream_tries" | "proxy_next_upstream_timeout" => s(
-            "the retry policy is not carried over: greenlight tries the next server of the pool when connecting fails, and counts connect errors and 5xx responses for max_fails",
+            "the retry policy is not carried over: greenlight tries the next server of the pool when connecting fails, and counts failed connections and timeouts (not 5xx answers) for max_fails",
         ),
         "real_ip_header" | "set_real_ip_from" | "real_ip_recursive" => s(
             "greenlight takes the client address from the connection; if a load balancer is in front, the upstream sees its address in X-Forwarded-For",

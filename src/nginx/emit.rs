@@ -6,7 +6,6 @@ use super::addr::format_duration;
 use super::convert::{Model, SiteTls, Timeouts, UpServer, Upstream};
 use super::parse::{Config, Directive};
 use super::sites::is_letsencrypt;
-use super::upstream::Passive;
 use super::yaml::{Out, quoted, scalar};
 
 struct W<'c> {
@@ -217,9 +216,11 @@ fn upstream(w: &mut W<'_>, m: &Model<'_>, u: &Upstream<'_>) {
         },
     }
     timeouts(w, &u.timeouts);
-    let passive = named
-        .map(|d| d.passive.clone())
-        .unwrap_or_else(Passive::single_server);
+    // One server: nothing to emit, greenlight (like nginx) never takes the
+    // only server of a pool out.
+    let Some(passive) = named.map(|d| d.passive.clone()).filter(|p| !p.is_single()) else {
+        return;
+    };
     w.out.line(
         2,
         &format!("max_fails: {}", passive.max_fails),

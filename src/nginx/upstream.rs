@@ -2,17 +2,19 @@
 //! the servers' `max_fails`/`fail_timeout` become the upstream's passive
 //! health (`max_fails`, `fail_timeout`).
 //!
-//! nginx sets passive health per server, greenlight once per upstream, and
-//! the two count different things (nginx, by default, connect errors and
-//! timeouts; greenlight also 5xx responses), so the mapping is spelled out in
-//! [`passive`] and every choice it makes is written next to the emitted key.
+//! nginx sets passive health per server, greenlight once per upstream; both
+//! count the same failures (refused or failed connections and timeouts, not
+//! the app's 5xx answers) and neither takes the only server of a pool out.
+//! The mapping is spelled out in [`passive`] and every choice it makes is
+//! written next to the emitted key.
 
 use super::addr::{self, format_duration};
 use super::convert::{Ctx, UpServer, UpstreamDef};
 use super::directives;
 use super::parse::Directive;
-use crate::config::model::defaults;
 
+/// nginx's `max_fails` when a server does not set one.
+const NGINX_MAX_FAILS: u32 = 1;
 /// nginx's `fail_timeout` when a server does not set one (10s).
 const NGINX_FAIL_TIMEOUT_MS: u64 = 10_000;
 
@@ -31,8 +33,8 @@ pub(crate) struct Passive {
 impl Passive {
     /// For an upstream with a single server. nginx never takes the only
     /// server of an upstream out of service (`peers->single` in
-    /// ngx_http_upstream_round_robin.c skips the max_fails check), so
-    /// greenlight gets `max_fails: 0` to keep answering from it.
+    /// ngx_http_upstream_round_robin.c skips the max_fails check), and
+    /// greenlight does the same, so nothing is emitted for it.
     pub fn single_server() -> Passive {
         Passive {
             max_fails: 0,
@@ -41,6 +43,11 @@ impl Passive {
                     .to_string(),
             fail_timeout: None,
         }
+    }
+
+    /// True for [`Passive::single_server`].
+    pub fn is_single(&self) -> bool {
+        *self == Passive::single_server()
     }
 }
 
@@ -234,12 +241,11 @@ fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> ServerLine<'a> {
 }
 
 /// The upstream's passive health, from its servers' parameters:
-/// - a single server without backups: `max_fails: 0`, because nginx never
-///   takes such a server out (its parameters are ignored, which is noted);
-/// - a server without `max_fails` counts as greenlight's default
-///   ([`defaults::MAX_FAILS`], 3 in a row), not nginx's 1: nginx counts only
-///   connect errors and timeouts by default, greenlight also 5xx responses,
-///   and one 5xx taking a server out would be harsher than nginx ever was;
+/// - a single server without backups: nothing, because neither nginx nor
+///   greenlight takes such a server out (stated parameters are noted);
+/// - a server without `max_fails` counts as nginx's default of 1, so the
+///   imported site marks servers down exactly when nginx did (greenlight's
+///   own default, [`defaults::MAX_FAILS`], is a more forgiving 3);
 ///   a server without `fail_timeout` counts as nginx's 10s (greenlight's too);
 /// - `max_fails=0` (no accounting) maps to greenlight's `max_fails: 0`;
 /// - servers that disagree get the strictest values (the fewest failures,
@@ -253,7 +259,7 @@ fn passive<'a>(ctx: &mut Ctx<'a>, d: &Directive, name: &str, lines: &[ServerLine
         if let Some(l) = lines.iter().find(stated) {
             ctx.note(
                 l.d,
-                "'max_fails'/'fail_timeout' had no effect in nginx, which never takes the only server of an upstream out of service; the upstream gets max_fails: 0 to keep that",
+                "'max_fails'/'fail_timeout' had no effect in nginx, which never takes the only server of an upstream out of service; greenlight does the same, so they are left out",
             );
         }
         return Passive::single_server();
@@ -263,7 +269,7 @@ fn passive<'a>(ctx: &mut Ctx<'a>, d: &Directive, name: &str, lines: &[ServerLine
         .iter()
         .map(|l| {
             (
-                l.stated.max_fails.unwrap_or(defaults::MAX_FAILS),
+                l.stated.max_fails.unwrap_or(NGINX_MAX_FAILS),
                 l.stated.fail_timeout.unwrap_or(NGINX_FAIL_TIMEOUT_MS),
             )
         })
@@ -296,10 +302,9 @@ fn passive<'a>(ctx: &mut Ctx<'a>, d: &Directive, name: &str, lines: &[ServerLine
             format_duration(fail_timeout)
         );
         if live.iter().any(|l| !stated(l)) {
-            msg.push_str(&format!(
-                " (a server without them counts as greenlight's default of {} failures and nginx's fail_timeout=10s)",
-                defaults::MAX_FAILS
-            ));
+            msg.push_str(
+                " (a server without them counts as nginx's defaults, max_fails=1 and fail_timeout=10s)",
+            );
         }
         if effective.iter().any(|(n, _)| *n == 0) {
             msg.push_str("; servers that had max_fails=0 can now be taken out too");
@@ -313,11 +318,8 @@ fn passive<'a>(ctx: &mut Ctx<'a>, d: &Directive, name: &str, lines: &[ServerLine
         };
     }
     let max_fails_why = match first_mf {
-        Some(at) => format!("from {at}; greenlight counts 5xx responses as failures too"),
-        None => format!(
-            "nginx's default max_fails=1 counts only errors and timeouts; greenlight also counts 5xx responses, so it keeps its default of {} in a row",
-            defaults::MAX_FAILS
-        ),
+        Some(at) => format!("from {at}"),
+        None => "nginx's default (greenlight's own is 3)".to_string(),
     };
     let fail_timeout_why = match live.iter().find(|l| l.stated.fail_timeout.is_some()) {
         Some(l) => format!("from {}", ctx.at(l.d)),
