@@ -660,3 +660,67 @@ async fn a_reload_that_changes_a_pool_keeps_its_websockets_and_drains_only_remov
     .await;
     assert_eq!(bg.ws_blue.open_websockets(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wait_gives_up_at_its_timeout_and_a_later_sighup_keeps_the_switch() {
+    let bg = BlueGreen::start(30).await;
+    let addr = bg.http;
+    let slow = tokio::spawn(async move { http_get(addr, "app.test", "/slow?ms=4000").await });
+    eventually(IO_TIMEOUT, "in flight on blue", || async {
+        bg.pool("app", "blue").await["inflight"] == 1
+    })
+    .await;
+    let o = bg
+        .cli(&["switch", "app", "green", "--wait", "--timeout", "1s"])
+        .await;
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("timed out"), "{}", out(&o));
+    assert!(out(&o).contains("still draining"), "{}", out(&o));
+    // The switch itself happened; blue is still finishing its request.
+    assert_eq!(bg.pool("app", "blue").await["state"], "draining");
+    let r = http_get(bg.http, "app.test", "/new").await.expect("new");
+    assert_eq!(r.header("x-upstream"), Some("green"));
+    assert_eq!(slow.await.expect("task").expect("slow").status, 200);
+
+    // A SIGHUP re-reads the file, which the switch rewrote: green stays.
+    let mark = bg.proxy.log_mark();
+    bg.proxy.signal("HUP").expect("hup");
+    assert!(
+        bg.proxy
+            .wait_for_stderr_after(mark, "configuration reloaded", IO_TIMEOUT)
+            .await
+    );
+    let r = http_get(bg.http, "app.test", "/after-hup")
+        .await
+        .expect("ok");
+    assert_eq!(r.header("x-upstream"), Some("green"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reload_command_reports_problems_and_exits_1() {
+    let bg = BlueGreen::start(5).await;
+    bg.proxy
+        .write_config(&bg.yaml.replace("drain_timeout: 5s", "drain_timeout: soon"))
+        .expect("write");
+    let o = bg.cli(&["reload"]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        out(&o).contains(".yaml:15:"),
+        "a file:line:col position: {}",
+        out(&o)
+    );
+    let r = bg.api("POST", "/api/reload", "").await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json()["problems"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+    // Still serving the old configuration.
+    let ok = http_get(bg.http, "app.test", "/").await.expect("ok");
+    assert_eq!(ok.header("x-upstream"), Some("blue"));
+    bg.proxy.write_config(&bg.yaml).expect("write back");
+    let o = bg.cli(&["reload"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("configuration reloaded"), "{}", out(&o));
+}
