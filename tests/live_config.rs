@@ -663,7 +663,7 @@ async fn a_reload_that_changes_a_pool_keeps_its_websockets_and_drains_only_remov
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wait_gives_up_at_its_timeout_and_a_later_sighup_keeps_the_switch() {
-    let bg = BlueGreen::start(30).await;
+    let mut bg = BlueGreen::start(30).await;
     let addr = bg.http;
     let slow = tokio::spawn(async move { http_get(addr, "app.test", "/slow?ms=4000").await });
     eventually(IO_TIMEOUT, "in flight on blue", || async {
