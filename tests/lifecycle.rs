@@ -150,30 +150,67 @@ async fn sighup_during_startup_does_not_kill_the_process() {
     );
 }
 
+/// Two client loops opening a new connection per request (so every accept
+/// is exercised), counting what was served and what failed.
+struct ClientLoops {
+    stop: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+    served: Arc<AtomicUsize>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ClientLoops {
+    /// Starts the loops and returns once traffic flows.
+    async fn start(addr: SocketAddr) -> ClientLoops {
+        let stop = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let served = Arc::new(AtomicUsize::new(0));
+        let loops = (0..2)
+            .map(|_| {
+                let (stop, refused, served) = (stop.clone(), refused.clone(), served.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Acquire) {
+                        match http_get(addr, "app.test", "/up").await {
+                            Ok(r) if r.status == 200 => served.fetch_add(1, Ordering::Relaxed),
+                            _ => refused.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                })
+            })
+            .collect();
+        let l = ClientLoops {
+            stop,
+            refused,
+            served,
+            loops,
+        };
+        l.wait_for_more("traffic flows").await;
+        l
+    }
+
+    /// Waits until 20 more requests were served.
+    async fn wait_for_more(&self, what: &str) {
+        let before = self.served.load(Ordering::Acquire);
+        eventually(IO_TIMEOUT, what, || async {
+            self.served.load(Ordering::Acquire) > before + 20
+        })
+        .await;
+    }
+
+    /// Stops the loops; returns how many requests failed.
+    async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Release);
+        for l in self.loops {
+            l.await.expect("loop");
+        }
+        self.refused.load(Ordering::Acquire)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upgrade_hands_over_the_sockets_without_refusing_a_connection() {
     let mut old = scene().await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let served = Arc::new(AtomicUsize::new(0));
-    let mut loops = Vec::new();
-    for _ in 0..2 {
-        let (stop, refused, served, addr) =
-            (stop.clone(), refused.clone(), served.clone(), old.http);
-        loops.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Acquire) {
-                // A new connection per request: every accept is exercised.
-                match http_get(addr, "app.test", "/up").await {
-                    Ok(r) if r.status == 200 => served.fetch_add(1, Ordering::Relaxed),
-                    _ => refused.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
-    eventually(IO_TIMEOUT, "traffic flows", || async {
-        served.load(Ordering::Acquire) > 20
-    })
-    .await;
+    let traffic = ClientLoops::start(old.http).await;
     let new = ProxyProcess::start_with_bin(
         &greenlight_bin(),
         &old.yaml,
@@ -188,17 +225,9 @@ async fn an_upgrade_hands_over_the_sockets_without_refusing_a_connection() {
         .await
         .expect("old exits");
     assert!(status.success(), "{status:?}\n{}", old.proxy.stderr());
-    let before = served.load(Ordering::Acquire);
-    eventually(IO_TIMEOUT, "the new process serves", || async {
-        served.load(Ordering::Acquire) > before + 20
-    })
-    .await;
-    stop.store(true, Ordering::Release);
-    for l in loops {
-        l.await.expect("loop");
-    }
+    traffic.wait_for_more("the new process serves").await;
     assert_eq!(
-        refused.load(Ordering::Acquire),
+        traffic.stop().await,
         0,
         "refused or failed connections during the upgrade\nnew stderr:\n{}",
         new.stderr()
@@ -220,26 +249,7 @@ impl Drop for KillOnDrop {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigusr2_starts_the_successor_itself_and_no_connection_is_refused() {
     let mut old = scene().await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let served = Arc::new(AtomicUsize::new(0));
-    let mut loops = Vec::new();
-    for _ in 0..2 {
-        let (stop, refused, served, addr) =
-            (stop.clone(), refused.clone(), served.clone(), old.http);
-        loops.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Acquire) {
-                match http_get(addr, "app.test", "/up").await {
-                    Ok(r) if r.status == 200 => served.fetch_add(1, Ordering::Relaxed),
-                    _ => refused.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
-    eventually(IO_TIMEOUT, "traffic flows", || async {
-        served.load(Ordering::Acquire) > 20
-    })
-    .await;
+    let traffic = ClientLoops::start(old.http).await;
     let mark = old.proxy.log_mark();
     old.proxy.signal("USR2").expect("usr2");
     assert!(
@@ -268,17 +278,9 @@ async fn sigusr2_starts_the_successor_itself_and_no_connection_is_refused() {
         .await
         .expect("old exits");
     assert!(status.success(), "{status:?}\n{}", old.proxy.stderr());
-    let before = served.load(Ordering::Acquire);
-    eventually(IO_TIMEOUT, "the successor serves", || async {
-        served.load(Ordering::Acquire) > before + 20
-    })
-    .await;
-    stop.store(true, Ordering::Release);
-    for l in loops {
-        l.await.expect("loop");
-    }
+    traffic.wait_for_more("the successor serves").await;
     assert_eq!(
-        refused.load(Ordering::Acquire),
+        traffic.stop().await,
         0,
         "refused or failed connections during the upgrade\n{}",
         old.proxy.stderr()
