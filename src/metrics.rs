@@ -529,8 +529,8 @@ impl Metrics {
             )?,
             acme_orders: ic(
                 "greenlight_acme_orders_total",
-                "ACME certificate orders, by site and result (ok, error).",
-                &["site", "result"],
+                "ACME certificate orders, by site, kind (issue, renewal) and result (ok, error).",
+                &["site", "kind", "result"],
             )?,
             registry: r.clone(),
         };
@@ -641,10 +641,13 @@ impl Metrics {
             .inc();
     }
 
-    /// An ACME order for `site` ended.
-    pub fn acme_order(&self, site: &str, ok: bool) {
+    /// An ACME order for `site` ended: a first issue or a renewal.
+    pub fn acme_order(&self, site: &str, renewal: bool, ok: bool) {
+        let kind = if renewal { "renewal" } else { "issue" };
         let result = if ok { "ok" } else { "error" };
-        self.acme_orders.with_label_values(&[site, result]).inc();
+        self.acme_orders
+            .with_label_values(&[site, kind, result])
+            .inc();
     }
 
     /// Removes every series naming a site, upstream, pool, server or listener

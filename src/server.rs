@@ -226,7 +226,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
             std::sync::Arc::new(move |site: &str, cert| for_install.install_acme_cert(site, cert));
         let metrics = state.metrics().clone();
         let acme = AcmeService::new(manager, sites, install).with_report(std::sync::Arc::new(
-            move |site: &str, ok: bool| metrics.acme_order(site, ok),
+            move |site: &str, renewal: bool, ok: bool| metrics.acme_order(site, renewal, ok),
         ));
         state.set_acme_status(acme.status_handle());
         server.add_service(background_service("greenlight acme", acme));

@@ -171,7 +171,8 @@ async fn http01_issues_a_certificate_that_is_served_and_reused_after_a_restart()
         .expect("metrics")
         .text();
     assert!(
-        metrics.contains("greenlight_acme_orders_total{result=\"ok\",site=\"app\"} 1"),
+        metrics
+            .contains("greenlight_acme_orders_total{kind=\"issue\",result=\"ok\",site=\"app\"} 1"),
         "{metrics}"
     );
     let serial = tls.serial.clone();
@@ -401,4 +402,16 @@ async fn a_failed_renewal_keeps_the_issued_certificate_serving_and_says_why() {
         Some(first.as_str()),
         "the issued certificate is still the one served"
     );
+    let mut m = H1Conn::connect(a.admin).await.expect("admin");
+    let metrics = m
+        .get("/metrics", "localhost")
+        .await
+        .expect("metrics")
+        .text();
+    for series in [
+        "greenlight_acme_orders_total{kind=\"issue\",result=\"ok\",site=\"app\"} 1",
+        "greenlight_acme_orders_total{kind=\"renewal\",result=\"error\",site=\"app\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
 }

@@ -110,7 +110,9 @@ impl AcmeStatus {
 }
 
 /// Told the outcome of every order: (site, succeeded).
-pub type ReportFn = Arc<dyn Fn(&str, bool) + Send + Sync>;
+/// Told the outcome of every order: site, whether it renewed a certificate
+/// already issued (else a first issue), and whether it succeeded.
+pub type ReportFn = Arc<dyn Fn(&str, bool, bool) + Send + Sync>;
 
 /// The pingora background service running every ACME site.
 pub struct AcmeService {
@@ -216,7 +218,10 @@ async fn run_site(mut task: SiteTask) {
     let name = task.site.name.clone();
     let seed = seed_for(&name);
     let mut next = SystemTime::now();
+    // Whether an order replaces a certificate the CA issued (a renewal).
+    let mut issued = false;
     if let Some(cert) = task.issuer.stored(&name) {
+        issued = true;
         let fresh = !needs_order(Some(&cert.info), &task.site.names, SystemTime::now());
         if fresh {
             next = renew_at(cert.info.not_before, cert.info.not_after, seed);
@@ -251,8 +256,9 @@ async fn run_site(mut task: SiteTask) {
         };
         let now = SystemTime::now();
         if let Some(report) = &task.report {
-            report(&task.site.name, result.is_ok());
+            report(&task.site.name, issued, result.is_ok());
         }
+        issued |= result.is_ok();
         match result {
             Ok(cert) => {
                 failures = 0;

@@ -168,7 +168,7 @@ fn exercise(m: &Metrics) {
     m.reload(false);
     m.set_certificate_not_after("shop", UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     m.tls_handshake_failed(TlsFailure::Protocol);
-    m.acme_order("shop", true);
+    m.acme_order("shop", false, true);
 }
 
 #[test]
