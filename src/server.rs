@@ -125,6 +125,8 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let conf = ServerConf {
         threads,
+        // Work stealing stays on: without it (one single-threaded runtime per
+        // thread) h2 fell from ~20k to ~12.6k req/s on one core (BENCHMARKS.md).
         // Only an upper bound: `lifecycle` exits the process as soon as
         // nothing is in flight, and ends what is left at shutdown_timeout.
         grace_period_seconds: Some(config.shutdown_timeout.as_secs() + 5),
