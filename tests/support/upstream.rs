@@ -458,10 +458,9 @@ async fn write_simple<W: AsyncIo>(w: &mut BufReader<W>, status: u16, msg: &str) 
     w.shutdown().await
 }
 
-/// An address on which connections are refused: a port bound to
-/// `127.0.0.1:0` and released again. Subject to the race described in
-/// [`super::ports`], but nothing on the test machine listens on ephemeral
-/// ports it did not bind itself.
+/// An address on which connections are refused: a port from
+/// [`super::ports`] (outside the kernel's ephemeral range, never handed out
+/// twice by this process), checked free and released again.
 #[derive(Debug, Clone, Copy)]
 pub struct DeadUpstream {
     addr: SocketAddr,
@@ -470,10 +469,9 @@ pub struct DeadUpstream {
 impl DeadUpstream {
     /// Picks a fresh refusing address.
     pub fn new() -> DeadUpstream {
-        let listener = StdTcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local_addr");
-        drop(listener);
-        DeadUpstream { addr }
+        DeadUpstream {
+            addr: super::ports::free_addr(),
+        }
     }
 
     /// The refusing address.
