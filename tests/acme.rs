@@ -290,6 +290,28 @@ async fn renewal_swaps_the_certificate_under_open_connections() {
     assert_eq!(a.ws.open_websockets(), 1);
 }
 
+/// Waits until the API shows an "unreachable" ACME error with a retry
+/// scheduled at least 50 s after the attempt (backoff, not a tight loop);
+/// returns the certificate entry.
+async fn wait_for_unreachable_with_backoff(admin: SocketAddr) -> serde_json::Value {
+    eventually(ISSUE, "the failure is visible in the API", || async {
+        certificates(admin).await["acme"]["last_error"].is_string()
+    })
+    .await;
+    let c = certificates(admin).await;
+    let err = c["acme"]["last_error"].as_str().unwrap_or("");
+    assert!(err.contains("unreachable"), "{err}");
+    let next = c["acme"]["next_attempt"]
+        .as_f64()
+        .expect("a retry is scheduled");
+    let last = c["acme"]["last_attempt"].as_f64().expect("attempted");
+    assert!(
+        next - last >= 50.0,
+        "backoff, not a tight loop: {next} - {last}"
+    );
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_that_is_down_keeps_the_current_certificate_and_schedules_a_retry() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -302,21 +324,7 @@ async fn a_ca_that_is_down_keeps_the_current_certificate_and_schedules_a_retry()
     let _proxy = ProxyProcess::start_ready(&y, &[a.http, a.https, a.admin])
         .await
         .expect("starts anyway");
-    eventually(ISSUE, "the failure is visible in the API", || async {
-        certificates(a.admin).await["acme"]["last_error"].is_string()
-    })
-    .await;
-    let c = certificates(a.admin).await;
-    let err = c["acme"]["last_error"].as_str().unwrap_or("");
-    assert!(err.contains("unreachable"), "{err}");
-    let next = c["acme"]["next_attempt"]
-        .as_f64()
-        .expect("a retry is scheduled");
-    let last = c["acme"]["last_attempt"].as_f64().expect("attempted");
-    assert!(
-        next - last >= 50.0,
-        "backoff, not a tight loop: {next} - {last}"
-    );
+    let c = wait_for_unreachable_with_backoff(a.admin).await;
     // Still serving with the temporary certificate.
     let (_, info) = tls_connect_with(
         a.https,
@@ -380,23 +388,7 @@ async fn a_failed_renewal_keeps_the_issued_certificate_serving_and_says_why() {
     assert!(certificates(a.admin).await["acme"]["last_error"].is_null());
     // The CA goes away before the renewal is due.
     pebble.stop();
-    eventually(
-        ISSUE,
-        "the failed renewal is visible in the API",
-        || async { certificates(a.admin).await["acme"]["last_error"].is_string() },
-    )
-    .await;
-    let c = certificates(a.admin).await;
-    let err = c["acme"]["last_error"].as_str().unwrap_or("");
-    assert!(err.contains("unreachable"), "{err}");
-    let next = c["acme"]["next_attempt"]
-        .as_f64()
-        .expect("a retry is scheduled");
-    let last = c["acme"]["last_attempt"].as_f64().expect("attempted");
-    assert!(
-        next - last >= 50.0,
-        "backoff, not a tight loop: {next} - {last}"
-    );
+    wait_for_unreachable_with_backoff(a.admin).await;
     assert_eq!(
         served_by(a.https, &root).await.as_deref(),
         Some(first.as_str()),
