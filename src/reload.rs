@@ -177,13 +177,19 @@ pub async fn switch(
     let (config, written) = match state.source() {
         ConfigSource::File(path) => {
             let (config, original) = rewrite_active(path, upstream, pool)?;
-            (config, Some((path, original)))
+            (config, Some(Written::File(path, original)))
         }
         ConfigSource::Embedded => {
-            writer
+            let before = writer
                 .active_overrides
                 .insert(upstream.to_string(), pool.to_string());
-            (load_with_overrides(state.source(), &writer)?, None)
+            match load_with_overrides(state.source(), &writer) {
+                Ok(config) => (config, Some(Written::Override(before))),
+                Err(e) => {
+                    restore_override(&mut writer, upstream, before);
+                    return Err(e.into());
+                }
+            }
         }
     };
     let (snap, restart) = match state.apply(&mut writer, config) {
@@ -191,16 +197,17 @@ pub async fn switch(
         Err(e) => {
             // The file must not say "green" while blue keeps serving: a later
             // SIGHUP would apply a switch nobody saw succeed.
-            if let Some((path, original)) = written
-                && let Err(w) = write_atomic(path, &original)
-            {
-                log::error!(
-                    "switch failed and {} could not be restored: {w}; it now names pool '{pool}' as active",
-                    path.display()
-                );
-            }
-            if matches!(state.source(), ConfigSource::Embedded) {
-                writer.active_overrides.remove(upstream);
+            match written {
+                Some(Written::File(path, original)) => {
+                    if let Err(w) = write_atomic(path, &original) {
+                        log::error!(
+                            "switch failed and {} could not be restored: {w}; it now names pool '{pool}' as active",
+                            path.display()
+                        );
+                    }
+                }
+                Some(Written::Override(before)) => restore_override(&mut writer, upstream, before),
+                None => {}
             }
             return Err(e.into());
         }
@@ -309,21 +316,32 @@ pub fn rewrite_active(
     Ok((config, text))
 }
 
-/// Replaces the file at `path` (the target, if it is a symlink) with `text`:
-/// temporary file beside it, fsync, rename, same permissions.
+/// What a switch changed before applying, to be undone if applying fails.
+enum Written<'a> {
+    /// The config file, with its previous text.
+    File(&'a Path, String),
+    /// The in-memory choice (embedded config), with its previous value.
+    Override(Option<String>),
+}
+
+/// Puts back the in-memory active-pool choice `upstream` had before.
+fn restore_override(writer: &mut Writer, upstream: &str, before: Option<String>) {
+    match before {
+        Some(p) => writer.active_overrides.insert(upstream.to_string(), p),
+        None => writer.active_overrides.remove(upstream),
+    };
+}
+
+/// Replaces the file at `path` (the target, if it is a symlink) with `text`,
+/// atomically and with the file's permissions (`tls::selfsigned::write_atomic`).
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     let target = std::fs::canonicalize(path)?;
-    let tmp = target.with_extension("yaml.greenlight-tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Ok(meta) = std::fs::metadata(&target) {
-            let _ = f.set_permissions(meta.permissions());
-        }
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &target)
+    let mode = std::fs::metadata(&target)?.permissions().mode() & 0o7777;
+    crate::tls::selfsigned::write_atomic(&target, text.as_bytes(), mode).map_err(|e| match e {
+        crate::tls::TlsError::Write { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    })
 }
 
 /// Replaces the YAML scalar starting at 1-based `line`:`col` (characters)

@@ -391,27 +391,22 @@ impl StateHandle {
             restart.push("admin changed: restart greenlight to apply it".to_string());
             config.admin = old.config.admin.clone();
         }
+        // Read once at start (the listeners, the proxy app, the signal
+        // handler): a change is reported, and the running value kept so the
+        // snapshot says what is in force.
+        let l = (&config.limits, &old.config.limits);
         for (changed, what) in [
             (config.access_log != old.config.access_log, "access_log"),
             (
                 config.upgrade_socket != old.config.upgrade_socket,
                 "upgrade_socket",
             ),
-        ] {
-            if changed {
-                restart.push(format!("{what} changed: restart greenlight to apply it"));
-            }
-        }
-        // Read once at start (the proxy app, the signal handler): reported,
-        // and the running values kept so the snapshot says what is in force.
-        for (changed, what) in [
             (
-                config.limits.header_timeout != old.config.limits.header_timeout,
+                l.0.header_timeout != l.1.header_timeout,
                 "limits.header_timeout",
             ),
             (
-                config.limits.h2_max_concurrent_streams
-                    != old.config.limits.h2_max_concurrent_streams,
+                l.0.h2_max_concurrent_streams != l.1.h2_max_concurrent_streams,
                 "limits.h2_max_concurrent_streams",
             ),
             (
@@ -543,6 +538,14 @@ impl StateHandle {
                 let Some(before) = old_up.pool(&pool.name).filter(|b| !Arc::ptr_eq(b, pool)) else {
                     continue;
                 };
+                // A server a reload put back stops draining.
+                let back: Vec<(String, std::net::SocketAddr)> = pool
+                    .servers()
+                    .iter()
+                    .filter(|s| pool.is_removed(s.addr))
+                    .map(|s| (s.label.clone(), s.addr))
+                    .collect();
+                pool.set_removed(&back, None);
                 let removed = pool.removed_since(before);
                 if removed.is_empty() {
                     continue;

@@ -586,24 +586,15 @@ async fn a_reload_that_changes_listeners_says_restart_and_keeps_the_rest() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_reload_that_changes_a_pool_keeps_its_websockets_and_drains_only_removed_servers() {
-    let bg = BlueGreen::start(2).await;
+/// Gives pool `blue` of upstream `ws` a second server (b) by a reload, and
+/// opens one WebSocket on each of blue's two servers (round robin).
+async fn ws_on_two_blue_servers(bg: &BlueGreen) -> (WsUpstream, WsClient, WsClient) {
     let blue_b = WsUpstream::start("ws-blue-b").await;
-    let one = format!("      blue: [\"127.0.0.1:{}\"]\n", bg.ws_blue.port());
-    let two = format!(
-        "      blue: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n",
-        bg.ws_blue.port(),
-        blue_b.port()
-    );
-    assert!(bg.yaml.contains(&one));
     bg.proxy
-        .write_config(&bg.yaml.replace(&one, &two))
+        .write_config(&two_blue_servers(bg, &blue_b))
         .expect("write");
     let r = bg.api("POST", "/api/reload", "").await;
     assert_eq!(r.status, 200, "{}", r.text());
-
-    // Round robin puts one WebSocket on each server of blue.
     let url = format!("ws://app.test:{}/ws", bg.http.port());
     let mut on_a = None;
     let mut on_b = None;
@@ -615,8 +606,30 @@ async fn a_reload_that_changes_a_pool_keeps_its_websockets_and_drains_only_remov
             _ => ws.close(1000).await.expect("close spare"),
         }
     }
-    let (mut on_a, mut on_b) = (on_a.expect("a socket on a"), on_b.expect("a socket on b"));
     assert!(bg.ws_blue.wait_for_open(1, IO_TIMEOUT).await);
+    (
+        blue_b,
+        on_a.expect("a socket on a"),
+        on_b.expect("a socket on b"),
+    )
+}
+
+/// The test config with `blue_b` as a second server of `ws`'s pool blue.
+fn two_blue_servers(bg: &BlueGreen, blue_b: &WsUpstream) -> String {
+    let one = format!("      blue: [\"127.0.0.1:{}\"]\n", bg.ws_blue.port());
+    let two = format!(
+        "      blue: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n",
+        bg.ws_blue.port(),
+        blue_b.port()
+    );
+    assert!(bg.yaml.contains(&one));
+    bg.yaml.replace(&one, &two)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_that_changes_a_pool_keeps_its_websockets_and_drains_only_removed_servers() {
+    let bg = BlueGreen::start(2).await;
+    let (blue_b, mut on_a, mut on_b) = ws_on_two_blue_servers(&bg).await;
 
     // A reload removes server b and changes a setting of the pool: the pool
     // is rebuilt, but only b drains.
@@ -723,4 +736,50 @@ async fn the_reload_command_reports_problems_and_exits_1() {
     let o = bg.cli(&["reload"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert!(out(&o).contains("configuration reloaded"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_server_put_back_before_its_deadline_keeps_its_websockets() {
+    let bg = BlueGreen::start(2).await;
+    let (blue_b, _on_a, mut on_b) = ws_on_two_blue_servers(&bg).await;
+    let mark = bg.proxy.log_mark();
+    bg.proxy.write_config(&bg.yaml).expect("write");
+    let r = bg.api("POST", "/api/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let p = bg.pool("ws", "blue").await;
+    assert_eq!(
+        p["removed_servers"].as_array().map(Vec::len),
+        Some(1),
+        "{p}"
+    );
+    // Put back before its 2 s deadline.
+    bg.proxy
+        .write_config(&two_blue_servers(&bg, &blue_b))
+        .expect("write");
+    let r = bg.api("POST", "/api/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let p = bg.pool("ws", "blue").await;
+    assert_eq!(
+        p["removed_servers"].as_array().map(Vec::len),
+        Some(0),
+        "{p}"
+    );
+    // The drain ends at its deadline with nothing to end.
+    let done = format!("removed server(s) 127.0.0.1:{} drained in", blue_b.port());
+    assert!(
+        bg.proxy
+            .wait_for_stderr_after(mark, &done, IO_TIMEOUT)
+            .await,
+        "{}",
+        bg.proxy.stderr()
+    );
+    assert!(
+        !bg.proxy.stderr()[mark..].contains("drain deadline reached for removed server(s)"),
+        "{}",
+        bg.proxy.stderr()
+    );
+    on_b.send_text("still here").await.expect("send");
+    assert_eq!(on_b.recv_text().await.expect("echo"), "still here");
+    assert_eq!(blue_b.open_websockets(), 1);
+    assert_eq!(bg.pool("ws", "blue").await["websockets"], 2);
 }

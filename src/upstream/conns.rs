@@ -22,7 +22,7 @@ use nix::sys::socket::{Shutdown, SockaddrStorage, getpeername, getsockname, shut
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::io::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One upstream TCP connection, identified beyond its descriptor number.
@@ -82,8 +82,19 @@ struct Table {
 #[derive(Debug, Default)]
 pub struct ConnRegistry {
     table: Mutex<Table>,
-    /// Woken whenever a request lets go of its connection.
+    /// Woken whenever a request lets go of its connection, while someone
+    /// watches (`watchers` > 0): the request path pays for it only then.
     released: tokio::sync::Notify,
+    watchers: AtomicUsize,
+}
+
+/// Keeps [`ConnRegistry::changed`] notifications flowing while it lives.
+pub struct WatchGuard<'a>(&'a ConnRegistry);
+
+impl Drop for WatchGuard<'_> {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 const PRUNE_AT: usize = 4096;
@@ -126,11 +137,20 @@ impl ConnRegistry {
             t.inflight.remove(&guard);
             t.tunnels.remove(&guard);
         }
-        self.released.notify_waiters();
+        if self.watchers.load(Ordering::SeqCst) > 0 {
+            self.released.notify_waiters();
+        }
     }
 
-    /// Resolves at the next [`detach`](Self::detach) after this call (create
-    /// it before checking the condition you wait for).
+    /// Turns on [`changed`](Self::changed) notifications while the guard lives.
+    pub fn watch(&self) -> WatchGuard<'_> {
+        self.watchers.fetch_add(1, Ordering::SeqCst);
+        WatchGuard(self)
+    }
+
+    /// Resolves at the next [`detach`](Self::detach) after this call, while a
+    /// [`watch`](Self::watch) guard lives (create it before checking the
+    /// condition you wait for).
     pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.released.notified()
     }

@@ -137,10 +137,19 @@ async fn drain_servers(pool: Arc<Pool>, servers: Vec<(String, SocketAddr)>, dead
         .join(", ");
     let deadline = tokio::time::Instant::from_std(deadline);
     let conns = pool.conns();
+    let _watching = conns.watch();
     let mut killed = false;
+    // Servers a later reload put back are no longer this drain's.
+    let still_removed = || -> Vec<SocketAddr> {
+        addrs
+            .iter()
+            .copied()
+            .filter(|a| pool.is_removed(*a))
+            .collect()
+    };
     loop {
         let changed = conns.changed();
-        let left = conns.inflight_to(&addrs);
+        let left = conns.inflight_to(&still_removed());
         if left == 0 {
             break;
         }
@@ -148,7 +157,11 @@ async fn drain_servers(pool: Arc<Pool>, servers: Vec<(String, SocketAddr)>, dead
             _ = changed => {}
             _ = tokio::time::sleep_until(deadline), if !killed => {
                 killed = true;
-                let ended = conns.kill_inflight_to(&addrs);
+                let targets = still_removed();
+                if targets.is_empty() {
+                    continue;
+                }
+                let ended = conns.kill_inflight_to(&targets);
                 log::warn!(
                     "upstream '{}' pool '{}': drain deadline reached for removed server(s) {labels} \
                      with {left} request(s) in flight; ended {ended} upstream connection(s)",
@@ -166,7 +179,7 @@ async fn drain_servers(pool: Arc<Pool>, servers: Vec<(String, SocketAddr)>, dead
             }
         }
     }
-    let closed = conns.close_idle_to(&addrs);
+    let closed = conns.close_idle_to(&still_removed());
     pool.set_removed(&servers, None);
     log::info!(
         "upstream '{}' pool '{}': removed server(s) {labels} drained in {:.1?}; closed {closed} idle upstream connection(s) — safe to stop",

@@ -259,7 +259,7 @@ impl Pool {
     }
 
     fn phase_mut(&self) -> std::sync::MutexGuard<'_, Phase> {
-        self.core.phase.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.core.phase)
     }
 
     /// True when `other` is a build of the same pool (same counters).
@@ -285,6 +285,12 @@ impl Pool {
     /// Servers removed by a reload that are still draining.
     pub fn removed_servers(&self) -> Vec<RemovedServer> {
         lock(&self.core.removed).clone()
+    }
+
+    /// True while `addr` is listed as removed and draining (a later reload
+    /// may have put it back, which ends its drain).
+    pub fn is_removed(&self, addr: SocketAddr) -> bool {
+        lock(&self.core.removed).iter().any(|r| r.addr == addr)
     }
 
     /// Records (or, with `None`, forgets) the drain of removed servers.
