@@ -164,12 +164,7 @@ async fn http01_issues_a_certificate_that_is_served_and_reused_after_a_restart()
         "validated over HTTP-01:\n{}",
         pebble.log()
     );
-    let mut m = H1Conn::connect(a.admin).await.expect("admin");
-    let metrics = m
-        .get("/metrics", "localhost")
-        .await
-        .expect("metrics")
-        .text();
+    let metrics = metrics_text(a.admin).await;
     assert!(
         metrics
             .contains("greenlight_acme_orders_total{kind=\"issue\",result=\"ok\",site=\"app\"} 1"),
@@ -290,6 +285,15 @@ async fn renewal_swaps_the_certificate_under_open_connections() {
     assert_eq!(a.ws.open_websockets(), 1);
 }
 
+/// The admin listener's `/metrics` text.
+async fn metrics_text(admin: SocketAddr) -> String {
+    let mut m = H1Conn::connect(admin).await.expect("admin");
+    m.get("/metrics", "localhost")
+        .await
+        .expect("metrics")
+        .text()
+}
+
 /// Waits until the API shows an "unreachable" ACME error with a retry
 /// scheduled at least 50 s after the attempt (backoff, not a tight loop);
 /// returns the certificate entry.
@@ -394,12 +398,7 @@ async fn a_failed_renewal_keeps_the_issued_certificate_serving_and_says_why() {
         Some(first.as_str()),
         "the issued certificate is still the one served"
     );
-    let mut m = H1Conn::connect(a.admin).await.expect("admin");
-    let metrics = m
-        .get("/metrics", "localhost")
-        .await
-        .expect("metrics")
-        .text();
+    let metrics = metrics_text(a.admin).await;
     for series in [
         "greenlight_acme_orders_total{kind=\"issue\",result=\"ok\",site=\"app\"} 1",
         "greenlight_acme_orders_total{kind=\"renewal\",result=\"error\",site=\"app\"} 1",

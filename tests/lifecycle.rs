@@ -197,13 +197,20 @@ impl ClientLoops {
         .await;
     }
 
-    /// Stops the loops; returns how many requests failed.
-    async fn stop(self) -> usize {
+    /// After an upgrade: waits until 20 more requests were served, stops the
+    /// loops, and asserts that not one request failed (`log` for the message).
+    async fn served_on_and_none_failed(self, what: &str, log: impl Fn() -> String) {
+        self.wait_for_more(what).await;
         self.stop.store(true, Ordering::Release);
         for l in self.loops {
             l.await.expect("loop");
         }
-        self.refused.load(Ordering::Acquire)
+        assert_eq!(
+            self.refused.load(Ordering::Acquire),
+            0,
+            "refused or failed connections during the upgrade\n{}",
+            log()
+        );
     }
 }
 
@@ -225,13 +232,9 @@ async fn an_upgrade_hands_over_the_sockets_without_refusing_a_connection() {
         .await
         .expect("old exits");
     assert!(status.success(), "{status:?}\n{}", old.proxy.stderr());
-    traffic.wait_for_more("the new process serves").await;
-    assert_eq!(
-        traffic.stop().await,
-        0,
-        "refused or failed connections during the upgrade\nnew stderr:\n{}",
-        new.stderr()
-    );
+    traffic
+        .served_on_and_none_failed("the new process serves", || new.stderr())
+        .await;
     assert!(old.app.request_count() > 0);
 }
 
@@ -278,13 +281,9 @@ async fn sigusr2_starts_the_successor_itself_and_no_connection_is_refused() {
         .await
         .expect("old exits");
     assert!(status.success(), "{status:?}\n{}", old.proxy.stderr());
-    traffic.wait_for_more("the successor serves").await;
-    assert_eq!(
-        traffic.stop().await,
-        0,
-        "refused or failed connections during the upgrade\n{}",
-        old.proxy.stderr()
-    );
+    traffic
+        .served_on_and_none_failed("the successor serves", || old.proxy.stderr())
+        .await;
     // The successor really is another process, alive after the old one.
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
 }

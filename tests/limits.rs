@@ -69,21 +69,8 @@ async fn an_idle_keepalive_connection_is_closed_at_its_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowloris_client_is_cut_while_a_normal_client_is_served() {
     let (_app, http, _p) = start().await;
-    let mut slow = tokio::net::TcpStream::connect(http).await.expect("connect");
-    use tokio::io::AsyncWriteExt;
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n")
-        .await
-        .expect("start");
-    let t = std::time::Instant::now();
-    let trickle = async {
-        // The attack: one header byte every 200 ms, forever.
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if slow.write_all(b"X").await.is_err() {
-                return t.elapsed();
-            }
-        }
-    };
+    let mut slow = H1Conn::connect(http).await.expect("connect");
+    let trickle = trickle_header(&mut slow, b"GET / HTTP/1.1\r\nHost: a.test\r\n");
     let normal = async {
         let r = http_get(http, "a.test", "/normal").await.expect("served");
         assert_eq!(r.status, 200);
@@ -104,20 +91,9 @@ async fn a_slowloris_on_a_kept_alive_connection_is_cut_too() {
     let (_app, http, _p) = start().await;
     let mut c = H1Conn::connect(http).await.expect("connect");
     assert_eq!(c.get("/first", "a.test").await.expect("ok").status, 200);
-    c.send_raw(b"GET /second HTTP/1.1\r\nHost: a.test\r\n")
-        .await
-        .expect("start");
-    let t = std::time::Instant::now();
-    let trickle = async {
-        // Each byte comes well within the per-read timeout; only a bound on
-        // the whole header (keep-alive 1s + header 1s) stops this.
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if c.send_raw(b"X").await.is_err() {
-                return t.elapsed();
-            }
-        }
-    };
+    // Each byte comes well within the per-read timeout; only a bound on the
+    // whole header (keep-alive 1s + header 1s) stops this.
+    let trickle = trickle_header(&mut c, b"GET /second HTTP/1.1\r\nHost: a.test\r\n");
     let cut_after = tokio::time::timeout(Duration::from_secs(10), trickle)
         .await
         .expect("the slow keep-alive client was cut");
@@ -125,6 +101,20 @@ async fn a_slowloris_on_a_kept_alive_connection_is_cut_too() {
         cut_after < Duration::from_secs(6),
         "cut after {cut_after:?}"
     );
+}
+
+/// The slowloris attack: `start`, then one more header byte every 200 ms,
+/// forever; resolves with how long it took until the proxy cut it.
+async fn trickle_header(c: &mut H1Conn, start: &[u8]) -> Duration {
+    c.send_raw(start).await.expect("start");
+    let t = std::time::Instant::now();
+    loop {
+        // The pace of the attack under test, not synchronisation.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if c.send_raw(b"X").await.is_err() {
+            return t.elapsed();
+        }
+    }
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
