@@ -275,3 +275,62 @@ async fn a_websocket_tunnel_survives_traffic_right_after_the_101() {
     tokio::time::sleep(Duration::from_millis(300)).await; // idle time is the behaviour under test
     exchange(&mut ws, 2).await;
 }
+
+/// A client that sends its first frame in the same write as the upgrade
+/// request (before the 101; RFC 6455 says wait, some clients do not): the
+/// bytes the proxy read along with the request are handed to the tunnel and
+/// reach the app, before anything the client sends later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_sent_with_the_upgrade_request_reaches_the_app() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::{Message, protocol::Role};
+    let s = Scene::start().await;
+    let mut tcp = tokio::net::TcpStream::connect(s.http).await.expect("tcp");
+    let mut bytes = b"GET /ws/pipelined HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    // A masked text frame "early" (mask 1,2,3,4).
+    let mask = [1u8, 2, 3, 4];
+    bytes.extend_from_slice(&[0x81, 0x80 | 5]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(b"early".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(&bytes).await.expect("send");
+    // Read the 101 byte by byte, so that no frame is read with it.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(IO_TIMEOUT, tcp.read(&mut b))
+            .await
+            .expect("101 in time")
+            .expect("read");
+        assert_eq!(n, 1, "connection closed in the 101: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(tcp, Role::Client, None).await;
+    let mut texts = Vec::new();
+    while texts.len() < 2 {
+        let msg = tokio::time::timeout(IO_TIMEOUT, ws.next())
+            .await
+            .expect("message in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            texts.push(t.to_string());
+        }
+    }
+    assert_eq!(texts, ["hello from ws", "early"]);
+    ws.send(Message::text("later")).await.expect("send later");
+    let echo = tokio::time::timeout(IO_TIMEOUT, ws.next())
+        .await
+        .expect("echo in time")
+        .expect("open")
+        .expect("frame");
+    assert_eq!(echo, Message::text("later"));
+}

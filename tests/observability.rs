@@ -668,3 +668,66 @@ async fn open_client_connections_are_gauged_by_listener_and_protocol() {
     )
     .await;
 }
+
+/// An upgraded WebSocket runs on a task of its own once the 101 is out (see
+/// `src/proxy/tunnel.rs`): its client connection must still be counted, and
+/// its access-log line is written when it closes, with the bytes of both
+/// directions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_is_counted_while_open_and_logged_when_it_closes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("access.json");
+    let o = start(&format!("{{path: \"{}\", format: json}}", path.display())).await;
+    let gauge = |s: &prometheus_parse::Scrape| {
+        value(
+            s,
+            "greenlight_downstream_connections",
+            &[("listener", "http"), ("protocol", "h1")],
+        )
+    };
+    let url = format!("ws://one.test:{}/ws/logged", o.http.port());
+    let mut ws = ws_connect(&url, None).await.expect("ws");
+    assert_eq!(ws.recv_text().await.expect("hello"), "hello from ws");
+    ws.send_text("0123456789").await.expect("send");
+    assert_eq!(ws.recv_text().await.expect("echo"), "0123456789");
+    assert_eq!(
+        gauge(&scrape(o.admin).await),
+        1.0,
+        "the WebSocket's connection counts"
+    );
+    assert!(
+        !std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .contains("/ws/logged"),
+        "an open WebSocket is not logged yet"
+    );
+    ws.close(1000).await.expect("close");
+    eventually(IO_TIMEOUT, "the WebSocket is logged", || async {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.contains("/ws/logged"))
+    })
+    .await;
+    let text = std::fs::read_to_string(&path).expect("log");
+    let line = text
+        .lines()
+        .find(|l| l.contains("/ws/logged"))
+        .expect("line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("json");
+    assert_eq!(v["status"], 101);
+    assert_eq!(v["upstream"], "ws");
+    // Client to app: the 10-byte text frame (16 bytes masked) and the close
+    // frame (8); app to client: the 15-byte hello (17), the echo (12) and
+    // the close reply (4).
+    let (bytes_in, bytes_out) = (
+        v["websocket"]["bytes_in"].as_u64().expect("bytes_in"),
+        v["websocket"]["bytes_out"].as_u64().expect("bytes_out"),
+    );
+    assert!(bytes_in >= 16 + 6, "bytes_in {bytes_in}");
+    assert!(bytes_out >= 17 + 12, "bytes_out {bytes_out}");
+    assert!(v["websocket"]["duration_seconds"].as_f64().is_some());
+    eventually(
+        IO_TIMEOUT,
+        "its connection is gone from the gauge",
+        || async { gauge(&scrape(o.admin).await) == 0.0 },
+    )
+    .await;
+}

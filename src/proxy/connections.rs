@@ -46,21 +46,36 @@ impl ListenerSlot {
 }
 
 /// Releases a slot (and the gauge, by its own drop) when the connection ends.
-struct SlotGuard<'a> {
-    slot: &'a ListenerSlot,
+struct SlotGuard {
+    slot: Arc<ListenerSlot>,
     _gauge: GaugeGuard,
 }
 
-impl Drop for SlotGuard<'_> {
+impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.slot.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
+/// Keeps a client connection counted after its request task has ended: an
+/// upgraded WebSocket moved to a task of its own (`super::tunnel`) holds one.
+#[derive(Clone)]
+pub struct ConnectionHold(#[allow(dead_code)] Arc<SlotGuard>);
+
+tokio::task_local! {
+    /// The connection the current task serves (absent for uncounted ones).
+    static CONNECTION: Option<ConnectionHold>;
+}
+
+/// The hold on the connection this task serves, if it is counted.
+pub fn current_connection() -> Option<ConnectionHold> {
+    CONNECTION.try_with(Clone::clone).ok().flatten()
+}
+
 /// The proxy's `ServerApp`, with connections counted and capped.
 pub struct CountedApp<A> {
     inner: Arc<A>,
-    slots: Vec<ListenerSlot>,
+    slots: Vec<Arc<ListenerSlot>>,
 }
 
 impl<A> CountedApp<A> {
@@ -68,7 +83,7 @@ impl<A> CountedApp<A> {
     pub fn new(inner: A, slots: Vec<ListenerSlot>) -> CountedApp<A> {
         CountedApp {
             inner: Arc::new(inner),
-            slots,
+            slots: slots.into_iter().map(Arc::new).collect(),
         }
     }
 }
@@ -84,7 +99,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for CountedApp<A> {
             .get_socket_digest()
             .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
         let slot = local.and_then(|l| self.slots.iter().find(|s| s.serves(l)));
-        let _guard = match slot {
+        let hold = match slot {
             Some(slot) => {
                 if slot.open.fetch_add(1, Ordering::AcqRel) >= slot.max {
                     slot.open.fetch_sub(1, Ordering::AcqRel);
@@ -100,19 +115,23 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for CountedApp<A> {
                 } else {
                     HttpProtocol::H1
                 };
-                Some(SlotGuard {
-                    slot,
+                Some(ConnectionHold(Arc::new(SlotGuard {
+                    slot: slot.clone(),
                     _gauge: slot.metrics.connection_opened(proto),
-                })
+                })))
             }
             None => None,
         };
-        // The keep-alive loop Pingora would run, kept here so the guard
-        // spans the whole connection.
-        let mut next = self.inner.process_new(stream, shutdown).await;
-        while let Some(s) = next {
-            next = self.inner.process_new(s, shutdown).await;
-        }
+        // The keep-alive loop Pingora would run, kept here so the hold
+        // spans the whole connection (and a tunnel can take a share of it).
+        CONNECTION
+            .scope(hold, async {
+                let mut next = self.inner.process_new(stream, shutdown).await;
+                while let Some(s) = next {
+                    next = self.inner.process_new(s, shutdown).await;
+                }
+            })
+            .await;
         None
     }
 

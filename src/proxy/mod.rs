@@ -6,17 +6,18 @@
 //! 413 by `Content-Length`); `upstream_peer` picks the next server of the
 //! active pool (round robin, then the following servers on connect failure)
 //! and takes an [`InflightGuard`] held until the ctx is dropped after
-//! `logging` — also for an upgraded WebSocket, whose tunnel lives inside the
-//! same request; `fail_to_proxy` turns errors into short pages that name the
+//! `logging`; an upgraded WebSocket takes the whole ctx (guard included) to
+//! a task of its own once the 101 is out ([`tunnel`]); `fail_to_proxy` turns errors into short pages that name the
 //! upstream (502 unreachable, 504 timeout). Nothing here panics on input, and
 //! no guard of the snapshot is held across an `.await`.
 
 pub mod connections;
 pub mod headers;
+mod record;
 pub mod route;
+mod tunnel;
 pub mod websocket;
 
-use crate::accesslog::{Entry, WebSocketStats};
 use crate::metrics::{GaugeGuard, RouteMetrics, UpstreamErrorKind};
 use crate::state::{Snapshot, StateHandle};
 use crate::tls::SniName;
@@ -30,7 +31,7 @@ use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType};
 use route::{Decision, RouteInput};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// The proxy service's logic.
 pub struct GreenlightProxy {
@@ -104,6 +105,8 @@ pub struct RequestCtx {
     websocket_gauge: Option<GaugeGuard>,
     /// Set for upgrade requests: the tunnel's idle limit (`None` = none).
     tunnel_idle: Option<Option<std::time::Duration>>,
+    /// The upgraded tunnel took this request's state (see [`tunnel`]).
+    handed_over: bool,
 }
 
 impl RequestCtx {
@@ -448,74 +451,19 @@ impl ProxyHttp for GreenlightProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let elapsed = ctx
-            .started
-            .map_or(std::time::Duration::ZERO, |t| t.elapsed());
-        let (read, sent) = (
-            session.body_bytes_read() as u64,
-            session.body_bytes_sent() as u64,
-        );
-        if let Some(m) = ctx.route_metrics() {
-            if let Some(e) = e
-                && matches!(e.esource(), ErrorSource::Upstream)
-                && ctx.upstream_started.is_some()
-            {
-                m.upstream_error(error_kind(e.etype()));
-            }
-            m.record(status, elapsed, read, sent);
-        }
-        let Some(log) = self.state.access_log() else {
+        if ctx.handed_over {
+            // An upgraded tunnel took this request's state; it records the
+            // request when the tunnel ends.
             return;
+        }
+        let out = record::Outcome {
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            read: session.body_bytes_read() as u64,
+            sent: session.body_bytes_sent() as u64,
+            error: e,
         };
-        let req = session.req_header();
-        let header = |name: &str| {
-            req.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let site = ctx
-            .site
-            .and_then(|i| ctx.snapshot.as_ref().map(|s| s.router.site(i).name.clone()));
-        let websocket = ctx.websocket_gauge.as_ref().map(|_| WebSocketStats {
-            duration: ctx.upstream_started.map_or(elapsed, |t| t.elapsed()),
-            bytes_in: read,
-            bytes_out: sent,
-        });
-        log.log(Entry {
-            time: SystemTime::now() - elapsed,
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
-            method: req.method.to_string(),
-            path: req
-                .uri
-                .path_and_query()
-                .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string()),
-            protocol: match req.version {
-                http::Version::HTTP_10 => "HTTP/1.0",
-                http::Version::HTTP_2 => "HTTP/2.0",
-                _ => "HTTP/1.1",
-            },
-            status,
-            bytes_sent: sent,
-            referer: header("referer"),
-            user_agent: header("user-agent"),
-            host: request_host(session).map(str::to_string),
-            site,
-            upstream: ctx.upstream.as_ref().map(|u| u.config.name.clone()),
-            pool: ctx.pool.as_ref().map(|p| p.name.clone()),
-            server: ctx.server_idx.map(|_| ctx.server_label().to_string()),
-            duration: elapsed,
-            upstream_duration: ctx.upstream_started.map(|t| t.elapsed()),
-            request_id: ctx
-                .request_id
-                .clone()
-                .or_else(|| header("x-request-id"))
-                .unwrap_or_else(crate::accesslog::request_id),
-            websocket,
+        record::record(&self.state, out, ctx, || {
+            Some(record::RequestView::of(session))
         });
     }
 
@@ -647,6 +595,30 @@ impl ProxyHttp for GreenlightProxy {
             *body = Some(Bytes::from(out));
         }
         Ok(None)
+    }
+
+    fn wants_upgraded_tunnel(&self, _session: &Session, ctx: &RequestCtx) -> bool {
+        // Every routed upgrade runs on its own small task (see `tunnel`).
+        ctx.tunnel_idle.is_some() && ctx.guard.is_some()
+    }
+
+    fn upgraded_tunnel(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::proxy::TunnelRunner {
+        let st = tunnel::TunnelState {
+            state: self.state.clone(),
+            view: self
+                .state
+                .access_log()
+                .is_some()
+                .then(|| record::RequestView::of(session)),
+            ctx: std::mem::take(ctx),
+            hold: connections::current_connection(),
+        };
+        ctx.handed_over = true;
+        Box::new(move |t| tunnel::spawn(t, st))
     }
 
     fn persist_connection_context(

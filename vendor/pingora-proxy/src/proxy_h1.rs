@@ -113,7 +113,8 @@ where
             return (false, true, Some(e));
         }
 
-        session.set_upstream_h1_upgrade_request_status(is_h1_upgrade_req(&req));
+        let upgrade_req = is_h1_upgrade_req(&req);
+        session.set_upstream_h1_upgrade_request_status(upgrade_req);
 
         session.upstream_compression.request_filter(&req);
 
@@ -123,6 +124,21 @@ where
             Ok(_) => { /* Continue */ }
             Err(e) => {
                 return (false, false, Some(e.into_up()));
+            }
+        }
+
+        // greenlight patch: an upgrade the application takes over whole.
+        let mut first_response_task = None;
+        if upgrade_req
+            && session.downstream_session.as_http1().is_some()
+            && !session.cache.enabled()
+            && session.is_body_empty()
+            && self.inner.wants_upgraded_tunnel(session, ctx)
+        {
+            match self.hand_over_upgrade(session, client_session, ctx).await {
+                Ok(None) => return (false, false, None),
+                Ok(Some(task)) => first_response_task = Some(task),
+                Err(e) => return (false, false, Some(e)),
             }
         }
 
@@ -159,7 +175,13 @@ where
                 &mut downstream_custom_message_reader,
                 pipe_state.clone(),
             ),
-            self.proxy_handle_upstream(client_session, tx_upstream, rx_downstream, pipe_state),
+            self.proxy_handle_upstream(
+                client_session,
+                tx_upstream,
+                rx_downstream,
+                pipe_state,
+                first_response_task,
+            ),
         );
 
         if let Some(custom_session) = session.downstream_session.as_custom_mut() {
@@ -245,12 +267,97 @@ where
         (server_session_reuse, client_session_reuse, error)
     }
 
+    /// greenlight patch: for an upgrade request the application wants to run
+    /// itself, reads the upstream's answer here, before any duplex loop. A 101
+    /// goes through the usual response filters to the client, then both streams
+    /// (with whatever either side already sent) go to the application's runner
+    /// and `Ok(None)` ends the request. Any other answer is returned, to be fed
+    /// to the usual duplex loop as its first task.
+    async fn hand_over_upgrade(
+        &self,
+        session: &mut Session,
+        client_session: &mut HttpSessionV1,
+        ctx: &mut SV::CTX,
+    ) -> Result<Option<HttpTask>>
+    where
+        SV: ProxyHttp + Send + Sync,
+        SV::CTX: Send + Sync,
+    {
+        let task = client_session
+            .read_response_task()
+            .await
+            .map_err(|e| e.into_up())?;
+        let switching = matches!(&task, HttpTask::Header(h, _) if h.status.as_u16() == 101);
+        if !switching || !client_session.was_upgraded() {
+            return Ok(Some(task));
+        }
+        // The 101 goes through the response filters and is written downstream,
+        // exactly as the duplex loop would do it.
+        let (_no_tx, mut no_rx) = mpsc::channel::<HttpTask>(1);
+        drop(_no_tx);
+        let mut serve_from_cache = ServeFromCache::new();
+        let mut range_body_filter = RangeBodyFilter::new();
+        let mut response_state = ResponseStateMachine::new();
+        self.process_upstream_tasks(
+            session,
+            ctx,
+            task,
+            &mut no_rx,
+            &mut serve_from_cache,
+            &mut range_body_filter,
+            &mut response_state,
+        )
+        .await?;
+        if !session.was_upgraded() {
+            return Error::e_explain(
+                InternalError,
+                "the 101 was not written to the client as an upgrade",
+            );
+        }
+        let runner = self.inner.upgraded_tunnel(session, ctx);
+
+        // Whatever either side sent that is already buffered; only what is
+        // ready now (a read that would wait is dropped before it reads).
+        let mut from_upstream = Vec::new();
+        let upstream_closed = drain_ready!(from_upstream, client_session.read_body_bytes());
+        let mut from_downstream = Vec::new();
+        let downstream_closed =
+            drain_ready!(from_downstream, session.downstream_session.read_request_body());
+
+        // Take both streams. Each session is replaced by an inert one reading
+        // from memory (the client's by the same request header, so that what
+        // runs after this request still finds it); neither is reused.
+        let placeholder = || -> Stream { Box::new(std::io::Cursor::new(Vec::<u8>::new())) };
+        let upstream = std::mem::replace(client_session, HttpSessionV1::new(placeholder())).into_inner();
+        let raw_request = session
+            .downstream_session
+            .as_http1()
+            .map(|s| s.get_headers_raw_bytes().to_vec())
+            .unwrap_or_default();
+        let mut inert = HttpSession::new_http1(Box::new(std::io::Cursor::new(raw_request)));
+        let _ = inert.read_request().await;
+        let downstream = match *std::mem::replace(&mut session.downstream_session, Box::new(inert)) {
+            HttpSession::H1(s) => s.into_inner(),
+            _ => return Error::e_explain(InternalError, "upgrade on a non-HTTP/1 session"),
+        };
+        runner(crate::UpgradedTunnel {
+            downstream,
+            upstream,
+            from_downstream,
+            from_upstream,
+            downstream_closed,
+            upstream_closed,
+        });
+        Ok(None)
+    }
+
     async fn proxy_handle_upstream(
         &self,
         client_session: &mut HttpSessionV1,
         tx: mpsc::Sender<HttpTask>,
         mut rx: mpsc::Receiver<HttpTask>,
         pipe_state: Arc<AtomicU8>,
+        first_response_task: Option<HttpTask>,
     ) -> Result<bool>
     where
         SV: ProxyHttp + Send + Sync,
@@ -258,6 +365,15 @@ where
     {
         let mut request_done = false;
         let mut response_done = false;
+        // greenlight patch: a response header already read by `hand_over_upgrade`
+        // (the upstream did not answer 101) goes down the pipe first.
+        if let Some(task) = first_response_task {
+            response_done = task.is_end();
+            let type_str = task.type_str();
+            tx.send(task).await.or_err_with(InternalError, || {
+                format!("Failed to send upstream task {type_str} to pipe")
+            })?;
+        }
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
@@ -1274,3 +1390,25 @@ mod tests {
         assert_eq!(err.esource(), &ErrorSource::Upstream);
     }
 }
+
+/// greenlight patch: polls a body read without waiting, collecting the bytes
+/// that are ready, until a read would wait (the read is then dropped before it
+/// took anything). True if the side ended (end of stream or error) meanwhile.
+macro_rules! drain_ready {
+    ($out:expr, $read:expr) => {{
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            let fut = std::pin::pin!($read);
+            match std::future::Future::poll(fut, &mut cx) {
+                std::task::Poll::Ready(Ok(Some(b))) => {
+                    if !b.is_empty() {
+                        $out.push(b)
+                    }
+                }
+                std::task::Poll::Ready(Ok(None)) | std::task::Poll::Ready(Err(_)) => break true,
+                std::task::Poll::Pending => break false,
+            }
+        }
+    }};
+}
+use drain_ready;

@@ -499,6 +499,22 @@ pub trait ProxyHttp {
         Ok(None)
     }
 
+    /// greenlight patch: whether an HTTP/1 upgrade request on this session should,
+    /// once the upstream answers 101, be handed over as two raw streams (see
+    /// [`ProxyHttp::upgraded_tunnel`]) instead of staying in Pingora's duplex
+    /// loop. Not asked for HTTP/2 or custom sessions, or with the cache on.
+    fn wants_upgraded_tunnel(&self, _session: &Session, _ctx: &Self::CTX) -> bool {
+        false
+    }
+
+    /// greenlight patch: called once the 101 was written to the client, when
+    /// [`ProxyHttp::wants_upgraded_tunnel`] said yes. The runner gets both
+    /// streams; the request then ends here (`logging` is still called, and
+    /// neither connection is reused).
+    fn upgraded_tunnel(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> crate::TunnelRunner {
+        Box::new(crate::spawn_copy)
+    }
+
     /// This filter is called when the entire response is sent to the downstream successfully or
     /// there is a fatal error that terminate the request.
     ///

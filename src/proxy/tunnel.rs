@@ -1,0 +1,246 @@
+//! An upgraded WebSocket, on a small task of its own once the 101 is out.
+//!
+//! Pingora alone keeps an upgraded connection inside its request machinery
+//! for the tunnel's whole life: the connection task with its boxed request
+//! future, two 64 KiB body buffers, two task channels and both parsed header
+//! sets — about 63 KiB of memory per idle WebSocket in our benchmark, where
+//! HAProxy needs under 6. The vendored pingora-proxy (`wants_upgraded_tunnel`,
+//! `upgraded_tunnel`) hands us both streams instead, with whatever either side
+//! had already sent, and the request's task ends.
+//!
+//! [`run`] copies bytes both ways by readiness: a read goes into one scratch
+//! buffer per worker thread and is written straight on; only what the other
+//! side does not take at once is kept, in a buffer of exactly that size, freed
+//! as soon as it is written. An idle tunnel therefore holds no buffer at all.
+//!
+//! It behaves as the tunnel inside Pingora did: it ends when either side
+//! ends (after passing on what that side sent), or when
+//! `limits.websocket_idle_timeout` passes with nothing from one side. When a
+//! drain deadline shut the upstream socket (the request's `DrainKill`), the
+//! client gets a Close frame 1001 at a frame boundary, so it reconnects. The
+//! request's state ([`RequestCtx`]: its pool guard, WebSocket gauge, metrics
+//! handles) moves here, and the request is recorded (metrics, access log)
+//! when the tunnel ends; so does the client connection's listener slot.
+
+use super::RequestCtx;
+use super::connections::ConnectionHold;
+use super::record::{self, Outcome, RequestView};
+use super::websocket::CLOSE_GOING_AWAY;
+use crate::state::StateHandle;
+use pingora::protocols::Stream;
+use pingora::proxy::UpgradedTunnel;
+use std::cell::RefCell;
+use std::future::Future;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// One read's worth; a TLS record's plaintext is at most 16 KiB.
+const SCRATCH_SIZE: usize = 16 * 1024;
+
+/// How long the goodbye (a 1001 frame, the TLS close_notify, the FINs) may
+/// take before the sockets are simply dropped.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
+}
+
+/// What the tunnel task owns besides the two streams.
+pub(super) struct TunnelState {
+    pub state: StateHandle,
+    pub ctx: RequestCtx,
+    pub view: Option<RequestView>,
+    pub hold: Option<ConnectionHold>,
+}
+
+/// One direction: the bytes read but not yet written, and how it went.
+#[derive(Default)]
+struct Half {
+    /// Not yet written; empty (and unallocated) while the peer keeps up.
+    pending: Vec<u8>,
+    written: usize,
+    unflushed: bool,
+    /// The source ended (everything it sent is in `pending` or written).
+    ended: bool,
+    bytes: u64,
+}
+
+impl Half {
+    fn with(first: Vec<bytes::Bytes>, ended: bool) -> Half {
+        let pending = first.concat();
+        Half {
+            bytes: pending.len() as u64,
+            pending,
+            ended,
+            ..Half::default()
+        }
+    }
+
+    /// Copies `src` to `dst` until `src` would wait (`Pending`), or has ended
+    /// and all of it is written and flushed (`Ready(Ok)`), or fails.
+    fn pump(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &mut Stream,
+        dst: &mut Stream,
+        mut seen: impl FnMut(&[u8]),
+    ) -> Poll<io::Result<()>> {
+        loop {
+            while self.written < self.pending.len() {
+                let n = ready!(Pin::new(&mut *dst).poll_write(cx, &self.pending[self.written..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.written += n;
+                self.unflushed = true;
+            }
+            if !self.pending.is_empty() {
+                self.pending = Vec::new();
+                self.written = 0;
+            }
+            if self.unflushed {
+                ready!(Pin::new(&mut *dst).poll_flush(cx))?;
+                self.unflushed = false;
+            }
+            if self.ended {
+                return Poll::Ready(Ok(()));
+            }
+            let got = SCRATCH.with(|scratch| -> Poll<io::Result<usize>> {
+                let mut scratch = scratch.borrow_mut();
+                let mut buf = ReadBuf::new(&mut scratch[..]);
+                ready!(Pin::new(&mut *src).poll_read(cx, &mut buf))?;
+                let data = buf.filled();
+                seen(data);
+                let mut off = 0;
+                while off < data.len() {
+                    match Pin::new(&mut *dst).poll_write(cx, &data[off..]) {
+                        Poll::Ready(Ok(0)) => {
+                            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                        }
+                        Poll::Ready(Ok(n)) => off += n,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {
+                            self.pending = data[off..].to_vec();
+                            break;
+                        }
+                    }
+                }
+                Poll::Ready(Ok(data.len()))
+            });
+            match ready!(got)? {
+                0 => self.ended = true,
+                n => {
+                    self.bytes += n as u64;
+                    self.unflushed = true;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the tunnel to its end, then records the request.
+pub(super) async fn run(t: UpgradedTunnel, st: TunnelState) {
+    let UpgradedTunnel {
+        mut downstream,
+        mut upstream,
+        from_downstream,
+        from_upstream,
+        downstream_closed,
+        upstream_closed,
+    } = t;
+    let mut frames = st.ctx.frames.clone().unwrap_or_default();
+    let mut to_up = Half::with(from_downstream, downstream_closed);
+    let mut to_down = Half::with(from_upstream, upstream_closed);
+    if !to_down.pending.is_empty() {
+        frames.feed(&to_down.pending);
+    }
+    let idle = st.ctx.tunnel_idle.flatten();
+    let mut timer = idle.map(|d| Box::pin(tokio::time::sleep(d)));
+    let (mut heard_up, mut heard_down) = (Instant::now(), Instant::now());
+
+    poll_fn(|cx| {
+        let (up_before, down_before) = (to_up.bytes, to_down.bytes);
+        if let Poll::Ready(r) = to_up.pump(cx, &mut downstream, &mut upstream, |_| ()) {
+            log_end("client", r);
+            return Poll::Ready(());
+        }
+        if let Poll::Ready(r) = to_down.pump(cx, &mut upstream, &mut downstream, |d| frames.feed(d))
+        {
+            log_end("upstream", r);
+            return Poll::Ready(());
+        }
+        if let (Some(idle), Some(timer)) = (idle, timer.as_mut()) {
+            let now = Instant::now();
+            if to_up.bytes != up_before {
+                heard_up = now;
+            }
+            if to_down.bytes != down_before {
+                heard_down = now;
+            }
+            let deadline = heard_up.min(heard_down) + idle;
+            if now >= deadline {
+                log::debug!("WebSocket tunnel idle for {idle:?}; closing it");
+                return Poll::Ready(());
+            }
+            if timer.deadline().into_std() != deadline {
+                timer.as_mut().reset(deadline.into());
+            }
+            // Registers the wake-up at the deadline.
+            let _ = timer.as_mut().poll(cx);
+        }
+        Poll::Pending
+    })
+    .await;
+
+    let killed = st
+        .ctx
+        .drain_kill
+        .as_ref()
+        .is_some_and(|k| k.load(Ordering::Acquire));
+    let goodbye = async {
+        if killed && to_down.pending.is_empty() && frames.at_boundary() {
+            // The drain deadline ended the upstream side: tell the client to
+            // go away and come back (RFC 6455 §7.4.1), not just drop it.
+            if downstream.write_all(&CLOSE_GOING_AWAY).await.is_ok() {
+                to_down.bytes += CLOSE_GOING_AWAY.len() as u64;
+            }
+        }
+        let _ = downstream.flush().await;
+        let _ = downstream.shutdown().await;
+        let _ = upstream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye).await;
+    drop((downstream, upstream));
+
+    let TunnelState {
+        state,
+        ctx,
+        view,
+        hold,
+    } = st;
+    let out = Outcome {
+        status: 101,
+        read: to_up.bytes,
+        sent: to_down.bytes,
+        error: None,
+    };
+    record::record(&state, out, &ctx, || view);
+    drop((ctx, hold));
+}
+
+fn log_end(side: &str, r: io::Result<()>) {
+    match r {
+        Ok(()) => log::debug!("WebSocket tunnel: the {side} side ended"),
+        Err(e) => log::debug!("WebSocket tunnel ended on an error: {e}"),
+    }
+}
+
+/// Spawns [`run`] for `t`.
+pub(super) fn spawn(t: UpgradedTunnel, st: TunnelState) {
+    tokio::spawn(run(t, st));
+}
