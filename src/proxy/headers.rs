@@ -14,43 +14,58 @@
 use http::header::{CONNECTION, HeaderName, TE, UPGRADE};
 use pingora::Result;
 use pingora::http::{RequestHeader, ResponseHeader};
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
-const KEEP_ALIVE: &str = "keep-alive";
-const PROXY_CONNECTION: &str = "proxy-connection";
-const XFF: &str = "x-forwarded-for";
-const XFP: &str = "x-forwarded-proto";
-const XFH: &str = "x-forwarded-host";
+// Names as `HeaderName` constants: a lookup or removal by `&str` parses the
+// name first, on every request.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// Header names as inserted (Pingora keeps the case a name was given in).
+const XFF_NAME: &str = "x-forwarded-for";
+const XFP_NAME: &str = "x-forwarded-proto";
+const XFH_NAME: &str = "x-forwarded-host";
+const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Names listed in the `Connection` header(s), lowercased.
-fn connection_tokens(headers: &http::HeaderMap) -> Vec<String> {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect()
+/// The headers named in the `Connection` header(s), except `upgrade` when
+/// `keep_upgrade` (and `keep-alive` and `close`, removed anyway or naming
+/// no header).
+fn connection_named(headers: &http::HeaderMap, keep_upgrade: bool) -> Vec<HeaderName> {
+    let mut named = Vec::new();
+    for v in headers.get_all(CONNECTION) {
+        let Ok(v) = v.to_str() else { continue };
+        for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if t.eq_ignore_ascii_case("keep-alive")
+                || t.eq_ignore_ascii_case("close")
+                || (keep_upgrade && t.eq_ignore_ascii_case("upgrade"))
+            {
+                continue;
+            }
+            if let Ok(h) = HeaderName::from_bytes(t.as_bytes()) {
+                named.push(h);
+            }
+        }
+    }
+    named
 }
 
 /// Removes hop-by-hop headers from a request; keeps a WebSocket upgrade.
 pub fn strip_request_hop_by_hop(req: &mut RequestHeader, upgrade: bool) -> Result<()> {
-    for name in connection_tokens(&req.headers) {
-        if upgrade && name == "upgrade" {
-            continue;
-        }
-        if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
+    if req.headers.contains_key(CONNECTION) {
+        for h in connection_named(&req.headers, upgrade) {
             req.remove_header(&h);
         }
+        req.remove_header(&CONNECTION);
     }
-    req.remove_header(KEEP_ALIVE);
-    req.remove_header(PROXY_CONNECTION);
-    req.remove_header(&TE);
-    req.remove_header(&CONNECTION);
+    for h in [&KEEP_ALIVE, &PROXY_CONNECTION, &TE] {
+        if req.headers.contains_key(h) {
+            req.remove_header(h);
+        }
+    }
     if upgrade {
         req.insert_header(CONNECTION, "upgrade")?;
-    } else {
+    } else if req.headers.contains_key(UPGRADE) {
         req.remove_header(&UPGRADE);
     }
     Ok(())
@@ -62,15 +77,17 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
     if resp.status.as_u16() == 101 {
         return;
     }
-    for name in connection_tokens(&resp.headers) {
-        if let Ok(h) = HeaderName::from_bytes(name.as_bytes()) {
+    if resp.headers.contains_key(CONNECTION) {
+        for h in connection_named(&resp.headers, false) {
             resp.remove_header(&h);
         }
+        resp.remove_header(&CONNECTION);
     }
-    resp.remove_header(KEEP_ALIVE);
-    resp.remove_header(PROXY_CONNECTION);
-    resp.remove_header(&CONNECTION);
-    resp.remove_header(&UPGRADE);
+    for h in [&KEEP_ALIVE, &PROXY_CONNECTION, &UPGRADE] {
+        if resp.headers.contains_key(h) {
+            resp.remove_header(h);
+        }
+    }
 }
 
 /// Sets `X-Forwarded-For` (appended), `-Proto` and `-Host`.
@@ -81,28 +98,50 @@ pub fn set_forwarded(
     host: Option<&str>,
 ) -> Result<()> {
     if let Some(ip) = client {
-        let prior: Vec<String> = req
-            .headers
-            .get_all(XFF)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_string)
-            .collect();
-        let value = if prior.is_empty() {
-            ip.to_string()
-        } else {
-            format!("{}, {ip}", prior.join(", "))
-        };
-        req.insert_header(XFF, value)?;
+        let mut value = String::with_capacity(48);
+        for prior in req.headers.get_all(&XFF) {
+            if let Ok(p) = prior.to_str() {
+                value.push_str(p);
+                value.push_str(", ");
+            }
+        }
+        push_ip(&mut value, ip);
+        req.insert_header(XFF_NAME, value)?;
     }
-    req.insert_header(XFP, if tls { "https" } else { "http" })?;
+    req.insert_header(XFP_NAME, if tls { "https" } else { "http" })?;
     match host {
-        Some(h) => req.insert_header(XFH, h)?,
+        Some(h) => req.insert_header(XFH_NAME, h)?,
         None => {
-            req.remove_header(XFH);
+            if req.headers.contains_key(&XFH) {
+                req.remove_header(&XFH);
+            }
         }
     }
     Ok(())
+}
+
+/// Appends `ip` as text: IPv4 by hand (the formatting machinery costs more
+/// than the rest of the header), IPv6 as `Display` writes it.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// Why an HTTP/1.x request's body framing is refused (RFC 9112 §6.1, §6.3).
@@ -173,6 +212,24 @@ mod tests {
 
     fn get<'a>(r: &'a RequestHeader, k: &str) -> Option<&'a str> {
         r.headers.get(k).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.199.250",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = ip.parse().expect("ip");
+            let mut s = String::new();
+            push_ip(&mut s, ip);
+            assert_eq!(s, ip.to_string());
+        }
     }
 
     #[test]

@@ -33,6 +33,8 @@ use route::{Decision, RouteInput};
 use std::sync::Arc;
 use std::time::Instant;
 
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The proxy service's logic.
 pub struct GreenlightProxy {
     state: StateHandle,
@@ -470,7 +472,7 @@ impl ProxyHttp for GreenlightProxy {
     async fn connected_to_upstream(
         &self,
         _session: &mut Session,
-        _reused: bool,
+        reused: bool,
         _peer: &HttpPeer,
         fd: std::os::unix::io::RawFd,
         digest: Option<&pingora::protocols::Digest>,
@@ -491,7 +493,7 @@ impl ProxyHttp for GreenlightProxy {
         if let (Some(guard), Some(conn)) =
             (ctx.guard.as_mut(), cached.or_else(|| ConnId::of_fd(fd)))
         {
-            ctx.drain_kill = Some(guard.attach(conn));
+            ctx.drain_kill = Some(guard.attach(conn, reused));
         }
         Ok(())
     }
@@ -508,12 +510,11 @@ impl ProxyHttp for GreenlightProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let host = request_host(session).map(str::to_string);
-        headers::set_forwarded(upstream_request, client, ctx.tls, host.as_deref())?;
+        headers::set_forwarded(upstream_request, client, ctx.tls, request_host(session))?;
         // One id per request, end to end: kept if the client sent one.
         let id = match upstream_request
             .headers
-            .get("x-request-id")
+            .get(&X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
         {
             Some(v) if !v.is_empty() && v.len() <= 200 => v.to_string(),

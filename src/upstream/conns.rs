@@ -71,9 +71,9 @@ pub type DrainKill = Arc<AtomicBool>;
 #[derive(Debug, Default)]
 struct Table {
     /// Guard id -> its current upstream connection and kill flag.
-    inflight: HashMap<u64, (ConnId, DrainKill)>,
+    inflight: HashMap<u64, (ConnId, DrainKill), IdHash>,
     /// Guard ids whose connection is an upgraded tunnel (WebSocket).
-    tunnels: std::collections::HashSet<u64>,
+    tunnels: std::collections::HashSet<u64, IdHash>,
     /// Every connection opened for this pool (idle ones included).
     known: HashMap<(SocketAddr, SocketAddr), RawFd>,
 }
@@ -99,6 +99,36 @@ impl Drop for WatchGuard<'_> {
 
 const PRUNE_AT: usize = 4096;
 
+/// Hashes a guard id (a counter) with one multiplication: SipHash, the
+/// default, is built to resist chosen keys, which these are not, and costs
+/// more than the rest of the table work on the request path.
+#[derive(Default, Clone, Copy)]
+struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the high bits too.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Flags each request as ended by a drain (before its socket goes, so the
 /// proxy sees the flag when the EOF arrives) and shuts the socket down.
 fn kill(victims: Vec<(ConnId, DrainKill)>) -> usize {
@@ -116,12 +146,15 @@ impl ConnRegistry {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that request `guard` now uses connection `conn`.
-    pub fn attach(&self, guard: u64, conn: ConnId) -> DrainKill {
+    /// Records that request `guard` now uses connection `conn` (`reused`: a
+    /// pooled connection, already known).
+    pub fn attach(&self, guard: u64, conn: ConnId, reused: bool) -> DrainKill {
         let kill = DrainKill::default();
         let mut t = self.lock();
-        t.known.insert((conn.local, conn.peer), conn.fd);
-        if t.known.len() > PRUNE_AT {
+        if !reused {
+            t.known.insert((conn.local, conn.peer), conn.fd);
+        }
+        if !reused && t.known.len() > PRUNE_AT {
             t.known.retain(|(local, peer), fd| {
                 ConnId::of_fd(*fd).is_some_and(|c| c.local == *local && c.peer == *peer)
             });
@@ -135,7 +168,9 @@ impl ConnRegistry {
         {
             let mut t = self.lock();
             t.inflight.remove(&guard);
-            t.tunnels.remove(&guard);
+            if !t.tunnels.is_empty() {
+                t.tunnels.remove(&guard);
+            }
         }
         if self.watchers.load(Ordering::SeqCst) > 0 {
             self.released.notify_waiters();
@@ -258,7 +293,7 @@ mod tests {
         let (mut accepted, _) = server.accept().expect("accept");
         let id = ConnId::of_fd(client.as_raw_fd()).expect("id");
         let reg = ConnRegistry::default();
-        let kill = reg.attach(1, id);
+        let kill = reg.attach(1, id, false);
         assert_eq!(reg.kill_inflight(), 1);
         assert!(kill.load(Ordering::Acquire));
         let mut buf = [0u8; 1];

@@ -470,9 +470,9 @@ impl InflightGuard {
 
     /// Records the upstream connection this request now uses, so a drain
     /// deadline can end it; the returned flag is set if that happens.
-    pub fn attach(&mut self, conn: ConnId) -> DrainKill {
+    pub fn attach(&mut self, conn: ConnId, reused: bool) -> DrainKill {
         self.attached = true;
-        self.pool.core.conns.attach(self.id, conn)
+        self.pool.core.conns.attach(self.id, conn, reused)
     }
 
     /// The pool this request counts on.

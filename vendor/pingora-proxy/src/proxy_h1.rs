@@ -46,6 +46,9 @@ where
         // phase 2 send to upstream
 
         let mut req = session.req_header().clone();
+        // greenlight patch: the filters below add headers (Host, forwarding
+        // headers, a request id): grow the maps once for all of them.
+        req.reserve(8);
         let authority_policy = AuthorityPolicy::from(session.downstream_session.is_custom());
         let downstream_had_host = req.headers.contains_key(http::header::HOST);
         req.set_version(Version::HTTP_11);
