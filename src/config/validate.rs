@@ -15,7 +15,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn pos<T>(s: &Spanned<T>) -> Pos {
+use super::values::{closest, count_field, duration_field, size_field};
+pub use super::values::{parse_duration, parse_host_pattern, parse_size, parse_status_range};
+
+pub(super) fn pos<T>(s: &Spanned<T>) -> Pos {
     Pos::from_location(&s.referenced)
 }
 
@@ -259,65 +262,6 @@ fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {
         ds,
     );
     l
-}
-
-/// A duration field: `default` when absent; a bad value is reported and the
-/// default used, so validation goes on. Zero is refused unless `allow_zero`.
-fn duration_field(
-    v: &Option<Spanned<Scalar>>,
-    default: Duration,
-    allow_zero: bool,
-    ds: &mut Diagnostics,
-) -> Duration {
-    let Some(s) = v else { return default };
-    match parse_duration(&s.value.0) {
-        Some(d) if allow_zero || !d.is_zero() => d,
-        _ => {
-            let what = if allow_zero {
-                "a duration"
-            } else {
-                "a duration above zero"
-            };
-            ds.error(
-                pos(s),
-                format!("'{}' is not {what}", s.value.0),
-                "write a number with a unit: `500ms`, `30s`, `5m`, `1h`",
-            );
-            default
-        }
-    }
-}
-
-/// A whole-number field of at least `min`; see [`duration_field`].
-fn count_field(v: &Option<Spanned<Scalar>>, default: u32, min: u32, ds: &mut Diagnostics) -> u32 {
-    let Some(s) = v else { return default };
-    match s.value.0.trim().parse::<u32>() {
-        Ok(n) if n >= min => n,
-        _ => {
-            ds.error(
-                pos(s),
-                format!("'{}' is not a whole number of at least {min}", s.value.0),
-                "write a number like `3`",
-            );
-            default
-        }
-    }
-}
-
-/// A size field above zero; see [`duration_field`].
-fn size_field(v: &Option<Spanned<Scalar>>, default: usize, ds: &mut Diagnostics) -> usize {
-    let Some(s) = v else { return default };
-    match parse_size(&s.value.0) {
-        Some(n) if n > 0 => n as usize,
-        _ => {
-            ds.error(
-                pos(s),
-                format!("'{}' is not a size above zero", s.value.0),
-                "write bytes with an optional unit: `512`, `8k`, `1m`",
-            );
-            default
-        }
-    }
 }
 
 fn check_name(kind: &str, name: &str, at: Pos, ds: &mut Diagnostics) {
@@ -765,22 +709,6 @@ fn validate_health(
     }
 }
 
-/// Parses `2xx`, `200`, or `200-399` into an inclusive range.
-pub fn parse_status_range(s: &str) -> Option<(u16, u16)> {
-    let s = s.trim().to_ascii_lowercase();
-    let ok = |c: u16| (100..=599).contains(&c);
-    if let Some(d) = s.strip_suffix("xx") {
-        let d: u16 = d.parse().ok()?;
-        return (1..=5).contains(&d).then_some((d * 100, d * 100 + 99));
-    }
-    if let Some((a, b)) = s.split_once('-') {
-        let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-        return (ok(a) && ok(b) && a <= b).then_some((a, b));
-    }
-    let c: u16 = s.parse().ok()?;
-    ok(c).then_some((c, c))
-}
-
 /// Resolves an upstream `host:port` at load time. An IPv4 result is preferred
 /// for names (`localhost` -> 127.0.0.1), matching what apps bound to
 /// `localhost` usually listen on.
@@ -844,153 +772,4 @@ fn resolve_server(text: &str, at: Pos, ds: &mut Diagnostics) -> Option<SocketAdd
 /// not convert an nginx address (`EDIT-ME:443`).
 fn is_placeholder(text: &str) -> bool {
     text.to_ascii_uppercase().starts_with("EDIT-ME")
-}
-
-/// Parses a host pattern: a lowercase DNS name or a `*.` wildcard of one label.
-pub fn parse_host_pattern(s: &str) -> Option<HostPattern> {
-    let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
-    let (wild, name) = match s.strip_prefix("*.") {
-        Some(rest) => (true, rest.to_string()),
-        None => (false, s.clone()),
-    };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
-        return None;
-    }
-    if wild {
-        Some(HostPattern::Wildcard(format!(".{name}")))
-    } else {
-        Some(HostPattern::Exact(name))
-    }
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h` (also `1d`); a bare `0` is zero.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
-}
-
-/// Parses `512`, `64k`, `10m`, `1g` (powers of 1024, case-insensitive, an
-/// optional trailing `b`).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
-/// The known name closest to `typo` (edit distance at most 2), for "did you mean".
-fn closest<'a>(typo: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    known
-        .map(|k| (edit_distance(typo, k), k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_duration("30"), None);
-        assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("3x"), None);
-        assert_eq!(parse_duration("99999999999999999999h"), None);
-    }
-
-    #[test]
-    fn sizes_parse_like_nginx() {
-        assert_eq!(parse_size("0"), Some(0));
-        assert_eq!(parse_size("512"), Some(512));
-        assert_eq!(parse_size("64k"), Some(65536));
-        assert_eq!(parse_size("10M"), Some(10 << 20));
-        assert_eq!(parse_size("1g"), Some(1 << 30));
-        assert_eq!(parse_size("10mb"), Some(10 << 20));
-        assert_eq!(parse_size("ten"), None);
-        assert_eq!(parse_size("1t"), None);
-    }
-
-    #[test]
-    fn host_patterns_accept_names_and_one_label_wildcards() {
-        assert_eq!(
-            parse_host_pattern("Example.COM."),
-            Some(HostPattern::Exact("example.com".into()))
-        );
-        assert_eq!(
-            parse_host_pattern("*.example.com"),
-            Some(HostPattern::Wildcard(".example.com".into()))
-        );
-        assert_eq!(parse_host_pattern("*example.com"), None);
-        assert_eq!(parse_host_pattern("a..b"), None);
-        assert_eq!(parse_host_pattern("exa mple.com"), None);
-        assert_eq!(parse_host_pattern("-bad.com"), None);
-    }
-
-    #[test]
-    fn status_ranges_parse() {
-        assert_eq!(parse_status_range("2xx"), Some((200, 299)));
-        assert_eq!(parse_status_range("204"), Some((204, 204)));
-        assert_eq!(parse_status_range("200-399"), Some((200, 399)));
-        assert_eq!(parse_status_range("6xx"), None);
-        assert_eq!(parse_status_range("399-200"), None);
-        assert_eq!(parse_status_range("ok"), None);
-    }
-
-    #[test]
-    fn closest_suggests_a_near_name_only() {
-        let names = ["app", "api", "static"];
-        assert_eq!(closest("ap", names.iter().copied()), Some("app"));
-        assert_eq!(closest("database", names.iter().copied()), None);
-    }
 }
