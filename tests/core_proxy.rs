@@ -334,3 +334,29 @@ Sec-WebSocket-Version: 13\r\n\r\n"
         .expect("frame");
     assert_eq!(echo, Message::text("later"));
 }
+
+/// An upgrade the app does not accept: its answer (here a plain 200) reaches
+/// the client as it is, with its body, and the connection goes on serving
+/// requests. greenlight reads the answer to an upgrade itself before handing
+/// a tunnel over; anything but a 101 goes back to the usual response path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_the_app_refuses_gets_the_apps_answer() {
+    let s = Scene::start().await;
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let r = c
+        .request("GET", "/not-a-socket", "app.test", &upgrade, &[])
+        .await
+        .expect("answer");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(upstream_of(&r), "web");
+    assert_eq!(r.json()["path"], "/not-a-socket");
+    let next = c.get("/after", "app.test").await.expect("next request");
+    assert_eq!(next.status, 200);
+    assert_eq!(next.json()["path"], "/after");
+}
