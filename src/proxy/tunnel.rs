@@ -21,6 +21,14 @@
 //! request's state ([`RequestCtx`]: its pool guard, WebSocket gauge, metrics
 //! handles) moves here, and the request is recorded (metrics, access log)
 //! when the tunnel ends; so does the client connection's listener slot.
+//!
+//! The task is a connection, not a background service: like Pingora's own
+//! per-connection tasks it is spawned on the proxy's runtime, and shutdown
+//! reaches it the way it reaches every WebSocket. The drain at a deadline or
+//! at SIGTERM shuts the upstream socket down (through the pool's connection
+//! registry, which still lists it under the request's guard), the tunnel
+//! sees the upstream end, sends 1001 and ends; the guard it holds is what the
+//! drain and `--wait` count.
 
 use super::RequestCtx;
 use super::connections::ConnectionHold;
