@@ -695,6 +695,15 @@ async fn a_websocket_is_counted_while_open_and_logged_when_it_closes() {
         1.0,
         "the WebSocket's connection counts"
     );
+    // Lines are written in order by one writer: once a request made after
+    // the upgrade is in the file, a line for the WebSocket would be too.
+    http_get(o.http, "one.test", "/after-upgrade")
+        .await
+        .expect("ok");
+    eventually(IO_TIMEOUT, "the later request is logged", || async {
+        std::fs::read_to_string(&path).is_ok_and(|t| t.contains("/after-upgrade"))
+    })
+    .await;
     assert!(
         !std::fs::read_to_string(&path)
             .unwrap_or_default()
@@ -714,15 +723,15 @@ async fn a_websocket_is_counted_while_open_and_logged_when_it_closes() {
     let v: serde_json::Value = serde_json::from_str(line).expect("json");
     assert_eq!(v["status"], 101);
     assert_eq!(v["upstream"], "ws");
-    // Client to app: the 10-byte text frame (16 bytes masked) and the close
-    // frame (8); app to client: the 15-byte hello (17), the echo (12) and
-    // the close reply (4).
+    // Client to app: the 10-byte text frame (2 + 4 mask + 10) and the close
+    // frame with its code (2 + 4 + 2); app to client: "hello from ws"
+    // (2 + 13), the echo (2 + 10) and the close reply (2 + 2).
     let (bytes_in, bytes_out) = (
         v["websocket"]["bytes_in"].as_u64().expect("bytes_in"),
         v["websocket"]["bytes_out"].as_u64().expect("bytes_out"),
     );
-    assert!(bytes_in >= 16 + 6, "bytes_in {bytes_in}");
-    assert!(bytes_out >= 17 + 12, "bytes_out {bytes_out}");
+    assert_eq!(bytes_in, 16 + 8, "bytes from the client");
+    assert_eq!(bytes_out, 15 + 12 + 4, "bytes to the client");
     assert!(v["websocket"]["duration_seconds"].as_f64().is_some());
     eventually(
         IO_TIMEOUT,
