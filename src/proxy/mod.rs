@@ -7,8 +7,9 @@
 //! active pool (round robin, then the following servers on connect failure)
 //! and takes an [`InflightGuard`] held until the ctx is dropped after
 //! `logging`; an upgraded WebSocket takes the whole ctx (guard included) to
-//! a task of its own once the 101 is out ([`tunnel`]); `fail_to_proxy` turns errors into short pages that name the
-//! upstream (502 unreachable, 504 timeout). Nothing here panics on input, and
+//! a task of its own once the 101 is out ([`tunnel`]); `fail_to_proxy`
+//! turns errors into short pages that name the upstream (502 unreachable,
+//! 504 timeout). Nothing here panics on input, and
 //! no guard of the snapshot is held across an `.await`.
 
 pub mod connections;

@@ -22,6 +22,11 @@
 //! handles) moves here, and the request is recorded (metrics, access log)
 //! when the tunnel ends; so does the client connection's listener slot.
 //!
+//! An upgrade the vendored Pingora does not hand over (one whose request
+//! has a body, or whose 101 follows another 1xx) stays in Pingora's duplex
+//! loop, where `response_body_filter` tracks frames and appends the same
+//! 1001 from the same [`super::websocket`] helpers.
+//!
 //! The task is a connection, not a background service: like Pingora's own
 //! per-connection tasks it is spawned on the proxy's runtime, and shutdown
 //! reaches it the way it reaches every WebSocket. The drain at a deadline or
@@ -152,7 +157,7 @@ impl Half {
 }
 
 /// Runs the tunnel to its end, then records the request.
-pub(super) async fn run(t: UpgradedTunnel, st: TunnelState) {
+pub(super) async fn run(t: UpgradedTunnel, mut st: TunnelState) {
     let UpgradedTunnel {
         mut downstream,
         mut upstream,
@@ -161,7 +166,7 @@ pub(super) async fn run(t: UpgradedTunnel, st: TunnelState) {
         downstream_closed,
         upstream_closed,
     } = t;
-    let mut frames = st.ctx.frames.clone().unwrap_or_default();
+    let mut frames = st.ctx.frames.take().unwrap_or_default();
     let mut to_up = Half::with(from_downstream, downstream_closed);
     let mut to_down = Half::with(from_upstream, upstream_closed);
     if !to_down.pending.is_empty() {
