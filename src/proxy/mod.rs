@@ -186,6 +186,9 @@ impl ProxyHttp for GreenlightProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.started = Some(Instant::now());
+        // HTTP/1.1 pipelining (RFC 9112 §9.3.2), answered in order like nginx:
+        // bytes read past this request are kept as the next one's start.
+        session.set_pipelining_enabled(true);
         let snapshot = self.state.load();
         ctx.snapshot = Some(snapshot.clone());
         let ssl = session.digest().and_then(|d| d.ssl_digest.clone());
