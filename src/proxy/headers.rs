@@ -11,7 +11,7 @@
 //! nginx site we replace needed four lines for this). `Transfer-Encoding` and
 //! `Content-Length` framing is Pingora's job.
 
-use http::header::{CONNECTION, HeaderName, TE, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, TE, UPGRADE};
 use pingora::Result;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::fmt::Write as _;
@@ -88,6 +88,30 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
             resp.remove_header(h);
         }
     }
+}
+
+/// Folds a `Content-Length` the upstream repeated (two header lines, or a
+/// list such as `5, 5`) into one header. Pingora accepts identical repeats
+/// (RFC 9110 §8.6) and answers 502 for differing ones before this runs, but
+/// forwards the repeats as they came: h2 clients then see a malformed
+/// response (RFC 9113 §8.1.1) and Node's HTTP client refuses it.
+pub fn fold_content_length(resp: &mut ResponseHeader) -> Result<()> {
+    let mut values = resp.headers.get_all(CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    if values.next().is_none() && !first.as_bytes().contains(&b',') {
+        return Ok(());
+    }
+    let Some(one) = first
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+    else {
+        return Ok(());
+    };
+    resp.insert_header(CONTENT_LENGTH, one)
 }
 
 /// Sets `X-Forwarded-For` (appended), `-Proto` and `-Host`.
@@ -322,6 +346,26 @@ mod tests {
         strip_request_hop_by_hop(&mut r, true).expect("strip");
         assert_eq!(get(&r, "upgrade"), Some("websocket"));
         assert_eq!(get(&r, "connection"), Some("upgrade"));
+    }
+
+    #[test]
+    fn a_repeated_content_length_is_folded_into_one() {
+        for values in [&["5", "5"][..], &["5, 5"], &[" 5 ,5"]] {
+            let mut r = ResponseHeader::build(200, None).expect("resp");
+            for v in values {
+                r.append_header("Content-Length", *v).expect("h");
+            }
+            fold_content_length(&mut r).expect("fold");
+            let all: Vec<_> = r.headers.get_all("content-length").iter().collect();
+            assert_eq!(all, ["5"], "{values:?}");
+        }
+        let mut r = ResponseHeader::build(200, None).expect("resp");
+        r.append_header("Content-Length", "7").expect("h");
+        fold_content_length(&mut r).expect("fold");
+        assert_eq!(
+            r.headers.get("content-length").map(|v| v.as_bytes()),
+            Some(&b"7"[..])
+        );
     }
 
     #[test]

@@ -552,7 +552,7 @@ impl ProxyHttp for GreenlightProxy {
             ctx.websocket_gauge = ctx.route_metrics().map(RouteMetrics::websocket_opened);
         }
         headers::strip_response_hop_by_hop(upstream_response);
-        Ok(())
+        headers::fold_content_length(upstream_response)
     }
 
     async fn response_filter(
