@@ -8,10 +8,13 @@
 //! header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Upgrade`) are
 //! removed in both directions — except that a WebSocket upgrade keeps
 //! `Upgrade` and `Connection: upgrade` so it works with no configuration (the
-//! nginx site we replace needed four lines for this). `Transfer-Encoding` and
-//! `Content-Length` framing is Pingora's job.
+//! nginx site we replace needed four lines for this; what counts as an
+//! upgrade is decided in `upgrade`). Headers a client may not set are
+//! dropped ([`drop_client_headers`]). `Transfer-Encoding` and
+//! `Content-Length` framing is Pingora's job, except that a repeated
+//! identical response `Content-Length` is folded into one here.
 
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, TE, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, FORWARDED, HeaderName, TE, UPGRADE};
 use pingora::Result;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::fmt::Write as _;
@@ -27,6 +30,7 @@ const XFF_NAME: &str = "x-forwarded-for";
 const XFP_NAME: &str = "x-forwarded-proto";
 const XFH_NAME: &str = "x-forwarded-host";
 const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The headers named in the `Connection` header(s), except `upgrade` when
 /// `keep_upgrade` (and `keep-alive` and `close`, removed anyway or naming
@@ -86,6 +90,35 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
     for h in [&KEEP_ALIVE, &PROXY_CONNECTION, &UPGRADE] {
         if resp.headers.contains_key(h) {
             resp.remove_header(h);
+        }
+    }
+}
+
+/// Removes request headers a client must not be able to set:
+///
+/// - names with an underscore (`X_Forwarded_For`), like nginx's default
+///   `underscores_in_headers off`: many app frameworks (CGI, PHP, Rack,
+///   WSGI) map `-` and `_` to the same variable, so `X_Forwarded_For` could
+///   pass for the `X-Forwarded-For` greenlight sets;
+/// - `X-Real-IP` and `Forwarded` (RFC 7239): they claim a client address,
+///   and greenlight reports the address in `X-Forwarded-For` only. A client
+///   value is never trusted for now; a later issue adds trusted proxies,
+///   whose values would be kept.
+pub fn drop_client_headers(req: &mut RequestHeader) {
+    for h in [&X_REAL_IP, &FORWARDED] {
+        if req.headers.contains_key(h) {
+            req.remove_header(h);
+        }
+    }
+    if req.headers.keys().any(|n| n.as_str().contains('_')) {
+        let names: Vec<HeaderName> = req
+            .headers
+            .keys()
+            .filter(|n| n.as_str().contains('_'))
+            .cloned()
+            .collect();
+        for n in &names {
+            req.remove_header(n);
         }
     }
 }
@@ -346,6 +379,20 @@ mod tests {
         strip_request_hop_by_hop(&mut r, true).expect("strip");
         assert_eq!(get(&r, "upgrade"), Some("websocket"));
         assert_eq!(get(&r, "connection"), Some("upgrade"));
+    }
+
+    #[test]
+    fn underscored_and_client_address_headers_are_dropped() {
+        let mut r = req(&[
+            ("X_Forwarded_For", "203.0.113.1"),
+            ("x_api_key", "k"),
+            ("X-Real-IP", "203.0.113.2"),
+            ("Forwarded", "for=203.0.113.3"),
+            ("X-Kept", "yes"),
+        ]);
+        drop_client_headers(&mut r);
+        let names: Vec<&str> = r.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
     }
 
     #[test]

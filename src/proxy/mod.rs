@@ -17,6 +17,7 @@ pub mod headers;
 mod record;
 pub mod route;
 mod tunnel;
+mod upgrade;
 pub mod websocket;
 
 use crate::metrics::{GaugeGuard, RouteMetrics, UpstreamErrorKind};
@@ -244,6 +245,9 @@ impl ProxyHttp for GreenlightProxy {
         if session.get_keepalive().is_some() {
             // Only shorten what the client's own Connection header allowed.
             session.set_keepalive(Some(limits.keepalive_timeout.as_secs().max(1)));
+        }
+        if let Err(r) = upgrade::check(session.req_header_mut()) {
+            return respond(session, r.status, r.body(), &r.headers(), true).await;
         }
         if session.is_upgrade_req() {
             // A WebSocket may be quiet for hours: only its own idle limit.
@@ -510,6 +514,7 @@ impl ProxyHttp for GreenlightProxy {
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
         headers::strip_request_hop_by_hop(upstream_request, upgrade)?;
+        headers::drop_client_headers(upstream_request);
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
