@@ -58,6 +58,10 @@ sites:
       - {{path: /, upstream: web}}
       - {{path: /raw/, upstream: raw}}
       - {{path: /ws, upstream: ws}}
+  keep:
+    hosts: [keep.test]
+    underscores_in_headers: true
+    routes: [{{path: /, upstream: web}}]
 upstreams:
   web: {{active: main, pools: {{main: ["127.0.0.1:{web}"]}}}}
   raw: {{active: main, pools: {{main: ["127.0.0.1:{raw}"]}}}}
@@ -378,4 +382,19 @@ async fn underscored_and_client_address_headers_do_not_reach_the_app() {
         Some("yes"),
         "other headers pass"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_with_underscores_in_headers_passes_them() {
+    let b = Bench::start().await;
+    let mut c = H1Conn::connect(b.http).await.expect("connect");
+    let sent = [("X_Api_Key", "k1"), ("X-Real-IP", "203.0.113.2")];
+    let r = c
+        .request("GET", "/keep", "keep.test", &sent, b"")
+        .await
+        .expect("response");
+    assert_eq!(r.status, 200);
+    let seen = b.web.last_request().expect("forwarded");
+    assert_eq!(seen.header("x_api_key"), Some("k1"), "{:?}", seen.headers);
+    assert_eq!(seen.header("x-real-ip"), None, "still dropped");
 }

@@ -99,18 +99,19 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
 /// - names with an underscore (`X_Forwarded_For`), like nginx's default
 ///   `underscores_in_headers off`: many app frameworks (CGI, PHP, Rack,
 ///   WSGI) map `-` and `_` to the same variable, so `X_Forwarded_For` could
-///   pass for the `X-Forwarded-For` greenlight sets;
+///   pass for the `X-Forwarded-For` greenlight sets. A site with
+///   `underscores_in_headers: true` keeps them (`underscores`);
 /// - `X-Real-IP` and `Forwarded` (RFC 7239): they claim a client address,
 ///   and greenlight reports the address in `X-Forwarded-For` only. A client
 ///   value is never trusted for now; a later issue adds trusted proxies,
 ///   whose values would be kept.
-pub fn drop_client_headers(req: &mut RequestHeader) {
+pub fn drop_client_headers(req: &mut RequestHeader, underscores: bool) {
     for h in [&X_REAL_IP, &FORWARDED] {
         if req.headers.contains_key(h) {
             req.remove_header(h);
         }
     }
-    if req.headers.keys().any(|n| n.as_str().contains('_')) {
+    if !underscores && req.headers.keys().any(|n| n.as_str().contains('_')) {
         let names: Vec<HeaderName> = req
             .headers
             .keys()
@@ -390,9 +391,13 @@ mod tests {
             ("Forwarded", "for=203.0.113.3"),
             ("X-Kept", "yes"),
         ]);
-        drop_client_headers(&mut r);
+        let mut kept = r.clone();
+        drop_client_headers(&mut r, false);
         let names: Vec<&str> = r.headers.keys().map(|n| n.as_str()).collect();
         assert_eq!(names, ["x-kept"]);
+        drop_client_headers(&mut kept, true);
+        let names: Vec<&str> = kept.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x_forwarded_for", "x_api_key", "x-kept"]);
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct RequestCtx {
     guard: Option<InflightGuard>,
     tls: bool,
     max_body: Option<u64>,
+    /// The site passes header names with `_` (`underscores_in_headers`).
+    underscores: bool,
     body_seen: u64,
     /// Set by a drain deadline that ended this request's upstream connection.
     drain_kill: Option<DrainKill>,
@@ -335,6 +337,7 @@ impl ProxyHttp for GreenlightProxy {
         let limit = snapshot.router.site(site).max_body_size;
         ctx.site = Some(site);
         ctx.max_body = limit;
+        ctx.underscores = snapshot.router.site(site).underscores_in_headers;
         ctx.upstream = snapshot.upstreams.get(upstream).cloned();
         if let (Some(limit), Some(len)) = (limit, content_length(session))
             && len > limit
@@ -514,7 +517,7 @@ impl ProxyHttp for GreenlightProxy {
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
         headers::strip_request_hop_by_hop(upstream_request, upgrade)?;
-        headers::drop_client_headers(upstream_request);
+        headers::drop_client_headers(upstream_request, ctx.underscores);
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
