@@ -75,30 +75,50 @@ async fn ambiguous_framing_is_refused_with_400_and_never_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_whose_body_hides_a_second_request_forwards_one_request() {
     let s = Scene::start().await;
-    // The upstream answers 200 (no upgrade): the bytes after the header must
-    // not be read as a second request on the upstream connection.
-    let bytes = b"GET /api/up HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\nGET /api/hidden HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    // The upstream answers 200 (no upgrade). The bytes after the header are
+    // the client's next (pipelined) request: greenlight must parse and route
+    // it itself (`/hidden` belongs to `web`), never pass it to `api` on the
+    // upgrade request's upstream connection, where the app would read it as
+    // a request greenlight never saw.
+    let bytes = b"GET /api/up HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: app.test\r\n\r\n";
     let mut c = H1Conn::connect(s.http).await.expect("connect");
     c.set_timeout(Duration::from_secs(3));
     c.send_raw(bytes).await.expect("send");
     let first = c.read_response().await.expect("response");
     assert_eq!(first.status, 200);
-    // Whatever happens to the pipelined bytes, the upstream must never see
-    // /api/hidden arrive on the upgrade request's upstream connection.
-    let _ = c.read_response().await;
-    let reqs = s.api.requests();
-    let up = reqs
-        .iter()
-        .find(|r| r.path == "/api/up")
-        .expect("the first request");
-    let smuggled: Vec<_> = reqs
-        .iter()
-        .filter(|r| r.path == "/api/hidden" && r.conn_id == up.conn_id)
-        .collect();
-    assert!(
-        smuggled.is_empty(),
-        "smuggled on the same upstream connection: {reqs:#?}"
+    assert_eq!(first.json()["path"], "/api/up");
+    let second = c
+        .read_response()
+        .await
+        .expect("the pipelined request's answer");
+    assert_eq!(second.json()["upstream"], "web", "{}", second.text());
+    let api: Vec<String> = s.api.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        api,
+        ["/api/up"],
+        "nothing smuggled to the upgrade's upstream"
     );
+    let web: Vec<String> = s.web.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(web, ["/hidden"], "routed by greenlight");
+}
+
+/// Pipelining keeps bytes read past a request for the next one: a refused
+/// request among them must still end the connection, with nothing after it
+/// forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_in_a_pipeline_closes_the_connection() {
+    let s = Scene::start().await;
+    let bytes = b"GET /api/first HTTP/1.1\r\nHost: app.test\r\n\r\nPOST /api/bad HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/after HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    c.set_timeout(Duration::from_secs(3));
+    c.send_raw(bytes).await.expect("send");
+    let first = c.read_response().await.expect("first");
+    assert_eq!(first.status, 200);
+    let refused = c.read_response().await.expect("the refusal");
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(c.server_will_close(), "the refusal says close");
+    assert!(c.wait_closed_by_peer(Duration::from_secs(2)).await);
+    assert_eq!(upstream_paths(&s), ["/api/first"]);
 }
 
 // A hand-written HTTP/2 client (RFC 9113 frames, RFC 7541 HPACK literals).

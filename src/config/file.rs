@@ -169,6 +169,8 @@ pub struct FileSite {
     pub plain_http: Option<Spanned<String>>,
     /// Request body limit.
     pub max_body_size: Option<Spanned<Scalar>>,
+    /// Pass request headers whose names contain `_` (nginx's directive).
+    pub underscores_in_headers: Option<Spanned<bool>>,
     /// Path prefix routes.
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }

@@ -190,6 +190,9 @@ pub struct SiteConfig {
     pub plain_http: PlainHttp,
     /// Request body limit in bytes; `None` = unlimited.
     pub max_body_size: Option<u64>,
+    /// Request headers with `_` in their names reach the app (nginx's
+    /// `underscores_in_headers on`); off by default, they are dropped.
+    pub underscores_in_headers: bool,
     /// Routes, in file order.
     pub routes: Vec<RouteConfig>,
 }

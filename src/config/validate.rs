@@ -536,6 +536,10 @@ fn validate_sites(
             tls_origin,
             plain_http,
             max_body_size,
+            underscores_in_headers: site
+                .underscores_in_headers
+                .as_ref()
+                .is_some_and(|u| u.value),
             routes,
         });
     }

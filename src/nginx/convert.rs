@@ -92,6 +92,8 @@ impl Timeouts<'_> {
 pub(crate) struct Inherit<'a> {
     /// `client_max_body_size`.
     pub body: Option<Setting<'a, String>>,
+    /// `underscores_in_headers`.
+    pub underscores: Option<Setting<'a, bool>>,
     /// The upstream timeouts.
     pub timeouts: Timeouts<'a>,
 }
@@ -114,6 +116,18 @@ pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<
                     ),
                 },
                 _ => ctx.warn(d, "client_max_body_size needs exactly one value; ignored"),
+            }
+            true
+        }
+        "underscores_in_headers" => {
+            match d.args.as_slice() {
+                [v] if v == "on" || v == "off" => {
+                    inh.underscores = Some(Setting {
+                        value: v == "on",
+                        d,
+                    });
+                }
+                _ => ctx.warn(d, "underscores_in_headers needs `on` or `off`; ignored"),
             }
             true
         }
@@ -336,6 +350,8 @@ pub(crate) struct Site<'a> {
     pub plain_http: Option<PlainHttp>,
     /// `client_max_body_size` in force (None: nginx's 1m default).
     pub body: Option<Setting<'a, String>>,
+    /// `underscores_in_headers` in force (None: nginx's `off`).
+    pub underscores: Option<Setting<'a, bool>>,
     /// Routes in source order.
     pub routes: Vec<Route<'a>>,
 }

@@ -333,9 +333,9 @@ fn unsupported_reason(name: &str, d: &Directive) -> String {
         "ssi" | "ssi_types" | "addition_types" | "add_before_body" | "add_after_body" => {
             s("response body processing is not supported by greenlight")
         }
-        "underscores_in_headers" | "ignore_invalid_headers" => {
-            s("greenlight applies its own header validation rules")
-        }
+        "ignore_invalid_headers" => s(
+            "greenlight applies its own header validation rules; to pass header names with `_`, set `underscores_in_headers: true` on the site",
+        ),
         "location" => s("this location was not converted"),
         _ => s(
             "greenlight has no equivalent, so it was not converted; check whether the site relies on it",

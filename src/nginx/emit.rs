@@ -147,6 +147,10 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
                 Some("keeps nginx's default (no client_max_body_size was set)"),
             ),
         }
+        if let Some(u) = s.underscores.as_ref().filter(|u| u.value) {
+            let from = w.from(u.d);
+            w.out.line(2, "underscores_in_headers: true", Some(&from));
+        }
         w.out.line(2, "routes:", None);
         for r in &s.routes {
             let mut c = w.from(r.loc);

@@ -115,6 +115,7 @@ pub(crate) fn build<'a>(
                 tls: None,
                 plain_http: None,
                 body: s.inh.body.clone(),
+                underscores: s.inh.underscores.clone(),
                 routes: s.routes.clone(),
             });
         }

@@ -8,10 +8,13 @@
 //! header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Upgrade`) are
 //! removed in both directions — except that a WebSocket upgrade keeps
 //! `Upgrade` and `Connection: upgrade` so it works with no configuration (the
-//! nginx site we replace needed four lines for this). `Transfer-Encoding` and
-//! `Content-Length` framing is Pingora's job.
+//! nginx site we replace needed four lines for this; what counts as an
+//! upgrade is decided in `upgrade`). Headers a client may not set are
+//! dropped ([`drop_client_headers`]). `Transfer-Encoding` and
+//! `Content-Length` framing is Pingora's job, except that a repeated
+//! identical response `Content-Length` is folded into one here.
 
-use http::header::{CONNECTION, HeaderName, TE, UPGRADE};
+use http::header::{CONNECTION, CONTENT_LENGTH, FORWARDED, HeaderName, TE, UPGRADE};
 use pingora::Result;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::fmt::Write as _;
@@ -27,6 +30,7 @@ const XFF_NAME: &str = "x-forwarded-for";
 const XFP_NAME: &str = "x-forwarded-proto";
 const XFH_NAME: &str = "x-forwarded-host";
 const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The headers named in the `Connection` header(s), except `upgrade` when
 /// `keep_upgrade` (and `keep-alive` and `close`, removed anyway or naming
@@ -88,6 +92,60 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
             resp.remove_header(h);
         }
     }
+}
+
+/// Removes request headers a client must not be able to set:
+///
+/// - names with an underscore (`X_Forwarded_For`), like nginx's default
+///   `underscores_in_headers off`: many app frameworks (CGI, PHP, Rack,
+///   WSGI) map `-` and `_` to the same variable, so `X_Forwarded_For` could
+///   pass for the `X-Forwarded-For` greenlight sets. A site with
+///   `underscores_in_headers: true` keeps them (`underscores`);
+/// - `X-Real-IP` and `Forwarded` (RFC 7239): they claim a client address,
+///   and greenlight reports the address in `X-Forwarded-For` only. A client
+///   value is never trusted for now; a later issue adds trusted proxies,
+///   whose values would be kept.
+pub fn drop_client_headers(req: &mut RequestHeader, underscores: bool) {
+    for h in [&X_REAL_IP, &FORWARDED] {
+        if req.headers.contains_key(h) {
+            req.remove_header(h);
+        }
+    }
+    if !underscores && req.headers.keys().any(|n| n.as_str().contains('_')) {
+        let names: Vec<HeaderName> = req
+            .headers
+            .keys()
+            .filter(|n| n.as_str().contains('_'))
+            .cloned()
+            .collect();
+        for n in &names {
+            req.remove_header(n);
+        }
+    }
+}
+
+/// Folds a `Content-Length` the upstream repeated (two header lines, or a
+/// list such as `5, 5`) into one header. Pingora accepts identical repeats
+/// (RFC 9110 §8.6) and answers 502 for differing ones before this runs, but
+/// forwards the repeats as they came: h2 clients then see a malformed
+/// response (RFC 9113 §8.1.1) and Node's HTTP client refuses it.
+pub fn fold_content_length(resp: &mut ResponseHeader) -> Result<()> {
+    let mut values = resp.headers.get_all(CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    if values.next().is_none() && !first.as_bytes().contains(&b',') {
+        return Ok(());
+    }
+    let Some(one) = first
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+    else {
+        return Ok(());
+    };
+    resp.insert_header(CONTENT_LENGTH, one)
 }
 
 /// Sets `X-Forwarded-For` (appended), `-Proto` and `-Host`.
@@ -322,6 +380,44 @@ mod tests {
         strip_request_hop_by_hop(&mut r, true).expect("strip");
         assert_eq!(get(&r, "upgrade"), Some("websocket"));
         assert_eq!(get(&r, "connection"), Some("upgrade"));
+    }
+
+    #[test]
+    fn underscored_and_client_address_headers_are_dropped() {
+        let mut r = req(&[
+            ("X_Forwarded_For", "203.0.113.1"),
+            ("x_api_key", "k"),
+            ("X-Real-IP", "203.0.113.2"),
+            ("Forwarded", "for=203.0.113.3"),
+            ("X-Kept", "yes"),
+        ]);
+        let mut kept = r.clone();
+        drop_client_headers(&mut r, false);
+        let names: Vec<&str> = r.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+        drop_client_headers(&mut kept, true);
+        let names: Vec<&str> = kept.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x_forwarded_for", "x_api_key", "x-kept"]);
+    }
+
+    #[test]
+    fn a_repeated_content_length_is_folded_into_one() {
+        for values in [&["5", "5"][..], &["5, 5"], &[" 5 ,5"]] {
+            let mut r = ResponseHeader::build(200, None).expect("resp");
+            for v in values {
+                r.append_header("Content-Length", *v).expect("h");
+            }
+            fold_content_length(&mut r).expect("fold");
+            let all: Vec<_> = r.headers.get_all("content-length").iter().collect();
+            assert_eq!(all, ["5"], "{values:?}");
+        }
+        let mut r = ResponseHeader::build(200, None).expect("resp");
+        r.append_header("Content-Length", "7").expect("h");
+        fold_content_length(&mut r).expect("fold");
+        assert_eq!(
+            r.headers.get("content-length").map(|v| v.as_bytes()),
+            Some(&b"7"[..])
+        );
     }
 
     #[test]

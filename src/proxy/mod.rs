@@ -3,7 +3,8 @@
 //!
 //! Per request: `request_filter` loads the snapshot once into [`RequestCtx`],
 //! routes, and answers locally what never reaches an upstream (404, 421, 308,
-//! 413 by `Content-Length`); `upstream_peer` picks the next server of the
+//! 413 by `Content-Length`, 400/426 for a bad WebSocket handshake: [`upgrade`]);
+//! `upstream_peer` picks the next server of the
 //! active pool (round robin, then the following servers on connect failure)
 //! and takes an [`InflightGuard`] held until the ctx is dropped after
 //! `logging`; an upgraded WebSocket takes the whole ctx (guard included) to
@@ -17,6 +18,7 @@ pub mod headers;
 mod record;
 pub mod route;
 mod tunnel;
+mod upgrade;
 pub mod websocket;
 
 use crate::metrics::{GaugeGuard, RouteMetrics, UpstreamErrorKind};
@@ -95,6 +97,8 @@ pub struct RequestCtx {
     guard: Option<InflightGuard>,
     tls: bool,
     max_body: Option<u64>,
+    /// The site passes header names with `_` (`underscores_in_headers`).
+    underscores: bool,
     body_seen: u64,
     /// Set by a drain deadline that ended this request's upstream connection.
     drain_kill: Option<DrainKill>,
@@ -186,6 +190,9 @@ impl ProxyHttp for GreenlightProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.started = Some(Instant::now());
+        // HTTP/1.1 pipelining (RFC 9112 §9.3.2), answered in order like nginx:
+        // bytes read past this request are kept as the next one's start.
+        session.set_pipelining_enabled(true);
         let snapshot = self.state.load();
         ctx.snapshot = Some(snapshot.clone());
         let ssl = session.digest().and_then(|d| d.ssl_digest.clone());
@@ -241,6 +248,9 @@ impl ProxyHttp for GreenlightProxy {
         if session.get_keepalive().is_some() {
             // Only shorten what the client's own Connection header allowed.
             session.set_keepalive(Some(limits.keepalive_timeout.as_secs().max(1)));
+        }
+        if let Err(r) = upgrade::check(session.req_header_mut()) {
+            return respond(session, r.status, r.body(), &r.headers(), true).await;
         }
         if session.is_upgrade_req() {
             // A WebSocket may be quiet for hours: only its own idle limit.
@@ -328,6 +338,7 @@ impl ProxyHttp for GreenlightProxy {
         let limit = snapshot.router.site(site).max_body_size;
         ctx.site = Some(site);
         ctx.max_body = limit;
+        ctx.underscores = snapshot.router.site(site).underscores_in_headers;
         ctx.upstream = snapshot.upstreams.get(upstream).cloned();
         if let (Some(limit), Some(len)) = (limit, content_length(session))
             && len > limit
@@ -507,6 +518,7 @@ impl ProxyHttp for GreenlightProxy {
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
         headers::strip_request_hop_by_hop(upstream_request, upgrade)?;
+        headers::drop_client_headers(upstream_request, ctx.underscores);
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -549,7 +561,7 @@ impl ProxyHttp for GreenlightProxy {
             ctx.websocket_gauge = ctx.route_metrics().map(RouteMetrics::websocket_opened);
         }
         headers::strip_response_hop_by_hop(upstream_response);
-        Ok(())
+        headers::fold_content_length(upstream_response)
     }
 
     async fn response_filter(

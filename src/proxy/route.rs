@@ -23,6 +23,8 @@ pub struct SiteRoutes {
     pub plain_http: PlainHttp,
     /// Body limit in bytes; `None` = unlimited.
     pub max_body_size: Option<u64>,
+    /// Headers with `_` in their names are passed to the app.
+    pub underscores_in_headers: bool,
     /// (prefix, upstream index), longest prefix first.
     routes: Vec<(String, usize)>,
     /// Per route, per pool of its upstream: pre-resolved metric handles.
@@ -154,6 +156,7 @@ impl Router {
                 tls: s.tls.is_some(),
                 plain_http: s.plain_http,
                 max_body_size: s.max_body_size,
+                underscores_in_headers: s.underscores_in_headers,
                 routes,
                 route_metrics,
                 local_metrics: metrics.route_handles(&s.name, NONE, NONE),

@@ -6,6 +6,8 @@
 //! - [`ports`]: free loopback ports for listener addresses in test configs.
 //! - [`upstream`]: a hand-rolled HTTP/1.1 upstream that records every request
 //!   ([`HttpUpstream`]) and a refusing address ([`DeadUpstream`]).
+//! - [`raw_upstream`]: an upstream that answers with exact scripted bytes
+//!   ([`RawUpstream`]), for malformed responses a server library would not send.
 //! - [`ws`]: a WebSocket echo upstream ([`WsUpstream`]) and client ([`ws_connect`]).
 //! - [`tls`]: a throw-away test PKI ([`TestCa`]) and TLS client helpers.
 //! - [`client`]: raw HTTP/1.1 ([`H1Conn`]) and HTTP/2-over-TLS ([`H2Conn`]) clients.
@@ -23,6 +25,7 @@ mod http1;
 pub mod pebble;
 pub mod ports;
 pub mod proxy;
+pub mod raw_upstream;
 pub mod tls;
 pub mod upstream;
 pub mod ws;
@@ -36,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use client::{H1Conn, H2Conn, Response, h2_get, http_get};
 pub use ports::{free_addr, free_port, free_ports};
 pub use proxy::{ProxyProcess, StartError, fill_ports, greenlight_bin, run_cli};
+pub use raw_upstream::RawUpstream;
 pub use tls::{IssuedCert, NegotiatedInfo, TestCa, tls_connect, tls_connect_with};
 pub use upstream::{DeadUpstream, HttpUpstream, RecordedRequest};
 pub use ws::{TlsClient, WsClient, WsClose, WsHandshake, WsUpstream, ws_connect, ws_connect_with};

@@ -67,6 +67,11 @@ pub struct HttpSession {
     // If allowed, does not fail with error on invalid content-length
     // (treats as close-delimited response).
     allow_h1_response_invalid_content_length: bool,
+    // greenlight patch: the response carried both Transfer-Encoding and
+    // Content-Length. Its body is framed by the transfer coding (RFC 9112
+    // §6.3), but a server that sends both may frame it differently itself, so
+    // the connection is never reused (HAProxy's rule; RFC 9112 §6.1).
+    framing_conflict: bool,
 }
 
 /// HTTP 1.x client session
@@ -100,6 +105,7 @@ impl HttpSession {
             received_upgrade_req_body: false,
             close_delimited_resp: false,
             allow_h1_response_invalid_content_length: false,
+            framing_conflict: false, // greenlight patch
         }
     }
 
@@ -331,6 +337,7 @@ impl HttpSession {
                         // https://datatracker.ietf.org/doc/html/rfc9112#section-6.3-2.3
                         if contains_content_length && contains_transfer_encoding {
                             response_header.remove_header(&header::CONTENT_LENGTH);
+                            self.framing_conflict = true; // greenlight patch: see the field
                         }
 
                         self.raw_header = Some(BufRef(0, s));
@@ -658,7 +665,11 @@ impl HttpSession {
     /// If the connection cannot be reused, the underlying stream will be closed and `None` will be
     /// returned.
     pub async fn reuse(mut self) -> Option<Stream> {
-        if !self.body_reader.body_complete() || self.body_reader.has_bytes_overread() {
+        // greenlight patch: `|| self.framing_conflict` (see the field).
+        if !self.body_reader.body_complete()
+            || self.body_reader.has_bytes_overread()
+            || self.framing_conflict
+        {
             self.set_keepalive(None);
         }
 
