@@ -12,6 +12,7 @@
 //! 504 timeout). Nothing here panics on input, and
 //! no guard of the snapshot is held across an `.await`.
 
+mod body;
 pub mod connections;
 pub mod headers;
 mod record;
@@ -96,6 +97,8 @@ pub struct RequestCtx {
     tls: bool,
     max_body: Option<u64>,
     body_seen: u64,
+    /// The body was read whole before connecting ([`body`]): its size.
+    buffered_body: Option<u64>,
     /// Set by a drain deadline that ended this request's upstream connection.
     drain_kill: Option<DrainKill>,
     /// Server-to-client WebSocket framing, tracked once upgraded.
@@ -349,7 +352,7 @@ impl ProxyHttp for GreenlightProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(limit), Some(chunk)) = (ctx.max_body, body.as_ref()) {
+        if let (Some(limit), Some(chunk), None) = (ctx.max_body, body.as_ref(), ctx.buffered_body) {
             ctx.body_seen += chunk.len() as u64;
             if ctx.body_seen > limit {
                 // A body without Content-Length (chunked) is only known to be
@@ -362,6 +365,15 @@ impl ProxyHttp for GreenlightProxy {
             }
         }
         Ok(())
+    }
+
+    async fn proxy_upstream_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        body::buffer_request(session, ctx).await?;
+        Ok(true)
     }
 
     async fn upstream_peer(
@@ -507,6 +519,7 @@ impl ProxyHttp for GreenlightProxy {
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
         headers::strip_request_hop_by_hop(upstream_request, upgrade)?;
+        body::set_upstream_framing(upstream_request, ctx)?;
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -674,7 +687,8 @@ impl ProxyHttp for GreenlightProxy {
                 }
             );
         }
-        if code > 0 && session.response_written().is_none() {
+        // A 100 Continue may have gone out before the body was read.
+        if code > 0 && session.response_written().is_none_or(|r| r.status.is_informational()) {
             let body = error_body(code, ctx);
             if let Err(err) = respond(session, code, body, &[], true).await {
                 log::debug!("could not send the {code} page: {err}");
