@@ -59,7 +59,11 @@ pub(super) fn count_field(
 }
 
 /// An `on`/`off` switch (`true`/`false` too); see [`duration_field`].
-pub(super) fn switch_field(v: &Option<Spanned<Scalar>>, default: bool, ds: &mut Diagnostics) -> bool {
+pub(super) fn switch_field(
+    v: &Option<Spanned<Scalar>>,
+    default: bool,
+    ds: &mut Diagnostics,
+) -> bool {
     let Some(s) = v else { return default };
     match s.value.0.trim() {
         "on" | "true" => true,

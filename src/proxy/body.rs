@@ -34,6 +34,17 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 /// How much of a spilled body is read from its temp file at a time.
 const FILE_CHUNK: usize = 64 * 1024;
 
+/// A request's body state, kept in the request ctx.
+#[derive(Default)]
+pub(super) struct BodyState {
+    /// The body was read whole before connecting: its size.
+    pub(super) buffered: Option<u64>,
+    /// Streaming an HTTP/2 body: bytes received so far.
+    streamed: u64,
+    /// Streaming an HTTP/2 body: its last byte, held until END_STREAM.
+    held: Option<Bytes>,
+}
+
 /// A complete request body: in memory, or in an unlinked temp file.
 pub(super) struct BufferedBody {
     /// The body while it fits `limits.body_buffer_size` (empty once spilled).
@@ -103,9 +114,9 @@ impl PreparedBody for BufferedBody {
     async fn rewind(&mut self) -> Result<()> {
         self.mem_sent = false;
         if let Some(f) = self.file.as_mut() {
-            f.seek(SeekFrom::Start(0))
-                .await
-                .map_err(|e| Error::because(ErrorType::InternalError, "rewinding the body file", e))?;
+            f.seek(SeekFrom::Start(0)).await.map_err(|e| {
+                Error::because(ErrorType::InternalError, "rewinding the body file", e)
+            })?;
         }
         Ok(())
     }
@@ -113,10 +124,9 @@ impl PreparedBody for BufferedBody {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
         if let Some(f) = self.file.as_mut() {
             let mut buf = BytesMut::with_capacity(FILE_CHUNK);
-            let n = f
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| Error::because(ErrorType::InternalError, "reading the body file", e))?;
+            let n = f.read_buf(&mut buf).await.map_err(|e| {
+                Error::because(ErrorType::InternalError, "reading the body file", e)
+            })?;
             return Ok((n > 0).then(|| buf.freeze()));
         }
         if self.mem_sent {
@@ -148,7 +158,9 @@ pub(super) async fn buffer_request(session: &mut Session, ctx: &mut RequestCtx) 
         // §10.1.1); the upstream gets no Expect, since the body is here.
         let cont = ResponseHeader::build(100, Some(0))?;
         session.write_response_header(Box::new(cont), false).await?;
-        session.req_header_mut().remove_header(&http::header::EXPECT);
+        session
+            .req_header_mut()
+            .remove_header(&http::header::EXPECT);
     }
     let mut body = BufferedBody::new(limits.body_buffer_size);
     loop {
@@ -162,9 +174,9 @@ pub(super) async fn buffer_request(session: &mut Session, ctx: &mut RequestCtx) 
                 format!("request body exceeds the limit of {limit} bytes"),
             ));
         }
-        body.push(&chunk)
-            .await
-            .map_err(|e| Error::because(ErrorType::InternalError, "buffering the request body", e))?;
+        body.push(&chunk).await.map_err(|e| {
+            Error::because(ErrorType::InternalError, "buffering the request body", e)
+        })?;
     }
     body.finish()
         .await
@@ -174,7 +186,7 @@ pub(super) async fn buffer_request(session: &mut Session, ctx: &mut RequestCtx) 
         body.len,
         if body.spilled() { " (temp file)" } else { "" }
     );
-    ctx.buffered_body = Some(body.len);
+    ctx.body.buffered = Some(body.len);
     session.set_prepared_body(Box::new(body));
     Ok(())
 }
@@ -190,11 +202,9 @@ async fn read_piece(session: &mut Session, limit: Duration) -> Result<Option<Byt
         )),
         Ok(Ok(chunk)) => Ok(chunk),
         Ok(Err(e)) => Err(match e.etype() {
-            ErrorType::ReadTimedout => Error::because(
-                ErrorType::HTTPStatus(408),
-                "reading the request body",
-                e,
-            ),
+            ErrorType::ReadTimedout => {
+                Error::because(ErrorType::HTTPStatus(408), "reading the request body", e)
+            }
             // A reset HTTP/1 connection: nobody is left to answer.
             ErrorType::ReadError if !h2 => e.into_down(),
             // Bad chunked framing, an early close, an HTTP/2 stream error:
@@ -208,6 +218,49 @@ async fn read_piece(session: &mut Session, limit: Duration) -> Result<Option<Byt
     }
 }
 
+/// Streaming (`request_buffering: off`) an HTTP/2 body with a
+/// `content-length`: its last byte is held until END_STREAM confirms the
+/// length. The h2 layer resets a stream whose DATA overrun the length, but
+/// only on the frame that overruns; without this, the application would
+/// already have a complete request by then. An HTTP/1 body needs no such
+/// care: its framing itself says where it ends.
+pub(super) fn hold_unconfirmed_end(
+    session: &Session,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+    st: &mut BodyState,
+) {
+    if st.buffered.is_some() || !session.is_http2() {
+        return;
+    }
+    let Some(declared) = declared_length(session.req_header()) else {
+        return;
+    };
+    st.streamed += body.as_ref().map_or(0, |b| b.len() as u64);
+    let mut data = match (st.held.take(), body.take()) {
+        (Some(held), Some(more)) => Some(Bytes::from([&held[..], &more[..]].concat())),
+        (held, more) => more.or(held),
+    };
+    if !end_of_stream
+        && st.streamed >= declared
+        && let Some(d) = data.as_mut()
+        && !d.is_empty()
+    {
+        st.held = Some(d.split_off(d.len() - 1));
+    }
+    *body = data;
+}
+
+fn declared_length(req: &RequestHeader) -> Option<u64> {
+    req.headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn expects_continue(req: &RequestHeader) -> bool {
     req.headers
         .get(http::header::EXPECT)
@@ -217,7 +270,7 @@ fn expects_continue(req: &RequestHeader) -> bool {
 /// For a buffered body: the upstream request carries `Content-Length` of the
 /// buffered size and no `Transfer-Encoding` (what nginx does).
 pub(super) fn set_upstream_framing(req: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
-    if let Some(len) = ctx.buffered_body {
+    if let Some(len) = ctx.body.buffered {
         req.remove_header(&http::header::TRANSFER_ENCODING);
         req.insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
     }

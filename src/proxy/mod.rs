@@ -97,8 +97,8 @@ pub struct RequestCtx {
     tls: bool,
     max_body: Option<u64>,
     body_seen: u64,
-    /// The body was read whole before connecting ([`body`]): its size.
-    buffered_body: Option<u64>,
+    /// Request body buffering and streaming state ([`body`]).
+    body: body::BodyState,
     /// Set by a drain deadline that ended this request's upstream connection.
     drain_kill: Option<DrainKill>,
     /// Server-to-client WebSocket framing, tracked once upgraded.
@@ -347,12 +347,13 @@ impl ProxyHttp for GreenlightProxy {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(limit), Some(chunk), None) = (ctx.max_body, body.as_ref(), ctx.buffered_body) {
+        body::hold_unconfirmed_end(session, body, end_of_stream, &mut ctx.body);
+        if let (Some(limit), Some(chunk), None) = (ctx.max_body, body.as_ref(), ctx.body.buffered) {
             ctx.body_seen += chunk.len() as u64;
             if ctx.body_seen > limit {
                 // A body without Content-Length (chunked) is only known to be
@@ -688,7 +689,11 @@ impl ProxyHttp for GreenlightProxy {
             );
         }
         // A 100 Continue may have gone out before the body was read.
-        if code > 0 && session.response_written().is_none_or(|r| r.status.is_informational()) {
+        if code > 0
+            && session
+                .response_written()
+                .is_none_or(|r| r.status.is_informational())
+        {
             let body = error_body(code, ctx);
             if let Err(err) = respond(session, code, body, &[], true).await {
                 log::debug!("could not send the {code} page: {err}");
