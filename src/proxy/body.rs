@@ -251,7 +251,8 @@ pub(super) fn hold_unconfirmed_end(
     *body = data;
 }
 
-fn declared_length(req: &RequestHeader) -> Option<u64> {
+/// The request's `Content-Length`, if it has a valid one.
+pub(super) fn declared_length(req: &RequestHeader) -> Option<u64> {
     req.headers
         .get(http::header::CONTENT_LENGTH)?
         .to_str()

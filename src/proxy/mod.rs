@@ -332,7 +332,7 @@ impl ProxyHttp for GreenlightProxy {
         ctx.site = Some(site);
         ctx.max_body = limit;
         ctx.upstream = snapshot.upstreams.get(upstream).cloned();
-        if let (Some(limit), Some(len)) = (limit, content_length(session))
+        if let (Some(limit), Some(len)) = (limit, body::declared_length(session.req_header()))
             && len > limit
         {
             // Answered before any byte goes upstream; the unread body makes
@@ -757,18 +757,6 @@ fn error_body(code: u16, ctx: &RequestCtx) -> String {
                 .unwrap_or("")
         ),
     }
-}
-
-fn content_length(session: &Session) -> Option<u64> {
-    session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// `https://host[:port]/path?query` for a redirect from a plain listener.
