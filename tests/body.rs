@@ -136,11 +136,8 @@ async fn a_trickled_body_opens_no_upstream_connection_until_it_is_complete() {
     for _ in 0..5 {
         pause().await;
         c.send_raw(b"2\r\nab\r\n").await.expect("chunk");
-        assert_eq!(
-            b.app.accepted_connections(),
-            0,
-            "no upstream connection yet"
-        );
+        assert_eq!(b.app.accepted_connections(), 0, "no upstream connection");
+        assert_eq!(b.app.request_heads(), 0, "no request started upstream");
     }
     c.send_raw(b"0\r\n\r\n").await.expect("end");
     let r = c.read_response().await.expect("response");
@@ -151,7 +148,7 @@ async fn a_trickled_body_opens_no_upstream_connection_until_it_is_complete() {
     assert_eq!(seen.header("transfer-encoding"), None);
 
     // HTTP/2, DATA frames without a content-length.
-    let before = b.app.accepted_connections();
+    let before = b.app.request_heads();
     let mut client = h2_client(&b).await;
     let req = http::Request::post("https://a.test/h2")
         .body(())
@@ -161,11 +158,7 @@ async fn a_trickled_body_opens_no_upstream_connection_until_it_is_complete() {
         pause().await;
         body.send_data(Bytes::from_static(b"cd"), false)
             .expect("data");
-        assert_eq!(
-            b.app.accepted_connections(),
-            before,
-            "no upstream connection yet"
-        );
+        assert_eq!(b.app.request_heads(), before, "no request started upstream");
     }
     body.send_data(Bytes::new(), true).expect("end");
     let (status, _) = h2_response(resp).await.expect("response");
@@ -185,8 +178,8 @@ async fn with_request_buffering_off_the_app_sees_the_request_before_the_body_end
         .expect("head");
     eventually(
         IO_TIMEOUT,
-        "the upstream connection opens mid-body",
-        || async { b.app.accepted_connections() == 1 },
+        "the request starts upstream mid-body",
+        || async { b.app.request_heads() == 1 },
     )
     .await;
     assert_eq!(b.app.request_count(), 0, "the body is not complete yet");
@@ -428,7 +421,7 @@ async fn with_buffering_off_an_h2_body_that_overruns_its_length_is_never_complet
     body.send_data(Bytes::from_static(b"abc"), false)
         .expect("data");
     eventually(IO_TIMEOUT, "the body streams to the app", || async {
-        b.app.accepted_connections() == 1
+        b.app.request_heads() == 1
     })
     .await;
     // Before END_STREAM the three bytes do not make a request for the app
@@ -465,4 +458,76 @@ async fn with_buffering_off_an_h2_body_that_overruns_its_length_is_never_complet
     .expect("response");
     assert_eq!(status, 200);
     assert_eq!(b.app.last_request().expect("arrived").body, b"abcde");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_is_answered_by_the_proxy_and_not_sent_upstream() {
+    let b = start().await;
+    let mut s = TcpStream::connect(b.http).await.expect("connect");
+    s.write_all(b"POST /expect HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .expect("head");
+    let mut interim = Vec::new();
+    let read_interim = async {
+        while !interim.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            s.read_exact(&mut byte).await?;
+            interim.push(byte[0]);
+        }
+        Ok(())
+    };
+    timed("the 100 Continue", read_interim)
+        .await
+        .expect("interim");
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
+    assert_eq!(b.app.accepted_connections(), 0);
+    s.write_all(b"hello").await.expect("body");
+    let mut c = H1Conn::from_stream(s);
+    let r = c.read_response().await.expect("response");
+    assert_eq!(r.status, 200);
+    let seen = b.app.last_request().expect("arrived");
+    assert_eq!(seen.body, b"hello");
+    assert_eq!(seen.header("expect"), None, "the body is already here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_waits_for_a_body_still_being_buffered() {
+    let mut b = start().await;
+    let mut c = H1Conn::connect(b.http).await.expect("connect");
+    c.send_raw(b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .expect("head");
+    let mark = b.proxy.log_mark();
+    b.proxy.signal("TERM").expect("SIGTERM");
+    assert!(
+        b.proxy
+            .wait_for_stderr_after(mark, "SIGTERM", IO_TIMEOUT)
+            .await,
+        "the stop began"
+    );
+    // A bounded wait for something that must not happen: a stop that does
+    // not count the upload as in flight exits within 250 ms of seeing none.
+    // The client keeps trickling meanwhile (within the 1s body timeout).
+    for byte in [b"d", b"e", b"f"] {
+        assert!(
+            b.proxy
+                .wait_exit(Duration::from_millis(400))
+                .await
+                .is_none(),
+            "the process waits for the upload"
+        );
+        c.send_raw(byte).await.expect("a byte");
+    }
+    c.send_raw(b"ghij").await.expect("rest");
+    let r = c.read_response().await.expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(b.app.last_request().expect("arrived").body, b"abcdefghij");
+    assert!(
+        b.proxy.wait_exit(IO_TIMEOUT).await.is_some(),
+        "then it exits"
+    );
 }

@@ -21,6 +21,7 @@
 //! This module reads the request ctx; it never chooses an upstream.
 
 use super::RequestCtx;
+use crate::upstream::InflightGuard;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -43,6 +44,11 @@ pub(super) struct BodyState {
     streamed: u64,
     /// Streaming an HTTP/2 body: its last byte, held until END_STREAM.
     held: Option<Bytes>,
+    /// While the body is read (no server chosen yet), the request counts as
+    /// in flight on the active pool, so that a graceful stop or upgrade
+    /// waits for it as for any request; dropped when `upstream_peer` takes
+    /// the real guard.
+    pub(super) hold: Option<InflightGuard>,
 }
 
 /// A complete request body: in memory, or in an unlinked temp file.
@@ -152,6 +158,7 @@ pub(super) async fn buffer_request(session: &mut Session, ctx: &mut RequestCtx) 
     {
         return Ok(());
     }
+    ctx.body.hold = ctx.upstream.as_ref().and_then(|u| u.active_pool().enter());
     let limits = &snap.config.limits;
     if !session.is_http2() && expects_continue(session.req_header()) {
         // The client waits for this before it sends the body (RFC 9110

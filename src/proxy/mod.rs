@@ -401,6 +401,7 @@ impl ProxyHttp for GreenlightProxy {
                 ctx.pool_idx = upstream.active;
                 ctx.start = p.start_index();
                 ctx.guard = Some(guard);
+                ctx.body.hold = None; // counted by the guard now
                 ctx.pool = Some(p.clone());
                 ctx.upstream = Some(upstream);
                 p
