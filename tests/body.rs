@@ -146,7 +146,10 @@ async fn a_trickled_body_opens_no_upstream_connection_until_it_is_complete() {
     assert_eq!(seen.body, b"ababababab");
     assert_eq!(seen.header("content-length"), Some("10"));
     assert_eq!(seen.header("transfer-encoding"), None);
-    let next = c.get("/next", "a.test").await.expect("the connection goes on");
+    let next = c
+        .get("/next", "a.test")
+        .await
+        .expect("the connection goes on");
     assert_eq!(next.status, 200);
 
     // HTTP/2, DATA frames without a content-length.
