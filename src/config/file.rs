@@ -71,6 +71,8 @@ pub struct FileLimits {
     pub keepalive_timeout: Option<Spanned<Scalar>>,
     /// Longest pause while reading a request body (408).
     pub body_timeout: Option<Spanned<Scalar>>,
+    /// Request body bytes kept in memory while buffering; the rest goes to a temp file.
+    pub body_buffer_size: Option<Spanned<Scalar>>,
     /// Close WebSockets idle this long in both directions (`off` by default).
     pub websocket_idle_timeout: Option<Spanned<Scalar>>,
     /// HTTP/2 streams a client may have open on one connection.
@@ -171,6 +173,8 @@ pub struct FileSite {
     pub max_body_size: Option<Spanned<Scalar>>,
     /// Pass request headers whose names contain `_` (nginx's directive).
     pub underscores_in_headers: Option<Spanned<bool>>,
+    /// `on`/`off`: read request bodies whole before connecting (routes may override).
+    pub request_buffering: Option<Spanned<Scalar>>,
     /// Path prefix routes.
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
@@ -232,6 +236,8 @@ pub struct FileRoute {
     pub path: Spanned<String>,
     /// Upstream name.
     pub upstream: Spanned<String>,
+    /// `on`/`off`: overrides the site's `request_buffering`.
+    pub request_buffering: Option<Spanned<Scalar>>,
 }
 
 /// `upstreams.<name>`.

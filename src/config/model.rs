@@ -98,6 +98,9 @@ pub struct LimitsConfig {
     pub keepalive_timeout: Duration,
     /// Longest pause while reading a request body.
     pub body_timeout: Duration,
+    /// Request body bytes a buffered request keeps in memory; beyond, an
+    /// unlinked temp file holds the body.
+    pub body_buffer_size: usize,
     /// Idle limit of an upgraded (WebSocket) connection; `None` = no limit.
     pub websocket_idle_timeout: Option<Duration>,
     /// HTTP/2 streams per client connection.
@@ -113,6 +116,7 @@ impl Default for LimitsConfig {
             header_timeout: defaults::HEADER_TIMEOUT,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             body_timeout: defaults::BODY_TIMEOUT,
+            body_buffer_size: defaults::BODY_BUFFER_SIZE,
             websocket_idle_timeout: None,
             h2_max_concurrent_streams: defaults::H2_MAX_CONCURRENT_STREAMS,
         }
@@ -204,6 +208,9 @@ pub struct RouteConfig {
     pub prefix: String,
     /// Upstream name (known to exist).
     pub upstream: String,
+    /// Read the request body whole before connecting upstream (the route's
+    /// `request_buffering`, else the site's; on by default).
+    pub request_buffering: bool,
 }
 
 /// A named group of application instances in pools.
@@ -301,6 +308,10 @@ pub mod defaults {
     pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
     /// `limits.body_timeout` (nginx client_body_timeout).
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `limits.body_buffer_size`: 16 KiB, nginx's `client_body_buffer_size` on
+    /// 64-bit hosts. Form posts and JSON calls fit; a thousand slow uploads cost
+    /// at most 16 MB of memory; larger bodies go to a temp file (page cache).
+    pub const BODY_BUFFER_SIZE: usize = 16 * 1024;
     /// `upstreams.*.max_fails`: 3 in a row. nginx uses 1; greenlight counts
     /// the same failures (connections, timeouts) but forgives a lone blip.
     pub const MAX_FAILS: u32 = 3;

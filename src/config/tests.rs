@@ -198,3 +198,35 @@ fn acme_settings_are_checked_with_their_positions() {
         "{p:?}"
     );
 }
+
+#[test]
+fn request_buffering_is_on_by_default_set_per_site_overridden_per_route() {
+    let yaml = "\
+listeners:
+  http: {address: 127.0.0.1:8080}
+limits: {body_buffer_size: 64k}
+sites:
+  a:
+    hosts: [a.test]
+    routes: [{path: /, upstream: u}, {path: /up/, upstream: u, request_buffering: off}]
+  b:
+    hosts: [b.test]
+    request_buffering: off
+    routes: [{path: /, upstream: u}, {path: /form/, upstream: u, request_buffering: on}]
+upstreams:
+  u: {active: p, pools: {p: [127.0.0.1:1]}}
+";
+    let cfg = load_str(Path::new("g.yaml"), yaml).expect("valid");
+    assert_eq!(cfg.limits.body_buffer_size, 64 * 1024);
+    let on: Vec<Vec<bool>> = cfg
+        .sites
+        .iter()
+        .map(|s| s.routes.iter().map(|r| r.request_buffering).collect())
+        .collect();
+    assert_eq!(on, vec![vec![true, false], vec![false, true]]);
+    let bad = yaml.replace("request_buffering: off\n", "request_buffering: maybe\n");
+    assert_eq!(
+        problems(&bad),
+        vec!["g.yaml:10:24: 'maybe' is not `on` or `off` — write `on` or `off`"]
+    );
+}

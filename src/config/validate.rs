@@ -15,7 +15,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::values::{closest, count_field, duration_field, size_field};
+use super::values::{closest, count_field, duration_field, size_field, switch_field};
 pub use super::values::{parse_duration, parse_host_pattern, parse_size, parse_status_range};
 
 pub(super) fn pos<T>(s: &Spanned<T>) -> Pos {
@@ -251,6 +251,7 @@ fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {
     l.header_timeout = duration_field(&f.header_timeout, l.header_timeout, false, ds);
     l.keepalive_timeout = duration_field(&f.keepalive_timeout, l.keepalive_timeout, false, ds);
     l.body_timeout = duration_field(&f.body_timeout, l.body_timeout, false, ds);
+    l.body_buffer_size = size_field(&f.body_buffer_size, l.body_buffer_size, ds);
     l.websocket_idle_timeout = match &f.websocket_idle_timeout {
         Some(s) if s.value.0.trim() == "off" || s.value.0.trim() == "false" => None,
         v => Some(duration_field(v, Duration::ZERO, false, ds)).filter(|d| !d.is_zero()),
@@ -489,6 +490,7 @@ fn validate_sites(
                 }
             },
         };
+        let buffering = switch_field(&site.request_buffering, true, ds);
         let mut routes = Vec::new();
         let mut prefixes = HashSet::new();
         if site.routes.value.is_empty() {
@@ -526,6 +528,7 @@ fn validate_sites(
             routes.push(RouteConfig {
                 prefix: path.value.clone(),
                 upstream: up.value.clone(),
+                request_buffering: switch_field(&r.value.request_buffering, buffering, ds),
             });
         }
         out.push(SiteConfig {

@@ -58,6 +58,27 @@ pub(super) fn count_field(
     }
 }
 
+/// An `on`/`off` switch (`true`/`false` too); see [`duration_field`].
+pub(super) fn switch_field(
+    v: &Option<Spanned<Scalar>>,
+    default: bool,
+    ds: &mut Diagnostics,
+) -> bool {
+    let Some(s) = v else { return default };
+    match s.value.0.trim() {
+        "on" | "true" => true,
+        "off" | "false" => false,
+        other => {
+            ds.error(
+                pos(s),
+                format!("'{other}' is not `on` or `off`"),
+                "write `on` or `off`",
+            );
+            default
+        }
+    }
+}
+
 /// A size field above zero; see [`duration_field`].
 pub(super) fn size_field(
     v: &Option<Spanned<Scalar>>,

@@ -271,13 +271,14 @@ fn unsupported_reason(name: &str, d: &Directive) -> String {
         | "proxy_busy_buffers_size"
         | "proxy_max_temp_file_size"
         | "proxy_temp_file_write_size"
-        | "proxy_request_buffering"
-        | "client_body_buffer_size"
         | "client_body_temp_path"
         | "client_body_in_file_only"
         | "output_buffers"
         | "postpone_output" => s(
             "buffering is managed by greenlight and cannot be tuned; check the app still behaves (e.g. streaming responses)",
+        ),
+        "proxy_request_buffering" | "client_body_buffer_size" => s(
+            "not converted: greenlight reads request bodies whole before connecting by default; set `request_buffering: off` on a route that streams uploads, and `limits.body_buffer_size` for the memory part",
         ),
         "keepalive_timeout"
         | "client_body_timeout"

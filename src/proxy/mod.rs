@@ -13,6 +13,7 @@
 //! 504 timeout). Nothing here panics on input, and
 //! no guard of the snapshot is held across an `.await`.
 
+mod body;
 pub mod connections;
 pub mod headers;
 mod record;
@@ -100,6 +101,8 @@ pub struct RequestCtx {
     /// The site passes header names with `_` (`underscores_in_headers`).
     underscores: bool,
     body_seen: u64,
+    /// Request body buffering and streaming state ([`body`]).
+    body: body::BodyState,
     /// Set by a drain deadline that ended this request's upstream connection.
     drain_kill: Option<DrainKill>,
     /// Server-to-client WebSocket framing, tracked once upgraded.
@@ -340,7 +343,7 @@ impl ProxyHttp for GreenlightProxy {
         ctx.max_body = limit;
         ctx.underscores = snapshot.router.site(site).underscores_in_headers;
         ctx.upstream = snapshot.upstreams.get(upstream).cloned();
-        if let (Some(limit), Some(len)) = (limit, content_length(session))
+        if let (Some(limit), Some(len)) = (limit, body::declared_length(session.req_header()))
             && len > limit
         {
             // Answered before any byte goes upstream; the unread body makes
@@ -355,12 +358,13 @@ impl ProxyHttp for GreenlightProxy {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(limit), Some(chunk)) = (ctx.max_body, body.as_ref()) {
+        body::hold_unconfirmed_end(session, body, end_of_stream, &mut ctx.body);
+        if let (Some(limit), Some(chunk), None) = (ctx.max_body, body.as_ref(), ctx.body.buffered) {
             ctx.body_seen += chunk.len() as u64;
             if ctx.body_seen > limit {
                 // A body without Content-Length (chunked) is only known to be
@@ -373,6 +377,15 @@ impl ProxyHttp for GreenlightProxy {
             }
         }
         Ok(())
+    }
+
+    async fn proxy_upstream_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        body::buffer_request(session, ctx).await?;
+        Ok(true)
     }
 
     async fn upstream_peer(
@@ -399,6 +412,7 @@ impl ProxyHttp for GreenlightProxy {
                 ctx.pool_idx = upstream.active;
                 ctx.start = p.start_index();
                 ctx.guard = Some(guard);
+                ctx.body.hold = None; // counted by the guard now
                 ctx.pool = Some(p.clone());
                 ctx.upstream = Some(upstream);
                 p
@@ -519,6 +533,7 @@ impl ProxyHttp for GreenlightProxy {
         let upgrade = session.is_upgrade_req();
         headers::strip_request_hop_by_hop(upstream_request, upgrade)?;
         headers::drop_client_headers(upstream_request, ctx.underscores);
+        body::set_upstream_framing(upstream_request, ctx)?;
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -686,7 +701,12 @@ impl ProxyHttp for GreenlightProxy {
                 }
             );
         }
-        if code > 0 && session.response_written().is_none() {
+        // A 100 Continue may have gone out before the body was read.
+        if code > 0
+            && session
+                .response_written()
+                .is_none_or(|r| r.status.is_informational())
+        {
             let body = error_body(code, ctx);
             if let Err(err) = respond(session, code, body, &[], true).await {
                 log::debug!("could not send the {code} page: {err}");
@@ -750,18 +770,6 @@ fn error_body(code: u16, ctx: &RequestCtx) -> String {
                 .unwrap_or("")
         ),
     }
-}
-
-fn content_length(session: &Session) -> Option<u64> {
-    session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// `https://host[:port]/path?query` for a redirect from a plain listener.

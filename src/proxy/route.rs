@@ -27,6 +27,8 @@ pub struct SiteRoutes {
     pub underscores_in_headers: bool,
     /// (prefix, upstream index), longest prefix first.
     routes: Vec<(String, usize)>,
+    /// Per route (same order): read request bodies whole before connecting.
+    buffering: Vec<bool>,
     /// Per route, per pool of its upstream: pre-resolved metric handles.
     route_metrics: Vec<Vec<RouteMetrics>>,
     /// For requests answered locally (404, 308, 413, ...).
@@ -34,6 +36,12 @@ pub struct SiteRoutes {
 }
 
 impl SiteRoutes {
+    /// Whether route `route` reads request bodies whole before connecting
+    /// upstream (`request_buffering`).
+    pub fn buffers_body(&self, route: usize) -> bool {
+        self.buffering.get(route).copied().unwrap_or(true)
+    }
+
     /// Metric handles of route `route` for pool `pool` of its upstream.
     pub fn metrics(&self, route: usize, pool: usize) -> Option<&RouteMetrics> {
         self.route_metrics.get(route)?.get(pool)
@@ -126,12 +134,17 @@ impl Router {
             none_metrics: metrics.route_handles(NONE, NONE, NONE),
         };
         for (i, s) in config.sites.iter().enumerate() {
-            let mut routes: Vec<(String, usize)> = s
+            let mut sorted: Vec<_> = s
                 .routes
                 .iter()
-                .filter_map(|rc| Some((rc.prefix.clone(), *upstream_index.get(&rc.upstream)?)))
+                .filter_map(|rc| Some((rc, *upstream_index.get(&rc.upstream)?)))
                 .collect();
-            routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+            sorted.sort_by_key(|(rc, _)| std::cmp::Reverse(rc.prefix.len()));
+            let buffering = sorted.iter().map(|(rc, _)| rc.request_buffering).collect();
+            let routes: Vec<(String, usize)> = sorted
+                .into_iter()
+                .map(|(rc, u)| (rc.prefix.clone(), u))
+                .collect();
             let route_metrics = routes
                 .iter()
                 .map(|(_, u)| {
@@ -158,6 +171,7 @@ impl Router {
                 max_body_size: s.max_body_size,
                 underscores_in_headers: s.underscores_in_headers,
                 routes,
+                buffering,
                 route_metrics,
                 local_metrics: metrics.route_handles(&s.name, NONE, NONE),
             });

@@ -75,6 +75,7 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     open: AtomicUsize,
     accepted: AtomicU64,
+    heads: AtomicU64,
 }
 
 /// Decrements the open-connection count when a connection task ends or is
@@ -177,6 +178,12 @@ impl HttpUpstream {
     /// Connections accepted since start.
     pub fn accepted_connections(&self) -> u64 {
         self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Request heads read since start: a request counts here as soon as its
+    /// header arrived, before (and whether or not) its body is complete.
+    pub fn request_heads(&self) -> u64 {
+        self.shared.heads.load(Ordering::SeqCst)
     }
 
     /// Waits (bounded by `timeout`) until at least `n` requests were recorded.
@@ -352,6 +359,7 @@ fn echo_json(name: &str, req: &RecordedRequest) -> Vec<u8> {
 async fn serve_conn(io: BoxedIo, name: &str, shared: &Shared, conn_id: u64) -> io::Result<()> {
     let mut io = BufReader::new(io);
     while let Some(head) = http1::read_head(&mut io).await? {
+        shared.heads.fetch_add(1, Ordering::SeqCst);
         let mut parts = head.start_line.splitn(3, ' ');
         let (method, path, version) = match (parts.next(), parts.next(), parts.next()) {
             (Some(m), Some(p), Some(v)) if v.starts_with("HTTP/1.") => (m, p, v),

@@ -91,6 +91,7 @@ mod proxy_common;
 mod proxy_custom;
 mod proxy_h1;
 mod proxy_h2;
+mod prepared_body; // greenlight patch: request buffering
 mod proxy_purge;
 mod proxy_trait;
 mod upgraded;
@@ -99,6 +100,7 @@ pub mod subrequest;
 use subrequest::{BodyMode, Ctx as SubrequestCtx};
 
 pub use proxy_cache::range_filter::{range_header_filter, MultiRangeInfo, RangeType};
+pub use prepared_body::PreparedBody; // greenlight patch: request buffering
 pub use proxy_purge::PurgeStatus;
 pub use proxy_trait::{FailToProxy, ProxyHttp, ProxyWarnLogContext};
 pub use upgraded::{spawn_copy, TunnelRunner, UpgradedTunnel};
@@ -655,6 +657,9 @@ pub struct Session {
     upstream_write_pending_time: Duration,
     /// Flag that is set when the shutdown process has begun.
     shutdown_flag: Arc<AtomicBool>,
+    /// greenlight patch: a request body read whole before the upstream was
+    /// chosen, sent in place of the client's (`prepared_body.rs`).
+    prepared_body: Option<prepared_body::Prepared>,
 }
 
 impl Session {
@@ -682,6 +687,7 @@ impl Session {
             downstream_task_seen_upgraded: false,
             upstream_write_pending_time: Duration::ZERO,
             shutdown_flag,
+            prepared_body: None, // greenlight patch
         }
     }
 

@@ -602,12 +602,15 @@ where
                 .await?;
         }
 
-        let mut downstream_state = DownstreamStateMachine::new(session.as_mut().is_body_done());
+        // greenlight patch: a prepared body (prepared_body.rs) is sent from its
+        // first byte on every try, in place of the client's.
+        let prepared = session.restart_prepared_body().await?;
+        let mut downstream_state = DownstreamStateMachine::new(session.upstream_body_done());
 
         let buffer = session.as_ref().get_retry_buffer();
 
         // retry, send buffer if it exists or body empty
-        if buffer.is_some() || session.as_mut().is_body_empty() {
+        if !prepared && (buffer.is_some() || session.as_mut().is_body_empty()) {
             let send_permit = tx
                 .reserve()
                 .await
@@ -678,7 +681,12 @@ where
                 // only try to send to pipe if there is capacity to avoid deadlock
                 // Otherwise deadlock could happen if both upstream and downstream are blocked
                 // on sending to their corresponding pipes which are both full.
-                body = session.downstream_session.read_body_or_idle(downstream_state.is_done()),
+                // greenlight patch: the prepared body first, if any
+                body = crate::prepared_body::read_body_or_prepared(
+                    &mut session.prepared_body,
+                    &mut session.downstream_session,
+                    downstream_state.is_done(),
+                ),
                     if downstream_state.can_poll() && send_permit.is_ok() => {
 
                     debug!("downstream event");
@@ -717,7 +725,7 @@ where
                         response_state.maybe_set_upstream_done(true);
                     }
                     // TODO: consider just drain this if serve_from_cache is set
-                    let is_body_done = session.is_body_done();
+                    let is_body_done = session.upstream_body_done(); // greenlight patch
                     let request_done = self.send_body_to_pipe(
                         session,
                         body,
@@ -758,7 +766,7 @@ where
                         };
                         response_state.maybe_set_upstream_done(response_done);
                         // unsuccessful upgrade response may force the request done
-                        downstream_state.maybe_finished(session.is_body_done());
+                        downstream_state.maybe_finished(session.upstream_body_done()); // greenlight patch
                     } else {
                         debug!("empty upstream event");
                         response_state.maybe_set_upstream_done(true);
@@ -791,7 +799,7 @@ where
                         response_state.maybe_set_upstream_done(response_done);
                         // unsuccessful upgrade response (or end of upstream upgraded conn,
                         // which forces the body reader to complete) may force the request done
-                        downstream_state.maybe_finished(session.is_body_done());
+                        downstream_state.maybe_finished(session.upstream_body_done()); // greenlight patch
                     } else {
                         debug!("empty upstream event");
                         response_state.maybe_set_upstream_done(true);
