@@ -10,6 +10,7 @@ mod acme_module;
 mod cli;
 mod core_proxy;
 mod fixture;
+mod h2_flood;
 mod health;
 mod import_nginx;
 mod lifecycle;
