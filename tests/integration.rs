@@ -16,5 +16,6 @@ mod import_nginx;
 mod lifecycle;
 mod limits;
 mod live_config;
+mod misdirected;
 mod observability;
 mod smuggling;
