@@ -254,14 +254,14 @@ pub(super) async fn run(t: UpgradedTunnel, mut st: TunnelState) {
         if cut {
             // What the client sent so far goes on; then, between two of its
             // frames, the Close (RFC 6455 §7.1.2), then the FIN.
-            if to_up.finish(&mut upstream).await.is_ok() && up_frames.at_boundary() {
+            if to_up.finish(&mut upstream).await.is_ok() && up_frames.can_insert_close() {
                 let _ = upstream.write_all(&close_going_away_masked(mask())).await;
             }
             let _ = upstream.flush().await;
             let _ = upstream.shutdown().await;
             let _ = to_down.finish(&mut downstream).await;
         }
-        if killed && to_down.pending.is_empty() && frames.at_boundary() {
+        if killed && to_down.pending.is_empty() && frames.can_insert_close() {
             // The drain deadline ended the upstream side: tell the client to
             // go away and come back (RFC 6455 §7.4.1), not just drop it.
             if downstream.write_all(&CLOSE_GOING_AWAY).await.is_ok() {

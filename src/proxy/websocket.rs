@@ -38,6 +38,9 @@ pub struct FrameTracker {
     payload_left: u64,
     /// Once lost (unparseable), never claim a boundary again.
     lost: bool,
+    /// A Close frame went by: nothing, not even another Close, may follow
+    /// (RFC 6455 §5.5.1).
+    close_seen: bool,
 }
 
 impl FrameTracker {
@@ -60,6 +63,7 @@ impl FrameTracker {
             if let Some((need, payload)) = self.header_complete()
                 && need == self.header_len
             {
+                self.close_seen |= self.header[0] & 0x0F == 0x8;
                 self.payload_left = payload;
                 self.header_len = 0;
             }
@@ -94,6 +98,12 @@ impl FrameTracker {
     /// True when the next byte would start a new frame.
     pub fn at_boundary(&self) -> bool {
         !self.lost && self.header_len == 0 && self.payload_left == 0
+    }
+
+    /// True when a Close frame may be inserted now: at a boundary, and this
+    /// direction has not carried a Close already.
+    pub fn can_insert_close(&self) -> bool {
+        self.at_boundary() && !self.close_seen
     }
 }
 
@@ -136,6 +146,10 @@ mod tests {
         assert!(!t.at_boundary(), "inside the payload");
         t.feed(&frame[10..]);
         assert!(t.at_boundary());
+        assert!(t.can_insert_close());
+        // After the client's own Close, no other may follow.
+        t.feed(&close_going_away_masked([5, 6, 7, 8]));
+        assert!(t.at_boundary() && !t.can_insert_close());
     }
 
     #[test]
