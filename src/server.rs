@@ -63,6 +63,19 @@ pub enum ServerError {
 /// (RFC 8446 §5.1: 2^14 bytes of plaintext, plus the record overhead).
 const TLS_READ_BUFFER: usize = 16 * 1024 + 256;
 
+/// HTTP/2 control frames (PING, SETTINGS, PRIORITY, GOAWAY, WINDOW_UPDATE
+/// with no stream open) a client connection may send at once. A browser sends
+/// a handful per connection and a few per page; a flood (a million a second)
+/// spends it in about a millisecond. Each HEADERS or DATA frame greenlight
+/// sends adds one back, so a client's control traffic may grow with the work
+/// it asks for (gRPC clients probe bandwidth with one PING per round trip).
+const H2_CONTROL_FRAME_BURST: u32 = 1_000;
+
+/// How fast that allowance refills on its own: a keep-alive PING every second
+/// for hours never comes near it, a flood of 20 seconds gets past it by
+/// at most 1,000 frames.
+const H2_CONTROL_FRAMES_PER_SEC: u32 = 50;
+
 /// Runs greenlight until it is told to stop.
 pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     // First of all, so that a SIGHUP during start-up cannot kill the process.
@@ -168,6 +181,9 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     app.server_options = Some(server_options);
     let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
     h2.max_concurrent_streams(config.limits.h2_max_concurrent_streams);
+    // PING/SETTINGS/PRIORITY floods get GOAWAY ENHANCE_YOUR_CALM (issue #12):
+    // client connections only, the upstream side is an h2 client.
+    h2.control_frame_budget(H2_CONTROL_FRAME_BURST, H2_CONTROL_FRAMES_PER_SEC);
     app.h2_options = Some(h2);
     let slots = config
         .listeners

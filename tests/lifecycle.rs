@@ -128,6 +128,11 @@ async fn sigterm_lets_in_flight_requests_finish_and_closes_websockets_with_1001(
         "and exited right after: {took:?}"
     );
     assert!(s.ws.wait_for_open(0, IO_TIMEOUT).await);
+    assert_eq!(
+        s.ws.closes_received(),
+        vec![Some(1001)],
+        "the app got 1001 too"
+    );
     assert!(s.proxy.stderr().contains("closed 1 WebSocket(s) with 1001"));
 }
 

@@ -272,6 +272,8 @@ async fn a_websocket_survives_the_switch_and_reloads_then_gets_1001_at_the_deadl
         bg.ws_blue.wait_for_open(0, IO_TIMEOUT).await,
         "blue's side was closed too"
     );
+    // ... with a Close 1001 of its own before the FIN.
+    assert_eq!(bg.ws_blue.closes_received(), vec![Some(1001)]);
 
     // A reconnecting client lands on green.
     let mut ws = ws_connect(&url, None).await.expect("reconnect");

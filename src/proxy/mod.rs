@@ -611,10 +611,7 @@ impl ProxyHttp for GreenlightProxy {
         if let Some(b) = body.as_ref() {
             frames.feed(b);
         }
-        let killed = ctx
-            .drain_kill
-            .as_ref()
-            .is_some_and(|k| k.load(std::sync::atomic::Ordering::Acquire));
+        let killed = ctx.drain_kill.as_ref().is_some_and(|k| k.is_killed());
         if end_of_stream && killed && frames.at_boundary() {
             // The drain deadline ended the upstream side: tell the client to
             // go away and come back (RFC 6455 §7.4.1, 1001), instead of a bare

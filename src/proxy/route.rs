@@ -54,6 +54,10 @@ pub struct Router {
     exact: HashMap<String, usize>,
     wildcard: HashMap<String, usize>,
     default: Option<usize>,
+    /// The site whose certificate a TLS client gets when its SNI names no
+    /// TLS site (or it sent none): the default site's, else the first TLS
+    /// site's — the same choice as `tls::store::build_cert_map`.
+    cert_fallback: Option<usize>,
     /// For requests no site takes.
     pub none_metrics: RouteMetrics,
 }
@@ -131,6 +135,7 @@ impl Router {
             exact: HashMap::new(),
             wildcard: HashMap::new(),
             default: None,
+            cert_fallback: None,
             none_metrics: metrics.route_handles(NONE, NONE, NONE),
         };
         for (i, s) in config.sites.iter().enumerate() {
@@ -163,6 +168,9 @@ impl Router {
             }
             if s.default {
                 r.default = Some(i);
+            }
+            if s.tls.is_some() && (s.default || r.cert_fallback.is_none()) {
+                r.cert_fallback = Some(i);
             }
             r.sites.push(SiteRoutes {
                 name: s.name.clone(),
@@ -197,10 +205,16 @@ impl Router {
     pub fn route(&self, input: &RouteInput<'_>) -> Decision {
         let host = input.host.map(normalize_host);
         let named = host.as_deref().and_then(|h| self.named_site(h));
-        if let (true, Some(sni), Some(h)) = (input.tls, input.sni, named) {
+        if let (true, Some(h)) = (input.tls, named) {
             // RFC 9110 §15.5.20: the connection was set up (and its
-            // certificate chosen) for another site.
-            if self.named_site(sni).is_some_and(|s| s != h) {
+            // certificate chosen) for another site. Without SNI, or with
+            // one that names no TLS site, that is the fallback certificate's.
+            let cert_site = input
+                .sni
+                .and_then(|sni| self.named_site(sni))
+                .filter(|&s| self.sites[s].tls)
+                .or(self.cert_fallback);
+            if cert_site.is_some_and(|s| s != h) {
                 return Decision::Misdirected;
             }
         }
@@ -400,17 +414,49 @@ upstreams:
     fn no_route_and_misdirected() {
         let r = router();
         assert_eq!(
-            go(&r, "secure.test", "/other", true, None),
+            go(&r, "secure.test", "/other", true, Some("secure.test")),
             Decision::NoRoute { site: 1 }
         );
         assert_eq!(
             go(&r, "secure.test", "/only/", true, Some("example.com")),
             Decision::Misdirected
         );
-        // An SNI that names no site does not make the request misdirected.
+    }
+
+    #[test]
+    fn without_a_matching_sni_the_fallback_certificate_decides() {
+        let r = router();
+        // No SNI, or one that names no site: the default site's certificate
+        // was presented, and it does not cover secure.test.
+        for sni in [None, Some("nope.test")] {
+            assert_eq!(
+                go(&r, "secure.test", "/only/", true, sni),
+                Decision::Misdirected,
+                "{sni:?}"
+            );
+            assert!(matches!(
+                go(&r, "a.example.com", "/", true, sni),
+                Decision::Proxy { site: 0, .. }
+            ));
+            // A Host that names no site goes to the default site, as ever.
+            assert!(matches!(
+                go(&r, "unknown.test", "/", true, sni),
+                Decision::Proxy { site: 0, .. }
+            ));
+        }
+        // The SNI of a site without TLS got the fallback certificate too.
+        assert_eq!(
+            go(&r, "plain.test", "/", true, Some("plain.test")),
+            Decision::Misdirected
+        );
+        // Plain HTTP has no certificate: unchanged.
         assert!(matches!(
-            go(&r, "secure.test", "/only/", true, Some("nope.test")),
-            Decision::Proxy { .. }
+            go(&r, "secure.test", "/only/", false, None),
+            Decision::Redirect { .. }
+        ));
+        assert!(matches!(
+            go(&r, "plain.test", "/", false, None),
+            Decision::Proxy { site: 2, .. }
         ));
     }
 

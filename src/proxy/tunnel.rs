@@ -16,8 +16,10 @@
 //! It behaves as the tunnel inside Pingora did: it ends when either side
 //! ends (after passing on what that side sent), or when
 //! `limits.websocket_idle_timeout` passes with nothing from one side. When a
-//! drain deadline shut the upstream socket (the request's `DrainKill`), the
-//! client gets a Close frame 1001 at a frame boundary, so it reconnects. The
+//! drain deadline ends it (the request's `DrainKill` wakes the task), both
+//! sides get a Close frame 1001, each at a frame boundary of what it was being
+//! sent: the client so that it reconnects, the app (masked, as from a client)
+//! so that it sees a clean close before the FIN, not a bare FIN. The
 //! request's state ([`RequestCtx`]: its pool guard, WebSocket gauge, metrics
 //! handles) moves here, and the request is recorded (metrics, access log)
 //! when the tunnel ends; so does the client connection's listener slot.
@@ -30,15 +32,16 @@
 //! The task is a connection, not a background service: like Pingora's own
 //! per-connection tasks it is spawned on the proxy's runtime, and shutdown
 //! reaches it the way it reaches every WebSocket. The drain at a deadline or
-//! at SIGTERM shuts the upstream socket down (through the pool's connection
-//! registry, which still lists it under the request's guard), the tunnel
-//! sees the upstream end, sends 1001 and ends; the guard it holds is what the
-//! drain and `--wait` count.
+//! at SIGTERM wakes the task through the pool's connection registry, which
+//! still lists it under the request's guard (a kill that came before the task
+//! started shuts the socket down instead, as for Pingora's own tunnels); the
+//! task says goodbye both ways and ends; the guard it holds is what the drain
+//! and `--wait` count.
 
 use super::RequestCtx;
 use super::connections::ConnectionHold;
 use super::record::{self, Outcome, RequestView};
-use super::websocket::CLOSE_GOING_AWAY;
+use super::websocket::{CLOSE_GOING_AWAY, FrameTracker, close_going_away_masked};
 use crate::state::StateHandle;
 use pingora::protocols::Stream;
 use pingora::proxy::UpgradedTunnel;
@@ -47,7 +50,6 @@ use std::future::Future;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -58,6 +60,11 @@ const SCRATCH_SIZE: usize = 16 * 1024;
 /// How long the goodbye (a 1001 frame, the TLS close_notify, the FINs) may
 /// take before the sockets are simply dropped.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// After its Close 1001 and FIN, how long the app may take to close its side
+/// (its Close reply, then its FIN) before the socket is dropped. Dropping it
+/// with the reply unread would answer the app with a reset.
+const APP_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_SIZE].into_boxed_slice());
@@ -94,6 +101,20 @@ impl Half {
         }
     }
 
+    fn clear(&mut self) {
+        if !self.pending.is_empty() {
+            self.pending = Vec::new();
+            self.written = 0;
+        }
+    }
+
+    /// Writes what is still pending to `dst` and flushes it.
+    async fn finish(&mut self, dst: &mut Stream) -> io::Result<()> {
+        dst.write_all(&self.pending[self.written..]).await?;
+        self.clear();
+        dst.flush().await
+    }
+
     /// Copies `src` to `dst` until `src` would wait (`Pending`), or has ended
     /// and all of it is written and flushed (`Ready(Ok)`), or fails.
     fn pump(
@@ -112,10 +133,7 @@ impl Half {
                 self.written += n;
                 self.unflushed = true;
             }
-            if !self.pending.is_empty() {
-                self.pending = Vec::new();
-                self.written = 0;
-            }
+            self.clear();
             if self.unflushed {
                 ready!(Pin::new(&mut *dst).poll_flush(cx))?;
                 self.unflushed = false;
@@ -172,13 +190,34 @@ pub(super) async fn run(t: UpgradedTunnel, mut st: TunnelState) {
     if !to_down.pending.is_empty() {
         frames.feed(&to_down.pending);
     }
+    // Client-to-app frame boundaries, for the app's Close 1001.
+    let mut up_frames = FrameTracker::default();
+    up_frames.feed(&to_up.pending);
+    // From here on a drain deadline wakes this task rather than shutting the
+    // upstream socket down (unless it already has).
+    let switch = st.ctx.drain_kill.clone();
+    let shut_already = switch.as_ref().is_some_and(|k| k.close_myself());
+    let mut woken = std::pin::pin!(async {
+        match &switch {
+            Some(k) if !shut_already => k.woken().await,
+            _ => std::future::pending().await,
+        }
+    });
+    let mut cut = false;
     let idle = st.ctx.tunnel_idle.flatten();
     let mut timer = idle.map(|d| Box::pin(tokio::time::sleep(d)));
     let (mut heard_up, mut heard_down) = (Instant::now(), Instant::now());
 
     poll_fn(|cx| {
+        if woken.as_mut().poll(cx).is_ready() {
+            log::debug!("WebSocket tunnel: drain deadline; closing both sides with 1001");
+            cut = true;
+            return Poll::Ready(());
+        }
         let (up_before, down_before) = (to_up.bytes, to_down.bytes);
-        if let Poll::Ready(r) = to_up.pump(cx, &mut downstream, &mut upstream, |_| ()) {
+        if let Poll::Ready(r) =
+            to_up.pump(cx, &mut downstream, &mut upstream, |d| up_frames.feed(d))
+        {
             log_end("client", r);
             return Poll::Ready(());
         }
@@ -210,13 +249,19 @@ pub(super) async fn run(t: UpgradedTunnel, mut st: TunnelState) {
     })
     .await;
 
-    let killed = st
-        .ctx
-        .drain_kill
-        .as_ref()
-        .is_some_and(|k| k.load(Ordering::Acquire));
+    let killed = switch.as_ref().is_some_and(|k| k.is_killed());
     let goodbye = async {
-        if killed && to_down.pending.is_empty() && frames.at_boundary() {
+        if cut {
+            // What the client sent so far goes on; then, between two of its
+            // frames, the Close (RFC 6455 §7.1.2), then the FIN.
+            if to_up.finish(&mut upstream).await.is_ok() && up_frames.can_insert_close() {
+                let _ = upstream.write_all(&close_going_away_masked(mask())).await;
+            }
+            let _ = upstream.flush().await;
+            let _ = upstream.shutdown().await;
+            let _ = to_down.finish(&mut downstream).await;
+        }
+        if killed && to_down.pending.is_empty() && frames.can_insert_close() {
             // The drain deadline ended the upstream side: tell the client to
             // go away and come back (RFC 6455 §7.4.1), not just drop it.
             if downstream.write_all(&CLOSE_GOING_AWAY).await.is_ok() {
@@ -225,7 +270,11 @@ pub(super) async fn run(t: UpgradedTunnel, mut st: TunnelState) {
         }
         let _ = downstream.flush().await;
         let _ = downstream.shutdown().await;
-        let _ = upstream.shutdown().await;
+        if cut {
+            let _ = tokio::time::timeout(APP_CLOSE_WAIT, until_eof(&mut upstream)).await;
+        } else {
+            let _ = upstream.shutdown().await;
+        }
     };
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye).await;
     drop((downstream, upstream));
@@ -244,6 +293,21 @@ pub(super) async fn run(t: UpgradedTunnel, mut st: TunnelState) {
     };
     record::record(&state, out, &ctx, || view);
     drop((ctx, hold));
+}
+
+/// A WebSocket mask key: RFC 6455 §5.3 asks for one a script could not
+/// predict; the standard library's per-process random hash keys will do.
+fn mask() -> [u8; 4] {
+    use std::hash::BuildHasher;
+    let n = std::hash::RandomState::new().hash_one(Instant::now());
+    (n as u32).to_be_bytes()
+}
+
+/// Reads and discards until the peer ends its side (or fails).
+async fn until_eof(s: &mut Stream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
 }
 
 fn log_end(side: &str, r: io::Result<()>) {

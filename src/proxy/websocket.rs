@@ -5,12 +5,32 @@
 //! Close frame with code 1001 (Going Away) so that it reconnects — to the new
 //! pool. The frame may only be inserted between two server frames, so
 //! [`FrameTracker`] follows frame boundaries of the server-to-client bytes
-//! (headers only; payloads are skipped by length, never copied).
+//! (headers only; payloads are skipped by length, never copied). The app
+//! gets a masked Close 1001 too, between two client frames, when greenlight's
+//! tunnel task ends the connection (see `tunnel.rs`).
 
 /// An unmasked server Close frame carrying status 1001 (Going Away).
 pub const CLOSE_GOING_AWAY: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
 
-/// Follows frame boundaries in a server-to-client WebSocket byte stream.
+/// A client Close frame carrying status 1001 (Going Away), masked with
+/// `mask` as every client-to-server frame must be (RFC 6455 §5.3): the proxy
+/// is the client of the app.
+pub fn close_going_away_masked(mask: [u8; 4]) -> [u8; 8] {
+    let code = [CLOSE_GOING_AWAY[2], CLOSE_GOING_AWAY[3]];
+    [
+        0x88,
+        0x82,
+        mask[0],
+        mask[1],
+        mask[2],
+        mask[3],
+        code[0] ^ mask[0],
+        code[1] ^ mask[1],
+    ]
+}
+
+/// Follows frame boundaries in a WebSocket byte stream (either direction:
+/// masked frames have four more header bytes).
 #[derive(Debug, Default, Clone)]
 pub struct FrameTracker {
     header: [u8; 14],
@@ -18,6 +38,9 @@ pub struct FrameTracker {
     payload_left: u64,
     /// Once lost (unparseable), never claim a boundary again.
     lost: bool,
+    /// A Close frame went by: nothing, not even another Close, may follow
+    /// (RFC 6455 §5.5.1).
+    close_seen: bool,
 }
 
 impl FrameTracker {
@@ -40,6 +63,7 @@ impl FrameTracker {
             if let Some((need, payload)) = self.header_complete()
                 && need == self.header_len
             {
+                self.close_seen |= self.header[0] & 0x0F == 0x8;
                 self.payload_left = payload;
                 self.header_len = 0;
             }
@@ -75,6 +99,12 @@ impl FrameTracker {
     pub fn at_boundary(&self) -> bool {
         !self.lost && self.header_len == 0 && self.payload_left == 0
     }
+
+    /// True when a Close frame may be inserted now: at a boundary, and this
+    /// direction has not carried a Close already.
+    pub fn can_insert_close(&self) -> bool {
+        self.at_boundary() && !self.close_seen
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +132,36 @@ mod tests {
         assert!(t.at_boundary());
         // Two frames in one read.
         t.feed(&[0x89, 0x00, 0x8A, 0x01, 0x00]);
+        assert!(t.at_boundary());
+    }
+
+    #[test]
+    fn masked_client_frames_have_their_boundaries_found_too() {
+        let mut t = FrameTracker::default();
+        // A masked 5-byte text frame: 2 header bytes, a 4-byte key, payload.
+        let frame = [0x81, 0x85, 1, 2, 3, 4, 9, 9, 9, 9, 9];
+        t.feed(&frame[..6]);
+        assert!(!t.at_boundary(), "inside the key");
+        t.feed(&frame[6..10]);
+        assert!(!t.at_boundary(), "inside the payload");
+        t.feed(&frame[10..]);
+        assert!(t.at_boundary());
+        assert!(t.can_insert_close());
+        // After the client's own Close, no other may follow.
+        t.feed(&close_going_away_masked([5, 6, 7, 8]));
+        assert!(t.at_boundary() && !t.can_insert_close());
+    }
+
+    #[test]
+    fn the_masked_close_frame_unmasks_to_1001_and_is_one_frame() {
+        let f = close_going_away_masked([0x12, 0x34, 0x56, 0x78]);
+        assert_eq!(f[0], 0x88, "FIN + Close");
+        assert_eq!(f[1], 0x82, "masked, 2 bytes");
+        assert_eq!(u16::from_be_bytes([f[6] ^ f[2], f[7] ^ f[3]]), 1001);
+        let mut t = FrameTracker::default();
+        t.feed(&f[..5]);
+        assert!(!t.at_boundary());
+        t.feed(&f[5..]);
         assert!(t.at_boundary());
     }
 

@@ -17,6 +17,12 @@
 //! addresses — the local ephemeral port makes the pair unique to that one
 //! connection. Nothing is ever closed (the descriptor stays Pingora's); only
 //! `shutdown` is called, which cannot invalidate anyone's descriptor.
+//!
+//! A WebSocket that greenlight's own tunnel task carries (`proxy/tunnel.rs`)
+//! is ended by that task instead, when it has said so ([`KillSwitch::close_myself`]):
+//! a kill wakes it, and it sends the app a Close frame 1001 before the FIN (a
+//! `shutdown(2)` would send the FIN first). A second kill of the same request
+//! (the shutdown timeout after a drain) shuts the socket down regardless.
 
 use nix::sys::socket::{Shutdown, SockaddrStorage, getpeername, getsockname, shutdown};
 use std::collections::HashMap;
@@ -66,7 +72,38 @@ fn to_std(s: SockaddrStorage) -> Option<SocketAddr> {
 }
 
 /// Set on a request whose upstream connection a drain deadline ended.
-pub type DrainKill = Arc<AtomicBool>;
+pub type DrainKill = Arc<KillSwitch>;
+
+/// How a drain deadline ends one request's upstream connection.
+#[derive(Debug, Default)]
+pub struct KillSwitch {
+    killed: AtomicBool,
+    /// The tunnel task ends the connection itself when woken.
+    self_closing: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl KillSwitch {
+    /// True once a drain deadline ended (or is ending) this connection.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    /// Says that the caller ends the connection itself when [`woken`]
+    /// resolves; returns true if a kill came first (its socket is shut).
+    ///
+    /// [`woken`]: KillSwitch::woken
+    pub fn close_myself(&self) -> bool {
+        self.self_closing.store(true, Ordering::SeqCst);
+        self.is_killed()
+    }
+
+    /// Resolves when a kill asks a [`close_myself`](Self::close_myself)
+    /// caller to end the connection.
+    pub async fn woken(&self) {
+        self.wake.notified().await
+    }
+}
 
 #[derive(Debug, Default)]
 struct Table {
@@ -134,8 +171,15 @@ impl std::hash::Hasher for IdHasher {
 fn kill(victims: Vec<(ConnId, DrainKill)>) -> usize {
     victims
         .into_iter()
-        .filter(|(c, flag)| {
-            flag.store(true, Ordering::Release);
+        .filter(|(c, switch)| {
+            // SeqCst pairs with `close_myself`: either the tunnel sees the
+            // flag, or this sees that the tunnel closes itself.
+            let again = switch.killed.swap(true, Ordering::SeqCst);
+            if !again && switch.self_closing.load(Ordering::SeqCst) {
+                // A permit is kept if the task is not waiting right now.
+                switch.wake.notify_one();
+                return true;
+            }
             c.shutdown()
         })
         .count()
@@ -295,7 +339,7 @@ mod tests {
         let reg = ConnRegistry::default();
         let kill = reg.attach(1, id, false);
         assert_eq!(reg.kill_inflight(), 1);
-        assert!(kill.load(Ordering::Acquire));
+        assert!(kill.is_killed());
         let mut buf = [0u8; 1];
         assert_eq!(accepted.read(&mut buf).expect("eof"), 0, "peer saw FIN");
 
@@ -307,5 +351,36 @@ mod tests {
             peer: id.peer,
         };
         assert!(!stale.shutdown());
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_that_closes_itself_is_woken_and_a_second_kill_shuts_its_socket() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = std::net::TcpStream::connect(server.local_addr().expect("addr")).expect("c");
+        let (mut accepted, _) = server.accept().expect("accept");
+        accepted
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .expect("timeout");
+        let id = ConnId::of_fd(client.as_raw_fd()).expect("id");
+        let reg = ConnRegistry::default();
+        let switch = reg.attach(1, id, false);
+        assert!(!switch.close_myself(), "not killed yet");
+        assert_eq!(reg.kill_inflight(), 1);
+        assert!(switch.is_killed());
+        // The permit waits for the task: woken resolves at once.
+        tokio::time::timeout(std::time::Duration::from_secs(5), switch.woken())
+            .await
+            .expect("woken");
+        let mut buf = [0u8; 1];
+        assert!(
+            accepted.read(&mut buf).is_err(),
+            "no FIN: the socket is the task's to end"
+        );
+        assert_eq!(reg.kill_inflight(), 1);
+        assert_eq!(
+            accepted.read(&mut buf).expect("eof"),
+            0,
+            "the second kill sent the FIN"
+        );
     }
 }

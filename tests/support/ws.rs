@@ -5,7 +5,9 @@
 //! what the proxy forwarded (e.g. `X-Forwarded-For`), greets every client with
 //! a text message `hello from <name>` so a test knows which upstream it
 //! reached, then echoes text and binary messages exactly. It counts open
-//! WebSockets and can close them all with a given code ([`WsUpstream::close_all`]).
+//! WebSockets, records the code of each Close frame a client sends it
+//! ([`WsUpstream::closes_received`]; tungstenite refuses unmasked ones), and
+//! can close them all with a given code ([`WsUpstream::close_all`]).
 //!
 //! [`ws_connect`] is the client: `ws://` or `wss://` URLs whose host is the
 //! name the proxy should see (Host header, and SNI for `wss://`) while the TCP
@@ -60,6 +62,8 @@ struct WsShared {
     handshakes: Mutex<Vec<WsHandshake>>,
     open: AtomicUsize,
     accepted: AtomicU64,
+    /// Close frames received from clients: their code, `None` if empty.
+    closes: Mutex<Vec<Option<u16>>>,
 }
 
 struct OpenGuard(Arc<WsShared>);
@@ -138,6 +142,11 @@ impl WsUpstream {
     /// WebSockets currently open (handshake done, not yet closed).
     pub fn open_websockets(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// The code of every Close frame a client sent, in arrival order.
+    pub fn closes_received(&self) -> Vec<Option<u16>> {
+        self.shared.closes.lock().unwrap().clone()
     }
 
     /// TCP connections accepted since start.
@@ -240,7 +249,7 @@ async fn serve_ws(
         return;
     };
     shared.open.fetch_add(1, Ordering::SeqCst);
-    let _guard = OpenGuard(shared);
+    let _guard = OpenGuard(shared.clone());
     if ws
         .send(Message::text(format!("hello from {name}")))
         .await
@@ -258,6 +267,10 @@ async fn serve_ws(
                 }
                 // Pings are answered and Close replies sent by tungstenite
                 // itself while we keep polling; the stream then ends.
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map(|f| u16::from(f.code));
+                    shared.closes.lock().unwrap().push(code);
+                }
                 Some(Ok(_)) => {}
                 None | Some(Err(_)) => return,
             },

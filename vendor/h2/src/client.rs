@@ -1366,6 +1366,8 @@ where
                 local_error_reset_streams_max: builder.local_max_error_reset_streams,
                 settings: builder.settings,
                 data_frame_budget: builder.data_frame_budget,
+                // greenlight patch: the control-frame budget is server-side only.
+                control_frame_budget: None,
             },
         );
         let send_request = SendRequest {

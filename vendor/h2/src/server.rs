@@ -263,6 +263,9 @@ pub struct Builder {
     ///
     /// When this gets exhausted, we issue a GOAWAY with `ENHANCE_YOUR_CALM`.
     data_frame_budget: proto::DataFrameBudget,
+
+    /// greenlight patch: control-frame flood budget, (burst, per second).
+    control_frame_budget: Option<(u32, u32)>,
 }
 
 /// Send a response back to the client
@@ -663,6 +666,7 @@ impl Builder {
             max_send_buffer_size: proto::DEFAULT_MAX_SEND_BUFFER_SIZE,
             local_max_error_reset_streams: Some(proto::DEFAULT_LOCAL_RESET_COUNT_MAX),
             data_frame_budget: proto::DataFrameBudget::Auto,
+            control_frame_budget: None,
         }
     }
 
@@ -1066,6 +1070,18 @@ impl Builder {
     /// updates the permitted framing overhead.
     pub fn data_frame_budget(&mut self, budget: usize) -> &mut Self {
         self.data_frame_budget = proto::DataFrameBudget::Configured(budget);
+        self
+    }
+
+    /// greenlight patch: bounds the control frames a client may send.
+    ///
+    /// PING, SETTINGS, PRIORITY, GOAWAY, and WINDOW_UPDATE while no stream is
+    /// open each take a token from a bucket that holds `burst` tokens, refills
+    /// at `per_second`, and gains one token for each HEADERS or DATA frame
+    /// sent. A client that runs out gets GOAWAY `ENHANCE_YOUR_CALM` and the
+    /// connection closes. Off by default.
+    pub fn control_frame_budget(&mut self, burst: u32, per_second: u32) -> &mut Self {
+        self.control_frame_budget = Some((burst, per_second));
         self
     }
 
@@ -1535,6 +1551,7 @@ where
                                 .local_max_error_reset_streams,
                             settings: self.builder.settings.clone(),
                             data_frame_budget: self.builder.data_frame_budget,
+                            control_frame_budget: self.builder.control_frame_budget,
                         },
                     );
 

@@ -23,6 +23,9 @@ use std::io;
 #[derive(Debug)]
 pub struct Codec<T, B> {
     inner: FramedRead<FramedWrite<T, B>>,
+    /// greenlight patch: HEADERS and DATA frames buffered for sending, the
+    /// work that earns room in the control-frame budget.
+    work_frames_sent: u64,
 }
 
 impl<T, B> Codec<T, B>
@@ -54,7 +57,10 @@ where
         // Use FramedRead's method since it checks the value is within range.
         inner.set_max_frame_size(max_frame_size);
 
-        Codec { inner }
+        Codec {
+            inner,
+            work_frames_sent: 0,
+        }
     }
 }
 
@@ -149,7 +155,16 @@ where
     ///
     /// TODO: Rename this to avoid conflicts with Sink::buffer
     pub fn buffer(&mut self, item: Frame<B>) -> Result<(), UserError> {
+        // greenlight patch: count the frames of work (control-frame budget).
+        if matches!(item, Frame::Headers(_) | Frame::Data(_)) {
+            self.work_frames_sent += 1;
+        }
         self.framed_write().buffer(item)
+    }
+
+    /// greenlight patch: HEADERS and DATA frames buffered so far.
+    pub(crate) fn work_frames_sent(&self) -> u64 {
+        self.work_frames_sent
     }
 
     /// Flush buffered data to the wire

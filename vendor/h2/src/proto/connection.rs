@@ -60,6 +60,9 @@ where
     /// A `tracing` span tracking the lifetime of the connection.
     span: tracing::Span,
 
+    /// greenlight patch: control-frame flood budget, when configured.
+    control_budget: Option<super::control_budget::ControlFrameBudget>,
+
     /// Client or server
     _phantom: PhantomData<P>,
 }
@@ -87,6 +90,8 @@ pub(crate) struct Config {
     pub local_error_reset_streams_max: Option<usize>,
     pub settings: frame::Settings,
     pub data_frame_budget: DataFrameBudget,
+    /// greenlight patch: control-frame flood budget, (burst, per second).
+    pub control_frame_budget: Option<(u32, u32)>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -168,6 +173,9 @@ where
                 settings: Settings::new(config.settings),
                 streams,
                 span,
+                control_budget: config
+                    .control_frame_budget
+                    .map(|(burst, rate)| super::control_budget::ControlFrameBudget::new(burst, rate)),
                 _phantom: PhantomData,
             },
         }
@@ -384,11 +392,22 @@ where
             }
             ready!(self.poll_ready(cx))?;
 
-            match self
-                .inner
-                .as_dyn()
-                .recv_frame(ready!(Pin::new(&mut self.codec).poll_next(cx)?))?
-            {
+            let frame = ready!(Pin::new(&mut self.codec).poll_next(cx)?);
+            // greenlight patch: a flood of control frames gets GOAWAY
+            // ENHANCE_YOUR_CALM, like a flood of resets.
+            if let (Some(budget), Some(f)) = (&mut self.inner.control_budget, &frame) {
+                let streams = &self.inner.streams;
+                if super::control_budget::ControlFrameBudget::counts(f, || streams.has_streams())
+                    && !budget.spend(self.codec.work_frames_sent())
+                {
+                    tracing::debug!("too many control frames");
+                    return Poll::Ready(Err(Error::library_go_away_data(
+                        Reason::ENHANCE_YOUR_CALM,
+                        "too_many_control_frames",
+                    )));
+                }
+            }
+            match self.inner.as_dyn().recv_frame(frame)? {
                 ReceivedFrame::Settings(frame) => {
                     self.inner.settings.recv_settings(
                         frame,

@@ -1,4 +1,6 @@
 mod connection;
+// greenlight patch: control-frame flood budget (see the module).
+mod control_budget;
 mod error;
 mod go_away;
 mod peer;
