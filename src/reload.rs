@@ -39,6 +39,9 @@ pub struct Applied {
     pub generation: u64,
     /// Changes that need a restart and were not applied.
     pub restart_needed: Vec<String>,
+    /// A switch to the pool already active: nothing was changed (no new
+    /// generation, the file not rewritten).
+    pub already_active: bool,
 }
 
 /// Re-reads the configuration and applies it, or keeps the running one.
@@ -48,6 +51,7 @@ pub fn reload(state: &StateHandle) -> Result<Applied, ApplyError> {
         state.apply(&mut writer, c).map(|(snap, restart)| Applied {
             generation: snap.generation,
             restart_needed: restart,
+            already_active: false,
         })
     });
     record(state, &result);
@@ -169,6 +173,16 @@ pub async fn switch(
             .switch(upstream, crate::metrics::SwitchResult::Refused);
         e
     };
+    if up.active_pool().name == pool && file_names_active(state.source(), upstream, pool) {
+        // Nothing to do: a new generation or a rewritten file would only
+        // make a no-op look like a change (and wake every watcher of both).
+        log::info!("upstream '{upstream}': pool '{pool}' is already active, nothing changed");
+        return Ok(Applied {
+            generation: snap.generation,
+            restart_needed: vec![],
+            already_active: true,
+        });
+    }
     if !force {
         probe(upstream, target, &up.config).await.map_err(refused)?;
     }
@@ -228,9 +242,24 @@ pub async fn switch(
     let applied = Applied {
         generation: snap.generation,
         restart_needed: restart,
+        already_active: false,
     };
     record(state, &Ok(applied.clone()));
     Ok(applied)
+}
+
+/// Whether the configuration on disk (if any) also names `pool` as the
+/// active pool of `upstream`: when the file was edited to name another pool
+/// and not reloaded yet, a switch to the running pool must still write it,
+/// or the next reload would undo it.
+fn file_names_active(source: &ConfigSource, upstream: &str, pool: &str) -> bool {
+    let Some(path) = source.path() else {
+        return true;
+    };
+    crate::config::load_file(path).is_ok_and(|c| {
+        c.upstream(upstream)
+            .is_some_and(|u| u.active.as_str() == pool)
+    })
 }
 
 /// Succeeds if some server of `pool` is up by the live health state (active

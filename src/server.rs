@@ -220,7 +220,11 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
 
     let mut admin = pingora::services::listening::Service::new(
         "greenlight admin".to_string(),
-        AdminApi::new(state.clone(), token),
+        AdminApi::new(
+            state.clone(),
+            token,
+            crate::admin::guard::HostRules::new(config.admin.addr, &config.admin.allowed_hosts),
+        ),
     );
     admin.add_tcp(&config.admin.addr.to_string());
     server.add_service(admin);

@@ -7,6 +7,7 @@ mod support;
 
 mod acme;
 mod acme_module;
+mod admin_api;
 mod cli;
 mod core_proxy;
 mod fixture;

@@ -342,6 +342,7 @@ fn validate_admin(file: &FileConfig, ds: &mut Diagnostics) -> Option<AdminConfig
         return Some(AdminConfig {
             addr: default_addr,
             token_file: None,
+            allowed_hosts: vec![],
         });
     };
     let addr = match &admin.value.address {
@@ -370,7 +371,22 @@ fn validate_admin(file: &FileConfig, ds: &mut Diagnostics) -> Option<AdminConfig
             );
         }
     }
-    Some(AdminConfig { addr, token_file })
+    let mut allowed_hosts = Vec::new();
+    for h in admin.value.allowed_hosts.iter().flat_map(|l| &l.value) {
+        match crate::admin::guard::normalize_allowed_host(&h.value, addr.port()) {
+            Ok(n) => allowed_hosts.push(n),
+            Err(why) => ds.error(
+                pos(h),
+                format!("admin.allowed_hosts: {why}"),
+                "write a host name or address with an optional port, e.g. `admin.internal:9090` or `[fd00::1]:9090`",
+            ),
+        }
+    }
+    Some(AdminConfig {
+        addr,
+        token_file,
+        allowed_hosts,
+    })
 }
 
 fn parse_quiet(s: &str) -> Option<SocketAddr> {
