@@ -411,16 +411,61 @@ pub struct ReloadService {
 /// service exists: from [`HupCatcher::install`] on, a SIGHUP no longer has
 /// its default effect (terminating the process); one that arrives before the
 /// reload service runs is remembered and served as soon as it does.
+///
+/// `main` installs it before anything else (logging, argument parsing), and
+/// `server::run` installs it again, which then only picks up the flag: the
+/// one flag lives in a process-wide static because a signal disposition is
+/// process-wide too. A SIGHUP that arrives before the dynamic loader has
+/// reached `main` still terminates the process: no program can catch it.
 pub struct HupCatcher {
     early: Arc<AtomicBool>,
 }
 
+/// The flag set by a SIGHUP, and the switch that gives SIGHUP its default
+/// effect back (see [`HupCatcher::restore_default`]).
+struct HupFlags {
+    early: Arc<AtomicBool>,
+    default_now: Arc<AtomicBool>,
+}
+
+static HUP: std::sync::OnceLock<HupFlags> = std::sync::OnceLock::new();
+
 impl HupCatcher {
-    /// Installs the handler; call first thing in `run`.
+    /// Installs the handler (once per process; later calls share it). Call
+    /// first thing in `main`.
     pub fn install() -> std::io::Result<HupCatcher> {
+        if let Some(f) = HUP.get() {
+            return Ok(HupCatcher {
+                early: f.early.clone(),
+            });
+        }
         let early = Arc::new(AtomicBool::new(false));
+        let default_now = Arc::new(AtomicBool::new(false));
+        // Registered first, so that once `default_now` is set a SIGHUP ends
+        // the process before it could be recorded as a reload request.
+        signal_hook::flag::register_conditional_default(
+            signal_hook::consts::SIGHUP,
+            default_now.clone(),
+        )?;
         signal_hook::flag::register(signal_hook::consts::SIGHUP, early.clone())?;
+        let _ = HUP.set(HupFlags {
+            early: early.clone(),
+            default_now,
+        });
         Ok(HupCatcher { early })
+    }
+
+    /// For every command but `run`: SIGHUP gets its default effect back (a
+    /// closed terminal ends `switch --wait`), and one that arrived while the
+    /// command line was parsed ends the process now, as it would have.
+    pub fn restore_default(self) {
+        if let Some(f) = HUP.get() {
+            f.default_now.store(true, Ordering::SeqCst);
+            if f.early.swap(false, Ordering::SeqCst) {
+                let _ =
+                    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGHUP);
+            }
+        }
     }
 
     /// The reload service for `state`.

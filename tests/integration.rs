@@ -10,6 +10,7 @@ mod acme_module;
 mod admin_api;
 mod cli;
 mod core_proxy;
+mod early_hup;
 mod fixture;
 mod health;
 mod import_nginx;
