@@ -319,7 +319,7 @@ pub fn rewrite_active(
         path: path.to_path_buf(),
         source,
     };
-    let text = std::fs::read_to_string(path).map_err(write_err)?;
+    let text = crate::config::read_text(path).map_err(ApplyError::from)?;
     let current = load_str(path, &text).map_err(ApplyError::from)?;
     let origin = current
         .upstream(upstream)

@@ -9,6 +9,7 @@ mod acme;
 mod acme_module;
 mod admin_api;
 mod cli;
+mod config_size;
 mod core_proxy;
 mod early_hup;
 mod fixture;
