@@ -76,6 +76,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         }
     );
     let state = StateHandle::start(source)?;
+    crate::tls::handshake::count_handshake_failures(state.metrics().clone());
     let snapshot = state.load();
     let config = snapshot.config.clone();
     let token = match &config.admin.token_file {

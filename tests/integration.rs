@@ -20,4 +20,5 @@ mod limits;
 mod live_config;
 mod observability;
 mod protocol;
+mod quiet_logs;
 mod smuggling;
