@@ -332,3 +332,19 @@ async fn a_switch_to_the_active_pool_changes_nothing() {
     assert_eq!(after.mtime(), meta.mtime());
     assert_eq!(a.serving().await, "blue");
 }
+
+#[test]
+fn a_bad_allowed_hosts_entry_is_a_check_error_at_its_position() {
+    let yaml = "admin:\n  address: 127.0.0.1:9090\n  allowed_hosts: [ok.test, \"http://admin.test\"]\nsites:\n  s: {hosts: [a.test], routes: [{path: /, upstream: u}]}\nupstreams:\n  u: {active: p, pools: {p: [127.0.0.1:2]}}\n";
+    let (_dir, path) = crate::support::proxy::temp_config(yaml);
+    let p = path.display().to_string();
+    let out = run_cli(&["check", "-c", &p]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{p}:3:28: admin.allowed_hosts: 'http://admin.test' has a scheme"
+        )),
+        "{err}"
+    );
+}

@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::values::{closest, count_field, duration_field, size_field};
-pub use super::values::{parse_duration, parse_host_pattern, parse_size, parse_status_range};
+pub use super::values::{
+    normalize_allowed_host, parse_duration, parse_host_pattern, parse_size, parse_status_range,
+    split_authority,
+};
 
 pub(super) fn pos<T>(s: &Spanned<T>) -> Pos {
     Pos::from_location(&s.referenced)
@@ -373,7 +376,7 @@ fn validate_admin(file: &FileConfig, ds: &mut Diagnostics) -> Option<AdminConfig
     }
     let mut allowed_hosts = Vec::new();
     for h in admin.value.allowed_hosts.iter().flat_map(|l| &l.value) {
-        match crate::admin::guard::normalize_allowed_host(&h.value, addr.port()) {
+        match normalize_allowed_host(&h.value, addr.port()) {
             Ok(n) => allowed_hosts.push(n),
             Err(why) => ds.error(
                 pos(h),
