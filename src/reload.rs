@@ -412,11 +412,12 @@ pub struct ReloadService {
 /// its default effect (terminating the process); one that arrives before the
 /// reload service runs is remembered and served as soon as it does.
 ///
-/// `main` installs it before anything else (logging, argument parsing), and
-/// `server::run` installs it again, which then only picks up the flag: the
-/// one flag lives in a process-wide static because a signal disposition is
-/// process-wide too. A SIGHUP that arrives before the dynamic loader has
-/// reached `main` still terminates the process: no program can catch it.
+/// The binary installs it from its ELF `.init_array` (`src/main.rs`), before
+/// the Rust runtime and `main` run; `main` and `server::run` install it
+/// again, which then only picks up the flag: the one flag lives in a
+/// process-wide static because a signal disposition is process-wide too. A
+/// SIGHUP that arrives while the dynamic loader is still loading the binary
+/// terminates the process: no program can catch that one.
 pub struct HupCatcher {
     early: Arc<AtomicBool>,
 }
@@ -431,8 +432,7 @@ struct HupFlags {
 static HUP: std::sync::OnceLock<HupFlags> = std::sync::OnceLock::new();
 
 impl HupCatcher {
-    /// Installs the handler (once per process; later calls share it). Call
-    /// first thing in `main`.
+    /// Installs the handler (once per process; later calls share it).
     pub fn install() -> std::io::Result<HupCatcher> {
         if let Some(f) = HUP.get() {
             return Ok(HupCatcher {
