@@ -35,7 +35,11 @@ fn reason(failure: &HandshakeFailure<'_>) -> Option<TlsFailure> {
 
 fn classify(text: &str) -> Option<TlsFailure> {
     let t = text.to_ascii_lowercase();
-    if t.contains("no server certificate chain resolved") {
+    // Counted by the resolver already, or not a failure at all (the CA's
+    // TLS-ALPN-01 validation, answered before the handshake proper).
+    if t.contains("no server certificate chain resolved")
+        || t.contains(&crate::acme::listener::ACME_ANSWERED.to_ascii_lowercase())
+    {
         return None;
     }
     // The client went away or never spoke TLS to the end.
