@@ -84,6 +84,13 @@ pub fn switch(
         return api_error(status, &body);
     }
     let from = body["from"].as_str().unwrap_or("").to_string();
+    if body["already_active"] == true {
+        println!(
+            "upstream '{upstream}': pool '{pool}' is already active — nothing changed (generation {})",
+            body["generation"]
+        );
+        return 0;
+    }
     println!(
         "upstream '{upstream}': new requests go to pool '{pool}' (was '{from}'; generation {})",
         body["generation"]

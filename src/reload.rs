@@ -39,6 +39,9 @@ pub struct Applied {
     pub generation: u64,
     /// Changes that need a restart and were not applied.
     pub restart_needed: Vec<String>,
+    /// A switch to the pool already active: nothing was changed (no new
+    /// generation, the file not rewritten).
+    pub already_active: bool,
 }
 
 /// Re-reads the configuration and applies it, or keeps the running one.
@@ -48,6 +51,7 @@ pub fn reload(state: &StateHandle) -> Result<Applied, ApplyError> {
         state.apply(&mut writer, c).map(|(snap, restart)| Applied {
             generation: snap.generation,
             restart_needed: restart,
+            already_active: false,
         })
     });
     record(state, &result);
@@ -169,6 +173,16 @@ pub async fn switch(
             .switch(upstream, crate::metrics::SwitchResult::Refused);
         e
     };
+    if up.active_pool().name == pool && file_names_active(state.source(), upstream, pool) {
+        // Nothing to do: a new generation or a rewritten file would only
+        // make a no-op look like a change (and wake every watcher of both).
+        log::info!("upstream '{upstream}': pool '{pool}' is already active, nothing changed");
+        return Ok(Applied {
+            generation: snap.generation,
+            restart_needed: vec![],
+            already_active: true,
+        });
+    }
     if !force {
         probe(upstream, target, &up.config).await.map_err(refused)?;
     }
@@ -228,9 +242,24 @@ pub async fn switch(
     let applied = Applied {
         generation: snap.generation,
         restart_needed: restart,
+        already_active: false,
     };
     record(state, &Ok(applied.clone()));
     Ok(applied)
+}
+
+/// Whether the configuration on disk (if any) also names `pool` as the
+/// active pool of `upstream`: when the file was edited to name another pool
+/// and not reloaded yet, a switch to the running pool must still write it,
+/// or the next reload would undo it.
+fn file_names_active(source: &ConfigSource, upstream: &str, pool: &str) -> bool {
+    let Some(path) = source.path() else {
+        return true;
+    };
+    crate::config::load_file(path).is_ok_and(|c| {
+        c.upstream(upstream)
+            .is_some_and(|u| u.active.as_str() == pool)
+    })
 }
 
 /// Succeeds if some server of `pool` is up by the live health state (active
@@ -290,7 +319,7 @@ pub fn rewrite_active(
         path: path.to_path_buf(),
         source,
     };
-    let text = std::fs::read_to_string(path).map_err(write_err)?;
+    let text = crate::config::read_text(path).map_err(ApplyError::from)?;
     let current = load_str(path, &text).map_err(ApplyError::from)?;
     let origin = current
         .upstream(upstream)
@@ -382,16 +411,61 @@ pub struct ReloadService {
 /// service exists: from [`HupCatcher::install`] on, a SIGHUP no longer has
 /// its default effect (terminating the process); one that arrives before the
 /// reload service runs is remembered and served as soon as it does.
+///
+/// The binary installs it from its ELF `.init_array` (`src/main.rs`), before
+/// the Rust runtime and `main` run; `main` and `server::run` install it
+/// again, which then only picks up the flag: the one flag lives in a
+/// process-wide static because a signal disposition is process-wide too. A
+/// SIGHUP that arrives while the dynamic loader is still loading the binary
+/// terminates the process: no program can catch that one.
 pub struct HupCatcher {
     early: Arc<AtomicBool>,
 }
 
+/// The flag set by a SIGHUP, and the switch that gives SIGHUP its default
+/// effect back (see [`HupCatcher::restore_default`]).
+struct HupFlags {
+    early: Arc<AtomicBool>,
+    default_now: Arc<AtomicBool>,
+}
+
+static HUP: std::sync::OnceLock<HupFlags> = std::sync::OnceLock::new();
+
 impl HupCatcher {
-    /// Installs the handler; call first thing in `run`.
+    /// Installs the handler (once per process; later calls share it).
     pub fn install() -> std::io::Result<HupCatcher> {
+        if let Some(f) = HUP.get() {
+            return Ok(HupCatcher {
+                early: f.early.clone(),
+            });
+        }
         let early = Arc::new(AtomicBool::new(false));
+        let default_now = Arc::new(AtomicBool::new(false));
+        // Registered first, so that once `default_now` is set a SIGHUP ends
+        // the process before it could be recorded as a reload request.
+        signal_hook::flag::register_conditional_default(
+            signal_hook::consts::SIGHUP,
+            default_now.clone(),
+        )?;
         signal_hook::flag::register(signal_hook::consts::SIGHUP, early.clone())?;
+        let _ = HUP.set(HupFlags {
+            early: early.clone(),
+            default_now,
+        });
         Ok(HupCatcher { early })
+    }
+
+    /// For every command but `run`: SIGHUP gets its default effect back (a
+    /// closed terminal ends `switch --wait`), and one that arrived while the
+    /// command line was parsed ends the process now, as it would have.
+    pub fn restore_default(self) {
+        if let Some(f) = HUP.get() {
+            f.default_now.store(true, Ordering::SeqCst);
+            if f.early.swap(false, Ordering::SeqCst) {
+                let _ =
+                    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGHUP);
+            }
+        }
     }
 
     /// The reload service for `state`.

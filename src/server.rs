@@ -89,6 +89,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         }
     );
     let state = StateHandle::start(source)?;
+    crate::tls::handshake::count_handshake_failures(state.metrics().clone());
     let snapshot = state.load();
     let config = snapshot.config.clone();
     let token = match &config.admin.token_file {
@@ -236,7 +237,11 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
 
     let mut admin = pingora::services::listening::Service::new(
         "greenlight admin".to_string(),
-        AdminApi::new(state.clone(), token),
+        AdminApi::new(
+            state.clone(),
+            token,
+            crate::admin::guard::HostRules::new(config.admin.addr, &config.admin.allowed_hosts),
+        ),
     );
     admin.add_tcp(&config.admin.addr.to_string());
     server.add_service(admin);

@@ -115,7 +115,7 @@ async fn served_by(addr: SocketAddr, root: &str) -> Option<String> {
 
 async fn certificates(admin: SocketAddr) -> serde_json::Value {
     let mut c = H1Conn::connect(admin).await.expect("admin");
-    c.get("/api/certificates", "localhost")
+    c.get("/api/certificates", &admin.to_string())
         .await
         .expect("api")
         .json()["certificates"][0]
@@ -288,7 +288,7 @@ async fn renewal_swaps_the_certificate_under_open_connections() {
 /// The admin listener's `/metrics` text.
 async fn metrics_text(admin: SocketAddr) -> String {
     let mut m = H1Conn::connect(admin).await.expect("admin");
-    m.get("/metrics", "localhost")
+    m.get("/metrics", &admin.to_string())
         .await
         .expect("metrics")
         .text()

@@ -14,7 +14,10 @@ fn yaml(http: u16, admin: u16, a: u16, b: u16, extra: &str) -> String {
 
 async fn health_of(admin: SocketAddr, server_port: u16) -> serde_json::Value {
     let mut c = H1Conn::connect(admin).await.expect("admin");
-    let r = c.get("/api/upstreams", "localhost").await.expect("api");
+    let r = c
+        .get("/api/upstreams", &admin.to_string())
+        .await
+        .expect("api");
     let pools = r.json()["upstreams"][0]["pools"].clone();
     pools[0]["health"]
         .as_array()
@@ -35,7 +38,7 @@ async fn health_of(admin: SocketAddr, server_port: u16) -> serde_json::Value {
 async fn upstream_errors(admin: SocketAddr) -> f64 {
     let mut c = H1Conn::connect(admin).await.expect("admin");
     let text = c
-        .get("/metrics", "localhost")
+        .get("/metrics", &admin.to_string())
         .await
         .expect("metrics")
         .text();

@@ -87,7 +87,13 @@ async fn the_nginx_site_imports_checks_and_proxies_http_and_websockets() {
         .expect("write");
     let mut c = H1Conn::connect(admin).await.expect("admin");
     let rr = c
-        .request("POST", "/api/reload", "localhost", &[], b"")
+        .request(
+            "POST",
+            "/api/reload",
+            &admin.to_string(),
+            &[("Content-Type", "application/json")],
+            b"",
+        )
         .await
         .expect("reload");
     assert_eq!(rr.status, 200, "{}", rr.text());

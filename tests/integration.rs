@@ -7,9 +7,12 @@ mod support;
 
 mod acme;
 mod acme_module;
+mod admin_api;
 mod body;
 mod cli;
+mod config_size;
 mod core_proxy;
+mod early_hup;
 mod fixture;
 mod h2_flood;
 mod health;
@@ -20,4 +23,5 @@ mod live_config;
 mod misdirected;
 mod observability;
 mod protocol;
+mod quiet_logs;
 mod smuggling;

@@ -97,9 +97,15 @@ impl BlueGreen {
 
     async fn api(&self, method: &str, path: &str, body: &str) -> Response {
         let mut c = H1Conn::connect(self.admin).await.expect("admin connect");
-        c.request(method, path, "localhost", &[], body.as_bytes())
-            .await
-            .expect("admin answer")
+        c.request(
+            method,
+            path,
+            &self.admin.to_string(),
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .await
+        .expect("admin answer")
     }
 
     async fn pool(&self, upstream: &str, pool: &str) -> Value {
@@ -481,14 +487,17 @@ async fn a_token_protects_the_admin_api_and_is_required_off_loopback() {
         .await
         .expect("starts");
     let mut c = H1Conn::connect(admin).await.expect("connect");
-    let r = c.get("/api/status", "localhost").await.expect("answer");
+    let r = c
+        .get("/api/status", &admin.to_string())
+        .await
+        .expect("answer");
     assert_eq!(r.status, 401);
     let mut c = H1Conn::connect(admin).await.expect("connect");
     let r = c
         .request(
             "GET",
             "/api/status",
-            "localhost",
+            &admin.to_string(),
             &[("Authorization", "Bearer wrong!")],
             b"",
         )
@@ -500,7 +509,7 @@ async fn a_token_protects_the_admin_api_and_is_required_off_loopback() {
         .request(
             "GET",
             "/api/status",
-            "localhost",
+            &admin.to_string(),
             &[("Authorization", "Bearer s3cret")],
             b"",
         )

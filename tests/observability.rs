@@ -69,7 +69,10 @@ upstreams:
 /// are.
 async fn scrape(admin: SocketAddr) -> prometheus_parse::Scrape {
     let mut c = H1Conn::connect(admin).await.expect("admin");
-    let r = c.get("/metrics", "localhost").await.expect("metrics");
+    let r = c
+        .get("/metrics", &admin.to_string())
+        .await
+        .expect("metrics");
     assert_eq!(r.status, 200);
     assert!(
         r.header("content-type")

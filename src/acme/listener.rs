@@ -13,6 +13,10 @@ use async_trait::async_trait;
 use pingora::listeners::PreTlsProcess;
 use pingora::protocols::l4::stream::Stream;
 
+/// The error text that ends a connection whose TLS-ALPN-01 validation was
+/// answered (not a failed handshake: `tls::handshake` does not count it).
+pub const ACME_ANSWERED: &str = "answered an ACME tls-alpn-01 validation";
+
 /// The pre-TLS hook greenlight installs on its TLS listeners.
 pub struct AcmeTlsAlpn(pub Challenges);
 
@@ -27,10 +31,13 @@ impl PreTlsProcess for AcmeTlsAlpn {
                 stream.rewind(&read);
                 Ok(())
             }
-            Ok(AlpnOutcome::Answered) => pingora::Error::e_explain(
-                pingora::ErrorType::HandshakeError,
-                "answered an ACME tls-alpn-01 validation",
-            ),
+            Ok(AlpnOutcome::Answered) => {
+                // Pingora logs a failed handshake at debug only (our
+                // pingora-core patch), so say here that the CA was answered.
+                log::info!("answered an ACME tls-alpn-01 validation");
+                // An error ends the connection: it was the CA's, not a client's.
+                pingora::Error::e_explain(pingora::ErrorType::HandshakeError, ACME_ANSWERED)
+            }
             Err(e) => Err(pingora::Error::because(
                 pingora::ErrorType::HandshakeError,
                 "acme-tls/1 check",

@@ -9,13 +9,19 @@
 //! | POST | `/api/reload` | re-read the config file |
 //! | GET | `/metrics` | Prometheus text format (see `metrics`) |
 //!
+//! Every request first passes the cross-site and DNS-rebinding checks of
+//! [`guard`] (Host, Origin, Sec-Fetch-Site, and a JSON content type on a
+//! state change); then the token, if one is set.
+//!
 //! Errors are JSON `{"error": "..."}` with 400 (malformed body), 401 (token),
+//! 403 (refused by [`guard`]: the message names the rule and the fix),
 //! 404 (unknown upstream/pool/path), 409 (switch refused: target unreachable),
 //! 422 (config problems, listed in `problems`). It only reads state through
 //! `StateHandle` and changes it only through `reload`; it never holds a
 //! snapshot across an await.
 
 pub mod client;
+pub mod guard;
 mod views;
 
 use crate::reload::{self, SwitchError};
@@ -33,13 +39,34 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct AdminApi {
     state: StateHandle,
     token: Option<String>,
+    hosts: guard::HostRules,
 }
 
 impl AdminApi {
-    /// The API over `state`; with `token`, every request needs
-    /// `Authorization: Bearer <token>`.
-    pub fn new(state: StateHandle, token: Option<String>) -> AdminApi {
-        AdminApi { state, token }
+    /// The API over `state`, answering to the names `hosts` accepts; with
+    /// `token`, every request needs `Authorization: Bearer <token>`.
+    pub fn new(state: StateHandle, token: Option<String>, hosts: guard::HostRules) -> AdminApi {
+        AdminApi {
+            state,
+            token,
+            hosts,
+        }
+    }
+
+    /// The cross-site checks of [`guard`], then the token.
+    fn admit(&self, session: &ServerSession) -> Result<(), (StatusCode, Value)> {
+        let req = session.req_header();
+        self.hosts
+            .check_origin(&req.uri, &req.headers)
+            .and_then(|()| guard::check_content_type(&req.method, &req.headers))
+            .map_err(|r| error(StatusCode::FORBIDDEN, &r.0))?;
+        if !self.authorized(session) {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token",
+            ));
+        }
+        Ok(())
     }
 
     fn authorized(&self, session: &ServerSession) -> bool {
@@ -63,9 +90,6 @@ impl AdminApi {
     }
 
     async fn route(&self, session: &mut ServerSession) -> (StatusCode, Value) {
-        if !self.authorized(session) {
-            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        }
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -130,6 +154,7 @@ impl AdminApi {
                     "forced": force,
                     "generation": a.generation,
                     "restart_needed": a.restart_needed,
+                    "already_active": a.already_active,
                 }),
             ),
             Err(e @ (SwitchError::UnknownUpstream(_) | SwitchError::UnknownPool { .. })) => {
@@ -208,18 +233,22 @@ impl AdminApi {
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        if self.authorized(session)
-            && session.req_header().method == Method::GET
-            && session.req_header().uri.path() == "/metrics"
-        {
-            return self.metrics();
-        }
-        let (status, body) = self.route(session).await;
+        let (status, body) = match self.admit(session) {
+            Err(refused) => refused,
+            Ok(())
+                if session.req_header().method == Method::GET
+                    && session.req_header().uri.path() == "/metrics" =>
+            {
+                return self.metrics();
+            }
+            Ok(()) => self.route(session).await,
+        };
         let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
         text.push(b'\n');
         Response::builder()
             .status(status)
             .header(http::header::CONTENT_TYPE, "application/json")
+            .header("x-content-type-options", "nosniff")
             .header(http::header::CONTENT_LENGTH, text.len())
             .body(text)
             .unwrap_or_else(|_| Response::new(Vec::new()))

@@ -155,6 +155,8 @@ pub struct FileAdmin {
     pub address: Option<Spanned<Scalar>>,
     /// File holding the bearer token.
     pub token_file: Option<Spanned<String>>,
+    /// Extra `host[:port]` names the API answers to (DNS-rebinding guard).
+    pub allowed_hosts: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `sites.<name>`.

@@ -22,6 +22,12 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/greenlight.yaml");
 /// The name the embedded default is reported under.
 pub const EMBEDDED_NAME: &str = "config/greenlight.yaml (embedded)";
 
+/// Largest file greenlight reads as a configuration — its YAML, or an nginx
+/// file for `import-nginx`: 16 MiB. Real configurations are a few KB; a
+/// bigger file is a mistake (a log, a dump), and parsing one costs several
+/// times its size in memory. It is refused before it is read whole.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -32,6 +38,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`]; it was not parsed.
+    #[error("{}: {}", path.display(), too_large_text(*size))]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes (at least this many).
+        size: u64,
     },
     /// The file was read but has problems; all of them are listed.
     #[error("{}", diag::render(.0).trim_end())]
@@ -46,6 +60,11 @@ impl ConfigError {
                 origin: Origin::new(path, Pos::default()),
                 what: format!("cannot read the configuration: {source}"),
                 fix: "check the path and its permissions".into(),
+            }],
+            ConfigError::TooLarge { path, size } => vec![Diagnostic {
+                origin: Origin::new(path, Pos::default()),
+                what: too_large_text(*size),
+                fix: String::new(),
             }],
             ConfigError::Invalid(d) => d.clone(),
         }
@@ -81,11 +100,75 @@ impl ConfigSource {
 
 /// Reads and validates `path`.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    load_str(path, &read_text(path)?)
+}
+
+/// Reads the configuration file `path` as UTF-8 text, refusing one over
+/// [`MAX_CONFIG_BYTES`] before reading it.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let read = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    load_str(path, &text)
+    };
+    let bytes = match read_limited(path) {
+        Ok(b) => b,
+        Err(ReadError::Io(e)) => return Err(read(e)),
+        Err(ReadError::TooLarge(size)) => {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+            });
+        }
+    };
+    String::from_utf8(bytes)
+        .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// Why [`read_limited`] failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Opening or reading failed.
+    Io(std::io::Error),
+    /// The file has more than [`MAX_CONFIG_BYTES`] (at least this many).
+    TooLarge(u64),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::TooLarge(size) => write!(f, "{}", too_large_text(*size)),
+        }
+    }
+}
+
+/// Reads `path` whole unless it is larger than [`MAX_CONFIG_BYTES`]: the
+/// size is checked before reading, and the read itself stops one byte past
+/// the limit (a pipe or a file that grows has no trustworthy size).
+pub fn read_limited(path: &Path) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
+    let size = file.metadata().map_err(ReadError::Io)?.len();
+    if size > MAX_CONFIG_BYTES {
+        return Err(ReadError::TooLarge(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ReadError::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+fn too_large_text(size: u64) -> String {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    format!(
+        "the file is {size} bytes ({:.1} MiB), over the {:.0} MiB limit for a configuration; it was not parsed — a configuration is a few KB: check that this is the right file",
+        mib(size),
+        mib(MAX_CONFIG_BYTES)
+    )
 }
 
 /// Parses and validates `text`, reporting problems against `name`.
@@ -106,6 +189,9 @@ pub fn load_str(name: &Path, text: &str) -> Result<Config, ConfigError> {
 
 /// Turns a YAML parse/shape error into a diagnostic with a fix hint.
 fn yaml_error(name: &Path, e: &serde_saphyr::Error) -> Diagnostic {
+    if let Some(breach) = budget_breach(e) {
+        return budget_diagnostic(name, e, breach);
+    }
     let plain = e.without_snippet();
     let pos = plain
         .location()
@@ -134,6 +220,58 @@ fn yaml_error(name: &Path, e: &serde_saphyr::Error) -> Diagnostic {
         origin: Origin::new(name, pos),
         what,
         fix: fix.into(),
+    }
+}
+
+/// The parser's safety budget that `e` reports as breached, if any.
+fn budget_breach(e: &serde_saphyr::Error) -> Option<&serde_saphyr::budget::BudgetBreach> {
+    match e {
+        serde_saphyr::Error::Budget { breach, .. } => Some(breach),
+        serde_saphyr::Error::WithSnippet { error, .. }
+        | serde_saphyr::Error::AliasError { error, .. } => budget_breach(error),
+        _ => None,
+    }
+}
+
+/// serde-saphyr stops at fixed budgets (defaults of `serde_saphyr::Budget`:
+/// 250,000 nodes, 1,000,000 events, nesting depth 64, 1,024 documents, 50,000
+/// anchors or aliases, 10,000 merge keys, 64 MiB of scalars or comments) and
+/// would print the breach as a debug dump; some of them can be reached
+/// under [`MAX_CONFIG_BYTES`]. Say which in words.
+fn budget_diagnostic(
+    name: &Path,
+    e: &serde_saphyr::Error,
+    breach: &serde_saphyr::budget::BudgetBreach,
+) -> Diagnostic {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let what = match breach {
+        B::Nodes { .. } | B::Events { .. } => {
+            "the file holds too many YAML values (over 250,000) to be a configuration".into()
+        }
+        B::Depth { depth } => format!("the YAML is nested {depth} levels deep (the limit is 64)"),
+        B::Documents { .. } => "the file holds too many YAML documents (`---`)".into(),
+        B::Aliases { .. }
+        | B::Anchors { .. }
+        | B::AliasAnchorRatio { .. }
+        | B::MergeKeys { .. }
+        | B::RecordedAnchorEvents { .. } => {
+            "the file uses too many YAML anchors, aliases or merge keys (`&a`, `*a`, `<<`)".into()
+        }
+        B::ScalarBytes { .. } | B::InputBytes { .. } => {
+            "the file holds too much text to be a configuration".into()
+        }
+        _ => "the YAML is too large or too complex to be a configuration".to_string(),
+    };
+    let pos = e
+        .without_snippet()
+        .location()
+        .map(|l| Pos::from_location(&l))
+        .unwrap_or_default();
+    Diagnostic {
+        origin: Origin::new(name, pos),
+        what,
+        fix: "parsing stopped here; a configuration is a few KB: check that this is the right file"
+            .into(),
     }
 }
 

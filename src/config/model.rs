@@ -130,6 +130,9 @@ pub struct AdminConfig {
     pub addr: SocketAddr,
     /// Bearer token file.
     pub token_file: Option<PathBuf>,
+    /// Extra names (`host:port`, lowercase) a request's Host or Origin may
+    /// use besides the admin address itself (see `admin::guard`).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A host pattern of a site.

@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::values::{closest, count_field, duration_field, size_field, switch_field};
-pub use super::values::{parse_duration, parse_host_pattern, parse_size, parse_status_range};
+pub use super::values::{
+    normalize_allowed_host, parse_duration, parse_host_pattern, parse_size, parse_status_range,
+    split_authority,
+};
 
 pub(super) fn pos<T>(s: &Spanned<T>) -> Pos {
     Pos::from_location(&s.referenced)
@@ -343,6 +346,7 @@ fn validate_admin(file: &FileConfig, ds: &mut Diagnostics) -> Option<AdminConfig
         return Some(AdminConfig {
             addr: default_addr,
             token_file: None,
+            allowed_hosts: vec![],
         });
     };
     let addr = match &admin.value.address {
@@ -371,7 +375,22 @@ fn validate_admin(file: &FileConfig, ds: &mut Diagnostics) -> Option<AdminConfig
             );
         }
     }
-    Some(AdminConfig { addr, token_file })
+    let mut allowed_hosts = Vec::new();
+    for h in admin.value.allowed_hosts.iter().flat_map(|l| &l.value) {
+        match normalize_allowed_host(&h.value, addr.port()) {
+            Ok(n) => allowed_hosts.push(n),
+            Err(why) => ds.error(
+                pos(h),
+                format!("admin.allowed_hosts: {why}"),
+                "write a host name or address with an optional port, e.g. `admin.internal:9090` or `[fd00::1]:9090`",
+            ),
+        }
+    }
+    Some(AdminConfig {
+        addr,
+        token_file,
+        allowed_hosts,
+    })
 }
 
 fn parse_quiet(s: &str) -> Option<SocketAddr> {

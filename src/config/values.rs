@@ -187,6 +187,48 @@ pub(super) fn closest<'a>(typo: &str, known: impl Iterator<Item = &'a str>) -> O
         .map(|(_, k)| k)
 }
 
+/// Splits `host[:port]` (IPv6 in brackets), lowercasing the host; `None`
+/// when it is not an authority (userinfo, path, empty host, bad port).
+pub fn split_authority(a: &str) -> Option<(String, Option<u16>)> {
+    let a = a.trim();
+    if a.is_empty() || a.contains(['/', '@', '?', '#', ' ']) {
+        return None;
+    }
+    let (host, port) = if let Some(rest) = a.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{inside}]"), port)
+    } else {
+        match a.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p)),
+            Some(_) => return None,
+            None => (a.to_string(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().ok()?),
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+/// Normalises an `admin.allowed_hosts` entry to `host:port` (lowercase;
+/// `admin_port` when the entry has none), or says what is wrong with it.
+pub fn normalize_allowed_host(entry: &str, admin_port: u16) -> Result<String, String> {
+    let e = entry.trim();
+    if e.contains("://") {
+        return Err(format!("'{e}' has a scheme"));
+    }
+    let (host, port) = split_authority(e).ok_or_else(|| format!("'{e}' is not a host[:port]"))?;
+    Ok(format!("{host}:{}", port.unwrap_or(admin_port)))
+}
+
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();

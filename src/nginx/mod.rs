@@ -171,13 +171,20 @@ fn run(path: &Path, text: &str, opts: &ImportOptions) -> Result<ImportOutput, Im
     convert::convert(&cfg, opts)
 }
 
-/// Reads a file as text; bytes that are not UTF-8 are replaced.
+/// Reads a file as text; bytes that are not UTF-8 are replaced. A file over
+/// [`crate::config::MAX_CONFIG_BYTES`] is refused before it is read.
 pub(crate) fn read_text(path: &Path) -> Result<String, ImportError> {
-    match std::fs::read(path) {
+    use crate::config::ReadError;
+    match crate::config::read_limited(path) {
         Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(source) => Err(ImportError::Io {
+        Err(e) => Err(ImportError::Io {
             path: path.to_path_buf(),
-            source,
+            source: match e {
+                ReadError::Io(source) => source,
+                too_large @ ReadError::TooLarge(_) => {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, too_large.to_string())
+                }
+            },
         }),
     }
 }

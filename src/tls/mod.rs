@@ -9,6 +9,7 @@
 //! one rustls `ServerConfig` per listener lives for the whole process (session
 //! tickets stay valid across swaps). Nothing here runs per request.
 
+pub mod handshake;
 mod load;
 pub(crate) mod selfsigned;
 mod store;

@@ -40,6 +40,39 @@ use std::fs::Permissions;
 use std::sync::Arc;
 use std::time::Duration;
 
+// greenlight patch: a failed downstream handshake is the client's doing (a
+// port scanner, plain HTTP sent to a TLS port, a garbage ClientHello, a
+// client that gives up): nothing for an operator to act on, so it is logged
+// at debug instead of one ERROR line per connection, and handed to a
+// process-wide hook so the application can count it.
+/// A failed downstream handshake, as given to the hook set with
+/// [`set_handshake_failure_hook`].
+#[derive(Debug)]
+pub enum HandshakeFailure<'a> {
+    /// The handshake failed with this error.
+    Error(&'a pingora_error::Error),
+    /// The handshake did not finish within 60 s.
+    Timeout,
+}
+
+/// What the application is told about each failed downstream handshake.
+pub type HandshakeFailureHook = Box<dyn Fn(HandshakeFailure<'_>) + Send + Sync>;
+
+static HANDSHAKE_FAILURE_HOOK: std::sync::OnceLock<HandshakeFailureHook> =
+    std::sync::OnceLock::new();
+
+/// Sets the hook called for every failed downstream handshake (once per
+/// process; a second call is ignored and returns false).
+pub fn set_handshake_failure_hook(hook: HandshakeFailureHook) -> bool {
+    HANDSHAKE_FAILURE_HOOK.set(hook).is_ok()
+}
+
+fn handshake_failed(failure: HandshakeFailure<'_>) {
+    if let Some(hook) = HANDSHAKE_FAILURE_HOOK.get() {
+        hook(failure);
+    }
+}
+
 /// Override the runtime options used to run a listening service.
 pub type RuntimeOptsOverride = Arc<dyn Fn(&RuntimeOpts) -> Option<RuntimeOpts> + Send + Sync>;
 
@@ -236,17 +269,20 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,
                                     Err(e) => {
-                                        // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
+                                        // greenlight patch: debug, not error, plus the hook (see HandshakeFailure)
                                         if let Some(addr) = peer_addr {
-                                            error!("Downstream handshake error from {}: {e}", addr);
+                                            debug!("Downstream handshake error from {}: {e}", addr);
                                         } else {
-                                            error!("Downstream handshake error: {e}");
+                                            debug!("Downstream handshake error: {e}");
                                         }
+                                        handshake_failed(HandshakeFailure::Error(&e));
                                     }
                                 }
                             }
                             Err(_) => {
-                                error!("Downstream handshake timeout");
+                                // greenlight patch: debug, not error, plus the hook
+                                debug!("Downstream handshake timeout");
+                                handshake_failed(HandshakeFailure::Timeout);
                             }
                         }
                     });

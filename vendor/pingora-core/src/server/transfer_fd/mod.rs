@@ -256,7 +256,10 @@ fn accept_with_retry_timeout(listen_fd: i32, max_retry: usize) -> Result<i32, Er
                 }
                 match e {
                     Errno::EAGAIN => {
-                        error!(
+                        // greenlight patch: info, not error — a new process started with
+                        // --upgrade waits here until the old one gets SIGQUIT: the normal
+                        // order of a binary upgrade; running out of retries is still an error.
+                        log::info!(
                             "No incoming socket transfer, sleep {RETRY_INTERVAL:?} and try again"
                         );
                         retried += 1;
