@@ -63,6 +63,10 @@ pub enum ServerError {
 /// (RFC 8446 §5.1: 2^14 bytes of plaintext, plus the record overhead).
 const TLS_READ_BUFFER: usize = 16 * 1024 + 256;
 
+/// The most response bytes one HTTP/2 stream queues toward its client:
+/// four frames of the default 16 KiB size (issue #12, slow readers).
+const H2_STREAM_SEND_BUFFER: usize = 64 * 1024;
+
 /// Runs greenlight until it is told to stop.
 pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     // First of all, so that a SIGHUP during start-up cannot kill the process.
@@ -168,7 +172,13 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     app.server_options = Some(server_options);
     let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
     h2.max_concurrent_streams(config.limits.h2_max_concurrent_streams);
+    // What one HTTP/2 stream may have queued for a client that is not
+    // reading: the h2 crate's default is about 400 KiB per stream, the same
+    // memory an idle slow reader would cost on each of its streams. Four
+    // full frames keep the connection's writer fed.
+    h2.max_send_buffer_size(H2_STREAM_SEND_BUFFER);
     app.h2_options = Some(h2);
+    let watermark = std::sync::Arc::new(crate::proxy::connections::ConnectionWatermark::default());
     let slots = config
         .listeners
         .iter()
@@ -176,7 +186,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         .collect();
     let mut proxy = pingora::services::listening::Service::new(
         "greenlight proxy".to_string(),
-        CountedApp::new(app, slots),
+        CountedApp::new(app, slots, watermark.clone()),
     );
     for l in &config.listeners {
         let addr = l.addr.to_string();
@@ -250,6 +260,10 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     let (drains, tx) = DrainService::new();
     state.set_drain_sender(tx);
     server.add_service(background_service("greenlight drains", drains));
+    server.add_service(background_service(
+        "greenlight memory trim",
+        crate::memtrim::MemoryTrimService::new(watermark),
+    ));
     server.add_service(background_service(
         "greenlight health",
         HealthService::new(state.clone()),

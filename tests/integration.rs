@@ -16,4 +16,5 @@ mod lifecycle;
 mod limits;
 mod live_config;
 mod observability;
+mod slow_clients;
 mod smuggling;

@@ -71,6 +71,8 @@ pub struct FileLimits {
     pub keepalive_timeout: Option<Spanned<Scalar>>,
     /// Longest pause while reading a request body (408).
     pub body_timeout: Option<Spanned<Scalar>>,
+    /// Longest time a client may accept no response byte before it is closed.
+    pub send_timeout: Option<Spanned<Scalar>>,
     /// Close WebSockets idle this long in both directions (`off` by default).
     pub websocket_idle_timeout: Option<Spanned<Scalar>>,
     /// HTTP/2 streams a client may have open on one connection.

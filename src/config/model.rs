@@ -98,6 +98,8 @@ pub struct LimitsConfig {
     pub keepalive_timeout: Duration,
     /// Longest pause while reading a request body.
     pub body_timeout: Duration,
+    /// Longest wait for a client to accept the next piece of a response.
+    pub send_timeout: Duration,
     /// Idle limit of an upgraded (WebSocket) connection; `None` = no limit.
     pub websocket_idle_timeout: Option<Duration>,
     /// HTTP/2 streams per client connection.
@@ -113,6 +115,7 @@ impl Default for LimitsConfig {
             header_timeout: defaults::HEADER_TIMEOUT,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             body_timeout: defaults::BODY_TIMEOUT,
+            send_timeout: defaults::SEND_TIMEOUT,
             websocket_idle_timeout: None,
             h2_max_concurrent_streams: defaults::H2_MAX_CONCURRENT_STREAMS,
         }
@@ -298,6 +301,8 @@ pub mod defaults {
     pub const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
     /// `limits.body_timeout` (nginx client_body_timeout).
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `limits.send_timeout` (nginx send_timeout).
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
     /// `upstreams.*.max_fails`: 3 in a row. nginx uses 1; greenlight counts
     /// the same failures (connections, timeouts) but forgives a lone blip.
     pub const MAX_FAILS: u32 = 3;

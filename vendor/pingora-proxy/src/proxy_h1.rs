@@ -158,7 +158,11 @@ where
             Err(e) => return (false, false, Some(e)),
         };
 
-        let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
+        // greenlight patch: the response pipe holds one piece, not four. The
+        // upstream half waits for the client to take a piece before it reads
+        // the next one (back-pressure), so a client that reads slowly holds
+        // a few pieces here instead of TASK_BUFFER_SIZE + 1 (issue #12).
+        let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(RESPONSE_TASK_BUFFER_SIZE);
         let (tx_downstream, rx_downstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
 
         session.as_mut().enable_retry_buffering();
