@@ -15,6 +15,7 @@ pub mod cli_admin;
 pub mod config;
 pub mod lifecycle;
 pub mod logging;
+pub mod memtrim;
 pub mod metrics;
 pub mod nginx;
 pub mod proxy;

@@ -75,6 +75,9 @@ const H2_CONTROL_FRAME_BURST: u32 = 1_000;
 /// for hours never comes near it, a flood of 20 seconds gets past it by
 /// at most 1,000 frames.
 const H2_CONTROL_FRAMES_PER_SEC: u32 = 50;
+/// The most response bytes one HTTP/2 stream queues toward its client:
+/// four frames of the default 16 KiB size (issue #12, slow readers).
+const H2_STREAM_SEND_BUFFER: usize = 64 * 1024;
 
 /// Runs greenlight until it is told to stop.
 pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
@@ -185,7 +188,13 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     // PING/SETTINGS/PRIORITY floods get GOAWAY ENHANCE_YOUR_CALM (issue #12):
     // client connections only, the upstream side is an h2 client.
     h2.control_frame_budget(H2_CONTROL_FRAME_BURST, H2_CONTROL_FRAMES_PER_SEC);
+    // What one HTTP/2 stream may have queued for a client that is not
+    // reading: the h2 crate's default is about 400 KiB per stream, the same
+    // memory an idle slow reader would cost on each of its streams. Four
+    // full frames keep the connection's writer fed.
+    h2.max_send_buffer_size(H2_STREAM_SEND_BUFFER);
     app.h2_options = Some(h2);
+    let watermark = std::sync::Arc::new(crate::proxy::connections::ConnectionWatermark::default());
     let slots = config
         .listeners
         .iter()
@@ -193,7 +202,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         .collect();
     let mut proxy = pingora::services::listening::Service::new(
         "greenlight proxy".to_string(),
-        CountedApp::new(app, slots),
+        CountedApp::new(app, slots, watermark.clone()),
     );
     for l in &config.listeners {
         let addr = l.addr.to_string();
@@ -271,6 +280,10 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     let (drains, tx) = DrainService::new();
     state.set_drain_sender(tx);
     server.add_service(background_service("greenlight drains", drains));
+    server.add_service(background_service(
+        "greenlight memory trim",
+        crate::memtrim::MemoryTrimService::new(watermark),
+    ));
     server.add_service(background_service(
         "greenlight health",
         HealthService::new(state.clone()),

@@ -24,4 +24,5 @@ mod misdirected;
 mod observability;
 mod protocol;
 mod quiet_logs;
+mod slow_clients;
 mod smuggling;

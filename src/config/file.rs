@@ -73,6 +73,8 @@ pub struct FileLimits {
     pub body_timeout: Option<Spanned<Scalar>>,
     /// Request body bytes kept in memory while buffering; the rest goes to a temp file.
     pub body_buffer_size: Option<Spanned<Scalar>>,
+    /// Longest time a client may accept no response byte before it is closed.
+    pub send_timeout: Option<Spanned<Scalar>>,
     /// Close WebSockets idle this long in both directions (`off` by default).
     pub websocket_idle_timeout: Option<Spanned<Scalar>>,
     /// HTTP/2 streams a client may have open on one connection.

@@ -101,6 +101,8 @@ pub struct LimitsConfig {
     /// Request body bytes a buffered request keeps in memory; beyond, an
     /// unlinked temp file holds the body.
     pub body_buffer_size: usize,
+    /// Longest wait for a client to accept the next piece of a response.
+    pub send_timeout: Duration,
     /// Idle limit of an upgraded (WebSocket) connection; `None` = no limit.
     pub websocket_idle_timeout: Option<Duration>,
     /// HTTP/2 streams per client connection.
@@ -117,6 +119,7 @@ impl Default for LimitsConfig {
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
             body_timeout: defaults::BODY_TIMEOUT,
             body_buffer_size: defaults::BODY_BUFFER_SIZE,
+            send_timeout: defaults::SEND_TIMEOUT,
             websocket_idle_timeout: None,
             h2_max_concurrent_streams: defaults::H2_MAX_CONCURRENT_STREAMS,
         }
@@ -315,6 +318,8 @@ pub mod defaults {
     /// 64-bit hosts. Form posts and JSON calls fit; a thousand slow uploads cost
     /// at most 16 MB of memory; larger bodies go to a temp file (page cache).
     pub const BODY_BUFFER_SIZE: usize = 16 * 1024;
+    /// `limits.send_timeout` (nginx send_timeout).
+    pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
     /// `upstreams.*.max_fails`: 3 in a row. nginx uses 1; greenlight counts
     /// the same failures (connections, timeouts) but forgives a lone blip.
     pub const MAX_FAILS: u32 = 3;

@@ -255,6 +255,7 @@ fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {
     l.keepalive_timeout = duration_field(&f.keepalive_timeout, l.keepalive_timeout, false, ds);
     l.body_timeout = duration_field(&f.body_timeout, l.body_timeout, false, ds);
     l.body_buffer_size = size_field(&f.body_buffer_size, l.body_buffer_size, ds);
+    l.send_timeout = duration_field(&f.send_timeout, l.send_timeout, false, ds);
     l.websocket_idle_timeout = match &f.websocket_idle_timeout {
         Some(s) if s.value.0.trim() == "off" || s.value.0.trim() == "false" => None,
         v => Some(duration_field(v, Duration::ZERO, false, ds)).filter(|d| !d.is_zero()),

@@ -487,7 +487,7 @@ fn ipv6only_off_on_a_specific_address_needs_nothing() {
 /// Features greenlight has are converted, not promised for later.
 #[test]
 fn no_message_promises_what_greenlight_already_has() {
-    let text = "http {\n keepalive_timeout 30s; client_body_timeout 30s; client_header_timeout 30s;\n\
+    let text = "http {\n keepalive_timeout 30s; client_body_timeout 30s; client_header_timeout 30s; send_timeout 30s;\n\
          large_client_header_buffers 4 16k; client_header_buffer_size 1k; http2_max_concurrent_streams 32;\n\
          upstream u { server 10.0.0.1:80 max_fails=2 fail_timeout=5s; server 10.0.0.2:80; }\n\
          server { listen [::]:80 ipv6only=off; server_name a.b; location / { proxy_pass http://u; } }\n}\n";
@@ -503,6 +503,7 @@ fn no_message_promises_what_greenlight_already_has() {
         "keepalive_timeout",
         "client_body_timeout",
         "client_header_timeout",
+        "send_timeout",
         "large_client_header_buffers",
         "http2_max_concurrent_streams",
         "max_fails",

@@ -283,6 +283,7 @@ fn unsupported_reason(name: &str, d: &Directive) -> String {
         "keepalive_timeout"
         | "client_body_timeout"
         | "client_header_timeout"
+        | "send_timeout"
         | "large_client_header_buffers"
         | "http2_max_concurrent_streams" => s(
             "greenlight sets this once for every client, in the global limits section; only values at http, server and location level are converted",
@@ -290,12 +291,11 @@ fn unsupported_reason(name: &str, d: &Directive) -> String {
         "keepalive_requests"
         | "keepalive_time"
         | "keepalive_disable"
-        | "send_timeout"
         | "lingering_close"
         | "lingering_time"
         | "lingering_timeout"
         | "reset_timedout_connection" => s(
-            "greenlight has no setting for this (its client settings are limits.header_timeout, body_timeout and keepalive_timeout); its own behaviour applies",
+            "greenlight has no setting for this (its client settings are limits.header_timeout, body_timeout, send_timeout and keepalive_timeout); its own behaviour applies",
         ),
         "proxy_next_upstream" | "proxy_next_upstream_tries" | "proxy_next_upstream_timeout" => s(
             "the retry policy is not carried over: greenlight tries the next server of the pool when connecting fails, and counts failed connections and timeouts (not 5xx answers) for max_fails",

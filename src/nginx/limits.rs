@@ -35,17 +35,19 @@ enum LimitKey {
     MaxHeaderSize,
     KeepaliveTimeout,
     BodyTimeout,
+    SendTimeout,
     H2Streams,
 }
 
 impl LimitKey {
     /// In the order of `config/example.yaml`.
-    const ALL: [LimitKey; 6] = [
+    const ALL: [LimitKey; 7] = [
         LimitKey::HeaderTimeout,
         LimitKey::MaxUriLength,
         LimitKey::MaxHeaderSize,
         LimitKey::KeepaliveTimeout,
         LimitKey::BodyTimeout,
+        LimitKey::SendTimeout,
         LimitKey::H2Streams,
     ];
 
@@ -56,6 +58,7 @@ impl LimitKey {
             LimitKey::MaxHeaderSize => "max_header_size",
             LimitKey::KeepaliveTimeout => "keepalive_timeout",
             LimitKey::BodyTimeout => "body_timeout",
+            LimitKey::SendTimeout => "send_timeout",
             LimitKey::H2Streams => "h2_max_concurrent_streams",
         }
     }
@@ -63,7 +66,7 @@ impl LimitKey {
     /// nginx's value where the configuration does not set one.
     fn nginx_default(self) -> u64 {
         match self {
-            LimitKey::HeaderTimeout | LimitKey::BodyTimeout => 60_000,
+            LimitKey::HeaderTimeout | LimitKey::BodyTimeout | LimitKey::SendTimeout => 60_000,
             LimitKey::KeepaliveTimeout => 75_000,
             LimitKey::MaxUriLength => 8 * 1024,
             LimitKey::MaxHeaderSize => 4 * 8 * 1024,
@@ -73,9 +76,10 @@ impl LimitKey {
 
     fn format(self, v: u64) -> String {
         match self {
-            LimitKey::HeaderTimeout | LimitKey::KeepaliveTimeout | LimitKey::BodyTimeout => {
-                format_duration(v)
-            }
+            LimitKey::HeaderTimeout
+            | LimitKey::KeepaliveTimeout
+            | LimitKey::BodyTimeout
+            | LimitKey::SendTimeout => format_duration(v),
             LimitKey::MaxUriLength | LimitKey::MaxHeaderSize => format_size(v),
             LimitKey::H2Streams => v.to_string(),
         }
@@ -110,6 +114,7 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> bool {
     let key = match name {
         "client_header_timeout" => LimitKey::HeaderTimeout,
         "client_body_timeout" => LimitKey::BodyTimeout,
+        "send_timeout" => LimitKey::SendTimeout,
         "keepalive_timeout" => LimitKey::KeepaliveTimeout,
         "http2_max_concurrent_streams" => LimitKey::H2Streams,
         "large_client_header_buffers" => {

@@ -9,6 +9,8 @@
 //! `greenlight_downstream_connections` gauge and each listener's
 //! `max_connections`. A connection over the cap is closed at once, before any
 //! byte is read (the client sees the connection close and may retry).
+//! A [`ConnectionWatermark`] shared by all listeners tells the memory
+//! trimmer (`crate::memtrim`) when connections have ended.
 
 use crate::metrics::{GaugeGuard, HttpProtocol, ListenerMetrics, Metrics};
 use async_trait::async_trait;
@@ -45,15 +47,45 @@ impl ListenerSlot {
     }
 }
 
+/// Open client connections over all listeners, and the most that were
+/// open at once since the count was last taken: a burst between two looks
+/// is still seen.
+#[derive(Debug, Default)]
+pub struct ConnectionWatermark {
+    open: AtomicUsize,
+    high: AtomicUsize,
+}
+
+impl ConnectionWatermark {
+    fn opened(&self) {
+        let now = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        self.high.fetch_max(now, Ordering::AcqRel);
+    }
+
+    fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// `(open now, most open at once since the last call)`; the high-water
+    /// mark starts again from the current count.
+    pub fn take(&self) -> (usize, usize) {
+        let open = self.open.load(Ordering::Acquire);
+        let high = self.high.swap(open, Ordering::AcqRel);
+        (open, high.max(open))
+    }
+}
+
 /// Releases a slot (and the gauge, by its own drop) when the connection ends.
 struct SlotGuard {
     slot: Arc<ListenerSlot>,
+    watermark: Arc<ConnectionWatermark>,
     _gauge: GaugeGuard,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.slot.open.fetch_sub(1, Ordering::AcqRel);
+        self.watermark.closed();
     }
 }
 
@@ -76,14 +108,21 @@ pub fn current_connection() -> Option<ConnectionHold> {
 pub struct CountedApp<A> {
     inner: Arc<A>,
     slots: Vec<Arc<ListenerSlot>>,
+    watermark: Arc<ConnectionWatermark>,
 }
 
 impl<A> CountedApp<A> {
-    /// Wraps `inner`; `slots` describe the listeners.
-    pub fn new(inner: A, slots: Vec<ListenerSlot>) -> CountedApp<A> {
+    /// Wraps `inner`; `slots` describe the listeners; every counted
+    /// connection is also counted in `watermark`.
+    pub fn new(
+        inner: A,
+        slots: Vec<ListenerSlot>,
+        watermark: Arc<ConnectionWatermark>,
+    ) -> CountedApp<A> {
         CountedApp {
             inner: Arc::new(inner),
             slots: slots.into_iter().map(Arc::new).collect(),
+            watermark,
         }
     }
 }
@@ -115,8 +154,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for CountedApp<A> {
                 } else {
                     HttpProtocol::H1
                 };
+                self.watermark.opened();
                 Some(ConnectionHold(Arc::new(SlotGuard {
                     slot: slot.clone(),
+                    watermark: self.watermark.clone(),
                     _gauge: slot.metrics.connection_opened(proto),
                 })))
             }

@@ -198,6 +198,13 @@ impl ProxyHttp for GreenlightProxy {
         session.set_pipelining_enabled(true);
         let snapshot = self.state.load();
         ctx.snapshot = Some(snapshot.clone());
+        // nginx's send_timeout: a client that takes no byte of the response
+        // for this long is closed. Pingora bounds each body write with it
+        // (HTTP/1: one piece of the body; HTTP/2: each wait for the client's
+        // flow-control window), so a reader that stopped costs its buffers
+        // for this long at most. Set on every request: a reload applies to
+        // the next request of a kept-alive connection.
+        session.set_write_timeout(Some(snapshot.config.limits.send_timeout));
         let ssl = session.digest().and_then(|d| d.ssl_digest.clone());
         ctx.tls = ssl.is_some();
         let sni = ssl

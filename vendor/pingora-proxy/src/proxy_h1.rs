@@ -158,7 +158,12 @@ where
             Err(e) => return (false, false, Some(e)),
         };
 
-        let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
+        // greenlight patch: the response pipe holds two tasks, not four, and
+        // the upstream half reads only when it has room (back-pressure, see
+        // `proxy_handle_upstream`): a client that reads slowly holds at most
+        // the pipe and the batch being written (issue #12). Two, so a small
+        // response's header and body still reach the client in one write.
+        let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(RESPONSE_TASK_BUFFER_SIZE);
         let (tx_downstream, rx_downstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
 
         session.as_mut().enable_retry_buffering();
@@ -380,11 +385,21 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
+        // greenlight patch: the upstream is read only when the pipe has room
+        // (back-pressure: a client that does not read stops the reads, and
+        // no piece waits outside the pipe); a closed pipe lets the read and
+        // the send below report it as before.
+        let mut pipe_closed = false;
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
             tokio::select! {
-                res = client_session.read_response_task(), if !response_done => {
+                permit = tx.reserve(), if !response_done && !pipe_closed && tx.capacity() == 0 => {
+                    // greenlight patch: room again; the read is enabled next turn.
+                    pipe_closed = permit.is_err();
+                },
+
+                res = client_session.read_response_task(), if !response_done && (pipe_closed || tx.capacity() > 0) => {
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();

@@ -31,6 +31,11 @@ use crate::protocols::http::HttpTask;
 use crate::protocols::{Digest, SocketAddr, Stream, UniqueID, UniqueIDType};
 use crate::utils::{BufRef, KVRef};
 
+/// greenlight patch: the size of one upstream response body read (Pingora's
+/// `BODY_BUFFER_SIZE` is 64 KiB); it bounds what a slow client holds.
+/// The trade-off with throughput is measured in greenlight's vendor/README.md.
+const UPSTREAM_BODY_BUFFER_SIZE: usize = 32 * 1024;
+
 /// The HTTP 1.x client session
 pub struct HttpSession {
     buf: Bytes,
@@ -91,7 +96,15 @@ impl HttpSession {
             response_header_read_buf: BytesMut::new(),
             raw_header: None,
             preread_body: None,
-            body_reader: BodyReader::new(true),
+            // greenlight patch: read upstream response bodies in 32 KiB pieces
+            // (Pingora: 64 KiB). Each piece waits in the proxy until the
+            // client takes it, so the piece size times the pieces in flight
+            // is what a client that stops reading costs (issue #12).
+            body_reader: {
+                let mut reader = BodyReader::new(true);
+                reader.body_buf_size = UPSTREAM_BODY_BUFFER_SIZE;
+                reader
+            },
             body_writer: BodyWriter::new(),
             keepalive_timeout: KeepaliveStatus::Off,
             response_header: None,
