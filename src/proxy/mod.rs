@@ -13,6 +13,7 @@
 //! 504 timeout). Nothing here panics on input, and
 //! no guard of the snapshot is held across an `.await`.
 
+mod answers;
 mod body;
 pub mod connections;
 pub mod headers;
@@ -22,11 +23,12 @@ mod tunnel;
 mod upgrade;
 pub mod websocket;
 
-use crate::metrics::{GaugeGuard, RouteMetrics, UpstreamErrorKind};
+use crate::metrics::{GaugeGuard, RouteMetrics};
 use crate::state::{Snapshot, StateHandle};
 use crate::tls::SniName;
 use crate::upstream::conns::{ConnId, DrainKill};
 use crate::upstream::{InflightGuard, Pool, Upstream};
+use answers::{error_body, error_kind, https_location, status_for};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -721,86 +723,4 @@ impl ProxyHttp for GreenlightProxy {
             can_reuse_downstream: false,
         }
     }
-}
-
-/// The metrics label for a failed upstream attempt.
-fn error_kind(t: &ErrorType) -> UpstreamErrorKind {
-    use ErrorType::*;
-    match t {
-        ConnectRefused | ConnectNoRoute => UpstreamErrorKind::Refused,
-        ConnectTimedout | ReadTimedout | WriteTimedout => UpstreamErrorKind::Timeout,
-        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert => UpstreamErrorKind::Tls,
-        ConnectionClosed | ReadError | WriteError => UpstreamErrorKind::Reset,
-        _ => UpstreamErrorKind::Other,
-    }
-}
-
-/// The status a failed request gets (0 = the client is gone, send nothing).
-fn status_for(e: &Error) -> u16 {
-    use ErrorType::*;
-    match (e.etype(), e.esource()) {
-        (HTTPStatus(c), _) => *c,
-        (ConnectTimedout | ReadTimedout | WriteTimedout, ErrorSource::Upstream) => 504,
-        (ConnectTimedout, _) => 504,
-        (_, ErrorSource::Upstream) => 502,
-        (ReadError | WriteError | ConnectionClosed, ErrorSource::Downstream) => 0,
-        (ReadTimedout, ErrorSource::Downstream) => 408,
-        (_, ErrorSource::Downstream) => 400,
-        (ConnectRefused | ConnectNoRoute | ConnectError, _) => 502,
-        _ => 500,
-    }
-}
-
-fn error_body(code: u16, ctx: &RequestCtx) -> String {
-    let (up, pool) = (ctx.upstream_name(), ctx.pool_name());
-    match code {
-        502 => format!(
-            "502 Bad Gateway: greenlight could not get a response from upstream '{up}' (pool '{pool}')\n"
-        ),
-        504 => {
-            format!("504 Gateway Timeout: upstream '{up}' (pool '{pool}') did not answer in time\n")
-        }
-        413 => "413 Content Too Large: the request body exceeds this site's limit\n".to_string(),
-        503 => format!(
-            "503 Service Unavailable: upstream '{up}' (pool '{pool}') has no healthy server right now\n"
-        ),
-        400 => "400 Bad Request\n".to_string(),
-        408 => "408 Request Timeout\n".to_string(),
-        c => format!(
-            "{c} {}\n",
-            http::StatusCode::from_u16(c)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("")
-        ),
-    }
-}
-
-/// `https://host[:port]/path?query` for a redirect from a plain listener.
-fn https_location(
-    snapshot: &Snapshot,
-    site: usize,
-    host: Option<&str>,
-    session: &Session,
-) -> String {
-    let fallback = snapshot.config.sites.get(site).and_then(|s| {
-        s.hosts.iter().find_map(|h| match h {
-            crate::config::model::HostPattern::Exact(n) => Some(n.clone()),
-            crate::config::model::HostPattern::Wildcard(_) => None,
-        })
-    });
-    let host = host
-        .map(|h| route::normalize_host(h).into_owned())
-        .or(fallback)
-        .unwrap_or_default();
-    let port = match snapshot.config.https_port() {
-        Some(443) | None => String::new(),
-        Some(p) => format!(":{p}"),
-    };
-    let pq = session
-        .req_header()
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str());
-    format!("https://{host}{port}{pq}")
 }
