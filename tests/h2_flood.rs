@@ -8,14 +8,9 @@
 use crate::fixture::Scene;
 use crate::support::*;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const ACK: u8 = 0x1;
-const ENHANCE_YOUR_CALM: u32 = 0xb;
+use crate::support::h2raw::*;
 
 /// How many flood frames the test sends at most: far past greenlight's
 /// budget (1,000 at once), far below what takes long to send.
@@ -24,26 +19,6 @@ const FLOOD_FRAMES: usize = 20_000;
 /// The most acknowledgements the server may send before its GOAWAY: the
 /// budget of 1,000 plus its refill (50 a second) over a slow debug build.
 const MAX_ANSWERED: usize = 1_500;
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = Vec::with_capacity(9 + payload.len());
-    f.extend_from_slice(&len.to_be_bytes()[1..]);
-    f.extend_from_slice(&[kind, flags]);
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// Reads one frame: (type, flags, payload); `None` at end of stream.
-async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> Option<(u8, u8, Vec<u8>)> {
-    let mut head = [0u8; 9];
-    r.read_exact(&mut head).await.ok()?;
-    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await.ok()?;
-    Some((head[3], head[4], payload))
-}
 
 /// What the server did about a flood of `one` frames.
 struct FloodOutcome {
@@ -82,7 +57,7 @@ async fn flood(s: &Scene, one: Vec<u8>, ack_kind: u8) -> FloodOutcome {
         closed: false,
     };
     let read = async {
-        while let Some((kind, flags, payload)) = read_frame(&mut rd).await {
+        while let Ok((kind, flags, _, payload)) = read_frame(&mut rd).await {
             if kind == ack_kind && flags & ACK != 0 {
                 out.answered += 1;
             } else if kind == GOAWAY && out.goaway.is_none() {

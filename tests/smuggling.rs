@@ -6,7 +6,7 @@
 use crate::fixture::Scene;
 use crate::support::*;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// Sends raw bytes on a fresh connection; returns the status (0 when the
 /// proxy closed without answering) and whether the connection was closed.
@@ -125,27 +125,7 @@ async fn a_refused_request_in_a_pipeline_closes_the_connection() {
 // A real client library such as the `h2` crate refuses to send the malformed
 // requests below, so a test using one proves nothing about greenlight.
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
-const END_STREAM: u8 = 0x1;
-const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
-const PRIORITY: u8 = 0x20;
-const PROTOCOL_ERROR: u32 = 0x1;
-
-/// One frame: 9-byte header (RFC 9113 §4.1) and payload.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("frame length");
-    let mut out = len.to_be_bytes()[1..].to_vec();
-    out.extend_from_slice(&[kind, flags]);
-    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
+use crate::support::h2raw::*;
 
 /// An HPACK integer with a 7-bit prefix and no flag bits (RFC 7541 §5.1).
 fn hpack_len(out: &mut Vec<u8>, mut n: usize) {
@@ -243,16 +223,6 @@ enum H2Answer {
     GoAway(u32),
     /// A response HEADERS frame; the status if it could be decoded.
     Response(Option<u16>),
-}
-
-async fn read_frame(io: &mut (impl AsyncRead + Unpin)) -> std::io::Result<(u8, u8, u32, Vec<u8>)> {
-    let mut head = [0u8; 9];
-    io.read_exact(&mut head).await?;
-    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-    let mut payload = vec![0u8; len];
-    io.read_exact(&mut payload).await?;
-    Ok((head[3], head[4], stream, payload))
 }
 
 /// Opens a fresh h2-over-TLS connection, sends the preface, SETTINGS and one

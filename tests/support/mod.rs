@@ -21,6 +21,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod client;
+pub mod h2raw;
 mod http1;
 pub mod pebble;
 pub mod ports;
