@@ -5,7 +5,8 @@
 //! never kills it; every command but `run` gives SIGHUP its default effect
 //! back once the command line is parsed.
 
-// The one exception to `forbid(unsafe_code)`: registering a constructor.
+// One of the two exceptions to `unsafe_code = "deny"` (Cargo.toml): registering
+// a constructor (the other is `memtrim`'s malloc_trim).
 #![allow(unsafe_code)]
 
 use clap::Parser;
