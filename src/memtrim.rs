@@ -17,8 +17,9 @@
 //! there is memory to return. With nothing closing it never trims; under
 //! churn, at most once an interval. It touches nothing but the allocator.
 //!
-//! This module is the crate's one exception to `unsafe_code` (denied in
-//! `Cargo.toml`): the single FFI call to glibc. On other targets (musl,
+//! This module is one of the crate's two exceptions to `unsafe_code` (denied in
+//! `Cargo.toml`; the other is the SIGHUP constructor in `main.rs`): the single
+//! FFI call to glibc. On other targets (musl,
 //! macOS) the service only waits for shutdown.
 
 use crate::proxy::connections::ConnectionWatermark;
