@@ -211,6 +211,63 @@ async fn a_client_that_takes_no_byte_is_closed_after_send_timeout() {
     assert!(got.len() < size / 2, "read {} of {size} bytes", got.len());
 }
 
+/// HTTP/2: a client that grants no flow-control window takes no byte past
+/// the first window; after `send_timeout` the proxy ends that stream, and the
+/// request to the app with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_stream_that_takes_no_byte_is_ended_after_send_timeout() {
+    let app = StreamingUpstream::start().await;
+    let ports = free_ports(2);
+    let yaml = format!(
+        "limits: {{send_timeout: 1s}}\naccess_log: off\nlisteners:\n  https: {{address: \"127.0.0.1:{}\", tls: true}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, tls: self_signed, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        ports[0],
+        ports[1],
+        app.port()
+    );
+    let https: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let _p = ProxyProcess::start_ready(&yaml, &[https])
+        .await
+        .expect("starts");
+    let config = crate::support::tls::insecure_client_config(&["h2"]);
+    let (tls, _) = tls_connect_with(https, "a.test", config)
+        .await
+        .expect("TLS");
+    let (mut send, conn) = timed("h2 handshake", async {
+        h2::client::handshake(tls)
+            .await
+            .map_err(std::io::Error::other)
+    })
+    .await
+    .expect("h2");
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::get(format!("https://a.test/{}", 64 << 20))
+        .body(())
+        .expect("request");
+    let (response, _) = send.send_request(req, true).expect("send");
+    let response = timed("response head", async {
+        response.await.map_err(std::io::Error::other)
+    })
+    .await
+    .expect("response");
+    assert_eq!(response.status(), 200);
+    // The body is never polled, so no window is released: the proxy's
+    // writes wait for capacity that never comes.
+    let _body = response.into_body();
+    eventually(IO_TIMEOUT, "the request reached the app", || async {
+        app.open() == 1
+    })
+    .await;
+    eventually(
+        Duration::from_secs(15),
+        "the stalled h2 stream is abandoned (the app's connection closes)",
+        || async { app.open() == 0 },
+    )
+    .await;
+    driver.abort();
+}
+
 /// Slow readers in the test below, and the response each asks for.
 const SLOW_READERS: usize = 200;
 const SLOW_RESPONSE: usize = 64 << 20;
