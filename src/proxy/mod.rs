@@ -100,8 +100,6 @@ pub struct RequestCtx {
     guard: Option<InflightGuard>,
     tls: bool,
     max_body: Option<u64>,
-    /// The site passes header names with `_` (`underscores_in_headers`).
-    underscores: bool,
     body_seen: u64,
     /// Request body buffering and streaming state ([`body`]).
     body: body::BodyState,
@@ -350,7 +348,6 @@ impl ProxyHttp for GreenlightProxy {
         let limit = snapshot.router.site(site).max_body_size;
         ctx.site = Some(site);
         ctx.max_body = limit;
-        ctx.underscores = snapshot.router.site(site).underscores_in_headers;
         ctx.upstream = snapshot.upstreams.get(upstream).cloned();
         if let (Some(limit), Some(len)) = (limit, body::declared_length(session.req_header()))
             && len > limit
@@ -541,7 +538,11 @@ impl ProxyHttp for GreenlightProxy {
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
         headers::strip_request_hop_by_hop(upstream_request, upgrade)?;
-        headers::drop_client_headers(upstream_request, ctx.underscores);
+        let underscores = match (ctx.snapshot.as_deref(), ctx.site) {
+            (Some(snap), Some(site)) => snap.router.site(site).underscores_in_headers,
+            _ => false,
+        };
+        headers::drop_client_headers(upstream_request, underscores);
         body::set_upstream_framing(upstream_request, ctx)?;
         let client = session
             .client_addr()
