@@ -148,14 +148,17 @@ impl PreparedBody for BufferedBody {
 /// ctx. An error carries the status the client gets (400, 408, 413; none
 /// when the client is gone).
 pub(super) async fn buffer_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-    let (Some(snap), Some(site), Some(route)) = (ctx.snapshot.clone(), ctx.site, ctx.route) else {
-        return Ok(());
-    };
-    if !snap.router.site(site).buffers_body(route)
-        || session.is_upgrade_req()
+    // Most requests have no body: they leave before anything is cloned.
+    if session.is_upgrade_req()
         || session.as_mut().is_body_empty()
         || session.as_mut().is_body_done()
     {
+        return Ok(());
+    }
+    let (Some(snap), Some(site), Some(route)) = (ctx.snapshot.clone(), ctx.site, ctx.route) else {
+        return Ok(());
+    };
+    if !snap.router.site(site).buffers_body(route) {
         return Ok(());
     }
     ctx.body.hold = ctx.upstream.as_ref().and_then(|u| u.active_pool().enter());
