@@ -134,8 +134,9 @@ async fn a_trickled_body_opens_no_upstream_connection_until_it_is_complete() {
         .await
         .expect("head");
     for _ in 0..5 {
-        pause().await;
         c.send_raw(b"2\r\nab\r\n").await.expect("chunk");
+        // Time for the proxy to act on that chunk, if it were to connect.
+        pause().await;
         assert_eq!(b.app.accepted_connections(), 0, "no upstream connection");
         assert_eq!(b.app.request_heads(), 0, "no request started upstream");
     }
@@ -160,9 +161,9 @@ async fn a_trickled_body_opens_no_upstream_connection_until_it_is_complete() {
         .expect("req");
     let (resp, mut body) = client.send_request(req, false).expect("send");
     for _ in 0..5 {
-        pause().await;
         body.send_data(Bytes::from_static(b"cd"), false)
             .expect("data");
+        pause().await;
         assert_eq!(b.app.request_heads(), before, "no request started upstream");
     }
     body.send_data(Bytes::new(), true).expect("end");
@@ -275,7 +276,12 @@ async fn raw_status(addr: SocketAddr, bytes: &[u8], eof: bool) -> u16 {
         s.shutdown().await.expect("half-close");
     }
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(IO_TIMEOUT, s.read_to_end(&mut out)).await;
+    // The proxy must answer or close: hanging on is a failure, not a "0".
+    let read = tokio::time::timeout(IO_TIMEOUT, s.read_to_end(&mut out)).await;
+    assert!(
+        read.is_ok(),
+        "neither an answer nor a close within {IO_TIMEOUT:?}"
+    );
     let text = String::from_utf8_lossy(&out);
     text.split(' ')
         .nth(1)

@@ -361,6 +361,9 @@ async fn underscored_and_client_address_headers_do_not_reach_the_app() {
         .await
         .expect("h2");
     assert_eq!(r.status, 200);
+    let paths: Vec<String> = b.web.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths.len(), 2, "both requests reached the app: {paths:?}");
+    assert!(paths.iter().any(|p| p == "/h2"), "{paths:?}");
     for seen in b.web.requests() {
         for banned in ["x_forwarded_for", "x_custom", "x-real-ip", "forwarded"] {
             assert_eq!(
