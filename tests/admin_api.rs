@@ -101,11 +101,8 @@ impl Admin {
         r.json()["generation"].as_u64().expect("generation")
     }
 
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        let admin = self.host();
-        let mut all = args.to_vec();
-        all.extend(["--admin", admin.as_str()]);
-        run_cli(&all)
+    async fn cli(&self, args: &[&str]) -> std::process::Output {
+        admin_cli(self.admin, args).await
     }
 }
 
@@ -291,11 +288,11 @@ async fn the_cli_and_a_same_origin_page_still_work() {
     assert_eq!(a.serving().await, "green");
 
     // The CLI.
-    let o = a.cli(&["status"]);
+    let o = a.cli(&["status"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    let o = a.cli(&["reload"]);
+    let o = a.cli(&["reload"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
-    let o = a.cli(&["switch", "app", "blue"]);
+    let o = a.cli(&["switch", "app", "blue"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert_eq!(a.serving().await, "blue");
 }
@@ -308,7 +305,7 @@ async fn a_switch_to_the_active_pool_changes_nothing() {
     let meta = std::fs::metadata(&path).expect("stat");
     let generation = a.generation().await;
 
-    let o = a.cli(&["switch", "app", "blue"]);
+    let o = a.cli(&["switch", "app", "blue"]).await;
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("already active"), "{stdout}");

@@ -84,15 +84,7 @@ impl BlueGreen {
 
     /// Runs the real CLI against this proxy's admin API (off the runtime).
     async fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        all.push("--admin".into());
-        all.push(self.admin.to_string());
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-            run_cli(&refs)
-        })
-        .await
-        .expect("cli task")
+        admin_cli(self.admin, args).await
     }
 
     async fn api(&self, method: &str, path: &str, body: &str) -> Response {

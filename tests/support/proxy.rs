@@ -371,6 +371,21 @@ pub fn run_cli(args: &[&str]) -> Output {
     run_cli_with_bin(&greenlight_bin(), args, CLI_TIMEOUT)
 }
 
+/// Runs the real CLI against the admin API at `admin` (`--admin` appended),
+/// off the async runtime: the command blocks, and a test's runtime may have
+/// only two workers.
+pub async fn admin_cli(admin: SocketAddr, args: &[&str]) -> Output {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.push("--admin".into());
+    all.push(admin.to_string());
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run_cli(&refs)
+    })
+    .await
+    .expect("cli task")
+}
+
 /// [`run_cli`] for any binary and time limit. Output goes through temporary
 /// files, so a chatty command cannot block on a full pipe.
 pub fn run_cli_with_bin(bin: &Path, args: &[&str], limit: Duration) -> Output {
