@@ -243,17 +243,6 @@ async fn an_upgrade_hands_over_the_sockets_without_refusing_a_connection() {
     assert!(old.app.request_count() > 0);
 }
 
-/// Kills a process the test did not spawn itself (the successor an upgrade
-/// started), also when the test fails.
-struct KillOnDrop(i32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigusr2_starts_the_successor_itself_and_no_connection_is_refused() {
     let mut old = scene().await;
@@ -272,12 +261,7 @@ async fn sigusr2_starts_the_successor_itself_and_no_connection_is_refused() {
         old.proxy.stderr()
     );
     let log = old.proxy.stderr();
-    let pid: i32 = log
-        .split("upgrade: new process ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .expect("the successor's pid is logged");
+    let pid = successor_pid(&log);
     let _successor = KillOnDrop(pid);
     assert_ne!(pid as u32, old.proxy.pid());
     let status = old

@@ -71,17 +71,6 @@ fn upgrade_yaml(http: u16, admin: u16, app: u16, sock: &str) -> String {
     )
 }
 
-/// Kills the successor a SIGUSR2 upgrade started (not our child), also
-/// when the test fails.
-struct KillOnDrop(i32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_upgrade_writes_no_error_line() {
     let app = HttpUpstream::start("app").await;
@@ -144,13 +133,7 @@ async fn a_binary_upgrade_writes_no_error_line() {
         "{}",
         new.stderr()
     );
-    let pid: i32 = new
-        .stderr()
-        .split("upgrade: new process ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .expect("the successor's pid is logged");
+    let pid = successor_pid(&new.stderr());
     let _successor = KillOnDrop(pid);
     let status = new
         .wait_exit(Duration::from_secs(20))

@@ -39,7 +39,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use client::{H1Conn, H2Conn, Response, h2_get, http_get};
 pub use ports::{free_addr, free_port, free_ports};
-pub use proxy::{ProxyProcess, StartError, admin_cli, fill_ports, greenlight_bin, run_cli};
+pub use proxy::{
+    KillOnDrop, ProxyProcess, StartError, admin_cli, fill_ports, greenlight_bin, run_cli,
+    successor_pid,
+};
 pub use raw_upstream::RawUpstream;
 pub use tls::{IssuedCert, NegotiatedInfo, TestCa, tls_connect, tls_connect_with};
 pub use upstream::{DeadUpstream, HttpUpstream, RecordedRequest};

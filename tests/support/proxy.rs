@@ -371,6 +371,27 @@ pub fn run_cli(args: &[&str]) -> Output {
     run_cli_with_bin(&greenlight_bin(), args, CLI_TIMEOUT)
 }
 
+/// Kills a process the test did not spawn itself (the successor a SIGUSR2
+/// upgrade started), also when the test fails.
+pub struct KillOnDrop(pub i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// The pid of the successor a SIGUSR2 upgrade started, from the log line
+/// `upgrade: new process PID ...` in `log`.
+pub fn successor_pid(log: &str) -> i32 {
+    log.split("upgrade: new process ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("the successor's pid is logged")
+}
+
 /// Runs the real CLI against the admin API at `admin` (`--admin` appended),
 /// off the async runtime: the command blocks, and a test's runtime may have
 /// only two workers.
