@@ -285,15 +285,6 @@ async fn renewal_swaps_the_certificate_under_open_connections() {
     assert_eq!(a.ws.open_websockets(), 1);
 }
 
-/// The admin listener's `/metrics` text.
-async fn metrics_text(admin: SocketAddr) -> String {
-    let mut m = H1Conn::connect(admin).await.expect("admin");
-    m.get("/metrics", &admin.to_string())
-        .await
-        .expect("metrics")
-        .text()
-}
-
 /// Waits until the API shows an "unreachable" ACME error with a retry
 /// scheduled at least 50 s after the attempt (backoff, not a tight loop);
 /// returns the certificate entry.

@@ -36,23 +36,11 @@ async fn health_of(admin: SocketAddr, server_port: u16) -> serde_json::Value {
 /// The sum of every `greenlight_upstream_errors_total` series (0 before the
 /// first error creates one).
 async fn upstream_errors(admin: SocketAddr) -> f64 {
-    let mut c = H1Conn::connect(admin).await.expect("admin");
-    let text = c
-        .get("/metrics", &admin.to_string())
-        .await
-        .expect("metrics")
-        .text();
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix("greenlight_upstream_errors_total")
-                .is_some_and(|r| r.starts_with(['{', ' ']))
-        })
-        .map(|l| {
-            let v = l.rsplit(' ').next().unwrap_or("");
-            v.parse::<f64>()
-                .unwrap_or_else(|_| panic!("bad sample {l:?}"))
-        })
-        .sum()
+    metric_sum(
+        &metrics_text(admin).await,
+        "greenlight_upstream_errors_total",
+        |_| true,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

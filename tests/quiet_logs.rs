@@ -19,17 +19,11 @@ fn errors(log: &str) -> Vec<&str> {
 /// The sum of `greenlight_tls_handshake_failures_total` over `reason`s
 /// other than `no_certificate`.
 async fn handshake_failures(admin: SocketAddr) -> f64 {
-    let mut c = H1Conn::connect(admin).await.expect("admin");
-    let text = c
-        .get("/metrics", &admin.to_string())
-        .await
-        .expect("metrics")
-        .text();
-    text.lines()
-        .filter(|l| l.starts_with("greenlight_tls_handshake_failures_total{"))
-        .filter(|l| !l.contains("no_certificate"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metric_sum(
+        &metrics_text(admin).await,
+        "greenlight_tls_handshake_failures_total",
+        |l| !l.contains("no_certificate"),
+    )
 }
 
 /// Sends `bytes` to `addr`, then reads until the server closes (bounded).

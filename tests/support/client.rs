@@ -250,6 +250,33 @@ pub async fn http_get(addr: SocketAddr, host: &str, path: &str) -> io::Result<Re
     H1Conn::connect(addr).await?.get(path, host).await
 }
 
+/// The Prometheus text of `/metrics` on the admin API at `admin`.
+pub async fn metrics_text(admin: SocketAddr) -> String {
+    let mut c = H1Conn::connect(admin).await.expect("admin");
+    c.get("/metrics", &admin.to_string())
+        .await
+        .expect("metrics")
+        .text()
+}
+
+/// The sum of every sample of metric `name` in `text` (any labels) whose
+/// line passes `keep`; 0 when there is none yet.
+pub fn metric_sum(text: &str, name: &str, keep: impl Fn(&str) -> bool) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(['{', ' ']))
+        })
+        .filter(|l| keep(l))
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("bad sample {l:?}"))
+        })
+        .sum()
+}
+
 /// One-shot HTTP/1.1-over-TLS `GET path` with SNI and Host `server_name`.
 pub async fn https_get(
     addr: SocketAddr,
