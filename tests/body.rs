@@ -258,13 +258,23 @@ async fn a_body_over_the_memory_bound_goes_to_an_unlinked_temp_file_and_arrives_
     assert!(seen.body == data, "the body arrives byte-exact over HTTP/2");
 
     // A spilled body goes whole to the next server when the first refuses.
-    let mut c = H1Conn::connect(b.http).await.expect("connect");
-    let r = c
-        .request("POST", "/failover/x", "a.test", &[], &data)
-        .await
-        .expect("response");
-    assert_eq!(r.status, 200);
-    assert!(b.app.last_request().expect("arrived").body == data);
+    // Two requests: round robin starts one of them at the refusing server.
+    let before = b.app.request_count();
+    for n in 0..2 {
+        let mut c = H1Conn::connect(b.http).await.expect("connect");
+        let r = c
+            .request("POST", &format!("/failover/{n}"), "a.test", &[], &data)
+            .await
+            .expect("response");
+        assert_eq!(r.status, 200);
+        assert!(b.app.last_request().expect("arrived").body == data);
+    }
+    assert_eq!(b.app.request_count(), before + 2);
+    assert!(
+        b.proxy.stderr().contains("trying the next server"),
+        "the refusing server was tried first for one of them:\n{}",
+        b.proxy.stderr()
+    );
 }
 
 /// Sends `bytes` (then half-closes when `eof`) on a fresh connection and
