@@ -16,6 +16,11 @@
 //! upstream request a `Content-Length` of the buffered size (a chunked
 //! client body is sent with a length, as nginx does).
 //!
+//! Only pingora-proxy's HTTP/1 upstream path sends a prepared body; every
+//! upstream is HTTP/1 today. An HTTP/2 upstream would get an empty body
+//! instead: `proxy_h2.rs` must honour it (or such routes must not buffer)
+//! before upstream h2 is allowed.
+//!
 //! Not buffered: routes with `request_buffering: off` (streaming uploads,
 //! gRPC-like traffic), upgrade requests, and requests without a body.
 //! This module reads the request ctx; it never chooses an upstream.
