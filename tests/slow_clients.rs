@@ -46,13 +46,7 @@ impl StreamingUpstream {
             let mut conns = JoinSet::new();
             loop {
                 tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((tcp, _)) = accepted else {
-                    // Out of descriptors (EMFILE) or the like: back off
-                    // instead of spinning on the same error.
-                    tokio::time::sleep(crate::support::POLL_INTERVAL).await;
-                    continue;
-                };
+                    tcp = crate::support::accept(&listener) => {
                         counter.fetch_add(1, Ordering::SeqCst);
                         let guard = Open(counter.clone());
                         conns.spawn(serve(tcp, piece.clone(), guard));

@@ -64,6 +64,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncIo for T {}
 /// A type-erased [`AsyncIo`] stream.
 pub type BoxedIo = Box<dyn AsyncIo>;
 
+/// The next connection `listener` accepts, for the test servers' accept
+/// loops. An accept error (out of descriptors, say) is waited out for a
+/// [`POLL_INTERVAL`] instead of retried at once, which would spin.
+/// Cancel-safe, like `TcpListener::accept`, so it can stand in a `select!`.
+pub async fn accept(listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => return tcp,
+            Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+        }
+    }
+}
+
 /// Returns the instant `timeout` from now, for use with [`wait_until`].
 pub fn deadline_in(timeout: Duration) -> Instant {
     Instant::now() + timeout

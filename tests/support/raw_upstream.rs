@@ -76,13 +76,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, script: Script)
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else {
-                    // Out of descriptors (EMFILE) or the like: back off
-                    // instead of spinning on the same error.
-                    tokio::time::sleep(crate::support::POLL_INTERVAL).await;
-                    continue;
-                };
+            tcp = crate::support::accept(&listener) => {
                 let id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                 let (shared, script) = (shared.clone(), script.clone());
                 conns.spawn(async move {

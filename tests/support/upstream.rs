@@ -226,13 +226,7 @@ async fn accept_loop(
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((tcp, _peer)) = accepted else {
-                    // Out of descriptors (EMFILE) or the like: back off
-                    // instead of spinning on the same error.
-                    tokio::time::sleep(crate::support::POLL_INTERVAL).await;
-                    continue;
-                };
+            tcp = crate::support::accept(&listener) => {
                 let conn_id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                 shared.open.fetch_add(1, Ordering::SeqCst);
                 let guard = OpenGuard(shared.clone());

@@ -192,13 +192,7 @@ async fn accept_loop(
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else {
-                    // Out of descriptors (EMFILE) or the like: back off
-                    // instead of spinning on the same error.
-                    tokio::time::sleep(crate::support::POLL_INTERVAL).await;
-                    continue;
-                };
+            tcp = crate::support::accept(&listener) => {
                 let conn_id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                 let (name, shared, tls) = (name.clone(), shared.clone(), tls.clone());
                 let mut close_rx = close_rx.clone();
