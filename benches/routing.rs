@@ -7,7 +7,7 @@
 //! mean. `std::hint::black_box` keeps the optimiser honest.
 
 use greenlight::config::{ConfigSource, load_str};
-use greenlight::proxy::route::RouteInput;
+use greenlight::plan::router::RouteInput;
 use greenlight::state::StateHandle;
 use std::hint::black_box;
 use std::path::Path;

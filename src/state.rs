@@ -15,7 +15,7 @@ use crate::config::model::TlsSource;
 use crate::config::model::{AccessLogConfig, AccessLogFormat};
 use crate::config::{Config, ConfigError, ConfigSource};
 use crate::metrics::{ConfigNames, Metrics};
-use crate::proxy::route::Router;
+use crate::plan::router::Router;
 use crate::tls::LoadedCert;
 use crate::tls::{CertMap, CertStore, build_cert_map};
 use crate::upstream::drain::DrainSender;

@@ -4,8 +4,9 @@
 //! Pure functions of the error and the request's ctx; the hooks in `mod.rs`
 //! send them.
 
-use super::{RequestCtx, route};
+use super::RequestCtx;
 use crate::metrics::UpstreamErrorKind;
+use crate::plan::router as route;
 use crate::state::Snapshot;
 use pingora::prelude::*;
 use pingora::{Error, ErrorSource, ErrorType};

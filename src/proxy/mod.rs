@@ -1,5 +1,5 @@
 //! The Pingora `ProxyHttp` implementation: thin hooks around pure routing
-//! ([`route`]) and header rules ([`headers`]).
+//! ([`crate::plan::router`]) and header rules ([`headers`]).
 //!
 //! Per request: `request_filter` loads the snapshot once into [`RequestCtx`],
 //! routes, and answers locally what never reaches an upstream (404, 421, 308,
@@ -18,12 +18,12 @@ mod body;
 pub mod connections;
 pub mod headers;
 mod record;
-pub mod route;
 mod tunnel;
 mod upgrade;
 pub mod websocket;
 
 use crate::metrics::{GaugeGuard, RouteMetrics};
+use crate::plan::router::{Decision, RouteInput};
 use crate::state::{Snapshot, StateHandle};
 use crate::tls::SniName;
 use crate::upstream::conns::{ConnId, DrainKill};
@@ -35,7 +35,6 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::{Error, ErrorSource, ErrorType};
-use route::{Decision, RouteInput};
 use std::sync::Arc;
 use std::time::Instant;
 
