@@ -263,7 +263,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
             .filter(|s| s.tls == Some(TlsSource::Acme))
             .map(|s| AcmeSite {
                 name: s.name.clone(),
-                names: s.hosts.iter().map(HostPattern::as_written).collect(),
+                names: s.hosts.iter().filter_map(HostPattern::cert_name).collect(),
             })
             .collect();
         let for_install = state.clone();

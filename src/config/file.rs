@@ -165,8 +165,9 @@ pub struct FileAdmin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSite {
-    /// Host names and wildcards.
-    pub hosts: Spanned<Vec<Spanned<String>>>,
+    /// Host names, wildcards (`*.a.com`, `www.a.*`) and `~regex` names; may be
+    /// absent or empty on the default site.
+    pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
     /// Serve unknown hosts.
     pub default: Option<Spanned<bool>>,
     /// Certificate source.
@@ -179,7 +180,7 @@ pub struct FileSite {
     pub underscores_in_headers: Option<Spanned<bool>>,
     /// `on`/`off`: read request bodies whole before connecting (routes may override).
     pub request_buffering: Option<Spanned<Scalar>>,
-    /// Path prefix routes.
+    /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
 
@@ -236,7 +237,7 @@ impl<'de> Deserialize<'de> for FileTls {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRoute {
-    /// Path prefix.
+    /// nginx `location` syntax: `/p`, `= /p`, `^~ /p`, `~ re`, `~* re`.
     pub path: Spanned<String>,
     /// Upstream name.
     pub upstream: Spanned<String>,

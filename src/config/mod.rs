@@ -10,6 +10,7 @@ pub mod diag;
 pub mod file;
 pub mod model;
 pub mod validate;
+pub mod validate_match;
 mod values;
 
 use diag::{Diagnostic, Diagnostics, Origin, Pos};

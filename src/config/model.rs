@@ -138,14 +138,23 @@ pub struct AdminConfig {
     pub allowed_hosts: Vec<String>,
 }
 
-/// A host pattern of a site.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A host pattern of a site (nginx `server_name` forms).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostPattern {
     /// `example.com` (lowercase).
     Exact(String),
-    /// `*.example.com`, stored as the suffix `.example.com`; matches exactly
-    /// one more label, like a certificate wildcard.
+    /// `*.example.com`, stored as the suffix `.example.com`. Routing matches
+    /// any depth like nginx (`a.b.example.com` too, the longest such suffix
+    /// wins); certificate selection by SNI keeps certificate semantics (one
+    /// label, see `tls::store`).
     Wildcard(String),
+    /// `www.example.*`, stored as the prefix `www.example.`: any name that
+    /// starts with it and has at least one more label. Routing only: no
+    /// certificate can name it.
+    TrailingWildcard(String),
+    /// `~regex`: a case-insensitive regular expression over the lowercased
+    /// host without port, tried in file order. Routing only.
+    Regex(crate::plan::location::Pattern),
 }
 
 impl HostPattern {
@@ -154,6 +163,17 @@ impl HostPattern {
         match self {
             HostPattern::Exact(h) => h.clone(),
             HostPattern::Wildcard(s) => format!("*{s}"),
+            HostPattern::TrailingWildcard(p) => format!("{p}*"),
+            HostPattern::Regex(r) => format!("~{}", r.as_str()),
+        }
+    }
+
+    /// The name a certificate would carry for this pattern (`example.com`,
+    /// `*.example.com`); `None` for the routing-only forms.
+    pub fn cert_name(&self) -> Option<String> {
+        match self {
+            HostPattern::Exact(_) | HostPattern::Wildcard(_) => Some(self.as_written()),
+            HostPattern::TrailingWildcard(_) | HostPattern::Regex(_) => None,
         }
     }
 }
@@ -188,7 +208,8 @@ pub enum PlainHttp {
 pub struct SiteConfig {
     /// Name from the file.
     pub name: String,
-    /// Host patterns (at least one).
+    /// Host patterns in file order; empty only for the default site (nginx's
+    /// catch-all server).
     pub hosts: Vec<HostPattern>,
     /// Serves hosts no site names.
     pub default: bool,
@@ -207,11 +228,11 @@ pub struct SiteConfig {
     pub routes: Vec<RouteConfig>,
 }
 
-/// A path prefix sent to an upstream.
+/// A route: which paths (nginx `location` syntax) go to which upstream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteConfig {
-    /// Path prefix, starting with `/`.
-    pub prefix: String,
+    /// The compiled path matcher (exact, prefix, `^~` prefix or regex).
+    pub location: crate::plan::location::Location,
     /// Upstream name (known to exist).
     pub upstream: String,
     /// Read the request body whole before connecting upstream (the route's

@@ -45,7 +45,7 @@ upstreams:
         problems(yaml),
         vec![
             "g.yaml:3:14: '*:80' is not a listen address — write `0.0.0.0:80` (all IPv4) or `[::]:80` (all IPv6)",
-            "g.yaml:6:26: 'bad host' is not a host name or wildcard — write a name like `example.com` or `*.example.com`",
+            "g.yaml:6:26: 'bad host' is not a host name or wildcard — write a name like `example.com`, `*.example.com`, `www.example.*` or `~^regex$`",
             "g.yaml:7:20: 'ten' is not a size — write bytes with an optional unit: `512`, `64k`, `10m`, `1g`; `0` = unlimited",
             "g.yaml:9:15: route path 'api' does not start with '/' — write `/api`",
             "g.yaml:10:19: unknown upstream 'ap' — did you mean 'app'? Upstreams are defined under `upstreams:`",
@@ -97,7 +97,7 @@ upstreams:
         vec![
             "g.yaml:9:13: host 'x.test' is listed by sites 'a' and 'b' — each host belongs to one site",
             "g.yaml:10:14: sites 'a' and 'b' are both `default: true` — keep `default: true` on one site only",
-            "g.yaml:11:45: route path '/' appears twice in site 'b' — keep one route per path prefix",
+            "g.yaml:11:45: route path '/' appears twice in site 'b' — keep one route per location: the second is never chosen",
         ]
     );
 }
@@ -228,5 +228,85 @@ upstreams:
     assert_eq!(
         problems(&bad),
         vec!["g.yaml:10:24: 'maybe' is not `on` or `off` — write `on` or `off`"]
+    );
+}
+
+#[test]
+fn matching_problems_name_the_value_and_the_fix() {
+    let yaml = r#"
+listeners:
+  http: {address: 127.0.0.1:8080}
+sites:
+  a:
+    hosts: ["www.*.com", "~^(unclosed", ".example.org", b.test]
+    routes:
+      - {path: "~ ^/(a|b", upstream: u}
+      - {path: "~* ", upstream: u}
+      - {path: "@fallback /x", upstream: u}
+      - {path: "= /healthz", upstream: u}
+      - {path: "=/healthz", upstream: u}
+      - {path: "/static/", upstream: u}
+      - {path: "^~ /static/", upstream: u}
+      - {path: "= healthz", upstream: u}
+  b:
+    hosts: [b.test]
+    routes: [{path: /, upstream: u}]
+  c:
+    routes: [{path: /, upstream: u}]
+upstreams:
+  u: {active: p, pools: {p: [127.0.0.1:1]}}
+"#;
+    assert_eq!(
+        problems(yaml),
+        vec![
+            "g.yaml:6:13: 'www.*.com' has a '*' that is not a whole first or last label — a '*' stands for whole labels at the start (`*.example.com`) or the end (`www.example.*`); use a `~regex` name for anything else",
+            "g.yaml:6:26: the host regex '^(unclosed' does not compile: unclosed group — fix the expression (regex crate syntax: no look-around, no back-references)",
+            "g.yaml:6:41: '.example.org' is nginx's `.name` form, which greenlight does not take — list both `example.org` and `*.example.org`",
+            "g.yaml:8:16: route path regex '^/(a|b' does not compile: unclosed group — fix the expression (regex crate syntax: no look-around, no back-references)",
+            "g.yaml:9:16: route path has nothing after the modifier '~*' — write a path after the modifier, e.g. `= /healthz` or `~* \\.php$`",
+            "g.yaml:10:16: route path: '@fallback' is not a location modifier — named locations are not routes: give the route a path",
+            "g.yaml:12:16: route path '= /healthz' appears twice in site 'a' — keep one route per location: the second is never chosen",
+            "g.yaml:14:16: route paths '/static/' and '^~ /static/' in site 'a' are the same location — keep one route per location: the second is never chosen",
+            "g.yaml:15:16: route path 'healthz' does not start with '/' — write `= /healthz`",
+            "g.yaml:17:13: host 'b.test' is listed by sites 'a' and 'b' — each host belongs to one site",
+            "g.yaml:20:5: site 'c' has no hosts — list at least one host name, or make it the catch-all site with `default: true`",
+        ]
+    );
+    let catch_all = yaml.replace("  c:\n", "  c:\n    default: true\n");
+    assert_eq!(
+        problems(&catch_all).len(),
+        10,
+        "a default site needs no hosts"
+    );
+    let empty = catch_all.replace("    default: true\n", "    default: true\n    hosts: []\n");
+    assert_eq!(problems(&empty).len(), 10, "nor a non-empty list");
+}
+
+#[test]
+fn acme_needs_names_a_certificate_can_carry() {
+    let yaml = r#"
+listeners:
+  http: {address: 127.0.0.1:80}
+  https: {address: 127.0.0.1:443, tls: true}
+acme: {email: ops@example.com, storage: /tmp/greenlight-acme-test}
+sites:
+  a:
+    hosts: [a.test, "www.a.*", "~^x"]
+    tls: acme
+    routes: [{path: /, upstream: u}]
+  b:
+    default: true
+    tls: acme
+    routes: [{path: /, upstream: u}]
+upstreams:
+  u: {active: p, pools: {p: [127.0.0.1:1]}}
+"#;
+    assert_eq!(
+        problems(yaml),
+        vec![
+            "g.yaml:8:21: 'www.a.*' is a routing pattern: no certificate can name it — list the exact host names the certificate should carry (the pattern may stay in a site without `tls: acme`)",
+            "g.yaml:8:32: '~^x' is a routing pattern: no certificate can name it — list the exact host names the certificate should carry (the pattern may stay in a site without `tls: acme`)",
+            "g.yaml:13:10: site 'b' uses `tls: acme` but has no host name to order a certificate for — list the site's host names under `hosts:`",
+        ]
     );
 }

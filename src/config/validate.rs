@@ -15,10 +15,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::validate_match::parse_host_pattern;
 use super::values::{closest, count_field, duration_field, size_field, switch_field};
 pub use super::values::{
-    normalize_allowed_host, parse_duration, parse_host_pattern, parse_size, parse_status_range,
-    split_authority,
+    normalize_allowed_host, parse_duration, parse_size, parse_status_range, split_authority,
 };
 
 pub(super) fn pos<T>(s: &Spanned<T>) -> Pos {
@@ -77,15 +77,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
                 "add `acme: {email: you@example.com}` at the top level",
             );
         }
-        for h in &site.value.hosts.value {
-            if h.value.trim().starts_with("*.") {
-                ds.error(
-                    pos(h),
-                    format!("'{}' is a wildcard: ACME needs the DNS-01 challenge for wildcards, which greenlight does not do", h.value),
-                    "list the exact host names, or use `tls: {cert, key}` with a wildcard certificate",
-                );
-            }
-        }
+        super::validate_match::acme_hosts(name, site, ds);
     }
     let shutdown_timeout =
         duration_field(&file.shutdown_timeout, defaults::SHUTDOWN_TIMEOUT, true, ds);
@@ -405,7 +397,8 @@ fn validate_sites(
     ds: &mut Diagnostics,
 ) -> Vec<SiteConfig> {
     let mut out = Vec::new();
-    let mut owners: HashMap<HostPattern, String> = HashMap::new();
+    // Pattern as written -> the site listing it.
+    let mut owners: HashMap<String, String> = HashMap::new();
     let mut default_site: Option<String> = None;
     // From the file, so that a listener with a bad address still counts here
     // and its one problem is not reported twice.
@@ -424,36 +417,8 @@ fn validate_sites(
     for (name, s) in &file.sites {
         let site = &s.value;
         check_name("site", name, pos(s), ds);
-        let mut hosts = Vec::new();
-        if site.hosts.value.is_empty() {
-            ds.error(
-                pos(&site.hosts),
-                format!("site '{name}' has no hosts"),
-                "list at least one host name",
-            );
-        }
-        for h in &site.hosts.value {
-            let Some(p) = parse_host_pattern(&h.value) else {
-                ds.error(
-                    pos(h),
-                    format!("'{}' is not a host name or wildcard", h.value),
-                    "write a name like `example.com` or `*.example.com`",
-                );
-                continue;
-            };
-            if let Some(other) = owners.insert(p.clone(), name.clone()) {
-                ds.error(
-                    pos(h),
-                    format!(
-                        "host '{}' is listed by sites '{other}' and '{name}'",
-                        h.value
-                    ),
-                    "each host belongs to one site",
-                );
-            }
-            hosts.push(p);
-        }
         let default = site.default.as_ref().is_some_and(|d| d.value);
+        let hosts = super::validate_match::site_hosts(name, s, default, &mut owners, ds);
         if default {
             if let Some(other) = &default_site {
                 ds.error(
@@ -512,7 +477,7 @@ fn validate_sites(
         };
         let buffering = switch_field(&site.request_buffering, true, ds);
         let mut routes = Vec::new();
-        let mut prefixes = HashSet::new();
+        let mut seen = super::validate_match::SeenRoutes::default();
         if site.routes.value.is_empty() {
             ds.error(
                 pos(&site.routes),
@@ -521,20 +486,8 @@ fn validate_sites(
             );
         }
         for r in &site.routes.value {
-            let path = &r.value.path;
-            if !path.value.starts_with('/') {
-                ds.error(
-                    pos(path),
-                    format!("route path '{}' does not start with '/'", path.value),
-                    format!("write `/{}`", path.value.trim_start_matches('/')),
-                );
-            } else if !prefixes.insert(path.value.clone()) {
-                ds.error(
-                    pos(path),
-                    format!("route path '{}' appears twice in site '{name}'", path.value),
-                    "keep one route per path prefix",
-                );
-            }
+            let location =
+                super::validate_match::route_location(name, &r.value.path, &mut seen, ds);
             let up = &r.value.upstream;
             if !upstreams.contains(up.value.as_str()) {
                 let fix = match closest(&up.value, upstreams.iter().copied()) {
@@ -545,8 +498,9 @@ fn validate_sites(
                 };
                 ds.error(pos(up), format!("unknown upstream '{}'", up.value), fix);
             }
+            let Some(location) = location else { continue };
             routes.push(RouteConfig {
-                prefix: path.value.clone(),
+                location,
                 upstream: up.value.clone(),
                 request_buffering: switch_field(&r.value.request_buffering, buffering, ds),
             });

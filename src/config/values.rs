@@ -1,11 +1,10 @@
-//! Scalar values of the config file: durations, sizes, host patterns,
-//! status ranges, and the "did you mean" suggestion. Pure functions (the
-//! `*_field` helpers also report a bad value, positioned, and fall back to
-//! the default so that validation goes on).
+//! Scalar values of the config file: durations, sizes, status ranges, and
+//! the "did you mean" suggestion. Pure functions (the `*_field` helpers also
+//! report a bad value, positioned, and fall back to the default so that
+//! validation goes on). Host patterns and route paths: `validate_match`.
 
 use super::diag::Diagnostics;
 use super::file::Scalar;
-use super::model::HostPattern;
 use super::validate::pos;
 use serde_saphyr::Spanned;
 use std::time::Duration;
@@ -113,31 +112,6 @@ pub fn parse_status_range(s: &str) -> Option<(u16, u16)> {
     }
     let c: u16 = s.parse().ok()?;
     ok(c).then_some((c, c))
-}
-
-/// Parses a host pattern: a lowercase DNS name or a `*.` wildcard of one label.
-pub fn parse_host_pattern(s: &str) -> Option<HostPattern> {
-    let s = s.trim().trim_end_matches('.').to_ascii_lowercase();
-    let (wild, name) = match s.strip_prefix("*.") {
-        Some(rest) => (true, rest.to_string()),
-        None => (false, s.clone()),
-    };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
-        return None;
-    }
-    if wild {
-        Some(HostPattern::Wildcard(format!(".{name}")))
-    } else {
-        Some(HostPattern::Exact(name))
-    }
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h` (also `1d`); a bare `0` is zero.
@@ -270,22 +244,6 @@ mod tests {
         assert_eq!(parse_size("10mb"), Some(10 << 20));
         assert_eq!(parse_size("ten"), None);
         assert_eq!(parse_size("1t"), None);
-    }
-
-    #[test]
-    fn host_patterns_accept_names_and_one_label_wildcards() {
-        assert_eq!(
-            parse_host_pattern("Example.COM."),
-            Some(HostPattern::Exact("example.com".into()))
-        );
-        assert_eq!(
-            parse_host_pattern("*.example.com"),
-            Some(HostPattern::Wildcard(".example.com".into()))
-        );
-        assert_eq!(parse_host_pattern("*example.com"), None);
-        assert_eq!(parse_host_pattern("a..b"), None);
-        assert_eq!(parse_host_pattern("exa mple.com"), None);
-        assert_eq!(parse_host_pattern("-bad.com"), None);
     }
 
     #[test]

@@ -1,15 +1,31 @@
 //! Routing as a pure function: (host, path, listener kind, SNI) -> decision.
 //!
-//! The [`Router`] is built once per snapshot from the config; [`Router::route`]
-//! allocates nothing and takes no lock. Host matching: exact name first, then a
-//! one-label wildcard (`*.example.com` matches `a.example.com`, not
-//! `a.b.example.com`, like certificate wildcards), then the default site. Path
-//! matching: the longest route prefix that the raw request path starts with
-//! (plain string prefix, like an nginx prefix `location`).
+//! The [`Router`] is built once per snapshot from the config (regexes are
+//! compiled by `validate`, before); [`Router::route`] takes no lock and
+//! allocates nothing unless a regex location matches (its capture spans).
+//!
+//! Host names are matched like nginx's `server_name`: the exact name, then
+//! the longest leading wildcard (`*.example.com` matches names of any depth
+//! below it), then the longest trailing wildcard (`www.example.*`), then the
+//! `~regex` names in file order, then the default site. Which certificate a
+//! TLS connection got keeps certificate semantics instead (exact name, else
+//! a wildcard of one label, else the fallback — `tls::store`): the 421 check
+//! compares against that.
+//!
+//! Paths are matched like nginx's `location`s (see [`crate::plan::location`]):
+//! an exact location wins; else the longest matching prefix is found, and if
+//! it is a `^~` prefix it wins; else the regex locations are tried in file
+//! order and the first that matches wins; else the longest prefix. The
+//! subject is the request path exactly as received, without the query
+//! (not percent-decoded, slashes not merged — nginx matches its normalised
+//! decoded URI; README says so).
 
 use crate::config::Config;
 use crate::config::model::{HostPattern, PlainHttp};
 use crate::metrics::{Metrics, NONE, RouteMetrics};
+use crate::plan::Captures;
+use crate::plan::location::Location;
+use regex::Regex;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -25,11 +41,13 @@ pub struct SiteRoutes {
     pub max_body_size: Option<u64>,
     /// Headers with `_` in their names are passed to the app.
     pub underscores_in_headers: bool,
-    /// (prefix, upstream index), longest prefix first.
-    routes: Vec<(String, usize)>,
-    /// Per route (same order): read request bodies whole before connecting.
+    /// The site's locations, arranged for nginx's selection order.
+    paths: PathTable,
+    /// Per route in file order: its upstream's index.
+    upstreams: Vec<Option<usize>>,
+    /// Per route (file order): read request bodies whole before connecting.
     buffering: Vec<bool>,
-    /// Per route, per pool of its upstream: pre-resolved metric handles.
+    /// Per route (file order), per pool of its upstream: metric handles.
     route_metrics: Vec<Vec<RouteMetrics>>,
     /// For requests answered locally (404, 308, 413, ...).
     pub local_metrics: RouteMetrics,
@@ -46,13 +64,136 @@ impl SiteRoutes {
     pub fn metrics(&self, route: usize, pool: usize) -> Option<&RouteMetrics> {
         self.route_metrics.get(route)?.get(pool)
     }
+
+    /// The route (file-order index) for `path`, with the captures of a regex
+    /// location; see the module header for the order.
+    pub fn find_route(&self, path: &str) -> Option<(usize, Option<Captures>)> {
+        self.paths.find(path)
+    }
+}
+
+/// A site's locations, each with its route's file-order index.
+#[derive(Debug, Default)]
+struct PathTable {
+    /// `= /p`, in file order.
+    exact: Vec<(String, usize)>,
+    /// `/p` and `^~ /p` (`true`), longest first.
+    prefixes: Vec<(String, bool, usize)>,
+    /// `~` / `~*`, in file order.
+    regexes: Vec<(Regex, usize)>,
+}
+
+impl PathTable {
+    fn add(&mut self, location: &Location, route: usize) {
+        match location {
+            Location::Exact(p) => self.exact.push((p.clone(), route)),
+            Location::Prefix(p) => self.prefixes.push((p.clone(), false, route)),
+            Location::PrefixNoRegex(p) => self.prefixes.push((p.clone(), true, route)),
+            Location::Regex(r) => self.regexes.push((r.regex().clone(), route)),
+        }
+    }
+
+    fn finish(&mut self) {
+        // Stable: equal lengths keep file order (validate refuses equal paths).
+        self.prefixes
+            .sort_by_key(|(p, _, _)| std::cmp::Reverse(p.len()));
+    }
+
+    fn find(&self, path: &str) -> Option<(usize, Option<Captures>)> {
+        if let Some((_, route)) = self.exact.iter().find(|(p, _)| p == path) {
+            return Some((*route, None));
+        }
+        let longest = self
+            .prefixes
+            .iter()
+            .find(|(p, _, _)| path.starts_with(p.as_str()));
+        if let Some((_, true, route)) = longest {
+            return Some((*route, None));
+        }
+        for (re, route) in &self.regexes {
+            if re.is_match(path) {
+                return Some((*route, Some(captures(re, path))));
+            }
+        }
+        longest.map(|(_, _, route)| (*route, None))
+    }
+}
+
+/// The spans of `re`'s groups over `path` (which it is known to match).
+fn captures(re: &Regex, path: &str) -> Captures {
+    let mut locs = re.capture_locations();
+    re.captures_read(&mut locs, path);
+    Captures {
+        spans: (0..locs.len()).map(|i| locs.get(i)).collect(),
+    }
+}
+
+/// Host name -> site, nginx `server_name` order.
+#[derive(Debug, Default)]
+struct HostTable {
+    exact: HashMap<String, usize>,
+    /// `*.example.com` by its suffix `.example.com`.
+    leading: HashMap<String, usize>,
+    /// `www.example.*` by its prefix `www.example.`.
+    trailing: HashMap<String, usize>,
+    /// `~regex` names, file order.
+    regexes: Vec<(Regex, usize)>,
+}
+
+impl HostTable {
+    fn add(&mut self, pattern: &HostPattern, site: usize) {
+        match pattern {
+            HostPattern::Exact(n) => {
+                self.exact.insert(n.clone(), site);
+            }
+            HostPattern::Wildcard(sfx) => {
+                self.leading.insert(sfx.clone(), site);
+            }
+            HostPattern::TrailingWildcard(pfx) => {
+                self.trailing.insert(pfx.clone(), site);
+            }
+            HostPattern::Regex(r) => self.regexes.push((r.regex().clone(), site)),
+        }
+    }
+
+    /// The site naming `host` (lowercase, no port), without the default.
+    fn find(&self, host: &str) -> Option<usize> {
+        if let Some(i) = self.exact.get(host) {
+            return Some(*i);
+        }
+        if !self.leading.is_empty() {
+            // Leftmost dot first = longest suffix first; the `*` stands for
+            // at least one character, so a leading dot does not count.
+            for (dot, _) in host.match_indices('.').filter(|(d, _)| *d > 0) {
+                if let Some(i) = self.leading.get(&host[dot..]) {
+                    return Some(*i);
+                }
+            }
+        }
+        if !self.trailing.is_empty() {
+            // Rightmost dot first = longest prefix first; something must
+            // follow it.
+            for (dot, _) in host.rmatch_indices('.').filter(|(d, _)| d + 1 < host.len()) {
+                if let Some(i) = self.trailing.get(&host[..=dot]) {
+                    return Some(*i);
+                }
+            }
+        }
+        self.regexes
+            .iter()
+            .find(|(re, _)| re.is_match(host))
+            .map(|(_, i)| *i)
+    }
 }
 
 /// Host + path -> site and upstream, for one snapshot.
 pub struct Router {
     sites: Vec<SiteRoutes>,
-    exact: HashMap<String, usize>,
-    wildcard: HashMap<String, usize>,
+    hosts: HostTable,
+    /// TLS sites by the names their certificates carry, with certificate
+    /// semantics (`tls::store::CertMap::lookup`): exact, then one label.
+    cert_exact: HashMap<String, usize>,
+    cert_wildcard: HashMap<String, usize>,
     default: Option<usize>,
     /// The site whose certificate a TLS client gets when its SNI names no
     /// TLS site (or it sent none): the default site's, else the first TLS
@@ -77,7 +218,7 @@ impl std::fmt::Debug for SiteRoutes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SiteRoutes")
             .field("name", &self.name)
-            .field("routes", &self.routes)
+            .field("paths", &self.paths)
             .finish_non_exhaustive()
     }
 }
@@ -87,7 +228,7 @@ impl std::fmt::Debug for SiteRoutes {
 pub struct RouteInput<'a> {
     /// `Host` header or `:authority`, as received (port allowed).
     pub host: Option<&'a str>,
-    /// Request path (no query).
+    /// Request path (no query), as received.
     pub path: &'a str,
     /// Arrived on a TLS listener.
     pub tls: bool,
@@ -96,7 +237,7 @@ pub struct RouteInput<'a> {
 }
 
 /// The routing decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Proxy to `upstream` (index into the snapshot's upstreams).
     Proxy {
@@ -104,8 +245,12 @@ pub enum Decision {
         site: usize,
         /// Upstream index.
         upstream: usize,
-        /// Route index within the site (for its metric handles).
+        /// Route index within the site, in file order (for its metric
+        /// handles and its plan).
         route: usize,
+        /// Capture spans over [`RouteInput::path`] when a regex location
+        /// matched; `None` for exact and prefix locations.
+        captures: Option<Captures>,
     },
     /// No site for this host and no default site: 404.
     NoSite,
@@ -132,28 +277,33 @@ impl Router {
     ) -> Router {
         let mut r = Router {
             sites: Vec::new(),
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
+            hosts: HostTable::default(),
+            cert_exact: HashMap::new(),
+            cert_wildcard: HashMap::new(),
             default: None,
             cert_fallback: None,
             none_metrics: metrics.route_handles(NONE, NONE, NONE),
         };
         for (i, s) in config.sites.iter().enumerate() {
-            let mut sorted: Vec<_> = s
+            let mut paths = PathTable::default();
+            let upstreams: Vec<Option<usize>> = s
                 .routes
                 .iter()
-                .filter_map(|rc| Some((rc, *upstream_index.get(&rc.upstream)?)))
+                .map(|rc| upstream_index.get(&rc.upstream).copied())
                 .collect();
-            sorted.sort_by_key(|(rc, _)| std::cmp::Reverse(rc.prefix.len()));
-            let buffering = sorted.iter().map(|(rc, _)| rc.request_buffering).collect();
-            let routes: Vec<(String, usize)> = sorted
-                .into_iter()
-                .map(|(rc, u)| (rc.prefix.clone(), u))
-                .collect();
-            let route_metrics = routes
+            for (route, rc) in s.routes.iter().enumerate() {
+                if upstreams[route].is_some() {
+                    paths.add(&rc.location, route);
+                }
+            }
+            paths.finish();
+            let buffering = s.routes.iter().map(|rc| rc.request_buffering).collect();
+            let route_metrics = upstreams
                 .iter()
-                .map(|(_, u)| {
-                    let up = &config.upstreams[*u];
+                .map(|u| {
+                    let Some(up) = u.and_then(|u| config.upstreams.get(u)) else {
+                        return Vec::new();
+                    };
                     up.pools
                         .iter()
                         .map(|p| metrics.route_handles(&s.name, &up.name, &p.name))
@@ -161,10 +311,14 @@ impl Router {
                 })
                 .collect();
             for h in &s.hosts {
-                match h {
-                    HostPattern::Exact(n) => r.exact.insert(n.clone(), i),
-                    HostPattern::Wildcard(sfx) => r.wildcard.insert(sfx.clone(), i),
-                };
+                r.hosts.add(h, i);
+                if s.tls.is_some() {
+                    match h {
+                        HostPattern::Exact(n) => r.cert_exact.insert(n.clone(), i),
+                        HostPattern::Wildcard(sfx) => r.cert_wildcard.insert(sfx.clone(), i),
+                        HostPattern::TrailingWildcard(_) | HostPattern::Regex(_) => None,
+                    };
+                }
             }
             if s.default {
                 r.default = Some(i);
@@ -178,7 +332,8 @@ impl Router {
                 plain_http: s.plain_http,
                 max_body_size: s.max_body_size,
                 underscores_in_headers: s.underscores_in_headers,
-                routes,
+                paths,
+                upstreams,
                 buffering,
                 route_metrics,
                 local_metrics: metrics.route_handles(&s.name, NONE, NONE),
@@ -192,29 +347,27 @@ impl Router {
         &self.sites[i]
     }
 
-    /// The site naming `host` exactly or by wildcard (no default).
-    fn named_site(&self, host: &str) -> Option<usize> {
-        if let Some(i) = self.exact.get(host) {
-            return Some(*i);
-        }
-        let dot = host.find('.')?;
-        self.wildcard.get(&host[dot..]).copied()
+    /// The site whose certificate a connection with this SNI was given, by
+    /// the certificate store's rules.
+    fn cert_site(&self, sni: Option<&str>) -> Option<usize> {
+        let named = sni.map(|n| n.trim_end_matches('.')).and_then(|n| {
+            self.cert_exact.get(n).copied().or_else(|| {
+                let dot = n.find('.')?;
+                self.cert_wildcard.get(&n[dot..]).copied()
+            })
+        });
+        named.or(self.cert_fallback)
     }
 
     /// Decides where a request goes.
     pub fn route(&self, input: &RouteInput<'_>) -> Decision {
         let host = input.host.map(normalize_host);
-        let named = host.as_deref().and_then(|h| self.named_site(h));
+        let named = host.as_deref().and_then(|h| self.hosts.find(h));
         if let (true, Some(h)) = (input.tls, named) {
             // RFC 9110 §15.5.20: the connection was set up (and its
             // certificate chosen) for another site. Without SNI, or with
             // one that names no TLS site, that is the fallback certificate's.
-            let cert_site = input
-                .sni
-                .and_then(|sni| self.named_site(sni))
-                .filter(|&s| self.sites[s].tls)
-                .or(self.cert_fallback);
-            if cert_site.is_some_and(|s| s != h) {
+            if self.cert_site(input.sni).is_some_and(|s| s != h) {
                 return Decision::Misdirected;
             }
         }
@@ -226,7 +379,7 @@ impl Router {
                 .then_some(input.sni)
                 .flatten()
                 .filter(|_| input.tls)
-                .and_then(|sni| self.named_site(sni))
+                .and_then(|sni| self.hosts.find(sni))
         });
         let Some(site) = named.or(self.default) else {
             return Decision::NoSite;
@@ -235,15 +388,15 @@ impl Router {
         if !input.tls && s.tls && s.plain_http == PlainHttp::Redirect {
             return Decision::Redirect { site };
         }
-        match s
-            .routes
-            .iter()
-            .position(|(p, _)| input.path.starts_with(p.as_str()))
-        {
-            Some(route) => Decision::Proxy {
-                site,
-                upstream: s.routes[route].1,
-                route,
+        match s.find_route(input.path) {
+            Some((route, captures)) => match s.upstreams.get(route).copied().flatten() {
+                Some(upstream) => Decision::Proxy {
+                    site,
+                    upstream,
+                    route,
+                    captures,
+                },
+                None => Decision::NoRoute { site },
             },
             None => Decision::NoRoute { site },
         }
@@ -268,226 +421,4 @@ pub fn normalize_host(raw: &str) -> Cow<'_, str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::load_str;
-    use std::path::Path;
-
-    const YAML: &str = r#"
-listeners:
-  http: {address: "127.0.0.1:8080"}
-  https: {address: "127.0.0.1:8443", tls: true}
-sites:
-  main:
-    hosts: [example.com, "*.example.com"]
-    default: true
-    tls: self_signed
-    plain_http: serve
-    routes:
-      - {path: /, upstream: app}
-      - {path: /api/, upstream: api}
-      - {path: /api/v2/, upstream: app}
-  secure:
-    hosts: [secure.test]
-    tls: self_signed
-    routes:
-      - {path: /only/, upstream: api}
-  plain:
-    hosts: [plain.test]
-    routes:
-      - {path: /, upstream: api}
-upstreams:
-  app: {active: a, pools: {a: ["127.0.0.1:1"]}}
-  api: {active: a, pools: {a: ["127.0.0.1:2"]}}
-"#;
-
-    fn router() -> Router {
-        let cfg = load_str(Path::new("t.yaml"), YAML).expect("valid");
-        let idx = cfg
-            .upstreams
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.name.clone(), i))
-            .collect();
-        Router::build(&cfg, &idx, &Metrics::new().expect("metrics"))
-    }
-
-    fn go(r: &Router, host: &str, path: &str, tls: bool, sni: Option<&str>) -> Decision {
-        r.route(&RouteInput {
-            host: Some(host),
-            path,
-            tls,
-            sni,
-        })
-    }
-
-    const APP: usize = 0;
-    const API: usize = 1;
-
-    #[test]
-    fn longest_prefix_wins() {
-        let r = router();
-        let up = |p| match go(&r, "example.com", p, true, None) {
-            Decision::Proxy { upstream, .. } => upstream,
-            d => panic!("{d:?}"),
-        };
-        assert_eq!(up("/"), APP);
-        assert_eq!(up("/api/users"), API);
-        assert_eq!(up("/api/v2/users"), APP);
-        assert_eq!(up("/apix"), APP, "plain prefix: /api/ does not match /apix");
-    }
-
-    #[test]
-    fn hosts_match_exact_then_one_label_wildcard_then_default() {
-        let r = router();
-        assert!(matches!(
-            go(&r, "plain.test", "/", false, None),
-            Decision::Proxy { site: 2, .. }
-        ));
-        assert!(matches!(
-            go(&r, "a.example.com", "/", false, None),
-            Decision::Proxy { site: 0, .. }
-        ));
-        // Two labels deep is not the wildcard, but the default site takes it.
-        assert!(matches!(
-            go(&r, "a.b.example.com", "/", false, None),
-            Decision::Proxy { site: 0, .. }
-        ));
-        assert!(matches!(
-            go(&r, "unknown.test", "/", false, None),
-            Decision::Proxy { site: 0, .. }
-        ));
-        assert!(matches!(
-            go(&r, "PLAIN.test:8080", "/", false, None),
-            Decision::Proxy { site: 2, .. }
-        ));
-        assert!(matches!(
-            go(&r, "plain.test.", "/", false, None),
-            Decision::Proxy { site: 2, .. }
-        ));
-    }
-
-    #[test]
-    fn a_request_without_host_on_tls_goes_to_the_site_of_its_sni() {
-        let r = router();
-        let no_host = |tls, sni| {
-            r.route(&RouteInput {
-                host: None,
-                path: "/only/x",
-                tls,
-                sni,
-            })
-        };
-        assert!(matches!(
-            no_host(true, Some("secure.test")),
-            Decision::Proxy { site: 1, .. }
-        ));
-        // Without SNI (or on plain HTTP) the default site answers.
-        assert!(matches!(
-            no_host(true, None),
-            Decision::NoRoute { site: 0 } | Decision::Proxy { site: 0, .. }
-        ));
-        assert!(matches!(
-            no_host(false, Some("secure.test")),
-            Decision::Proxy { site: 0, .. }
-        ));
-    }
-
-    #[test]
-    fn tls_site_on_plain_listener_redirects_unless_serve() {
-        let r = router();
-        assert_eq!(
-            go(&r, "secure.test", "/only/x", false, None),
-            Decision::Redirect { site: 1 }
-        );
-        assert!(matches!(
-            go(&r, "example.com", "/", false, None),
-            Decision::Proxy { .. }
-        ));
-        assert!(matches!(
-            go(&r, "secure.test", "/only/x", true, Some("secure.test")),
-            Decision::Proxy { .. }
-        ));
-    }
-
-    #[test]
-    fn no_route_and_misdirected() {
-        let r = router();
-        assert_eq!(
-            go(&r, "secure.test", "/other", true, Some("secure.test")),
-            Decision::NoRoute { site: 1 }
-        );
-        assert_eq!(
-            go(&r, "secure.test", "/only/", true, Some("example.com")),
-            Decision::Misdirected
-        );
-    }
-
-    #[test]
-    fn without_a_matching_sni_the_fallback_certificate_decides() {
-        let r = router();
-        // No SNI, or one that names no site: the default site's certificate
-        // was presented, and it does not cover secure.test.
-        for sni in [None, Some("nope.test")] {
-            assert_eq!(
-                go(&r, "secure.test", "/only/", true, sni),
-                Decision::Misdirected,
-                "{sni:?}"
-            );
-            assert!(matches!(
-                go(&r, "a.example.com", "/", true, sni),
-                Decision::Proxy { site: 0, .. }
-            ));
-            // A Host that names no site goes to the default site, as ever.
-            assert!(matches!(
-                go(&r, "unknown.test", "/", true, sni),
-                Decision::Proxy { site: 0, .. }
-            ));
-        }
-        // The SNI of a site without TLS got the fallback certificate too.
-        assert_eq!(
-            go(&r, "plain.test", "/", true, Some("plain.test")),
-            Decision::Misdirected
-        );
-        // Plain HTTP has no certificate: unchanged.
-        assert!(matches!(
-            go(&r, "secure.test", "/only/", false, None),
-            Decision::Redirect { .. }
-        ));
-        assert!(matches!(
-            go(&r, "plain.test", "/", false, None),
-            Decision::Proxy { site: 2, .. }
-        ));
-    }
-
-    #[test]
-    fn without_default_an_unknown_host_has_no_site() {
-        let yaml = YAML.replace("    default: true\n", "");
-        let cfg = load_str(Path::new("t.yaml"), &yaml).expect("valid");
-        let idx = [("app".to_string(), 0), ("api".to_string(), 1)]
-            .into_iter()
-            .collect();
-        let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
-        assert_eq!(go(&r, "unknown.test", "/", false, None), Decision::NoSite);
-        assert_eq!(
-            r.route(&RouteInput {
-                host: None,
-                path: "/",
-                tls: false,
-                sni: None
-            }),
-            Decision::NoSite
-        );
-    }
-
-    #[test]
-    fn hosts_normalize_without_allocating_when_clean() {
-        assert!(matches!(
-            normalize_host("example.com"),
-            Cow::Borrowed("example.com")
-        ));
-        assert_eq!(normalize_host("Example.COM:443"), "example.com");
-        assert_eq!(normalize_host("[::1]:8080"), "[::1]");
-        assert_eq!(normalize_host("example.com."), "example.com");
-    }
-}
+mod tests;

@@ -74,7 +74,7 @@ pub(super) fn https_location(
     let fallback = snapshot.config.sites.get(site).and_then(|s| {
         s.hosts.iter().find_map(|h| match h {
             crate::config::model::HostPattern::Exact(n) => Some(n.clone()),
-            crate::config::model::HostPattern::Wildcard(_) => None,
+            _ => None,
         })
     });
     let host = host

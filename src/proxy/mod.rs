@@ -109,6 +109,9 @@ pub struct RequestCtx {
     started: Option<Instant>,
     upstream_started: Option<Instant>,
     route: Option<usize>,
+    /// Capture spans of the regex location that chose the route (over the
+    /// request path), for the plan's later steps.
+    captures: Option<crate::plan::Captures>,
     pool_idx: usize,
     request_id: Option<String>,
     websocket_gauge: Option<GaugeGuard>,
@@ -318,8 +321,10 @@ impl ProxyHttp for GreenlightProxy {
                 site,
                 upstream,
                 route,
+                captures,
             } => {
                 ctx.route = Some(route);
+                ctx.captures = captures;
                 (site, upstream)
             }
             Decision::NoSite => {

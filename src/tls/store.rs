@@ -69,15 +69,22 @@ pub fn build_cert_map(
         let loaded = match src {
             TlsSource::Files { cert, key } => load_pem_pair(cert, key),
             TlsSource::SelfSigned if generate => {
-                let names: Vec<String> = site.hosts.iter().map(HostPattern::as_written).collect();
+                let names: Vec<String> = site
+                    .hosts
+                    .iter()
+                    .filter_map(HostPattern::cert_name)
+                    .collect();
                 ensure_self_signed(&config.certs_dir, &site.name, &names)
             }
             TlsSource::SelfSigned => continue,
             TlsSource::Acme => match acme.get(&site.name) {
                 Some(c) => Ok(c.clone()),
                 None if generate => {
-                    let names: Vec<String> =
-                        site.hosts.iter().map(HostPattern::as_written).collect();
+                    let names: Vec<String> = site
+                        .hosts
+                        .iter()
+                        .filter_map(HostPattern::cert_name)
+                        .collect();
                     ensure_self_signed(&config.certs_dir, &site.name, &names)
                 }
                 None => continue,
@@ -99,6 +106,8 @@ pub fn build_cert_map(
             match h {
                 HostPattern::Exact(n) => map.exact.insert(n.clone(), loaded.key.clone()),
                 HostPattern::Wildcard(s) => map.wildcard.insert(s.clone(), loaded.key.clone()),
+                // Routing-only forms: no certificate names them.
+                HostPattern::TrailingWildcard(_) | HostPattern::Regex(_) => None,
             };
         }
         if site.default || map.fallback.is_none() {
