@@ -20,6 +20,7 @@ mod import_nginx;
 mod lifecycle;
 mod limits;
 mod live_config;
+mod matching;
 mod misdirected;
 mod observability;
 mod protocol;
