@@ -33,6 +33,9 @@ fn config_with_sites(n: usize) -> String {
     let mut y = String::from(
         "access_log: off\nlisteners:\n  http: {address: \"127.0.0.1:1\"}\nupstreams:\n  app: {active: a, pools: {a: [\"127.0.0.1:2\"], b: [\"127.0.0.1:3\"]}}\n  api: {active: a, pools: {a: [\"127.0.0.1:4\"]}}\nsites:\n",
     );
+    // One site with regex locations (the other sites have none, so their
+    // cases never run a regex).
+    y.push_str("  rx:\n    hosts: [rx.example.com]\n    routes: [{path: /, upstream: app}, {path: \"~ ^/users/(?<id>\\\\d+)$\", upstream: api}, {path: \"~* \\\\.png$\", upstream: app}]\n");
     for i in 0..n {
         y.push_str(&format!(
             "  s{i}:\n    hosts: [site{i}.example.com, \"*.w{i}.example.com\"]\n    routes: [{{path: /, upstream: app}}, {{path: /api/, upstream: api}}, {{path: /api/v2/, upstream: app}}]\n"
@@ -78,6 +81,28 @@ fn main() {
                 black_box(snap.router.route(&RouteInput {
                     host: Some(black_box("SITE0.Example.com:8080")),
                     path: black_box("/"),
+                    tls: false,
+                    sni: None,
+                }));
+            },
+        );
+        bench(
+            &format!("route regex location + captures, {sites} site(s)"),
+            || {
+                black_box(snap.router.route(&RouteInput {
+                    host: Some(black_box("rx.example.com")),
+                    path: black_box("/users/42"),
+                    tls: false,
+                    sni: None,
+                }));
+            },
+        );
+        bench(
+            &format!("route regexes tried, prefix wins, {sites} site(s)"),
+            || {
+                black_box(snap.router.route(&RouteInput {
+                    host: Some(black_box("rx.example.com")),
+                    path: black_box("/about/team"),
                     tls: false,
                     sni: None,
                 }));
