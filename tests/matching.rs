@@ -236,3 +236,28 @@ async fn over_tls_the_certificate_still_has_one_label_wildcards() {
         "no misdirected request reached the wildcard site"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_asked_for_without_its_slash_is_redirected_like_nginx() {
+    let m = Matching::start().await;
+    // nginx answers `/static` for `location ^~ /static/ { proxy_pass … }`
+    // with a 301 to the absolute URL with the slash, query kept, port
+    // included when it is not the scheme's default; no upstream is asked.
+    let mut c = H1Conn::connect(m.http).await.expect("connect");
+    let r = c.get("/static?v=1", "Paths.Test").await.expect("response");
+    assert_eq!(r.status, 301, "{}", r.text());
+    let want = format!("http://paths.test:{}/static/?v=1", m.http.port());
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    let mut c = H2Conn::connect(m.https, "paths.test", &m.ca.cert_pem())
+        .await
+        .expect("h2");
+    let r = c.get("/static").await.expect("response");
+    assert_eq!(r.status, 301, "{}", r.text());
+    let want = format!("https://paths.test:{}/static/", m.https.port());
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    // The same path with the slash is routed.
+    let r = c.get("/static/").await.expect("response");
+    assert_eq!(m.answered_by(&r, "/static/", "with slash"), "noregex");
+    let asked: usize = m.ups.iter().map(HttpUpstream::request_count).sum();
+    assert_eq!(asked, 1, "the redirects reached no upstream");
+}

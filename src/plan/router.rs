@@ -18,7 +18,10 @@
 //! order and the first that matches wins; else the longest prefix. The
 //! subject is the request path exactly as received, without the query
 //! (not percent-decoded, slashes not merged — nginx matches its normalised
-//! decoded URI; README says so).
+//! decoded URI; README says so). Like nginx for a `proxy_pass` location, a
+//! path that is a prefix location minus its trailing slash (`/api` for
+//! `/api/`) gets a 301 to the path with the slash, before any regex is
+//! tried — unless some location is exactly that path.
 
 use crate::config::Config;
 use crate::config::model::{HostPattern, PlainHttp};
@@ -65,11 +68,25 @@ impl SiteRoutes {
         self.route_metrics.get(route)?.get(pool)
     }
 
-    /// The route (file-order index) for `path`, with the captures of a regex
-    /// location; see the module header for the order.
-    pub fn find_route(&self, path: &str) -> Option<(usize, Option<Captures>)> {
+    /// What the site's locations make of `path`; see the module header for
+    /// the order.
+    pub fn find_route(&self, path: &str) -> PathMatch {
         self.paths.find(path)
     }
+}
+
+/// What a site's locations make of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Route `.0` (file-order index) takes it; `.1` holds the capture spans
+    /// when a regex location matched.
+    Route(usize, Option<Captures>),
+    /// The path is prefix route `.0`'s path without its trailing slash: a
+    /// 301 to the path with `/` added (nginx's auto-redirect of `proxy_pass`
+    /// locations).
+    AddSlash(usize),
+    /// No location matches.
+    None,
 }
 
 /// A site's locations, each with its route's file-order index.
@@ -81,10 +98,21 @@ struct PathTable {
     prefixes: Vec<(String, bool, usize)>,
     /// `~` / `~*`, in file order.
     regexes: Vec<(Regex, usize)>,
+    /// Prefix locations ending in `/` (longer than `/`), without that slash:
+    /// a path equal to one is redirected to the location.
+    slash: Vec<(String, usize)>,
 }
 
 impl PathTable {
     fn add(&mut self, location: &Location, route: usize) {
+        // nginx sets auto_redirect on locations that proxy_pass; every
+        // greenlight route proxies today. A route answered locally (a
+        // redirect or fixed answer) must not be added here.
+        if let Location::Prefix(p) | Location::PrefixNoRegex(p) = location
+            && let Some(bare) = p.strip_suffix('/').filter(|b| !b.is_empty())
+        {
+            self.slash.push((bare.to_string(), route));
+        }
         match location {
             Location::Exact(p) => self.exact.push((p.clone(), route)),
             Location::Prefix(p) => self.prefixes.push((p.clone(), false, route)),
@@ -99,23 +127,32 @@ impl PathTable {
             .sort_by_key(|(p, _, _)| std::cmp::Reverse(p.len()));
     }
 
-    fn find(&self, path: &str) -> Option<(usize, Option<Captures>)> {
+    fn find(&self, path: &str) -> PathMatch {
         if let Some((_, route)) = self.exact.iter().find(|(p, _)| p == path) {
-            return Some((*route, None));
+            return PathMatch::Route(*route, None);
         }
         let longest = self
             .prefixes
             .iter()
             .find(|(p, _, _)| path.starts_with(p.as_str()));
+        // A prefix location equal to the path is a match, not a redirect.
+        if longest.is_none_or(|(p, _, _)| p.len() < path.len())
+            && let Some((_, route)) = self.slash.iter().find(|(p, _)| p == path)
+        {
+            return PathMatch::AddSlash(*route);
+        }
         if let Some((_, true, route)) = longest {
-            return Some((*route, None));
+            return PathMatch::Route(*route, None);
         }
         for (re, route) in &self.regexes {
             if re.is_match(path) {
-                return Some((*route, Some(captures(re, path))));
+                return PathMatch::Route(*route, Some(captures(re, path)));
             }
         }
-        longest.map(|(_, _, route)| (*route, None))
+        match longest {
+            Some((_, _, route)) => PathMatch::Route(*route, None),
+            None => PathMatch::None,
+        }
     }
 }
 
@@ -264,6 +301,12 @@ pub enum Decision {
         /// Site index.
         site: usize,
     },
+    /// The path names a prefix route without its trailing slash: 301 to the
+    /// same URL with the slash (nginx's auto-redirect).
+    AddSlash {
+        /// Site index.
+        site: usize,
+    },
     /// TLS connection for one site carrying a request for another: 421.
     Misdirected,
 }
@@ -389,7 +432,7 @@ impl Router {
             return Decision::Redirect { site };
         }
         match s.find_route(input.path) {
-            Some((route, captures)) => match s.upstreams.get(route).copied().flatten() {
+            PathMatch::Route(route, captures) => match s.upstreams.get(route).copied().flatten() {
                 Some(upstream) => Decision::Proxy {
                     site,
                     upstream,
@@ -398,7 +441,8 @@ impl Router {
                 },
                 None => Decision::NoRoute { site },
             },
-            None => Decision::NoRoute { site },
+            PathMatch::AddSlash(_) => Decision::AddSlash { site },
+            PathMatch::None => Decision::NoRoute { site },
         }
     }
 }

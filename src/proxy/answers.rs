@@ -64,6 +64,29 @@ pub(super) fn error_body(code: u16, ctx: &RequestCtx) -> String {
     }
 }
 
+/// nginx's auto-redirect of a `proxy_pass` location asked for without its
+/// trailing slash: `scheme://host[:port]/path/?query`, with the Host as
+/// received (lowercase, without port; the local address without one) and the
+/// connection's local port unless it is the scheme's default — what nginx
+/// sends with its defaults (`absolute_redirect`, `port_in_redirect` on).
+pub(super) fn slash_location(host: Option<&str>, tls: bool, session: &Session) -> String {
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+    let host = match (host, local) {
+        (Some(h), _) => route::normalize_host(h).into_owned(),
+        (None, Some(std::net::SocketAddr::V6(a))) => format!("[{}]", a.ip()),
+        (None, Some(a)) => a.ip().to_string(),
+        (None, None) => String::new(),
+    };
+    let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
+    let port = match local.map(|a| a.port()) {
+        Some(p) if p != default_port => format!(":{p}"),
+        _ => String::new(),
+    };
+    let uri = &session.req_header().uri;
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{scheme}://{host}{port}{}/{query}", uri.path())
+}
+
 /// `https://host[:port]/path?query` for a redirect from a plain listener.
 pub(super) fn https_location(
     snapshot: &Snapshot,

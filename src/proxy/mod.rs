@@ -28,7 +28,7 @@ use crate::state::{Snapshot, StateHandle};
 use crate::tls::SniName;
 use crate::upstream::conns::{ConnId, DrainKill};
 use crate::upstream::{InflightGuard, Pool, Upstream};
-use answers::{error_body, error_kind, https_location, status_for};
+use answers::{error_body, error_kind, https_location, slash_location, status_for};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -347,6 +347,12 @@ impl ProxyHttp for GreenlightProxy {
                 let location = https_location(&snapshot, site, host.as_deref(), session);
                 let body = format!("308 Permanent Redirect: {location}\n");
                 return respond(session, 308, body, &[("location", location)], false).await;
+            }
+            Decision::AddSlash { site } => {
+                ctx.site = Some(site);
+                let location = slash_location(host.as_deref(), ctx.tls, session);
+                let body = format!("301 Moved Permanently: {location}\n");
+                return respond(session, 301, body, &[("location", location)], false).await;
             }
         };
         let limit = snapshot.router.site(site).max_body_size;

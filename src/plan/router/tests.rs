@@ -266,6 +266,27 @@ fn pick(r: &Router, host: &str, path: &str) -> Option<(usize, Option<Captures>)>
 }
 
 #[test]
+fn a_prefix_without_its_trailing_slash_is_redirected_before_regexes() {
+    let yaml = ORDER_YAML.replace(
+        "      - {path: /exact, upstream: app}\n",
+        "      - {path: /exact, upstream: app}\n      - {path: \"~ ^/static$\", upstream: app}\n      - {path: /both/, upstream: app}\n      - {path: /both, upstream: app}\n",
+    );
+    let r = build(&yaml);
+    let d = |p| go(&r, "order.test", p, false, None);
+    // `^~ /static/` and `/docs/`: their bare paths get the slash, even
+    // though a regex would match `/static` (nginx does not try them).
+    assert_eq!(d("/static"), Decision::AddSlash { site: 0 });
+    assert_eq!(d("/docs"), Decision::AddSlash { site: 0 });
+    // A location equal to the path is a match, not a redirect.
+    assert!(matches!(d("/both"), Decision::Proxy { route: 11, .. }));
+    assert!(matches!(d("/both/x"), Decision::Proxy { route: 10, .. }));
+    // `/` is not redirected to `//`, nor other paths.
+    assert!(matches!(d("/"), Decision::Proxy { route: 0, .. }));
+    assert!(matches!(d("/stat"), Decision::Proxy { route: 0, .. }));
+    assert!(matches!(d("/static/"), Decision::Proxy { route: 2, .. }));
+}
+
+#[test]
 fn locations_are_chosen_in_nginx_order() {
     let r = build(ORDER_YAML);
     let route = |p| pick(&r, "order.test", p).map(|(route, _)| route);
@@ -285,8 +306,8 @@ fn locations_are_chosen_in_nginx_order() {
     // Regexes in file order: the first that matches wins.
     assert_eq!(route("/docs/intro/42"), Some(6));
     assert_eq!(route("/docs/Intro/42"), Some(7));
+    assert_eq!(route("/docs/x/y"), Some(7));
     // No regex matches: the longest prefix.
-    assert_eq!(route("/docs"), Some(0));
     assert_eq!(route("/other"), Some(0));
 }
 
