@@ -60,7 +60,8 @@ const UPSTREAMS: [&str; 10] = [
     "root", "exact", "prefix", "noregex", "regex", "iregex", "wild", "tail", "re", "catch",
 ];
 
-/// Path (with query) -> the upstream whose route nginx would choose.
+/// Path (with query) -> the upstream whose route nginx would choose (checked
+/// against nginx 1.22.1 with the same locations, except where marked).
 const PATH_CASES: &[(&str, &str)] = &[
     // `= /exact` beats the prefix `/exact` and every regex.
     ("/exact", "exact"),
@@ -78,7 +79,8 @@ const PATH_CASES: &[(&str, &str)] = &[
     // Regexes see the path without the query.
     ("/page?x=.php", "root"),
     ("/a.php?x=.png", "regex"),
-    // The path as received, not percent-decoded (nginx decodes first).
+    // The path as received, not percent-decoded: nginx decodes first and
+    // picks `iregex` here (README, "Matching").
     ("/img/logo%2Epng", "root"),
     ("/other", "root"),
 ];
