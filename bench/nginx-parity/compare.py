@@ -24,12 +24,19 @@ INTENDED = {
 }
 
 
-def normaliser(pmap):
-    """A function that maps this run's port numbers back to the config's ports."""
-    subs = {str(new): str(orig) for orig, new in pmap.items()}
+def normaliser(pmap, upstream_labels):
+    """A function that maps this run's port numbers back to the config's.
+
+    pmap: original listen port -> this run's port. upstream_labels: reflector
+    port -> the upstream target the config named (so nginx's default
+    `Host: $proxy_host` reads as the config's host, not 127.0.0.1:<port>).
+    """
+    subs = {f"127.0.0.1:{p}": label for p, label in upstream_labels.items()}
+    subs.update({str(new): str(orig) for orig, new in pmap.items()})
     if not subs:
         return lambda s: s
-    rx = re.compile(r"(?<![0-9])(" + "|".join(map(re.escape, subs)) + r")(?![0-9])")
+    keys = sorted(subs, key=len, reverse=True)
+    rx = re.compile(r"(?<![0-9])(" + "|".join(map(re.escape, keys)) + r")(?![0-9])")
     return lambda s: s if s is None else rx.sub(lambda m: subs[m.group(1)], s)
 
 
@@ -68,6 +75,8 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
     diff("Location", _url(norm_a(_hdr(a["headers"], "location"))),
          _url(norm_b(_hdr(b["headers"], "location"))))
     for name in add_names:
+        if name == "content-length" or (name == "content-type" and max(a["status"], b["status"]) >= 400):
+            continue  # framing, and the type of an error page: not what the config meant
         diff(f"header {name}", norm_a(_hdr(a["headers"], name)), norm_b(_hdr(b["headers"], name)))
     sa, sb = a["seen"], b["seen"]
     diff("upstream", sa["upstream"] if sa else "(not reached)", sb["upstream"] if sb else "(not reached)")
@@ -77,8 +86,7 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
         names = ["host", *FORWARDED] + [n for n in set_names if n not in NOT_COMPARED]
         for name in dict.fromkeys(names):
             x, y = norm_a(_hdr(sa["headers"], name)), norm_b(_hdr(sb["headers"], name))
-            rule = "forwarded-headers" if (name in FORWARDED[:3] and x is None
-                                           and name not in set_names) else None
+            rule = "forwarded-headers" if name in FORWARDED[:3] and x is None else None
             diff(f"upstream {name}", x, y, rule)
     elif not sa and not sb and a["status"] < 300 and b["status"] < 300:
         diff("body", a["body"].decode("utf-8", "replace"), b["body"].decode("utf-8", "replace"))

@@ -232,6 +232,9 @@ def as_main(directives):
         if not any(d.name == "events" for d in directives):
             directives.insert(0, Directive("events", [], []))
         return directives, False
+    if any(d.name == "location" for d in directives):
+        # a fragment of locations (meant to be included in a server): give it one
+        directives = [Directive("server", [], directives)]
     return [Directive("events", [], []), Directive("http", [], directives)], True
 
 

@@ -53,10 +53,10 @@ class _Gen:
         while self.peek() not in (None, "|", ")"):
             atom = self.atom()
             q = self.peek()
-            if q in ("*", "?"):
+            if q == "?":
                 self.i += 1
                 atom = ""
-            elif q == "+":
+            elif q in ("*", "+"):  # once: "/img/.*\.png" gives "/img/a.png", not "/img/.png"
                 self.i += 1
             elif q == "{":
                 m = re.match(r"\{(\d*)(,?)(\d*)\}", self.p[self.i:])

@@ -6,7 +6,9 @@ the answer can say which original upstream a request reached). Each answer is
 200 with a JSON body {upstream, method, path, query, headers}, and the header
 X-Parity-Upstream; a WebSocket upgrade gets 101 (and the connection is then
 closed). Ports of upstreams that nginx reached with `proxy_pass https://` are
-served over TLS with the run's certificate. python3 stdlib only.
+served over TLS with the run's certificate; targets of fastcgi_pass and the
+other non-HTTP *_pass directives accept and close at once (nginx: 502).
+python3 stdlib only.
 """
 import base64
 import hashlib
@@ -85,6 +87,17 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         pass
 
 
+class _Closer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """A FastCGI/uwsgi/scgi/gRPC target: accepts and closes at once (nginx answers 502)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port, label):
+        self.label = label
+        super().__init__(("127.0.0.1", port), socketserver.BaseRequestHandler)
+
+
 class Reflector:
     """Serves every port of an Upstreams map (see rewrite.Upstreams)."""
 
@@ -92,7 +105,13 @@ class Reflector:
         self.servers = []
         for (label, tls), port in upstreams.ports.items():
             ctx = None
-            if tls:
+            if tls == "close":
+                srv = _Closer(port, label)
+                threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                                 daemon=True).start()
+                self.servers.append(srv)
+                continue
+            if tls is True:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.load_cert_chain(cert, key)
             srv = _Server(port, label, ctx)

@@ -44,10 +44,11 @@ class Upstreams:
 
     def __init__(self, alloc_port):
         self.alloc_port = alloc_port
-        self.ports = {}  # (label, tls) -> port
+        self.ports = {}  # (label, mode) -> port; mode True = TLS, False = HTTP, "close"
         self.labels = {}  # port -> label
 
     def port(self, label, tls):
+        """The reflector port for `label`; tls: True, False, or "close" (FastCGI etc.)."""
         key = (label, tls)
         if key not in self.ports:
             p = self.alloc_port()
@@ -77,6 +78,10 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
     upstream_names = set()
     https_upstreams = set()
     set_vars = {}
+    log_formats = {"combined"}
+    for d, _ in walk(main):
+        if d.name == "log_format" and d.args:
+            log_formats.add(unquote(d.args[0]))
     http = http_block(main)
     if http is not None:
         for d, _ in walk(http.block):
@@ -93,6 +98,9 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
     def fix_list(block, level):
         out = []
         for d in block:
+            if level == "main" and d.name in ("stream", "mail"):
+                notes.append(f"line {d.line}: {d.name} block dropped (not HTTP; nothing to probe)")
+                continue
             if (level == "main" and d.name in MAIN_DROP) or d.name in ANY_DROP:
                 if d.name == "resolver":
                     notes.append(f"line {d.line}: resolver dropped (no DNS in the run)")
@@ -102,6 +110,10 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
                 d.args = [quote(os.path.join(logs, "error.log"))] + rest
             elif d.name == "access_log" and d.args and unquote(d.args[0]) != "off":
                 rest = [a for a in d.args[1:] if not unquote(a).startswith(("buffer=", "flush=", "gzip"))]
+                if rest and "=" not in unquote(rest[0]) and unquote(rest[0]) not in log_formats:
+                    notes.append(f"line {d.line}: access_log format {unquote(rest[0])} is not "
+                                 "defined in this file: dropped")
+                    rest = rest[1:]
                 d.args = [quote(os.path.join(logs, "access.log"))] + rest
             elif d.name.endswith("_cache_path") and d.args:
                 d.args[0] = quote(os.path.join(tmpdir, "cache", str(len(out)) + "-" + str(d.line)))
@@ -146,9 +158,9 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
         if kind == "raw":  # fastcgi_pass host:port / unix:... (no scheme)
             if raw in upstream_names:
                 return
-            port = upstreams.port(raw, False)
+            port = upstreams.port(raw, "close")
             d.args = [quote(f"127.0.0.1:{port}")]
-            notes.append(f"line {d.line}: {d.name} pointed at the reflector (it speaks HTTP only)")
+            notes.append(f"line {d.line}: {d.name} pointed at a port that closes at once (nginx: 502)")
             return
         parts = _scheme_host_rest(raw)
         if parts is None:
@@ -233,7 +245,10 @@ def _dedupe_default_servers(main):
 
 
 def original_ports(main):
-    """Every original listen port of the config's servers, and which are TLS."""
+    """Every original listen port of the config's http servers, and which are TLS.
+
+    (stream and mail blocks are dropped by rewrite(), so their ports are not here.)
+    """
     ports, tls = [], set()
     for srv in servers(main):
         ls = [d for d in srv.block if d.name == "listen"]
