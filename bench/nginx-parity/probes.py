@@ -134,8 +134,8 @@ def sample_path(pattern, nocase):
 
 def sample_host(name):
     """A Host a client would send for one server_name value, or None."""
-    if name in ("", "_", "localhost") or "$" in name:
-        return name if name == "localhost" else None
+    if name in ("", "_", "localhost") or ("$" in name and not name.startswith("~")):
+        return name if name == "localhost" else None  # "$": an envsubst placeholder
     if name.startswith("~"):
         pat = name[1:]
         try:
