@@ -26,6 +26,7 @@ CERT_DIRECTIVES = {"ssl_certificate", "proxy_ssl_certificate", "grpc_ssl_certifi
                    "proxy_ssl_trusted_certificate", "grpc_ssl_trusted_certificate"}
 KEY_DIRECTIVES = {"ssl_certificate_key", "proxy_ssl_certificate_key",
                   "grpc_ssl_certificate_key"}
+MODULES_ENABLED = "/etc/nginx/modules-enabled"
 PASS_DIRECTIVES = {"fastcgi_pass", "uwsgi_pass", "scgi_pass", "grpc_pass", "memcached_pass"}
 
 
@@ -80,9 +81,13 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
     raw_upstreams = set()  # upstream blocks that fastcgi_pass & co. use
     set_vars = {}
     log_formats = {"combined"}
+    zones = set()
     for d, _ in walk(main):
         if d.name == "log_format" and d.args:
             log_formats.add(unquote(d.args[0]))
+        if d.name.endswith("_cache_path"):
+            zones.update(unquote(a)[len("keys_zone="):].split(":")[0] for a in d.args
+                         if unquote(a).startswith("keys_zone="))
     http = http_block(main)
     if http is not None:
         for d, _ in walk(http.block):
@@ -107,6 +112,11 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
             if (level == "main" and d.name in MAIN_DROP) or d.name in ANY_DROP:
                 if d.name == "resolver":
                     notes.append(f"line {d.line}: resolver dropped (no DNS in the run)")
+                continue
+            if d.name in ("proxy_cache", "fastcgi_cache", "uwsgi_cache", "scgi_cache") and d.args \
+                    and unquote(d.args[0]) not in zones and unquote(d.args[0]) != "off":
+                notes.append(f"line {d.line}: {d.name} {unquote(d.args[0])}: the zone is defined "
+                             "outside this file: dropped")
                 continue
             if d.name == "error_log":
                 rest = [a for a in d.args[1:]]
@@ -230,6 +240,8 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
                           Directive("ssl_certificate_key", [quote(key)])]
 
     main[:] = fix_list(main, "main")
+    if for_nginx:
+        main[0:0] = [Directive("load_module", [quote(m)]) for m in debian_modules()]
     if http is not None and for_nginx:
         temp = os.path.join(tmpdir, "temp")
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -237,6 +249,31 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
         if not any(d.name == "access_log" for d in http.block):
             http.block.insert(0, Directive("access_log", [quote(os.path.join(logs, "access.log"))]))
     _dedupe_default_servers(main)
+
+
+def debian_modules():
+    """Absolute paths of the dynamic modules Debian's nginx.conf would load (modules-enabled).
+
+    Their `load_module modules/x.so` is relative to nginx's compiled prefix, which
+    `-p tmpdir` replaces: so the paths are resolved here.
+    """
+    out = []
+    if not os.path.isdir(MODULES_ENABLED):
+        return out
+    for name in sorted(os.listdir(MODULES_ENABLED)):
+        try:
+            with open(os.path.join(MODULES_ENABLED, name), encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        for rel in re.findall(r"^\s*load_module\s+([^;\s]+)\s*;", text, re.M):
+            rel = rel.strip("\"'")
+            for base in ("/usr/share/nginx", "/usr/lib/nginx", "/etc/nginx"):
+                path = rel if os.path.isabs(rel) else os.path.join(base, rel)
+                if os.path.isfile(path):
+                    out.append(path)
+                    break
+    return out
 
 
 def _dedupe_default_servers(main):
