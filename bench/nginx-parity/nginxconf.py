@@ -56,7 +56,7 @@ def unquote(tok):
 
 def quote(value):
     """A raw token for `value` (quoted only when it needs to be)."""
-    if value and re.fullmatch(r"[A-Za-z0-9_./:\[\]*=@%+,-]+", value):
+    if value and re.fullmatch(r"[A-Za-z0-9_./:\[\]*=@%+,$-]+", value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

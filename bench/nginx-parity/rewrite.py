@@ -58,11 +58,138 @@ class Upstreams:
         return self.ports[key]
 
 
-def _scheme_host_rest(url):
-    m = re.match(r"^(https?|grpcs?)://(unix:[^:]*:?|\[[^\]]*\](?::\d+)?|[^/?]*)(.*)$", url)
+_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def split_url(url):
+    """(scheme, host, rest) of a proxy_pass URL, or None; scheme and host may hold variables.
+
+    nginx's rules: the host ends at '/' or '?', and a variable right after a
+    literal host (`http://api$request_uri`) is already part of the URI.
+    """
+    m = re.match(r"^(https?|grpcs?|\$\{?\w+\}?)://", url)
     if not m:
         return None
-    return m.group(1), m.group(2), m.group(3)
+    scheme, s = m.group(1), url[m.end():]
+    if s.startswith("unix:"):
+        j = s.find(":", 5)
+        host = s[:j + 1] if j >= 0 else s
+        return scheme, host, s[len(host):]
+    host, i = "", 0
+    while i < len(s):
+        c = s[i]
+        if c in "/?":
+            break
+        if c == "$":
+            v = _VAR.match(s, i)
+            if not v or (host and not host.endswith(":")):
+                break
+            host += v.group()
+            i = v.end()
+            continue
+        if c == "[":
+            j = s.find("]", i)
+            if j < 0:
+                break
+            host += s[i:j + 1]
+            i = j + 1
+            continue
+        host += c
+        i += 1
+    return scheme, host, s[i:]
+
+
+def _var_name(tok):
+    v = _VAR.fullmatch(tok)
+    return (v.group(1) or v.group(2)) if v else None
+
+
+def _find_set(name, parents):
+    """The `set $name` that a request reaches first in the innermost scope, or None."""
+    for scope in reversed(parents):
+        for d in reversed(scope.block):
+            if d.name == "set" and len(d.args) >= 2 and _var_name(unquote(d.args[0])) == name:
+                return d
+    return None
+
+
+def _variable_passes(main, upstreams, upstream_names, notes):
+    """proxy_pass whose scheme or host comes from `set` variables: rewrites those `set`s.
+
+    The proxy_pass itself keeps its variables (the importer sees the same shape);
+    the literal values behind them point at the reflector. Returns the ids of
+    the proxy_pass directives handled.
+    """
+    handled, done_sets = set(), {}
+    for d, parents in walk(main):
+        if d.name != "proxy_pass" or not d.args:
+            continue
+        raw = unquote(d.args[0])
+        whole = _var_name(raw)
+        if whole is not None:  # set $target http://host:port/x;  proxy_pass $target;
+            sd = _find_set(whole, parents)
+            inner = split_url(unquote(sd.args[1])) if sd is not None else None
+            if inner is not None and "$" not in inner[0] + inner[1]:
+                if inner[1] not in upstream_names:
+                    port = upstreams.port(inner[1], inner[0] == "https")
+                    sd.args[1] = quote(f"{inner[0]}://127.0.0.1:{port}{inner[2]}")
+            else:
+                notes.append(f"line {d.line}: proxy_pass {raw}: not a literal URL behind it, not rewritten")
+            handled.add(id(d))
+            continue
+        parts = split_url(raw)
+        if parts is None or ("$" not in parts[0] and "$" not in parts[1]):
+            continue
+        scheme, host, rest = parts
+        values, sets = {}, {}
+        for tok in [scheme] + [m.group() for m in _VAR.finditer(host)]:
+            name = _var_name(tok)
+            if name is None:
+                continue
+            sd = _find_set(name, parents)
+            val = unquote(sd.args[1]) if sd is not None else None
+            if val is None or "$" in val:
+                break
+            values[tok], sets[tok] = val, sd
+        else:
+            sch = values.get(scheme, scheme)
+            orig = _VAR.sub(lambda m: values.get(m.group(), m.group()), host)
+            inner = split_url(orig) if "://" in orig else None
+            if inner is not None:  # set $target http://host:port;  proxy_pass $target
+                sch, orig = inner[0], inner[1]
+            if orig in upstream_names:
+                handled.add(id(d))
+                continue
+            port = upstreams.port(orig, sch == "https")
+            hpart, colon, ppart = host.rpartition(":") if not host.endswith("]") else ("", "", host)
+            if not colon:
+                hpart, ppart = host, ""
+            new_host = []
+            ok = True
+            for piece, value in ((hpart, "127.0.0.1" if ppart else f"127.0.0.1:{port}"), (ppart, str(port))):
+                if not piece:
+                    continue
+                name = _var_name(piece)
+                if name is not None:
+                    sd = sets[piece]
+                    if done_sets.get(id(sd), value) != value:
+                        ok = False
+                    old = unquote(sd.args[1])
+                    sd.args[1] = quote(f"{sch}://{value}" if "://" in old else value)
+                    done_sets[id(sd)] = value
+                    new_host.append(piece)
+                elif "$" in piece:
+                    ok = False
+                else:
+                    new_host.append(value)
+            if ok:
+                d.args = [quote(f"{scheme}://{':'.join(new_host)}{rest}")]
+                handled.add(id(d))
+                continue
+        notes.append(f"line {d.line}: proxy_pass {raw}: host from variables that are not literal "
+                     "`set`s, not rewritten")
+        handled.add(id(d))
+    return handled
 
 
 def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=True):
@@ -79,7 +206,6 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
     upstream_names = set()
     https_upstreams = set()
     raw_upstreams = set()  # upstream blocks that fastcgi_pass & co. use
-    set_vars = {}
     log_formats = {"combined"}
     zones = set()
     for d, _ in walk(main):
@@ -93,11 +219,9 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
         for d, _ in walk(http.block):
             if d.name == "upstream" and d.args:
                 upstream_names.add(unquote(d.args[0]))
-            if d.name == "set" and len(d.args) >= 2:
-                set_vars[unquote(d.args[0]).lstrip("$")] = d
         for d, _ in walk(http.block):
             if d.name == "proxy_pass" and d.args:
-                parts = _scheme_host_rest(unquote(d.args[0]))
+                parts = split_url(unquote(d.args[0]))
                 if parts and parts[0] == "https":
                     https_upstreams.add(parts[1])
             if d.name in PASS_DIRECTIVES and d.args:
@@ -178,29 +302,17 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
             d.args = [quote(f"127.0.0.1:{port}")]
             notes.append(f"line {d.line}: {d.name} pointed at a port that closes at once (nginx: 502)")
             return
-        parts = _scheme_host_rest(raw)
+        if id(d) in variable_passes:
+            return  # rewritten (or noted) by _variable_passes
+        parts = split_url(raw)
         if parts is None:
             notes.append(f"line {d.line}: proxy_pass {raw}: not understood, left as is")
             return
         scheme, host, rest = parts
         if host in upstream_names:
             return
-        if "$" in host:
-            var = re.match(r"^\$\{?(\w+)\}?", host)
-            sv = set_vars.get(var.group(1)) if var else None
-            if sv is not None and len(sv.args) >= 2:
-                val = unquote(sv.args[1])
-                inner = _scheme_host_rest(val)
-                if inner is not None and "$" not in inner[1]:
-                    port = upstreams.port(inner[1], inner[0] == "https")
-                    sv.args[1] = quote(f"{inner[0]}://127.0.0.1:{port}{inner[2]}")
-                    return
-                if inner is None and "$" not in val and val:
-                    port = upstreams.port(val, scheme == "https")
-                    sv.args[1] = quote(f"127.0.0.1:{port}")
-                    return
-            notes.append(f"line {d.line}: proxy_pass {raw}: host from a variable, not rewritten")
-            return
+        if "$" in host or "$" in scheme:
+            return  # noted by _variable_passes
         port = upstreams.port(host, scheme == "https")
         d.args = [quote(f"{scheme}://127.0.0.1:{port}{rest}")]
 
@@ -239,6 +351,7 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
             srv.block += [Directive("ssl_certificate", [quote(cert)]),
                           Directive("ssl_certificate_key", [quote(key)])]
 
+    variable_passes = _variable_passes(main, upstreams, upstream_names, notes)
     main[:] = fix_list(main, "main")
     if for_nginx:
         main[0:0] = [Directive("load_module", [quote(m)]) for m in debian_modules()]

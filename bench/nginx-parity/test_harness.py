@@ -96,6 +96,43 @@ class RewriteTests(unittest.TestCase):
         self.assertNotIn("access_log", text)
 
 
+class VariableUpstreamTests(unittest.TestCase):
+    CONF = r'''
+    server { listen 80; server_name a;
+      set $app hass; set $port 8123; set $proto http;
+      location / { proxy_pass $proto://$app:$port; }
+      location /b/ { set $bar 10.0.0.1; proxy_pass http://$bar:8081$request_uri; }
+      location /c/ { set $target "http://backend:9000/x"; proxy_pass $target; }
+      location /d/ { proxy_pass http://$nope; }
+    }
+    server { listen 80; server_name b; set $app other; set $port 9; set $proto https;
+      location / { proxy_pass $proto://$app:$port; } }
+    '''
+
+    def test_the_sets_behind_a_variable_upstream_point_at_the_reflector(self):
+        main, _ = nginxconf.as_main(nginxconf.parse(self.CONF))
+        ports = iter(range(100, 200))
+        up = rewrite.Upstreams(lambda: next(ports))
+        notes = []
+        rewrite.rewrite(main, listen_map={80: 8000}, upstreams=up, cert="c", key="k", tmpdir="/t",
+                        notes=notes, for_nginx=False)
+        text = nginxconf.serialise(main)
+        self.assertEqual(up.ports, {("hass:8123", False): 100, ("10.0.0.1:8081", False): 101,
+                                    ("backend:9000", False): 102, ("other:9", True): 103})
+        for want in ("set $app 127.0.0.1;", "set $port 100;", "proxy_pass $proto://$app:$port;",
+                     "proxy_pass http://$bar:101$request_uri;", "set $target http://127.0.0.1:102/x;",
+                     "set $port 103;"):
+            self.assertIn(want, text)
+        self.assertEqual(len(notes), 1)
+        self.assertIn("$nope", notes[0])
+
+    def test_url_split_follows_nginx(self):
+        self.assertEqual(rewrite.split_url("http://api$request_uri"), ("http", "api", "$request_uri"))
+        self.assertEqual(rewrite.split_url("$p://$a:$b/x"), ("$p", "$a:$b", "/x"))
+        self.assertEqual(rewrite.split_url("http://[::1]:8090/"), ("http", "[::1]:8090", "/"))
+        self.assertIsNone(rewrite.split_url("$target"))
+
+
 class ProbeTests(unittest.TestCase):
     def test_sample_paths_match_their_regex(self):
         self.assertEqual(probes.sample_path(r"^/img/.*\.(png|jpg)$", True), "/img/a.png")
