@@ -35,6 +35,8 @@ def send(port, probe):
                   f"Sec-WebSocket-Key: {WS_KEY}"]
     else:
         lines.append("Connection: close")
+    if probe.spoof:
+        lines.append(f"{probe.spoof[0]}: {probe.spoof[1]}")
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode()
     sock = None
     try:

@@ -20,7 +20,8 @@ INTENDED = {
     "websocket-always": "greenlight forwards a WebSocket upgrade on every route; nginx only "
                         "where the config passes Upgrade/Connection (101 vs the upstream's 200)",
     "forwarded-headers": "greenlight always sends X-Forwarded-For/-Proto/-Host; nginx only the "
-                         "ones the config sets (a header nginx did not send at all)",
+                         "ones the config sets (a header nginx did not send at all, or the "
+                         "client's X-Forwarded-For that nginx passed on and greenlight appended to)",
 }
 
 
@@ -86,7 +87,8 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
         names = ["host", *FORWARDED] + [n for n in set_names if n not in NOT_COMPARED]
         for name in dict.fromkeys(names):
             x, y = norm_a(_hdr(sa["headers"], name)), norm_b(_hdr(sb["headers"], name))
-            rule = "forwarded-headers" if name in FORWARDED[:3] and x is None else None
+            appended = name == "x-forwarded-for" and x is not None and y == f"{x}, 127.0.0.1"
+            rule = "forwarded-headers" if name in FORWARDED[:3] and (x is None or appended) else None
             diff(f"upstream {name}", x, y, rule)
     elif not sa and not sb and a["status"] < 300 and b["status"] < 300:
         diff("body", a["body"].decode("utf-8", "replace"), b["body"].decode("utf-8", "replace"))

@@ -18,14 +18,17 @@ UNKNOWN_HOST = "parity-unknown.invalid"
 QUERY = "q=1&next=%2Fa"
 MAX_PROBES = 400
 
-Probe = namedtuple("Probe", "port tls host path ws")
+# spoof: None, or (header, value) sent as the client's forwarded address (configs with real_ip_*)
+Probe = namedtuple("Probe", "port tls host path ws spoof", defaults=(None,))
+SPOOFED_IP = "203.0.113.7"
 
 
 def probe_label(p):
     scheme = "https" if p.tls else "http"
     default = 443 if p.tls else 80
     port = "" if p.port == default else f":{p.port}"
-    return f"{'ws ' if p.ws else ''}{scheme}://{p.host}{port}{p.path}"
+    what = "ws " if p.ws else (f"{p.spoof[0]}: {p.spoof[1]} " if p.spoof else "")
+    return f"{what}{scheme}://{p.host}{port}{p.path}"
 
 
 def _pcre_to_python(pat):
@@ -215,6 +218,11 @@ def plan(main, notes):
                 probes += _probes_for(port, tls or per_port[port][0], h, paths)
     for port, (tls, paths, _) in per_port.items():
         probes += _probes_for(port, tls, UNKNOWN_HOST, paths)
+    header = real_ip_header(main)
+    if header:
+        # the client claims another address: believed only from trusted peers (set_real_ip_from)
+        probes += [p._replace(path=p.path, ws=False, spoof=(header, SPOOFED_IP))
+                   for p in probes if not p.ws and "?" not in p.path]
     probes = list(dict.fromkeys(probes))
     if len(probes) > MAX_PROBES:
         notes.append(f"{len(probes)} probes, only the first {MAX_PROBES} sent")
@@ -229,6 +237,19 @@ def _probes_for(port, tls, host, paths):
         out.append(Probe(port, tls, host, p + "?" + QUERY, False))
         out.append(Probe(port, tls, host, p, True))
     return out
+
+
+def real_ip_header(main):
+    """The header a real_ip config reads (None when it has no real_ip directive)."""
+    header = None
+    for d, _ in walk(main):
+        if d.name == "real_ip_header" and d.args:
+            header = d.values()[0]
+        elif d.name == "set_real_ip_from" and header is None:
+            header = "X-Real-IP"  # nginx's default real_ip_header
+    if header == "proxy_protocol":
+        return None
+    return header
 
 
 def config_header_names(main):

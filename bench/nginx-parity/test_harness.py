@@ -157,6 +157,19 @@ class ProbeTests(unittest.TestCase):
             self.assertIn(want, labels)
 
 
+class RealIpProbeTests(unittest.TestCase):
+    def test_a_real_ip_config_gets_spoofing_probes_in_its_header(self):
+        conf = "server { listen 80; server_name a; set_real_ip_from 10.0.0.0/8; " \
+               "real_ip_header CF-Connecting-IP; location / { proxy_pass http://b; } }"
+        main, _ = nginxconf.as_main(nginxconf.parse(conf))
+        spoofed = [p for p in probes.plan(main, []) if p.spoof]
+        self.assertIn("CF-Connecting-IP: 203.0.113.7 http://a/", {probes.probe_label(p) for p in spoofed})
+        self.assertFalse(any(p.ws or "?" in p.path for p in spoofed))
+        plain = "server { listen 80; server_name a; location / { proxy_pass http://b; } }"
+        main, _ = nginxconf.as_main(nginxconf.parse(plain))
+        self.assertFalse(any(p.spoof for p in probes.plan(main, [])))
+
+
 class CompareTests(unittest.TestCase):
     P = probes.Probe(443, True, "example.com", "/", False)
 
