@@ -253,11 +253,11 @@ def real_ip_header(main):
 
 
 def config_header_names(main):
-    """(add_header names, proxy_set_header names), lower case, in file order."""
+    """(response header names the config sets or hides, proxy_set_header names), lower case."""
     add, setn = [], []
     for d, _ in walk(main):
         v = d.values()
-        if d.name in ("add_header", "more_set_headers") and v:
+        if d.name in ("add_header", "more_set_headers", "proxy_hide_header", "more_clear_headers") and v:
             add.append(v[0].split(":")[0].lower())
         elif d.name == "proxy_set_header" and v:
             setn.append(v[0].lower())

@@ -58,6 +58,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Parity-Upstream", self.server.label)
+        self.send_header("X-Powered-By", "parity-reflector")  # something for proxy_hide_header to hide
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
