@@ -1,9 +1,10 @@
 """The probe client: one HTTP/1.1 request per connection, TLS with SNI.
 
 Part of bench/nginx-parity (README.md there). Sends exactly the same bytes
-to nginx and to greenlight: `Host` is the server name without a port (as a
-client of the original :80/:443 would send it), TLS offers only http/1.1 by
-ALPN and verifies nothing (the certificate is the run's own).
+to nginx and to greenlight; TLS offers only http/1.1 by
+ALPN and verifies nothing (the certificate is the run's own). `Host` is what
+a client of the config's original port would send (the name, plus `:port`
+unless the port is 80/443 for its scheme).
 """
 import base64
 import http.client
@@ -28,7 +29,9 @@ CTX = _ctx()
 
 def send(port, probe):
     """The answer to `probe` on 127.0.0.1:port as a dict (see compare.py)."""
-    lines = [f"GET {probe.path} HTTP/1.1", f"Host: {probe.host}", "User-Agent: nginx-parity",
+    # the Host a client of the original port sends: with the port unless it is the scheme's default
+    host = probe.host if probe.port == (443 if probe.tls else 80) else f"{probe.host}:{probe.port}"
+    lines = [f"GET {probe.path} HTTP/1.1", f"Host: {host}", "User-Agent: nginx-parity",
              "Accept: */*"]
     if probe.ws:
         lines += ["Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13",
