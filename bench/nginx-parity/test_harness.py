@@ -1,0 +1,211 @@
+"""Unit tests of the harness's own parts: `python3 -m unittest discover -s bench/nginx-parity`.
+
+The end-to-end check of the harness is `run --self-check` (nginx against
+nginx: every probe equal); these cover the pure functions it is built from.
+"""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import compare  # noqa: E402
+import nginxconf  # noqa: E402
+import probes  # noqa: E402
+import rewrite  # noqa: E402
+
+SITE = r'''
+upstream app { server 10.0.0.5:8080 weight=2; server unix:/run/app.sock backup; }
+server {
+    listen 80;
+    listen [::]:80;
+    listen 443 ssl http2 default_server;
+    server_name example.com *.example.com;
+    ssl_certificate /etc/letsencrypt/live/example.com/fullchain.pem;
+    ssl_certificate_key "/etc/letsencrypt/live/example.com/privkey.pem";
+    resolver 1.1.1.1;
+    add_header X-Frame-Options "DENY" always; # a comment
+    location = /healthz { return 200 'ok'; }
+    location ~* ^/img/.*\.(png|jpg)$ { proxy_pass http://app; }
+    location /api/ { proxy_pass http://127.0.0.1:3000/v1/; proxy_set_header X-Real-IP $remote_addr; }
+    location ~ "^/a{2}$" { return 404; }
+    location / { set $t "${host}x"; proxy_pass http://app; }
+}
+'''
+
+
+class ParseTests(unittest.TestCase):
+    def test_round_trip_keeps_every_directive(self):
+        tree = nginxconf.parse(SITE)
+        again = nginxconf.parse(nginxconf.serialise(tree))
+        self.assertEqual(nginxconf.serialise(tree), nginxconf.serialise(again))
+        names = [d.name for d, _ in nginxconf.walk(again)]
+        self.assertIn("add_header", names)
+        self.assertEqual(names.count("location"), 5)
+
+    def test_quotes_braces_in_words_and_variables(self):
+        tree = nginxconf.parse(SITE)
+        locs = nginxconf.locations(tree[1].block)
+        self.assertIn(("~", "^/a{2}$"), locs)  # a quoted regex with braces
+        self.assertIn(("=", "/healthz"), locs)
+        sets = [d for d, _ in nginxconf.walk(tree) if d.name == "set"]
+        self.assertEqual(sets[0].values(), ["$t", "${host}x"])
+
+    def test_errors(self):
+        for bad in ("server {", "listen 80", "}", "a 'b;"):
+            with self.assertRaises(nginxconf.ParseError):
+                nginxconf.parse(bad)
+
+    def test_site_file_is_wrapped(self):
+        main, wrapped = nginxconf.as_main(nginxconf.parse(SITE))
+        self.assertTrue(wrapped)
+        self.assertEqual([d.name for d in main], ["events", "http"])
+
+
+class RewriteTests(unittest.TestCase):
+    def setUp(self):
+        self.main, _ = nginxconf.as_main(nginxconf.parse(SITE))
+        ports = iter(range(40000, 40100))
+        self.up = rewrite.Upstreams(lambda: next(ports))
+        self.notes = []
+        rewrite.rewrite(self.main, listen_map={80: 50080, 443: 50443}, upstreams=self.up,
+                        cert="/t/cert.pem", key="/t/key.pem", tmpdir="/t", notes=self.notes)
+        self.text = nginxconf.serialise(self.main)
+
+    def test_listens_collapse_to_loopback_ports(self):
+        srv = nginxconf.servers(self.main)[0]
+        listens = [d.args for d in srv.block if d.name == "listen"]
+        self.assertEqual(listens, [["127.0.0.1:50080"], ["127.0.0.1:50443", "ssl", "http2", "default_server"]])
+
+    def test_upstreams_certificates_and_outside_world(self):
+        self.assertIn("server 127.0.0.1:40000 weight=2;", self.text)
+        self.assertIn("server 127.0.0.1:40000 backup;", self.text)
+        self.assertIn("proxy_pass http://127.0.0.1:40001/v1/;", self.text)
+        self.assertEqual(self.up.labels, {40000: "app", 40001: "127.0.0.1:3000"})
+        self.assertIn("ssl_certificate /t/cert.pem;", self.text)
+        self.assertIn("ssl_certificate_key /t/key.pem;", self.text)
+        self.assertNotIn("resolver", self.text)
+        self.assertIn("proxy_temp_path", self.text)
+
+    def test_the_importer_side_gets_no_additions(self):
+        main, _ = nginxconf.as_main(nginxconf.parse(SITE))
+        rewrite.rewrite(main, listen_map={80: 1, 443: 2}, upstreams=self.up, cert="c", key="k",
+                        tmpdir="/t", notes=[], for_nginx=False)
+        text = nginxconf.serialise(main)
+        self.assertNotIn("temp_path", text)
+        self.assertNotIn("access_log", text)
+
+
+class VariableUpstreamTests(unittest.TestCase):
+    CONF = r'''
+    server { listen 80; server_name a;
+      set $app hass; set $port 8123; set $proto http;
+      location / { proxy_pass $proto://$app:$port; }
+      location /b/ { set $bar 10.0.0.1; proxy_pass http://$bar:8081$request_uri; }
+      location /c/ { set $target "http://backend:9000/x"; proxy_pass $target; }
+      location /d/ { proxy_pass http://$nope; }
+    }
+    server { listen 80; server_name b; set $app other; set $port 9; set $proto https;
+      location / { proxy_pass $proto://$app:$port; } }
+    '''
+
+    def test_the_sets_behind_a_variable_upstream_point_at_the_reflector(self):
+        main, _ = nginxconf.as_main(nginxconf.parse(self.CONF))
+        ports = iter(range(100, 200))
+        up = rewrite.Upstreams(lambda: next(ports))
+        notes = []
+        rewrite.rewrite(main, listen_map={80: 8000}, upstreams=up, cert="c", key="k", tmpdir="/t",
+                        notes=notes, for_nginx=False)
+        text = nginxconf.serialise(main)
+        self.assertEqual(up.ports, {("hass:8123", False): 100, ("10.0.0.1:8081", False): 101,
+                                    ("backend:9000", False): 102, ("other:9", True): 103})
+        for want in ("set $app 127.0.0.1;", "set $port 100;", "proxy_pass $proto://$app:$port;",
+                     "proxy_pass http://$bar:101$request_uri;", "set $target http://127.0.0.1:102/x;",
+                     "set $port 103;"):
+            self.assertIn(want, text)
+        self.assertEqual(len(notes), 1)
+        self.assertIn("$nope", notes[0])
+
+    def test_url_split_follows_nginx(self):
+        self.assertEqual(rewrite.split_url("http://api$request_uri"), ("http", "api", "$request_uri"))
+        self.assertEqual(rewrite.split_url("$p://$a:$b/x"), ("$p", "$a:$b", "/x"))
+        self.assertEqual(rewrite.split_url("http://[::1]:8090/"), ("http", "[::1]:8090", "/"))
+        self.assertIsNone(rewrite.split_url("$target"))
+
+
+class ProbeTests(unittest.TestCase):
+    def test_sample_paths_match_their_regex(self):
+        self.assertEqual(probes.sample_path(r"^/img/.*\.(png|jpg)$", True), "/img/a.png")
+        self.assertEqual(probes.sample_path(r"^/u/(?<name>[^/]+)/?$", False), "/u/a")
+        self.assertEqual(probes.sample_path(r"\.php$", False), "/parity/.php")
+        self.assertIsNone(probes.sample_path(r"^/(?!x)", False))  # look-ahead: skipped
+
+    def test_sample_hosts(self):
+        self.assertEqual(probes.sample_host("*.example.com"), "wild.example.com")
+        self.assertEqual(probes.sample_host("www.example.*"), "www.example.com")
+        self.assertEqual(probes.sample_host(".example.org"), "example.org")
+        self.assertEqual(probes.sample_host(r"~^(?<sub>\w+)\.example\.net$"), "a.example.net")
+        self.assertIsNone(probes.sample_host("_"))
+        self.assertIsNone(probes.sample_host("${DOMAIN}"))
+
+    def test_plan_covers_names_paths_queries_schemes_and_websocket(self):
+        main, _ = nginxconf.as_main(nginxconf.parse(SITE))
+        plan = probes.plan(main, [])
+        labels = {probes.probe_label(p) for p in plan}
+        for want in ("http://example.com/healthz", "https://wild.example.com/api/x?" + probes.QUERY,
+                     "ws https://example.com/img/a.png", "http://parity-unknown.invalid/"):
+            self.assertIn(want, labels)
+
+
+class RealIpProbeTests(unittest.TestCase):
+    def test_a_real_ip_config_gets_spoofing_probes_in_its_header(self):
+        conf = "server { listen 80; server_name a; set_real_ip_from 10.0.0.0/8; " \
+               "real_ip_header CF-Connecting-IP; location / { proxy_pass http://b; } }"
+        main, _ = nginxconf.as_main(nginxconf.parse(conf))
+        spoofed = [p for p in probes.plan(main, []) if p.spoof]
+        self.assertIn("CF-Connecting-IP: 203.0.113.7 http://a/", {probes.probe_label(p) for p in spoofed})
+        self.assertFalse(any(p.ws or "?" in p.path for p in spoofed))
+        plain = "server { listen 80; server_name a; location / { proxy_pass http://b; } }"
+        main, _ = nginxconf.as_main(nginxconf.parse(plain))
+        self.assertFalse(any(p.spoof for p in probes.plan(main, [])))
+
+
+class CompareTests(unittest.TestCase):
+    P = probes.Probe(443, True, "example.com", "/", False)
+
+    def answer(self, status, headers=(), seen=None):
+        return {"status": status, "headers": list(headers), "body": b"", "seen": seen}
+
+    def test_ports_are_mapped_back_and_default_ports_dropped(self):
+        na = compare.normaliser({443: 50443}, {40001: "10.0.0.5:8080"})
+        ga = compare.normaliser({443: 60443}, {40001: "10.0.0.5:8080"})
+        a = self.answer(301, [("location", "https://example.com:50443/x")])
+        b = self.answer(301, [("location", "https://example.com/x")])
+        self.assertEqual(compare.compare(self.P, a, b, na, ga, [], [], False), ([], set()))
+        self.assertEqual(na("127.0.0.1:40001"), "10.0.0.5:8080")
+
+    def test_intended_rules_are_named_and_strict_counts_them(self):
+        seen = {"upstream": "app", "method": "GET", "path": "/", "query": None, "headers": [["host", "e"]]}
+        gseen = dict(seen, headers=[["host", "e"], ["x-forwarded-for", "127.0.0.1"]])
+        ident = (lambda s: s)
+        a, b = self.answer(200, seen=seen), self.answer(200, seen=gseen)
+        self.assertEqual(compare.compare(self.P, a, b, ident, ident, [], [], False),
+                         ([], {"forwarded-headers"}))
+        diffs, _ = compare.compare(self.P, a, b, ident, ident, [], [], True)
+        self.assertEqual(diffs, [("upstream x-forwarded-for", None, "127.0.0.1")])
+
+    def test_added_headers_and_upstream_headers_are_compared(self):
+        seen = {"upstream": "app", "method": "GET", "path": "/v1/", "query": None,
+                "headers": [["host", "e"], ["x-real-ip", "127.0.0.1"]]}
+        gseen = dict(seen, path="/api/", headers=[["host", "e"]])
+        ident = (lambda s: s)
+        a = self.answer(200, [("x-frame-options", "DENY")], seen)
+        b = self.answer(200, [], gseen)
+        diffs, _ = compare.compare(self.P, a, b, ident, ident, ["x-frame-options"], ["x-real-ip"], False)
+        self.assertEqual(diffs, [("header x-frame-options", "DENY", None),
+                                 ("upstream path", "/v1/", "/api/"),
+                                 ("upstream x-real-ip", "127.0.0.1", None)])
+
+
+if __name__ == "__main__":
+    unittest.main()
