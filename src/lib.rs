@@ -18,6 +18,7 @@ pub mod logging;
 pub mod memtrim;
 pub mod metrics;
 pub mod nginx;
+pub mod plan;
 pub mod proxy;
 pub mod reload;
 pub mod selfupgrade;

@@ -1,0 +1,277 @@
+//! The real client IP through the real binary: `trusted_proxies` and
+//! `client_ip_from` (spoofing from an untrusted peer, the recursive walk,
+//! other headers, site overrides), and PROXY protocol v1/v2 listeners, plain
+//! and TLS, HTTP/1.1 and h2. The upstream reports the `X-Forwarded-For` and
+//! `X-Real-IP` it received; the JSON access log reports `client_ip`.
+//! Everything is on loopback: a peer is made "untrusted" by trusting only
+//! ranges that exclude 127.0.0.1.
+
+use crate::support::*;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// greenlight with a plain listener, a TLS one, and the same two with
+/// `proxy_protocol: true`, in front of one recording upstream.
+struct RealIp {
+    _ca: TestCa,
+    root: String,
+    web: HttpUpstream,
+    http: SocketAddr,
+    https: SocketAddr,
+    pp_http: SocketAddr,
+    pp_https: SocketAddr,
+    admin: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+    _proxy: ProxyProcess,
+}
+
+/// `top` is YAML put at the top level (the client-IP keys).
+async fn start(top: &str) -> RealIp {
+    let ca = TestCa::new();
+    ca.issue_to(&["app.test"], ca.dir(), "app");
+    let web = HttpUpstream::start("web").await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("access.json");
+    let p = free_ports(5);
+    let yaml = format!(
+        r#"
+{top}
+access_log: {{path: "{log}", format: json}}
+listeners:
+  http: {{address: "127.0.0.1:{p0}"}}
+  https: {{address: "127.0.0.1:{p1}", tls: true}}
+  pp_http: {{address: "127.0.0.1:{p2}", proxy_protocol: true}}
+  pp_https: {{address: "127.0.0.1:{p3}", tls: true, proxy_protocol: true}}
+admin: {{address: "127.0.0.1:{p4}"}}
+sites:
+  app:
+    hosts: [app.test]
+    tls: {{cert: "{dir}/app.crt", key: "{dir}/app.key"}}
+    plain_http: serve
+    routes: [{{path: /, upstream: web}}]
+  cf:
+    hosts: [cf.test]
+    client_ip_from: cf-connecting-ip
+    routes: [{{path: /, upstream: web}}]
+  real:
+    hosts: [real.test]
+    client_ip_from: X-Real-IP
+    routes: [{{path: /, upstream: web}}]
+  strict:
+    hosts: [strict.test]
+    trusted_proxies: [10.0.0.0/8]
+    routes: [{{path: /, upstream: web}}]
+upstreams:
+  web: {{active: main, pools: {{main: ["127.0.0.1:{w}"]}}}}
+"#,
+        log = log.display(),
+        dir = ca.dir().display(),
+        p0 = p[0],
+        p1 = p[1],
+        p2 = p[2],
+        p3 = p[3],
+        p4 = p[4],
+        w = web.port(),
+    );
+    let addr = |i: usize| -> SocketAddr { ([127, 0, 0, 1], p[i]).into() };
+    let proxy = ProxyProcess::start_ready(&yaml, &[addr(0), addr(1), addr(2), addr(3)])
+        .await
+        .expect("greenlight starts");
+    RealIp {
+        root: ca.cert_pem(),
+        _ca: ca,
+        web,
+        http: addr(0),
+        https: addr(1),
+        pp_http: addr(2),
+        pp_https: addr(3),
+        admin: addr(4),
+        log,
+        _dir: dir,
+        _proxy: proxy,
+    }
+}
+
+impl RealIp {
+    /// What the upstream saw for the request to `path`.
+    fn seen(&self, path: &str) -> RecordedRequest {
+        self.web
+            .requests()
+            .into_iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("the upstream got no request for {path}"))
+    }
+
+    /// The access log's `client_ip` for the request to `path`.
+    async fn logged_client(&self, path: &str) -> String {
+        let needle = format!("\"path\":\"{path}\"");
+        eventually(IO_TIMEOUT, "the access log line is written", || async {
+            std::fs::read_to_string(&self.log).is_ok_and(|t| t.contains(&needle))
+        })
+        .await;
+        let text = std::fs::read_to_string(&self.log).expect("log");
+        let line = text.lines().find(|l| l.contains(&needle)).expect("line");
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        v["client_ip"].as_str().unwrap_or("<none>").to_string()
+    }
+
+    /// One HTTP/1.1 GET on the plain listener with `headers`.
+    async fn get(&self, host: &str, path: &str, headers: &[(&str, &str)]) {
+        let mut c = H1Conn::connect(self.http).await.expect("connect");
+        let r = c
+            .request("GET", path, host, headers, b"")
+            .await
+            .expect("response");
+        assert_eq!(r.status, 200, "{host}{path}: {}", r.text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peer_cannot_choose_its_client_ip() {
+    // 127.0.0.1 is not in the trusted range: every header it sends is a claim.
+    let s = start("trusted_proxies: [10.0.0.0/8, \"fd00::/8\"]").await;
+    let spoof = [
+        ("X-Forwarded-For", "203.0.113.7, 10.0.0.2"),
+        ("X-Real-IP", "198.51.100.9"),
+        ("CF-Connecting-IP", "198.51.100.10"),
+        ("Forwarded", "for=198.51.100.11"),
+    ];
+    s.get("app.test", "/spoof", &spoof).await;
+    let seen = s.seen("/spoof");
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("203.0.113.7, 10.0.0.2, 127.0.0.1"),
+        "the claim is kept for the record, the peer appended"
+    );
+    assert_eq!(
+        seen.header("x-real-ip"),
+        None,
+        "a client's X-Real-IP is dropped"
+    );
+    assert_eq!(seen.header("forwarded"), None);
+    assert_eq!(s.logged_client("/spoof").await, "127.0.0.1");
+
+    // Another header named by a site is not believed either.
+    s.get("cf.test", "/spoof-cf", &spoof).await;
+    assert_eq!(s.logged_client("/spoof-cf").await, "127.0.0.1");
+    s.get("real.test", "/spoof-real", &spoof).await;
+    assert_eq!(s.seen("/spoof-real").header("x-real-ip"), None);
+    assert_eq!(s.logged_client("/spoof-real").await, "127.0.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_peer_names_the_client_through_several_trusted_hops() {
+    let s =
+        start("trusted_proxies: [127.0.0.1, 10.0.0.0/8]\nclient_ip_from: x-forwarded-for").await;
+    // Right to left: 10.0.0.3 and 10.0.0.2 are trusted hops, 203.0.113.7 is
+    // the client; 6.6.6.6 is whatever the client itself claimed.
+    let xff = "6.6.6.6, 203.0.113.7, 10.0.0.2, 10.0.0.3";
+    s.get("app.test", "/hops", &[("X-Forwarded-For", xff)])
+        .await;
+    assert_eq!(
+        s.seen("/hops").header("x-forwarded-for"),
+        Some("6.6.6.6, 203.0.113.7, 10.0.0.2, 10.0.0.3, 203.0.113.7"),
+        "the received list, then the client greenlight believes"
+    );
+    assert_eq!(s.logged_client("/hops").await, "203.0.113.7");
+
+    // All trusted: the leftmost. Several header fields are one list.
+    s.get(
+        "app.test",
+        "/all-trusted",
+        &[
+            ("X-Forwarded-For", "10.9.9.9"),
+            ("X-Forwarded-For", "10.0.0.2"),
+        ],
+    )
+    .await;
+    assert_eq!(s.logged_client("/all-trusted").await, "10.9.9.9");
+
+    // IPv6 and v4-mapped entries.
+    s.get(
+        "app.test",
+        "/v6",
+        &[("X-Forwarded-For", "2001:db8::7, ::ffff:10.0.0.2")],
+    )
+    .await;
+    assert_eq!(s.logged_client("/v6").await, "2001:db8::7");
+    assert_eq!(
+        s.seen("/v6").header("x-forwarded-for"),
+        Some("2001:db8::7, ::ffff:10.0.0.2, 2001:db8::7")
+    );
+
+    // A malformed entry ends the walk at the last address read.
+    s.get(
+        "app.test",
+        "/garbage",
+        &[("X-Forwarded-For", "203.0.113.7, bogus, 10.0.0.2")],
+    )
+    .await;
+    assert_eq!(s.logged_client("/garbage").await, "10.0.0.2");
+
+    // A site with its own trusted_proxies does not trust 127.0.0.1.
+    s.get(
+        "strict.test",
+        "/strict",
+        &[("X-Forwarded-For", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(s.logged_client("/strict").await, "127.0.0.1");
+    assert_eq!(
+        s.seen("/strict").header("x-forwarded-for"),
+        Some("203.0.113.7, 127.0.0.1")
+    );
+
+    // The same over h2 (TLS listener).
+    let mut h2 = H2Conn::connect(s.https, "app.test", &s.root)
+        .await
+        .expect("h2");
+    let r = h2
+        .request(
+            "GET",
+            "/h2",
+            &[("x-forwarded-for", "198.51.100.3, 10.0.0.2")],
+            b"",
+        )
+        .await
+        .expect("h2 response");
+    assert_eq!(r.status, 200);
+    assert_eq!(s.logged_client("/h2").await, "198.51.100.3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cf_connecting_ip_and_x_real_ip_are_read_when_a_site_says_so() {
+    let s = start("trusted_proxies: [127.0.0.0/8]").await;
+    s.get(
+        "cf.test",
+        "/cf",
+        &[
+            ("CF-Connecting-IP", "198.51.100.4"),
+            ("X-Forwarded-For", "6.6.6.6"),
+        ],
+    )
+    .await;
+    assert_eq!(s.logged_client("/cf").await, "198.51.100.4");
+    let seen = s.seen("/cf");
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some("6.6.6.6, 198.51.100.4")
+    );
+    assert_eq!(
+        seen.header("x-real-ip"),
+        None,
+        "only set when it is the source"
+    );
+
+    s.get("real.test", "/real", &[("X-Real-IP", "192.0.2.55")])
+        .await;
+    assert_eq!(s.logged_client("/real").await, "192.0.2.55");
+    let seen = s.seen("/real");
+    assert_eq!(
+        seen.header("x-real-ip"),
+        Some("192.0.2.55"),
+        "kept from a trusted proxy"
+    );
+    assert_eq!(seen.header("x-forwarded-for"), Some("192.0.2.55"));
+}
