@@ -275,3 +275,216 @@ async fn cf_connecting_ip_and_x_real_ip_are_read_when_a_site_says_so() {
     );
     assert_eq!(seen.header("x-forwarded-for"), Some("192.0.2.55"));
 }
+
+/// A PROXY v1 header from `src:5555` to greenlight's port 443.
+fn v1(src: std::net::IpAddr) -> Vec<u8> {
+    let (family, dst) = if src.is_ipv4() {
+        ("TCP4", "127.0.0.1")
+    } else {
+        ("TCP6", "::1")
+    };
+    format!("PROXY {family} {src} {dst} 5555 443\r\n").into_bytes()
+}
+
+/// A PROXY v2 header: `PROXY` command from `src:5555`, or `LOCAL` for `None`.
+fn v2(src: Option<std::net::IpAddr>) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    let mut addrs = Vec::new();
+    match src {
+        None => h.extend_from_slice(&[0x20, 0x00]),
+        Some(std::net::IpAddr::V4(a)) => {
+            h.extend_from_slice(&[0x21, 0x11]);
+            addrs.extend_from_slice(&a.octets());
+            addrs.extend_from_slice(&[127, 0, 0, 1]);
+        }
+        Some(std::net::IpAddr::V6(a)) => {
+            h.extend_from_slice(&[0x21, 0x21]);
+            addrs.extend_from_slice(&a.octets());
+            addrs.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+        }
+    }
+    if src.is_some() {
+        addrs.extend_from_slice(&5555u16.to_be_bytes());
+        addrs.extend_from_slice(&443u16.to_be_bytes());
+    }
+    h.extend_from_slice(&(addrs.len() as u16).to_be_bytes());
+    h.extend_from_slice(&addrs);
+    h
+}
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().expect("ip")
+}
+
+/// A plain connection to `addr` that starts with `prefix`.
+async fn plain_with(addr: SocketAddr, prefix: &[u8]) -> H1Conn {
+    let mut c = H1Conn::connect(addr).await.expect("connect");
+    c.send_raw(prefix).await.expect("send the PROXY header");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_names_the_client_on_plain_and_tls_listeners_over_h1_and_h2() {
+    let s = start("trusted_proxies: [10.0.0.0/8]").await;
+
+    // v1 on a plain listener; the client's own X-Forwarded-For is a claim
+    // (198.51.100.20 is not trusted), and a second request on the same
+    // connection has the same client.
+    let mut c = plain_with(s.pp_http, &v1(ip("198.51.100.20"))).await;
+    for path in ["/pp-v1", "/pp-v1-again"] {
+        let r = c
+            .request(
+                "GET",
+                path,
+                "app.test",
+                &[("X-Forwarded-For", "6.6.6.6")],
+                b"",
+            )
+            .await
+            .expect("response");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(s.logged_client(path).await, "198.51.100.20");
+        assert_eq!(
+            s.seen(path).header("x-forwarded-for"),
+            Some("6.6.6.6, 198.51.100.20")
+        );
+    }
+
+    // v2 over IPv6 on a plain listener.
+    let mut c = plain_with(s.pp_http, &v2(Some(ip("2001:db8::20")))).await;
+    let r = c.get("/pp-v2-v6", "app.test").await.expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(s.logged_client("/pp-v2-v6").await, "2001:db8::20");
+
+    // v2 LOCAL (the balancer's own check): the socket's address.
+    let mut c = plain_with(s.pp_http, &v2(None)).await;
+    c.get("/pp-local", "app.test").await.expect("response");
+    assert_eq!(s.logged_client("/pp-local").await, "127.0.0.1");
+
+    // The PROXY source is the peer the trust check sees: a trusted balancer
+    // address lets its X-Forwarded-For name the client.
+    let mut c = plain_with(s.pp_http, &v1(ip("10.1.2.3"))).await;
+    c.request(
+        "GET",
+        "/pp-trusted",
+        "app.test",
+        &[("X-Forwarded-For", "203.0.113.50")],
+        b"",
+    )
+    .await
+    .expect("response");
+    assert_eq!(s.logged_client("/pp-trusted").await, "203.0.113.50");
+
+    // v1 before TLS, HTTP/1.1.
+    let (tls, _) = tls_connect_prefixed(
+        s.pp_https,
+        &v1(ip("198.51.100.21")),
+        "app.test",
+        tls::client_config(&s.root, &["http/1.1"]),
+    )
+    .await
+    .expect("TLS after a PROXY header");
+    let mut c = H1Conn::from_stream(tls);
+    let r = c.get("/pp-tls-h1", "app.test").await.expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(s.logged_client("/pp-tls-h1").await, "198.51.100.21");
+    assert_eq!(
+        s.seen("/pp-tls-h1").header("x-forwarded-proto"),
+        Some("https")
+    );
+
+    // v2 before TLS, h2: every stream of the connection has the client.
+    let mut h2 = H2Conn::connect_prefixed(
+        s.pp_https,
+        &v2(Some(ip("198.51.100.22"))),
+        "app.test",
+        tls::client_config(&s.root, &["h2"]),
+    )
+    .await
+    .expect("h2 after a PROXY header");
+    for path in ["/pp-h2-a", "/pp-h2-b"] {
+        let r = h2.get(path).await.expect("h2 response");
+        assert_eq!(r.status, 200);
+        assert_eq!(s.logged_client(path).await, "198.51.100.22");
+        assert_eq!(
+            s.seen(path).header("x-forwarded-for"),
+            Some("198.51.100.22")
+        );
+    }
+
+    // The listeners without proxy_protocol take no header.
+    s.get("app.test", "/no-pp", &[]).await;
+    assert_eq!(s.logged_client("/no-pp").await, "127.0.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_without_a_valid_proxy_header_is_closed_and_counted() {
+    let s = start("").await;
+    // Plain HTTP straight to a proxy_protocol listener: no answer, closed.
+    let mut c = plain_with(s.pp_http, b"GET /sneaky HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    assert!(
+        c.wait_closed_by_peer(IO_TIMEOUT).await,
+        "closed without an answer"
+    );
+    // A PROXY signature with garbage after it.
+    let mut c = plain_with(s.pp_http, b"PROXY TCP4 not-an-address 127.0.0.1 1 2\r\nGET /garbage HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    assert!(
+        c.wait_closed_by_peer(IO_TIMEOUT).await,
+        "closed without an answer"
+    );
+    // A v2 header whose version nibble is wrong.
+    let mut bad = v2(Some(ip("198.51.100.1")));
+    bad[12] = 0x11;
+    let mut c = plain_with(s.pp_http, &bad).await;
+    assert!(
+        c.wait_closed_by_peer(IO_TIMEOUT).await,
+        "closed without an answer"
+    );
+    // TLS with no PROXY header first. The start-up readiness probe (a bare
+    // connect) counts one failed handshake on the other TLS listener, and
+    // none on this one (a connection closed before its first byte).
+    let tls_failures =
+        |text: &str| metric_sum(text, "greenlight_tls_handshake_failures_total", |_| true);
+    eventually(
+        IO_TIMEOUT,
+        "the readiness probe's handshake is counted",
+        || async { tls_failures(&metrics_text(s.admin).await) == 1.0 },
+    )
+    .await;
+    let err = tls_connect(s.pp_https, "app.test", &["h2"], &s.root).await;
+    assert!(err.is_err(), "a ClientHello is not a PROXY header");
+
+    assert!(
+        !s.web
+            .requests()
+            .iter()
+            .any(|r| r.path == "/sneaky" || r.path == "/garbage"),
+        "nothing reached the upstream"
+    );
+    let count = |text: &str, listener: &str, reason: &str| {
+        metric_sum(text, "greenlight_proxy_protocol_errors_total", |l| {
+            l.contains(&format!("listener=\"{listener}\""))
+                && l.contains(&format!("reason=\"{reason}\""))
+        })
+    };
+    eventually(IO_TIMEOUT, "the refusals are counted", || async {
+        let text = metrics_text(s.admin).await;
+        count(&text, "pp_http", "missing") == 1.0
+            && count(&text, "pp_http", "malformed") == 2.0
+            && count(&text, "pp_https", "missing") == 1.0
+    })
+    .await;
+    let text = metrics_text(s.admin).await;
+    assert_eq!(
+        tls_failures(&text),
+        1.0,
+        "not counted as a failed TLS handshake:\n{text}"
+    );
+    // The listeners still serve clients that send a header, and the others.
+    let mut c = plain_with(s.pp_http, &v1(ip("198.51.100.30"))).await;
+    assert_eq!(
+        c.get("/after", "app.test").await.expect("response").status,
+        200
+    );
+    s.get("app.test", "/plain-after", &[]).await;
+}
