@@ -23,7 +23,7 @@ struct RealIp {
     admin: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
-    _proxy: ProxyProcess,
+    proxy: ProxyProcess,
 }
 
 /// `top` is YAML put at the top level (the client-IP keys).
@@ -89,7 +89,7 @@ upstreams:
         admin: addr(4),
         log,
         _dir: dir,
-        _proxy: proxy,
+        proxy,
     }
 }
 
@@ -487,4 +487,40 @@ async fn a_connection_without_a_valid_proxy_header_is_closed_and_counted() {
         200
     );
     s.get("app.test", "/plain-after", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_new_trusted_proxies_and_says_restart_for_proxy_protocol() {
+    let mut s = start("trusted_proxies: [10.0.0.0/8]").await;
+    let claim = [("X-Forwarded-For", "203.0.113.7")];
+    s.get("app.test", "/before", &claim).await;
+    assert_eq!(s.logged_client("/before").await, "127.0.0.1");
+
+    let plain = format!("http: {{address: \"127.0.0.1:{}\"}}", s.http.port());
+    let yaml = std::fs::read_to_string(s.proxy.config_path())
+        .expect("config")
+        .replace(
+            "trusted_proxies: [10.0.0.0/8]",
+            "trusted_proxies: [127.0.0.1]",
+        )
+        .replace(&plain, &plain.replace("\"}", "\", proxy_protocol: true}"));
+    assert!(yaml.contains("proxy_protocol: true}\n  https"), "{yaml}");
+    let mark = s.proxy.log_mark();
+    s.proxy.write_config(&yaml).expect("write");
+    s.proxy.signal("HUP").expect("hup");
+    assert!(
+        s.proxy
+            .wait_for_stderr_after(mark, "listeners changed", IO_TIMEOUT)
+            .await,
+        "{}",
+        s.proxy.stderr()
+    );
+    // The trust applies to the next request; the listener is unchanged
+    // until a restart (it still takes requests without a PROXY header).
+    eventually(IO_TIMEOUT, "the new trusted_proxies apply", || async {
+        let path = format!("/after-{}", s.web.request_count());
+        s.get("app.test", &path, &claim).await;
+        s.logged_client(&path).await == "203.0.113.7"
+    })
+    .await;
 }

@@ -31,7 +31,7 @@ pub(super) fn peer_ip(session: &Session) -> IpAddr {
 pub(super) fn resolve(session: &Session, ctx: &mut RequestCtx, rule: &ClientIpRule) {
     let peer = peer_ip(session);
     ctx.client_ip = Some(rule.resolve(peer, &session.req_header().headers));
-    ctx.real_ip_from_proxy = rule.header() == super::headers::X_REAL_IP && rule.is_trusted(peer);
+    ctx.real_ip_from_proxy = rule.is_trusted(peer) && rule.header() == super::headers::X_REAL_IP;
 }
 
 /// Resolves again when the routed site has its own rule (a site without
