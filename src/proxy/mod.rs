@@ -2,8 +2,9 @@
 //! ([`route`]) and header rules ([`headers`]).
 //!
 //! Per request: `request_filter` loads the snapshot once into [`RequestCtx`],
-//! routes, and answers locally what never reaches an upstream (404, 421, 308,
-//! 413 by `Content-Length`, 400/426 for a bad WebSocket handshake: [`upgrade`]);
+//! finds the real client IP ([`client_ip`]), routes, and answers locally
+//! what never reaches an upstream (404, 421, 308, 413 by `Content-Length`,
+//! 400/426 for a bad WebSocket handshake: [`upgrade`]);
 //! `upstream_peer` picks the next server of the
 //! active pool (round robin, then the following servers on connect failure)
 //! and takes an [`InflightGuard`] held until the ctx is dropped after
