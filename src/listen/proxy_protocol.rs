@@ -264,6 +264,35 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A small xorshift generator: deterministic, no extra dependency.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let seeds: [&[u8]; 3] = [V2_SIGNATURE, b"PROXY TCP4 ", b"PROXY TCP6 ::1 "];
+        for i in 0..20_000 {
+            let mut buf = seeds[i % 3].to_vec();
+            let extra = (next() % 64) as usize;
+            buf.extend((0..extra).map(|_| {
+                let r = next();
+                // Mostly header-like bytes, sometimes anything.
+                if r % 4 == 0 {
+                    r as u8
+                } else {
+                    b"0123456789.: \r\n\x21\x11"[(r % 16) as usize]
+                }
+            }));
+            if let Ok(Some(len)) = header_length(&buf) {
+                let _ = parse(&buf[..len]);
+            }
+        }
+    }
+
+    #[test]
     fn anything_else_is_refused() {
         assert!(matches!(
             header_length(b"GET / HTTP/1.1\r\n"),

@@ -230,6 +230,32 @@ mod tests {
     }
 
     #[test]
+    fn odd_header_values_never_panic_and_give_an_address_from_the_input() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        for v in [
+            ",,,",
+            "[",
+            "[]",
+            "[::1",
+            "::1]:80",
+            "1.2.3.4:",
+            ":80",
+            "[1.2.3.4]:80",
+            "10.0.0.2,",
+            " , 10.0.0.2 ,, ",
+            "fe80::1%eth0",
+            "1.2.3.4.5",
+            "-1.2.3.4",
+        ] {
+            let got = r.resolve(ip("10.0.0.1"), &headers(&[(XFF, v)]));
+            assert!(
+                got == ip("10.0.0.1") || v.contains(&got.to_string()),
+                "{v:?} gave {got}"
+            );
+        }
+    }
+
+    #[test]
     fn another_header_is_read_the_same_way() {
         let r = rule(&["173.245.48.0/20"], "cf-connecting-ip");
         let h = headers(&[("cf-connecting-ip", "203.0.113.9"), (XFF, "6.6.6.6")]);
