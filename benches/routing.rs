@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the request-path pieces greenlight owns: the routing
-//! decision and the snapshot load. `cargo bench` prints ns per operation;
+//! decision, the snapshot load and the client-IP walk. `cargo bench` prints ns per operation;
 //! CI only builds it (`cargo bench --no-run`) so it stays compilable.
 //!
 //! A plain timing loop (no benchmark framework dependency): each case runs a
@@ -112,4 +112,35 @@ fn main() {
             black_box(state.load());
         });
     }
+    client_ip();
+}
+
+/// The real client IP: the default rule (nobody trusted: no header read),
+/// and a trusted peer whose X-Forwarded-For has two trusted hops and a
+/// forged entry before the client.
+fn client_ip() {
+    use greenlight::plan::client_ip::ClientIpRule;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-forwarded-for",
+        http::HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.2, 10.0.0.3"),
+    );
+    let peer: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+    let default = ClientIpRule::default();
+    bench("client ip, nobody trusted", || {
+        black_box(default.resolve(black_box(peer), black_box(&headers)));
+    });
+    let nets = [
+        "173.245.48.0/20",
+        "103.21.244.0/22",
+        "10.0.0.0/8",
+        "2400:cb00::/32",
+    ];
+    let trusting = ClientIpRule::new(
+        nets.iter().map(|n| n.parse().expect("net")).collect(),
+        http::HeaderName::from_static("x-forwarded-for"),
+    );
+    bench("client ip, trusted peer, 3 hops", || {
+        black_box(trusting.resolve(black_box(peer), black_box(&headers)));
+    });
 }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cli_admin;
 pub mod config;
 pub mod lifecycle;
+pub mod listen;
 pub mod logging;
 pub mod memtrim;
 pub mod metrics;

@@ -160,6 +160,29 @@ impl TlsFailure {
     }
 }
 
+/// Why a `proxy_protocol` listener closed a connection (`reason` of
+/// `greenlight_proxy_protocol_errors_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyProtocolError {
+    /// The connection did not start with a PROXY signature.
+    Missing,
+    /// A signature, then an invalid or oversized header.
+    Malformed,
+    /// Closed or too slow before the header ended.
+    Incomplete,
+}
+
+impl ProxyProtocolError {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyProtocolError::Missing => "missing",
+            ProxyProtocolError::Malformed => "malformed",
+            ProxyProtocolError::Incomplete => "incomplete",
+        }
+    }
+}
+
 /// Downstream protocol (`protocol` of `greenlight_downstream_connections`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpProtocol {
@@ -365,6 +388,7 @@ pub struct Metrics {
     last_reload_success: Gauge,
     certificate_not_after: GaugeVec,
     tls_handshake_failures: IntCounterVec,
+    proxy_protocol_errors: IntCounterVec,
     acme_orders: IntCounterVec,
 }
 
@@ -527,6 +551,11 @@ impl Metrics {
                 "Failed client TLS handshakes, by reason (no_certificate, protocol, timeout, other).",
                 &["reason"],
             )?,
+            proxy_protocol_errors: ic(
+                "greenlight_proxy_protocol_errors_total",
+                "Connections a proxy_protocol listener closed for want of a valid PROXY header, by listener and reason (missing, malformed, incomplete).",
+                &["listener", "reason"],
+            )?,
             acme_orders: ic(
                 "greenlight_acme_orders_total",
                 "ACME certificate orders, by site, kind (issue, renewal) and result (ok, error).",
@@ -638,6 +667,13 @@ impl Metrics {
     pub fn tls_handshake_failed(&self, reason: TlsFailure) {
         self.tls_handshake_failures
             .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// A `proxy_protocol` listener closed a connection without a valid header.
+    pub fn proxy_protocol_refused(&self, listener: &str, reason: ProxyProtocolError) {
+        self.proxy_protocol_errors
+            .with_label_values(&[listener, reason.as_str()])
             .inc();
     }
 

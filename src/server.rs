@@ -231,16 +231,30 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         }
         proxy.add_listener(endpoint);
         log::info!(
-            "listener '{}' on {}{}",
+            "listener '{}' on {}{}{}",
             l.name,
             l.addr,
-            if l.tls { " (TLS: h2, http/1.1)" } else { "" }
+            if l.tls { " (TLS: h2, http/1.1)" } else { "" },
+            if l.proxy_protocol {
+                " (PROXY protocol)"
+            } else {
+                ""
+            }
         );
     }
-    if config.acme.is_some() && config.listeners.iter().any(|l| l.tls) {
+    // PROXY protocol headers, then ACME's TLS-ALPN-01 answers (`listen`).
+    if let Some(hook) = crate::listen::PreTls::new(
+        &config.listeners,
+        config
+            .acme
+            .is_some()
+            .then(|| AcmeTlsAlpn(state.challenges().clone())),
+        state.metrics().clone(),
+        config.limits.header_timeout,
+    ) {
         proxy
             .endpoints()
-            .set_pre_tls_callback(std::sync::Arc::new(AcmeTlsAlpn(state.challenges().clone())));
+            .set_pre_tls_callback(std::sync::Arc::new(hook));
     }
     server.add_service(proxy);
 

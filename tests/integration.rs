@@ -10,6 +10,7 @@ mod acme_module;
 mod admin_api;
 mod body;
 mod cli;
+mod client_ip;
 mod config_size;
 mod core_proxy;
 mod early_hup;

@@ -35,6 +35,10 @@ pub struct FileConfig {
     pub shutdown_timeout: Option<Spanned<Scalar>>,
     /// Unix socket for the listening-socket hand-off of a binary upgrade.
     pub upgrade_socket: Option<Spanned<String>>,
+    /// Peers (CIDRs or addresses) whose client-IP header is believed.
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<Scalar>>>>,
+    /// The header trusted proxies name the client in.
+    pub client_ip_from: Option<Spanned<String>>,
     /// Named sites.
     #[serde(default)]
     pub sites: IndexMap<String, Spanned<FileSite>>,
@@ -53,6 +57,8 @@ pub struct FileListener {
     pub tls: Option<Spanned<bool>>,
     /// Client connections open at once, at most.
     pub max_connections: Option<Spanned<Scalar>>,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header.
+    pub proxy_protocol: Option<Spanned<bool>>,
 }
 
 /// `limits`: what one client may cost.
@@ -180,6 +186,10 @@ pub struct FileSite {
     pub underscores_in_headers: Option<Spanned<bool>>,
     /// `on`/`off`: read request bodies whole before connecting (routes may override).
     pub request_buffering: Option<Spanned<Scalar>>,
+    /// This site's own `trusted_proxies` (instead of the top level's).
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<Scalar>>>>,
+    /// This site's own `client_ip_from` (instead of the top level's).
+    pub client_ip_from: Option<Spanned<String>>,
     /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }

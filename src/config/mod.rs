@@ -11,6 +11,7 @@ pub mod file;
 pub mod model;
 pub mod validate;
 pub mod validate_match;
+mod validate_client_ip;
 mod values;
 
 use diag::{Diagnostic, Diagnostics, Origin, Pos};

@@ -7,6 +7,7 @@
 //! cross-reference (route -> upstream, active -> pool) is known to resolve.
 
 use crate::config::diag::Origin;
+pub use crate::plan::client_ip::ClientIpRule;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Unix socket for the binary-upgrade hand-off (fixed at start).
     pub upgrade_socket: PathBuf,
+    /// Who may name the client, and in which header (`trusted_proxies`,
+    /// `client_ip_from`); sites may have their own.
+    pub client_ip: ClientIpRule,
     /// Sites in file order.
     pub sites: Vec<SiteConfig>,
     /// Upstreams in file order.
@@ -61,6 +65,9 @@ pub struct ListenerConfig {
     pub tls: bool,
     /// Client connections open at once, at most (fixed at start).
     pub max_connections: usize,
+    /// Connections start with a PROXY protocol header whose source address
+    /// is the client's (fixed at start).
+    pub proxy_protocol: bool,
 }
 
 /// Where access log lines go.
@@ -224,6 +231,8 @@ pub struct SiteConfig {
     /// Request headers with `_` in their names reach the app (nginx's
     /// `underscores_in_headers on`); off by default, they are dropped.
     pub underscores_in_headers: bool,
+    /// The site's own client-IP rule; `None` = the top level's.
+    pub client_ip: Option<ClientIpRule>,
     /// Routes, in file order.
     pub routes: Vec<RouteConfig>,
 }

@@ -62,7 +62,7 @@ fn an_unknown_key_names_the_key_and_the_known_ones() {
     assert_eq!(
         problems(yaml),
         vec![
-            "g.yaml:3:5: unknown field `adress`, expected one of address, tls, max_connections — remove it or fix its spelling; config/example.yaml lists every key"
+            "g.yaml:3:5: unknown field `adress`, expected one of address, tls, max_connections, proxy_protocol — remove it or fix its spelling; config/example.yaml lists every key"
         ]
     );
 }
@@ -308,5 +308,63 @@ upstreams:
             "g.yaml:8:32: '~^x' is a routing pattern: no certificate can name it — list the exact host names the certificate should carry (the pattern may stay in a site without `tls: acme`)",
             "g.yaml:13:10: site 'b' uses `tls: acme` but has no host name to order a certificate for — list the site's host names under `hosts:`",
         ]
+    );
+}
+
+#[test]
+fn bad_client_ip_keys_are_reported_at_their_position_with_the_fix() {
+    let yaml = "\
+trusted_proxies: [10.0.0.0/8, 10.0.0.1/8, \"2400:cb00::/33x\"]
+client_ip_from: \"x forwarded\"
+listeners:
+  http: {address: 127.0.0.1:80, proxy_protocol: true}
+sites:
+  main:
+    hosts: [example.com]
+    trusted_proxies: [fd00::/8, nonsense]
+    client_ip_from: proxy_protocol
+    routes: [{path: /, upstream: app}]
+upstreams:
+  app: {active: blue, pools: {blue: [127.0.0.1:3000]}}
+";
+    assert_eq!(
+        problems(yaml),
+        vec![
+            "g.yaml:1:31: '10.0.0.1/8' has bits set past its /8 prefix — write `10.0.0.0/8` for the whole network, or `10.0.0.1/32` for the one address",
+            "g.yaml:1:43: '2400:cb00::/33x' is not an IP address or network — write an IP address (`10.0.0.1`) or a network (`10.0.0.0/8`, `2400:cb00::/32`)",
+            "g.yaml:2:17: 'x forwarded' is not a header name — write a header name: `x-forwarded-for` (the default), `x-real-ip`, `cf-connecting-ip`, or the one your load balancer sets",
+            "g.yaml:8:33: 'nonsense' is not an IP address or network — write an IP address (`10.0.0.1`) or a network (`10.0.0.0/8`, `2400:cb00::/32`)",
+            "g.yaml:9:21: the client IP from the PROXY protocol is not a header — set `proxy_protocol: true` on the listener: its source address is then the connection's peer",
+        ]
+    );
+}
+
+#[test]
+fn client_ip_keys_compile_into_rules_and_sites_inherit_what_they_do_not_set() {
+    let yaml = "\
+trusted_proxies: [10.0.0.0/8]
+listeners:
+  http: {address: 127.0.0.1:80, proxy_protocol: true}
+sites:
+  main:
+    hosts: [example.com]
+    routes: [{path: /, upstream: app}]
+  cf:
+    hosts: [cf.example.com]
+    client_ip_from: CF-Connecting-IP
+    routes: [{path: /, upstream: app}]
+upstreams:
+  app: {active: blue, pools: {blue: [127.0.0.1:3000]}}
+";
+    let cfg = load_str(Path::new("g.yaml"), yaml).expect("valid");
+    assert!(cfg.listeners[0].proxy_protocol);
+    assert_eq!(cfg.client_ip.header(), "x-forwarded-for");
+    assert!(cfg.client_ip.is_trusted("10.1.2.3".parse().unwrap()));
+    assert!(cfg.sites[0].client_ip.is_none(), "inherits the top level");
+    let cf = cfg.sites[1].client_ip.as_ref().expect("its own rule");
+    assert_eq!(cf.header(), "cf-connecting-ip");
+    assert!(
+        cf.is_trusted("10.1.2.3".parse().unwrap()),
+        "trusted_proxies inherited"
     );
 }

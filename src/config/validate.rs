@@ -35,7 +35,8 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .filter_map(|(name, u)| validate_upstream(name, u, ds))
         .collect();
     let known: HashSet<&str> = file.upstreams.keys().map(String::as_str).collect();
-    let sites = validate_sites(&file, &known, &listeners, ds);
+    let mut sites = validate_sites(&file, &known, &listeners, ds);
+    let client_ip = super::validate_client_ip::validate(&file, &mut sites, ds);
     let certs_dir = file
         .certs_dir
         .as_ref()
@@ -99,6 +100,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         certs_dir,
         shutdown_timeout,
         upgrade_socket,
+        client_ip,
         sites,
         upstreams,
     })
@@ -306,6 +308,7 @@ fn validate_listeners(file: &FileConfig, ds: &mut Diagnostics) -> Vec<ListenerCo
             tls: l.value.tls.as_ref().is_some_and(|t| t.value),
             max_connections: count_field(&l.value.max_connections, defaults::MAX_CONNECTIONS, 1, ds)
                 as usize,
+            proxy_protocol: l.value.proxy_protocol.as_ref().is_some_and(|p| p.value),
         });
     }
     out
@@ -517,6 +520,7 @@ fn validate_sites(
                 .underscores_in_headers
                 .as_ref()
                 .is_some_and(|u| u.value),
+            client_ip: None, // filled by validate_client_ip
             routes,
         });
     }

@@ -4,8 +4,10 @@
 //! Layers point down: `config` and `state` build what lives here, `proxy`
 //! runs it; nothing here reaches into `proxy`. [`location`] is one route's
 //! path matcher, [`router`] picks the site and route of a request in nginx's
-//! order and hands back the regex [`Captures`] that later steps read.
+//! order and hands back the regex [`Captures`] that later steps read;
+//! [`client_ip`] finds the real client address behind trusted proxies.
 
+pub mod client_ip;
 pub mod location;
 pub mod router;
 

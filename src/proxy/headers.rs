@@ -30,7 +30,8 @@ const XFF_NAME: &str = "x-forwarded-for";
 const XFP_NAME: &str = "x-forwarded-proto";
 const XFH_NAME: &str = "x-forwarded-host";
 const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// `X-Real-IP`: dropped from clients, set by [`set_real_ip`].
+pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The headers named in the `Connection` header(s), except `upgrade` when
 /// `keep_upgrade` (and `keep-alive` and `close`, removed anyway or naming
@@ -102,9 +103,13 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
 ///   pass for the `X-Forwarded-For` greenlight sets. A site with
 ///   `underscores_in_headers: true` keeps them (`underscores`);
 /// - `X-Real-IP` and `Forwarded` (RFC 7239): they claim a client address,
-///   and greenlight reports the address in `X-Forwarded-For` only. A client
-///   value is never trusted for now; a later issue adds trusted proxies,
-///   whose values would be kept.
+///   and greenlight reports the address in `X-Forwarded-For`. Also from a
+///   trusted proxy: it passes its own client's headers on unchanged unless it
+///   sets them itself (Cloudflare and most load balancers do not set
+///   `X-Real-IP`), so keeping them would let a client pick its address.
+///   When `client_ip_from: x-real-ip` says a trusted proxy sets it, the
+///   upstream gets the address greenlight resolved from it
+///   ([`set_real_ip`]); a route may set it itself (`$remote_addr`).
 pub fn drop_client_headers(req: &mut RequestHeader, underscores: bool) {
     for h in [&X_REAL_IP, &FORWARDED] {
         if req.headers.contains_key(h) {
@@ -149,7 +154,18 @@ pub fn fold_content_length(resp: &mut ResponseHeader) -> Result<()> {
     resp.insert_header(CONTENT_LENGTH, one)
 }
 
-/// Sets `X-Forwarded-For` (appended), `-Proto` and `-Host`.
+/// Sets `X-Real-IP` to the client greenlight resolved.
+pub fn set_real_ip(req: &mut RequestHeader, client: IpAddr) -> Result<()> {
+    let mut value = String::with_capacity(40);
+    push_ip(&mut value, client);
+    req.insert_header("x-real-ip", value)
+}
+
+/// Sets `X-Forwarded-For` (appended), `-Proto` and `-Host`. `client` is the
+/// real client IP: like nginx's `$proxy_add_x_forwarded_for` after its
+/// `realip` module, the received list is kept and the client greenlight
+/// believes is appended, so the last entry is always that client (what an
+/// app trusting one proxy hop reads) and the hops before stay visible.
 pub fn set_forwarded(
     req: &mut RequestHeader,
     client: Option<IpAddr>,

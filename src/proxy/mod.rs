@@ -2,8 +2,9 @@
 //! ([`crate::plan::router`]) and header rules ([`headers`]).
 //!
 //! Per request: `request_filter` loads the snapshot once into [`RequestCtx`],
-//! routes, and answers locally what never reaches an upstream (404, 421, 308,
-//! 413 by `Content-Length`, 400/426 for a bad WebSocket handshake: [`upgrade`]);
+//! finds the real client IP ([`client_ip`]), routes, and answers locally
+//! what never reaches an upstream (404, 421, 308, 413 by `Content-Length`,
+//! 400/426 for a bad WebSocket handshake: [`upgrade`]);
 //! `upstream_peer` picks the next server of the
 //! active pool (round robin, then the following servers on connect failure)
 //! and takes an [`InflightGuard`] held until the ctx is dropped after
@@ -15,6 +16,7 @@
 
 mod answers;
 mod body;
+mod client;
 pub mod connections;
 pub mod headers;
 mod record;
@@ -31,6 +33,7 @@ use crate::upstream::{InflightGuard, Pool, Upstream};
 use answers::{error_body, error_kind, https_location, slash_location, status_for};
 use async_trait::async_trait;
 use bytes::Bytes;
+pub use client::client_ip;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
@@ -119,6 +122,10 @@ pub struct RequestCtx {
     tunnel_idle: Option<Option<std::time::Duration>>,
     /// The upgraded tunnel took this request's state (see [`tunnel`]).
     handed_over: bool,
+    /// The real client IP (see [`client`]); set first thing in `request_filter`.
+    pub(crate) client_ip: Option<std::net::IpAddr>,
+    /// A trusted proxy named the client in `X-Real-IP`: it is passed on.
+    real_ip_from_proxy: bool,
 }
 
 impl RequestCtx {
@@ -200,6 +207,7 @@ impl ProxyHttp for GreenlightProxy {
         session.set_pipelining_enabled(true);
         let snapshot = self.state.load();
         ctx.snapshot = Some(snapshot.clone());
+        client::resolve(session, ctx, &snapshot.config.client_ip);
         // nginx's send_timeout: a client that takes no byte of the response
         // for this long is closed. Pingora bounds each body write with it
         // (HTTP/1: one piece of the body; HTTP/2: each wait for the client's
@@ -226,9 +234,7 @@ impl ProxyHttp for GreenlightProxy {
         {
             log::warn!(
                 "refused a request from {}: ambiguous body framing ({why})",
-                session
-                    .client_addr()
-                    .map_or("-".to_string(), |a| a.to_string())
+                client_ip(session, ctx)
             );
             let body = format!("400 Bad Request: {why}\n");
             return respond(session, 400, body, &[], true).await;
@@ -334,6 +340,7 @@ impl ProxyHttp for GreenlightProxy {
             }
             Decision::NoRoute { site } => {
                 ctx.site = Some(site);
+                client::resolve_for_site(session, ctx, &snapshot, site);
                 let name = &snapshot.router.site(site).name;
                 let body = format!("404 Not Found: site '{name}' has no route for this path\n");
                 return respond(session, 404, body, &[], false).await;
@@ -344,6 +351,7 @@ impl ProxyHttp for GreenlightProxy {
             }
             Decision::Redirect { site } => {
                 ctx.site = Some(site);
+                client::resolve_for_site(session, ctx, &snapshot, site);
                 let location = https_location(&snapshot, site, host.as_deref(), session);
                 let body = format!("308 Permanent Redirect: {location}\n");
                 return respond(session, 308, body, &[("location", location)], false).await;
@@ -357,6 +365,7 @@ impl ProxyHttp for GreenlightProxy {
         };
         let limit = snapshot.router.site(site).max_body_size;
         ctx.site = Some(site);
+        client::resolve_for_site(session, ctx, &snapshot, site);
         ctx.max_body = limit;
         ctx.upstream = snapshot.upstreams.get(upstream).cloned();
         if let (Some(limit), Some(len)) = (limit, body::declared_length(session.req_header()))
@@ -507,7 +516,7 @@ impl ProxyHttp for GreenlightProxy {
             error: e,
         };
         record::record(&self.state, out, ctx, || {
-            Some(record::RequestView::of(session))
+            Some(record::RequestView::of(session, client_ip(session, ctx)))
         });
     }
 
@@ -554,11 +563,16 @@ impl ProxyHttp for GreenlightProxy {
         };
         headers::drop_client_headers(upstream_request, underscores);
         body::set_upstream_framing(upstream_request, ctx)?;
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        headers::set_forwarded(upstream_request, client, ctx.tls, request_host(session))?;
+        let client = client_ip(session, ctx);
+        if ctx.real_ip_from_proxy {
+            headers::set_real_ip(upstream_request, client)?;
+        }
+        headers::set_forwarded(
+            upstream_request,
+            Some(client),
+            ctx.tls,
+            request_host(session),
+        )?;
         // One id per request, end to end: kept if the client sent one.
         let id = match upstream_request
             .headers
@@ -659,7 +673,7 @@ impl ProxyHttp for GreenlightProxy {
                 .state
                 .access_log()
                 .is_some()
-                .then(|| record::RequestView::of(session)),
+                .then(|| record::RequestView::of(session, client_ip(session, ctx))),
             ctx: std::mem::take(ctx),
             hold: connections::current_connection(),
         };

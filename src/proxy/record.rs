@@ -26,7 +26,7 @@ pub(super) struct RequestView {
 }
 
 impl RequestView {
-    pub(super) fn of(session: &Session) -> RequestView {
+    pub(super) fn of(session: &Session, client_ip: IpAddr) -> RequestView {
         let req = session.req_header();
         let header = |name: &str| {
             req.headers
@@ -35,10 +35,7 @@ impl RequestView {
                 .map(str::to_string)
         };
         RequestView {
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
+            client_ip: Some(client_ip),
             method: req.method.to_string(),
             path: req
                 .uri

@@ -35,10 +35,12 @@ fn reason(failure: &HandshakeFailure<'_>) -> Option<TlsFailure> {
 
 fn classify(text: &str) -> Option<TlsFailure> {
     let t = text.to_ascii_lowercase();
-    // Counted by the resolver already, or not a failure at all (the CA's
-    // TLS-ALPN-01 validation, answered before the handshake proper).
+    // Counted by the resolver or the PROXY protocol reader already, or not
+    // a failure at all (the CA's TLS-ALPN-01 validation, answered before the
+    // handshake proper).
     if t.contains("no server certificate chain resolved")
         || t.contains(&crate::acme::listener::ACME_ANSWERED.to_ascii_lowercase())
+        || t.contains(&crate::listen::proxy_protocol::REFUSED.to_ascii_lowercase())
     {
         return None;
     }

@@ -318,7 +318,19 @@ impl H2Conn {
         server_name: &str,
         config: Arc<ClientConfig>,
     ) -> io::Result<H2Conn> {
-        let (stream, tls) = tls_connect_with(addr, server_name, config).await?;
+        Self::connect_prefixed(addr, b"", server_name, config).await
+    }
+
+    /// Like [`H2Conn::connect_with`], sending `prefix` before the TLS
+    /// handshake (see [`super::tls::tls_connect_prefixed`]).
+    pub async fn connect_prefixed(
+        addr: SocketAddr,
+        prefix: &[u8],
+        server_name: &str,
+        config: Arc<ClientConfig>,
+    ) -> io::Result<H2Conn> {
+        let (stream, tls) =
+            super::tls::tls_connect_prefixed(addr, prefix, server_name, config).await?;
         if tls.alpn.as_deref() != Some(b"h2") {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -44,7 +44,9 @@ pub use proxy::{
     successor_pid,
 };
 pub use raw_upstream::RawUpstream;
-pub use tls::{IssuedCert, NegotiatedInfo, TestCa, tls_connect, tls_connect_with};
+pub use tls::{
+    IssuedCert, NegotiatedInfo, TestCa, tls_connect, tls_connect_prefixed, tls_connect_with,
+};
 pub use upstream::{DeadUpstream, HttpUpstream, RecordedRequest};
 pub use ws::{TlsClient, WsClient, WsClose, WsHandshake, WsUpstream, ws_connect, ws_connect_with};
 

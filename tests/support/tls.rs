@@ -382,10 +382,25 @@ pub async fn tls_connect_with(
     server_name: &str,
     config: Arc<ClientConfig>,
 ) -> io::Result<(TlsStream<TcpStream>, NegotiatedInfo)> {
+    tls_connect_prefixed(addr, b"", server_name, config).await
+}
+
+/// Like [`tls_connect_with`], sending `prefix` on the TCP connection before
+/// the TLS handshake (a PROXY protocol header, as a load balancer would).
+pub async fn tls_connect_prefixed(
+    addr: SocketAddr,
+    prefix: &[u8],
+    server_name: &str,
+    config: Arc<ClientConfig>,
+) -> io::Result<(TlsStream<TcpStream>, NegotiatedInfo)> {
+    use tokio::io::AsyncWriteExt;
     let name = ServerName::try_from(server_name.to_string())
         .map_err(|e| io_err(&format!("invalid server name {server_name:?}"), e))?;
-    let tcp = timed(&format!("TCP connect to {addr}"), TcpStream::connect(addr)).await?;
+    let mut tcp = timed(&format!("TCP connect to {addr}"), TcpStream::connect(addr)).await?;
     tcp.set_nodelay(true)?;
+    if !prefix.is_empty() {
+        timed("send the prefix", tcp.write_all(prefix)).await?;
+    }
     let stream = timed(
         &format!("TLS handshake with {addr} (SNI {server_name})"),
         TlsConnector::from(config).connect(name, tcp),

@@ -324,6 +324,11 @@ impl UninitializedStream {
             let tls_stream = tls.tls_handshake(self.l4).await?;
             Ok(Box::new(tls_stream))
         } else {
+            // greenlight patch: the callback runs on plain listeners too — a
+            // PROXY protocol header precedes plain HTTP as it precedes TLS.
+            if let Some(ref callback) = self.pre_tls_callback {
+                callback.process(&mut self.l4).await?;
+            }
             Ok(Box::new(self.l4))
         }
     }

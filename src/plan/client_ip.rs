@@ -1,0 +1,267 @@
+//! The real client IP: which peers may tell greenlight who the client is, in
+//! which header, and the walk that finds the client in that header.
+//!
+//! Compiled once at load from `trusted_proxies` and `client_ip_from` (top
+//! level, or a site's own); executed once per request at the start of
+//! `request_filter`, whose result every later use reads (`X-Forwarded-For`,
+//! the access log, `$remote_addr`). The walk is nginx's `realip` module with
+//! `real_ip_recursive on`: a header is believed only when the connection's
+//! peer is trusted; its addresses are then read right to left, trusted ones
+//! skipped, and the first untrusted one is the client; when all are trusted,
+//! the leftmost is. An entry that is not an address ends the walk: the last
+//! address read (or the peer) is the client, since nobody trusted vouched for
+//! anything left of it. Addresses are compared and reported in canonical form
+//! (`::ffff:192.0.2.1` is `192.0.2.1`). No I/O, no allocation on the request
+//! path.
+
+use http::{HeaderMap, HeaderName};
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+
+/// `client_ip_from`'s default.
+pub const DEFAULT_HEADER: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Which peers are believed and which header they name the client in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIpRule {
+    /// Networks whose connections may name the client (`trusted_proxies`).
+    trusted: Vec<IpNet>,
+    /// The header they name it in (`client_ip_from`).
+    header: HeaderName,
+}
+
+impl Default for ClientIpRule {
+    /// Nobody is trusted: the client is always the connection's peer.
+    fn default() -> Self {
+        ClientIpRule {
+            trusted: Vec::new(),
+            header: DEFAULT_HEADER,
+        }
+    }
+}
+
+impl ClientIpRule {
+    /// A rule trusting `trusted` to name the client in `header`.
+    pub fn new(trusted: Vec<IpNet>, header: HeaderName) -> ClientIpRule {
+        ClientIpRule { trusted, header }
+    }
+
+    /// The header the client IP is read from.
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The trusted networks, as configured.
+    pub fn trusted(&self) -> &[IpNet] {
+        &self.trusted
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client of a request that came from `peer` with `headers`.
+    pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.to_canonical();
+        // The common case (no trusted proxies, or a direct client) reads no header.
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        // Several fields of one header are one list, in order (RFC 9110 §5.3).
+        for field in self.header_fields(headers).rev() {
+            let Ok(text) = field.to_str() else {
+                return client;
+            };
+            for entry in text.rsplit(',').map(str::trim).filter(|e| !e.is_empty()) {
+                let Some(ip) = parse_entry(entry) else {
+                    return client;
+                };
+                client = ip;
+                if !self.is_trusted(ip) {
+                    return ip;
+                }
+            }
+        }
+        client
+    }
+
+    fn header_fields<'a>(
+        &self,
+        headers: &'a HeaderMap,
+    ) -> http::header::ValueIter<'a, http::HeaderValue> {
+        headers.get_all(&self.header).into_iter()
+    }
+}
+
+/// One list entry: an address, or an address with a port as some proxies
+/// write it (`192.0.2.1:5678`, `[2001:db8::1]:5678`, `[2001:db8::1]`).
+fn parse_entry(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Ok(sa) = entry.parse::<SocketAddr>() {
+        return Some(sa.ip().to_canonical());
+    }
+    let inner = entry.strip_prefix('[')?.strip_suffix(']')?;
+    inner
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        .map(|v6| IpAddr::V6(v6).to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(trusted: &[&str], header: &'static str) -> ClientIpRule {
+        ClientIpRule::new(
+            trusted.iter().map(|t| t.parse().unwrap()).collect(),
+            HeaderName::from_static(header),
+        )
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const XFF: &str = "x-forwarded-for";
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_sends() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        let h = headers(&[(XFF, "203.0.113.9"), ("x-real-ip", "198.51.100.1")]);
+        assert_eq!(r.resolve(ip("192.0.2.7"), &h), ip("192.0.2.7"));
+        // No trusted proxies at all: the same.
+        assert_eq!(
+            ClientIpRule::default().resolve(ip("10.1.1.1"), &h),
+            ip("10.1.1.1")
+        );
+    }
+
+    #[test]
+    fn a_trusted_peer_names_the_client() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        let h = headers(&[(XFF, "203.0.113.9")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn the_walk_skips_trusted_hops_and_stops_at_the_first_untrusted_one() {
+        let r = rule(&["10.0.0.0/8", "192.168.0.0/16"], XFF);
+        // The client forged the first two entries; 203.0.113.9 is what the
+        // outermost trusted proxy saw.
+        let h = headers(&[(XFF, "1.1.1.1, 6.6.6.6, 203.0.113.9, 192.168.1.1, 10.0.0.2")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn all_trusted_gives_the_leftmost() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        let h = headers(&[(XFF, "10.0.0.9, 10.0.0.2")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.9"));
+    }
+
+    #[test]
+    fn a_trusted_peer_without_the_header_is_the_client() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
+        let h = headers(&[(XFF, " , ")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn several_fields_are_one_list_in_order() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        let h = headers(&[(XFF, "203.0.113.9, 10.0.0.3"), (XFF, "10.0.0.2")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("203.0.113.9"));
+        let h = headers(&[(XFF, "6.6.6.6"), (XFF, "203.0.113.9")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn a_malformed_entry_ends_the_walk_at_the_last_address_read() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        let h = headers(&[(XFF, "203.0.113.9, unknown, 10.0.0.2")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.2"));
+        let h = headers(&[(XFF, "999.1.1.1")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        let h = headers(&[(XFF, "203.0.113.9 10.0.0.2")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        // Not even text: the peer.
+        let mut h = HeaderMap::new();
+        h.insert(XFF, http::HeaderValue::from_bytes(b"\xff1.2.3.4").unwrap());
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn ipv6_entries_ports_and_brackets_are_read() {
+        let r = rule(&["10.0.0.0/8", "fd00::/8"], XFF);
+        let h = headers(&[(XFF, "2001:db8::7, fd00::2")]);
+        assert_eq!(r.resolve(ip("fd00::1"), &h), ip("2001:db8::7"));
+        let h = headers(&[(XFF, "[2001:db8::7]:443")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("2001:db8::7"));
+        let h = headers(&[(XFF, "[2001:db8::8]")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("2001:db8::8"));
+        let h = headers(&[(XFF, "203.0.113.9:5678")]);
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn v4_mapped_addresses_are_their_ipv4_selves() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        let h = headers(&[(XFF, "::ffff:203.0.113.9, ::ffff:10.0.0.2")]);
+        // A v4-mapped peer matches an IPv4 range, and the answer is IPv4.
+        assert_eq!(r.resolve(ip("::ffff:10.0.0.1"), &h), ip("203.0.113.9"));
+        assert_eq!(
+            ClientIpRule::default().resolve(ip("::ffff:192.0.2.1"), &h),
+            ip("192.0.2.1")
+        );
+    }
+
+    #[test]
+    fn odd_header_values_never_panic_and_give_an_address_from_the_input() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        for v in [
+            ",,,",
+            "[",
+            "[]",
+            "[::1",
+            "::1]:80",
+            "1.2.3.4:",
+            ":80",
+            "[1.2.3.4]:80",
+            "10.0.0.2,",
+            " , 10.0.0.2 ,, ",
+            "fe80::1%eth0",
+            "1.2.3.4.5",
+            "-1.2.3.4",
+        ] {
+            let got = r.resolve(ip("10.0.0.1"), &headers(&[(XFF, v)]));
+            assert!(
+                got == ip("10.0.0.1") || v.contains(&got.to_string()),
+                "{v:?} gave {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_header_is_read_the_same_way() {
+        let r = rule(&["173.245.48.0/20"], "cf-connecting-ip");
+        let h = headers(&[("cf-connecting-ip", "203.0.113.9"), (XFF, "6.6.6.6")]);
+        assert_eq!(r.resolve(ip("173.245.48.5"), &h), ip("203.0.113.9"));
+        // Only the configured header counts.
+        let h = headers(&[(XFF, "6.6.6.6")]);
+        assert_eq!(r.resolve(ip("173.245.48.5"), &h), ip("173.245.48.5"));
+    }
+}
