@@ -15,8 +15,10 @@ use super::emit;
 use super::limits::{self, LimitLine, LimitSeen, Scope};
 use super::parse::{Config, Directive};
 use super::server::{self, ServerInfo};
+use super::realip;
 use super::sites;
 use super::upstream::{self, Passive};
+use super::vars::{self, SetVars};
 use super::{ImportError, ImportOptions, ImportOutput, NOTE_PREFIX, Note, Warning};
 
 /// Conversion state shared by all passes: the configuration and the
@@ -30,6 +32,8 @@ pub(crate) struct Ctx<'a> {
     pub limits: Vec<LimitSeen<'a>>,
     /// The block being walked, for `limits`.
     pub scope: Scope,
+    /// `access_log off` at http level.
+    pub access_log_off: Option<&'a Directive>,
 }
 
 impl Ctx<'_> {
@@ -87,6 +91,61 @@ impl Timeouts<'_> {
     }
 }
 
+/// A directive list nginx inherits as a whole: a level with its own
+/// entries drops every inherited one (`proxy_set_header`, `add_header`,
+/// `proxy_hide_header`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Level<'a> {
+    /// The entries in force.
+    pub list: Vec<&'a Directive>,
+    /// True once this level has its own entries.
+    pub own: bool,
+    /// Inherited entries this level dropped by having its own.
+    pub dropped: Vec<&'a Directive>,
+}
+
+impl<'a> Level<'a> {
+    /// Adds an entry of this level.
+    pub fn push(&mut self, d: &'a Directive) {
+        if !self.own {
+            self.dropped = std::mem::take(&mut self.list);
+            self.own = true;
+        }
+        self.list.push(d);
+    }
+
+    /// The list as a nested level starts with it.
+    pub fn child(&self) -> Self {
+        Level {
+            list: self.list.clone(),
+            own: false,
+            dropped: Vec::new(),
+        }
+    }
+}
+
+/// `proxy_ssl_*` settings in force (for `https://` upstreams).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SslUp<'a> {
+    /// `proxy_ssl_name`.
+    pub name: Option<&'a Directive>,
+    /// `proxy_ssl_verify`.
+    pub verify: Option<&'a Directive>,
+    /// `proxy_ssl_trusted_certificate`.
+    pub ca: Option<&'a Directive>,
+}
+
+/// `set_real_ip_from`, `real_ip_header`, `real_ip_recursive` in force.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RealIp<'a> {
+    /// The trusted ranges.
+    pub from: Vec<&'a Directive>,
+    /// `real_ip_header`.
+    pub header: Option<&'a Directive>,
+    /// `real_ip_recursive`.
+    pub recursive: Option<&'a Directive>,
+}
+
 /// Settings inherited from http to server to location level.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Inherit<'a> {
@@ -96,6 +155,33 @@ pub(crate) struct Inherit<'a> {
     pub underscores: Option<Setting<'a, bool>>,
     /// The upstream timeouts.
     pub timeouts: Timeouts<'a>,
+    /// `proxy_set_header`.
+    pub proxy_headers: Level<'a>,
+    /// `add_header`.
+    pub add_headers: Level<'a>,
+    /// `proxy_hide_header`.
+    pub hide_headers: Level<'a>,
+    /// `more_set_headers` (headers-more adds to the inherited ones).
+    pub more_set: Vec<&'a Directive>,
+    /// `proxy_request_buffering`.
+    pub request_buffering: Option<Setting<'a, bool>>,
+    /// `set $name value`, resolved.
+    pub set_vars: SetVars,
+    /// `proxy_ssl_*`.
+    pub ssl: SslUp<'a>,
+    /// The real-IP module.
+    pub real_ip: RealIp<'a>,
+}
+
+impl<'a> Inherit<'a> {
+    /// The settings a nested block starts with.
+    pub fn child(&self) -> Self {
+        let mut c = self.clone();
+        c.proxy_headers = self.proxy_headers.child();
+        c.add_headers = self.add_headers.child();
+        c.hide_headers = self.hide_headers.child();
+        c
+    }
 }
 
 /// Handles the directives that are converted at every level (body size,
@@ -155,6 +241,88 @@ pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<
             }
             true
         }
+        "proxy_set_header" => {
+            inh.proxy_headers.push(d);
+            true
+        }
+        "access_log" => {
+            if d.arg0() == "off" && ctx.scope == Scope::Http {
+                ctx.access_log_off = Some(d);
+            } else if d.arg0() == "off" {
+                ctx.note(d, "'access_log off' for one server or location is not carried over: greenlight's access log (one for every site, `access_log:`) records these requests too");
+            } else {
+                ctx.note(d, format!("'{}': greenlight writes one access log for every site (`access_log:`, stdout by default, or a file) in nginx's combined format; this file and format are not separate", directives::shown(d)));
+            }
+            true
+        }
+        "add_header" => {
+            inh.add_headers.push(d);
+            true
+        }
+        "proxy_hide_header" => {
+            inh.hide_headers.push(d);
+            true
+        }
+        "more_set_headers" => {
+            inh.more_set.push(d);
+            true
+        }
+        "proxy_request_buffering" => {
+            match d.args.as_slice() {
+                [v] if v == "on" || v == "off" => {
+                    inh.request_buffering = Some(Setting {
+                        value: v == "on",
+                        d,
+                    });
+                }
+                _ => ctx.warn(d, "proxy_request_buffering needs `on` or `off`; ignored"),
+            }
+            true
+        }
+        "set" => {
+            match d.args.as_slice() {
+                [var, value] if var.starts_with('$') => {
+                    let name = var.trim_start_matches('$').trim_matches(['{', '}']);
+                    let (v, _) = vars::resolve(value, &inh.set_vars, &[]);
+                    inh.set_vars.set(name, v);
+                }
+                _ => ctx.warn(d, "set needs a $variable and a value; ignored"),
+            }
+            true
+        }
+        "proxy_ssl_name" => {
+            inh.ssl.name = Some(d);
+            true
+        }
+        "proxy_ssl_verify" => {
+            inh.ssl.verify = Some(d);
+            true
+        }
+        "proxy_ssl_trusted_certificate" => {
+            inh.ssl.ca = Some(d);
+            true
+        }
+        "proxy_ssl_server_name" => {
+            let why = if d.arg0() == "off" {
+                "greenlight sends the upstream's host name (or `sni:`) in TLS handshakes; nginx sent none with 'off', which only matters to an upstream that rejects SNI"
+            } else {
+                "greenlight sends the upstream's host name (or `sni:`) in TLS handshakes"
+            };
+            ctx.note(d, format!("'{}' is built in: {why}", directives::shown(d)));
+            true
+        }
+        "set_real_ip_from" => {
+            inh.real_ip.from.push(d);
+            true
+        }
+        "real_ip_header" => {
+            inh.real_ip.header = Some(d);
+            true
+        }
+        "real_ip_recursive" => {
+            inh.real_ip.recursive = Some(d);
+            true
+        }
         _ => false,
     }
 }
@@ -181,6 +349,8 @@ pub(crate) struct Listener<'a> {
     pub d: &'a Directive,
     /// Why the address is a placeholder the user must edit.
     pub edit: Option<String>,
+    /// `listen … proxy_protocol`.
+    pub proxy_protocol: bool,
 }
 
 /// All listeners, in order of first appearance.
@@ -225,7 +395,15 @@ impl<'a> Listeners<'a> {
             tls,
             d,
             edit,
+            proxy_protocol: false,
         });
+    }
+
+    /// Marks the listener for `key` as reading the PROXY protocol.
+    pub fn set_proxy_protocol(&mut self, key: &str) {
+        if let Some(l) = self.by_key.get(key).and_then(|&i| self.list.get_mut(i)) {
+            l.proxy_protocol = true;
+        }
     }
 
     /// True when some listener is plain HTTP.
@@ -243,6 +421,10 @@ pub(crate) struct UpServer {
     pub edit: Option<String>,
     /// Trailing comment (origin and unsupported parameters).
     pub comment: Option<String>,
+    /// `weight=N` (None: 1).
+    pub weight: Option<u32>,
+    /// `backup`.
+    pub backup: bool,
 }
 
 /// An nginx `upstream` block.
@@ -252,10 +434,10 @@ pub(crate) struct UpstreamDef<'a> {
     pub name: String,
     /// The `upstream` directive.
     pub d: &'a Directive,
-    /// Servers without `backup`.
+    /// The servers (backups marked).
     pub main: Vec<UpServer>,
-    /// Servers with `backup`.
-    pub backup: Vec<UpServer>,
+    /// `balance:` value (YAML text) and where it came from.
+    pub balance: Option<(String, &'a Directive)>,
     /// Passive health made from the servers' `max_fails`/`fail_timeout`.
     pub passive: Passive,
     /// True once a route uses it.
@@ -286,23 +468,113 @@ pub(crate) struct Target<'a> {
     pub edit: Option<String>,
     /// An extra comment for the upstream (e.g. https was used).
     pub comment: Option<String>,
-    /// An extra comment for the route (e.g. a path rewrite was lost).
-    pub route_note: Option<String>,
+    /// The `proxy_pass` URI part, when it replaces the location prefix.
+    pub upstream_path: Option<String>,
     /// Base for the upstream's name.
     pub hint: String,
+    /// `https://`: TLS to the servers.
+    pub tls: Option<UpTls>,
+    /// nginx's `$proxy_host`: the Host it sends when none is set.
+    pub proxy_host: String,
+}
+
+/// TLS to an upstream (`proxy_pass https://` and `proxy_ssl_*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct UpTls {
+    /// `sni:` (from `proxy_ssl_name`).
+    pub sni: Option<String>,
+    /// `ca:` (from `proxy_ssl_trusted_certificate`).
+    pub ca: Option<String>,
+    /// `verify: false` (from `proxy_ssl_verify off`).
+    pub no_verify: bool,
+}
+
+/// An answer greenlight gives itself (nginx `return`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// `redirect: {to, status}`.
+    Redirect {
+        /// The Location template.
+        to: String,
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+    },
+    /// `respond: {status, body, content_type}`.
+    Respond {
+        /// The status code.
+        status: u16,
+        /// The body template.
+        body: Option<String>,
+        /// From `add_header Content-Type` or `default_type`.
+        content_type: Option<String>,
+    },
+}
+
+/// One `rewrite:` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rewrite {
+    /// The regex.
+    pub from: String,
+    /// The replacement template.
+    pub to: String,
+    /// `break`, `last`, `redirect` or `permanent`.
+    pub flag: &'static str,
+    /// `file:line` of the `rewrite`.
+    pub at: String,
+}
+
+/// Header steps (`request_headers` or `response_headers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Headers {
+    /// `set: {name: value}`.
+    pub set: Vec<(String, String)>,
+    /// `add: {name: value}` (with `always` for responses).
+    pub add: Vec<(String, String, bool)>,
+    /// `remove: [name]`.
+    pub remove: Vec<String>,
+}
+
+impl Headers {
+    /// True when there is nothing to emit.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// `trusted_proxies` and `client_ip_from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientIp {
+    /// CIDRs or addresses.
+    pub trusted: Vec<String>,
+    /// The header (None: greenlight's default, X-Forwarded-For).
+    pub from: Option<String>,
+    /// `file:line` of the first `set_real_ip_from`.
+    pub at: String,
 }
 
 /// A route of a site.
 #[derive(Debug, Clone)]
 pub(crate) struct Route<'a> {
-    /// The path prefix.
+    /// The `path:` value: nginx location syntax (`/p`, `= /p`, `~ re`...).
     pub path: String,
     /// The `location` directive.
     pub loc: &'a Directive,
     /// Extra comment (e.g. the route was an exact location).
     pub comment: Option<String>,
-    /// What it proxies to.
-    pub target: Target<'a>,
+    /// What it proxies to (None: it answers itself).
+    pub target: Option<Target<'a>>,
+    /// The answer, for routes without a target.
+    pub answer: Option<Answer>,
+    /// `upstream_path` (the `proxy_pass` URI part).
+    pub upstream_path: Option<String>,
+    /// `rewrite:` rules in order.
+    pub rewrites: Vec<Rewrite>,
+    /// `request_headers` (nginx's list in force for this location).
+    pub req: Headers,
+    /// `response_headers` (nginx's list in force for this location).
+    pub resp: Headers,
+    /// `request_buffering` when nginx set it.
+    pub request_buffering: Option<bool>,
     /// Timeouts in force in the location.
     pub timeouts: Timeouts<'a>,
     /// Index of the emitted upstream (set when upstreams are assigned).
@@ -354,6 +626,8 @@ pub(crate) struct Site<'a> {
     pub underscores: Option<Setting<'a, bool>>,
     /// Routes in source order.
     pub routes: Vec<Route<'a>>,
+    /// Site-level `trusted_proxies`/`client_ip_from`.
+    pub client_ip: Option<ClientIp>,
 }
 
 /// An emitted upstream: a target with one set of timeouts.
@@ -385,6 +659,10 @@ pub(crate) struct Model<'a> {
     pub upstreams: Vec<Upstream<'a>>,
     /// nginx `upstream` blocks, for named targets.
     pub defs: Vec<UpstreamDef<'a>>,
+    /// Top-level `trusted_proxies`/`client_ip_from`.
+    pub client_ip: Option<ClientIp>,
+    /// `access_log off` at http level.
+    pub access_log_off: Option<&'a Directive>,
 }
 
 /// Settings of the `http` level that servers inherit.
@@ -411,6 +689,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         notes: cfg.notes.clone(),
         limits: Vec::new(),
         scope: Scope::Http,
+        access_log_off: None,
     };
     let mut http = HttpLevel::default();
     let mut found = Found::default();
@@ -462,6 +741,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
     }
     overlapping_listeners(&mut ctx, &listeners.list);
 
+    let client_ip = realip::client_ip(&mut ctx, &http.inh.real_ip);
     let model = Model {
         source: cfg.file_name(0),
         acme_email: opts.acme_email.clone(),
@@ -470,6 +750,8 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         sites,
         upstreams,
         defs,
+        client_ip,
+        access_log_off: ctx.access_log_off,
     };
     let yaml = emit::yaml(&model, cfg);
 
@@ -541,30 +823,34 @@ pub(crate) fn set_cert<'a>(ctx: &mut Ctx<'a>, slot: &mut Option<&'a Directive>, 
 /// Groups routes into emitted upstreams: one per target and set of timeouts.
 fn assign_upstreams<'a>(sites: &mut [Site<'a>], defs: &mut [UpstreamDef<'a>]) -> Vec<Upstream<'a>> {
     let mut upstreams: Vec<Upstream<'a>> = Vec::new();
-    let mut index: HashMap<(TargetKey, [Option<u64>; 3]), usize> = HashMap::new();
+    type Key = (TargetKey, Option<UpTls>, [Option<u64>; 3]);
+    let mut index: HashMap<Key, usize> = HashMap::new();
     let mut names = Names::default();
     for site in sites.iter_mut() {
         for route in &mut site.routes {
-            let key = (route.target.key.clone(), route.timeouts.key());
+            let Some(target) = &route.target else {
+                continue;
+            };
+            let key = (target.key.clone(), target.tls.clone(), route.timeouts.key());
             if let Some(&i) = index.get(&key) {
                 route.upstream = i;
                 continue;
             }
-            if let TargetKey::Named(i) = route.target.key
+            if let TargetKey::Named(i) = target.key
                 && let Some(def) = defs.get_mut(i)
             {
                 def.used = true;
             }
             let twin_of = upstreams
                 .iter()
-                .find(|u| u.target.key == route.target.key)
+                .find(|u| u.target.key == target.key)
                 .map(|u| u.name.clone());
-            let name = names.alloc(&route.target.hint, "app");
+            let name = names.alloc(&target.hint, "app");
             route.upstream = upstreams.len();
             index.insert(key, upstreams.len());
             upstreams.push(Upstream {
                 name,
-                target: route.target.clone(),
+                target: target.clone(),
                 timeouts: route.timeouts.clone(),
                 twin_of,
             });

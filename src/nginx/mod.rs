@@ -33,15 +33,22 @@
 )]
 
 mod addr;
+mod answer;
 mod convert;
 mod directives;
 mod emit;
+mod emit_route;
+mod headers;
 mod include;
 mod limits;
+mod location;
 mod parse;
+mod realip;
 mod server;
 mod sites;
+mod table;
 mod upstream;
+mod vars;
 mod yaml;
 
 #[cfg(test)]
