@@ -138,8 +138,8 @@ pub(crate) struct SslUp<'a> {
 /// `set_real_ip_from`, `real_ip_header`, `real_ip_recursive` in force.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RealIp<'a> {
-    /// The trusted ranges.
-    pub from: Vec<&'a Directive>,
+    /// The trusted ranges (a level with its own replaces the outer ones).
+    pub from: Level<'a>,
     /// `real_ip_header`.
     pub header: Option<&'a Directive>,
     /// `real_ip_recursive`.
@@ -180,6 +180,7 @@ impl<'a> Inherit<'a> {
         c.proxy_headers = self.proxy_headers.child();
         c.add_headers = self.add_headers.child();
         c.hide_headers = self.hide_headers.child();
+        c.real_ip.from = self.real_ip.from.child();
         c
     }
 }

@@ -117,6 +117,14 @@ pub(crate) fn location<'a>(
         );
         return;
     }
+    let regex = matches!(kind, LocKind::Regex | LocKind::RegexNoCase);
+    if !regex && !path.starts_with('/') {
+        ctx.note(
+            d,
+            format!("location '{spec}' never matches in nginx (request paths start with '/'; a regex needs '~'), so it was left out"),
+        );
+        return;
+    }
     if path.starts_with("/.well-known/acme-challenge") {
         ctx.note(
             d,
@@ -124,7 +132,6 @@ pub(crate) fn location<'a>(
         );
         return;
     }
-    let regex = matches!(kind, LocKind::Regex | LocKind::RegexNoCase);
     let captures = if regex {
         vars::named_groups(&path)
     } else {

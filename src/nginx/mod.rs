@@ -54,6 +54,8 @@ mod yaml;
 #[cfg(test)]
 mod api_tests;
 #[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
 mod golden_tests;
 #[cfg(test)]
 mod robust_tests;

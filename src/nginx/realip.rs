@@ -10,9 +10,9 @@ use super::directives::shown;
 
 /// The greenlight keys for the real-IP directives in force, if any.
 pub(crate) fn client_ip(ctx: &mut Ctx<'_>, r: &RealIp<'_>) -> Option<ClientIp> {
-    let first = r.from.first()?;
+    let first = r.from.list.first()?;
     let mut trusted = Vec::new();
-    for d in &r.from {
+    for d in &r.from.list {
         let v = d.arg0();
         if v == "unix:" {
             ctx.note(d, "'set_real_ip_from unix:' is not needed: greenlight does not listen on unix sockets");
@@ -36,9 +36,13 @@ pub(crate) fn client_ip(ctx: &mut Ctx<'_>, r: &RealIp<'_>) -> Option<ClientIp> {
             if v == "proxy_protocol" {
                 ctx.note(
                     h,
-                    "'real_ip_header proxy_protocol' is built in: a listener with `proxy_protocol: true` takes the client address from the PROXY header",
+                    "'real_ip_header proxy_protocol' is built in: a listener with `proxy_protocol: true` takes the client address from the PROXY header, so no header is believed here (trusted_proxies: [])",
                 );
-                None
+                return Some(ClientIp {
+                    trusted: Vec::new(),
+                    from: None,
+                    at: ctx.at(h),
+                });
             } else {
                 Some(v)
             }
