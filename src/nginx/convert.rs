@@ -471,6 +471,8 @@ pub(crate) struct Target<'a> {
     pub comment: Option<String>,
     /// The `proxy_pass` URI part, when it replaces the location prefix.
     pub upstream_path: Option<String>,
+    /// A `proxy_pass` URI with variables, as a final rewrite.
+    pub path_rewrite: Option<Rewrite>,
     /// Base for the upstream's name.
     pub hint: String,
     /// `https://`: TLS to the servers.

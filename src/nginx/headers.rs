@@ -26,6 +26,13 @@ fn value(
     if unknown.is_empty() {
         return Some(v);
     }
+    if unknown.iter().all(|n| n.starts_with("upstream_cache")) {
+        ctx.note(
+            d,
+            format!("'{}' only reports nginx's cache, and greenlight does not cache, so it is not sent", shown(d)),
+        );
+        return None;
+    }
     let what = if d.name == "proxy_set_header" {
         "the upstream no longer receives this header"
     } else {

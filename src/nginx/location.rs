@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use super::addr::{self, BadAddr};
 use super::answer;
 use super::convert::{
-    Ctx, Inherit, Route, Target, TargetKey, UpTls, UpstreamDef, common,
+    Ctx, Inherit, Rewrite, Route, Target, TargetKey, UpTls, UpstreamDef, common,
 };
 use super::headers;
 use super::parse::Directive;
@@ -291,6 +291,9 @@ pub(crate) fn location<'a>(
                     },
                 );
             }
+            if let Some(r) = target.as_ref().and_then(|t| t.path_rewrite.clone()) {
+                rules.push(r);
+            }
             let comment = None;
             info.routes.push(Route {
                 path: value,
@@ -338,6 +341,7 @@ fn placeholder<'a>(
         )),
         comment: None,
         upstream_path: None,
+        path_rewrite: None,
         hint: "app".to_string(),
         tls: None,
         proxy_host: String::new(),
@@ -376,11 +380,16 @@ fn up_tls(ctx: &mut Ctx<'_>, p: &Directive, authority: &str, inh: &Inherit<'_>) 
     if inh.ssl.verify.is_none() {
         let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
         let ip = host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok();
-        if ca.is_none() && (ip || !host.contains('.')) {
-            ctx.warn(
+        if ca.is_none() && (ip || !host.contains('.') || host == "localhost") {
+            ctx.note(
                 p,
-                format!("proxy_pass {}: nginx did not check this upstream's certificate (proxy_ssl_verify is off by default), greenlight does, against the system roots; '{host}' looks like an internal server whose certificate will not verify: set the upstream's `ca:` to its CA, or `verify: false`", p.arg0()),
+                format!("proxy_pass {}: nginx did not check this upstream's certificate (proxy_ssl_verify is off by default) and '{host}' is an internal server whose certificate would not pass greenlight's check against the system roots, so the upstream got `verify: false` like nginx; set `ca:` to its CA to check it", p.arg0()),
             );
+            return UpTls {
+                sni,
+                ca,
+                no_verify: true,
+            };
         } else {
             ctx.note(
                 p,
@@ -389,6 +398,59 @@ fn up_tls(ctx: &mut Ctx<'_>, p: &Directive, authority: &str, inh: &Inherit<'_>) 
         }
     }
     UpTls { sni, ca, no_verify }
+}
+
+/// A `proxy_pass` URI with variables: nginx sends it as the whole request
+/// URI. Becomes a final `break` rewrite: `PREFIX$request_uri` puts PREFIX
+/// before the path; anything else replaces the path (with the regex
+/// location's captures); the query is kept only when nginx kept it
+/// (`$is_args$args` or `$request_uri`).
+fn variable_uri(
+    ctx: &mut Ctx<'_>,
+    p: &Directive,
+    uri: &str,
+    kind: LocKind,
+    loc_path: &str,
+    inh: &Inherit<'_>,
+) -> Option<Rewrite> {
+    let captures = if matches!(kind, LocKind::Regex | LocKind::RegexNoCase) {
+        vars::named_groups(loc_path)
+    } else {
+        Vec::new()
+    };
+    let (u, unknown) = vars::resolve(uri, &inh.set_vars, &captures);
+    if !unknown.is_empty() {
+        ctx.warn(
+            p,
+            format!("proxy_pass {}: the upstream path uses {}, which greenlight does not know, so the request path is forwarded unchanged", p.arg0(), vars::list(&unknown)),
+        );
+        return None;
+    }
+    let (from, to) = if let Some(prefix) = u.strip_suffix("$request_uri") {
+        ("^(.*)$".to_string(), format!("{prefix}$1"))
+    } else {
+        let (path, keep_query) = match u.strip_suffix("?$args") {
+            Some(path) => (path.to_string(), true),
+            None => (u.clone(), false),
+        };
+        let from = match kind {
+            LocKind::Regex => loc_path.to_string(),
+            LocKind::RegexNoCase => format!("(?i){loc_path}"),
+            _ => "^.*$".to_string(),
+        };
+        let to = if keep_query || path.contains('?') {
+            path
+        } else {
+            format!("{path}?")
+        };
+        (from, to)
+    };
+    Some(Rewrite {
+        from,
+        to,
+        flag: "break",
+        at: ctx.at(p),
+    })
 }
 
 fn proxy_target<'a>(
@@ -463,6 +525,7 @@ fn proxy_target<'a>(
     };
     let tls = https.then(|| up_tls(ctx, p, authority, inh));
     let mut upstream_path = None;
+    let mut path_rewrite = None;
     let regex = matches!(kind, LocKind::Regex | LocKind::RegexNoCase);
     match uri {
         Some("$request_uri") | None => {}
@@ -470,10 +533,7 @@ fn proxy_target<'a>(
             p,
             format!("proxy_pass {raw}: nginx sent '/' followed by the request URI (a double slash); greenlight forwards the request path unchanged"),
         ),
-        Some(u) if u.contains('$') => ctx.warn(
-            p,
-            format!("proxy_pass {raw} builds the upstream path from variables, which greenlight does not do: it forwards the request path (after rewrites) unchanged"),
-        ),
+        Some(u) if u.contains('$') => path_rewrite = variable_uri(ctx, p, u, kind, loc_path, inh),
         Some(_) if regex => ctx.note(
             p,
             format!("proxy_pass {raw}: nginx does not allow a URI part in a regex location (nginx -t rejects it), so it was left out"),
@@ -493,6 +553,7 @@ fn proxy_target<'a>(
         edit: None,
         comment: None,
         upstream_path,
+        path_rewrite,
         hint,
         tls,
         proxy_host: authority.to_ascii_lowercase().trim_end_matches(if https { ":443" } else { ":80" }).to_string(),

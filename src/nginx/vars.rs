@@ -120,6 +120,21 @@ pub(crate) fn resolve(value: &str, set: &SetVars, captures: &[String]) -> (Strin
         last = r.end;
     }
     text.push_str(value.get(last..).unwrap_or(""));
+    // nginx variable names are case-insensitive ($is_Args is $is_args).
+    for name in ["is_args", "args", "uri", "request_uri"] {
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for r in refs(&text) {
+            if r.name.eq_ignore_ascii_case(name) && r.name != name {
+                out.push_str(text.get(last..r.start).unwrap_or(""));
+                out.push('$');
+                out.push_str(name);
+                last = r.end;
+            }
+        }
+        out.push_str(text.get(last..).unwrap_or(""));
+        text = out;
+    }
     for (from, to) in [
         ("$uri$is_args$args", "$request_uri"),
         ("${uri}${is_args}${args}", "$request_uri"),
