@@ -59,6 +59,8 @@ mod contract_tests;
 mod golden_tests;
 #[cfg(test)]
 mod robust_tests;
+#[cfg(test)]
+mod steps_tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
