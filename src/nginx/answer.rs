@@ -50,12 +50,21 @@ pub(crate) fn of_return(
         [code] => (code.parse::<u16>().ok()?, None),
         [code, text] => (code.parse::<u16>().ok()?, Some(text.as_str())),
         _ => {
-            ctx.warn(r, format!("'{}' is not a valid return; not converted", shown(r)));
+            ctx.warn(
+                r,
+                format!("'{}' is not a valid return; not converted", shown(r)),
+            );
             return None;
         }
     };
     if !(100..=599).contains(&code) && code != 444 {
-        ctx.warn(r, format!("'{}': {code} is not an HTTP status; not converted", shown(r)));
+        ctx.warn(
+            r,
+            format!(
+                "'{}': {code} is not an HTTP status; not converted",
+                shown(r)
+            ),
+        );
         return None;
     }
     if REDIRECTS.contains(&code) {
@@ -102,7 +111,10 @@ pub(crate) fn of_rewrite(
         [f, t] => (f, t, None),
         [f, t, flag] => (f, t, Some(flag.as_str())),
         _ => {
-            ctx.warn(d, format!("'{}' is not a valid rewrite; not converted", shown(d)));
+            ctx.warn(
+                d,
+                format!("'{}' is not a valid rewrite; not converted", shown(d)),
+            );
             return None;
         }
     };

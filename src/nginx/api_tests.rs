@@ -99,7 +99,10 @@ fn nothing_usable_is_exit_code_2() {
     let err = import_str("x.conf", text, &opts()).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();
-    assert!(msg.contains("x.conf:1 no location with proxy_pass"), "{msg}");
+    assert!(
+        msg.contains("x.conf:1 no location with proxy_pass"),
+        "{msg}"
+    );
     assert!(
         msg.contains("x.conf:2 no location with proxy_pass"),
         "{msg}"

@@ -96,7 +96,9 @@ fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
         .filter(|t| v.get(**t).is_some())
         .count();
     if terminals != 1 {
-        errs.push(format!("{at}: {terminals} terminals (exactly one of upstream, redirect, respond)"));
+        errs.push(format!(
+            "{at}: {terminals} terminals (exactly one of upstream, redirect, respond)"
+        ));
     }
     if let Some(r) = v.get("redirect") {
         keys(r, &format!("{at}.redirect"), &["to", "status"], errs);
@@ -109,7 +111,12 @@ fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
         }
     }
     if let Some(r) = v.get("respond") {
-        keys(r, &format!("{at}.respond"), &["status", "body", "content_type"], errs);
+        keys(
+            r,
+            &format!("{at}.respond"),
+            &["status", "body", "content_type"],
+            errs,
+        );
         if let Some(b) = r.get("body") {
             template(b, &format!("{at}.respond.body"), &captures, errs);
         }
@@ -119,7 +126,9 @@ fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
         }
     }
     if v.get("upstream_path").is_some() && !matches!(modifier, "" | "^~") {
-        errs.push(format!("{at}: upstream_path on a route that is not a prefix"));
+        errs.push(format!(
+            "{at}: upstream_path on a route that is not a prefix"
+        ));
     }
     for (i, w) in v
         .get("rewrite")
@@ -131,7 +140,9 @@ fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
         let here = format!("{at}.rewrite[{i}]");
         keys(w, &here, &["from", "to", "flag"], errs);
         let mut names = captures.clone();
-        names.extend(vars::named_groups(w.get("from").and_then(Value::as_str).unwrap_or("")));
+        names.extend(vars::named_groups(
+            w.get("from").and_then(Value::as_str).unwrap_or(""),
+        ));
         if let Some(to) = w.get("to") {
             template(to, &here, &names, errs);
         }
@@ -157,21 +168,54 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
     keys(
         &doc,
         "top",
-        &["acme", "access_log", "trusted_proxies", "client_ip_from", "listeners", "limits", "sites", "upstreams"],
+        &[
+            "acme",
+            "access_log",
+            "trusted_proxies",
+            "client_ip_from",
+            "listeners",
+            "limits",
+            "sites",
+            "upstreams",
+        ],
         &mut errs,
     );
-    for (name, l) in doc.get("listeners").and_then(Value::as_object).into_iter().flatten() {
-        keys(l, &format!("listeners.{name}"), &["address", "tls", "proxy_protocol"], &mut errs);
+    for (name, l) in doc
+        .get("listeners")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        keys(
+            l,
+            &format!("listeners.{name}"),
+            &["address", "tls", "proxy_protocol"],
+            &mut errs,
+        );
     }
-    for (name, s) in doc.get("sites").and_then(Value::as_object).into_iter().flatten() {
+    for (name, s) in doc
+        .get("sites")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let at = format!("sites.{name}");
         keys(
             s,
             &at,
             &[
-                "hosts", "default", "tls", "plain_http", "max_body_size", "underscores_in_headers",
-                "request_buffering", "routes", "request_headers", "response_headers",
-                "trusted_proxies", "client_ip_from",
+                "hosts",
+                "default",
+                "tls",
+                "plain_http",
+                "max_body_size",
+                "underscores_in_headers",
+                "request_buffering",
+                "routes",
+                "request_headers",
+                "response_headers",
+                "trusted_proxies",
+                "client_ip_from",
             ],
             &mut errs,
         );
@@ -182,7 +226,9 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
         if no_hosts && s.get("default") != Some(&Value::Bool(true)) {
             errs.push(format!("{at}: no hosts and not the default site"));
         }
-        if s.get("hosts").is_some_and(|h| h.as_array().is_some_and(Vec::is_empty)) {
+        if s.get("hosts")
+            .is_some_and(|h| h.as_array().is_some_and(Vec::is_empty))
+        {
             errs.push(format!("{at}: `hosts: []`"));
         }
         for (k, resp) in [("request_headers", false), ("response_headers", true)] {
@@ -190,33 +236,67 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                 headers(h, &format!("{at}.{k}"), resp, &mut errs);
             }
         }
-        for (i, r) in s.get("routes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, r) in s
+            .get("routes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             route(r, &format!("{at}.routes[{i}]"), &mut errs);
         }
     }
-    for (name, u) in doc.get("upstreams").and_then(Value::as_object).into_iter().flatten() {
+    for (name, u) in doc
+        .get("upstreams")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let at = format!("upstreams.{name}");
         keys(
             u,
             &at,
             &[
-                "active", "pools", "balance", "tls", "sni", "ca", "verify", "connect_timeout",
-                "read_timeout", "write_timeout", "max_fails", "fail_timeout",
+                "active",
+                "pools",
+                "balance",
+                "tls",
+                "sni",
+                "ca",
+                "verify",
+                "connect_timeout",
+                "read_timeout",
+                "write_timeout",
+                "max_fails",
+                "fail_timeout",
             ],
             &mut errs,
         );
-        for (p, servers) in u.get("pools").and_then(Value::as_object).into_iter().flatten() {
+        for (p, servers) in u
+            .get("pools")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             for s in servers.as_array().into_iter().flatten() {
                 if s.is_object() {
-                    keys(s, &format!("{at}.pools.{p}"), &["address", "weight", "backup"], &mut errs);
+                    keys(
+                        s,
+                        &format!("{at}.pools.{p}"),
+                        &["address", "weight", "backup"],
+                        &mut errs,
+                    );
                 } else if !s.is_string() {
-                    errs.push(format!("{at}.pools.{p}: a server is neither text nor a mapping"));
+                    errs.push(format!(
+                        "{at}.pools.{p}: a server is neither text nor a mapping"
+                    ));
                 }
             }
         }
         match u.get("balance") {
             None => {}
-            Some(Value::String(b)) if ["round_robin", "least_conn", "ip_hash"].contains(&b.as_str()) => {}
+            Some(Value::String(b))
+                if ["round_robin", "least_conn", "ip_hash"].contains(&b.as_str()) => {}
             Some(b @ Value::Object(_)) => {
                 keys(b, &format!("{at}.balance"), &["hash"], &mut errs);
                 if let Some(h) = b.get("hash") {
@@ -245,7 +325,13 @@ fn golden_outputs_match_the_contract() {
 fn the_checker_rejects_what_the_contract_does_not_allow() {
     let bad = "sites:\n  a:\n    hosts: []\n    routes:\n      - path: \"~x\"\n        upstream: u\n        redirect: {to: \"$nope\", status: 200}\n";
     let errs = check(bad);
-    for want in ["`hosts: []`", "not nginx location syntax", "2 terminals", "unknown variable $nope", "status 200"] {
+    for want in [
+        "`hosts: []`",
+        "not nginx location syntax",
+        "2 terminals",
+        "unknown variable $nope",
+        "status 200",
+    ] {
         assert!(errs.iter().any(|e| e.contains(want)), "{want}: {errs:#?}");
     }
 }
@@ -274,5 +360,9 @@ fn corpus_outputs_match_the_contract() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} problems: {failures:#?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} problems: {failures:#?}",
+        failures.len()
+    );
 }

@@ -53,7 +53,10 @@ pub(crate) fn explain(d: &Directive) -> String {
     };
     match entry.kind {
         Kind::Note if name.starts_with("ssl_") => {
-            let mut msg = format!("{NOTE_PREFIX}'{name}' is not needed with rustls: {}", entry.text);
+            let mut msg = format!(
+                "{NOTE_PREFIX}'{name}' is not needed with rustls: {}",
+                entry.text
+            );
             if name == "ssl_protocols" {
                 let old: Vec<&str> = d
                     .args

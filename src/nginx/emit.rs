@@ -246,7 +246,8 @@ fn upstream(w: &mut W<'_>, m: &Model<'_>, u: &Upstream<'_>) {
             w.out.line(2, &format!("ca: {}", scalar(ca)), None);
         }
         if t.no_verify {
-            w.out.line(2, "verify: false", Some("nginx: proxy_ssl_verify off"));
+            w.out
+                .line(2, "verify: false", Some("nginx: proxy_ssl_verify off"));
         }
     }
     timeouts(w, &u.timeouts);

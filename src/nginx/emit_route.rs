@@ -80,11 +80,14 @@ pub(crate) fn route(
             &format!("redirect: {{to: {}, status: {status}}}", quoted(to)),
             None,
         ),
-        (_, Some(Answer::Respond {
-            status,
-            body,
-            content_type,
-        })) => {
+        (
+            _,
+            Some(Answer::Respond {
+                status,
+                body,
+                content_type,
+            }),
+        ) => {
             let mut s = format!("respond: {{status: {status}");
             if let Some(b) = body {
                 s.push_str(&format!(", body: {}", quoted(b)));

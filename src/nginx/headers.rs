@@ -29,7 +29,10 @@ fn value(
     if unknown.iter().all(|n| n.starts_with("upstream_cache")) {
         ctx.note(
             d,
-            format!("'{}' only reports nginx's cache, and greenlight does not cache, so it is not sent", shown(d)),
+            format!(
+                "'{}' only reports nginx's cache, and greenlight does not cache, so it is not sent",
+                shown(d)
+            ),
         );
         return None;
     }
@@ -82,7 +85,10 @@ pub(crate) fn steps(
     let mut host_set = false;
     for d in &inh.proxy_headers.list {
         let [name, raw] = d.args.as_slice() else {
-            ctx.warn(d, "proxy_set_header needs a header name and a value; ignored");
+            ctx.warn(
+                d,
+                "proxy_set_header needs a header name and a value; ignored",
+            );
             continue;
         };
         if name.eq_ignore_ascii_case("host") {
@@ -114,7 +120,8 @@ pub(crate) fn steps(
         && !t.proxy_host.is_empty()
     {
         // nginx's default is `proxy_set_header Host $proxy_host`.
-        req.set.insert(0, ("Host".to_string(), t.proxy_host.clone()));
+        req.set
+            .insert(0, ("Host".to_string(), t.proxy_host.clone()));
     }
 
     let mut resp = Headers::default();
@@ -129,7 +136,10 @@ pub(crate) fn steps(
             [n, v] => (n, v, false),
             [n, v, a] if a == "always" => (n, v, true),
             _ => {
-                ctx.warn(d, format!("'{}' is not a valid add_header; ignored", shown(d)));
+                ctx.warn(
+                    d,
+                    format!("'{}' is not a valid add_header; ignored", shown(d)),
+                );
                 continue;
             }
         };
@@ -148,7 +158,10 @@ pub(crate) fn steps(
         }
         for a in &d.args {
             let Some((name, raw)) = a.split_once(':') else {
-                ctx.warn(d, format!("more_set_headers '{a}' is not 'Name: value'; ignored"));
+                ctx.warn(
+                    d,
+                    format!("more_set_headers '{a}' is not 'Name: value'; ignored"),
+                );
                 continue;
             };
             let (name, raw) = (name.trim(), raw.trim());

@@ -7,9 +7,7 @@ use std::net::Ipv4Addr;
 
 use super::addr::{self, BadAddr};
 use super::answer;
-use super::convert::{
-    Ctx, Inherit, Rewrite, Route, Target, TargetKey, UpTls, UpstreamDef, common,
-};
+use super::convert::{Ctx, Inherit, Rewrite, Route, Target, TargetKey, UpTls, UpstreamDef, common};
 use super::headers;
 use super::parse::Directive;
 use super::server::{ServerInfo, https_redirect};
@@ -142,6 +140,7 @@ pub(crate) fn location<'a>(
     let mut pass: Option<&'a Directive> = None;
     let mut ret: Option<&'a Directive> = None;
     let mut rewrites: Vec<&'a Directive> = Vec::new();
+    let mut if_rules = Vec::new();
     let mut explained = false;
     let mut nested = Vec::new();
     let mut own_body = None;
@@ -167,7 +166,10 @@ pub(crate) fn location<'a>(
                 }
             }
             ("rewrite", false) => rewrites.push(c),
-            ("if", true) => ctx.warn(c, super::server::if_warning(c)),
+            ("if", true) => match super::server::if_rewrite(ctx, c) {
+                Some(rule) => if_rules.push(rule),
+                None => ctx.warn(c, super::server::if_warning(c)),
+            },
             ("default_type", false) => default_type = Some(c),
             ("set_real_ip_from" | "real_ip_header" | "real_ip_recursive", false) => ctx.warn(
                 c,
@@ -229,7 +231,7 @@ pub(crate) fn location<'a>(
         );
     }
     let has_terminal = target.is_some() || route_answer.is_some();
-    let mut rules = Vec::new();
+    let mut rules = if_rules;
     for r in &rewrites {
         if let Some(rule) = answer::of_rewrite(ctx, r, &inh.set_vars, &captures) {
             rules.push(rule);
@@ -237,14 +239,14 @@ pub(crate) fn location<'a>(
     }
     answer::flagless_rewrites(ctx, &rewrites);
     if !has_terminal
+        && !explained
         && !rules.is_empty()
         && rules
             .iter()
             .all(|r| r.flag == "redirect" || r.flag == "permanent")
     {
-        // A location that only redirects by rewrite: its last rule answers
-        // when no earlier one matched... keep the rules and let the route
-        // answer 404 like nginx's empty location when none matches.
+        // A location that only redirects by rewrite: when no rule matches,
+        // nginx serves its default root, where nothing is found: 404.
         route_answer = Some(super::convert::Answer::Respond {
             status: 404,
             body: None,
@@ -378,7 +380,10 @@ fn up_tls(ctx: &mut Ctx<'_>, p: &Directive, authority: &str, inh: &Inherit<'_>) 
     let no_verify = inh.ssl.verify.is_some_and(|d| d.arg0() == "off");
     let ca = inh.ssl.ca.map(|d| d.arg0().to_string());
     if inh.ssl.verify.is_none() {
-        let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+        let host = authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority);
         let ip = host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok();
         if ca.is_none() && (ip || !host.contains('.') || host == "localhost") {
             ctx.note(
@@ -508,7 +513,10 @@ fn proxy_target<'a>(
         let bad = BadAddr::new(
             None,
             &url,
-            format!("names its server with {}, which is only known per request (a `map` or a variable greenlight does not have)", vars::list(&names)),
+            format!(
+                "names its server with {}, which is only known per request (a `map` or a variable greenlight does not have)",
+                vars::list(&names)
+            ),
         );
         return Some(placeholder(ctx, p, &url, bad, default_port));
     }
@@ -556,6 +564,9 @@ fn proxy_target<'a>(
         path_rewrite,
         hint,
         tls,
-        proxy_host: authority.to_ascii_lowercase().trim_end_matches(if https { ":443" } else { ":80" }).to_string(),
+        proxy_host: authority
+            .to_ascii_lowercase()
+            .trim_end_matches(if https { ":443" } else { ":80" })
+            .to_string(),
     })
 }

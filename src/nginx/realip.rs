@@ -18,7 +18,11 @@ pub(crate) fn client_ip(ctx: &mut Ctx<'_>, r: &RealIp<'_>) -> Option<ClientIp> {
             ctx.note(d, "'set_real_ip_from unix:' is not needed: greenlight does not listen on unix sockets");
             continue;
         }
-        if v.contains('$') || !v.chars().all(|c| c.is_ascii_hexdigit() || ".:/".contains(c)) {
+        if v.contains('$')
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || ".:/".contains(c))
+        {
             ctx.warn(
                 d,
                 format!("'{}' is not an address or CIDR greenlight can read (host names are not resolved here); left out, so that peer's header is not believed", shown(d)),

@@ -4,8 +4,7 @@
 use super::addr::{self, ListenAddr};
 use super::answer;
 use super::convert::{
-    Answer, Ctx, Host, HttpLevel, Inherit, Listeners, Rewrite, Route, UpstreamDef, common,
-    set_cert,
+    Answer, Ctx, Host, HttpLevel, Inherit, Listeners, Rewrite, Route, UpstreamDef, common, set_cert,
 };
 use super::directives::shown;
 use super::limits::Scope;
@@ -89,10 +88,12 @@ pub(crate) fn analyze<'a>(
         scheme_redirect: None,
         answer: None,
         rewrites: Vec::new(),
-        real_ip_own: d
-            .children()
-            .iter()
-            .any(|c| matches!(c.name.as_str(), "set_real_ip_from" | "real_ip_header" | "real_ip_recursive")),
+        real_ip_own: d.children().iter().any(|c| {
+            matches!(
+                c.name.as_str(),
+                "set_real_ip_from" | "real_ip_header" | "real_ip_recursive"
+            )
+        }),
     };
     info.inh = http.inh.child();
     let mut cert = None;
@@ -152,7 +153,10 @@ pub(crate) fn analyze<'a>(
                 i,
                 "this redirect of plain-HTTP requests is never used: the server only listens with TLS",
             ),
-            None => ctx.warn(i, if_warning(i)),
+            None => match if_rewrite(ctx, i) {
+                Some(rule) => info.rewrites.push(rule),
+                None => ctx.warn(i, if_warning(i)),
+            },
         }
     }
     let host_ifs = !info.redirects.is_empty();
@@ -171,7 +175,9 @@ pub(crate) fn analyze<'a>(
         }
     }
     for r in &rewrites {
-        if let Some(rule) = answer::of_rewrite(ctx, r, &info.inh.set_vars, &[]) {
+        if let Some(code) = https_rewrite(r) {
+            info.redirects.push((r, code));
+        } else if let Some(rule) = answer::of_rewrite(ctx, r, &info.inh.set_vars, &[]) {
             info.rewrites.push(rule);
         }
     }
@@ -259,7 +265,10 @@ fn listen<'a>(
             "proxy_protocol" => proxy_protocol = true,
             "reuseport" | "backlog" | "rcvbuf" | "sndbuf" | "deferred" | "bind" | "fastopen"
             | "so_keepalive" | "accept_filter" | "setfib" | "multipath" => tuning.push(f),
-            "spdy" => ctx.note(c, "listen parameter 'spdy' is obsolete; greenlight offers HTTP/2 on TLS listeners"),
+            "spdy" => ctx.note(
+                c,
+                "listen parameter 'spdy' is obsolete; greenlight offers HTTP/2 on TLS listeners",
+            ),
             _ => ctx.warn(
                 c,
                 format!("listen parameter '{f}' is not supported and was not converted"),
@@ -463,6 +472,10 @@ fn if_redirect(i: &Directive, own: &[String]) -> Option<(IfKind, u16)> {
             let code = https_redirect(only, &[h.to_string()])?;
             Some((IfKind::Host, code))
         }
+        ["$host", "~" | "~*", _] => {
+            let code = https_redirect(only, &[])?;
+            Some((IfKind::Host, code))
+        }
         ["$scheme", "=", "http"]
         | ["$scheme", "!=", "https"]
         | ["$https", "="]
@@ -473,6 +486,81 @@ fn if_redirect(i: &Directive, own: &[String]) -> Option<(IfKind, u16)> {
         }
         _ => None,
     }
+}
+
+/// `if ($uri ~ RE) { return 3xx URL; }` (also `$request_uri`, `~*`): a
+/// redirecting rewrite. `return` does not add the query, so `to` ends in `?`.
+pub(crate) fn if_rewrite(ctx: &mut Ctx<'_>, i: &Directive) -> Option<Rewrite> {
+    let [only] = i.children() else {
+        return None;
+    };
+    let cond = if_condition(i);
+    let (var, op, re) = match cond
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [v, op @ ("~" | "~*"), re] => (v.to_string(), *op, re.to_string()),
+        _ => return None,
+    };
+    if !matches!(var.as_str(), "$uri" | "$request_uri") || only.name != "return" {
+        return None;
+    }
+    let [code, url] = only.args.as_slice() else {
+        return None;
+    };
+    let flag = match code.as_str() {
+        "301" | "308" => "permanent",
+        "302" | "303" | "307" => "redirect",
+        _ => return None,
+    };
+    let captures = super::vars::named_groups(&re);
+    let (to, unknown) = super::vars::resolve(url, &Default::default(), &captures);
+    if !unknown.is_empty() {
+        return None;
+    }
+    if code != "301" && code != "302" {
+        ctx.note(
+            i,
+            format!(
+                "'{}' became a redirecting rewrite, which answers {}",
+                shown(only),
+                if flag == "permanent" { 301 } else { 302 }
+            ),
+        );
+    }
+    let re = if op == "~*" { format!("(?i){re}") } else { re };
+    Some(Rewrite {
+        from: re,
+        to: if to.contains('?') {
+            to
+        } else {
+            format!("{to}?")
+        },
+        flag,
+        at: ctx.at(i),
+    })
+}
+
+/// `rewrite ^ https://$host$request_uri? permanent` (and `^(.*)$ …$1`):
+/// the redirect to https, as a status code.
+pub(crate) fn https_rewrite(d: &Directive) -> Option<u16> {
+    let (re, to, flag) = match d.args.as_slice() {
+        [re, to, flag] => (re.as_str(), to.as_str(), flag.as_str()),
+        _ => return None,
+    };
+    let code = match flag {
+        "permanent" => 301,
+        "redirect" => 302,
+        _ => return None,
+    };
+    let host = to.strip_prefix("https://")?;
+    let same = ["$host", "$server_name", "$http_host"].iter().any(|h| {
+        host == format!("{h}$request_uri?")
+            || (re == "^(.*)$" && (host == format!("{h}$1") || host == format!("{h}$1?")))
+    });
+    (same && matches!(re, "^" | "^(.*)$" | "^/(.*)$" | "^.*$" | "(.*)")).then_some(code)
 }
 
 fn count(d: &Directive) -> usize {
@@ -487,4 +575,3 @@ pub(crate) fn if_warning(i: &Directive) -> String {
         count(i)
     )
 }
-

@@ -25,10 +25,7 @@ pub(crate) fn build<'a>(
         .filter(|s| s.has_tls && !s.routes.is_empty())
         .flat_map(|s| s.hosts.iter().map(|h| h.name.clone()))
         .collect();
-    let owned: Vec<ServerInfo<'a>> = infos
-        .iter()
-        .map(|s| redirect_site(s, &tls_hosts))
-        .collect();
+    let owned: Vec<ServerInfo<'a>> = infos.iter().map(|s| redirect_site(s, &tls_hosts)).collect();
     let infos = owned.as_slice();
     let tls_hosts: Vec<&str> = tls_hosts.iter().map(String::as_str).collect();
     for (i, s) in infos.iter().enumerate() {
@@ -219,7 +216,8 @@ fn to_https_elsewhere<'a>(
     let (r, Answer::Redirect { to, status }) = s.answer.as_ref()? else {
         return None;
     };
-    let covered = !s.hosts.is_empty() && s.hosts.iter().all(|h| tls_hosts.contains(&h.name.as_str()));
+    let covered =
+        !s.hosts.is_empty() && s.hosts.iter().all(|h| tls_hosts.contains(&h.name.as_str()));
     if s.has_tls || !covered || !to.starts_with("https://") || !to.ends_with("$request_uri") {
         return None;
     }

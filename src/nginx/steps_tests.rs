@@ -27,7 +27,12 @@ fn location_modifiers_go_into_path() {
          location ~ ^/r/(\\d+)$ { proxy_pass http://127.0.0.1:1; }\n\
          location ~* \\.png$ { proxy_pass http://127.0.0.1:1; }",
     ));
-    for p in ["\"= /x\"", "\"^~ /s/\"", "\"~ ^/r/(\\\\d+)$\"", "\"~* \\\\.png$\""] {
+    for p in [
+        "\"= /x\"",
+        "\"^~ /s/\"",
+        "\"~ ^/r/(\\\\d+)$\"",
+        "\"~* \\\\.png$\"",
+    ] {
         assert!(y.contains(&format!("- path: {p}")), "{p}: {y}");
     }
     assert!(w.is_empty(), "{w:#?}");
@@ -146,7 +151,8 @@ fn proxy_set_header_and_hide_header_are_steps() {
     assert!(y.contains("remove: [X-Powered-By]"), "{y}");
     assert!(w.is_empty(), "{w:#?}");
     assert!(
-        n.iter().any(|n| n.contains("X-Forwarded-For") && n.contains("built in")),
+        n.iter()
+            .any(|n| n.contains("X-Forwarded-For") && n.contains("built in")),
         "{n:#?}"
     );
     assert!(n.iter().all(|n| !n.contains("X-Real-IP")), "{n:#?}");
@@ -204,7 +210,10 @@ fn https_upstreams() {
            proxy_ssl_trusted_certificate /etc/ca.pem; }\n\
          location /b/ { proxy_pass https://10.0.0.9:8443; proxy_ssl_verify off; }",
     ));
-    assert!(y.contains("main: [api.example.net:443]\n    tls: true"), "{y}");
+    assert!(
+        y.contains("main: [api.example.net:443]\n    tls: true"),
+        "{y}"
+    );
     assert!(y.contains("sni: api.internal"), "{y}");
     assert!(y.contains("ca: /etc/ca.pem"), "{y}");
     assert!(y.contains("verify: false"), "{y}");
@@ -250,7 +259,10 @@ fn benign_directives_are_notes() {
         "proxy_buffer_size",
         "map $http_upgrade",
     ] {
-        assert!(n.iter().any(|n| n.contains(&format!("'{d}"))), "{d}: {n:#?}");
+        assert!(
+            n.iter().any(|n| n.contains(&format!("'{d}"))),
+            "{d}: {n:#?}"
+        );
     }
 }
 
@@ -286,11 +298,33 @@ fn other_maps_and_ifs_are_warnings_that_say_what_is_lost() {
          location / { proxy_pass http://127.0.0.1:1; } } }",
     );
     assert!(
-        w.iter().any(|w| w.contains("map $cookie_v $pool") && w.contains("$pool")),
+        w.iter()
+            .any(|w| w.contains("map $cookie_v $pool") && w.contains("$pool")),
         "{w:#?}"
     );
     assert!(
         w.iter().any(|w| w.contains("if ($request_method = POST)")),
         "{w:#?}"
     );
+}
+
+#[test]
+fn common_if_shapes_convert() {
+    let (y, w, _) = run(
+        "server { listen 80; server_name a.test; rewrite ^ https://$host$request_uri? permanent; }\n\
+         server { listen 80; server_name b.test;\n\
+           if ($host ~ ^[a-z]+\\.b\\.test$) { return 301 https://$host$request_uri; } }\n\
+         server { listen 443 ssl; server_name a.test b.test; ssl_certificate /c.pem; ssl_certificate_key /k.pem;\n\
+           location / { if ($request_uri ~ ^/(.*)\\.html) { return 302 /$1; }\n\
+             proxy_pass http://127.0.0.1:1; } }",
+    );
+    assert!(
+        y.contains("plain_http: redirect  # from t.conf:1 (return 301)"),
+        "{y}"
+    );
+    assert!(
+        y.contains("- {from: \"^/(.*)\\\\.html\", to: \"/$1?\", flag: redirect}"),
+        "{y}"
+    );
+    assert!(w.is_empty(), "{w:#?}");
 }
