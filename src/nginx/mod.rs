@@ -40,6 +40,7 @@ mod emit;
 mod emit_route;
 mod headers;
 mod include;
+mod inherit;
 mod limits;
 mod location;
 mod parse;
