@@ -160,11 +160,14 @@ pub(crate) fn analyze<'a>(
         }
     }
     let host_ifs = !info.redirects.is_empty();
+    // A server-level `return` to https answers before any location.
+    let mut whole_server: Option<&'a Directive> = None;
     for r in returns {
         if info.answer.is_some() {
             ctx.note(r, "a second server-level 'return' is never reached");
         } else if let Some(code) = https_redirect(r, &own) {
             info.redirects.push((r, code));
+            whole_server = Some(r);
         } else if host_ifs && r.args.len() == 1 && r.arg0() == "404" {
             ctx.note(
                 r,
@@ -210,6 +213,11 @@ pub(crate) fn analyze<'a>(
             timeouts: inh.timeouts.clone(),
             upstream: 0,
         });
+    } else if let Some(r) = whole_server.filter(|_| !locations.is_empty()) {
+        ctx.note(
+            r,
+            format!("'{}' answers every request of this server before any location is chosen, so its {} location(s) are not used (as in nginx)", shown(r), locations.len()),
+        );
     } else {
         for l in locations {
             location(ctx, l, &inh, defs, &mut info);
