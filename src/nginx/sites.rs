@@ -25,7 +25,10 @@ pub(crate) fn build<'a>(
         .filter(|s| s.has_tls && !s.routes.is_empty())
         .flat_map(|s| s.hosts.iter().map(|h| h.name.clone()))
         .collect();
-    let owned: Vec<ServerInfo<'a>> = infos.iter().map(|s| redirect_site(s, &tls_hosts)).collect();
+    let owned: Vec<ServerInfo<'a>> = infos
+        .iter()
+        .flat_map(|s| redirect_site(s, &tls_hosts))
+        .collect();
     let infos = owned.as_slice();
     let tls_hosts: Vec<&str> = tls_hosts.iter().map(String::as_str).collect();
     for (i, s) in infos.iter().enumerate() {
@@ -170,14 +173,30 @@ pub(crate) fn build<'a>(
 /// A plain-HTTP server that only redirects to https, for hosts no TLS site
 /// serves: its own site whose one route redirects (plain_http: redirect
 /// needs a TLS site to hang on).
-fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> ServerInfo<'a> {
+fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo<'a>> {
     let mut s = s.clone();
     let Some(&(d, status)) = s.redirects.first() else {
-        return s;
+        return vec![s];
     };
-    let lonely = !s.hosts.is_empty() && s.hosts.iter().all(|h| !tls_hosts.contains(&h.name));
-    if s.has_tls || s.scheme_redirect.is_some() || !s.routes.is_empty() || !lonely {
-        return s;
+    let (lonely, covered): (Vec<_>, Vec<_>) = s
+        .hosts
+        .iter()
+        .cloned()
+        .partition(|h| !tls_hosts.contains(&h.name));
+    if s.has_tls || s.scheme_redirect.is_some() || !s.routes.is_empty() || lonely.is_empty() {
+        return vec![s];
+    }
+    let mut rest = Vec::new();
+    if !covered.is_empty() {
+        // Hosts some TLS site serves stay with the redirect server (they
+        // become that site's `plain_http: redirect`); the others get this one.
+        let mut c = s.clone();
+        c.hosts = covered;
+        rest.push(c);
+        s.hosts = lonely;
+        // Only one of the two may stand for nginx's default server.
+        s.listen_default = None;
+        s.catch_all = None;
     }
     // certbot's `if ($host = x) { return 301 …; }`: the return inside.
     let ret = if d.name == "if" {
@@ -185,7 +204,16 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> ServerInfo<'a>
     } else {
         d
     };
-    let to = ret.args.get(1).cloned().unwrap_or_default();
+    let mut to = ret.args.get(1).cloned().unwrap_or_default();
+    if ret.name == "rewrite"
+        && let Some(host) = to
+            .strip_prefix("https://")
+            .and_then(|t| t.split('$').nth(1))
+    {
+        // `rewrite ^ https://$host$request_uri? permanent` and the `$1`
+        // form: the same URL as a redirect.
+        to = format!("https://${host}$request_uri");
+    }
     s.routes.push(super::convert::Route {
         path: "/".to_string(),
         loc: d,
@@ -201,7 +229,8 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> ServerInfo<'a>
         upstream: 0,
     });
     s.redirects.clear();
-    s
+    rest.insert(0, s);
+    rest
 }
 
 /// A plain-HTTP server that answers everything with a redirect to

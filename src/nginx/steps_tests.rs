@@ -328,3 +328,22 @@ fn common_if_shapes_convert() {
     );
     assert!(w.is_empty(), "{w:#?}");
 }
+
+#[test]
+fn a_plain_redirect_for_hosts_without_a_tls_site_is_its_own_site() {
+    let (y, w, _) = run(
+        "server { listen 80; server_name a.test b.test; return 301 https://$host$request_uri; }\n\
+         server { listen 443 ssl; server_name a.test; ssl_certificate /c.pem; ssl_certificate_key /k.pem;\n\
+           location / { proxy_pass http://127.0.0.1:1; } }",
+    );
+    assert!(y.contains("plain_http: redirect"), "a.test: {y}");
+    assert!(
+        y.contains("  b-test:  # from t.conf:1\n    hosts: [b.test]"),
+        "b.test: {y}"
+    );
+    assert!(
+        y.contains("redirect: {to: \"https://$host$request_uri\", status: 301}"),
+        "{y}"
+    );
+    assert!(w.is_empty(), "{w:#?}");
+}
