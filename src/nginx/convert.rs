@@ -678,7 +678,7 @@ fn nothing_usable(ctx: &Ctx<'_>, infos: &[ServerInfo<'_>]) -> String {
         parts.push(format!("and {} more", infos.len() - 5));
     }
     format!(
-        "no server block yields a site with a route (a location with proxy_pass): {}",
+        "no server block yields a site with a route (a location with proxy_pass or return): {}",
         parts.join("; ")
     )
 }
