@@ -224,15 +224,59 @@ pub(crate) fn analyze<'a>(
         }
     }
     if !info.rewrites.is_empty() {
-        let server_rules = info.rewrites.clone();
-        for r in info.routes.iter_mut().filter(|r| r.target.is_some()) {
-            let mut rules = server_rules.clone();
-            rules.append(&mut r.rewrites);
-            r.rewrites = rules;
-        }
+        server_rewrites(d, &mut info);
     }
     ctx.scope = outer;
     info
+}
+
+/// Server-level rewrites run in nginx before a location is chosen. Each
+/// becomes the first rule of every proxied route, and a regex route of its
+/// own (answering 404 when the rule does not apply, as nginx's empty
+/// server root would) for paths no other route takes. `break` at server
+/// level ends the server's rewrites and then chooses a location with the
+/// new path: greenlight's `last`.
+fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
+    let rules: Vec<Rewrite> = info
+        .rewrites
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if r.flag == "break" {
+                r.flag = "last";
+            }
+            r
+        })
+        .collect();
+    for r in info.routes.iter_mut().filter(|r| r.target.is_some()) {
+        let mut all = rules.clone();
+        all.append(&mut r.rewrites);
+        r.rewrites = all;
+    }
+    for rule in rules {
+        let path = format!("~ {}", rule.from);
+        if info.routes.iter().any(|r| r.path == path) {
+            continue;
+        }
+        info.routes.push(Route {
+            path,
+            loc: d,
+            comment: Some(format!("the server-level rewrite at {}", rule.at)),
+            target: None,
+            answer: Some(Answer::Respond {
+                status: 404,
+                body: None,
+                content_type: None,
+            }),
+            upstream_path: None,
+            rewrites: vec![rule],
+            req: Default::default(),
+            resp: Default::default(),
+            request_buffering: None,
+            timeouts: Default::default(),
+            upstream: 0,
+        });
+    }
 }
 
 fn exact_hosts(hosts: &[Host<'_>]) -> Vec<String> {

@@ -201,7 +201,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["rewrite"],
         Step,
-        "`rewrite: [{from, to, flag}]` (`last`, `break`, `redirect`, `permanent`); a URL replacement redirects; without a flag nginx goes on to the next rewrite while greenlight stops at the first match (`last`; a warning when more rules follow); a server-level `rewrite ^ https://$host$request_uri? permanent` is the https redirect (`plain_http: redirect`)",
+        "`rewrite: [{from, to, flag}]` (`last`, `break`, `redirect`, `permanent`); a URL replacement redirects; without a flag nginx goes on to the next rewrite while greenlight stops at the first match (`last`; a warning when more rules follow); a server-level `rewrite ^ https://$host$request_uri? permanent` is the https redirect (`plain_http: redirect`); other server-level rewrites run first on every proxied route and also get a regex route of their own (`break` there becomes `last`)",
     ),
     e(
         &["set"],
