@@ -678,6 +678,43 @@ mod table_tests {
         }
     }
 
+    /// The converter's message for a directive it does not carry over has
+    /// the kind the table gives it (argument-dependent ones aside).
+    #[test]
+    fn messages_follow_the_table() {
+        let by_argument = [
+            "proxy_redirect",
+            "proxy_pass_request_headers",
+            "proxy_pass_request_body",
+            "proxy_cache_bypass",
+            "http2",
+            "map",
+        ];
+        for e in TABLE.iter().filter(|e| matches!(e.kind, Note | Warning)) {
+            for name in e.names.iter().filter(|n| !n.contains('*')) {
+                if by_argument.contains(name) {
+                    continue;
+                }
+                let d = crate::nginx::parse::Directive {
+                    name: name.to_string(),
+                    args: vec!["x".to_string()],
+                    file: 0,
+                    line: 1,
+                    col: 1,
+                    seq: 0,
+                    block: None,
+                };
+                let msg = crate::nginx::directives::explain(&d);
+                assert_eq!(
+                    msg.starts_with(crate::nginx::NOTE_PREFIX),
+                    e.kind == Note,
+                    "{name}: {msg}"
+                );
+                assert!(msg.contains(e.text), "{name}: {msg}");
+            }
+        }
+    }
+
     /// The README's importer table is this table; `UPDATE_README=1`
     /// rewrites it.
     #[test]
