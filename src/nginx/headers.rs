@@ -83,7 +83,13 @@ pub(crate) fn steps(
 ) -> (Headers, Headers) {
     let mut req = Headers::default();
     let mut host_set = false;
-    for d in &inh.proxy_headers.list {
+    // Request headers only matter to a route that proxies.
+    let proxied: &[&Directive] = if target.is_some() {
+        &inh.proxy_headers.list
+    } else {
+        &[]
+    };
+    for d in proxied {
         let [name, raw] = d.args.as_slice() else {
             ctx.warn(
                 d,
@@ -114,7 +120,9 @@ pub(crate) fn steps(
             req.set.push((name.clone(), v));
         }
     }
-    dropped_note(ctx, &inh.proxy_headers, "proxy_set_header");
+    if target.is_some() {
+        dropped_note(ctx, &inh.proxy_headers, "proxy_set_header");
+    }
     if let Some(t) = target
         && !host_set
         && !t.proxy_host.is_empty()
