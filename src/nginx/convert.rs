@@ -450,8 +450,31 @@ struct Found<'a> {
     upstreams: Vec<&'a Directive>,
 }
 
+/// A file of locations without any `server` or `http` block (an include
+/// fragment), as the body of one server block.
+fn fragment(cfg: &Config) -> Option<Directive> {
+    let top = &cfg.directives;
+    let is_block = |n: &str| top.iter().any(|d| d.name == n && d.block.is_some());
+    let first = top
+        .iter()
+        .find(|d| d.name == "location" && d.block.is_some())?;
+    if is_block("server") || is_block("http") {
+        return None;
+    }
+    Some(Directive {
+        name: "server".to_string(),
+        args: Vec::new(),
+        file: first.file,
+        line: first.line,
+        col: first.col,
+        seq: 0,
+        block: Some(top.clone()),
+    })
+}
+
 /// Converts a loaded configuration.
 pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput, ImportError> {
+    let fragment = fragment(cfg);
     let mut ctx = Ctx {
         cfg,
         notes: cfg.notes.clone(),
@@ -461,7 +484,16 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
     };
     let mut http = HttpLevel::default();
     let mut found = Found::default();
-    walk_http(&mut ctx, &cfg.directives, &mut http, &mut found, 0);
+    match &fragment {
+        Some(f) => {
+            ctx.note(
+                f,
+                "this file has locations but no server block (a fragment that nginx includes into one): it was imported as one catch-all site; move its routes into the site that includes it",
+            );
+            found.servers.push(f);
+        }
+        None => walk_http(&mut ctx, &cfg.directives, &mut http, &mut found, 0),
+    }
 
     let mut defs: Vec<UpstreamDef> = Vec::new();
     for d in &found.upstreams {

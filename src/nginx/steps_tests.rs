@@ -347,3 +347,12 @@ fn a_plain_redirect_for_hosts_without_a_tls_site_is_its_own_site() {
     );
     assert!(w.is_empty(), "{w:#?}");
 }
+
+#[test]
+fn a_fragment_of_locations_becomes_one_catch_all_site() {
+    let (y, w, n) = run("location /api/ { proxy_pass http://127.0.0.1:1/; }\n");
+    assert!(y.contains("default: true"), "{y}");
+    assert!(y.contains("upstream_path: \"/\""), "{y}");
+    assert!(w.is_empty(), "{w:#?}");
+    assert!(n.iter().any(|n| n.contains("no server block")), "{n:#?}");
+}

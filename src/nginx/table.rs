@@ -63,7 +63,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["http", "server"],
         Setting,
-        "`sites`: one site per server block, named after its first host name",
+        "`sites`: one site per server block, named after its first host name; a file of `location` blocks without a server (an include fragment) becomes one catch-all site (note)",
     ),
     e(
         &["include"],
@@ -603,7 +603,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["*_by_lua*", "lua_*"],
         Warning,
-        "Lua code is not run by greenlight; move the logic into the app",
+        "Lua code is not run by greenlight (a `*_by_lua_block` body is skipped whole); move the logic into the app",
     ),
 ];
 
