@@ -7,7 +7,9 @@ use std::net::Ipv4Addr;
 
 use super::addr::{self, BadAddr};
 use super::answer;
-use super::convert::{Ctx, Inherit, Rewrite, Route, Target, TargetKey, UpTls, UpstreamDef, common};
+use super::convert::{
+    Answer, Ctx, Inherit, Rewrite, Route, Target, TargetKey, UpTls, UpstreamDef, common,
+};
 use super::headers;
 use super::parse::Directive;
 use super::server::{ServerInfo, https_redirect};
@@ -209,10 +211,9 @@ pub(crate) fn location<'a>(
     if let Some(r) = ret {
         // `return` runs in nginx's rewrite phase, before the content
         // (proxy_pass) phase: the answer wins.
-        if kind == LocKind::Prefix && path == "/" && https_redirect(r, &own).is_some() {
-            if let Some(code) = https_redirect(r, &own) {
-                info.redirects.push((r, code));
-            }
+        let to_https = https_redirect(r, &own).filter(|_| kind == LocKind::Prefix && path == "/");
+        if let Some(code) = to_https {
+            info.redirects.push((r, code));
         } else if let Some(a) = answer::of_return(ctx, r, &inh.set_vars, &captures) {
             route_answer = Some(a);
             if let Some(p) = pass {
@@ -247,7 +248,7 @@ pub(crate) fn location<'a>(
     {
         // A location that only redirects by rewrite: when no rule matches,
         // nginx serves its default root, where nothing is found: 404.
-        route_answer = Some(super::convert::Answer::Respond {
+        route_answer = Some(Answer::Respond {
             status: 404,
             body: None,
             content_type: None,
@@ -263,7 +264,7 @@ pub(crate) fn location<'a>(
         } else {
             let mut route_answer = route_answer;
             let (req, mut resp) = headers::steps(ctx, &inh, target.as_ref(), &captures);
-            if let Some(super::convert::Answer::Respond { content_type, .. }) = &mut route_answer {
+            if let Some(Answer::Respond { content_type, .. }) = &mut route_answer {
                 // nginx answers `return` with `default_type` (or an
                 // add_header Content-Type): carry it into the answer.
                 if let Some(i) = resp
@@ -282,25 +283,23 @@ pub(crate) fn location<'a>(
                 && let Some(to) = upstream_path.take()
             {
                 // `upstream_path` is for prefix routes; an exact route
-                // replaces its whole path, which is a rewrite.
-                rules.insert(
-                    0,
-                    super::convert::Rewrite {
-                        from: format!("^{}$", answer::regex_escape(&path)),
-                        to,
-                        flag: "break",
-                        at: ctx.at(d),
-                    },
-                );
+                // replaces its whole path, which is a rewrite. Last, like
+                // nginx, which ignores the proxy_pass URI once a `break`
+                // rewrite has changed the path.
+                rules.push(Rewrite {
+                    from: format!("^{}$", answer::regex_escape(&path)),
+                    to,
+                    flag: "break",
+                    at: ctx.at(d),
+                });
             }
             if let Some(r) = target.as_ref().and_then(|t| t.path_rewrite.clone()) {
                 rules.push(r);
             }
-            let comment = None;
             info.routes.push(Route {
                 path: value,
                 loc: d,
-                comment,
+                comment: None,
                 target,
                 answer: route_answer,
                 upstream_path,
