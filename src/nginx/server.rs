@@ -50,6 +50,8 @@ pub(crate) struct ServerInfo<'a> {
     pub rewrites: Vec<Rewrite>,
     /// The server sets its own real-IP directives.
     pub real_ip_own: bool,
+    /// The listener keys of its `listen` directives.
+    pub listen_keys: Vec<String>,
 }
 
 impl ServerInfo<'_> {
@@ -88,6 +90,7 @@ pub(crate) fn analyze<'a>(
         scheme_redirect: None,
         answer: None,
         rewrites: Vec::new(),
+        listen_keys: Vec::new(),
         real_ip_own: d.children().iter().any(|c| {
             matches!(
                 c.name.as_str(),
@@ -129,6 +132,7 @@ pub(crate) fn analyze<'a>(
     }
     if !saw_listen {
         let a = "0.0.0.0:80".to_string();
+        info.listen_keys.push(a.clone());
         listeners.add(ctx, a.clone(), a, None, ssl_on, d);
         if ssl_on {
             info.has_tls = true;
@@ -394,6 +398,7 @@ fn listen<'a>(
     };
     let bound = address.clone();
     listeners.add(ctx, key.clone(), address, edit, tls, c);
+    info.listen_keys.push(key.clone());
     if proxy_protocol {
         listeners.set_proxy_protocol(&key);
     }

@@ -76,6 +76,7 @@ pub(crate) fn build<'a>(
     for (i, s) in order {
         let mut hosts: Vec<Host<'a>> = Vec::new();
         let mut merged_into: Option<usize> = None;
+        let mut all_ignored_by_nginx = true;
         for h in &s.hosts {
             match owner.get(&h.name).copied() {
                 None => {
@@ -88,10 +89,19 @@ pub(crate) fn build<'a>(
                         merged_into.get_or_insert(o);
                     } else {
                         let at = other.map(|x| ctx.at(x.d)).unwrap_or_default();
-                        ctx.warn(
-                            h.d,
-                            format!("host '{}' is already served by the server block at {at}; nginx uses the first server for a duplicate server_name, so it was left out here", h.name),
-                        );
+                        if other.is_some_and(|x| same_sockets(x, s)) {
+                            all_ignored_by_nginx = true;
+                            ctx.note(
+                                h.d,
+                                format!("host '{}' is already served by the server block at {at} on the same listen addresses; nginx ignores this one too (\"conflicting server name\"), so it was left out here", h.name),
+                            );
+                        } else {
+                            all_ignored_by_nginx = false;
+                            ctx.warn(
+                                h.d,
+                                format!("host '{}' is already served by the server block at {at}; nginx chose between them by listen address, greenlight by host only, so it was left out here", h.name),
+                            );
+                        }
                     }
                 }
             }
@@ -116,10 +126,17 @@ pub(crate) fn build<'a>(
             );
         }
         if hosts.is_empty() && !s.hosts.is_empty() {
-            ctx.warn(
-                s.d,
-                "every host of this server block is served by an earlier one, so no site was created from it",
-            );
+            if all_ignored_by_nginx {
+                ctx.note(
+                    s.d,
+                    "every host of this server block is served by an earlier one on the same listen addresses, which is also what nginx answers with, so no site was created from it",
+                );
+            } else {
+                ctx.warn(
+                    s.d,
+                    "every host of this server block is served by an earlier one, so no site was created from it",
+                );
+            }
             continue;
         }
         if let Some(slot) = slots.get_mut(i) {
@@ -255,6 +272,16 @@ fn to_https_elsewhere<'a>(
         format!("'{}' became plain_http: redirect on the TLS site of these hosts: greenlight redirects to https on the same host (status 308), where that site answers as nginx's TLS server did", shown(r)),
     );
     Some((r, *status))
+}
+
+/// True when two server blocks listen on exactly the same addresses (so
+/// nginx picks between them by name alone).
+fn same_sockets(a: &ServerInfo<'_>, b: &ServerInfo<'_>) -> bool {
+    let mut x = a.listen_keys.clone();
+    let mut y = b.listen_keys.clone();
+    x.sort();
+    y.sort();
+    !x.is_empty() && x == y
 }
 
 fn describe(s: &ServerInfo<'_>) -> String {

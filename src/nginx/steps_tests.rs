@@ -356,3 +356,17 @@ fn a_fragment_of_locations_becomes_one_catch_all_site() {
     assert!(w.is_empty(), "{w:#?}");
     assert!(n.iter().any(|n| n.contains("no server block")), "{n:#?}");
 }
+
+#[test]
+fn a_duplicate_name_on_the_same_sockets_is_what_nginx_ignores_too() {
+    let (y, w, n) = run(
+        "server { listen 80; server_name a.test; location / { proxy_pass http://127.0.0.1:1; } }\n\
+         server { listen 80; server_name a.test; location / { proxy_pass http://127.0.0.1:2; } }",
+    );
+    assert!(!y.contains("127.0.0.1:2"), "{y}");
+    assert!(w.is_empty(), "{w:#?}");
+    assert!(
+        n.iter().any(|n| n.contains("conflicting server name")),
+        "{n:#?}"
+    );
+}
