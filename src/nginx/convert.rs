@@ -2,18 +2,20 @@
 //! listeners, sites and upstreams, and reports everything it leaves out.
 //!
 //! Server blocks and locations are analysed in `server.rs`, `upstream`
-//! blocks (pools and passive health) in `upstream.rs`, client limits in
+//! blocks (pools and passive health) in `upstream.rs`, inherited settings
+//! in `inherit.rs`, client limits in
 //! `limits.rs`; this file holds the shared model and the http-level walk;
 //! sites are assembled in `sites.rs` and the YAML is written by `emit.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::addr::{self, Names};
+use super::addr::Names;
 use super::directives;
 use super::emit;
 use super::limits::{self, LimitLine, LimitSeen, Scope};
 use super::parse::{Config, Directive};
+use super::realip;
 use super::server::{self, ServerInfo};
 use super::sites;
 use super::upstream::{self, Passive};
@@ -30,6 +32,8 @@ pub(crate) struct Ctx<'a> {
     pub limits: Vec<LimitSeen<'a>>,
     /// The block being walked, for `limits`.
     pub scope: Scope,
+    /// `access_log off` at http level.
+    pub access_log_off: Option<&'a Directive>,
 }
 
 impl Ctx<'_> {
@@ -60,6 +64,8 @@ impl Ctx<'_> {
     }
 }
 
+pub(crate) use super::inherit::{Inherit, Level, RealIp, common};
+
 /// A value and the directive it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct Setting<'a, T> {
@@ -87,78 +93,6 @@ impl Timeouts<'_> {
     }
 }
 
-/// Settings inherited from http to server to location level.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Inherit<'a> {
-    /// `client_max_body_size`.
-    pub body: Option<Setting<'a, String>>,
-    /// `underscores_in_headers`.
-    pub underscores: Option<Setting<'a, bool>>,
-    /// The upstream timeouts.
-    pub timeouts: Timeouts<'a>,
-}
-
-/// Handles the directives that are converted at every level (body size,
-/// upstream timeouts, client limits). Returns false when `d` is not one of them.
-pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
-    if limits::record(ctx, d) {
-        return true;
-    }
-    let name = d.name.as_str();
-    match name {
-        "client_max_body_size" => {
-            match d.args.as_slice() {
-                [v] => match addr::parse_size(v) {
-                    Some(value) => inh.body = Some(Setting { value, d }),
-                    None => ctx.warn(
-                        d,
-                        format!("client_max_body_size '{v}' is not a size (like 512, 64k, 10m, 1g); ignored"),
-                    ),
-                },
-                _ => ctx.warn(d, "client_max_body_size needs exactly one value; ignored"),
-            }
-            true
-        }
-        "underscores_in_headers" => {
-            match d.args.as_slice() {
-                [v] if v == "on" || v == "off" => {
-                    inh.underscores = Some(Setting {
-                        value: v == "on",
-                        d,
-                    });
-                }
-                _ => ctx.warn(d, "underscores_in_headers needs `on` or `off`; ignored"),
-            }
-            true
-        }
-        "proxy_connect_timeout" | "proxy_read_timeout" | "proxy_send_timeout" => {
-            let value = match d.args.as_slice() {
-                [v] => addr::parse_duration(v),
-                _ => None,
-            };
-            match value {
-                Some(value) => {
-                    let s = Some(Setting { value, d });
-                    match name {
-                        "proxy_connect_timeout" => inh.timeouts.connect = s,
-                        "proxy_read_timeout" => inh.timeouts.read = s,
-                        _ => inh.timeouts.write = s,
-                    }
-                }
-                None => ctx.warn(
-                    d,
-                    format!(
-                        "{name} '{}' is not a time (like 500ms, 30s, 5m, 1h); ignored",
-                        d.args.join(" ")
-                    ),
-                ),
-            }
-            true
-        }
-        _ => false,
-    }
-}
-
 /// A host name of a site.
 #[derive(Debug, Clone)]
 pub(crate) struct Host<'a> {
@@ -181,6 +115,8 @@ pub(crate) struct Listener<'a> {
     pub d: &'a Directive,
     /// Why the address is a placeholder the user must edit.
     pub edit: Option<String>,
+    /// `listen … proxy_protocol`.
+    pub proxy_protocol: bool,
 }
 
 /// All listeners, in order of first appearance.
@@ -225,7 +161,15 @@ impl<'a> Listeners<'a> {
             tls,
             d,
             edit,
+            proxy_protocol: false,
         });
+    }
+
+    /// Marks the listener for `key` as reading the PROXY protocol.
+    pub fn set_proxy_protocol(&mut self, key: &str) {
+        if let Some(l) = self.by_key.get(key).and_then(|&i| self.list.get_mut(i)) {
+            l.proxy_protocol = true;
+        }
     }
 
     /// True when some listener is plain HTTP.
@@ -243,6 +187,10 @@ pub(crate) struct UpServer {
     pub edit: Option<String>,
     /// Trailing comment (origin and unsupported parameters).
     pub comment: Option<String>,
+    /// `weight=N` (None: 1).
+    pub weight: Option<u32>,
+    /// `backup`.
+    pub backup: bool,
 }
 
 /// An nginx `upstream` block.
@@ -252,10 +200,10 @@ pub(crate) struct UpstreamDef<'a> {
     pub name: String,
     /// The `upstream` directive.
     pub d: &'a Directive,
-    /// Servers without `backup`.
+    /// The servers (backups marked).
     pub main: Vec<UpServer>,
-    /// Servers with `backup`.
-    pub backup: Vec<UpServer>,
+    /// `balance:` value (YAML text) and where it came from.
+    pub balance: Option<(String, &'a Directive)>,
     /// Passive health made from the servers' `max_fails`/`fail_timeout`.
     pub passive: Passive,
     /// True once a route uses it.
@@ -286,23 +234,115 @@ pub(crate) struct Target<'a> {
     pub edit: Option<String>,
     /// An extra comment for the upstream (e.g. https was used).
     pub comment: Option<String>,
-    /// An extra comment for the route (e.g. a path rewrite was lost).
-    pub route_note: Option<String>,
+    /// The `proxy_pass` URI part, when it replaces the location prefix.
+    pub upstream_path: Option<String>,
+    /// A `proxy_pass` URI with variables, as a final rewrite.
+    pub path_rewrite: Option<Rewrite>,
     /// Base for the upstream's name.
     pub hint: String,
+    /// `https://`: TLS to the servers.
+    pub tls: Option<UpTls>,
+    /// nginx's `$proxy_host`: the Host it sends when none is set.
+    pub proxy_host: String,
+}
+
+/// TLS to an upstream (`proxy_pass https://` and `proxy_ssl_*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct UpTls {
+    /// `sni:` (from `proxy_ssl_name`).
+    pub sni: Option<String>,
+    /// `ca:` (from `proxy_ssl_trusted_certificate`).
+    pub ca: Option<String>,
+    /// `verify: false` (from `proxy_ssl_verify off`).
+    pub no_verify: bool,
+}
+
+/// An answer greenlight gives itself (nginx `return`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// `redirect: {to, status}`.
+    Redirect {
+        /// The Location template.
+        to: String,
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+    },
+    /// `respond: {status, body, content_type}`.
+    Respond {
+        /// The status code.
+        status: u16,
+        /// The body template.
+        body: Option<String>,
+        /// From `add_header Content-Type` or `default_type`.
+        content_type: Option<String>,
+    },
+}
+
+/// One `rewrite:` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rewrite {
+    /// The regex.
+    pub from: String,
+    /// The replacement template.
+    pub to: String,
+    /// `break`, `last`, `redirect` or `permanent`.
+    pub flag: &'static str,
+    /// `file:line` of the `rewrite`.
+    pub at: String,
+}
+
+/// Header steps (`request_headers` or `response_headers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Headers {
+    /// `set: {name: value}`.
+    pub set: Vec<(String, String)>,
+    /// `add: {name: value}` (with `always` for responses).
+    pub add: Vec<(String, String, bool)>,
+    /// `remove: [name]`.
+    pub remove: Vec<String>,
+}
+
+impl Headers {
+    /// True when there is nothing to emit.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// `trusted_proxies` and `client_ip_from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientIp {
+    /// CIDRs or addresses.
+    pub trusted: Vec<String>,
+    /// The header (None: greenlight's default, X-Forwarded-For).
+    pub from: Option<String>,
+    /// `file:line` of the first `set_real_ip_from`.
+    pub at: String,
 }
 
 /// A route of a site.
 #[derive(Debug, Clone)]
 pub(crate) struct Route<'a> {
-    /// The path prefix.
+    /// The `path:` value: nginx location syntax (`/p`, `= /p`, `~ re`...).
     pub path: String,
     /// The `location` directive.
     pub loc: &'a Directive,
     /// Extra comment (e.g. the route was an exact location).
     pub comment: Option<String>,
-    /// What it proxies to.
-    pub target: Target<'a>,
+    /// What it proxies to (None: it answers itself).
+    pub target: Option<Target<'a>>,
+    /// The answer, for routes without a target.
+    pub answer: Option<Answer>,
+    /// `upstream_path` (the `proxy_pass` URI part).
+    pub upstream_path: Option<String>,
+    /// `rewrite:` rules in order.
+    pub rewrites: Vec<Rewrite>,
+    /// `request_headers` (nginx's list in force for this location).
+    pub req: Headers,
+    /// `response_headers` (nginx's list in force for this location).
+    pub resp: Headers,
+    /// `request_buffering` when nginx set it.
+    pub request_buffering: Option<bool>,
     /// Timeouts in force in the location.
     pub timeouts: Timeouts<'a>,
     /// Index of the emitted upstream (set when upstreams are assigned).
@@ -354,6 +394,8 @@ pub(crate) struct Site<'a> {
     pub underscores: Option<Setting<'a, bool>>,
     /// Routes in source order.
     pub routes: Vec<Route<'a>>,
+    /// Site-level `trusted_proxies`/`client_ip_from`.
+    pub client_ip: Option<ClientIp>,
 }
 
 /// An emitted upstream: a target with one set of timeouts.
@@ -385,6 +427,10 @@ pub(crate) struct Model<'a> {
     pub upstreams: Vec<Upstream<'a>>,
     /// nginx `upstream` blocks, for named targets.
     pub defs: Vec<UpstreamDef<'a>>,
+    /// Top-level `trusted_proxies`/`client_ip_from`.
+    pub client_ip: Option<ClientIp>,
+    /// `access_log off` at http level.
+    pub access_log_off: Option<&'a Directive>,
 }
 
 /// Settings of the `http` level that servers inherit.
@@ -404,17 +450,50 @@ struct Found<'a> {
     upstreams: Vec<&'a Directive>,
 }
 
+/// A file of locations without any `server` or `http` block (an include
+/// fragment), as the body of one server block.
+fn fragment(cfg: &Config) -> Option<Directive> {
+    let top = &cfg.directives;
+    let is_block = |n: &str| top.iter().any(|d| d.name == n && d.block.is_some());
+    let first = top
+        .iter()
+        .find(|d| d.name == "location" && d.block.is_some())?;
+    if is_block("server") || is_block("http") {
+        return None;
+    }
+    Some(Directive {
+        name: "server".to_string(),
+        args: Vec::new(),
+        file: first.file,
+        line: first.line,
+        col: first.col,
+        seq: 0,
+        block: Some(top.clone()),
+    })
+}
+
 /// Converts a loaded configuration.
 pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput, ImportError> {
+    let fragment = fragment(cfg);
     let mut ctx = Ctx {
         cfg,
         notes: cfg.notes.clone(),
         limits: Vec::new(),
         scope: Scope::Http,
+        access_log_off: None,
     };
     let mut http = HttpLevel::default();
     let mut found = Found::default();
-    walk_http(&mut ctx, &cfg.directives, &mut http, &mut found, 0);
+    match &fragment {
+        Some(f) => {
+            ctx.note(
+                f,
+                "this file has locations but no server block (a fragment that nginx includes into one): it was imported as one catch-all site; move its routes into the site that includes it",
+            );
+            found.servers.push(f);
+        }
+        None => walk_http(&mut ctx, &cfg.directives, &mut http, &mut found, 0),
+    }
 
     let mut defs: Vec<UpstreamDef> = Vec::new();
     for d in &found.upstreams {
@@ -462,6 +541,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
     }
     overlapping_listeners(&mut ctx, &listeners.list);
 
+    let client_ip = realip::client_ip(&mut ctx, &http.inh.real_ip);
     let model = Model {
         source: cfg.file_name(0),
         acme_email: opts.acme_email.clone(),
@@ -470,6 +550,8 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         sites,
         upstreams,
         defs,
+        client_ip,
+        access_log_off: ctx.access_log_off,
     };
     let yaml = emit::yaml(&model, cfg);
 
@@ -541,30 +623,34 @@ pub(crate) fn set_cert<'a>(ctx: &mut Ctx<'a>, slot: &mut Option<&'a Directive>, 
 /// Groups routes into emitted upstreams: one per target and set of timeouts.
 fn assign_upstreams<'a>(sites: &mut [Site<'a>], defs: &mut [UpstreamDef<'a>]) -> Vec<Upstream<'a>> {
     let mut upstreams: Vec<Upstream<'a>> = Vec::new();
-    let mut index: HashMap<(TargetKey, [Option<u64>; 3]), usize> = HashMap::new();
+    type Key = (TargetKey, Option<UpTls>, [Option<u64>; 3]);
+    let mut index: HashMap<Key, usize> = HashMap::new();
     let mut names = Names::default();
     for site in sites.iter_mut() {
         for route in &mut site.routes {
-            let key = (route.target.key.clone(), route.timeouts.key());
+            let Some(target) = &route.target else {
+                continue;
+            };
+            let key = (target.key.clone(), target.tls.clone(), route.timeouts.key());
             if let Some(&i) = index.get(&key) {
                 route.upstream = i;
                 continue;
             }
-            if let TargetKey::Named(i) = route.target.key
+            if let TargetKey::Named(i) = target.key
                 && let Some(def) = defs.get_mut(i)
             {
                 def.used = true;
             }
             let twin_of = upstreams
                 .iter()
-                .find(|u| u.target.key == route.target.key)
+                .find(|u| u.target.key == target.key)
                 .map(|u| u.name.clone());
-            let name = names.alloc(&route.target.hint, "app");
+            let name = names.alloc(&target.hint, "app");
             route.upstream = upstreams.len();
             index.insert(key, upstreams.len());
             upstreams.push(Upstream {
                 name,
-                target: route.target.clone(),
+                target: target.clone(),
                 timeouts: route.timeouts.clone(),
                 twin_of,
             });
@@ -624,7 +710,7 @@ fn nothing_usable(ctx: &Ctx<'_>, infos: &[ServerInfo<'_>]) -> String {
         parts.push(format!("and {} more", infos.len() - 5));
     }
     format!(
-        "no server block yields a site with a route (a location with proxy_pass): {}",
+        "no server block yields a site with a route (a location with proxy_pass or return): {}",
         parts.join("; ")
     )
 }

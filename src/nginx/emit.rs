@@ -3,7 +3,8 @@
 
 use super::GENERATOR;
 use super::addr::format_duration;
-use super::convert::{Model, SiteTls, Timeouts, UpServer, Upstream};
+use super::convert::{ClientIp, Model, SiteTls, Timeouts, UpServer, Upstream};
+use super::emit_route;
 use super::parse::{Config, Directive};
 use super::sites::is_letsencrypt;
 use super::yaml::{Out, quoted, scalar};
@@ -42,6 +43,15 @@ pub(crate) fn yaml(m: &Model<'_>, cfg: &Config) -> String {
         w.out.line(1, "directory: letsencrypt", None);
         w.out.blank();
     }
+    if let Some(d) = m.access_log_off {
+        let from = w.from(d);
+        w.out.line(0, "access_log: \"off\"", Some(&from));
+        w.out.blank();
+    }
+    if let Some(c) = &m.client_ip {
+        client_ip(&mut w.out, 0, c);
+        w.out.blank();
+    }
     listeners(&mut w, m);
     if !m.limits.is_empty() {
         w.out.line(0, "limits:", None);
@@ -73,6 +83,9 @@ fn listeners(w: &mut W<'_>, m: &Model<'_>) {
         if l.tls {
             w.out.line(2, "tls: true", None);
         }
+        if l.proxy_protocol {
+            w.out.line(2, "proxy_protocol: true", None);
+        }
     }
     w.out.blank();
 }
@@ -87,11 +100,13 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
         w.out.line(1, &format!("{}:", scalar(&s.name)), Some(&from));
         let hosts: Vec<String> = s.hosts.iter().map(|h| scalar(&h.name)).collect();
         let hosts_from = s.hosts_d.map(|d| w.from(d));
-        w.out.line(
-            2,
-            &format!("hosts: [{}]", hosts.join(", ")),
-            hosts_from.as_deref(),
-        );
+        if !hosts.is_empty() || s.default.is_none() {
+            w.out.line(
+                2,
+                &format!("hosts: [{}]", hosts.join(", ")),
+                hosts_from.as_deref(),
+            );
+        }
         if let Some(why) = &s.default {
             w.out.line(2, "default: true", Some(why));
         }
@@ -151,6 +166,16 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
             let from = w.from(u.d);
             w.out.line(2, "underscores_in_headers: true", Some(&from));
         }
+        if let Some(c) = &s.client_ip {
+            client_ip(&mut w.out, 2, c);
+        }
+        let shared = emit_route::shared(s);
+        if let Some(h) = &shared.0 {
+            emit_route::headers(&mut w.out, 2, "request_headers", h);
+        }
+        if let Some(h) = &shared.1 {
+            emit_route::headers(&mut w.out, 2, "response_headers", h);
+        }
         w.out.line(2, "routes:", None);
         for r in &s.routes {
             let mut c = w.from(r.loc);
@@ -158,14 +183,7 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
                 c.push_str("; ");
                 c.push_str(extra);
             }
-            w.out
-                .line(3, &format!("- path: {}", scalar(&r.path)), Some(&c));
-            let up = m
-                .upstreams
-                .get(r.upstream)
-                .map(|u| u.name.as_str())
-                .unwrap_or("");
-            w.out.line(4, &format!("upstream: {}", scalar(up)), None);
+            emit_route::route(&mut w.out, m, r, &c, &shared);
         }
     }
     w.out.blank();
@@ -201,12 +219,7 @@ fn upstream(w: &mut W<'_>, m: &Model<'_>, u: &Upstream<'_>) {
     w.out.line(2, "active: main", None);
     w.out.line(2, "pools:", None);
     match named {
-        Some(def) => {
-            pool(w, "main", &def.main);
-            if !def.backup.is_empty() {
-                pool(w, "backup", &def.backup);
-            }
-        }
+        Some(def) => pool(w, "main", &def.main),
         None => match &u.target.edit {
             Some(why) => {
                 w.out.line(3, "main:", None);
@@ -218,6 +231,24 @@ fn upstream(w: &mut W<'_>, m: &Model<'_>, u: &Upstream<'_>) {
                 .out
                 .line(3, &format!("main: [{}]", scalar(&u.target.addr)), None),
         },
+    }
+    if let Some((b, d)) = named.and_then(|d| d.balance.as_ref()) {
+        let from = w.from(d);
+        w.out.line(2, &format!("balance: {b}"), Some(&from));
+    }
+    if let Some(t) = &u.target.tls {
+        let from = w.from(u.target.d);
+        w.out.line(2, "tls: true", Some(&from));
+        if let Some(sni) = &t.sni {
+            w.out.line(2, &format!("sni: {}", scalar(sni)), None);
+        }
+        if let Some(ca) = &t.ca {
+            w.out.line(2, &format!("ca: {}", scalar(ca)), None);
+        }
+        if t.no_verify {
+            w.out
+                .line(2, "verify: false", Some("nginx: proxy_ssl_verify off"));
+        }
     }
     timeouts(w, &u.timeouts);
     // One server: nothing to emit, greenlight (like nginx) never takes the
@@ -242,16 +273,39 @@ fn upstream(w: &mut W<'_>, m: &Model<'_>, u: &Upstream<'_>) {
 fn pool(w: &mut W<'_>, name: &str, servers: &[UpServer]) {
     w.out.line(3, &format!("{name}:"), None);
     for s in servers {
-        match &s.edit {
+        let addr = match &s.edit {
             Some(why) => {
                 w.out.comment(4, &format!("EDIT: {why}"));
-                w.out
-                    .line(4, &format!("- {}", quoted(&s.addr)), s.comment.as_deref());
+                quoted(&s.addr)
             }
-            None => w
-                .out
-                .line(4, &format!("- {}", scalar(&s.addr)), s.comment.as_deref()),
+            None => scalar(&s.addr),
+        };
+        let mut extra = String::new();
+        if let Some(n) = s.weight {
+            extra.push_str(&format!(", weight: {n}"));
         }
+        if s.backup {
+            extra.push_str(", backup: true");
+        }
+        let item = if extra.is_empty() {
+            format!("- {addr}")
+        } else {
+            format!("- {{address: {addr}{extra}}}")
+        };
+        w.out.line(4, &item, s.comment.as_deref());
+    }
+}
+
+fn client_ip(out: &mut super::yaml::Out, indent: usize, c: &ClientIp) {
+    let list: Vec<String> = c.trusted.iter().map(|t| quoted(t)).collect();
+    let from = format!("from {} (set_real_ip_from)", c.at);
+    out.line(
+        indent,
+        &format!("trusted_proxies: [{}]", list.join(", ")),
+        Some(&from),
+    );
+    if let Some(h) = &c.from {
+        out.line(indent, &format!("client_ip_from: {}", scalar(h)), None);
     }
 }
 

@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 use super::parse::{Config, Directive, parse_text};
 use super::{ImportError, NOTE_PREFIX, Note};
 
+/// Debian's `/etc/nginx/proxy_params`, used when the file itself is not
+/// there: its headers are what many sites rely on (X-Real-IP above all).
+const PROXY_PARAMS: &str = "proxy_set_header Host $http_host;\n\
+proxy_set_header X-Real-IP $remote_addr;\n\
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+proxy_set_header X-Forwarded-Proto $scheme;\n";
+
+/// The text of a well-known include that is not on this machine.
+fn builtin(pattern: &str) -> Option<&'static str> {
+    let name = Path::new(pattern).file_name()?.to_str()?;
+    (name == "proxy_params").then_some(PROXY_PARAMS)
+}
+
 /// Deepest chain of includes accepted.
 const MAX_INCLUDE_DEPTH: usize = 32;
 /// Most files read in one import.
@@ -127,7 +140,18 @@ impl Loader {
                         continue;
                     }
                 };
-                for path in self.resolve(&pattern, dir, &d, seq) {
+                let found = self.resolve(&pattern, dir, &d, seq);
+                if found.is_empty()
+                    && let Some(text) = builtin(&pattern)
+                {
+                    let file = self.files.len();
+                    self.files
+                        .push(PathBuf::from(format!("{pattern} (Debian's, built in)")));
+                    let raw = parse_text(text, file)
+                        .map_err(|e| e.into_import(PathBuf::from(&pattern)))?;
+                    out.extend(self.expand(raw, dir, depth)?);
+                }
+                for path in found {
                     out.extend(self.include_file(&path, &d, depth)?);
                 }
             } else {
@@ -234,6 +258,12 @@ impl Loader {
         let message = if is_glob {
             format!(
                 "{NOTE_PREFIX}include '{pattern}' matched no files; nothing was included (nginx accepts this too)"
+            )
+        } else if builtin(pattern).is_some() {
+            return Vec::new();
+        } else if pattern.ends_with("options-ssl-nginx.conf") {
+            format!(
+                "{NOTE_PREFIX}include '{pattern}' was not found: certbot's file holds only TLS session, protocol and cipher settings, which rustls does not need"
             )
         } else if pattern.ends_with("mime.types") {
             format!(

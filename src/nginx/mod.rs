@@ -33,23 +33,35 @@
 )]
 
 mod addr;
+mod answer;
 mod convert;
 mod directives;
 mod emit;
+mod emit_route;
+mod headers;
 mod include;
+mod inherit;
 mod limits;
+mod location;
 mod parse;
+mod realip;
 mod server;
 mod sites;
+mod table;
 mod upstream;
+mod vars;
 mod yaml;
 
 #[cfg(test)]
 mod api_tests;
 #[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
 mod golden_tests;
 #[cfg(test)]
 mod robust_tests;
+#[cfg(test)]
+mod steps_tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -291,6 +291,71 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Skips the body of an OpenResty `*_by_lua_block { … }` up to its
+    /// closing `}`: it is Lua, not nginx syntax. Braces inside Lua strings
+    /// ('…', "…", [[…]]) and comments (`--` to the end of the line) do not
+    /// count, as in the lua-nginx-module's own reader.
+    fn skip_lua_block(&mut self, line: usize, col: usize) -> Result<(), SyntaxError> {
+        let mut depth = 1usize;
+        while let Some(c) = self.bump() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                q @ ('"' | '\'') => {
+                    while let Some(c) = self.bump() {
+                        match c {
+                            '\\' => {
+                                self.bump();
+                            }
+                            c if c == q || c == '\n' => break,
+                            _ => {}
+                        }
+                    }
+                }
+                '[' if self.chars.peek() == Some(&'[') => self.skip_long_bracket(),
+                '-' if self.chars.peek() == Some(&'-') => {
+                    self.bump();
+                    if self.chars.peek() == Some(&'[') {
+                        self.bump();
+                        if self.chars.peek() == Some(&'[') {
+                            self.skip_long_bracket();
+                            continue;
+                        }
+                    }
+                    while let Some(c) = self.chars.peek().copied() {
+                        if c == '\n' {
+                            break;
+                        }
+                        self.bump();
+                    }
+                }
+                _ => {}
+            }
+        }
+        err(
+            line,
+            col,
+            "unexpected end of file: this Lua block is not closed with '}'",
+        )
+    }
+
+    /// Skips a Lua `[[ … ]]` long string or comment (the first `[` is read).
+    fn skip_long_bracket(&mut self) {
+        self.bump();
+        let mut prev = ' ';
+        while let Some(c) = self.bump() {
+            if prev == ']' && c == ']' {
+                return;
+            }
+            prev = c;
+        }
+    }
+
     fn word(&mut self) -> String {
         let mut s = String::new();
         let mut in_var_braces = false;
@@ -418,7 +483,12 @@ impl Parser<'_> {
                             ),
                         );
                     }
-                    let children = self.block(depth + 1, Some((&name, line)))?;
+                    let children = if name.ends_with("_by_lua_block") {
+                        self.lexer.skip_lua_block(t.line, t.col)?;
+                        Vec::new()
+                    } else {
+                        self.block(depth + 1, Some((&name, line)))?
+                    };
                     return Ok(Directive {
                         name,
                         args,
@@ -456,6 +526,17 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lua_blocks_are_skipped_whole() {
+        let d = parse(
+            "content_by_lua_block { local t = {a = 1} ngx.say(\"}\") -- }\n local s = [[ } ]] }\nlisten 80;",
+        );
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].name, "content_by_lua_block");
+        assert_eq!(d[0].block.as_deref(), Some(&[][..]));
+        assert_eq!(d[1].name, "listen");
+    }
 
     fn parse(text: &str) -> Vec<Directive> {
         match parse_text(text, 0) {

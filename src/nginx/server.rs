@@ -1,15 +1,14 @@
 //! Analysis of one `server` block: its listens, names, certificates,
 //! redirects to https, and the routes made from its locations.
 
-use std::net::Ipv4Addr;
-
-use super::addr::{self, BadAddr, ListenAddr};
+use super::addr::{self, ListenAddr};
+use super::answer;
 use super::convert::{
-    Ctx, Host, HttpLevel, Inherit, Listeners, Route, Target, TargetKey, UpstreamDef, common,
-    set_cert,
+    Answer, Ctx, Host, HttpLevel, Inherit, Listeners, Rewrite, Route, UpstreamDef, common, set_cert,
 };
 use super::directives::shown;
 use super::limits::Scope;
+use super::location::location;
 use super::parse::Directive;
 
 /// What one `server` block contributes.
@@ -44,26 +43,23 @@ pub(crate) struct ServerInfo<'a> {
     pub redirects: Vec<(&'a Directive, u16)>,
     /// `if ($scheme = http) { return 301 https://... }`.
     pub scheme_redirect: Option<(&'a Directive, u16)>,
+    /// A server-level `return` that is not the https redirect: the whole
+    /// server answers it (nginx runs it before choosing a location).
+    pub answer: Option<(&'a Directive, Answer)>,
+    /// Server-level `rewrite` rules (run before every route's own).
+    pub rewrites: Vec<Rewrite>,
+    /// The server sets its own real-IP directives.
+    pub real_ip_own: bool,
+    /// The listener keys of its `listen` directives.
+    pub listen_keys: Vec<String>,
 }
 
-/// Directives that make a location answer by itself (so a missing
-/// `proxy_pass` needs no extra warning).
-const CONTENT_HANDLERS: &[&str] = &[
-    "root",
-    "alias",
-    "try_files",
-    "index",
-    "autoindex",
-    "fastcgi_pass",
-    "uwsgi_pass",
-    "scgi_pass",
-    "grpc_pass",
-    "memcached_pass",
-    "stub_status",
-    "empty_gif",
-    "internal",
-    "deny",
-];
+impl ServerInfo<'_> {
+    /// The exact host names.
+    pub fn own_hosts(&self) -> Vec<String> {
+        exact_hosts(&self.hosts)
+    }
+}
 
 /// Analyses a `server` block.
 pub(crate) fn analyze<'a>(
@@ -92,12 +88,23 @@ pub(crate) fn analyze<'a>(
         routes: Vec::new(),
         redirects: Vec::new(),
         scheme_redirect: None,
+        answer: None,
+        rewrites: Vec::new(),
+        listen_keys: Vec::new(),
+        real_ip_own: d.children().iter().any(|c| {
+            matches!(
+                c.name.as_str(),
+                "set_real_ip_from" | "real_ip_header" | "real_ip_recursive"
+            )
+        }),
     };
+    info.inh = http.inh.child();
     let mut cert = None;
     let mut key = None;
     let mut locations = Vec::new();
     let mut returns = Vec::new();
     let mut ifs = Vec::new();
+    let mut rewrites = Vec::new();
     let mut saw_listen = false;
     for c in d.children() {
         match (c.name.as_str(), c.block.is_some()) {
@@ -114,6 +121,7 @@ pub(crate) fn analyze<'a>(
             ),
             ("location", true) => locations.push(c),
             ("return", false) => returns.push(c),
+            ("rewrite", false) => rewrites.push(c),
             ("if", true) => ifs.push(c),
             _ => {
                 if !common(ctx, c, &mut info.inh) {
@@ -124,6 +132,7 @@ pub(crate) fn analyze<'a>(
     }
     if !saw_listen {
         let a = "0.0.0.0:80".to_string();
+        info.listen_keys.push(a.clone());
         listeners.add(ctx, a.clone(), a, None, ssl_on, d);
         if ssl_on {
             info.has_tls = true;
@@ -148,32 +157,130 @@ pub(crate) fn analyze<'a>(
                 i,
                 "this redirect of plain-HTTP requests is never used: the server only listens with TLS",
             ),
-            None => ctx.warn(i, if_warning(i)),
+            None => match if_rewrite(ctx, i) {
+                Some(rule) => info.rewrites.push(rule),
+                None => ctx.warn(i, if_warning(i)),
+            },
         }
     }
     let host_ifs = !info.redirects.is_empty();
+    // A server-level `return` to https answers before any location.
+    let mut whole_server: Option<&'a Directive> = None;
     for r in returns {
-        if let Some(code) = https_redirect(r, &own) {
+        if info.answer.is_some() {
+            ctx.note(r, "a second server-level 'return' is never reached");
+        } else if let Some(code) = https_redirect(r, &own) {
             info.redirects.push((r, code));
+            whole_server = Some(r);
         } else if host_ifs && r.args.len() == 1 && r.arg0() == "404" {
             ctx.note(
                 r,
                 "'return 404' is certbot's answer for hosts it does not redirect; not needed: greenlight answers unknown hosts itself",
             );
-        } else {
-            ctx.warn(r, return_warning(r));
+        } else if let Some(a) = answer::of_return(ctx, r, &info.inh.set_vars, &[]) {
+            info.answer = Some((r, a));
         }
     }
+    for r in &rewrites {
+        if let Some(code) = https_rewrite(r) {
+            info.redirects.push((r, code));
+        } else if let Some(rule) = answer::of_rewrite(ctx, r, &info.inh.set_vars, &[]) {
+            info.rewrites.push(rule);
+        }
+    }
+    answer::flagless_rewrites(ctx, &rewrites);
     let inh = info.inh.clone();
     let outer = ctx.scope;
     if let Scope::Server(n) = outer {
         ctx.scope = Scope::Location(n);
     }
-    for l in locations {
-        location(ctx, l, &inh, defs, &mut info);
+    if let Some((r, a)) = info.answer.clone() {
+        // nginx answers at server level before it looks at locations.
+        if !locations.is_empty() {
+            ctx.note(
+                r,
+                format!("'{}' answers every request of this server before any location is chosen, so its {} location(s) are not used (as in nginx)", shown(r), locations.len()),
+            );
+        }
+        let (req, resp) = super::headers::steps(ctx, &inh, None, &[]);
+        info.routes.push(Route {
+            path: "/".to_string(),
+            loc: r,
+            comment: Some("a server-level return".to_string()),
+            target: None,
+            answer: Some(a),
+            upstream_path: None,
+            rewrites: Vec::new(),
+            req,
+            resp,
+            request_buffering: None,
+            timeouts: inh.timeouts.clone(),
+            upstream: 0,
+        });
+    } else if let Some(r) = whole_server.filter(|_| !locations.is_empty()) {
+        ctx.note(
+            r,
+            format!("'{}' answers every request of this server before any location is chosen, so its {} location(s) are not used (as in nginx)", shown(r), locations.len()),
+        );
+    } else {
+        for l in locations {
+            location(ctx, l, &inh, defs, &mut info);
+        }
+    }
+    if !info.rewrites.is_empty() {
+        server_rewrites(d, &mut info);
     }
     ctx.scope = outer;
     info
+}
+
+/// Server-level rewrites run in nginx before a location is chosen. Each
+/// becomes the first rule of every proxied route, and a regex route of its
+/// own (answering 404 when the rule does not apply, as nginx's empty
+/// server root would) for paths no other route takes. `break` at server
+/// level ends the server's rewrites and then chooses a location with the
+/// new path: greenlight's `last`.
+fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
+    let rules: Vec<Rewrite> = info
+        .rewrites
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if r.flag == "break" {
+                r.flag = "last";
+            }
+            r
+        })
+        .collect();
+    for r in info.routes.iter_mut().filter(|r| r.target.is_some()) {
+        let mut all = rules.clone();
+        all.append(&mut r.rewrites);
+        r.rewrites = all;
+    }
+    for rule in rules {
+        let path = format!("~ {}", rule.from);
+        if info.routes.iter().any(|r| r.path == path) {
+            continue;
+        }
+        info.routes.push(Route {
+            path,
+            loc: d,
+            comment: Some(format!("the server-level rewrite at {}", rule.at)),
+            target: None,
+            answer: Some(Answer::Respond {
+                status: 404,
+                body: None,
+                content_type: None,
+            }),
+            upstream_path: None,
+            rewrites: vec![rule],
+            req: Default::default(),
+            resp: Default::default(),
+            request_buffering: None,
+            timeouts: Default::default(),
+            upstream: 0,
+        });
+    }
 }
 
 fn exact_hosts(hosts: &[Host<'_>]) -> Vec<String> {
@@ -199,6 +306,7 @@ fn listen<'a>(
     let mut http2 = false;
     let mut quic = false;
     let mut dual_stack = false;
+    let mut proxy_protocol = false;
     let mut tuning: Vec<&str> = Vec::new();
     for f in c.args.iter().skip(1) {
         let (flag, value) = f.split_once('=').unwrap_or((f.as_str(), ""));
@@ -210,13 +318,13 @@ fn listen<'a>(
             }
             "ipv6only" => dual_stack = value == "off",
             "quic" | "http3" => quic = true,
-            "proxy_protocol" => ctx.warn(
-                c,
-                format!("listen parameter 'proxy_protocol' is not supported: greenlight does not read the PROXY protocol, so clients behind the load balancer would show its address; turn PROXY protocol off in front of {arg}"),
-            ),
+            "proxy_protocol" => proxy_protocol = true,
             "reuseport" | "backlog" | "rcvbuf" | "sndbuf" | "deferred" | "bind" | "fastopen"
             | "so_keepalive" | "accept_filter" | "setfib" | "multipath" => tuning.push(f),
-            "spdy" => ctx.note(c, "listen parameter 'spdy' is obsolete; greenlight offers HTTP/2 on TLS listeners"),
+            "spdy" => ctx.note(
+                c,
+                "listen parameter 'spdy' is obsolete; greenlight offers HTTP/2 on TLS listeners",
+            ),
             _ => ctx.warn(
                 c,
                 format!("listen parameter '{f}' is not supported and was not converted"),
@@ -289,7 +397,11 @@ fn listen<'a>(
         }
     };
     let bound = address.clone();
-    listeners.add(ctx, key, address, edit, tls, c);
+    listeners.add(ctx, key.clone(), address, edit, tls, c);
+    info.listen_keys.push(key.clone());
+    if proxy_protocol {
+        listeners.set_proxy_protocol(&key);
+    }
     if dual_stack {
         dual_stack_listener(ctx, c, &bound, tls, listeners);
     }
@@ -346,10 +458,7 @@ fn server_name<'a>(ctx: &mut Ctx<'a>, c: &'a Directive, info: &mut ServerInfo<'a
                 "server_name \"\" (requests without a Host header) is not needed: greenlight sends those to the default site",
             );
         } else if n.starts_with('~') {
-            ctx.warn(
-                c,
-                format!("server_name '{n}' is a regular expression, which greenlight does not support: it matches exact names and '*.' wildcards; add the names it should match to the site's hosts"),
-            );
+            push(info, n.clone());
         } else if n.contains('$') {
             ctx.warn(
                 c,
@@ -358,21 +467,12 @@ fn server_name<'a>(ctx: &mut Ctx<'a>, c: &'a Directive, info: &mut ServerInfo<'a
         } else if let Some(rest) = lower.strip_prefix('.').filter(|r| addr::is_dns_name(r)) {
             push(info, rest.to_string());
             push(info, format!("*.{rest}"));
-            ctx.note(
-                c,
-                format!("server_name '{n}' became hosts '{rest}' and '*.{rest}': nginx matches subdomains of any depth, greenlight's '*.' matches one label (a.{rest}, not a.b.{rest})"),
-            );
-        } else if let Some(rest) = lower.strip_prefix("*.").filter(|r| addr::is_dns_name(r)) {
+        } else if lower
+            .strip_prefix("*.")
+            .or_else(|| lower.strip_suffix(".*"))
+            .is_some_and(addr::is_dns_name)
+        {
             push(info, lower.clone());
-            ctx.note(
-                c,
-                format!("server_name '{n}': nginx matches subdomains of any depth, greenlight's '*.' matches one label (a.{rest}, not a.b.{rest})"),
-            );
-        } else if lower.ends_with(".*") {
-            ctx.warn(
-                c,
-                format!("server_name '{n}' (a wildcard at the end) is not supported by greenlight; list the full host names instead"),
-            );
         } else if addr::is_dns_name(&lower) {
             push(info, lower);
         } else {
@@ -429,6 +529,10 @@ fn if_redirect(i: &Directive, own: &[String]) -> Option<(IfKind, u16)> {
             let code = https_redirect(only, &[h.to_string()])?;
             Some((IfKind::Host, code))
         }
+        ["$host", "~" | "~*", _] => {
+            let code = https_redirect(only, &[])?;
+            Some((IfKind::Host, code))
+        }
         ["$scheme", "=", "http"]
         | ["$scheme", "!=", "https"]
         | ["$https", "="]
@@ -441,345 +545,90 @@ fn if_redirect(i: &Directive, own: &[String]) -> Option<(IfKind, u16)> {
     }
 }
 
+/// `if ($uri ~ RE) { return 3xx URL; }` (also `$request_uri`, `~*`): a
+/// redirecting rewrite. `return` does not add the query, so `to` ends in `?`.
+pub(crate) fn if_rewrite(ctx: &mut Ctx<'_>, i: &Directive) -> Option<Rewrite> {
+    let [only] = i.children() else {
+        return None;
+    };
+    let cond = if_condition(i);
+    let (var, op, re) = match cond
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [v, op @ ("~" | "~*"), re] => (v.to_string(), *op, re.to_string()),
+        _ => return None,
+    };
+    if !matches!(var.as_str(), "$uri" | "$request_uri") || only.name != "return" {
+        return None;
+    }
+    let [code, url] = only.args.as_slice() else {
+        return None;
+    };
+    let flag = match code.as_str() {
+        "301" | "308" => "permanent",
+        "302" | "303" | "307" => "redirect",
+        _ => return None,
+    };
+    let captures = super::vars::named_groups(&re);
+    let (to, unknown) = super::vars::resolve(url, &Default::default(), &captures);
+    if !unknown.is_empty() {
+        return None;
+    }
+    if code != "301" && code != "302" {
+        ctx.note(
+            i,
+            format!(
+                "'{}' became a redirecting rewrite, which answers {}",
+                shown(only),
+                if flag == "permanent" { 301 } else { 302 }
+            ),
+        );
+    }
+    let re = if op == "~*" { format!("(?i){re}") } else { re };
+    Some(Rewrite {
+        from: re,
+        to: if to.contains('?') {
+            to
+        } else {
+            format!("{to}?")
+        },
+        flag,
+        at: ctx.at(i),
+    })
+}
+
+/// `rewrite ^ https://$host$request_uri? permanent` (and `^(.*)$ …$1`):
+/// the redirect to https, as a status code.
+pub(crate) fn https_rewrite(d: &Directive) -> Option<u16> {
+    let (re, to, flag) = match d.args.as_slice() {
+        [re, to, flag] => (re.as_str(), to.as_str(), flag.as_str()),
+        _ => return None,
+    };
+    let code = match flag {
+        "permanent" => 301,
+        "redirect" => 302,
+        _ => return None,
+    };
+    let host = to.strip_prefix("https://")?;
+    let same = ["$host", "$server_name", "$http_host"].iter().any(|h| {
+        host == format!("{h}$request_uri?")
+            || (re == "^(.*)$" && (host == format!("{h}$1") || host == format!("{h}$1?")))
+    });
+    (same && matches!(re, "^" | "^(.*)$" | "^/(.*)$" | "^.*$" | "(.*)")).then_some(code)
+}
+
 fn count(d: &Directive) -> usize {
     d.children().iter().map(|c| 1 + count(c)).sum()
 }
 
-fn if_warning(i: &Directive) -> String {
+/// The warning for an `if` that is not one of the converted shapes.
+pub(crate) fn if_warning(i: &Directive) -> String {
     format!(
         "directive 'if ({})' is not supported: greenlight has no conditions, so the {} directive(s) inside it were not converted; move that logic into the app",
         if_condition(i).join(" "),
         count(i)
     )
-}
-
-fn return_warning(r: &Directive) -> String {
-    let code = r.arg0();
-    if code.starts_with('3') && r.args.len() == 2 {
-        format!(
-            "directive '{}' is not supported: greenlight only redirects plain HTTP to https on the same host and path (plain_http: redirect on a TLS site); do other redirects in the app",
-            shown(r)
-        )
-    } else {
-        format!(
-            "directive '{}' is not supported: greenlight does not answer requests itself (it proxies them), so this response is not carried over",
-            shown(r)
-        )
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LocKind {
-    Prefix,
-    Exact,
-    Regex,
-    Named,
-}
-
-fn location_args(d: &Directive) -> Option<(LocKind, String)> {
-    match d.args.as_slice() {
-        [m, p] => match m.as_str() {
-            "=" => Some((LocKind::Exact, p.clone())),
-            "^~" => Some((LocKind::Prefix, p.clone())),
-            "~" | "~*" => Some((LocKind::Regex, p.clone())),
-            _ => None,
-        },
-        [p] => {
-            if p.starts_with('@') {
-                Some((LocKind::Named, p.clone()))
-            } else if let Some(rest) = p.strip_prefix("^~") {
-                Some((LocKind::Prefix, rest.to_string()))
-            } else if let Some(rest) = p.strip_prefix('=') {
-                Some((LocKind::Exact, rest.to_string()))
-            } else if p.starts_with('~') {
-                Some((LocKind::Regex, p.clone()))
-            } else {
-                Some((LocKind::Prefix, p.clone()))
-            }
-        }
-        _ => None,
-    }
-}
-
-fn location<'a>(
-    ctx: &mut Ctx<'a>,
-    d: &'a Directive,
-    parent: &Inherit<'a>,
-    defs: &[UpstreamDef<'a>],
-    info: &mut ServerInfo<'a>,
-) {
-    let spec = d.args.join(" ");
-    let Some((kind, path)) = location_args(d) else {
-        ctx.warn(
-            d,
-            format!("location '{spec}' is not a valid nginx location; not converted"),
-        );
-        return;
-    };
-    match kind {
-        LocKind::Regex => {
-            ctx.warn(
-                d,
-                format!("location '{spec}' uses a regular expression: greenlight routes are path prefixes, so this block and its {} directive(s) were not converted; add prefix routes for the paths it should serve", count(d)),
-            );
-            return;
-        }
-        LocKind::Named => {
-            ctx.warn(
-                d,
-                format!("named location '{path}' is only reached through try_files or error_page, which greenlight does not have; its {} directive(s) were not converted", count(d)),
-            );
-            return;
-        }
-        LocKind::Prefix | LocKind::Exact => {}
-    }
-    if path.starts_with("/.well-known/acme-challenge") {
-        ctx.warn(
-            d,
-            format!("location '{spec}' answered certbot's HTTP challenges and was not converted: greenlight does not serve files; with `tls: acme` greenlight gets its certificates itself, otherwise renew with certbot's standalone or DNS mode"),
-        );
-        return;
-    }
-    let own = exact_hosts(&info.hosts);
-    let mut inh = parent.clone();
-    let mut pass: Option<&'a Directive> = None;
-    let mut explained = false;
-    let mut redirect_here = false;
-    let mut nested = Vec::new();
-    let mut own_body = None;
-    for c in d.children() {
-        match (c.name.as_str(), c.block.is_some()) {
-            ("proxy_pass", false) => {
-                match pass {
-                    Some(first) => {
-                        let at = ctx.at(first);
-                        ctx.warn(c, format!("a second proxy_pass in one location is ignored (the first is at {at})"));
-                    }
-                    None => pass = Some(c),
-                }
-            }
-            ("location", true) => nested.push(c),
-            ("return", false) => {
-                explained = true;
-                match https_redirect(c, &own) {
-                    Some(code) if kind == LocKind::Prefix && path == "/" => {
-                        info.redirects.push((c, code));
-                        redirect_here = true;
-                    }
-                    _ => ctx.warn(c, return_warning(c)),
-                }
-            }
-            ("if", true) => ctx.warn(c, if_warning(c)),
-            _ => {
-                if common(ctx, c, &mut inh) {
-                    if c.name == "client_max_body_size" {
-                        own_body = Some(c);
-                    }
-                    continue;
-                }
-                if CONTENT_HANDLERS.contains(&c.name.as_str()) {
-                    explained = true;
-                }
-                ctx.unsupported(c);
-            }
-        }
-    }
-    if let (Some(c), Some(b)) = (own_body, inh.body.as_ref()) {
-        let site = info
-            .inh
-            .body
-            .as_ref()
-            .map(|s| s.value.clone())
-            .unwrap_or_else(|| "1m".to_string());
-        if b.value != site {
-            ctx.warn(
-                c,
-                format!("client_max_body_size {} in location '{spec}' is not supported per route: greenlight applies the site's max_body_size ({site}) to every route; raise the site's value if this route needs more", b.value),
-            );
-        }
-    }
-    match pass {
-        Some(p) => {
-            if let Some(prev) = info.routes.iter().find(|r| r.path == path) {
-                let at = ctx.at(prev.loc);
-                ctx.warn(
-                    d,
-                    format!("location '{spec}' would be route '{path}', which already exists (from {at}); not converted"),
-                );
-            } else if let Some(target) = proxy_target(ctx, p, defs, &path, kind == LocKind::Exact) {
-                let mut notes = Vec::new();
-                if kind == LocKind::Exact {
-                    ctx.warn(
-                        d,
-                        format!("exact location '= {path}' became a prefix route: greenlight routes are prefixes, so every path under {path} now matches it too"),
-                    );
-                    notes.push(format!("was '= {path}' (exact) in nginx"));
-                }
-                notes.extend(target.route_note.clone());
-                let comment = (!notes.is_empty()).then(|| notes.join("; "));
-                info.routes.push(Route {
-                    path: path.clone(),
-                    loc: d,
-                    comment,
-                    target,
-                    timeouts: inh.timeouts.clone(),
-                    upstream: 0,
-                });
-            }
-        }
-        None if !explained && !redirect_here && nested.is_empty() => ctx.warn(
-            d,
-            format!("location '{spec}' has no proxy_pass, so no route was created for it (greenlight routes only proxy)"),
-        ),
-        None => {}
-    }
-    for n in nested {
-        location(ctx, n, &inh, defs, info);
-    }
-}
-
-fn placeholder<'a>(
-    ctx: &mut Ctx<'a>,
-    p: &'a Directive,
-    url: &str,
-    mut bad: BadAddr,
-    default_port: u16,
-) -> Target<'a> {
-    bad.port.get_or_insert(default_port);
-    ctx.warn(
-        p,
-        format!(
-            "proxy_pass {url}: {}; a placeholder upstream address was emitted that you must edit",
-            bad.reason()
-        ),
-    );
-    Target {
-        key: TargetKey::Edit(url.to_string()),
-        d: p,
-        addr: bad.placeholder(),
-        edit: Some(format!(
-            "{}; put the upstream's host:port",
-            bad.reason_at(&ctx.at(p))
-        )),
-        comment: None,
-        route_note: None,
-        hint: "app".to_string(),
-    }
-}
-
-/// Name hint for an inline upstream: "app" for local addresses, the host
-/// name otherwise.
-fn host_hint(addr: &str) -> String {
-    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
-    if host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok() || host == "localhost" {
-        "app".to_string()
-    } else {
-        host.to_string()
-    }
-}
-
-fn proxy_target<'a>(
-    ctx: &mut Ctx<'a>,
-    p: &'a Directive,
-    defs: &[UpstreamDef<'a>],
-    loc_path: &str,
-    exact: bool,
-) -> Option<Target<'a>> {
-    let [url] = p.args.as_slice() else {
-        ctx.warn(p, "proxy_pass needs exactly one URL; not converted");
-        return None;
-    };
-    let lower = url.to_ascii_lowercase();
-    let (https, rest) = if lower.starts_with("http://") {
-        (false, url.get(7..).unwrap_or(""))
-    } else if lower.starts_with("https://") {
-        (true, url.get(8..).unwrap_or(""))
-    } else {
-        let problem = if url.starts_with('$') {
-            "is an nginx variable, which is only known per request"
-        } else {
-            "is not an http:// URL"
-        };
-        return Some(placeholder(
-            ctx,
-            p,
-            url,
-            BadAddr::new(None, url, problem),
-            80,
-        ));
-    };
-    let (authority, uri) = match rest.find('/') {
-        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..)),
-        None => (rest, None),
-    };
-    let authority = authority.strip_suffix("$request_uri").unwrap_or(authority);
-    let default_port = if https { 443 } else { 80 };
-    if authority.starts_with("unix:") {
-        let bad = BadAddr::new(
-            None,
-            rest,
-            "is a unix socket, which greenlight upstreams do not support (make the app listen on a TCP port)",
-        );
-        return Some(placeholder(ctx, p, url, bad, default_port));
-    }
-    let (key, addr, hint) = match defs.iter().position(|u| u.name == authority) {
-        Some(i) if !authority.contains(':') => (
-            TargetKey::Named(i),
-            String::new(),
-            defs.get(i).map(|u| u.name.clone()).unwrap_or_default(),
-        ),
-        _ => match addr::parse_upstream_addr(authority, default_port) {
-            Ok(a) => (TargetKey::Addr(a.clone()), a.clone(), host_hint(&a)),
-            Err(bad) => return Some(placeholder(ctx, p, url, bad, default_port)),
-        },
-    };
-    let mut comment = None;
-    let mut route_note = None;
-    if https {
-        ctx.warn(
-            p,
-            format!("proxy_pass {url}: https:// upstreams are not supported: greenlight speaks plain HTTP to upstreams for now, so it will send plain HTTP to {authority}; point it at the upstream's plain-HTTP port"),
-        );
-        comment = Some(format!(
-            "EDIT: nginx used https:// for this upstream ({}); greenlight speaks plain HTTP to it",
-            ctx.at(p)
-        ));
-    }
-    match uri {
-        Some(u) if u.contains('$') => ctx.warn(
-            p,
-            format!("proxy_pass {url} builds the upstream path from variables, which greenlight does not support: it forwards the request path unchanged"),
-        ),
-        Some(u) if u != loc_path => {
-            let (sample, nginx_sent) = if exact {
-                (loc_path.to_string(), u.to_string())
-            } else {
-                let sample = if loc_path.ends_with('/') {
-                    format!("{loc_path}example")
-                } else {
-                    format!("{loc_path}/example")
-                };
-                let tail = sample.get(loc_path.len()..).unwrap_or("");
-                let sent = format!("{u}{tail}");
-                (sample, sent)
-            };
-            route_note = Some(format!(
-                "nginx sent {sample} to the upstream as {nginx_sent}; greenlight sends {sample}"
-            ));
-            ctx.warn(
-                p,
-                format!("proxy_pass {url}: nginx replaced the location prefix '{loc_path}' with '{u}', but greenlight forwards the path unchanged and this rewrite is not carried over: a request for {sample} now reaches the upstream as {sample}, not {nginx_sent}; make the app accept the full path"),
-            );
-        }
-        _ => {}
-    }
-    Some(Target {
-        key,
-        d: p,
-        addr,
-        edit: None,
-        comment,
-        route_note,
-        hint,
-    })
 }

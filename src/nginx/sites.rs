@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::ImportOptions;
-use super::convert::{Ctx, Host, Listeners, PlainHttp, Site, SiteTls};
+use super::convert::{Answer, Ctx, Host, Listeners, PlainHttp, Site, SiteTls};
 use super::directives::shown;
 use super::parse::Directive;
 use super::server::ServerInfo;
@@ -18,9 +18,26 @@ pub(crate) fn build<'a>(
     listeners: &Listeners<'a>,
     opts: &ImportOptions,
 ) -> Vec<Site<'a>> {
-    let mut redirect_servers: Vec<&ServerInfo<'a>> = Vec::new();
+    let mut redirect_servers: Vec<ServerInfo<'a>> = Vec::new();
     let mut candidates: Vec<(usize, &ServerInfo<'a>)> = Vec::new();
+    let tls_hosts: Vec<String> = infos
+        .iter()
+        .filter(|s| s.has_tls && !s.routes.is_empty())
+        .flat_map(|s| s.hosts.iter().map(|h| h.name.clone()))
+        .collect();
+    let owned: Vec<ServerInfo<'a>> = infos
+        .iter()
+        .flat_map(|s| redirect_site(s, &tls_hosts))
+        .collect();
+    let infos = owned.as_slice();
+    let tls_hosts: Vec<&str> = tls_hosts.iter().map(String::as_str).collect();
     for (i, s) in infos.iter().enumerate() {
+        if let Some(r) = to_https_elsewhere(ctx, s, &tls_hosts) {
+            let mut s = s.clone();
+            s.redirects.push(r);
+            redirect_servers.push(s);
+            continue;
+        }
         if !s.has_tls
             && (s.scheme_redirect.is_some() || (s.routes.is_empty() && !s.redirects.is_empty()))
         {
@@ -30,7 +47,7 @@ pub(crate) fn build<'a>(
                     "this plain-HTTP server block redirects every request to https, so its locations were not converted",
                 );
             }
-            redirect_servers.push(s);
+            redirect_servers.push(s.clone());
             continue;
         }
         for (r, _) in &s.redirects {
@@ -59,6 +76,7 @@ pub(crate) fn build<'a>(
     for (i, s) in order {
         let mut hosts: Vec<Host<'a>> = Vec::new();
         let mut merged_into: Option<usize> = None;
+        let mut all_ignored_by_nginx = true;
         for h in &s.hosts {
             match owner.get(&h.name).copied() {
                 None => {
@@ -71,10 +89,19 @@ pub(crate) fn build<'a>(
                         merged_into.get_or_insert(o);
                     } else {
                         let at = other.map(|x| ctx.at(x.d)).unwrap_or_default();
-                        ctx.warn(
-                            h.d,
-                            format!("host '{}' is already served by the server block at {at}; nginx uses the first server for a duplicate server_name, so it was left out here", h.name),
-                        );
+                        if other.is_some_and(|x| same_sockets(x, s)) {
+                            all_ignored_by_nginx = true;
+                            ctx.note(
+                                h.d,
+                                format!("host '{}' is already served by the server block at {at} on the same listen addresses; nginx ignores this one too (\"conflicting server name\"), so it was left out here", h.name),
+                            );
+                        } else {
+                            all_ignored_by_nginx = false;
+                            ctx.warn(
+                                h.d,
+                                format!("host '{}' is already served by the server block at {at}; nginx chose between them by listen address, greenlight by host only, so it was left out here", h.name),
+                            );
+                        }
                     }
                 }
             }
@@ -99,10 +126,17 @@ pub(crate) fn build<'a>(
             );
         }
         if hosts.is_empty() && !s.hosts.is_empty() {
-            ctx.warn(
-                s.d,
-                "every host of this server block is served by an earlier one, so no site was created from it",
-            );
+            if all_ignored_by_nginx {
+                ctx.note(
+                    s.d,
+                    "every host of this server block is served by an earlier one on the same listen addresses, which is also what nginx answers with, so no site was created from it",
+                );
+            } else {
+                ctx.warn(
+                    s.d,
+                    "every host of this server block is served by an earlier one, so no site was created from it",
+                );
+            }
             continue;
         }
         if let Some(slot) = slots.get_mut(i) {
@@ -117,13 +151,19 @@ pub(crate) fn build<'a>(
                 body: s.inh.body.clone(),
                 underscores: s.inh.underscores.clone(),
                 routes: s.routes.clone(),
+                client_ip: if s.real_ip_own {
+                    super::realip::client_ip(ctx, &s.inh.real_ip)
+                } else {
+                    None
+                },
             });
         }
     }
 
     choose_default(ctx, infos, &mut slots);
 
-    let redirects = RedirectMap::new(ctx, &redirect_servers, &owner, infos);
+    let redirect_refs: Vec<&ServerInfo<'a>> = redirect_servers.iter().collect();
+    let redirects = RedirectMap::new(ctx, &redirect_refs, &owner, infos);
     let any_plain = listeners.any_plain();
     let mut names = super::addr::Names::default();
     let mut sites = Vec::new();
@@ -147,6 +187,103 @@ pub(crate) fn build<'a>(
     sites
 }
 
+/// A plain-HTTP server that only redirects to https, for hosts no TLS site
+/// serves: its own site whose one route redirects (plain_http: redirect
+/// needs a TLS site to hang on).
+fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo<'a>> {
+    let mut s = s.clone();
+    let Some(&(d, status)) = s.redirects.first() else {
+        return vec![s];
+    };
+    let (lonely, covered): (Vec<_>, Vec<_>) = s
+        .hosts
+        .iter()
+        .cloned()
+        .partition(|h| !tls_hosts.contains(&h.name));
+    if s.has_tls || s.scheme_redirect.is_some() || !s.routes.is_empty() || lonely.is_empty() {
+        return vec![s];
+    }
+    let mut rest = Vec::new();
+    if !covered.is_empty() {
+        // Hosts some TLS site serves stay with the redirect server (they
+        // become that site's `plain_http: redirect`); the others get this one.
+        let mut c = s.clone();
+        c.hosts = covered;
+        rest.push(c);
+        s.hosts = lonely;
+        // Only one of the two may stand for nginx's default server.
+        s.listen_default = None;
+        s.catch_all = None;
+    }
+    // certbot's `if ($host = x) { return 301 …; }`: the return inside.
+    let ret = if d.name == "if" {
+        d.children().first().unwrap_or(d)
+    } else {
+        d
+    };
+    let mut to = ret.args.get(1).cloned().unwrap_or_default();
+    if ret.name == "rewrite"
+        && let Some(host) = to
+            .strip_prefix("https://")
+            .and_then(|t| t.split('$').nth(1))
+    {
+        // `rewrite ^ https://$host$request_uri? permanent` and the `$1`
+        // form: the same URL as a redirect.
+        to = format!("https://${host}$request_uri");
+    }
+    s.routes.push(super::convert::Route {
+        path: "/".to_string(),
+        loc: d,
+        comment: Some("no TLS site serves these hosts, so the redirect is a route".to_string()),
+        target: None,
+        answer: Some(Answer::Redirect { to, status }),
+        upstream_path: None,
+        rewrites: Vec::new(),
+        req: Default::default(),
+        resp: Default::default(),
+        request_buffering: None,
+        timeouts: s.inh.timeouts.clone(),
+        upstream: 0,
+    });
+    s.redirects.clear();
+    rest.insert(0, s);
+    rest
+}
+
+/// A plain-HTTP server that answers everything with a redirect to
+/// `https://OTHER$request_uri` for hosts that TLS sites serve: greenlight's
+/// `plain_http: redirect` sends them to https on the same host, whose site
+/// then answers as nginx's TLS server does.
+fn to_https_elsewhere<'a>(
+    ctx: &mut Ctx<'a>,
+    s: &ServerInfo<'a>,
+    tls_hosts: &[&str],
+) -> Option<(&'a Directive, u16)> {
+    let (r, Answer::Redirect { to, status }) = s.answer.as_ref()? else {
+        return None;
+    };
+    let covered =
+        !s.hosts.is_empty() && s.hosts.iter().all(|h| tls_hosts.contains(&h.name.as_str()));
+    if s.has_tls || !covered || !to.starts_with("https://") || !to.ends_with("$request_uri") {
+        return None;
+    }
+    ctx.note(
+        r,
+        format!("'{}' became plain_http: redirect on the TLS site of these hosts: greenlight redirects to https on the same host (status 308), where that site answers as nginx's TLS server did", shown(r)),
+    );
+    Some((r, *status))
+}
+
+/// True when two server blocks listen on exactly the same addresses (so
+/// nginx picks between them by name alone).
+fn same_sockets(a: &ServerInfo<'_>, b: &ServerInfo<'_>) -> bool {
+    let mut x = a.listen_keys.clone();
+    let mut y = b.listen_keys.clone();
+    x.sort();
+    y.sort();
+    !x.is_empty() && x == y
+}
+
 fn describe(s: &ServerInfo<'_>) -> String {
     match s.hosts.first() {
         Some(h) if s.hosts.len() > 1 => format!(" for {} and {} more", h.name, s.hosts.len() - 1),
@@ -159,7 +296,10 @@ fn describe(s: &ServerInfo<'_>) -> String {
 fn same_routes(a: &ServerInfo<'_>, b: &ServerInfo<'_>) -> bool {
     a.routes.len() == b.routes.len()
         && a.routes.iter().zip(&b.routes).all(|(x, y)| {
-            x.path == y.path && x.target.key == y.target.key && x.timeouts.key() == y.timeouts.key()
+            x.path == y.path
+                && x.target.as_ref().map(|t| &t.key) == y.target.as_ref().map(|t| &t.key)
+                && x.answer == y.answer
+                && x.timeouts.key() == y.timeouts.key()
         })
 }
 

@@ -75,6 +75,7 @@ pub(crate) fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamD
         ctx.warn(d, "upstream needs exactly one name");
     }
     let mut lines = Vec::new();
+    let mut balance: Option<(String, &'a Directive)> = None;
     for c in d.children() {
         match c.name.as_str() {
             "server" => lines.push(upstream_server(ctx, c)),
@@ -86,32 +87,50 @@ pub(crate) fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamD
                 ),
             ),
             "zone" => ctx.note(c, format!("'{}' is not needed: greenlight has no shared memory zones", directives::shown(c))),
-            "least_conn" | "ip_hash" | "hash" | "random" | "sticky" | "ntlm" => ctx.warn(
-                c,
-                format!(
-                    "directive '{}' is not supported: greenlight pools are round robin for now",
-                    c.name
-                ),
-            ),
+            "least_conn" | "ip_hash" => balance = Some((c.name.clone(), c)),
+            "hash" => match c.args.as_slice() {
+                [key] | [key, _] => {
+                    if c.args.get(1).is_some_and(|a| a != "consistent") {
+                        ctx.warn(c, format!("'{}': unknown hash parameter; hashed as 'consistent'", directives::shown(c)));
+                    } else if c.args.len() == 1 {
+                        ctx.note(c, "'hash' without 'consistent': greenlight always hashes consistently, so fewer keys move when servers change (the same key still reaches the same server)");
+                    }
+                    let key = key.replace("$binary_remote_addr", "$remote_addr");
+                    let (key, unknown) = super::vars::resolve(&key, &Default::default(), &[]);
+                    if unknown.is_empty() {
+                        balance = Some((format!("{{hash: {}}}", super::yaml::quoted(&key)), c));
+                    } else {
+                        ctx.warn(c, format!("'{}' hashes on {}, which greenlight does not know; round robin is used instead", directives::shown(c), super::vars::list(&unknown)));
+                    }
+                }
+                _ => ctx.warn(c, "hash needs a key; round robin is used instead"),
+            },
             _ => ctx.unsupported(c),
         }
     }
     let passive = passive(ctx, d, &name, &lines);
-    let mut main = Vec::new();
-    let mut backup = Vec::new();
-    for l in lines.into_iter().filter(|l| !l.down) {
-        if l.backup {
-            backup.push(l.server);
-        } else {
-            main.push(l.server);
-        }
-    }
-    if main.is_empty() && !backup.is_empty() {
+    let mut main: Vec<UpServer> = lines
+        .into_iter()
+        .filter(|l| !l.down)
+        .map(|l| l.server)
+        .collect();
+    if !main.is_empty() && main.iter().all(|s| s.backup) {
         ctx.warn(
             d,
-            format!("upstream '{name}' has only backup servers; they were placed in pool 'main'"),
+            format!("upstream '{name}' has only backup servers; they were made primaries"),
         );
-        main = std::mem::take(&mut backup);
+        for s in &mut main {
+            s.backup = false;
+        }
+    }
+    if let Some((b, c)) = &balance
+        && main.iter().any(|s| s.backup)
+        && (b == "ip_hash" || b.starts_with("{hash"))
+    {
+        ctx.warn(
+            c,
+            format!("upstream '{name}': nginx does not allow 'backup' servers with {} (nginx -t rejects it); greenlight keeps them as backups", c.name),
+        );
     }
     if main.is_empty() {
         let reason = format!(
@@ -126,13 +145,15 @@ pub(crate) fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamD
             addr: format!("{}:80", addr::EDIT_ME),
             edit: Some(reason),
             comment: None,
+            weight: None,
+            backup: false,
         });
     }
     UpstreamDef {
         name,
         d,
         main,
-        backup,
+        balance,
         passive,
         used: false,
     }
@@ -175,6 +196,8 @@ fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> ServerLine<'a> {
             addr: addr.clone(),
             edit,
             comment: None,
+            weight: None,
+            backup: false,
         },
         stated: Stated::default(),
     };
@@ -183,19 +206,16 @@ fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> ServerLine<'a> {
         let (key, value) = p.split_once('=').unwrap_or((p.as_str(), ""));
         match key {
             "weight" if value == "1" => {}
-            "weight" => {
-                notes.push(format!("{p} (not yet supported)"));
-                ctx.warn(
+            "weight" => match value.parse::<u32>() {
+                Ok(n) if n > 0 => line.server.weight = Some(n),
+                _ => ctx.warn(
                     c,
-                    format!("server parameter '{p}' is not yet supported: greenlight pools are round robin for now, so every server gets an equal share"),
-                );
-            }
+                    format!("server parameter '{p}' is not a positive whole number; weight 1 was assumed"),
+                ),
+            },
             "backup" => {
                 line.backup = true;
-                ctx.warn(
-                    c,
-                    format!("backup server {addr} was placed in a separate pool 'backup': greenlight does not fail over by itself yet; switch the upstream's 'active' to 'backup' when needed"),
-                );
+                line.server.backup = true;
             }
             "max_fails" => match value.parse::<u32>() {
                 Ok(n) => {

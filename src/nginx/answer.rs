@@ -1,0 +1,186 @@
+//! `return` → `redirect:` / `respond:`, and `rewrite` → `rewrite:` rules,
+//! with the variables in their values checked (see `vars.rs`).
+
+use super::convert::{Answer, Ctx, Rewrite};
+use super::directives::shown;
+use super::parse::Directive;
+use super::vars::{self, SetVars};
+
+/// Status codes greenlight redirects with.
+const REDIRECTS: &[u16] = &[301, 302, 303, 307, 308];
+
+fn is_url(s: &str) -> bool {
+    let l = s.to_ascii_lowercase();
+    l.starts_with("http://") || l.starts_with("https://") || l.starts_with("$scheme")
+}
+
+/// A value ready for a template, or a warning naming what greenlight does
+/// not know.
+fn template(
+    ctx: &mut Ctx<'_>,
+    d: &Directive,
+    value: &str,
+    set: &SetVars,
+    captures: &[String],
+) -> Option<String> {
+    let (v, unknown) = vars::resolve(value, set, captures);
+    if unknown.is_empty() {
+        return Some(v);
+    }
+    ctx.warn(
+        d,
+        format!(
+            "'{}' uses {}, which greenlight does not know (it knows $host, $scheme, $request_uri, $uri, $args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, $request_method and regex captures); not converted",
+            shown(d),
+            vars::list(&unknown)
+        ),
+    );
+    None
+}
+
+/// `return CODE [TEXT|URL]` or `return URL`.
+pub(crate) fn of_return(
+    ctx: &mut Ctx<'_>,
+    r: &Directive,
+    set: &SetVars,
+    captures: &[String],
+) -> Option<Answer> {
+    let (code, rest) = match r.args.as_slice() {
+        [url] if is_url(url) => (302, Some(url.as_str())),
+        [code] => (code.parse::<u16>().ok()?, None),
+        [code, text] => (code.parse::<u16>().ok()?, Some(text.as_str())),
+        _ => {
+            ctx.warn(
+                r,
+                format!("'{}' is not a valid return; not converted", shown(r)),
+            );
+            return None;
+        }
+    };
+    if !(100..=599).contains(&code) && code != 444 {
+        ctx.warn(
+            r,
+            format!(
+                "'{}': {code} is not an HTTP status; not converted",
+                shown(r)
+            ),
+        );
+        return None;
+    }
+    if REDIRECTS.contains(&code) {
+        let Some(url) = rest else {
+            return Some(Answer::Respond {
+                status: code,
+                body: None,
+                content_type: None,
+            });
+        };
+        let to = template(ctx, r, url, set, captures)?;
+        return Some(Answer::Redirect { to, status: code });
+    }
+    if code == 444 {
+        ctx.note(
+            r,
+            "'return 444' closes the connection without an answer in nginx; greenlight answers 404 with an empty body instead",
+        );
+        return Some(Answer::Respond {
+            status: 404,
+            body: None,
+            content_type: None,
+        });
+    }
+    let body = match rest {
+        Some(text) => Some(template(ctx, r, text, set, captures)?),
+        None => None,
+    };
+    Some(Answer::Respond {
+        status: code,
+        body,
+        content_type: None,
+    })
+}
+
+/// `rewrite REGEX REPLACEMENT [FLAG]`.
+pub(crate) fn of_rewrite(
+    ctx: &mut Ctx<'_>,
+    d: &Directive,
+    set: &SetVars,
+    captures: &[String],
+) -> Option<Rewrite> {
+    let (from, to, flag) = match d.args.as_slice() {
+        [f, t] => (f, t, None),
+        [f, t, flag] => (f, t, Some(flag.as_str())),
+        _ => {
+            ctx.warn(
+                d,
+                format!("'{}' is not a valid rewrite; not converted", shown(d)),
+            );
+            return None;
+        }
+    };
+    let flag = match flag {
+        Some(f @ ("last" | "break" | "redirect" | "permanent")) => f,
+        Some(other) => {
+            ctx.warn(
+                d,
+                format!("rewrite flag '{other}' is not an nginx flag (last, break, redirect, permanent); not converted"),
+            );
+            return None;
+        }
+        None => "",
+    };
+    let flag: &'static str = match flag {
+        "permanent" => "permanent",
+        "redirect" => "redirect",
+        _ if is_url(to) => "redirect",
+        "break" => "break",
+        _ => "last",
+    };
+    let mut names = captures.to_vec();
+    names.extend(vars::named_groups(from));
+    let to = template(ctx, d, to, set, &names)?;
+    // nginx does not expand variables in the regex: `$` is an anchor there.
+    Some(Rewrite {
+        from: from.clone(),
+        to,
+        flag,
+        at: ctx.at(d),
+    })
+}
+
+/// nginx goes on to the next `rewrite` after one without a flag;
+/// greenlight stops at the first rule that matches (`last`). Says so where
+/// a later rule exists.
+pub(crate) fn flagless_rewrites(ctx: &mut Ctx<'_>, list: &[&Directive]) {
+    let n = list.len();
+    for (i, d) in list.iter().enumerate() {
+        if d.args.len() == 2 && i + 1 < n && !is_url(d.args.get(1).map_or("", |s| s.as_str())) {
+            ctx.warn(
+                d,
+                format!("'{}' has no flag: nginx then applied the following rewrites too, greenlight stops at the first rule that matches (flag last); check that no later rule should also apply", shown(d)),
+            );
+        }
+    }
+}
+
+/// `s` with the regex metacharacters escaped.
+pub(crate) fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::regex_escape;
+
+    #[test]
+    fn escapes_regex_metacharacters() {
+        assert_eq!(regex_escape("/a.b/(c)"), "/a\\.b/\\(c\\)");
+    }
+}

@@ -1,0 +1,142 @@
+//! Writes a site's routes and header steps: `path:` with nginx's location
+//! modifiers, the terminal (`upstream`, `redirect`, `respond`),
+//! `upstream_path`, `rewrite`, `request_buffering`, and the
+//! `request_headers` / `response_headers` steps. Header lists every route
+//! of a site shares are written once at site level.
+
+use super::convert::{Answer, Headers, Model, Route, Site};
+use super::yaml::{Out, quoted, scalar};
+
+/// The header steps written at site level (those every route shares), and
+/// whether the routes then leave them out.
+pub(crate) fn shared(site: &Site<'_>) -> (Option<Headers>, Option<Headers>) {
+    fn common<'r>(
+        routes: &'r [Route<'_>],
+        get: impl Fn(&'r Route<'_>) -> &'r Headers,
+    ) -> Option<Headers> {
+        let first = get(routes.first()?);
+        (!first.is_empty() && routes.iter().all(|r| get(r) == first)).then(|| first.clone())
+    }
+    (
+        common(&site.routes, |r| &r.req),
+        common(&site.routes, |r| &r.resp),
+    )
+}
+
+/// Writes `request_headers:` / `response_headers:` at `indent`.
+pub(crate) fn headers(out: &mut Out, indent: usize, key: &str, h: &Headers) {
+    if h.is_empty() {
+        return;
+    }
+    out.line(indent, &format!("{key}:"), None);
+    if !h.set.is_empty() {
+        out.line(indent + 1, "set:", None);
+        for (n, v) in &h.set {
+            out.line(indent + 2, &format!("{}: {}", scalar(n), quoted(v)), None);
+        }
+    }
+    if !h.add.is_empty() {
+        out.line(indent + 1, "add:", None);
+        let mut seen: Vec<String> = Vec::new();
+        for (n, v, always) in &h.add {
+            let lower = n.to_ascii_lowercase();
+            if seen.contains(&lower) {
+                out.comment(
+                    indent + 2,
+                    &format!("EDIT: nginx also added {n}: {v} (one value per name here)"),
+                );
+                continue;
+            }
+            seen.push(lower);
+            if *always {
+                out.line(
+                    indent + 2,
+                    &format!("{}: {{value: {}, always: true}}", scalar(n), quoted(v)),
+                    None,
+                );
+            } else {
+                out.line(indent + 2, &format!("{}: {}", scalar(n), quoted(v)), None);
+            }
+        }
+    }
+    if !h.remove.is_empty() {
+        let names: Vec<String> = h.remove.iter().map(|n| scalar(n)).collect();
+        out.line(indent + 1, &format!("remove: [{}]", names.join(", ")), None);
+    }
+}
+
+/// Writes one route (the list item) at indent 3.
+pub(crate) fn route(
+    out: &mut Out,
+    m: &Model<'_>,
+    r: &Route<'_>,
+    comment: &str,
+    site_headers: &(Option<Headers>, Option<Headers>),
+) {
+    out.line(3, &format!("- path: {}", scalar(&r.path)), Some(comment));
+    match (&r.target, &r.answer) {
+        (_, Some(Answer::Redirect { to, status })) => out.line(
+            4,
+            &format!("redirect: {{to: {}, status: {status}}}", quoted(to)),
+            None,
+        ),
+        (
+            _,
+            Some(Answer::Respond {
+                status,
+                body,
+                content_type,
+            }),
+        ) => {
+            let mut s = format!("respond: {{status: {status}");
+            if let Some(b) = body {
+                s.push_str(&format!(", body: {}", quoted(b)));
+            }
+            if let Some(t) = content_type {
+                s.push_str(&format!(", content_type: {}", quoted(t)));
+            }
+            s.push('}');
+            out.line(4, &s, None);
+        }
+        (Some(_), None) => {
+            let up = m
+                .upstreams
+                .get(r.upstream)
+                .map(|u| u.name.as_str())
+                .unwrap_or("");
+            out.line(4, &format!("upstream: {}", scalar(up)), None);
+        }
+        (None, None) => {}
+    }
+    if let Some(p) = &r.upstream_path {
+        out.line(4, &format!("upstream_path: {}", quoted(p)), None);
+    }
+    if !r.rewrites.is_empty() {
+        out.line(4, "rewrite:", None);
+        for w in &r.rewrites {
+            out.line(
+                5,
+                &format!(
+                    "- {{from: {}, to: {}, flag: {}}}",
+                    quoted(&w.from),
+                    quoted(&w.to),
+                    w.flag
+                ),
+                Some(&format!("from {}", w.at)),
+            );
+        }
+    }
+    if let Some(b) = r.request_buffering {
+        out.line(
+            4,
+            &format!("request_buffering: {}", if b { "on" } else { "off" }),
+            None,
+        );
+    }
+    if site_headers.0.is_none() {
+        headers(out, 4, "request_headers", &r.req);
+    }
+    if site_headers.1.is_none() {
+        headers(out, 4, "response_headers", &r.resp);
+    }
+}

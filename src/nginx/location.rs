@@ -1,0 +1,571 @@
+//! One `location` block becomes one route: its match (nginx location
+//! syntax goes into `path:` as written), what it ends in (`proxy_pass` →
+//! an upstream, `return` → a redirect or a fixed answer), its rewrites and
+//! the header steps nginx had in force there (see `headers.rs`).
+
+use std::net::Ipv4Addr;
+
+use super::addr::{self, BadAddr};
+use super::answer;
+use super::convert::{
+    Answer, Ctx, Inherit, Rewrite, Route, Target, TargetKey, UpTls, UpstreamDef, common,
+};
+use super::headers;
+use super::parse::Directive;
+use super::server::{ServerInfo, https_redirect};
+use super::vars;
+
+/// Directives that make a location answer by itself (so a missing
+/// `proxy_pass` needs no extra warning).
+const CONTENT_HANDLERS: &[&str] = &[
+    "root",
+    "alias",
+    "try_files",
+    "index",
+    "autoindex",
+    "fastcgi_pass",
+    "uwsgi_pass",
+    "scgi_pass",
+    "grpc_pass",
+    "memcached_pass",
+    "stub_status",
+    "empty_gif",
+    "internal",
+    "deny",
+];
+
+/// How a location matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LocKind {
+    /// `location /p`.
+    Prefix,
+    /// `location ^~ /p`.
+    PrefixNoRegex,
+    /// `location = /p`.
+    Exact,
+    /// `location ~ re`.
+    Regex,
+    /// `location ~* re`.
+    RegexNoCase,
+    /// `location @name`.
+    Named,
+}
+
+fn location_args(d: &Directive) -> Option<(LocKind, String)> {
+    match d.args.as_slice() {
+        [m, p] => match m.as_str() {
+            "=" => Some((LocKind::Exact, p.clone())),
+            "^~" => Some((LocKind::PrefixNoRegex, p.clone())),
+            "~" => Some((LocKind::Regex, p.clone())),
+            "~*" => Some((LocKind::RegexNoCase, p.clone())),
+            _ => None,
+        },
+        [p] => {
+            if p.starts_with('@') {
+                Some((LocKind::Named, p.clone()))
+            } else if let Some(rest) = p.strip_prefix("^~") {
+                Some((LocKind::PrefixNoRegex, rest.to_string()))
+            } else if let Some(rest) = p.strip_prefix('=') {
+                Some((LocKind::Exact, rest.to_string()))
+            } else if let Some(rest) = p.strip_prefix("~*") {
+                Some((LocKind::RegexNoCase, rest.to_string()))
+            } else if let Some(rest) = p.strip_prefix('~') {
+                Some((LocKind::Regex, rest.to_string()))
+            } else {
+                Some((LocKind::Prefix, p.clone()))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The `path:` value for a location.
+fn path_value(kind: LocKind, path: &str) -> String {
+    match kind {
+        LocKind::Prefix | LocKind::Named => path.to_string(),
+        LocKind::PrefixNoRegex => format!("^~ {path}"),
+        LocKind::Exact => format!("= {path}"),
+        LocKind::Regex => format!("~ {path}"),
+        LocKind::RegexNoCase => format!("~* {path}"),
+    }
+}
+
+fn count(d: &Directive) -> usize {
+    d.children().iter().map(|c| 1 + count(c)).sum()
+}
+
+/// Converts a `location` block (and its nested locations) into routes.
+pub(crate) fn location<'a>(
+    ctx: &mut Ctx<'a>,
+    d: &'a Directive,
+    parent: &Inherit<'a>,
+    defs: &[UpstreamDef<'a>],
+    info: &mut ServerInfo<'a>,
+) {
+    let spec = d.args.join(" ");
+    let Some((kind, path)) = location_args(d) else {
+        ctx.warn(
+            d,
+            format!("location '{spec}' is not a valid nginx location; not converted"),
+        );
+        return;
+    };
+    if kind == LocKind::Named {
+        ctx.warn(
+            d,
+            format!("named location '{path}' is only reached through try_files or error_page, which greenlight does not have; its {} directive(s) were not converted", count(d)),
+        );
+        return;
+    }
+    let regex = matches!(kind, LocKind::Regex | LocKind::RegexNoCase);
+    if !regex && !path.starts_with('/') {
+        ctx.note(
+            d,
+            format!("location '{spec}' never matches in nginx (request paths start with '/'; a regex needs '~'), so it was left out"),
+        );
+        return;
+    }
+    if path.starts_with("/.well-known/acme-challenge") {
+        ctx.note(
+            d,
+            format!("location '{spec}' answered certbot's HTTP challenges and is not needed: with `tls: acme` greenlight answers them itself (otherwise renew with certbot's standalone or DNS mode)"),
+        );
+        return;
+    }
+    let captures = if regex {
+        vars::named_groups(&path)
+    } else {
+        Vec::new()
+    };
+    let own = info.own_hosts();
+    let mut inh = parent.child();
+    let mut pass: Option<&'a Directive> = None;
+    let mut ret: Option<&'a Directive> = None;
+    let mut rewrites: Vec<&'a Directive> = Vec::new();
+    let mut if_rules = Vec::new();
+    let mut explained = false;
+    let mut nested = Vec::new();
+    let mut own_body = None;
+    let mut default_type = None;
+    for c in d.children() {
+        match (c.name.as_str(), c.block.is_some()) {
+            ("proxy_pass", false) => match pass {
+                Some(first) => {
+                    let at = ctx.at(first);
+                    ctx.warn(
+                        c,
+                        format!("a second proxy_pass in one location is ignored (the first is at {at})"),
+                    );
+                }
+                None => pass = Some(c),
+            },
+            ("location", true) => nested.push(c),
+            ("return", false) => {
+                explained = true;
+                match ret {
+                    Some(_) => ctx.note(c, "a second 'return' in one location is never reached"),
+                    None => ret = Some(c),
+                }
+            }
+            ("rewrite", false) => rewrites.push(c),
+            ("if", true) => match super::server::if_rewrite(ctx, c) {
+                Some(rule) => if_rules.push(rule),
+                None => ctx.warn(c, super::server::if_warning(c)),
+            },
+            ("default_type", false) => default_type = Some(c),
+            ("set_real_ip_from" | "real_ip_header" | "real_ip_recursive", false) => ctx.warn(
+                c,
+                format!("'{}' in a location is not supported: greenlight resolves the client address per site (trusted_proxies), so the server's settings apply here", super::directives::shown(c)),
+            ),
+            _ => {
+                if common(ctx, c, &mut inh) {
+                    if c.name == "client_max_body_size" {
+                        own_body = Some(c);
+                    }
+                    continue;
+                }
+                if CONTENT_HANDLERS.contains(&c.name.as_str()) {
+                    explained = true;
+                }
+                ctx.unsupported(c);
+            }
+        }
+    }
+    if let (Some(c), Some(b)) = (own_body, inh.body.as_ref()) {
+        let site = info
+            .inh
+            .body
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| "1m".to_string());
+        if b.value != site {
+            ctx.warn(
+                c,
+                format!("client_max_body_size {} in location '{spec}' is not supported per route: greenlight applies the site's max_body_size ({site}) to every route; raise the site's value if this route needs more", b.value),
+            );
+        }
+    }
+    let value = path_value(kind, &path);
+    let mut route_answer = None;
+    let mut target = None;
+    if let Some(r) = ret {
+        // `return` runs in nginx's rewrite phase, before the content
+        // (proxy_pass) phase: the answer wins.
+        let to_https = https_redirect(r, &own).filter(|_| kind == LocKind::Prefix && path == "/");
+        if let Some(code) = to_https {
+            info.redirects.push((r, code));
+        } else if let Some(a) = answer::of_return(ctx, r, &inh.set_vars, &captures) {
+            route_answer = Some(a);
+            if let Some(p) = pass {
+                ctx.note(
+                    p,
+                    "this proxy_pass is never used: the location's 'return' answers first (as in nginx)",
+                );
+            }
+        }
+    } else if let Some(p) = pass {
+        target = proxy_target(ctx, p, defs, &path, kind, &inh);
+    } else if !explained && nested.is_empty() && rewrites.is_empty() {
+        ctx.warn(
+            d,
+            format!("location '{spec}' has no proxy_pass, so no route was created for it (greenlight routes proxy, redirect or answer)"),
+        );
+    }
+    let has_terminal = target.is_some() || route_answer.is_some();
+    let mut rules = if_rules;
+    for r in &rewrites {
+        if let Some(rule) = answer::of_rewrite(ctx, r, &inh.set_vars, &captures) {
+            rules.push(rule);
+        }
+    }
+    answer::flagless_rewrites(ctx, &rewrites);
+    if !has_terminal
+        && !explained
+        && !rules.is_empty()
+        && rules
+            .iter()
+            .all(|r| r.flag == "redirect" || r.flag == "permanent")
+    {
+        // A location that only redirects by rewrite: when no rule matches,
+        // nginx serves its default root, where nothing is found: 404.
+        route_answer = Some(Answer::Respond {
+            status: 404,
+            body: None,
+            content_type: None,
+        });
+    }
+    if target.is_some() || route_answer.is_some() {
+        if let Some(prev) = info.routes.iter().find(|r| r.path == value) {
+            let at = ctx.at(prev.loc);
+            ctx.warn(
+                d,
+                format!("location '{spec}' would be route '{value}', which already exists (from {at}); not converted"),
+            );
+        } else {
+            let mut route_answer = route_answer;
+            let (req, mut resp) = headers::steps(ctx, &inh, target.as_ref(), &captures);
+            if let Some(Answer::Respond { content_type, .. }) = &mut route_answer {
+                // nginx answers `return` with `default_type` (or an
+                // add_header Content-Type): carry it into the answer.
+                if let Some(i) = resp
+                    .add
+                    .iter()
+                    .position(|(n, _, _)| n.eq_ignore_ascii_case("content-type"))
+                {
+                    let (_, v, _) = resp.add.remove(i);
+                    *content_type = Some(v);
+                } else if let Some(t) = default_type {
+                    *content_type = Some(t.arg0().to_string());
+                }
+            }
+            let mut upstream_path = target.as_ref().and_then(|t| t.upstream_path.clone());
+            if kind == LocKind::Exact
+                && let Some(to) = upstream_path.take()
+            {
+                // `upstream_path` is for prefix routes; an exact route
+                // replaces its whole path, which is a rewrite. Last, like
+                // nginx, which ignores the proxy_pass URI once a `break`
+                // rewrite has changed the path.
+                rules.push(Rewrite {
+                    from: format!("^{}$", answer::regex_escape(&path)),
+                    to,
+                    flag: "break",
+                    at: ctx.at(d),
+                });
+            }
+            if let Some(r) = target.as_ref().and_then(|t| t.path_rewrite.clone()) {
+                rules.push(r);
+            }
+            info.routes.push(Route {
+                path: value,
+                loc: d,
+                comment: None,
+                target,
+                answer: route_answer,
+                upstream_path,
+                rewrites: rules,
+                req,
+                resp,
+                request_buffering: inh.request_buffering.as_ref().map(|s| s.value),
+                timeouts: inh.timeouts.clone(),
+                upstream: 0,
+            });
+        }
+    }
+    for n in nested {
+        location(ctx, n, &inh, defs, info);
+    }
+}
+
+fn placeholder<'a>(
+    ctx: &mut Ctx<'a>,
+    p: &'a Directive,
+    url: &str,
+    mut bad: BadAddr,
+    default_port: u16,
+) -> Target<'a> {
+    bad.port.get_or_insert(default_port);
+    ctx.warn(
+        p,
+        format!(
+            "proxy_pass {url}: {}; a placeholder upstream address was emitted that you must edit",
+            bad.reason()
+        ),
+    );
+    Target {
+        key: TargetKey::Edit(url.to_string()),
+        d: p,
+        addr: bad.placeholder(),
+        edit: Some(format!(
+            "{}; put the upstream's host:port",
+            bad.reason_at(&ctx.at(p))
+        )),
+        comment: None,
+        upstream_path: None,
+        path_rewrite: None,
+        hint: "app".to_string(),
+        tls: None,
+        proxy_host: String::new(),
+    }
+}
+
+/// Name hint for an inline upstream: "app" for local addresses, the host
+/// name otherwise.
+fn host_hint(addr: &str) -> String {
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    if host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok() || host == "localhost" {
+        "app".to_string()
+    } else {
+        host.to_string()
+    }
+}
+
+/// The TLS settings of an `https://` upstream from the `proxy_ssl_*`
+/// directives in force.
+fn up_tls(ctx: &mut Ctx<'_>, p: &Directive, authority: &str, inh: &Inherit<'_>) -> UpTls {
+    let sni = inh.ssl.name.map(|d| d.arg0().to_string()).and_then(|n| {
+        let (v, unknown) = vars::resolve(&n, &inh.set_vars, &[]);
+        if v == "$proxy_host" {
+            None
+        } else if !unknown.is_empty() || v.contains('$') {
+            if let Some(d) = inh.ssl.name {
+                ctx.warn(d, format!("proxy_ssl_name '{n}' depends on the request, which greenlight's `sni:` cannot: the upstream's host name is sent instead"));
+            }
+            None
+        } else {
+            Some(v)
+        }
+    });
+    let no_verify = inh.ssl.verify.is_some_and(|d| d.arg0() == "off");
+    let ca = inh.ssl.ca.map(|d| d.arg0().to_string());
+    if inh.ssl.verify.is_none() {
+        let host = authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority);
+        let ip = host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok();
+        if ca.is_none() && (ip || !host.contains('.') || host == "localhost") {
+            ctx.note(
+                p,
+                format!("proxy_pass {}: nginx did not check this upstream's certificate (proxy_ssl_verify is off by default) and '{host}' is an internal server whose certificate would not pass greenlight's check against the system roots, so the upstream got `verify: false` like nginx; set `ca:` to its CA to check it", p.arg0()),
+            );
+            return UpTls {
+                sni,
+                ca,
+                no_verify: true,
+            };
+        } else {
+            ctx.note(
+                p,
+                format!("proxy_pass {}: greenlight checks the upstream's certificate (nginx did not unless proxy_ssl_verify on); a self-signed upstream needs `ca:` or `verify: false`", p.arg0()),
+            );
+        }
+    }
+    UpTls { sni, ca, no_verify }
+}
+
+/// A `proxy_pass` URI with variables: nginx sends it as the whole request
+/// URI. Becomes a final `break` rewrite: `PREFIX$request_uri` puts PREFIX
+/// before the path; anything else replaces the path (with the regex
+/// location's captures); the query is kept only when nginx kept it
+/// (`$is_args$args` or `$request_uri`).
+fn variable_uri(
+    ctx: &mut Ctx<'_>,
+    p: &Directive,
+    uri: &str,
+    kind: LocKind,
+    loc_path: &str,
+    inh: &Inherit<'_>,
+) -> Option<Rewrite> {
+    let captures = if matches!(kind, LocKind::Regex | LocKind::RegexNoCase) {
+        vars::named_groups(loc_path)
+    } else {
+        Vec::new()
+    };
+    let (u, unknown) = vars::resolve(uri, &inh.set_vars, &captures);
+    if !unknown.is_empty() {
+        ctx.warn(
+            p,
+            format!("proxy_pass {}: the upstream path uses {}, which greenlight does not know, so the request path is forwarded unchanged", p.arg0(), vars::list(&unknown)),
+        );
+        return None;
+    }
+    let (from, to) = if let Some(prefix) = u.strip_suffix("$request_uri") {
+        ("^(.*)$".to_string(), format!("{prefix}$1"))
+    } else {
+        let (path, keep_query) = match u.strip_suffix("?$args") {
+            Some(path) => (path.to_string(), true),
+            None => (u.clone(), false),
+        };
+        let from = match kind {
+            LocKind::Regex => loc_path.to_string(),
+            LocKind::RegexNoCase => format!("(?i){loc_path}"),
+            _ => "^.*$".to_string(),
+        };
+        let to = if keep_query || path.contains('?') {
+            path
+        } else {
+            format!("{path}?")
+        };
+        (from, to)
+    };
+    Some(Rewrite {
+        from,
+        to,
+        flag: "break",
+        at: ctx.at(p),
+    })
+}
+
+fn proxy_target<'a>(
+    ctx: &mut Ctx<'a>,
+    p: &'a Directive,
+    defs: &[UpstreamDef<'a>],
+    loc_path: &str,
+    kind: LocKind,
+    inh: &Inherit<'a>,
+) -> Option<Target<'a>> {
+    let [raw] = p.args.as_slice() else {
+        ctx.warn(p, "proxy_pass needs exactly one URL; not converted");
+        return None;
+    };
+    let (url, unknown) = vars::resolve(raw, &inh.set_vars, &[]);
+    let lower = url.to_ascii_lowercase();
+    let (https, rest) = if lower.starts_with("http://") {
+        (false, url.get(7..).unwrap_or(""))
+    } else if lower.starts_with("https://") {
+        (true, url.get(8..).unwrap_or(""))
+    } else {
+        let problem = if url.starts_with('$') {
+            "is an nginx variable, which is only known per request"
+        } else {
+            "is not an http:// URL"
+        };
+        return Some(placeholder(
+            ctx,
+            p,
+            &url,
+            BadAddr::new(None, &url, problem),
+            80,
+        ));
+    };
+    let (authority, uri) = match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..)),
+        None => (rest, None),
+    };
+    let (authority, uri) = match authority.strip_suffix("$request_uri") {
+        Some(a) => (a, Some("$request_uri")),
+        None => (authority, uri),
+    };
+    let default_port = if https { 443 } else { 80 };
+    if authority.starts_with("unix:") {
+        let bad = BadAddr::new(
+            None,
+            rest,
+            "is a unix socket, which greenlight upstreams do not support (make the app listen on a TCP port)",
+        );
+        return Some(placeholder(ctx, p, &url, bad, default_port));
+    }
+    if authority.contains('$') {
+        let names: Vec<String> = vars::refs(authority).into_iter().map(|r| r.name).collect();
+        let _ = unknown;
+        let bad = BadAddr::new(
+            None,
+            &url,
+            format!(
+                "names its server with {}, which is only known per request (a `map` or a variable greenlight does not have)",
+                vars::list(&names)
+            ),
+        );
+        return Some(placeholder(ctx, p, &url, bad, default_port));
+    }
+    let (key, addr, hint) = match defs.iter().position(|u| u.name == authority) {
+        Some(i) if !authority.contains(':') => (
+            TargetKey::Named(i),
+            String::new(),
+            defs.get(i).map(|u| u.name.clone()).unwrap_or_default(),
+        ),
+        _ => match addr::parse_upstream_addr(authority, default_port) {
+            Ok(a) => (TargetKey::Addr(a.clone()), a.clone(), host_hint(&a)),
+            Err(bad) => return Some(placeholder(ctx, p, &url, bad, default_port)),
+        },
+    };
+    let tls = https.then(|| up_tls(ctx, p, authority, inh));
+    let mut upstream_path = None;
+    let mut path_rewrite = None;
+    let regex = matches!(kind, LocKind::Regex | LocKind::RegexNoCase);
+    match uri {
+        Some("$request_uri") | None => {}
+        Some("/$request_uri") => ctx.note(
+            p,
+            format!("proxy_pass {raw}: nginx sent '/' followed by the request URI (a double slash); greenlight forwards the request path unchanged"),
+        ),
+        Some(u) if u.contains('$') => path_rewrite = variable_uri(ctx, p, u, kind, loc_path, inh),
+        Some(_) if regex => ctx.note(
+            p,
+            format!("proxy_pass {raw}: nginx does not allow a URI part in a regex location (nginx -t rejects it), so it was left out"),
+        ),
+        Some(u) if kind == LocKind::Exact => {
+            if u != loc_path {
+                upstream_path = Some(u.to_string());
+            }
+        }
+        Some(u) if u != loc_path => upstream_path = Some(u.to_string()),
+        Some(_) => {}
+    }
+    Some(Target {
+        key,
+        d: p,
+        addr,
+        edit: None,
+        comment: None,
+        upstream_path,
+        path_rewrite,
+        hint,
+        tls,
+        proxy_host: authority
+            .to_ascii_lowercase()
+            .trim_end_matches(if https { ":443" } else { ":80" })
+            .to_string(),
+    })
+}

@@ -1,0 +1,741 @@
+//! The importer's one table: what every nginx directive becomes in
+//! greenlight. Each [`Entry`] names directives (a trailing `*` is a name
+//! prefix), what they map to, and how: a setting, a route step, a route
+//! terminal, a note (built in or not needed) or a warning (behaviour lost).
+//!
+//! The converter takes the text of notes and warnings from here
+//! ([`lookup`] through `directives::explain`), and the README's importer
+//! table is generated from it ([`markdown`]; a unit test fails when the two
+//! disagree, `UPDATE_README=1` rewrites the README part). Directives the
+//! converter handles in code (settings, steps, terminals) are listed so the
+//! README says what they become; `table_tests` checks that each name the
+//! converter reports goes through the same kind.
+
+/// How a directive is carried over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Becomes a greenlight key (listener, site, upstream, limits).
+    Setting,
+    /// Becomes a step of a route plan (headers, rewrites, path).
+    Step,
+    /// Becomes what a route does in the end (upstream, redirect, respond).
+    Terminal,
+    /// Built into greenlight or not needed: an informational note.
+    Note,
+    /// Not carried over: a warning that names the behaviour lost.
+    Warning,
+}
+
+#[cfg(test)]
+impl Kind {
+    /// The word shown in the README table.
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Setting => "setting",
+            Kind::Step => "step",
+            Kind::Terminal => "terminal",
+            Kind::Note => "note",
+            Kind::Warning => "warning",
+        }
+    }
+}
+
+/// One row: the directives, what they become, and why.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    /// Directive names; `name*` matches every name starting with `name`.
+    pub names: &'static [&'static str],
+    /// How they are carried over.
+    pub kind: Kind,
+    /// What greenlight does instead (README column; the reason in messages).
+    pub text: &'static str,
+}
+
+const fn e(names: &'static [&'static str], kind: Kind, text: &'static str) -> Entry {
+    Entry { names, kind, text }
+}
+
+use Kind::{Note, Setting, Step, Terminal, Warning};
+
+/// Every directive the importer knows, in README order.
+pub(crate) const TABLE: &[Entry] = &[
+    // Structure and listeners.
+    e(
+        &["http", "server"],
+        Setting,
+        "`sites`: one site per server block, named after its first host name; a file of `location` blocks without a server (an include fragment) becomes one catch-all site (note)",
+    ),
+    e(
+        &["include"],
+        Setting,
+        "expanded in place (globs sorted like nginx; cycles are an error). A missing file is a warning, except certbot's `options-ssl-nginx.conf` (TLS settings rustls does not need: note), Debian's `proxy_params` (its four headers are applied) and `mime.types` (note)",
+    ),
+    e(
+        &["listen"],
+        Setting,
+        "`listeners` (deduplicated; `ssl` → `tls: true`; `proxy_protocol` → `proxy_protocol: true`; `default_server` → the site's `default: true`; `localhost` → `127.0.0.1`; `[::]:P ipv6only=off` → `[::]:P` and `0.0.0.0:P`; socket tuning such as `reuseport`, `backlog=` is a note; a non-IP address becomes `EDIT-ME` with an `# EDIT:` comment)",
+    ),
+    e(
+        &["server_name"],
+        Setting,
+        "`hosts`: exact names, `*.a.com`, `www.a.*`, `~regex` as written; `.a.com` → `a.com` + `*.a.com`; `_` or no name → `default: true` (without hosts); names with variables are a warning",
+    ),
+    e(
+        &["ssl_certificate", "ssl_certificate_key"],
+        Setting,
+        "`tls: {cert, key}` (server or http level); with `--acme EMAIL` a Let's Encrypt certificate becomes `tls: acme`; none → `tls: self_signed` + warning",
+    ),
+    e(
+        &["ssl"],
+        Setting,
+        "`ssl on` (obsolete): the server's listeners become TLS listeners (note)",
+    ),
+    e(
+        &["http2"],
+        Note,
+        "greenlight offers HTTP/2 on TLS listeners through ALPN",
+    ),
+    e(
+        &["underscores_in_headers"],
+        Setting,
+        "`underscores_in_headers: true` on the site",
+    ),
+    e(
+        &["client_max_body_size"],
+        Setting,
+        "`max_body_size` on the site (absent: nginx's `1m`, with a comment); a different value in one location is a warning",
+    ),
+    e(
+        &[
+            "proxy_connect_timeout",
+            "proxy_read_timeout",
+            "proxy_send_timeout",
+        ],
+        Setting,
+        "`connect_timeout`, `read_timeout`, `write_timeout` on the upstream (locations with other timeouts get their own upstream)",
+    ),
+    e(
+        &[
+            "keepalive_timeout",
+            "client_header_timeout",
+            "client_body_timeout",
+            "send_timeout",
+            "large_client_header_buffers",
+            "http2_max_concurrent_streams",
+        ],
+        Setting,
+        "the global `limits` (`keepalive_timeout`, `header_timeout`, `body_timeout`, `send_timeout`, `max_uri_length` + `max_header_size`, `h2_max_concurrent_streams`); several values keep the largest, each other value is a warning",
+    ),
+    e(
+        &["set_real_ip_from", "real_ip_header", "real_ip_recursive"],
+        Setting,
+        "`trusted_proxies` and `client_ip_from` (http level: top level; server level: the site); greenlight always resolves recursively (`real_ip_recursive off`: a note); `real_ip_header proxy_protocol` → `trusted_proxies: []` on a `proxy_protocol` listener's site",
+    ),
+    e(
+        &["access_log"],
+        Setting,
+        "`access_log off` at http level → `access_log: off`; a file → note: greenlight writes one access log (`access_log:` key, stdout by default, nginx's combined format)",
+    ),
+    // Upstreams.
+    e(
+        &["upstream"],
+        Setting,
+        "`upstreams.<name>`: `server` lines → pool `main` (`weight=` → `weight`, `backup` → `backup: true`, `down` left out, `max_fails`/`fail_timeout` → passive health)",
+    ),
+    e(
+        &["least_conn", "ip_hash", "hash"],
+        Setting,
+        "`balance: least_conn`, `ip_hash`, `{hash: TEMPLATE}` (`consistent` is how greenlight hashes)",
+    ),
+    e(
+        &["keepalive", "zone"],
+        Note,
+        "inside `upstream`: greenlight keeps upstream connections alive itself and has no shared zones",
+    ),
+    e(
+        &[
+            "proxy_ssl_server_name",
+            "proxy_ssl_name",
+            "proxy_ssl_verify",
+            "proxy_ssl_trusted_certificate",
+        ],
+        Setting,
+        "on an `https://` upstream: `sni` (`proxy_ssl_name`; `proxy_ssl_server_name on` is greenlight's default), `verify: false` (`proxy_ssl_verify off`), `ca` (`proxy_ssl_trusted_certificate`). nginx does not verify upstream certificates unless told to; greenlight does (a name or CA problem shows as 502), except for an upstream that is an IP address, `localhost` or a one-label name without `proxy_ssl_verify`/`ca`: that gets `verify: false` like nginx, with a note",
+    ),
+    e(
+        &[
+            "proxy_ssl_protocols",
+            "proxy_ssl_ciphers",
+            "proxy_ssl_session_reuse",
+            "proxy_ssl_verify_depth",
+        ],
+        Note,
+        "rustls chooses protocols and suites for upstream TLS and resumes sessions itself",
+    ),
+    e(
+        &[
+            "proxy_ssl_certificate",
+            "proxy_ssl_certificate_key",
+            "proxy_ssl_password_file",
+            "proxy_ssl_crl",
+        ],
+        Warning,
+        "client certificates to upstreams (mutual TLS) are not supported: the upstream no longer receives one",
+    ),
+    // Routes.
+    e(
+        &["location"],
+        Setting,
+        "a route: `/p` prefix, `= /p` exact, `^~ /p`, `~ re`, `~* re` in `path:`; nested locations become their own routes; `@name` locations are a warning (no `try_files`/`error_page`)",
+    ),
+    e(
+        &["proxy_pass"],
+        Terminal,
+        "`upstream:` (an `upstream` block by name, else `host:port`); a URI part → `upstream_path` (replaces the location prefix, `/` strips it); `https://` → upstream `tls: true`; `$var` from `set` is resolved at import; without `proxy_set_header Host` the route sets `Host` to the `proxy_pass` host, like nginx (`$proxy_host`)",
+    ),
+    e(
+        &["return"],
+        Terminal,
+        "3xx with a URL → `redirect: {to, status}`; other codes → `respond: {status, body}`; a plain-HTTP server that only redirects to `https://$host$request_uri` → `plain_http: redirect` on the TLS site (greenlight answers 308)",
+    ),
+    e(
+        &["rewrite"],
+        Step,
+        "`rewrite: [{from, to, flag}]` (`last`, `break`, `redirect`, `permanent`); a URL replacement redirects; without a flag nginx goes on to the next rewrite while greenlight stops at the first match (`last`; a warning when more rules follow); a server-level `rewrite ^ https://$host$request_uri? permanent` is the https redirect (`plain_http: redirect`); other server-level rewrites run first on every proxied route and also get a regex route of their own (`break` there becomes `last`)",
+    ),
+    e(
+        &["set"],
+        Step,
+        "`set $v VALUE`: `$v` is replaced by `VALUE` where it is used (values with unknown variables are a warning)",
+    ),
+    e(
+        &["if"],
+        Step,
+        "`if ($host = name)` / `if ($host ~ re)` `{ return 301 https://$host$request_uri; }` (certbot) and `if ($scheme = http) { return 301 https://… }` → `plain_http: redirect`; `if ($uri ~ re) { return 3xx URL; }` (also `$request_uri`) → a redirecting `rewrite`; other conditions are a warning",
+    ),
+    e(
+        &["map"],
+        Note,
+        "`map $http_upgrade $connection_upgrade` is built in (WebSocket upgrades); other maps are a warning",
+    ),
+    e(
+        &["proxy_set_header"],
+        Step,
+        "`request_headers.set` (`\"\"` → `remove`); `Host $host`/`$http_host`, `X-Forwarded-For`, `X-Forwarded-Proto $scheme`, `X-Forwarded-Host`, `Upgrade`, `Connection` are built in (note). nginx's inheritance (a level with its own list drops the outer one) is computed at import",
+    ),
+    e(
+        &["add_header"],
+        Step,
+        "`response_headers.add` (`always` → `{value, always: true}`); nginx's inheritance is computed at import and a note says where a location dropped the server's headers",
+    ),
+    e(&["proxy_hide_header"], Step, "`response_headers.remove`"),
+    e(
+        &["more_set_headers"],
+        Step,
+        "`response_headers.set` (headers-more; `-s`/`-t` filters are a warning)",
+    ),
+    e(
+        &["proxy_request_buffering"],
+        Setting,
+        "`request_buffering: on/off` on the route",
+    ),
+    e(
+        &[
+            "proxy_buffering",
+            "proxy_buffers",
+            "proxy_buffer_size",
+            "proxy_busy_buffers_size",
+            "proxy_max_temp_file_size",
+            "proxy_temp_file_write_size",
+            "proxy_temp_path",
+            "client_body_buffer_size",
+            "client_body_temp_path",
+            "output_buffers",
+            "postpone_output",
+            "chunked_transfer_encoding",
+        ],
+        Note,
+        "greenlight streams responses as they arrive (what `proxy_buffering off` asks for) and sizes its buffers itself; request bodies follow `request_buffering` and `limits.body_buffer_size`",
+    ),
+    e(
+        &["proxy_http_version"],
+        Note,
+        "greenlight talks HTTP/1.1 to upstreams (keep-alive and WebSocket upgrades work)",
+    ),
+    e(
+        &["proxy_redirect"],
+        Note,
+        "greenlight does not rewrite the upstream's `Location` headers (`off`, or `default` with a `proxy_pass` without URI, change nothing); other forms are a warning",
+    ),
+    e(
+        &["proxy_pass_request_headers", "proxy_pass_request_body"],
+        Note,
+        "`on` (the default) is what greenlight does; `off` is a warning",
+    ),
+    e(
+        &["proxy_cache_bypass"],
+        Note,
+        "`$http_upgrade`: greenlight does not cache, upgrades go straight to the upstream",
+    ),
+    e(
+        &["server_tokens"],
+        Note,
+        "greenlight does not advertise a version in its own answers",
+    ),
+    e(
+        &[
+            "error_log",
+            "log_format",
+            "log_not_found",
+            "log_subrequest",
+            "open_log_file_cache",
+            "rewrite_log",
+        ],
+        Note,
+        "greenlight logs to stderr (the journal under systemd) and writes its access log in nginx's combined format or JSON",
+    ),
+    e(
+        &[
+            "absolute_redirect",
+            "server_name_in_redirect",
+            "port_in_redirect",
+        ],
+        Note,
+        "greenlight makes relative `Location` values of its own redirects absolute with the request's host",
+    ),
+    // Built in, TLS.
+    e(
+        &["ssl_dhparam"],
+        Note,
+        "rustls negotiates ECDHE key exchange with built-in curves, so a DH parameter file is never used",
+    ),
+    e(
+        &[
+            "ssl_ciphers",
+            "ssl_prefer_server_ciphers",
+            "ssl_ecdh_curve",
+            "ssl_conf_command",
+        ],
+        Note,
+        "rustls chooses modern cipher suites and curves itself",
+    ),
+    e(
+        &["ssl_protocols"],
+        Note,
+        "rustls speaks TLS 1.2 and TLS 1.3 only",
+    ),
+    e(
+        &[
+            "ssl_session_cache",
+            "ssl_session_timeout",
+            "ssl_session_tickets",
+            "ssl_session_ticket_key",
+        ],
+        Note,
+        "TLS session resumption is handled by rustls",
+    ),
+    e(
+        &["ssl_stapling*", "ssl_ocsp*"],
+        Note,
+        "greenlight does not staple OCSP responses, and Let's Encrypt has ended OCSP, so stapling is moot",
+    ),
+    e(
+        &["ssl_trusted_certificate"],
+        Note,
+        "it only fed OCSP stapling; the chain sent to clients comes from the certificate file (fullchain.pem)",
+    ),
+    e(
+        &["ssl_buffer_size"],
+        Note,
+        "rustls sizes TLS records itself",
+    ),
+    // Built in, process and tuning.
+    e(
+        &[
+            "user",
+            "worker_*",
+            "pid",
+            "daemon",
+            "master_process",
+            "events",
+            "multi_accept",
+            "use",
+            "accept_mutex*",
+            "thread_pool",
+            "pcre_jit",
+            "lock_file",
+            "timer_resolution",
+            "working_directory",
+            "load_module",
+            "env",
+        ],
+        Note,
+        "nginx process setting; greenlight runs as one process with its own worker threads (set its user and limits in its service unit)",
+    ),
+    e(
+        &[
+            "sendfile*",
+            "tcp_nopush",
+            "tcp_nodelay",
+            "aio",
+            "directio",
+            "*_hash_max_size",
+            "*_hash_bucket_size",
+            "open_file_cache*",
+        ],
+        Note,
+        "nginx-internal tuning with no greenlight equivalent",
+    ),
+    e(
+        &["types", "default_type", "charset_types"],
+        Note,
+        "file types only matter for files nginx serves itself; greenlight passes the upstream's Content-Type through",
+    ),
+    e(
+        &["resolver", "resolver_timeout"],
+        Note,
+        "greenlight resolves upstream host names itself when it loads the configuration",
+    ),
+    e(
+        &["http2_push", "http2_push_preload", "spdy_headers_comp"],
+        Note,
+        "HTTP/2 server push is obsolete (browsers removed it)",
+    ),
+    e(
+        &[
+            "http2_recv_buffer_size",
+            "http2_chunk_size",
+            "http2_body_preread_size",
+            "http2_idle_timeout",
+            "http2_max_requests",
+        ],
+        Note,
+        "HTTP/2 tuning is handled by greenlight",
+    ),
+    e(
+        &["client_header_buffer_size"],
+        Note,
+        "greenlight sizes its header buffer itself; its header limits are limits.max_uri_length and max_header_size (converted from large_client_header_buffers)",
+    ),
+    // Not carried over.
+    e(
+        &[
+            "root",
+            "alias",
+            "index",
+            "try_files",
+            "autoindex*",
+            "internal",
+            "disable_symlinks",
+            "etag",
+            "if_modified_since",
+            "random_index",
+            "empty_gif",
+            "mp4*",
+            "flv",
+        ],
+        Warning,
+        "greenlight does not serve files: keep them on a static upstream (any small HTTP file server) and add a route to it",
+    ),
+    e(
+        &["expires"],
+        Warning,
+        "greenlight does not set caching headers from `expires`; send Cache-Control/Expires from the upstream or with `add_header`",
+    ),
+    e(
+        &["gzip*", "gunzip", "brotli*"],
+        Warning,
+        "greenlight does not compress responses; compress in the upstream app if you need it",
+    ),
+    e(
+        &["proxy_cache*", "proxy_no_cache", "proxy_store*"],
+        Warning,
+        "greenlight does not cache responses; every request reaches the upstream",
+    ),
+    e(
+        &["limit_req*", "limit_conn*", "limit_rate*"],
+        Warning,
+        "rate and connection limits are not available in greenlight yet; limit in the app or in front of greenlight",
+    ),
+    e(
+        &["fastcgi_*", "uwsgi_*", "scgi_*", "grpc_*", "memcached_*"],
+        Warning,
+        "greenlight proxies HTTP only; run the application behind an HTTP server and proxy to that",
+    ),
+    e(
+        &[
+            "ssl_verify_client",
+            "ssl_verify_depth",
+            "ssl_client_certificate",
+            "ssl_crl",
+        ],
+        Warning,
+        "client certificates (mutual TLS) are not supported: greenlight accepts clients without certificates, so whatever this protected is now open; protect it in the app",
+    ),
+    e(
+        &[
+            "auth_*",
+            "secure_link*",
+            "allow",
+            "deny",
+            "satisfy",
+            "limit_except",
+        ],
+        Warning,
+        "access control is not converted: greenlight lets every client through, so protect these paths in the app",
+    ),
+    e(
+        &[
+            "more_clear_headers",
+            "add_trailer",
+            "proxy_pass_header",
+            "proxy_ignore_headers",
+            "proxy_set_body",
+            "proxy_cookie_*",
+            "sub_filter*",
+        ],
+        Warning,
+        "greenlight does not rewrite these headers or bodies; do it in the upstream app",
+    ),
+    e(
+        &[
+            "break",
+            "geo",
+            "split_clients",
+            "uninitialized_variable_warn",
+        ],
+        Warning,
+        "greenlight has no such variables or rewrite-phase logic; move the logic into the app",
+    ),
+    e(
+        &[
+            "error_page",
+            "recursive_error_pages",
+            "proxy_intercept_errors",
+        ],
+        Warning,
+        "greenlight passes the upstream's error pages through unchanged",
+    ),
+    e(
+        &["client_body_in_file_only"],
+        Warning,
+        "greenlight never writes request bodies to files",
+    ),
+    e(
+        &[
+            "keepalive_requests",
+            "keepalive_time",
+            "keepalive_disable",
+            "lingering_close",
+            "lingering_time",
+            "lingering_timeout",
+            "reset_timedout_connection",
+        ],
+        Warning,
+        "greenlight has no setting for this (its client settings are limits.header_timeout, body_timeout, send_timeout and keepalive_timeout); its own behaviour applies",
+    ),
+    e(
+        &["proxy_next_upstream*"],
+        Warning,
+        "the retry policy is not carried over: greenlight tries the next server of the pool when connecting fails, and counts failed connections and timeouts (not 5xx answers) for max_fails",
+    ),
+    e(
+        &["random", "sticky", "ntlm"],
+        Warning,
+        "this balancing method is not available; greenlight balances by round robin, least_conn, ip_hash or hash",
+    ),
+    e(
+        &["stream"],
+        Warning,
+        "TCP/UDP proxying (the stream module) is not supported by greenlight",
+    ),
+    e(
+        &["mail"],
+        Warning,
+        "mail proxying is not supported by greenlight",
+    ),
+    e(
+        &["http3", "quic_*"],
+        Warning,
+        "HTTP/3 (QUIC) is not supported by greenlight yet",
+    ),
+    e(
+        &["stub_status", "status", "vhost_traffic_status*"],
+        Warning,
+        "greenlight has no nginx-style status page (it has Prometheus metrics on the admin API)",
+    ),
+    e(
+        &["ssl_early_data"],
+        Warning,
+        "0-RTT early data is not enabled in greenlight",
+    ),
+    e(
+        &["ssl_password_file"],
+        Warning,
+        "encrypted private keys are not supported; give greenlight an unencrypted key file",
+    ),
+    e(
+        &["ssl_reject_handshake"],
+        Warning,
+        "greenlight does not reject TLS handshakes for unknown names this way; unknown names get the default site",
+    ),
+    e(
+        &["charset", "source_charset", "override_charset"],
+        Warning,
+        "greenlight does not convert character sets; set the charset in the app",
+    ),
+    e(
+        &[
+            "ssi",
+            "ssi_types",
+            "addition_types",
+            "add_before_body",
+            "add_after_body",
+        ],
+        Warning,
+        "response body processing is not supported by greenlight",
+    ),
+    e(
+        &["ignore_invalid_headers"],
+        Warning,
+        "greenlight applies its own header validation rules; to pass header names with `_`, set `underscores_in_headers: true` on the site",
+    ),
+    e(
+        &["*_by_lua*", "lua_*"],
+        Warning,
+        "Lua code is not run by greenlight (a `*_by_lua_block` body is skipped whole); move the logic into the app",
+    ),
+];
+
+/// The text used for any directive not in [`TABLE`].
+pub(crate) const UNKNOWN: &str =
+    "greenlight has no equivalent, so it was not converted; check whether the site relies on it";
+
+fn matches(pattern: &str, name: &str) -> bool {
+    match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+        (Some(inner), _) if inner.ends_with('*') => name.contains(inner.trim_end_matches('*')),
+        (Some(suffix), _) => name.ends_with(suffix),
+        (None, Some(prefix)) => name.starts_with(prefix),
+        (None, None) => pattern == name,
+    }
+}
+
+/// The entry for a directive name (exact names win over patterns).
+pub(crate) fn lookup(name: &str) -> Option<&'static Entry> {
+    TABLE.iter().find(|e| e.names.contains(&name)).or_else(|| {
+        TABLE
+            .iter()
+            .find(|e| e.names.iter().any(|p| matches(p, name)))
+    })
+}
+
+/// The README importer table (between its markers), made from [`TABLE`].
+#[cfg(test)]
+pub(crate) fn markdown() -> String {
+    let mut s = String::from("| nginx | becomes | greenlight |\n| --- | --- | --- |\n");
+    for e in TABLE {
+        let names: Vec<String> = e.names.iter().map(|n| format!("`{n}`")).collect();
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            names.join(", "),
+            e.kind.word(),
+            e.text.replace('|', "\\|")
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    const START: &str = "<!-- importer-table: generated from src/nginx/table.rs -->\n";
+    const END: &str = "<!-- importer-table: end -->";
+
+    #[test]
+    fn patterns() {
+        assert_eq!(lookup("gzip_types").map(|e| e.kind), Some(Warning));
+        assert_eq!(lookup("proxy_buffering").map(|e| e.kind), Some(Note));
+        assert_eq!(
+            lookup("server_names_hash_bucket_size").map(|e| e.kind),
+            Some(Note)
+        );
+        assert_eq!(
+            lookup("content_by_lua_block").map(|e| e.kind),
+            Some(Warning)
+        );
+        assert_eq!(lookup("worker_connections").map(|e| e.kind), Some(Note));
+        assert!(lookup("no_such_directive").is_none());
+    }
+
+    #[test]
+    fn no_directive_is_listed_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for e in TABLE {
+            for n in e.names {
+                assert!(seen.insert(*n), "{n} is listed twice");
+            }
+        }
+    }
+
+    /// The converter's message for a directive it does not carry over has
+    /// the kind the table gives it (argument-dependent ones aside).
+    #[test]
+    fn messages_follow_the_table() {
+        let by_argument = [
+            "proxy_redirect",
+            "proxy_pass_request_headers",
+            "proxy_pass_request_body",
+            "proxy_cache_bypass",
+            "http2",
+            "map",
+        ];
+        for e in TABLE.iter().filter(|e| matches!(e.kind, Note | Warning)) {
+            for name in e.names.iter().filter(|n| !n.contains('*')) {
+                if by_argument.contains(name) {
+                    continue;
+                }
+                let d = crate::nginx::parse::Directive {
+                    name: name.to_string(),
+                    args: vec!["x".to_string()],
+                    file: 0,
+                    line: 1,
+                    col: 1,
+                    seq: 0,
+                    block: None,
+                };
+                let msg = crate::nginx::directives::explain(&d);
+                assert_eq!(
+                    msg.starts_with(crate::nginx::NOTE_PREFIX),
+                    e.kind == Note,
+                    "{name}: {msg}"
+                );
+                assert!(msg.contains(e.text), "{name}: {msg}");
+            }
+        }
+    }
+
+    /// The README's importer table is this table; `UPDATE_README=1`
+    /// rewrites it.
+    #[test]
+    fn readme_matches_the_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let (Some(a), Some(b)) = (readme.find(START), readme.find(END)) else {
+            panic!("README.md lacks the importer-table markers");
+        };
+        let current = &readme[a + START.len()..b];
+        let want = markdown();
+        if current == want {
+            return;
+        }
+        if std::env::var_os("UPDATE_README").is_some_and(|v| v == "1") {
+            let new = format!("{}{START}{want}{}", &readme[..a], &readme[b..]);
+            std::fs::write(&path, new).expect("write README.md");
+            return;
+        }
+        panic!(
+            "README.md's importer table differs from src/nginx/table.rs; run `UPDATE_README=1 cargo test --lib readme_matches_the_table`"
+        );
+    }
+}
