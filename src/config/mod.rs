@@ -10,6 +10,7 @@ pub mod diag;
 pub mod file;
 pub mod model;
 pub mod validate;
+mod validate_upstream;
 mod values;
 
 use diag::{Diagnostic, Diagnostics, Origin, Pos};
