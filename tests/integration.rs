@@ -8,6 +8,7 @@ mod support;
 mod acme;
 mod acme_module;
 mod admin_api;
+mod balancing;
 mod body;
 mod cli;
 mod config_size;

@@ -405,3 +405,70 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<Result<Vec<u8>, String>> {
         .map(|r| r.map(|c| c.to_vec()).map_err(|e| e.to_string()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+    use crate::config::model::Balance;
+    use std::path::Path;
+
+    fn problems(upstream: &str) -> Vec<String> {
+        let yaml = format!(
+            "listeners:\n  http:\n    address: 127.0.0.1:8080\nsites:\n  main:\n    hosts: [example.com]\n    routes:\n      - path: /\n        upstream: app\nupstreams:\n  app:\n{upstream}"
+        );
+        match load_str(Path::new("g.yaml"), &yaml) {
+            Ok(_) => vec![],
+            Err(e) => e.diagnostics().iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn weights_backups_and_balance_load() {
+        let yaml = "listeners:\n  http:\n    address: 127.0.0.1:8080\nsites:\n  main:\n    hosts: [example.com]\n    routes:\n      - path: /\n        upstream: app\nupstreams:\n  app:\n    active: blue\n    balance: {hash: \"$request_uri\"}\n    pools:\n      blue:\n        - 127.0.0.1:3000\n        - {address: 127.0.0.1:3001, weight: 3}\n        - {address: 127.0.0.1:3002, backup: true}\n";
+        let cfg = load_str(Path::new("g.yaml"), yaml).expect("valid");
+        let u = cfg.upstream("app").expect("app");
+        assert!(matches!(u.balance, Balance::Hash(_)));
+        let s = &u.pools[0].servers;
+        assert_eq!(
+            s.iter().map(|s| (s.weight, s.backup)).collect::<Vec<_>>(),
+            [(1, false), (3, false), (1, true)]
+        );
+        assert!(u.tls.is_none());
+    }
+
+    #[test]
+    fn bad_balancing_keys_are_positioned_errors_with_the_fix() {
+        let p = problems(
+            "    active: blue\n    balance: leastconn\n    pools:\n      blue:\n        - {address: 127.0.0.1:3000, weight: 0}\n        - {address: 127.0.0.1:3001, backup: true, wieght: 2}\n",
+        );
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(p[0].starts_with("g.yaml:13:14: unknown balance method 'leastconn' — did you mean `least_conn`?"), "{}", p[0]);
+        assert!(p[1].starts_with("g.yaml:16:45: weight '0' is not a whole number from 1 to 1000"), "{}", p[1]);
+        assert!(p[2].starts_with("g.yaml:17:51: unknown key 'wieght' in a server"), "{}", p[2]);
+        let p = problems(
+            "    active: blue\n    pools:\n      blue:\n        - {address: 127.0.0.1:3001, backup: true}\n",
+        );
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("g.yaml:15:9: every server of pool 'blue' of upstream 'app' is a backup"), "{}", p[0]);
+        let p = problems("    active: blue\n    balance: {hash: \"$uri$bogus\"}\n    pools:\n      blue: [127.0.0.1:3000]\n");
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("g.yaml:13:21: unknown variable '$bogus' in hash key"), "{}", p[0]);
+    }
+
+    #[test]
+    fn tls_keys_need_tls_and_a_readable_ca() {
+        let p = problems("    active: blue\n    sni: api.internal\n    http2: true\n    pools:\n      blue: [127.0.0.1:3000]\n");
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0].starts_with("g.yaml:13:10: `sni` only applies with `tls: true`"), "{}", p[0]);
+        assert!(p[1].contains("h2c is not supported"), "{}", p[1]);
+        let p = problems("    active: blue\n    tls: true\n    ca: /nonexistent/ca.pem\n    pools:\n      blue: [127.0.0.1:3000]\n");
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("g.yaml:14:9: cannot read ca file '/nonexistent/ca.pem'"), "{}", p[0]);
+        let dir = tempfile::tempdir().expect("dir");
+        let bad = dir.path().join("ca.pem");
+        std::fs::write(&bad, "not a certificate\n").expect("write");
+        let p = problems(&format!("    active: blue\n    tls: true\n    ca: {}\n    pools:\n      blue: [127.0.0.1:3000]\n", bad.display()));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].contains("has no CERTIFICATE block"), "{}", p[0]);
+    }
+}
