@@ -27,3 +27,4 @@ mod protocol;
 mod quiet_logs;
 mod slow_clients;
 mod smuggling;
+mod upstream_tls;

@@ -701,6 +701,24 @@ impl ProxyHttp for GreenlightProxy {
         Some(Box::new(()))
     }
 
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        error: &Error,
+        _context: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
+        // A failed connect or TLS handshake that is retried on another
+        // server was logged by fail_to_connect, naming the server.
+        matches!(
+            error.etype(),
+            ErrorType::ConnectRefused
+                | ErrorType::ConnectTimedout
+                | ErrorType::ConnectError
+                | ErrorType::ConnectNoRoute
+        ) || crate::upstream::tls::handshake_failure(error).is_some()
+    }
+
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         // fail_to_proxy logs every failure with the upstream named.
         true

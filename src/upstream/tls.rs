@@ -172,7 +172,7 @@ fn algorithms() -> rustls::crypto::WebPkiSupportedAlgorithms {
 }
 
 /// The reason of a failed TLS handshake with an upstream, said plainly
-/// (`certificate not trusted (UnknownIssuer)`), or `None` for other errors.
+/// (`certificate not signed by a trusted CA (...)`), or `None` for other errors.
 pub fn handshake_failure(e: &pingora::Error) -> Option<String> {
     use pingora::ErrorType;
     if !matches!(
@@ -181,22 +181,33 @@ pub fn handshake_failure(e: &pingora::Error) -> Option<String> {
     ) {
         return None;
     }
-    let mut text = e.context.as_ref().map(|c| c.as_str().to_string());
-    if text.is_none() {
-        text = e.cause.as_ref().map(|c| c.to_string());
-    }
-    let text = text.unwrap_or_else(|| e.etype().as_str().to_string());
-    // Pingora: "TLS connect() failed: invalid peer certificate: X, SNI: name".
-    let core = text
-        .strip_prefix("TLS connect() failed: ")
-        .unwrap_or(&text)
+    // Pingora wraps rustls's words ("invalid peer certificate: UnknownIssuer",
+    // or "TLS connect() failed: <reason>, SNI: <name>") in a chain of
+    // contexts and causes (local address included); its Display has them all.
+    let chain = e.to_string();
+    let reason = match (
+        chain.find("invalid peer certificate"),
+        chain.find("TLS connect() failed: "),
+    ) {
+        (Some(i), _) => &chain[i..],
+        (None, Some(i)) => &chain[i + "TLS connect() failed: ".len()..],
+        (None, None) => chain
+            .rsplit(" cause: ")
+            .find(|c| !c.starts_with("local address"))
+            .unwrap_or(&chain),
+    };
+    let core = reason
         .split(", SNI: ")
         .next()
-        .unwrap_or(&text)
+        .unwrap_or(reason)
+        .split(" context: ")
+        .next()
+        .unwrap_or(reason)
+        .trim()
         .to_string();
-    let plain = if core.contains("UnknownIssuer") {
-        format!("certificate not trusted ({core})")
-    } else if core.contains("NotValidForName") {
+    let plain = if core.contains("UnknownIssuer") || core.contains("BadSignature") {
+        format!("certificate not signed by a trusted CA ({core})")
+    } else if core.contains("NotValidForName") || core.contains("not valid for name") {
         format!("certificate does not match the server name ({core})")
     } else if core.contains("Expired") {
         format!("certificate expired ({core})")
