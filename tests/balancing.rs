@@ -66,9 +66,11 @@ async fn least_conn_sends_new_requests_past_a_server_busy_with_a_slow_one() {
     // it is dropped at the end, never awaited).
     let slow = tokio::spawn(async move { http_get(http, "a.test", "/slow?ms=600000").await });
     let (a2, b2) = (&a, &b);
-    eventually(IO_TIMEOUT, "the slow request reached a server", || async move {
-        a2.request_count() + b2.request_count() == 1
-    })
+    eventually(
+        IO_TIMEOUT,
+        "the slow request reached a server",
+        || async move { a2.request_count() + b2.request_count() == 1 },
+    )
     .await;
     let (busy, other) = if a.request_count() == 1 {
         ("a", "b")
@@ -77,7 +79,11 @@ async fn least_conn_sends_new_requests_past_a_server_busy_with_a_slow_one() {
     };
     // Round robin would send every other one to the busy server.
     for i in 0..8 {
-        assert_eq!(served_by(http, &format!("/q{i}")).await, other, "request {i}");
+        assert_eq!(
+            served_by(http, &format!("/q{i}")).await,
+            other,
+            "request {i}"
+        );
     }
     let busy_count = if busy == "a" { &a } else { &b }.request_count();
     assert_eq!(busy_count, 1, "only the slow request went to {busy}");
@@ -213,7 +219,13 @@ async fn a_backup_serves_only_while_the_primary_is_down() {
     for i in 0..10 {
         assert_eq!(served_by(http, &format!("/again{i}")).await, "primary");
     }
-    assert_eq!(back.requests().iter().filter(|r| r.path.starts_with("/again")).count(), 10);
+    assert_eq!(
+        back.requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/again"))
+            .count(),
+        10
+    );
     assert_eq!(proxied(&backup), before, "nothing more to the backup");
 }
 

@@ -40,7 +40,8 @@ fn lines_with(p: &ProxyProcess, needle: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_ca_carries_requests_and_health_checks_over_tls() {
     let ca = TestCa::new();
-    let up = HttpUpstream::start_tls("secure", ca.server_config(&["localhost"], &["http/1.1"])).await;
+    let up =
+        HttpUpstream::start_tls("secure", ca.server_config(&["localhost"], &["http/1.1"])).await;
     let (p, http, admin) = start(&format!(
         "    active: main\n    tls: true\n    ca: {}\n    health: {{path: /status/204, interval: 100ms, timeout: 1s, unhealthy_after: 1}}\n    pools: {{main: [\"localhost:{}\"]}}\n",
         ca.ca_path().display(),
@@ -48,7 +49,9 @@ async fn a_pinned_ca_carries_requests_and_health_checks_over_tls() {
     ))
     .await;
     for i in 0..3 {
-        let r = http_get(http, "a.test", &format!("/tls{i}")).await.expect("resp");
+        let r = http_get(http, "a.test", &format!("/tls{i}"))
+            .await
+            .expect("resp");
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.header("x-upstream"), Some("secure"));
     }
@@ -56,7 +59,11 @@ async fn a_pinned_ca_carries_requests_and_health_checks_over_tls() {
     // handshake, count a failure and mark the only server down).
     let u = &up;
     eventually(IO_TIMEOUT, "three health checks over TLS", || async move {
-        u.requests().iter().filter(|r| r.path == "/status/204").count() >= 3
+        u.requests()
+            .iter()
+            .filter(|r| r.path == "/status/204")
+            .count()
+            >= 3
     })
     .await;
     let failures = metric_sum(
@@ -73,9 +80,13 @@ async fn a_pinned_ca_carries_requests_and_health_checks_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ip_literal_needs_a_certificate_for_the_ip_or_an_sni_name() {
     let ca = TestCa::new();
-    let by_ip = HttpUpstream::start_tls("by-ip", ca.server_config(&["127.0.0.1"], &["http/1.1"])).await;
-    let by_name =
-        HttpUpstream::start_tls("by-name", ca.server_config(&["api.internal"], &["http/1.1"])).await;
+    let by_ip =
+        HttpUpstream::start_tls("by-ip", ca.server_config(&["127.0.0.1"], &["http/1.1"])).await;
+    let by_name = HttpUpstream::start_tls(
+        "by-name",
+        ca.server_config(&["api.internal"], &["http/1.1"]),
+    )
+    .await;
     let (_p, http, _) = start(&format!(
         "    active: main\n    tls: true\n    ca: {}\n    pools: {{main: [\"127.0.0.1:{}\"]}}\n",
         ca.ca_path().display(),
@@ -100,12 +111,16 @@ async fn an_ip_literal_needs_a_certificate_for_the_ip_or_an_sni_name() {
 async fn a_wrong_certificate_is_a_502_with_one_clear_log_line() {
     let ca = TestCa::new();
     let stranger = TestCa::new();
-    let wrong_ca =
-        HttpUpstream::start_tls("wrong-ca", stranger.server_config(&["localhost"], &["http/1.1"]))
-            .await;
-    let wrong_name =
-        HttpUpstream::start_tls("wrong-name", ca.server_config(&["other.test"], &["http/1.1"]))
-            .await;
+    let wrong_ca = HttpUpstream::start_tls(
+        "wrong-ca",
+        stranger.server_config(&["localhost"], &["http/1.1"]),
+    )
+    .await;
+    let wrong_name = HttpUpstream::start_tls(
+        "wrong-name",
+        ca.server_config(&["other.test"], &["http/1.1"]),
+    )
+    .await;
     for (up, reason) in [
         (&wrong_ca, "certificate not signed by a trusted CA"),
         (&wrong_name, "certificate does not match the server name"),
@@ -147,8 +162,11 @@ async fn a_wrong_certificate_is_a_502_with_one_clear_log_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_false_accepts_any_certificate_and_says_so_at_load() {
     let stranger = TestCa::new();
-    let up = HttpUpstream::start_tls("unchecked", stranger.server_config(&["nowhere"], &["http/1.1"]))
-        .await;
+    let up = HttpUpstream::start_tls(
+        "unchecked",
+        stranger.server_config(&["nowhere"], &["http/1.1"]),
+    )
+    .await;
     let (p, http, _) = start(&format!(
         "    active: main\n    tls: true\n    verify: false\n    pools: {{main: [\"localhost:{}\"]}}\n",
         up.port()
@@ -158,7 +176,11 @@ async fn verify_false_accepts_any_certificate_and_says_so_at_load() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-upstream"), Some("unchecked"));
     assert_eq!(
-        lines_with(&p, "`verify: false`: the servers' certificates are not checked").len(),
+        lines_with(
+            &p,
+            "`verify: false`: the servers' certificates are not checked"
+        )
+        .len(),
         1,
         "{}",
         p.stderr()

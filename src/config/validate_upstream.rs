@@ -276,11 +276,7 @@ fn validate_balance(b: &Option<Spanned<FileBalance>>, ds: &mut Diagnostics) -> B
         },
         FileBalance::Hash(key, unknown) => {
             for u in unknown {
-                ds.error(
-                    pos(u),
-                    format!("unknown key '{}' in balance", u.value),
-                    FIX,
-                );
+                ds.error(pos(u), format!("unknown key '{}' in balance", u.value), FIX);
             }
             let Some(key) = key else {
                 if unknown.is_empty() {
@@ -377,19 +373,31 @@ fn read_ca(c: &Spanned<String>, ds: &mut Diagnostics) -> Option<CaCerts> {
         match item {
             Ok(d) => {
                 if x509_parser::parse_x509_certificate(&d).is_err() {
-                    fail(ds, format!("ca file '{}' holds a certificate that does not parse", path.display()));
+                    fail(
+                        ds,
+                        format!(
+                            "ca file '{}' holds a certificate that does not parse",
+                            path.display()
+                        ),
+                    );
                     return None;
                 }
                 der.push(d);
             }
             Err(e) => {
-                fail(ds, format!("ca file '{}' is not valid PEM: {e}", path.display()));
+                fail(
+                    ds,
+                    format!("ca file '{}' is not valid PEM: {e}", path.display()),
+                );
                 return None;
             }
         }
     }
     if der.is_empty() {
-        fail(ds, format!("ca file '{}' has no CERTIFICATE block", path.display()));
+        fail(
+            ds,
+            format!("ca file '{}' has no CERTIFICATE block", path.display()),
+        );
         return None;
     }
     Some(CaCerts {
@@ -442,32 +450,73 @@ mod tests {
             "    active: blue\n    balance: leastconn\n    pools:\n      blue:\n        - {address: 127.0.0.1:3000, weight: 0}\n        - {address: 127.0.0.1:3001, backup: true, wieght: 2}\n",
         );
         assert_eq!(p.len(), 3, "{p:#?}");
-        assert!(p[0].starts_with("g.yaml:13:14: unknown balance method 'leastconn' — did you mean `least_conn`?"), "{}", p[0]);
-        assert!(p[1].starts_with("g.yaml:16:45: weight '0' is not a whole number from 1 to 1000"), "{}", p[1]);
-        assert!(p[2].starts_with("g.yaml:17:51: unknown key 'wieght' in a server"), "{}", p[2]);
+        assert!(
+            p[0].starts_with(
+                "g.yaml:13:14: unknown balance method 'leastconn' — did you mean `least_conn`?"
+            ),
+            "{}",
+            p[0]
+        );
+        assert!(
+            p[1].starts_with("g.yaml:16:45: weight '0' is not a whole number from 1 to 1000"),
+            "{}",
+            p[1]
+        );
+        assert!(
+            p[2].starts_with("g.yaml:17:51: unknown key 'wieght' in a server"),
+            "{}",
+            p[2]
+        );
         let p = problems(
             "    active: blue\n    pools:\n      blue:\n        - {address: 127.0.0.1:3001, backup: true}\n",
         );
         assert_eq!(p.len(), 1, "{p:#?}");
-        assert!(p[0].starts_with("g.yaml:15:9: every server of pool 'blue' of upstream 'app' is a backup"), "{}", p[0]);
-        let p = problems("    active: blue\n    balance: {hash: \"$uri$bogus\"}\n    pools:\n      blue: [127.0.0.1:3000]\n");
+        assert!(
+            p[0].starts_with(
+                "g.yaml:15:9: every server of pool 'blue' of upstream 'app' is a backup"
+            ),
+            "{}",
+            p[0]
+        );
+        let p = problems(
+            "    active: blue\n    balance: {hash: \"$uri$bogus\"}\n    pools:\n      blue: [127.0.0.1:3000]\n",
+        );
         assert_eq!(p.len(), 1, "{p:#?}");
-        assert!(p[0].starts_with("g.yaml:13:21: unknown variable '$bogus' in hash key"), "{}", p[0]);
+        assert!(
+            p[0].starts_with("g.yaml:13:21: unknown variable '$bogus' in hash key"),
+            "{}",
+            p[0]
+        );
     }
 
     #[test]
     fn tls_keys_need_tls_and_a_readable_ca() {
-        let p = problems("    active: blue\n    sni: api.internal\n    http2: true\n    pools:\n      blue: [127.0.0.1:3000]\n");
+        let p = problems(
+            "    active: blue\n    sni: api.internal\n    http2: true\n    pools:\n      blue: [127.0.0.1:3000]\n",
+        );
         assert_eq!(p.len(), 2, "{p:#?}");
-        assert!(p[0].starts_with("g.yaml:13:10: `sni` only applies with `tls: true`"), "{}", p[0]);
+        assert!(
+            p[0].starts_with("g.yaml:13:10: `sni` only applies with `tls: true`"),
+            "{}",
+            p[0]
+        );
         assert!(p[1].contains("h2c is not supported"), "{}", p[1]);
-        let p = problems("    active: blue\n    tls: true\n    ca: /nonexistent/ca.pem\n    pools:\n      blue: [127.0.0.1:3000]\n");
+        let p = problems(
+            "    active: blue\n    tls: true\n    ca: /nonexistent/ca.pem\n    pools:\n      blue: [127.0.0.1:3000]\n",
+        );
         assert_eq!(p.len(), 1, "{p:#?}");
-        assert!(p[0].starts_with("g.yaml:14:9: cannot read ca file '/nonexistent/ca.pem'"), "{}", p[0]);
+        assert!(
+            p[0].starts_with("g.yaml:14:9: cannot read ca file '/nonexistent/ca.pem'"),
+            "{}",
+            p[0]
+        );
         let dir = tempfile::tempdir().expect("dir");
         let bad = dir.path().join("ca.pem");
         std::fs::write(&bad, "not a certificate\n").expect("write");
-        let p = problems(&format!("    active: blue\n    tls: true\n    ca: {}\n    pools:\n      blue: [127.0.0.1:3000]\n", bad.display()));
+        let p = problems(&format!(
+            "    active: blue\n    tls: true\n    ca: {}\n    pools:\n      blue: [127.0.0.1:3000]\n",
+            bad.display()
+        ));
         assert_eq!(p.len(), 1, "{p:#?}");
         assert!(p[0].contains("has no CERTIFICATE block"), "{}", p[0]);
     }

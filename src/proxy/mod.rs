@@ -497,7 +497,7 @@ impl ProxyHttp for GreenlightProxy {
                 }
             );
         } else {
-                log::warn!(
+            log::warn!(
                 "upstream '{}' pool '{}': connect to {} failed: {}{}",
                 ctx.upstream_name(),
                 ctx.pool_name(),

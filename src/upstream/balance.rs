@@ -406,7 +406,11 @@ impl Balancer {
             Method::Ring { ring, nodes, .. } if primary => {
                 let mut at = a.ring_at;
                 let mut seen = 0u64;
-                let bound = 160 * tier.iter().map(|&i| servers[i].weight as usize).sum::<usize>();
+                let bound = 160
+                    * tier
+                        .iter()
+                        .map(|&i| servers[i].weight as usize)
+                        .sum::<usize>();
                 for _ in 0..=bound {
                     let addr = ring.get_addr(&mut at)?;
                     let Some(&(_, i)) = nodes.iter().find(|(x, _)| x == addr) else {
@@ -482,7 +486,11 @@ mod tests {
         let picks: Vec<String> = (0..700).map(|_| pick(&u, None)).collect();
         let count = |s: &str| picks.iter().filter(|p| *p == s).count();
         assert_eq!(
-            (count("127.0.0.1:1"), count("127.0.0.1:2"), count("127.0.0.1:3")),
+            (
+                count("127.0.0.1:1"),
+                count("127.0.0.1:2"),
+                count("127.0.0.1:3")
+            ),
             (500, 100, 100)
         );
     }
@@ -547,7 +555,11 @@ mod tests {
         assert_eq!(p.servers()[1].busy.load(Ordering::Acquire), 0);
         assert_eq!(pick(&u, None), "127.0.0.1:2");
         drop(held);
-        assert!(p.servers().iter().all(|s| s.busy.load(Ordering::Acquire) == 0));
+        assert!(
+            p.servers()
+                .iter()
+                .all(|s| s.busy.load(Ordering::Acquire) == 0)
+        );
     }
 
     #[test]
@@ -611,7 +623,10 @@ mod tests {
                 moved += 1;
             }
         }
-        assert!(moved > 20, "the removed server had its share of keys: {moved}");
+        assert!(
+            moved > 20,
+            "the removed server had its share of keys: {moved}"
+        );
         // A down server's keys go to the next one on the ring, others stay.
         down(&u3, 2);
         for n in 0..50 {
@@ -664,8 +679,15 @@ mod tests {
         req.insert_header("x-tenant", "t1").expect("h");
         let mut out = Vec::new();
         k.render(&req, "192.0.2.1".parse().expect("ip"), &mut out);
-        assert_eq!(String::from_utf8(out).expect("utf8"), "example.com:/a/b|7|abc|t1");
-        assert!(HashKey::parse("$nope").unwrap_err().contains("unknown variable '$nope'"));
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "example.com:/a/b|7|abc|t1"
+        );
+        assert!(
+            HashKey::parse("$nope")
+                .unwrap_err()
+                .contains("unknown variable '$nope'")
+        );
         assert!(HashKey::parse("fixed").is_err());
         assert!(HashKey::parse("${host").is_err());
     }

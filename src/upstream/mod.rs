@@ -247,7 +247,10 @@ impl Pool {
                 config.name
             );
         }
-        let tls = upstream.tls.as_ref().map(|t| Arc::new(tls::PoolTls::new(t)));
+        let tls = upstream
+            .tls
+            .as_ref()
+            .map(|t| Arc::new(tls::PoolTls::new(t)));
         let servers: Vec<Server> = config
             .servers
             .iter()
