@@ -56,7 +56,7 @@ async fn weights_three_to_one_split_requests_exactly_and_interleaved() {
 async fn least_conn_sends_new_requests_past_a_server_busy_with_a_slow_one() {
     let a = HttpUpstream::start("a").await;
     let b = HttpUpstream::start("b").await;
-    let (_p, http, _) = start(&format!(
+    let (_p, http, admin) = start(&format!(
         "    active: main\n    balance: least_conn\n    read_timeout: 120s\n    pools:\n      main: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n",
         a.port(),
         b.port()
@@ -78,13 +78,22 @@ async fn least_conn_sends_new_requests_past_a_server_busy_with_a_slow_one() {
         ("b", "a")
     };
     // Round robin would send every other one to the busy server.
+    let other_port = if other == "a" { a.port() } else { b.port() };
     for i in 0..8 {
+        // The previous request is counted until the proxy has finished
+        // with it (after the response): wait for that, or it would tie.
+        eventually(IO_TIMEOUT, "the previous request left", || async move {
+            server_view(admin, other_port).await["inflight"] == 0
+        })
+        .await;
         assert_eq!(
             served_by(http, &format!("/q{i}")).await,
             other,
             "request {i}"
         );
     }
+    let busy_port = if busy == "a" { a.port() } else { b.port() };
+    assert_eq!(server_view(admin, busy_port).await["inflight"], 1);
     let busy_count = if busy == "a" { &a } else { &b }.request_count();
     assert_eq!(busy_count, 1, "only the slow request went to {busy}");
     slow.abort();
@@ -229,6 +238,24 @@ async fn a_backup_serves_only_while_the_primary_is_down() {
     assert_eq!(proxied(&backup), before, "nothing more to the backup");
 }
 
+/// The admin API's entry for the server on `port` of the first pool.
+async fn server_view(admin: SocketAddr, port: u16) -> serde_json::Value {
+    let mut c = H1Conn::connect(admin).await.expect("admin");
+    let r = c
+        .get("/api/upstreams", &admin.to_string())
+        .await
+        .expect("api");
+    let health = r.json()["upstreams"][0]["pools"][0]["health"].clone();
+    health
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|h| h["server"] == format!("127.0.0.1:{port}").as_str())
+                .cloned()
+        })
+        .expect("server in the API")
+}
+
 async fn pool_state(admin: SocketAddr, pool: &str) -> String {
     let mut c = H1Conn::connect(admin).await.expect("admin");
     let r = c
@@ -268,7 +295,7 @@ async fn a_switch_between_weighted_pools_moves_traffic_and_drains_the_old_one() 
     }
     assert_eq!(order, "b1 b1 b2 b1 ".repeat(2));
     // A request in flight on blue while the switch happens.
-    let slow = tokio::spawn(async move { http_get(http, "a.test", "/slow?ms=1500").await });
+    let slow = tokio::spawn(async move { http_get(http, "a.test", "/slow?ms=3000").await });
     let b = &blue;
     eventually(IO_TIMEOUT, "the slow request is on blue", || async move {
         b.iter()
@@ -287,6 +314,8 @@ async fn a_switch_between_weighted_pools_moves_traffic_and_drains_the_old_one() 
         .await
         .expect("switch");
     assert_eq!(r.status, 200, "{}", r.text());
+    // The request in flight keeps blue draining (its answer takes 3 s).
+    assert_eq!(pool_state(admin, "blue").await, "draining");
     let mut order = String::new();
     for i in 0..6 {
         order.push_str(&served_by(http, &format!("/green{i}")).await);
@@ -294,7 +323,6 @@ async fn a_switch_between_weighted_pools_moves_traffic_and_drains_the_old_one() 
     }
     // Green's own weights: g2 twice for each g1, interleaved.
     assert_eq!(order, "g2 g1 g2 ".repeat(2));
-    assert_eq!(pool_state(admin, "blue").await, "draining");
     let r = slow.await.expect("task").expect("slow response");
     assert_eq!(r.status, 200, "the request in flight finished on blue");
     eventually(IO_TIMEOUT, "blue is drained", || async move {

@@ -11,7 +11,8 @@
 //!   lock-free counter does the same thing, as before weights existed;
 //! - `least_conn`: the server with the fewest requests in flight per unit of
 //!   weight, ties taken in round-robin order; in-flight is counted per server
-//!   by a [`Busy`] slot the request holds (kept across pool rebuilds);
+//!   (for every method, shown by the admin API) by a [`Busy`] slot the
+//!   request holds, kept across pool rebuilds;
 //! - `ip_hash` / `hash`: an nginx-compatible ketama ring (`pingora-ketama`),
 //!   so that adding or removing a server moves only that server's keys. A key
 //!   whose server is down or failed goes to the next server on the ring.
@@ -192,7 +193,7 @@ pub struct Attempts {
     /// Servers tried (bit per index; indexes past 63 in `more`).
     tried: u64,
     more: Vec<usize>,
-    /// The in-flight slot on the chosen server (`least_conn`).
+    /// The in-flight slot on the chosen server.
     busy: Option<Busy>,
 }
 
@@ -308,11 +309,6 @@ impl Balancer {
         }
     }
 
-    /// True when `least_conn` needs the in-flight count per server.
-    fn counts_busy(&self) -> bool {
-        matches!(self.method, Method::LeastConn)
-    }
-
     /// The server for the next attempt of a request, or `None` when no
     /// server is left (all down or tried). `key` is read at the first
     /// attempt only (hash methods).
@@ -345,10 +341,9 @@ impl Balancer {
         a.count += 1;
         if let Some(i) = pick {
             a.mark(i);
-            a.busy = None;
-            if self.counts_busy() {
-                a.busy = Some(Busy::new(&servers[i].busy));
-            }
+            // Counted for every method: `least_conn` reads it, the admin
+            // API shows it (four atomic operations per request).
+            a.busy = Some(Busy::new(&servers[i].busy));
         }
         pick
     }

@@ -127,7 +127,8 @@ pub struct Server {
     pub weight: u32,
     /// Used only while every primary of the pool is down.
     pub backup: bool,
-    /// Requests in flight on this server (`least_conn`; kept across rebuilds).
+    /// Requests in flight on this server (`least_conn`, the admin API; kept
+    /// across rebuilds).
     pub busy: Arc<AtomicUsize>,
     /// The TLS server name checked (`None` for plain HTTP), for logs.
     pub tls_name: Option<String>,
