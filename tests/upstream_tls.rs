@@ -302,3 +302,24 @@ async fn http2_true_speaks_h2_to_the_upstream_and_carries_a_body() {
     );
     task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_reaches_a_tls_upstream_over_http1_even_with_http2_on() {
+    let ca = TestCa::new();
+    // The server would pick h2 if it were offered: an upgrade must not offer it.
+    let ws =
+        WsUpstream::start_tls("ws", ca.server_config(&["localhost"], &["h2", "http/1.1"])).await;
+    let (_p, http, _) = start(&format!(
+        "    active: main\n    tls: true\n    http2: true\n    ca: {}\n    pools: {{main: [\"localhost:{}\"]}}\n",
+        ca.ca_path().display(),
+        ws.port()
+    ))
+    .await;
+    let mut c = ws_connect(&format!("ws://a.test:{}/chat", http.port()), None)
+        .await
+        .expect("upgrade through the proxy");
+    assert_eq!(c.recv_text().await.expect("greeting"), "hello from ws");
+    c.send_text("over tls").await.expect("send");
+    assert_eq!(c.recv_text().await.expect("echo"), "over tls");
+    c.close(1000).await.expect("close");
+}
