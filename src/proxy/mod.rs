@@ -4,8 +4,8 @@
 //! Per request: `request_filter` loads the snapshot once into [`RequestCtx`],
 //! routes, and answers locally what never reaches an upstream (404, 421, 308,
 //! 413 by `Content-Length`, 400/426 for a bad WebSocket handshake: [`upgrade`]);
-//! `upstream_peer` picks the next server of the
-//! active pool (round robin, then the following servers on connect failure)
+//! `upstream_peer` has the active pool's balancer pick a server
+//! (`upstream::balance`; on connect failure, one this request has not tried)
 //! and takes an [`InflightGuard`] held until the ctx is dropped after
 //! `logging`; an upgraded WebSocket takes the whole ctx (guard included) to
 //! a task of its own once the 101 is out ([`tunnel`]); `fail_to_proxy`
