@@ -125,7 +125,7 @@ async fn a_wrong_certificate_is_a_502_with_one_clear_log_line() {
         (&wrong_ca, "certificate not signed by a trusted CA"),
         (&wrong_name, "certificate does not match the server name"),
     ] {
-        let (p, http, _) = start(&format!(
+        let (p, http, admin) = start(&format!(
             "    active: main\n    tls: true\n    ca: {}\n    pools: {{main: [\"localhost:{}\"]}}\n",
             ca.ca_path().display(),
             up.port()
@@ -133,6 +133,12 @@ async fn a_wrong_certificate_is_a_502_with_one_clear_log_line() {
         .await;
         let r = http_get(http, "a.test", "/x").await.expect("resp");
         assert_eq!(r.status, 502, "{}", r.text());
+        let tls_errors = metric_sum(
+            &metrics_text(admin).await,
+            "greenlight_upstream_errors_total",
+            |labels| labels.contains("kind=\"tls\""),
+        );
+        assert_eq!(tls_errors, 1.0, "counted as a TLS error");
         assert_eq!(up.request_count(), 0, "no request went to {}", up.name());
         let server = format!("localhost:{}", up.port());
         assert!(
@@ -157,6 +163,43 @@ async fn a_wrong_certificate_is_a_502_with_one_clear_log_line() {
             p.stderr()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_a_wrong_certificate_is_skipped_for_the_next_with_one_line() {
+    let ca = TestCa::new();
+    let bad =
+        HttpUpstream::start_tls("bad", ca.server_config(&["other.test"], &["http/1.1"])).await;
+    let good =
+        HttpUpstream::start_tls("good", ca.server_config(&["localhost"], &["http/1.1"])).await;
+    let (p, http, _) = start(&format!(
+        "    active: main\n    tls: true\n    ca: {}\n    pools: {{main: [\"localhost:{}\", \"localhost:{}\"]}}\n",
+        ca.ca_path().display(),
+        bad.port(),
+        good.port()
+    ))
+    .await;
+    // Round robin starts at the bad server: the first request is retried.
+    for i in 0..2 {
+        let r = http_get(http, "a.test", &format!("/r{i}"))
+            .await
+            .expect("resp");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-upstream"), Some("good"));
+    }
+    let lines = lines_with(&p, &format!("localhost:{}", bad.port()));
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("TLS handshake failed: certificate does not match the server name")
+            && lines[0].ends_with("; trying the next server"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines_with(&p, "Fail to proxy").is_empty(),
+        "no Pingora dump: {}",
+        p.stderr()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
