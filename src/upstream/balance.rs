@@ -121,6 +121,11 @@ impl HashKey {
                         .host()
                         .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
                         .unwrap_or("");
+                    // nginx's $host has no port.
+                    let host = match host.find(']') {
+                        Some(end) if host.starts_with('[') => &host[..=end],
+                        _ => host.split(':').next().unwrap_or(host),
+                    };
                     out.extend_from_slice(host.as_bytes())
                 }
                 KeyPart::RemoteAddr => {
@@ -325,10 +330,14 @@ impl Balancer {
                 let mut buf = Vec::with_capacity(64);
                 match hash {
                     Some(h) => h.render(k.header, k.client, &mut buf),
+                    // nginx's ip_hash: an IPv4 client's /24 (also when it
+                    // arrives IPv4-mapped on an IPv6 listener), an IPv6 one whole.
                     None => match k.client {
-                        // nginx's ip_hash: an IPv4 client's /24, an IPv6 one whole.
                         IpAddr::V4(v4) => buf.extend_from_slice(&v4.octets()[..3]),
-                        IpAddr::V6(v6) => buf.extend_from_slice(&v6.octets()),
+                        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                            Some(v4) => buf.extend_from_slice(&v4.octets()[..3]),
+                            None => buf.extend_from_slice(&v6.octets()),
+                        },
                     },
                 }
                 a.ring_at = ring.node_idx(&buf);
@@ -584,8 +593,9 @@ mod tests {
             for _ in 0..5 {
                 assert_eq!(for_ip(&ip), first);
             }
-            // Same /24, same server (nginx's ip_hash).
+            // Same /24, same server (nginx's ip_hash), IPv4-mapped too.
             assert_eq!(for_ip(&format!("10.{n}.7.200")), first);
+            assert_eq!(for_ip(&format!("::ffff:10.{n}.7.9")), first);
             seen.insert(first);
         }
         assert_eq!(seen.len(), 3, "clients spread over every server");
@@ -669,7 +679,7 @@ mod tests {
     fn hash_keys_parse_and_render() {
         let k = HashKey::parse("${host}:$uri|$arg_id|$cookie_sid|$http_x_tenant").expect("key");
         let mut req = request("/a/b?id=7&x=1");
-        req.insert_header("host", "example.com").expect("h");
+        req.insert_header("host", "example.com:8080").expect("h");
         req.insert_header("cookie", "a=1; sid=abc").expect("h");
         req.insert_header("x-tenant", "t1").expect("h");
         let mut out = Vec::new();
