@@ -287,7 +287,7 @@ async fn probe(
             None => {}
         }
         if let Some(h) = &cfg.health {
-            match crate::upstream::health::check(server.addr, h).await {
+            match crate::upstream::health::check_server(pool, server, h).await {
                 Ok(_) => return Ok(()),
                 Err(why) => problems.push(format!("{label}: health check {} {why}", h.path)),
             }

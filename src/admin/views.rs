@@ -25,6 +25,9 @@ fn pool_view(p: &Pool, now: SystemTime, removed: bool) -> Value {
         "servers": p.servers().iter().map(|s| s.label.clone()).collect::<Vec<_>>(),
         "health": p.servers().iter().map(|s| json!({
             "server": s.label,
+            "weight": s.weight,
+            "backup": s.backup,
+            "inflight": s.busy.load(std::sync::atomic::Ordering::Acquire),
             "up": s.health.is_up(),
             "down_reason": match s.health.down() {
                 None => Value::Null,

@@ -261,8 +261,8 @@ pub struct FileRoute {
 pub struct FileUpstream {
     /// The pool that takes new requests.
     pub active: Spanned<String>,
-    /// Named pools of `host:port` servers.
-    pub pools: Spanned<IndexMap<String, Spanned<Vec<Spanned<Scalar>>>>>,
+    /// Named pools of servers: `host:port` or `{address, weight, backup}`.
+    pub pools: Spanned<IndexMap<String, Spanned<Vec<Spanned<FileServer>>>>>,
     /// Drain deadline.
     pub drain_timeout: Option<Spanned<Scalar>>,
     /// TCP connect timeout.
@@ -277,6 +277,106 @@ pub struct FileUpstream {
     pub max_fails: Option<Spanned<Scalar>>,
     /// Passive health: how long a failed server stays down (nginx `fail_timeout`).
     pub fail_timeout: Option<Spanned<Scalar>>,
+    /// `round_robin`, `least_conn`, `ip_hash`, or `{hash: TEMPLATE}`.
+    pub balance: Option<Spanned<FileBalance>>,
+    /// HTTPS to the servers.
+    pub tls: Option<Spanned<bool>>,
+    /// TLS server name for every server (default: each server's host).
+    pub sni: Option<Spanned<String>>,
+    /// PEM file of the CA certificates to trust (default: system roots).
+    pub ca: Option<Spanned<String>>,
+    /// `false` turns certificate checks off.
+    pub verify: Option<Spanned<bool>>,
+    /// Offer HTTP/2 by ALPN.
+    pub http2: Option<Spanned<bool>>,
+}
+
+/// One server of a pool: `host:port`, or a map with `address`, `weight`, `backup`.
+#[derive(Debug, Default)]
+pub struct FileServer {
+    /// `host:port` (in the map form: `None` when `address` is missing).
+    pub address: Option<Spanned<Scalar>>,
+    /// Relative share of requests.
+    pub weight: Option<Spanned<Scalar>>,
+    /// Only while every primary is down.
+    pub backup: Option<Spanned<bool>>,
+    /// Keys other than these, with their positions.
+    pub unknown: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for FileServer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FileServer;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`host:port` or a map with `address`, `weight`, `backup`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileServer, E> {
+                Ok(FileServer {
+                    address: Some(Spanned::new(
+                        Scalar(v.to_string()),
+                        serde_saphyr::Location::UNKNOWN,
+                        serde_saphyr::Location::UNKNOWN,
+                    )),
+                    ..Default::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileServer, A::Error> {
+                let mut out = FileServer::default();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    match k.value.as_str() {
+                        "address" => out.address = Some(map.next_value()?),
+                        "weight" => out.weight = Some(map.next_value()?),
+                        "backup" => out.backup = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            out.unknown.push(k);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `upstreams.<name>.balance`: a method name, or `{hash: TEMPLATE}`.
+#[derive(Debug)]
+pub enum FileBalance {
+    /// `round_robin`, `least_conn`, `ip_hash` (or anything else, reported by validate).
+    Method(String),
+    /// `{hash: "$request_uri"}`; `None` when the map has no `hash` key.
+    Hash(Option<Spanned<String>>, Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for FileBalance {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FileBalance;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`round_robin`, `least_conn`, `ip_hash`, or `{hash: TEMPLATE}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileBalance, E> {
+                Ok(FileBalance::Method(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileBalance, A::Error> {
+                let (mut hash, mut unknown) = (None, Vec::new());
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    if k.value == "hash" {
+                        hash = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                        unknown.push(k);
+                    }
+                }
+                Ok(FileBalance::Hash(hash, unknown))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `upstreams.<name>.health`.

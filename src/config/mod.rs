@@ -12,6 +12,7 @@ pub mod model;
 pub mod validate;
 pub mod validate_match;
 mod validate_client_ip;
+mod validate_upstream;
 mod values;
 
 use diag::{Diagnostic, Diagnostics, Origin, Pos};

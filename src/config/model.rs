@@ -275,6 +275,48 @@ pub struct UpstreamConfig {
     pub max_fails: u32,
     /// Passive health: how long such a server stays down.
     pub fail_timeout: Duration,
+    /// How a server is chosen for a request (`balance`).
+    pub balance: Balance,
+    /// HTTPS to the servers (`tls: true` and its keys); `None` = plain HTTP.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// How an upstream picks a server of its active pool for a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// Smooth weighted round robin (nginx's default).
+    RoundRobin,
+    /// The up server with the fewest requests in flight per unit of weight.
+    LeastConn,
+    /// Consistent hashing on the client address (IPv4: its /24, like nginx).
+    IpHash,
+    /// Consistent hashing on a key built from the request.
+    Hash(crate::upstream::balance::HashKey),
+}
+
+/// HTTPS to an upstream's servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// Name sent as SNI and checked against the certificate for every
+    /// server; `None` = each server's host as written (an IP literal sends
+    /// no SNI and its certificate must cover the IP address).
+    pub sni: Option<String>,
+    /// Trust only these CA certificates (DER, from the `ca:` PEM file);
+    /// `None` = the system roots.
+    pub ca: Option<CaCerts>,
+    /// Check the server certificate (chain and name); off only when written.
+    pub verify: bool,
+    /// Offer HTTP/2 by ALPN (the server may still choose HTTP/1.1).
+    pub http2: bool,
+}
+
+/// The certificates of a `ca:` file, read at load time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaCerts {
+    /// The file, as written.
+    pub path: PathBuf,
+    /// Its certificates, DER encoded (parsed and known to be X.509).
+    pub der: std::sync::Arc<Vec<Vec<u8>>>,
 }
 
 /// Active health checks of an upstream's servers (every pool).
@@ -306,7 +348,7 @@ impl UpstreamConfig {
 pub struct PoolConfig {
     /// Name from the file.
     pub name: String,
-    /// Servers in file order (round robin).
+    /// Servers in file order.
     pub servers: Vec<ServerConfig>,
 }
 
@@ -317,6 +359,22 @@ pub struct ServerConfig {
     pub label: String,
     /// Resolved address.
     pub addr: SocketAddr,
+    /// Share of requests relative to the pool's other servers (at least 1).
+    pub weight: u32,
+    /// Takes requests only while every primary server of the pool is down.
+    pub backup: bool,
+}
+
+impl ServerConfig {
+    /// The host part of the label as written (`app.internal`, `127.0.0.1`,
+    /// `::1` without brackets): the default TLS server name.
+    pub fn host(&self) -> &str {
+        let h = self
+            .label
+            .rsplit_once(':')
+            .map_or(self.label.as_str(), |(h, _)| h);
+        h.trim_start_matches('[').trim_end_matches(']')
+    }
 }
 
 /// Defaults that the validator fills in, in one place so docs and code agree.

@@ -7,11 +7,11 @@
 //! that `check` and a reload share one code path for them.
 
 use crate::config::diag::{Diagnostics, Pos};
-use crate::config::file::{FileConfig, FileTls, FileUpstream, Scalar};
+use crate::config::file::{FileConfig, FileTls, Scalar};
 use crate::config::model::*;
 use serde_saphyr::Spanned;
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
     let upstreams: Vec<UpstreamConfig> = file
         .upstreams
         .iter()
-        .filter_map(|(name, u)| validate_upstream(name, u, ds))
+        .filter_map(|(name, u)| super::validate_upstream::validate_upstream(name, u, ds))
         .collect();
     let known: HashSet<&str> = file.upstreams.keys().map(String::as_str).collect();
     let mut sites = validate_sites(&file, &known, &listeners, ds);
@@ -263,7 +263,7 @@ fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {
     l
 }
 
-fn check_name(kind: &str, name: &str, at: Pos, ds: &mut Diagnostics) {
+pub(super) fn check_name(kind: &str, name: &str, at: Pos, ds: &mut Diagnostics) {
     let ok = name
         .chars()
         .next()
@@ -321,7 +321,7 @@ fn parse_listen_addr(s: &Spanned<Scalar>, ds: &mut Diagnostics) -> Option<Socket
     if let Ok(a) = text.parse::<SocketAddr>() {
         return Some(a);
     }
-    let fix = if is_placeholder(text) {
+    let fix = if super::validate_upstream::is_placeholder(text) {
         "this is a placeholder left by `greenlight import-nginx`: put the IP address to listen on here".to_string()
     } else if let Some(port) = text.strip_prefix("*:") {
         format!("write `0.0.0.0:{port}` (all IPv4) or `[::]:{port}` (all IPv6)")
@@ -580,181 +580,4 @@ fn validate_tls(t: &Spanned<FileTls>, ds: &mut Diagnostics) -> Option<TlsSource>
             }
         }
     }
-}
-
-fn validate_upstream(
-    name: &str,
-    u: &Spanned<FileUpstream>,
-    ds: &mut Diagnostics,
-) -> Option<UpstreamConfig> {
-    check_name("upstream", name, pos(u), ds);
-    let f = &u.value;
-    let mut pools = Vec::new();
-    if f.pools.value.is_empty() {
-        ds.error(
-            pos(&f.pools),
-            format!("upstream '{name}' has no pools"),
-            "add a pool, e.g. `pools: {main: [127.0.0.1:3000]}`",
-        );
-    }
-    for (pname, servers) in &f.pools.value {
-        check_name("pool", pname, pos(servers), ds);
-        if servers.value.is_empty() {
-            ds.error(
-                pos(servers),
-                format!("pool '{pname}' of upstream '{name}' has no servers"),
-                "list at least one `host:port`",
-            );
-        }
-        let mut list = Vec::new();
-        for s in &servers.value {
-            if let Some(addr) = resolve_server(&s.value.0, pos(s), ds) {
-                list.push(ServerConfig {
-                    label: s.value.0.trim().to_string(),
-                    addr,
-                });
-            }
-        }
-        pools.push(PoolConfig {
-            name: pname.clone(),
-            servers: list,
-        });
-    }
-    if !f.pools.value.contains_key(&f.active.value) {
-        let fix = match closest(&f.active.value, f.pools.value.keys().map(String::as_str)) {
-            Some(c) => format!("did you mean '{c}'?"),
-            None => "name one of the pools under `pools:`".to_string(),
-        };
-        ds.error(
-            pos(&f.active),
-            format!(
-                "active pool '{}' is not a pool of upstream '{name}'",
-                f.active.value
-            ),
-            fix,
-        );
-    }
-    let dur = |v: &Option<Spanned<Scalar>>, default: Duration, ds: &mut Diagnostics| {
-        duration_field(v, default, true, ds)
-    };
-    let health = f.health.as_ref().map(|h| validate_health(h, ds));
-    let max_fails = count_field(&f.max_fails, defaults::MAX_FAILS, 0, ds);
-    let fail_timeout = dur(&f.fail_timeout, defaults::FAIL_TIMEOUT, ds);
-    Some(UpstreamConfig {
-        name: name.to_string(),
-        health,
-        max_fails,
-        fail_timeout,
-        active: f.active.value.clone(),
-        active_origin: ds.origin(pos(&f.active)),
-        pools,
-        drain_timeout: dur(&f.drain_timeout, defaults::DRAIN_TIMEOUT, ds),
-        connect_timeout: dur(&f.connect_timeout, defaults::CONNECT_TIMEOUT, ds),
-        read_timeout: dur(&f.read_timeout, defaults::READ_TIMEOUT, ds),
-        write_timeout: dur(&f.write_timeout, defaults::WRITE_TIMEOUT, ds),
-    })
-}
-
-fn validate_health(
-    h: &Spanned<crate::config::file::FileHealth>,
-    ds: &mut Diagnostics,
-) -> HealthConfig {
-    let f = &h.value;
-    if !f.path.value.starts_with('/') {
-        ds.error(
-            pos(&f.path),
-            format!("health path '{}' does not start with '/'", f.path.value),
-            "write e.g. `/healthz`",
-        );
-    }
-    let dur = |v: &Option<Spanned<Scalar>>, default: Duration, ds: &mut Diagnostics| {
-        duration_field(v, default, false, ds)
-    };
-    let count = |v: &Option<Spanned<Scalar>>, default: u32, ds: &mut Diagnostics| {
-        count_field(v, default, 1, ds)
-    };
-    let expect_status = match &f.expect_status {
-        None => (200, 299),
-        Some(s) => parse_status_range(&s.value.0).unwrap_or_else(|| {
-            ds.error(
-                pos(s),
-                format!("'{}' is not a status or range", s.value.0),
-                "write `2xx`, `200`, or `200-399`",
-            );
-            (200, 299)
-        }),
-    };
-    HealthConfig {
-        path: f.path.value.clone(),
-        interval: dur(&f.interval, defaults::HEALTH_INTERVAL, ds),
-        timeout: dur(&f.timeout, defaults::HEALTH_TIMEOUT, ds),
-        healthy_after: count(&f.healthy_after, defaults::HEALTHY_AFTER, ds),
-        unhealthy_after: count(&f.unhealthy_after, defaults::UNHEALTHY_AFTER, ds),
-        expect_status,
-    }
-}
-
-/// Resolves an upstream `host:port` at load time. An IPv4 result is preferred
-/// for names (`localhost` -> 127.0.0.1), matching what apps bound to
-/// `localhost` usually listen on.
-fn resolve_server(text: &str, at: Pos, ds: &mut Diagnostics) -> Option<SocketAddr> {
-    let text = text.trim();
-    if let Ok(a) = text.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    if is_placeholder(text) {
-        ds.error(
-            at,
-            format!("server '{text}' is a placeholder"),
-            "`greenlight import-nginx` could not convert this upstream address: put the app's `host:port` here",
-        );
-        return None;
-    }
-    let bad = |ds: &mut Diagnostics, what: String| {
-        ds.error(
-            at,
-            what,
-            "write `host:port` with an IP address or a resolvable name, e.g. `127.0.0.1:3000`",
-        )
-    };
-    let Some((host, port)) = text.rsplit_once(':') else {
-        bad(ds, format!("server '{text}' has no port"));
-        return None;
-    };
-    if port.parse::<u16>().is_err() {
-        bad(ds, format!("server '{text}' has no valid port"));
-        return None;
-    }
-    if host.is_empty()
-        || !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        bad(ds, format!("server '{text}' has no valid host"));
-        return None;
-    }
-    match text.to_socket_addrs() {
-        Ok(addrs) => {
-            let addrs: Vec<SocketAddr> = addrs.collect();
-            let pick = addrs
-                .iter()
-                .find(|a| a.is_ipv4())
-                .or(addrs.first())
-                .copied();
-            if pick.is_none() {
-                bad(ds, format!("host '{host}' resolved to no address"));
-            }
-            pick
-        }
-        Err(e) => {
-            bad(ds, format!("cannot resolve '{host}': {e}"));
-            None
-        }
-    }
-}
-
-/// The address placeholder `greenlight import-nginx` writes where it could
-/// not convert an nginx address (`EDIT-ME:443`).
-fn is_placeholder(text: &str) -> bool {
-    text.to_ascii_uppercase().starts_with("EDIT-ME")
 }

@@ -16,10 +16,9 @@
 //! upstream request a `Content-Length` of the buffered size (a chunked
 //! client body is sent with a length, as nginx does).
 //!
-//! Only pingora-proxy's HTTP/1 upstream path sends a prepared body; every
-//! upstream is HTTP/1 today. An HTTP/2 upstream would get an empty body
-//! instead: `proxy_h2.rs` must honour it (or such routes must not buffer)
-//! before upstream h2 is allowed.
+//! Only pingora-proxy's HTTP/1 upstream path sends a prepared body (an
+//! HTTP/2 upstream would get an empty body), so routes to an upstream with
+//! `http2: true` are not buffered: their bodies stream.
 //!
 //! Not buffered: routes with `request_buffering: off` (streaming uploads,
 //! gRPC-like traffic), upgrade requests, and requests without a body.
@@ -164,6 +163,15 @@ pub(super) async fn buffer_request(session: &mut Session, ctx: &mut RequestCtx) 
         return Ok(());
     };
     if !snap.router.site(site).buffers_body(route) {
+        return Ok(());
+    }
+    if ctx
+        .upstream
+        .as_ref()
+        .is_some_and(|u| u.config.tls.as_ref().is_some_and(|t| t.http2))
+    {
+        // Pingora's HTTP/2 upstream path sends the client's body as it
+        // comes and knows nothing of a prepared one: such routes stream.
         return Ok(());
     }
     ctx.body.hold = ctx.upstream.as_ref().and_then(|u| u.active_pool().enter());

@@ -5,8 +5,8 @@
 //! finds the real client IP ([`client_ip`]), routes, and answers locally
 //! what never reaches an upstream (404, 421, 308, 413 by `Content-Length`,
 //! 400/426 for a bad WebSocket handshake: [`upgrade`]);
-//! `upstream_peer` picks the next server of the
-//! active pool (round robin, then the following servers on connect failure)
+//! `upstream_peer` has the active pool's balancer pick a server
+//! (`upstream::balance`; on connect failure, one this request has not tried)
 //! and takes an [`InflightGuard`] held until the ctx is dropped after
 //! `logging`; an upgraded WebSocket takes the whole ctx (guard included) to
 //! a task of its own once the 101 is out ([`tunnel`]); `fail_to_proxy`
@@ -96,8 +96,8 @@ pub struct RequestCtx {
     site: Option<usize>,
     upstream: Option<Arc<Upstream>>,
     pool: Option<Arc<Pool>>,
-    start: usize,
-    attempts: usize,
+    /// The servers this request tried and its balancing state.
+    attempts: crate::upstream::balance::Attempts,
     server_idx: Option<usize>,
     guard: Option<InflightGuard>,
     tls: bool,
@@ -150,6 +150,16 @@ impl RequestCtx {
     }
     fn pool_name(&self) -> &str {
         self.pool.as_deref().map_or("-", |p| p.name.as_str())
+    }
+    fn server_tls_name(&self) -> &str {
+        match (self.pool.as_deref(), self.server_idx) {
+            (Some(p), Some(i)) => p
+                .servers()
+                .get(i)
+                .and_then(|s| s.tls_name.as_deref())
+                .unwrap_or("-"),
+            _ => "-",
+        }
     }
     fn server_label(&self) -> &str {
         match (self.pool.as_deref(), self.server_idx) {
@@ -415,7 +425,7 @@ impl ProxyHttp for GreenlightProxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let Some(upstream) = ctx.upstream.clone() else {
@@ -435,7 +445,6 @@ impl ProxyHttp for GreenlightProxy {
                 };
                 let p = guard.pool().clone();
                 ctx.pool_idx = upstream.active;
-                ctx.start = p.start_index();
                 ctx.guard = Some(guard);
                 ctx.body.hold = None; // counted by the guard now
                 ctx.pool = Some(p.clone());
@@ -443,21 +452,20 @@ impl ProxyHttp for GreenlightProxy {
                 p
             }
         };
-        // Round robin from this request's start, skipping servers that are
-        // down (active checks or passive cool-off).
-        let n = pool.servers().len();
-        let tried_before = ctx.attempts > 0;
-        while ctx.attempts < n {
-            let idx = (ctx.start + ctx.attempts) % n;
-            ctx.attempts += 1;
+        // The balancer's choice among the servers that are up and not yet
+        // tried by this request (`upstream::balance`).
+        let tried_before = ctx.attempts.count > 0;
+        let key = crate::upstream::balance::RequestKey {
+            header: session.req_header(),
+            client: client_ip(session, ctx),
+        };
+        if let Some(idx) = pool.choose(&mut ctx.attempts, Some(&key)) {
+            ctx.server_idx = Some(idx);
             let server = &pool.servers()[idx];
-            if server.health.is_up() {
-                ctx.server_idx = Some(idx);
-                return Ok(match ctx.tunnel_idle {
-                    Some(idle) => server.tunnel_peer(idle),
-                    None => server.peer(),
-                });
-            }
+            return Ok(match ctx.tunnel_idle {
+                Some(idle) => server.tunnel_peer(idle),
+                None => server.peer(),
+            });
         }
         if tried_before {
             Err(Error::explain(
@@ -479,23 +487,36 @@ impl ProxyHttp for GreenlightProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let remaining = ctx.pool.as_ref().is_some_and(|p| {
-            let n = p.servers().len();
-            (ctx.attempts..n).any(|i| p.servers()[(ctx.start + i) % n].health.is_up())
-        });
+        let remaining = ctx.pool.as_ref().is_some_and(|p| p.any_left(&ctx.attempts));
         passive_failure(ctx);
-        log::warn!(
-            "upstream '{}' pool '{}': connect to {} failed: {}{}",
-            ctx.upstream_name(),
-            ctx.pool_name(),
-            peer._address,
-            e.etype().as_str(),
-            if remaining {
-                "; trying the next server"
-            } else {
-                ""
-            }
-        );
+        if let Some(why) = crate::upstream::tls::handshake_failure(&e) {
+            // One clear line per server; fail_to_proxy does not repeat it.
+            log::error!(
+                "upstream '{}' pool '{}' server {}: TLS handshake failed: {why} (name checked: {}){}",
+                ctx.upstream_name(),
+                ctx.pool_name(),
+                ctx.server_label(),
+                ctx.server_tls_name(),
+                if remaining {
+                    "; trying the next server"
+                } else {
+                    ""
+                }
+            );
+        } else {
+            log::warn!(
+                "upstream '{}' pool '{}': connect to {} failed: {}{}",
+                ctx.upstream_name(),
+                ctx.pool_name(),
+                peer._address,
+                e.etype().as_str(),
+                if remaining {
+                    "; trying the next server"
+                } else {
+                    ""
+                }
+            );
+        }
         if let Some(m) = ctx.route_metrics() {
             m.upstream_error(error_kind(e.etype()));
         }
@@ -692,6 +713,24 @@ impl ProxyHttp for GreenlightProxy {
         Some(Box::new(()))
     }
 
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        error: &Error,
+        _context: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
+        // A failed connect or TLS handshake that is retried on another
+        // server was logged by fail_to_connect, naming the server.
+        matches!(
+            error.etype(),
+            ErrorType::ConnectRefused
+                | ErrorType::ConnectTimedout
+                | ErrorType::ConnectError
+                | ErrorType::ConnectNoRoute
+        ) || crate::upstream::tls::handshake_failure(error).is_some()
+    }
+
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
         // fail_to_proxy logs every failure with the upstream named.
         true
@@ -718,6 +757,8 @@ impl ProxyHttp for GreenlightProxy {
         if client_gone {
             // The client went away mid-request: routine, not an error.
             log::debug!("{summary}: client closed the connection: {e}");
+        } else if crate::upstream::tls::handshake_failure(e).is_some() {
+            // fail_to_connect logged the reason, naming the server.
         } else if code >= 500 || code == 0 {
             log::error!(
                 "{summary}: upstream '{}' pool '{}' server {}: {} -> {}",

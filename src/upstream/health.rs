@@ -141,15 +141,41 @@ impl ServerHealth {
     }
 }
 
+/// How a check reaches a server over TLS (an upstream with `tls: true`):
+/// the pool's client and the name to check.
+pub struct CheckTls<'a> {
+    /// The pool's health-check TLS client.
+    pub connector: &'a pingora::tls::TlsConnector,
+    /// The server name (SNI and certificate check).
+    pub name: pingora::tls::ServerName<'static>,
+}
+
 /// One active check: `GET path` must answer a status in the expected range
-/// within the timeout. `Err` says why not, for logs.
-pub async fn check(addr: SocketAddr, cfg: &HealthConfig) -> Result<u16, String> {
+/// within the timeout; over TLS when `tls` is given. `Err` says why not, for logs.
+pub async fn check(
+    addr: SocketAddr,
+    cfg: &HealthConfig,
+    tls: Option<CheckTls<'_>>,
+) -> Result<u16, String> {
     let work = async {
-        let mut s = tokio::net::TcpStream::connect(addr)
+        let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        let host = match &tls {
+            Some(t) => t.name.to_str().into_owned(),
+            None => addr.to_string(),
+        };
+        let mut s: Box<dyn Io> = match tls {
+            None => Box::new(tcp),
+            Some(t) => Box::new(
+                t.connector
+                    .connect(t.name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake: {e}"))?,
+            ),
+        };
         let req = format!(
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: greenlight-health\r\nConnection: close\r\n\r\n",
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: greenlight-health\r\nConnection: close\r\n\r\n",
             cfg.path
         );
         s.write_all(req.as_bytes())
@@ -185,6 +211,30 @@ pub async fn check(addr: SocketAddr, cfg: &HealthConfig) -> Result<u16, String> 
     }
 }
 
+/// [`check`] of one server of `pool`, over TLS when the upstream has `tls: true`.
+pub async fn check_server(
+    pool: &super::Pool,
+    server: &super::Server,
+    cfg: &HealthConfig,
+) -> Result<u16, String> {
+    match (&pool.tls, &server.tls_name) {
+        (Some(t), Some(name)) => match pingora::tls::ServerName::try_from(name.clone()) {
+            Ok(name) => {
+                let tls = CheckTls {
+                    connector: &t.health,
+                    name,
+                };
+                check(server.addr, cfg, Some(tls)).await
+            }
+            Err(e) => Err(format!("server name '{name}': {e}")),
+        },
+        _ => check(server.addr, cfg, None).await,
+    }
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// Runs the active checks of every live pool.
 pub struct HealthService {
     state: StateHandle,
@@ -212,7 +262,7 @@ impl HealthService {
                 let metrics = self.state.metrics().clone();
                 running.spawn(async move {
                     let server = &pool.servers()[i];
-                    let result = check(server.addr, &cfg).await;
+                    let result = check_server(&pool, server, &cfg).await;
                     if let Err(why) = &result {
                         log::debug!("health check of {} failed: {why}", server.label);
                         metrics.health_check_failed(&pool.upstream, &pool.name, &server.label);

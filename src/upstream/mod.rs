@@ -1,5 +1,6 @@
-//! Upstreams at run time: pools of servers, round robin, and the RAII guards
-//! that count what is in flight on each pool.
+//! Upstreams at run time: pools of servers, the choice of a server
+//! ([`balance`]), TLS to the servers ([`tls`]), and the RAII guards that count
+//! what is in flight on each pool.
 //!
 //! A [`Pool`] is one *build* of a pool from its [`PoolConfig`]; what belongs
 //! to the pool's *name* (its counters, drain phase, upstream connections and
@@ -14,10 +15,11 @@
 //! WebSocket tunnel); dropping it decrements the count and wakes anyone
 //! waiting for the pool to become empty. Nothing here does I/O.
 
+pub mod balance;
 pub mod conns;
-
 pub mod drain;
 pub mod health;
+pub mod tls;
 
 use crate::config::model::{PoolConfig, UpstreamConfig};
 use conns::{ConnId, ConnRegistry, DrainKill};
@@ -121,6 +123,15 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
     /// Active and passive health (kept across rebuilds of the pool).
     pub health: Arc<health::ServerHealth>,
+    /// Relative share of requests (`weight`).
+    pub weight: u32,
+    /// Used only while every primary of the pool is down.
+    pub backup: bool,
+    /// Requests in flight on this server (`least_conn`, the admin API; kept
+    /// across rebuilds).
+    pub busy: Arc<AtomicUsize>,
+    /// The TLS server name checked (`None` for plain HTTP), for logs.
+    pub tls_name: Option<String>,
     /// The peer handed to Pingora (cloned per request).
     peer: HttpPeer,
 }
@@ -139,6 +150,7 @@ impl Server {
         let mut p = self.peer.clone();
         p.options.read_timeout = idle;
         p.options.write_timeout = idle;
+        tls::for_upgrade(&mut p);
         Box::new(p)
     }
 }
@@ -154,6 +166,9 @@ pub struct Pool {
     pub config: PoolConfig,
     /// Timeouts it was built with (also part of reuse equality).
     timeouts: [Duration; 3],
+    /// Balancing and TLS it was built with (also part of reuse equality).
+    balance: crate::config::model::Balance,
+    tls_config: Option<crate::config::model::UpstreamTls>,
     /// Active health checks, if configured.
     pub health: health::SharedHealth,
     /// Passive health: failures in a row that take a server out.
@@ -161,7 +176,10 @@ pub struct Pool {
     /// Passive health: for how long.
     pub fail_timeout: Duration,
     servers: Vec<Server>,
-    next: AtomicUsize,
+    /// Chooses a server per request attempt.
+    pub balancer: balance::Balancer,
+    /// TLS to the servers, when the upstream has `tls: true`.
+    pub tls: Option<Arc<tls::PoolTls>>,
     core: Arc<PoolCore>,
 }
 
@@ -223,23 +241,38 @@ impl Pool {
         core: Arc<PoolCore>,
         old: &[Server],
     ) -> Pool {
-        let servers = config
+        if upstream.tls.as_ref().is_some_and(|t| !t.verify) {
+            log::warn!(
+                "upstream '{}' pool '{}': `verify: false`: the servers' certificates are not checked",
+                upstream.name,
+                config.name
+            );
+        }
+        let tls = upstream
+            .tls
+            .as_ref()
+            .map(|t| Arc::new(tls::PoolTls::new(t)));
+        let servers: Vec<Server> = config
             .servers
             .iter()
             .map(|s| {
-                let mut peer = HttpPeer::new(s.addr, false, String::new());
+                let mut peer = match &tls {
+                    Some(t) => t.peer(s),
+                    None => HttpPeer::new(s.addr, false, String::new()),
+                };
                 peer.options.connection_timeout = Some(upstream.connect_timeout);
                 peer.options.read_timeout = Some(upstream.read_timeout);
                 peer.options.write_timeout = Some(upstream.write_timeout);
                 peer.group_key = core.group;
-                let health = old
-                    .iter()
-                    .find(|o| o.addr == s.addr && o.label == s.label)
-                    .map_or_else(Default::default, |o| o.health.clone());
+                let kept = old.iter().find(|o| o.addr == s.addr && o.label == s.label);
                 Server {
                     label: s.label.clone(),
                     addr: s.addr,
-                    health,
+                    health: kept.map_or_else(Default::default, |o| o.health.clone()),
+                    busy: kept.map_or_else(Default::default, |o| o.busy.clone()),
+                    weight: s.weight,
+                    backup: s.backup,
+                    tls_name: tls.as_ref().map(|t| t.server_name(s)),
                     peer,
                 }
             })
@@ -252,8 +285,11 @@ impl Pool {
             health: upstream.health.clone().map(Arc::new),
             max_fails: upstream.max_fails,
             fail_timeout: upstream.fail_timeout,
+            balancer: balance::Balancer::new(&upstream.balance, &servers),
+            balance: upstream.balance.clone(),
+            tls_config: upstream.tls.clone(),
+            tls,
             servers,
-            next: AtomicUsize::new(0),
             core,
         }
     }
@@ -391,6 +427,8 @@ impl Pool {
             && self.health.as_deref() == upstream.health.as_ref()
             && self.max_fails == upstream.max_fails
             && self.fail_timeout == upstream.fail_timeout
+            && self.balance == upstream.balance
+            && self.tls_config == upstream.tls
     }
 
     /// True when some server is up.
@@ -403,18 +441,19 @@ impl Pool {
         &self.servers
     }
 
-    /// The round-robin starting index for a new request.
-    pub fn start_index(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed)
+    /// The server for the next attempt of a request (see [`balance`]);
+    /// `None` once no server is left to try.
+    pub fn choose(
+        &self,
+        attempts: &mut balance::Attempts,
+        key: Option<&balance::RequestKey<'_>>,
+    ) -> Option<usize> {
+        self.balancer.choose(&self.servers, attempts, key)
     }
 
-    /// The server for attempt `attempt` of a request that started at `start`;
-    /// `None` once every server was tried.
-    pub fn server_for(&self, start: usize, attempt: usize) -> Option<&Server> {
-        if attempt >= self.servers.len() {
-            return None;
-        }
-        self.servers.get((start + attempt) % self.servers.len())
+    /// True when a request that made `attempts` has a server left to try.
+    pub fn any_left(&self, attempts: &balance::Attempts) -> bool {
+        self.balancer.any_left(&self.servers, attempts)
     }
 
     /// Requests (and tunnels) in flight on this pool.
@@ -564,6 +603,15 @@ mod tests {
     use std::time::Duration;
 
     fn upstream(servers: &[&str]) -> UpstreamConfig {
+        let servers: Vec<(&str, u32, bool)> = servers.iter().map(|s| (*s, 1, false)).collect();
+        upstream_with(&servers, crate::config::model::Balance::RoundRobin)
+    }
+
+    /// An upstream with one pool of `(address, weight, backup)` servers.
+    pub(super) fn upstream_with(
+        servers: &[(&str, u32, bool)],
+        balance: crate::config::model::Balance,
+    ) -> UpstreamConfig {
         UpstreamConfig {
             name: "app".into(),
             active: "blue".into(),
@@ -572,9 +620,11 @@ mod tests {
                 name: "blue".into(),
                 servers: servers
                     .iter()
-                    .map(|s| ServerConfig {
+                    .map(|(s, weight, backup)| ServerConfig {
                         label: s.to_string(),
                         addr: s.parse().expect("addr"),
+                        weight: *weight,
+                        backup: *backup,
                     })
                     .collect(),
             }],
@@ -585,6 +635,8 @@ mod tests {
             health: None,
             max_fails: 1,
             fail_timeout: Duration::from_secs(10),
+            balance,
+            tls: None,
         }
     }
 
@@ -592,13 +644,14 @@ mod tests {
     fn round_robin_visits_every_server_once_per_request() {
         let u = Upstream::build(&upstream(&["127.0.0.1:1", "127.0.0.1:2"]), None);
         let pool = u.active_pool();
-        let start = pool.start_index();
-        let a = pool.server_for(start, 0).map(|s| s.label.clone());
-        let b = pool.server_for(start, 1).map(|s| s.label.clone());
+        let mut first = balance::Attempts::default();
+        let a = pool.choose(&mut first, None);
+        let b = pool.choose(&mut first, None);
         assert_ne!(a, b);
-        assert!(pool.server_for(start, 2).is_none());
-        let next = pool.start_index();
-        assert_eq!(pool.server_for(next, 0).map(|s| s.label.clone()), b);
+        assert!(pool.choose(&mut first, None).is_none());
+        assert!(!pool.any_left(&first));
+        let mut next = balance::Attempts::default();
+        assert_eq!(pool.choose(&mut next, None), b);
     }
 
     #[test]
