@@ -28,3 +28,4 @@ mod protocol;
 mod quiet_logs;
 mod slow_clients;
 mod smuggling;
+mod steps;
