@@ -63,6 +63,13 @@ sites:
       - {path: /empty, respond: {status: 204}}
       - {path: /gone, respond: {status: 410}}
       - {path: /dead/, upstream: dead}
+  bare:
+    hosts: [bare.test]
+    routes:
+      - {path: /, upstream: web}
+      - path: /old/
+        upstream: web
+        rewrite: [{from: "^/old/(.*)$", to: "/plain/$1", flag: last}]
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
   dead: {active: main, pools: {main: ["127.0.0.1:{DEAD}"]}}
@@ -230,6 +237,11 @@ async fn regex_rewrites_break_last_and_permanent() {
     assert_eq!(s.seen().path, "/v1/b?from=old&q=1");
     s.h2("/old/last/c").await;
     assert_eq!(s.seen().path, "/v1/c?from=old");
+    // last into a route without rules of its own: the new path goes up.
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let r = c.get("/old/x?q=1", "bare.test").await.expect("bare");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.seen().path, "/plain/x?q=1");
     // permanent: a 301 to the rewritten path, made absolute like nginx.
     let before = s.web.request_count();
     let r = s.h1("/old/perm/c?q=1", &[]).await;
@@ -291,6 +303,13 @@ sites:
             X-Real-IP: "ip=$remote_adr"
       - path: /go
         redirect: {to: "https://${hots}/", status: 301}
+  bare:
+    hosts: [bare.test]
+    routes:
+      - {path: /, upstream: web}
+      - path: /old/
+        upstream: web
+        rewrite: [{from: "^/old/(.*)$", to: "/plain/$1", flag: last}]
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:8081"]}}
 "#;

@@ -132,7 +132,8 @@ pub fn run(
         let Some(plan) = plan(snap, site, route) else {
             return Ok(decision);
         };
-        if plan.steps.is_empty() && matches!(plan.terminal, Terminal::Proxy(_)) {
+        let rewritten = ctx.steps.is_some();
+        if !rewritten && plan.steps.is_empty() && matches!(plan.terminal, Terminal::Proxy(_)) {
             return Ok(decision);
         }
         ctx.site = Some(site);
