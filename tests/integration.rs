@@ -29,4 +29,5 @@ mod protocol;
 mod quiet_logs;
 mod slow_clients;
 mod smuggling;
+mod steps;
 mod upstream_tls;

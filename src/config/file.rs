@@ -190,6 +190,10 @@ pub struct FileSite {
     pub trusted_proxies: Option<Spanned<Vec<Spanned<Scalar>>>>,
     /// This site's own `client_ip_from` (instead of the top level's).
     pub client_ip_from: Option<Spanned<String>>,
+    /// Request headers to the upstream, for every route (routes merge theirs on top).
+    pub request_headers: Option<Spanned<FileRequestHeaders>>,
+    /// Response headers to the client, for every route and the site's own answers.
+    pub response_headers: Option<Spanned<FileResponseHeaders>>,
     /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
@@ -249,10 +253,140 @@ impl<'de> Deserialize<'de> for FileTls {
 pub struct FileRoute {
     /// nginx `location` syntax: `/p`, `= /p`, `^~ /p`, `~ re`, `~* re`.
     pub path: Spanned<String>,
-    /// Upstream name.
-    pub upstream: Spanned<String>,
+    /// Upstream name (one of `upstream`, `redirect`, `respond`).
+    pub upstream: Option<Spanned<String>>,
     /// `on`/`off`: overrides the site's `request_buffering`.
     pub request_buffering: Option<Spanned<Scalar>>,
+    /// Replaces the matched prefix in the path sent upstream.
+    pub upstream_path: Option<Spanned<String>>,
+    /// Regex rewrites of the path, in order.
+    pub rewrite: Option<Spanned<Vec<Spanned<FileRewrite>>>>,
+    /// Answer with a redirect instead of proxying.
+    pub redirect: Option<Spanned<FileRedirect>>,
+    /// Answer with a fixed response instead of proxying.
+    pub respond: Option<Spanned<FileRespond>>,
+    /// Request headers to the upstream (merged over the site's).
+    pub request_headers: Option<Spanned<FileRequestHeaders>>,
+    /// Response headers to the client (merged over the site's).
+    pub response_headers: Option<Spanned<FileResponseHeaders>>,
+}
+
+/// `request_headers`: headers of the request sent upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRequestHeaders {
+    /// Replace or create (`""` removes).
+    pub set: Option<Spanned<IndexMap<String, Spanned<Scalar>>>>,
+    /// Append another field.
+    pub add: Option<Spanned<IndexMap<String, Spanned<Scalar>>>>,
+    /// Remove.
+    pub remove: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `response_headers`: headers of the response sent to the client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileResponseHeaders {
+    /// Append a field (nginx `add_header`).
+    pub add: Option<Spanned<IndexMap<String, Spanned<FileHeaderValue>>>>,
+    /// Replace or create.
+    pub set: Option<Spanned<IndexMap<String, Spanned<FileHeaderValue>>>>,
+    /// Remove from the upstream's response (nginx `proxy_hide_header`).
+    pub remove: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// A response header value: `VALUE` or `{value: VALUE, always: true}`.
+#[derive(Debug, Default)]
+pub struct FileHeaderValue {
+    /// The value (a template).
+    pub value: Option<Spanned<Scalar>>,
+    /// Also on error answers and answers greenlight makes.
+    pub always: Option<Spanned<bool>>,
+    /// Keys other than value/always, with their positions.
+    pub unknown: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for FileHeaderValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FileHeaderValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header value, or a map with `value` and `always`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileHeaderValue, E> {
+                Ok(FileHeaderValue {
+                    value: Some(Spanned::new(
+                        Scalar(v.to_string()),
+                        serde_saphyr::Location::UNKNOWN,
+                        serde_saphyr::Location::UNKNOWN,
+                    )),
+                    ..Default::default()
+                })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FileHeaderValue, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileHeaderValue, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FileHeaderValue, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FileHeaderValue, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileHeaderValue, A::Error> {
+                let mut out = FileHeaderValue::default();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    match k.value.as_str() {
+                        "value" => out.value = Some(map.next_value()?),
+                        "always" => out.always = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            out.unknown.push(k);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `routes[].rewrite[]`: one regex rewrite.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRewrite {
+    /// Regex matched against the path.
+    pub from: Spanned<String>,
+    /// The new path (a template; `$1` etc. are `from`'s groups).
+    pub to: Spanned<String>,
+    /// `break` (default), `last`, `redirect` or `permanent`.
+    pub flag: Option<Spanned<String>>,
+}
+
+/// `routes[].redirect`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRedirect {
+    /// The location (a template).
+    pub to: Spanned<String>,
+    /// 301, 302 (default), 303, 307 or 308.
+    pub status: Option<Spanned<Scalar>>,
+}
+
+/// `routes[].respond`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRespond {
+    /// Status code (default 200).
+    pub status: Option<Spanned<Scalar>>,
+    /// Body (a template).
+    pub body: Option<Spanned<Scalar>>,
+    /// `Content-Type` (default `text/plain; charset=utf-8`).
+    pub content_type: Option<Spanned<String>>,
 }
 
 /// `upstreams.<name>`.

@@ -10,8 +10,9 @@ pub mod diag;
 pub mod file;
 pub mod model;
 pub mod validate;
-pub mod validate_match;
 mod validate_client_ip;
+pub mod validate_match;
+mod validate_steps;
 mod validate_upstream;
 mod values;
 

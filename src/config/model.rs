@@ -8,8 +8,10 @@
 
 use crate::config::diag::Origin;
 pub use crate::plan::client_ip::ClientIpRule;
+use crate::plan::{Plan, SitePlan};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A whole validated configuration.
@@ -235,15 +237,21 @@ pub struct SiteConfig {
     pub client_ip: Option<ClientIpRule>,
     /// Routes, in file order.
     pub routes: Vec<RouteConfig>,
+    /// The site's own steps (response headers of answers made without a
+    /// route); route plans hold them merged with their own.
+    pub plan: Arc<SitePlan>,
 }
 
-/// A route: which paths (nginx `location` syntax) go to which upstream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A route: which paths (nginx `location` syntax) match, and what answers.
+#[derive(Clone, Debug)]
 pub struct RouteConfig {
     /// The compiled path matcher (exact, prefix, `^~` prefix or regex).
     pub location: crate::plan::location::Location,
-    /// Upstream name (known to exist).
-    pub upstream: String,
+    /// Upstream name (known to exist); `None` for a route that answers
+    /// itself (`redirect`, `respond`).
+    pub upstream: Option<String>,
+    /// The compiled plan: steps (site's merged in) and terminal.
+    pub plan: Arc<Plan>,
     /// Read the request body whole before connecting upstream (the route's
     /// `request_buffering`, else the site's; on by default).
     pub request_buffering: bool,

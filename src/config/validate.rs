@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::validate_match::parse_host_pattern;
-use super::values::{closest, count_field, duration_field, size_field, switch_field};
+use super::validate_steps;
+use super::values::{count_field, duration_field, size_field, switch_field};
 pub use super::values::{
     normalize_allowed_host, parse_duration, parse_size, parse_status_range, split_authority,
 };
@@ -479,6 +480,7 @@ fn validate_sites(
             },
         };
         let buffering = switch_field(&site.request_buffering, true, ds);
+        let steps = validate_steps::site_steps(site, ds);
         let mut routes = Vec::new();
         let mut seen = super::validate_match::SeenRoutes::default();
         if site.routes.value.is_empty() {
@@ -491,20 +493,13 @@ fn validate_sites(
         for r in &site.routes.value {
             let location =
                 super::validate_match::route_location(name, &r.value.path, &mut seen, ds);
-            let up = &r.value.upstream;
-            if !upstreams.contains(up.value.as_str()) {
-                let fix = match closest(&up.value, upstreams.iter().copied()) {
-                    Some(c) => {
-                        format!("did you mean '{c}'? Upstreams are defined under `upstreams:`")
-                    }
-                    None => "define it under `upstreams:`".to_string(),
-                };
-                ds.error(pos(up), format!("unknown upstream '{}'", up.value), fix);
-            }
+            let (upstream, plan) =
+                validate_steps::route_plan(r, location.as_ref(), &steps, upstreams, ds);
             let Some(location) = location else { continue };
             routes.push(RouteConfig {
                 location,
-                upstream: up.value.clone(),
+                upstream,
+                plan,
                 request_buffering: switch_field(&r.value.request_buffering, buffering, ds),
             });
         }
@@ -522,6 +517,7 @@ fn validate_sites(
                 .is_some_and(|u| u.value),
             client_ip: None, // filled by validate_client_ip
             routes,
+            plan: validate_steps::site_plan(&steps),
         });
     }
     if has_tls_listener && !out.iter().any(|s| s.tls.is_some()) && !out.is_empty() {

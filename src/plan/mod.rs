@@ -6,13 +6,26 @@
 //! path matcher, [`router`] picks the site and route of a request in nginx's
 //! order and hands back the regex [`Captures`] that later steps read;
 //! [`client_ip`] finds the real client address behind trusted proxies.
+//!
+//! A [`Plan`] is an ordered list of [`Step`]s (rewrites, request headers,
+//! response headers) and one [`Terminal`] (proxy to an upstream, or an answer
+//! greenlight makes itself: [`answer::Redirect`], [`answer::Respond`]).
+//! Everything a request would otherwise parse — templates ([`template`]),
+//! regexes, header names and values — is parsed at load; at request time
+//! the hooks only run what the plan holds.
 
+pub mod answer;
 pub mod client_ip;
+pub mod headers;
 pub mod location;
+pub mod rewrite;
 pub mod router;
+pub mod template;
+pub mod vars;
 
 /// Capture spans of the regex location that matched, over the request path
-/// it was matched against (byte offsets). Index 0 is the whole match, 1… the
+/// it was matched against (byte offsets) — or of a rewrite's `from` over the
+/// path it rewrote. Index 0 is the whole match, 1… the
 /// groups in order; a named group is referred to by its index, which
 /// [`location::Location::capture_index`] resolves at load. A group that did
 /// not take part in the match is `None`.
@@ -29,6 +42,97 @@ impl Captures {
         let (start, end) = (*self.spans.get(i)?)?;
         subject.get(start..end)
     }
+
+    /// The spans of a `regex` match.
+    pub fn from_regex(c: &regex::Captures<'_>) -> Captures {
+        Captures {
+            spans: c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect(),
+        }
+    }
+}
+
+/// One step of a route's plan, run in order before the terminal (rewrites)
+/// or on the way to the upstream and back (headers).
+#[derive(Debug)]
+pub enum Step {
+    /// `upstream_path` and `rewrite:` rules on the request path.
+    Rewrite(rewrite::Rewrites),
+    /// Headers set, added and removed on the request to the upstream.
+    RequestHeaders(headers::RequestHeaderSteps),
+    /// Headers added, set and removed on the response to the client.
+    ResponseHeaders(headers::ResponseHeaderSteps),
+}
+
+/// What answers a request once the steps ran: exactly one per route.
+#[derive(Debug)]
+pub enum Terminal {
+    /// Proxy to the upstream of this name (known to exist).
+    Proxy(String),
+    /// Answer with a redirect to a rendered location.
+    Redirect(answer::Redirect),
+    /// Answer with a fixed status and a rendered body.
+    Respond(answer::Respond),
+}
+
+/// A route's compiled plan: steps in order, then one terminal.
+#[derive(Debug)]
+pub struct Plan {
+    /// Steps in execution order; empty for a route with no rules (the
+    /// common case, which then costs one `is_empty` check per hook).
+    pub steps: Box<[Step]>,
+    /// What answers the request.
+    pub terminal: Terminal,
+}
+
+impl Plan {
+    /// A plan with no steps that proxies to `upstream`.
+    pub fn proxy(upstream: &str) -> Plan {
+        Plan {
+            steps: Box::new([]),
+            terminal: Terminal::Proxy(upstream.to_string()),
+        }
+    }
+
+    /// The upstream this plan proxies to, if its terminal is a proxy.
+    pub fn upstream(&self) -> Option<&str> {
+        match &self.terminal {
+            Terminal::Proxy(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The rewrite step, if any.
+    pub fn rewrites(&self) -> Option<&rewrite::Rewrites> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Rewrite(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The request header step, if any.
+    pub fn request_headers(&self) -> Option<&headers::RequestHeaderSteps> {
+        self.steps.iter().find_map(|s| match s {
+            Step::RequestHeaders(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// The response header step, if any.
+    pub fn response_headers(&self) -> Option<&headers::ResponseHeaderSteps> {
+        self.steps.iter().find_map(|s| match s {
+            Step::ResponseHeaders(h) => Some(h),
+            _ => None,
+        })
+    }
+}
+
+/// A site's own steps: the response headers of answers made for the site
+/// before (or without) a route — 404 for an unknown path, the https redirect.
+/// Route plans already hold these merged with their own.
+#[derive(Debug, Default)]
+pub struct SitePlan {
+    /// The site-level `response_headers`, if any.
+    pub response_headers: Option<headers::ResponseHeaderSteps>,
 }
 
 #[cfg(test)]

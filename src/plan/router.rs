@@ -46,7 +46,7 @@ pub struct SiteRoutes {
     pub underscores_in_headers: bool,
     /// The site's locations, arranged for nginx's selection order.
     paths: PathTable,
-    /// Per route in file order: its upstream's index.
+    /// Per route in file order: its upstream's index (`None`: answered locally).
     upstreams: Vec<Option<usize>>,
     /// Per route (file order): read request bodies whole before connecting.
     buffering: Vec<bool>,
@@ -104,11 +104,11 @@ struct PathTable {
 }
 
 impl PathTable {
-    fn add(&mut self, location: &Location, route: usize) {
-        // nginx sets auto_redirect on locations that proxy_pass; every
-        // greenlight route proxies today. A route answered locally (a
-        // redirect or fixed answer) must not be added here.
-        if let Location::Prefix(p) | Location::PrefixNoRegex(p) = location
+    fn add(&mut self, location: &Location, route: usize, proxies: bool) {
+        // nginx sets auto_redirect on locations that proxy_pass only: a
+        // route answered locally (`redirect`, `respond`) gets none.
+        if proxies
+            && let Location::Prefix(p) | Location::PrefixNoRegex(p) = location
             && let Some(bare) = p.strip_suffix('/').filter(|b| !b.is_empty())
         {
             self.slash.push((bare.to_string(), route));
@@ -280,8 +280,9 @@ pub enum Decision {
     Proxy {
         /// Site index.
         site: usize,
-        /// Upstream index.
-        upstream: usize,
+        /// Upstream index; `None` for a route whose plan answers itself
+        /// (`redirect`, `respond`).
+        upstream: Option<usize>,
         /// Route index within the site, in file order (for its metric
         /// handles and its plan).
         route: usize,
@@ -332,12 +333,10 @@ impl Router {
             let upstreams: Vec<Option<usize>> = s
                 .routes
                 .iter()
-                .map(|rc| upstream_index.get(&rc.upstream).copied())
+                .map(|rc| upstream_index.get(rc.upstream.as_ref()?).copied())
                 .collect();
             for (route, rc) in s.routes.iter().enumerate() {
-                if upstreams[route].is_some() {
-                    paths.add(&rc.location, route);
-                }
+                paths.add(&rc.location, route, upstreams[route].is_some());
             }
             paths.finish();
             let buffering = s.routes.iter().map(|rc| rc.request_buffering).collect();
@@ -345,7 +344,8 @@ impl Router {
                 .iter()
                 .map(|u| {
                     let Some(up) = u.and_then(|u| config.upstreams.get(u)) else {
-                        return Vec::new();
+                        // A route answered locally counts like the site's answers.
+                        return vec![metrics.route_handles(&s.name, NONE, NONE)];
                     };
                     up.pools
                         .iter()
@@ -432,14 +432,11 @@ impl Router {
             return Decision::Redirect { site };
         }
         match s.find_route(input.path) {
-            PathMatch::Route(route, captures) => match s.upstreams.get(route).copied().flatten() {
-                Some(upstream) => Decision::Proxy {
-                    site,
-                    upstream,
-                    route,
-                    captures,
-                },
-                None => Decision::NoRoute { site },
+            PathMatch::Route(route, captures) => Decision::Proxy {
+                site,
+                upstream: s.upstreams.get(route).copied().flatten(),
+                route,
+                captures,
             },
             PathMatch::AddSlash(_) => Decision::AddSlash { site },
             PathMatch::None => Decision::NoRoute { site },

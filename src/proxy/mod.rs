@@ -20,6 +20,7 @@ mod client;
 pub mod connections;
 pub mod headers;
 mod record;
+mod steps;
 mod tunnel;
 mod upgrade;
 pub mod websocket;
@@ -126,6 +127,8 @@ pub struct RequestCtx {
     pub(crate) client_ip: Option<std::net::IpAddr>,
     /// A trusted proxy named the client in `X-Real-IP`: it is passed on.
     real_ip_from_proxy: bool,
+    /// Path rewriting state, only for routes that rewrite ([`steps`]).
+    steps: Option<Box<steps::StepState>>,
 }
 
 impl RequestCtx {
@@ -178,9 +181,12 @@ fn request_host(session: &Session) -> Option<&str> {
     req.headers.get(http::header::HOST)?.to_str().ok()
 }
 
-/// Writes a short plain-text response and ends the request.
+/// Writes a short plain-text response and ends the request. `extra` headers
+/// come after `Content-Type` (and may replace it); the route's or site's
+/// response header steps apply last.
 async fn respond(
     session: &mut Session,
+    ctx: &RequestCtx,
     status: u16,
     body: String,
     extra: &[(&'static str, String)],
@@ -188,10 +194,14 @@ async fn respond(
 ) -> Result<bool> {
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    if !matches!(status, 204 | 304) {
+        // RFC 9110 §8.6: no Content-Length on a 204 (a `respond` may send one).
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    }
     for (k, v) in extra {
         resp.insert_header(*k, v.as_str())?;
     }
+    steps::to_client(session, &mut resp, ctx)?;
     if close {
         session.set_keepalive(None);
     }
@@ -247,7 +257,7 @@ impl ProxyHttp for GreenlightProxy {
                 client_ip(session, ctx)
             );
             let body = format!("400 Bad Request: {why}\n");
-            return respond(session, 400, body, &[], true).await;
+            return respond(session, ctx, 400, body, &[], true).await;
         }
         let limits = &snapshot.config.limits;
         let req = session.req_header();
@@ -257,7 +267,7 @@ impl ProxyHttp for GreenlightProxy {
                 "414 URI Too Long: the request target has {target_len} bytes; the limit is {}\n",
                 limits.max_uri_length
             );
-            return respond(session, 414, body, &[], true).await;
+            return respond(session, ctx, 414, body, &[], true).await;
         }
         let header_bytes: usize = req
             .headers
@@ -271,14 +281,14 @@ impl ProxyHttp for GreenlightProxy {
                 limits.max_headers,
                 limits.max_header_size
             );
-            return respond(session, 431, body, &[], true).await;
+            return respond(session, ctx, 431, body, &[], true).await;
         }
         if session.get_keepalive().is_some() {
             // Only shorten what the client's own Connection header allowed.
             session.set_keepalive(Some(limits.keepalive_timeout.as_secs().max(1)));
         }
         if let Err(r) = upgrade::check(session.req_header_mut()) {
-            return respond(session, r.status, r.body(), &r.headers(), true).await;
+            return respond(session, ctx, r.status, r.body(), &r.headers(), true).await;
         }
         if session.is_upgrade_req() {
             // A WebSocket may be quiet for hours: only its own idle limit.
@@ -292,6 +302,7 @@ impl ProxyHttp for GreenlightProxy {
             // RFC 9112 §3.2: a 1.1 request without Host is a client error.
             return respond(
                 session,
+                ctx,
                 400,
                 "400 Bad Request: missing Host header\n".into(),
                 &[],
@@ -311,11 +322,12 @@ impl ProxyHttp for GreenlightProxy {
                     .and_then(|h| self.state.challenges().http01_path(h, path));
                 return match answer {
                     Some(key_authorization) => {
-                        respond(session, 200, key_authorization, &[], false).await
+                        respond(session, ctx, 200, key_authorization, &[], false).await
                     }
                     None => {
                         respond(
                             session,
+                            ctx,
                             404,
                             "404 Not Found: no such ACME challenge\n".into(),
                             &[],
@@ -326,16 +338,24 @@ impl ProxyHttp for GreenlightProxy {
                 };
             }
         }
-        let decision = snapshot.router.route(&RouteInput {
-            host: host.as_deref(),
-            path: session.req_header().uri.path(),
-            tls: ctx.tls,
-            sni: sni.as_deref(),
-        });
+        let tls = ctx.tls;
+        let route_for = |path: &str| {
+            snapshot.router.route(&RouteInput {
+                host: host.as_deref(),
+                path,
+                tls,
+                sni: sni.as_deref(),
+            })
+        };
+        let decision = route_for(session.req_header().uri.path());
+        let decision = match steps::run(session, ctx, &snapshot, decision, route_for) {
+            Ok(d) => d,
+            Err(a) => return respond(session, ctx, a.status, a.body, &a.headers, false).await,
+        };
         let (site, upstream) = match decision {
             Decision::Proxy {
                 site,
-                upstream,
+                upstream: Some(upstream),
                 route,
                 captures,
             } => {
@@ -343,34 +363,38 @@ impl ProxyHttp for GreenlightProxy {
                 ctx.captures = captures;
                 (site, upstream)
             }
+            Decision::Proxy { .. } => {
+                let body = "500 Internal Server Error: this route has no upstream\n";
+                return respond(session, ctx, 500, body.into(), &[], false).await;
+            }
             Decision::NoSite => {
                 let h = host.as_deref().unwrap_or("");
                 let body = format!("404 Not Found: no site serves host '{h}'\n");
-                return respond(session, 404, body, &[], false).await;
+                return respond(session, ctx, 404, body, &[], false).await;
             }
             Decision::NoRoute { site } => {
                 ctx.site = Some(site);
                 client::resolve_for_site(session, ctx, &snapshot, site);
                 let name = &snapshot.router.site(site).name;
                 let body = format!("404 Not Found: site '{name}' has no route for this path\n");
-                return respond(session, 404, body, &[], false).await;
+                return respond(session, ctx, 404, body, &[], false).await;
             }
             Decision::Misdirected => {
                 let body = "421 Misdirected Request: this connection was made for another host\n";
-                return respond(session, 421, body.into(), &[], true).await;
+                return respond(session, ctx, 421, body.into(), &[], true).await;
             }
             Decision::Redirect { site } => {
                 ctx.site = Some(site);
                 client::resolve_for_site(session, ctx, &snapshot, site);
                 let location = https_location(&snapshot, site, host.as_deref(), session);
                 let body = format!("308 Permanent Redirect: {location}\n");
-                return respond(session, 308, body, &[("location", location)], false).await;
+                return respond(session, ctx, 308, body, &[("location", location)], false).await;
             }
             Decision::AddSlash { site } => {
                 ctx.site = Some(site);
                 let location = slash_location(host.as_deref(), ctx.tls, session);
                 let body = format!("301 Moved Permanently: {location}\n");
-                return respond(session, 301, body, &[("location", location)], false).await;
+                return respond(session, ctx, 301, body, &[("location", location)], false).await;
             }
         };
         let limit = snapshot.router.site(site).max_body_size;
@@ -386,7 +410,7 @@ impl ProxyHttp for GreenlightProxy {
             let body = format!(
                 "413 Content Too Large: the request body of {len} bytes exceeds this site's limit of {limit} bytes\n"
             );
-            return respond(session, 413, body, &[], true).await;
+            return respond(session, ctx, 413, body, &[], true).await;
         }
         Ok(false)
     }
@@ -608,7 +632,7 @@ impl ProxyHttp for GreenlightProxy {
             }
         };
         ctx.request_id = Some(id);
-        Ok(())
+        steps::to_upstream(session, upstream_request, ctx)
     }
 
     async fn upstream_response_filter(
@@ -638,8 +662,9 @@ impl ProxyHttp for GreenlightProxy {
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
+        steps::to_client(session, upstream_response, ctx)?;
         // We speak HTTP/1.1 to HTTP/1.x clients whatever version the upstream
         // used (an HTTP/1.0 app must not turn off keep-alive for the client).
         if !session.is_http2() && session.req_header().version == http::Version::HTTP_11 {
@@ -780,7 +805,7 @@ impl ProxyHttp for GreenlightProxy {
                 .is_none_or(|r| r.status.is_informational())
         {
             let body = error_body(code, ctx);
-            if let Err(err) = respond(session, code, body, &[], true).await {
+            if let Err(err) = respond(session, ctx, code, body, &[], true).await {
                 log::debug!("could not send the {code} page: {err}");
             }
         }

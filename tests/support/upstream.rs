@@ -15,7 +15,10 @@
 //! | `/close`             | JSON echo with `Connection: close`, then closes          |
 //! | anything else        | `200` JSON echo                                          |
 //!
-//! Every response carries `x-upstream: <name>`. The JSON echo is
+//! Every response carries `x-upstream: <name>`, plus one header line per
+//! `x-reply-header: Name: value` request header (to test what the proxy does
+//! with an upstream's response headers). The JSON echo reflects what the
+//! upstream received and is
 //! `{"upstream", "method", "path", "headers": {lowercased name: value joined
 //! with ", "}, "body_len", "connection"}`.
 //!
@@ -436,6 +439,10 @@ async fn serve_conn(io: BoxedIo, name: &str, shared: &Shared, conn_id: u64) -> i
         }
         if !keep_alive {
             out.push_str("connection: close\r\n");
+        }
+        for line in req.header_all("x-reply-header") {
+            out.push_str(line);
+            out.push_str("\r\n");
         }
         out.push_str("\r\n");
         let mut bytes = out.into_bytes();

@@ -60,7 +60,7 @@ const API: usize = 1;
 fn longest_prefix_wins() {
     let r = router();
     let up = |p| match go(&r, "example.com", p, true, None) {
-        Decision::Proxy { upstream, .. } => upstream,
+        Decision::Proxy { upstream, .. } => upstream.expect("proxied"),
         d => panic!("{d:?}"),
     };
     assert_eq!(up("/"), APP);

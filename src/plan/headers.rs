@@ -1,0 +1,322 @@
+//! Header steps: request headers to the upstream (`request_headers`: set,
+//! add, remove — nginx `proxy_set_header`) and response headers to the client
+//! (`response_headers`: add, set, remove — nginx `add_header` and
+//! `proxy_hide_header`).
+//!
+//! Names are `HeaderName`s and fixed values `HeaderValue`s parsed at load;
+//! only values with variables are rendered per request. Site-level and
+//! route-level steps are merged at load ([`RequestHeaderSteps::merge`]): the
+//! site's apply first, and a route entry for the same name replaces the
+//! site's. nginx instead drops every inherited `add_header` as soon as a
+//! location has one of its own; greenlight does not copy that trap.
+//!
+//! Response headers without `always` are added to the statuses nginx adds
+//! them to (2xx success and redirects, [`applies`]); with `always`, to every
+//! answer, including the ones greenlight makes itself (404, 502, redirects,
+//! fixed answers). An empty rendered value means "no header", as in nginx.
+
+use super::template::{Scope, Template, TemplateError};
+use super::vars::VarCx;
+use http::{HeaderName, HeaderValue};
+use pingora::Result;
+use pingora::http::{RequestHeader, ResponseHeader};
+
+/// A header value: fixed (parsed at load), or a template rendered per request.
+#[derive(Clone, Debug)]
+pub enum HeaderVal {
+    /// No variables: the value as sent.
+    Fixed(HeaderValue),
+    /// Rendered for each request.
+    Template(Template),
+}
+
+impl HeaderVal {
+    /// Parses `text` as a header value template.
+    pub fn compile(text: &str, scope: &Scope<'_>) -> Result<HeaderVal, TemplateError> {
+        let t = Template::parse(text, scope)?;
+        match t.as_literal() {
+            Some(lit) => HeaderValue::from_str(lit)
+                .map(HeaderVal::Fixed)
+                .map_err(|_| TemplateError {
+                    offset: 0,
+                    what: "this is not a valid header value (control characters or line breaks)"
+                        .into(),
+                }),
+            None => Ok(HeaderVal::Template(t)),
+        }
+    }
+
+    /// The value for this request; `None` when it renders empty (or into
+    /// bytes a header cannot carry, which only a variable can produce).
+    pub fn value(&self, cx: &VarCx<'_>) -> Option<HeaderValue> {
+        match self {
+            HeaderVal::Fixed(v) => (!v.is_empty()).then(|| v.clone()),
+            HeaderVal::Template(t) => {
+                let s = t.render(cx);
+                if s.is_empty() {
+                    return None;
+                }
+                HeaderValue::try_from(s).ok()
+            }
+        }
+    }
+}
+
+/// Whether a response header is added to an answer of `status`: always with
+/// `always`, else on the statuses nginx's `add_header` uses.
+pub fn applies(status: u16, always: bool) -> bool {
+    always
+        || matches!(
+            status,
+            200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+        )
+}
+
+/// Request headers to the upstream, applied after greenlight's own
+/// forwarding headers (so a rule may replace `X-Forwarded-For` or set
+/// `X-Real-IP`): remove, then set, then add.
+#[derive(Clone, Debug, Default)]
+pub struct RequestHeaderSteps {
+    /// Replace (or create); an empty rendered value removes the header.
+    pub set: Vec<(HeaderName, HeaderVal)>,
+    /// Append another field.
+    pub add: Vec<(HeaderName, HeaderVal)>,
+    /// Remove.
+    pub remove: Vec<HeaderName>,
+}
+
+impl RequestHeaderSteps {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Site steps, then route steps; a name the route sets or removes drops
+    /// the site's entries for it.
+    pub fn merge(site: &RequestHeaderSteps, route: &RequestHeaderSteps) -> RequestHeaderSteps {
+        let overridden = |n: &HeaderName| {
+            route.set.iter().any(|(r, _)| r == n) || route.remove.iter().any(|r| r == n)
+        };
+        let mut out = RequestHeaderSteps::default();
+        out.set
+            .extend(site.set.iter().filter(|(n, _)| !overridden(n)).cloned());
+        out.set.extend(route.set.iter().cloned());
+        out.add
+            .extend(site.add.iter().filter(|(n, _)| !overridden(n)).cloned());
+        out.add.extend(route.add.iter().cloned());
+        out.remove.extend(site.remove.iter().cloned());
+        out.remove.extend(
+            route
+                .remove
+                .iter()
+                .filter(|n| !site.remove.contains(n))
+                .cloned(),
+        );
+        out
+    }
+
+    /// Applies the steps to the request going upstream.
+    pub fn apply(&self, req: &mut RequestHeader, cx: &VarCx<'_>) -> Result<()> {
+        for n in &self.remove {
+            req.remove_header(n);
+        }
+        for (n, v) in &self.set {
+            match v.value(cx) {
+                Some(v) => req.insert_header(n.clone(), v)?,
+                None => {
+                    req.remove_header(n);
+                }
+            }
+        }
+        for (n, v) in &self.add {
+            if let Some(v) = v.value(cx) {
+                req.append_header(n.clone(), v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One response header entry.
+#[derive(Clone, Debug)]
+pub struct ResponseHeaderEntry {
+    /// The name.
+    pub name: HeaderName,
+    /// The value.
+    pub value: HeaderVal,
+    /// Also on error answers and the ones greenlight makes.
+    pub always: bool,
+}
+
+/// Response headers to the client: remove (from the upstream's answer),
+/// then set, then add.
+#[derive(Clone, Debug, Default)]
+pub struct ResponseHeaderSteps {
+    /// Append a field (nginx `add_header`).
+    pub add: Vec<ResponseHeaderEntry>,
+    /// Replace (or create).
+    pub set: Vec<ResponseHeaderEntry>,
+    /// Remove (nginx `proxy_hide_header`).
+    pub remove: Vec<HeaderName>,
+}
+
+impl ResponseHeaderSteps {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Site steps, then route steps; a name the route sets or removes drops
+    /// the site's entries for it.
+    pub fn merge(site: &ResponseHeaderSteps, route: &ResponseHeaderSteps) -> ResponseHeaderSteps {
+        let overridden = |n: &HeaderName| {
+            route.set.iter().any(|r| r.name == *n) || route.remove.iter().any(|r| r == n)
+        };
+        let mut out = ResponseHeaderSteps::default();
+        out.set
+            .extend(site.set.iter().filter(|h| !overridden(&h.name)).cloned());
+        out.set.extend(route.set.iter().cloned());
+        out.add
+            .extend(site.add.iter().filter(|h| !overridden(&h.name)).cloned());
+        out.add.extend(route.add.iter().cloned());
+        out.remove.extend(site.remove.iter().cloned());
+        out.remove.extend(
+            route
+                .remove
+                .iter()
+                .filter(|n| !site.remove.contains(n))
+                .cloned(),
+        );
+        out
+    }
+
+    /// Applies the steps to a response of status `resp.status`.
+    pub fn apply(&self, resp: &mut ResponseHeader, cx: &VarCx<'_>) -> Result<()> {
+        let status = resp.status.as_u16();
+        for n in &self.remove {
+            resp.remove_header(n);
+        }
+        for h in self.set.iter().filter(|h| applies(status, h.always)) {
+            match h.value.value(cx) {
+                Some(v) => resp.insert_header(h.name.clone(), v)?,
+                None => {
+                    resp.remove_header(&h.name);
+                }
+            }
+        }
+        for h in self.add.iter().filter(|h| applies(status, h.always)) {
+            if let Some(v) = h.value.value(cx) {
+                resp.append_header(h.name.clone(), v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn val(t: &str) -> HeaderVal {
+        HeaderVal::compile(t, &Scope::default()).expect("value")
+    }
+    fn name(n: &str) -> HeaderName {
+        HeaderName::from_bytes(n.as_bytes()).expect("name")
+    }
+    fn get<'a>(h: &'a http::HeaderMap, n: &str) -> Vec<&'a str> {
+        h.get_all(n)
+            .iter()
+            .map(|v| v.to_str().expect("text"))
+            .collect()
+    }
+
+    #[test]
+    fn fixed_values_are_parsed_once_and_bad_ones_refused() {
+        assert!(matches!(val("DENY"), HeaderVal::Fixed(_)));
+        assert!(matches!(val("$host"), HeaderVal::Template(_)));
+        assert!(HeaderVal::compile("a\nb", &Scope::default()).is_err());
+    }
+
+    #[test]
+    fn request_steps_remove_then_set_then_add_and_empty_removes() {
+        let steps = RequestHeaderSteps {
+            set: vec![
+                (name("host"), val("$host:$server_port")),
+                (name("x-empty"), val("")),
+            ],
+            add: vec![(name("x-trace"), val("gl"))],
+            remove: vec![name("x-debug")],
+        };
+        let mut r = RequestHeader::build("GET", b"/", None).expect("req");
+        for (k, v) in [
+            ("Host", "app.test"),
+            ("X-Debug", "1"),
+            ("X-Empty", "x"),
+            ("X-Trace", "client"),
+        ] {
+            r.append_header(k, v).expect("h");
+        }
+        let seen = r.clone();
+        let cx = VarCx {
+            server_port: Some(8080),
+            ..VarCx::of_request(&seen)
+        };
+        steps.apply(&mut r, &cx).expect("apply");
+        assert_eq!(get(&r.headers, "host"), ["app.test:8080"]);
+        assert!(get(&r.headers, "x-debug").is_empty());
+        assert!(get(&r.headers, "x-empty").is_empty());
+        assert_eq!(get(&r.headers, "x-trace"), ["client", "gl"]);
+    }
+
+    #[test]
+    fn response_headers_without_always_skip_errors() {
+        let h = |n: &str, v: &str, always| ResponseHeaderEntry {
+            name: name(n),
+            value: val(v),
+            always,
+        };
+        let steps = ResponseHeaderSteps {
+            add: vec![h("strict-transport-security", "max-age=1", false)],
+            set: vec![h("x-frame-options", "DENY", true)],
+            remove: vec![name("x-powered-by")],
+        };
+        let req = RequestHeader::build("GET", b"/", None).expect("req");
+        let cx = VarCx::of_request(&req);
+        for (status, hsts) in [(200, true), (304, true), (404, false), (502, false)] {
+            let mut resp = ResponseHeader::build(status, None).expect("resp");
+            resp.append_header("X-Powered-By", "php").expect("h");
+            resp.append_header("X-Frame-Options", "SAMEORIGIN")
+                .expect("h");
+            steps.apply(&mut resp, &cx).expect("apply");
+            assert_eq!(
+                !get(&resp.headers, "strict-transport-security").is_empty(),
+                hsts,
+                "{status}"
+            );
+            assert_eq!(get(&resp.headers, "x-frame-options"), ["DENY"], "{status}");
+            assert!(get(&resp.headers, "x-powered-by").is_empty());
+        }
+    }
+
+    #[test]
+    fn route_entries_replace_the_sites_for_the_same_name() {
+        let site = RequestHeaderSteps {
+            set: vec![(name("host"), val("a")), (name("x-a"), val("1"))],
+            add: vec![(name("x-b"), val("1"))],
+            remove: vec![name("x-c")],
+        };
+        let route = RequestHeaderSteps {
+            set: vec![(name("host"), val("b"))],
+            add: vec![(name("x-d"), val("1"))],
+            remove: vec![name("x-b"), name("x-c")],
+        };
+        let m = RequestHeaderSteps::merge(&site, &route);
+        let names = |v: &[(HeaderName, HeaderVal)]| -> Vec<String> {
+            v.iter().map(|(n, _)| n.to_string()).collect()
+        };
+        assert_eq!(names(&m.set), ["x-a", "host"]);
+        assert!(matches!(&m.set[1].1, HeaderVal::Fixed(v) if v == "b"));
+        assert_eq!(names(&m.add), ["x-d"]);
+        assert_eq!(m.remove, [name("x-c"), name("x-b")]);
+    }
+}

@@ -1,0 +1,349 @@
+//! Path rewriting: `upstream_path` (nginx `proxy_pass http://up/new/`, the
+//! matched prefix replaced) and `rewrite:` rules (nginx `rewrite`).
+//!
+//! Rules run in order on the current path (no query). The first rule whose
+//! `from` matches ends the list, by its flag (nginx semantics):
+//! - `break`: the new path goes to the upstream; no more rules;
+//! - `last`: no more rules; routes are matched again with the new path (at
+//!   most [`MAX_LAST`] times, then 500, like nginx's 10 cycles);
+//! - `redirect` / `permanent`: answer 302 / 301 with the new location (made
+//!   absolute like nginx). A `to` that starts with `http://`, `https://` or
+//!   `$scheme` always redirects.
+//!
+//! Query string: kept unless `to` has a `?`. Then, as in nginx, the new
+//! arguments come first and the request's own follow after `&`; a `to`
+//! ending in `?` drops the request's arguments.
+//!
+//! `upstream_path` replaces the route's matched prefix in the path sent
+//! upstream ("/" strips it). As in nginx, it is ignored when a `break` rule
+//! of the same route changed the path: the rewritten path is sent whole.
+
+use super::Captures;
+use super::template::{Template, Var};
+use super::vars::{Match, VarCx};
+use regex::Regex;
+
+/// How many times `last` may send a request back to route matching.
+pub const MAX_LAST: usize = 10;
+
+/// What a matching rule does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flag {
+    /// Use the new path for this route's upstream.
+    Break,
+    /// Match routes again with the new path.
+    Last,
+    /// Answer 302 with the new location.
+    Redirect,
+    /// Answer 301 with the new location.
+    Permanent,
+}
+
+/// One `rewrite:` rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Matched against the current path.
+    pub from: Regex,
+    /// The new path (the part of `to` before its first `?`).
+    pub to_path: Template,
+    /// The new arguments (after the `?`), if `to` has one.
+    pub to_args: Option<Template>,
+    /// The request's arguments are kept (after the new ones); false when
+    /// `to` ends in `?`.
+    pub keep_args: bool,
+    /// What happens when `from` matches.
+    pub flag: Flag,
+}
+
+impl Rule {
+    /// Builds a rule from its parsed parts; `to` is split at its first
+    /// literal `?`. A `to` starting with `http://`, `https://` or `$scheme`
+    /// turns `break`/`last` into `redirect` (nginx does the same).
+    pub fn new(from: Regex, to: Template, flag: Flag) -> Rule {
+        let (path, args, keep_args) = split_args(&to);
+        let absolute = match to.segments().first() {
+            Some(super::template::Segment::Literal(l)) => {
+                l.starts_with("http://") || l.starts_with("https://")
+            }
+            Some(super::template::Segment::Var(Var::Scheme)) => true,
+            _ => false,
+        };
+        let flag = match flag {
+            Flag::Break | Flag::Last if absolute => Flag::Redirect,
+            f => f,
+        };
+        Rule {
+            from,
+            to_path: path,
+            to_args: args,
+            keep_args,
+            flag,
+        }
+    }
+}
+
+/// Splits a template at its first literal `?`: (path, args, keep the
+/// request's args).
+fn split_args(t: &Template) -> (Template, Option<Template>, bool) {
+    use super::template::Segment;
+    let segs = t.segments();
+    let Some((i, at)) = segs.iter().enumerate().find_map(|(i, s)| match s {
+        Segment::Literal(l) => l.find('?').map(|at| (i, at)),
+        Segment::Var(_) => None,
+    }) else {
+        return (t.clone(), None, true);
+    };
+    let Segment::Literal(l) = &segs[i] else {
+        unreachable!("found in a literal")
+    };
+    let mut path: Vec<Segment> = segs[..i].to_vec();
+    if at > 0 {
+        path.push(Segment::Literal(l[..at].into()));
+    }
+    let mut args: Vec<Segment> = Vec::new();
+    if at + 1 < l.len() {
+        args.push(Segment::Literal(l[at + 1..].into()));
+    }
+    args.extend(segs[i + 1..].iter().cloned());
+    // nginx: a `?` at the very end means "drop the request's arguments".
+    let keep = !args.is_empty();
+    let args = (!args.is_empty()).then(|| Template::from_segments(args));
+    (Template::from_segments(path), args, keep)
+}
+
+/// Prefix replacement for the path sent upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamPath {
+    /// Length of the route's matched prefix, in bytes.
+    pub prefix_len: usize,
+    /// What replaces it.
+    pub replace: Box<str>,
+}
+
+impl UpstreamPath {
+    /// `path` with its first `prefix_len` bytes replaced.
+    pub fn apply(&self, path: &str) -> String {
+        let rest = path.get(self.prefix_len..).unwrap_or("");
+        let mut out = String::with_capacity(self.replace.len() + rest.len());
+        out.push_str(&self.replace);
+        out.push_str(rest);
+        out
+    }
+}
+
+/// A route's path rewriting: its rules, then its `upstream_path`.
+#[derive(Debug, Default)]
+pub struct Rewrites {
+    /// `rewrite:` rules in order.
+    pub rules: Box<[Rule]>,
+    /// `upstream_path`, if set.
+    pub upstream_path: Option<UpstreamPath>,
+}
+
+/// The request's path and query as rewriting changes them, with the last
+/// rewrite match (its captures stay readable by later templates, `$1`).
+#[derive(Clone, Debug, Default)]
+pub struct PathState {
+    /// The current path.
+    pub path: String,
+    /// The current query string (without `?`).
+    pub args: Option<String>,
+    /// The last rule match and the path it matched.
+    pub last: Option<(Captures, String)>,
+}
+
+/// What the request does after the rules ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// No rule matched.
+    Continue,
+    /// A `break` rule rewrote the path.
+    Break,
+    /// A `last` rule rewrote the path: match routes again.
+    Last,
+    /// Answer a redirect.
+    Redirect {
+        /// 301 or 302.
+        status: u16,
+        /// The location as rendered (maybe relative).
+        location: String,
+    },
+}
+
+impl Rewrites {
+    /// True when neither rules nor `upstream_path` are set.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty() && self.upstream_path.is_none()
+    }
+
+    /// Runs the rules on `st`; `cx` gives every other variable (its `uri`,
+    /// `args` and `last` are replaced by the state's).
+    pub fn run(&self, st: &mut PathState, cx: &VarCx<'_>) -> Outcome {
+        for rule in self.rules.iter() {
+            let Some(c) = rule.from.captures(&st.path) else {
+                continue;
+            };
+            let caps = Captures::from_regex(&c);
+            let (new_path, new_args) = {
+                let cx = VarCx {
+                    uri: &st.path,
+                    args: st.args.as_deref(),
+                    last: Some(Match {
+                        captures: &caps,
+                        subject: &st.path,
+                    }),
+                    ..*cx
+                };
+                let path = rule.to_path.render(&cx);
+                let args = match (&rule.to_args, rule.keep_args, st.args.as_deref()) {
+                    (None, true, a) => a.map(str::to_string),
+                    (None, false, _) => None,
+                    (Some(t), keep, a) => {
+                        let mut s = t.render(&cx);
+                        if let (true, Some(a)) = (keep, a.filter(|a| !a.is_empty())) {
+                            s.push('&');
+                            s.push_str(a);
+                        }
+                        Some(s)
+                    }
+                };
+                (path, args)
+            };
+            let old = std::mem::replace(&mut st.path, new_path);
+            st.args = new_args;
+            st.last = Some((caps, old));
+            return match rule.flag {
+                Flag::Break => Outcome::Break,
+                Flag::Last => Outcome::Last,
+                Flag::Redirect | Flag::Permanent => {
+                    let mut location = st.path.clone();
+                    if let Some(a) = st.args.as_deref().filter(|a| !a.is_empty()) {
+                        location.push('?');
+                        location.push_str(a);
+                    }
+                    Outcome::Redirect {
+                        status: if rule.flag == Flag::Permanent {
+                            301
+                        } else {
+                            302
+                        },
+                        location,
+                    }
+                }
+            };
+        }
+        Outcome::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::template::Scope;
+    use pingora::http::RequestHeader;
+
+    fn rule(from: &str, to: &str, flag: Flag) -> Rule {
+        let re = Regex::new(from).expect("regex");
+        let names: Vec<(String, usize)> = re
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| Some((n?.to_string(), i)))
+            .collect();
+        let scope = Scope {
+            last: &names,
+            location: &[],
+        };
+        Rule::new(re, Template::parse(to, &scope).expect("to"), flag)
+    }
+
+    fn run(rules: Vec<Rule>, target: &str) -> (Outcome, PathState) {
+        let req = RequestHeader::build("GET", target.as_bytes(), None).expect("req");
+        let cx = VarCx {
+            server_name: "site.test",
+            ..VarCx::of_request(&req)
+        };
+        let mut st = PathState {
+            path: req.uri.path().to_string(),
+            args: req.uri.query().map(str::to_string),
+            last: None,
+        };
+        let rw = Rewrites {
+            rules: rules.into(),
+            upstream_path: None,
+        };
+        let out = rw.run(&mut st, &cx);
+        (out, st)
+    }
+
+    #[test]
+    fn the_first_matching_rule_rewrites_with_its_captures() {
+        let (out, st) = run(
+            vec![
+                rule("^/nope/(.*)$", "/x/$1", Flag::Break),
+                rule("^/old/(?<rest>.*)$", "/new/$rest", Flag::Break),
+                rule("^/new/(.*)$", "/never/$1", Flag::Break),
+            ],
+            "/old/a/b?q=1",
+        );
+        assert_eq!(out, Outcome::Break);
+        assert_eq!(st.path, "/new/a/b");
+        assert_eq!(st.args.as_deref(), Some("q=1"), "query kept");
+        let (caps, subject) = st.last.expect("match kept");
+        assert_eq!(caps.get(1, &subject), Some("a/b"));
+        let (out, st) = run(vec![rule("^/x$", "/y", Flag::Last)], "/nomatch");
+        assert_eq!(out, Outcome::Continue);
+        assert_eq!(st.path, "/nomatch");
+    }
+
+    #[test]
+    fn arguments_in_to_come_first_and_a_trailing_question_mark_drops_the_old() {
+        let (_, st) = run(vec![rule("^/a$", "/b?x=1", Flag::Last)], "/a?q=2");
+        assert_eq!(
+            (st.path.as_str(), st.args.as_deref()),
+            ("/b", Some("x=1&q=2"))
+        );
+        let (_, st) = run(vec![rule("^/a$", "/b?", Flag::Break)], "/a?q=2");
+        assert_eq!((st.path.as_str(), st.args.as_deref()), ("/b", None));
+        let (_, st) = run(vec![rule("^/a$", "/b?x=$arg_q", Flag::Break)], "/a");
+        assert_eq!((st.path.as_str(), st.args.as_deref()), ("/b", Some("x=")));
+    }
+
+    #[test]
+    fn redirect_flags_and_absolute_targets_answer_with_a_location() {
+        let (out, _) = run(vec![rule("^/a/(.*)", "/b/$1", Flag::Permanent)], "/a/c?q=1");
+        assert_eq!(
+            out,
+            Outcome::Redirect {
+                status: 301,
+                location: "/b/c?q=1".into()
+            }
+        );
+        let (out, _) = run(
+            vec![rule("^/(.*)", "https://$host/$1?", Flag::Break)],
+            "/p?q=1",
+        );
+        assert_eq!(
+            out,
+            Outcome::Redirect {
+                status: 302,
+                location: "https://site.test/p".into()
+            }
+        );
+    }
+
+    #[test]
+    fn upstream_path_replaces_the_matched_prefix() {
+        let up = |prefix: &str, replace: &str, path: &str| {
+            UpstreamPath {
+                prefix_len: prefix.len(),
+                replace: replace.into(),
+            }
+            .apply(path)
+        };
+        assert_eq!(up("/api/", "/v1/", "/api/users"), "/v1/users");
+        assert_eq!(up("/api/", "/", "/api/users"), "/users");
+        assert_eq!(up("/api/", "/", "/api/"), "/");
+        assert_eq!(up("/api", "/", "/api/x"), "//x", "nginx gives the same");
+        assert_eq!(up("/exact", "/other", "/exact"), "/other");
+    }
+}

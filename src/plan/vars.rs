@@ -1,0 +1,265 @@
+//! The request-side values templates read ([`VarCx`]), gathered once per
+//! use by `proxy::steps` from the session and the request's ctx.
+//!
+//! Every value is borrowed; writing a variable appends to the caller's
+//! buffer and allocates nothing else. Meanings follow nginx where greenlight
+//! has the same notion: `$host` is the request's host name (lowercase, no
+//! port; the site's name when the request has none), `$uri` the current path
+//! (after rewrites; greenlight routes on the raw path, so it is not
+//! percent-decoded), `$args` the current query, `$request_uri` what the
+//! client sent, `$remote_addr` the client address as `proxy::client_ip`
+//! resolves it, `$server_port` the port the connection arrived on.
+
+use super::Captures;
+use super::template::Var;
+use pingora::http::RequestHeader;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// A regex match and the string it was matched on.
+#[derive(Clone, Copy, Debug)]
+pub struct Match<'a> {
+    /// Group spans.
+    pub captures: &'a Captures,
+    /// The matched string.
+    pub subject: &'a str,
+}
+
+/// What templates read for one request.
+#[derive(Clone, Copy, Debug)]
+pub struct VarCx<'a> {
+    /// The request as received.
+    pub req: &'a RequestHeader,
+    /// Arrived over TLS.
+    pub tls: bool,
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// The local port the request arrived on.
+    pub server_port: Option<u16>,
+    /// The site's first host name (`$server_name`, and `$host` without Host).
+    pub server_name: &'a str,
+    /// The current path.
+    pub uri: &'a str,
+    /// The current query string (without `?`).
+    pub args: Option<&'a str>,
+    /// The last regex match (a rewrite's, else the location's).
+    pub last: Option<Match<'a>>,
+    /// The regex location's match.
+    pub location: Option<Match<'a>>,
+}
+
+impl<'a> VarCx<'a> {
+    /// Values of `req` as received: the path and query of its URI, no match.
+    pub fn of_request(req: &'a RequestHeader) -> VarCx<'a> {
+        VarCx {
+            req,
+            tls: false,
+            client_ip: None,
+            server_port: None,
+            server_name: "",
+            uri: req.uri.path(),
+            args: req.uri.query(),
+            last: None,
+            location: None,
+        }
+    }
+
+    /// Appends the value of `var` to `out` (nothing when it has none).
+    pub fn write(&self, var: &Var, out: &mut String) {
+        match var {
+            Var::Host => match request_host(self.req) {
+                Some(h) => push_host(out, h),
+                None => out.push_str(self.server_name),
+            },
+            Var::Scheme => out.push_str(if self.tls { "https" } else { "http" }),
+            Var::RequestUri => out.push_str(
+                self.req
+                    .uri
+                    .path_and_query()
+                    .map_or(self.req.uri.path(), |p| p.as_str()),
+            ),
+            Var::Uri => out.push_str(self.uri),
+            Var::Args => out.push_str(self.args.unwrap_or("")),
+            Var::IsArgs => {
+                if self.args.is_some_and(|a| !a.is_empty()) {
+                    out.push('?');
+                }
+            }
+            Var::Arg(name) => {
+                if let Some(v) = self.args.and_then(|a| query_arg(a, name)) {
+                    out.push_str(v);
+                }
+            }
+            Var::RemoteAddr => {
+                if let Some(ip) = self.client_ip {
+                    let _ = write!(out, "{ip}");
+                }
+            }
+            Var::ServerPort => {
+                if let Some(p) = self.server_port {
+                    let _ = write!(out, "{p}");
+                }
+            }
+            Var::ServerName => out.push_str(self.server_name),
+            Var::Http(name) => {
+                if let Some(v) = self.req.headers.get(name).and_then(|v| v.to_str().ok()) {
+                    out.push_str(v);
+                }
+            }
+            Var::Cookie(name) => {
+                if let Some(v) = self.cookie(name) {
+                    out.push_str(v);
+                }
+            }
+            Var::RequestMethod => out.push_str(self.req.method.as_str()),
+            Var::Capture(i) | Var::LastNamed(i) => {
+                if let Some(m) = self.last.or(self.location) {
+                    out.push_str(m.captures.get(usize::from(*i), m.subject).unwrap_or(""));
+                }
+            }
+            Var::LocationNamed(i) => {
+                if let Some(m) = self.location {
+                    out.push_str(m.captures.get(usize::from(*i), m.subject).unwrap_or(""));
+                }
+            }
+        }
+    }
+
+    /// The value of cookie `name` in the request's `Cookie` header(s).
+    fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.req
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k == name).then_some(v)
+            })
+    }
+}
+
+/// The value of query parameter `name` (first one), as sent.
+fn query_arg<'s>(args: &'s str, name: &str) -> Option<&'s str> {
+    args.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        // nginx compares argument names case-insensitively.
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+/// The host a request names: `:authority`/absolute-form first, then `Host`.
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    if let Some(a) = req.uri.authority() {
+        return Some(a.as_str());
+    }
+    req.headers.get(http::header::HOST)?.to_str().ok()
+}
+
+/// Appends a Host value lowercased, without its port or trailing dot.
+fn push_host(out: &mut String, raw: &str) {
+    let no_port = if raw.starts_with('[') {
+        raw.find(']').map_or(raw, |i| &raw[..=i])
+    } else {
+        raw.rsplit_once(':').map_or(raw, |(h, _)| h)
+    };
+    let h = no_port.strip_suffix('.').unwrap_or(no_port);
+    out.extend(h.chars().map(|c| c.to_ascii_lowercase()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::template::{Scope, Template};
+
+    fn req(target: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("POST", target.as_bytes(), None).expect("req");
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).expect("hdr");
+        }
+        r
+    }
+
+    fn render(t: &str, cx: &VarCx<'_>) -> String {
+        Template::parse(t, &Scope::default())
+            .expect("template")
+            .render(cx)
+    }
+
+    #[test]
+    fn request_values_render_like_nginx() {
+        let r = req(
+            "/a/b?page=2&Q=x",
+            &[
+                ("Host", "Example.COM:8443"),
+                ("Cookie", "a=1; sid=abc"),
+                ("X-Real-IP", "1.2.3.4"),
+            ],
+        );
+        let cx = VarCx {
+            tls: true,
+            client_ip: "192.0.2.7".parse().ok(),
+            server_port: Some(8443),
+            server_name: "example.com",
+            ..VarCx::of_request(&r)
+        };
+        assert_eq!(
+            render("$scheme://$host:$server_port$request_uri", &cx),
+            "https://example.com:8443/a/b?page=2&Q=x"
+        );
+        assert_eq!(render("$uri$is_args$args", &cx), "/a/b?page=2&Q=x");
+        assert_eq!(render("[$arg_page|$arg_q|$arg_none]", &cx), "[2|x|]");
+        assert_eq!(render("$cookie_sid $cookie_none.", &cx), "abc .");
+        assert_eq!(
+            render("$http_x_real_ip $http_host", &cx),
+            "1.2.3.4 Example.COM:8443"
+        );
+        assert_eq!(
+            render("$remote_addr $request_method $server_name", &cx),
+            "192.0.2.7 POST example.com"
+        );
+        let bare = req("/", &[]);
+        let cx = VarCx {
+            server_name: "site.test",
+            ..VarCx::of_request(&bare)
+        };
+        assert_eq!(render("$host|$is_args|$args|$1", &cx), "site.test|||");
+    }
+
+    #[test]
+    fn captures_read_the_last_match_and_named_location_groups() {
+        let r = req("/x", &[]);
+        let loc = Captures {
+            spans: vec![Some((0, 9)), Some((5, 9))],
+        };
+        let last = Captures {
+            spans: vec![Some((0, 3)), Some((1, 3))],
+        };
+        let loc_scope = [("tail".to_string(), 1)];
+        let t = Template::parse(
+            "$1-$tail",
+            &Scope {
+                last: &[],
+                location: &loc_scope,
+            },
+        )
+        .expect("template");
+        let only_location = VarCx {
+            location: Some(Match {
+                captures: &loc,
+                subject: "/old/page",
+            }),
+            ..VarCx::of_request(&r)
+        };
+        assert_eq!(t.render(&only_location), "page-page");
+        let after_rewrite = VarCx {
+            last: Some(Match {
+                captures: &last,
+                subject: "/ab",
+            }),
+            ..only_location
+        };
+        assert_eq!(t.render(&after_rewrite), "ab-page");
+    }
+}

@@ -1,0 +1,301 @@
+//! Executes a route's compiled [`Plan`](crate::plan::Plan) inside the hooks;
+//! decides nothing the plan did not already say.
+//!
+//! - `request_filter` calls [`run`]: rewrites (re-matching routes after
+//!   `last`, at most [`MAX_LAST`] times, then 500), then a local terminal
+//!   (`redirect`, `respond`) becomes an [`Answer`];
+//! - `upstream_request_filter` calls [`to_upstream`]: the rewritten path
+//!   and the request header steps;
+//! - `response_filter` and every answer greenlight makes call
+//!   [`to_client`]: the response header steps (`always` ones on errors).
+//!
+//! A route without steps costs a plan lookup and an `is_empty` check: no
+//! allocation. Per-request state ([`StepState`]) is boxed in the ctx only
+//! when a route rewrites.
+
+use super::RequestCtx;
+use crate::config::model::HostPattern;
+use crate::plan::rewrite::{MAX_LAST, Outcome, PathState};
+use crate::plan::router::Decision;
+use crate::plan::vars::{Match, VarCx};
+use crate::plan::{Captures, Plan, SitePlan, Terminal};
+use crate::state::Snapshot;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+
+/// What rewriting left for the rest of the request.
+#[derive(Debug, Default)]
+pub struct StepState {
+    /// The current path and query, and the last rewrite's match.
+    pub path: PathState,
+    /// The regex location's match and the path it matched, once a `last`
+    /// rewrite routed the request again (else `RequestCtx::captures` over
+    /// the request path).
+    pub location: Option<(Captures, String)>,
+    /// Path and query for the upstream when they differ from the client's.
+    pub upstream_target: Option<String>,
+}
+
+/// An answer greenlight sends itself.
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Body.
+    pub body: String,
+    /// Extra headers (`Location`, `Content-Type`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The first exact host name of site `site` (`$server_name`).
+fn server_name(snap: &Snapshot, site: Option<usize>) -> &str {
+    site.and_then(|s| snap.config.sites.get(s))
+        .and_then(|s| {
+            s.hosts.iter().find_map(|h| match h {
+                HostPattern::Exact(n) => Some(n.as_str()),
+                _ => None,
+            })
+        })
+        .unwrap_or("")
+}
+
+/// The variables of this request as the plan left them.
+fn var_cx<'a>(session: &'a Session, ctx: &'a RequestCtx, snap: &'a Snapshot) -> VarCx<'a> {
+    let req = session.req_header();
+    let mut cx = VarCx {
+        tls: ctx.tls,
+        client_ip: Some(super::client_ip(session, ctx)),
+        server_port: session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.port()),
+        server_name: server_name(snap, ctx.site),
+        ..VarCx::of_request(req)
+    };
+    if let Some(st) = ctx.steps.as_deref() {
+        cx.uri = &st.path.path;
+        cx.args = st.path.args.as_deref();
+        cx.last = st.path.last.as_ref().map(|(c, s)| Match {
+            captures: c,
+            subject: s,
+        });
+        cx.location = st.location.as_ref().map(|(c, s)| Match {
+            captures: c,
+            subject: s,
+        });
+    } else {
+        cx.location = ctx.captures.as_ref().map(|c| Match {
+            captures: c,
+            subject: req.uri.path(),
+        });
+    }
+    cx
+}
+
+/// The plan of route `route` of site `site` (file-order indexes).
+fn plan(snap: &Snapshot, site: usize, route: usize) -> Option<&Plan> {
+    Some(&snap.config.sites.get(site)?.routes.get(route)?.plan)
+}
+
+/// The site's own plan.
+fn site_plan(snap: &Snapshot, site: usize) -> Option<&SitePlan> {
+    Some(&snap.config.sites.get(site)?.plan)
+}
+
+/// The plan of the request's route, if it has one.
+fn plan_of<'a>(snap: &'a Snapshot, ctx: &RequestCtx) -> Option<&'a Plan> {
+    plan(snap, ctx.site?, ctx.route?)
+}
+
+/// Runs the plan of a routed request: rewrites (routing again after
+/// `last`), then a local terminal. `Ok(decision)` goes on to the upstream
+/// (or to the usual answers of other decisions); `Err(answer)` is sent.
+pub fn run(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    mut decision: Decision,
+    reroute: impl Fn(&str) -> Decision,
+) -> Result<Decision, Answer> {
+    let mut broke = false;
+    for _ in 0..=MAX_LAST {
+        let Decision::Proxy {
+            site,
+            route,
+            ref captures,
+            ..
+        } = decision
+        else {
+            // A `last` may end on no route: the site's own answer follows.
+            ctx.route = None;
+            return Ok(decision);
+        };
+        let Some(plan) = plan(snap, site, route) else {
+            return Ok(decision);
+        };
+        let rewritten = ctx.steps.is_some();
+        if !rewritten && plan.steps.is_empty() && matches!(plan.terminal, Terminal::Proxy(_)) {
+            return Ok(decision);
+        }
+        ctx.site = Some(site);
+        ctx.route = Some(route);
+        match ctx.steps.as_deref_mut() {
+            // Routed again by `last`: the match is over the rewritten path.
+            Some(st) => st.location = captures.clone().map(|c| (c, st.path.path.clone())),
+            None => ctx.captures = captures.clone(),
+        }
+        if let Some(rw) = plan.rewrites() {
+            let mut st = ctx.steps.take().unwrap_or_else(|| {
+                let req = session.req_header();
+                Box::new(StepState {
+                    path: PathState {
+                        path: req.uri.path().to_string(),
+                        args: req.uri.query().map(str::to_string),
+                        last: None,
+                    },
+                    ..StepState::default()
+                })
+            });
+            let outcome = {
+                let cx = var_cx(session, ctx, snap);
+                rw.run(&mut st.path, &cx)
+            };
+            broke = outcome == Outcome::Break;
+            match outcome {
+                Outcome::Last => {
+                    decision = reroute(&st.path.path);
+                    ctx.steps = Some(st);
+                    continue;
+                }
+                Outcome::Redirect { status, location } => {
+                    ctx.steps = Some(st);
+                    let cx = var_cx(session, ctx, snap);
+                    let location = crate::plan::answer::absolute(location, &cx);
+                    return Err(redirect(status, location));
+                }
+                Outcome::Continue | Outcome::Break => {}
+            }
+            ctx.steps = Some(st);
+        }
+        if let Some(st) = ctx.steps.as_deref_mut() {
+            // nginx: a path changed by `break` goes upstream whole; else the
+            // route's prefix is replaced by `upstream_path`; a path changed
+            // by an earlier route's `last` goes as it is now.
+            let up = plan.rewrites().and_then(|r| r.upstream_path.as_ref());
+            let path = up.filter(|_| !broke).map(|up| up.apply(&st.path.path));
+            let req = session.req_header();
+            let changed = path.is_some()
+                || st.path.path != req.uri.path()
+                || st.path.args.as_deref() != req.uri.query();
+            st.upstream_target = changed.then(|| {
+                let mut target = path.unwrap_or_else(|| st.path.path.clone());
+                if let Some(a) = st.path.args.as_deref() {
+                    target.push('?');
+                    target.push_str(a);
+                }
+                target
+            });
+        }
+        return match &plan.terminal {
+            Terminal::Proxy(_) => Ok(decision),
+            Terminal::Redirect(r) => {
+                let location = r.location(&var_cx(session, ctx, snap));
+                Err(redirect(r.status, location))
+            }
+            Terminal::Respond(r) => Err(Answer {
+                status: r.status,
+                body: r.body(&var_cx(session, ctx, snap)),
+                headers: vec![(
+                    "content-type",
+                    r.content_type.to_str().unwrap_or("text/plain").to_string(),
+                )],
+            }),
+        };
+    }
+    log::error!(
+        "{}: more than {MAX_LAST} `last` rewrites: the route rules loop",
+        session.req_header().uri.path()
+    );
+    Err(Answer {
+        status: 500,
+        body: "500 Internal Server Error: the rewrite rules loop\n".into(),
+        headers: Vec::new(),
+    })
+}
+
+fn redirect(status: u16, location: String) -> Answer {
+    Answer {
+        status,
+        body: format!(
+            "{status} {}: {location}\n",
+            http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Redirect")
+        ),
+        headers: vec![("location", location)],
+    }
+}
+
+/// The request going upstream: the rewritten target, then the request
+/// header steps.
+pub fn to_upstream(
+    session: &Session,
+    req: &mut RequestHeader,
+    ctx: &RequestCtx,
+) -> pingora::Result<()> {
+    let Some(snap) = ctx.snapshot.as_deref() else {
+        return Ok(());
+    };
+    if let Some(target) = ctx
+        .steps
+        .as_deref()
+        .and_then(|s| s.upstream_target.as_deref())
+    {
+        set_target(req, target)?;
+    }
+    let Some(steps) = plan_of(snap, ctx).and_then(Plan::request_headers) else {
+        return Ok(());
+    };
+    steps.apply(req, &var_cx(session, ctx, snap))
+}
+
+/// Replaces the path and query of `req`, keeping scheme and authority.
+fn set_target(req: &mut RequestHeader, target: &str) -> pingora::Result<()> {
+    let pq = http::uri::PathAndQuery::try_from(target).map_err(|e| {
+        pingora::Error::because(
+            pingora::ErrorType::InternalError,
+            format!("rewritten path '{target}' is not a valid request target"),
+            e,
+        )
+    })?;
+    let mut parts = req.uri.clone().into_parts();
+    parts.path_and_query = Some(pq);
+    let uri = http::Uri::from_parts(parts).map_err(|e| {
+        pingora::Error::because(pingora::ErrorType::InternalError, "rewritten URI", e)
+    })?;
+    req.set_uri(uri);
+    Ok(())
+}
+
+/// Response header steps for an answer to the client (from the upstream
+/// or made here): the route's plan, else the site's.
+pub fn to_client(
+    session: &Session,
+    resp: &mut ResponseHeader,
+    ctx: &RequestCtx,
+) -> pingora::Result<()> {
+    let Some(snap) = ctx.snapshot.as_deref() else {
+        return Ok(());
+    };
+    let Some(site) = ctx.site else {
+        return Ok(());
+    };
+    let steps = match ctx.route {
+        Some(r) => plan(snap, site, r).and_then(Plan::response_headers),
+        None => site_plan(snap, site).and_then(|p| p.response_headers.as_ref()),
+    };
+    match steps {
+        Some(s) => s.apply(resp, &var_cx(session, ctx, snap)),
+        None => Ok(()),
+    }
+}

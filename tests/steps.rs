@@ -1,0 +1,347 @@
+//! Route plans through the real binary (issue 13, points 2-5): request and
+//! response header rules, `upstream_path`, regex rewrites, and the answers
+//! greenlight gives itself (`redirect`, `respond`), over HTTP/1.1 and h2 over
+//! TLS, with a reflecting upstream that records what it received.
+
+use crate::support::*;
+use std::net::SocketAddr;
+
+const YAML: &str = r#"
+listeners:
+  http: {address: "127.0.0.1:{HTTP}"}
+  https: {address: "127.0.0.1:{HTTPS}", tls: true}
+admin: {address: "127.0.0.1:{ADMIN}"}
+sites:
+  app:
+    hosts: [app.test]
+    tls: {cert: "{DIR}/app.crt", key: "{DIR}/app.key"}
+    plain_http: serve
+    request_headers:
+      set: {X-Site: site, X-Real-IP: "$remote_addr"}
+      remove: [X-Debug]
+    response_headers:
+      add:
+        Strict-Transport-Security: "max-age=63072000"
+        X-Frame-Options: {value: DENY, always: true}
+      remove: [X-Powered-By]
+    routes:
+      - {path: /, upstream: web}
+      - path: /fixed-host/
+        upstream: web
+        request_headers:
+          set: {Host: backend.internal, X-Site: route}
+          add: {X-Trace: "gl-$request_method"}
+      - path: /host-port/
+        upstream: web
+        request_headers: {set: {Host: "$host:$server_port"}}
+      - {path: /api/, upstream: web, upstream_path: /v1/}
+      - {path: /strip/, upstream: web, upstream_path: /}
+      - path: /old/
+        upstream: web
+        upstream_path: /ignored/
+        rewrite:
+          - {from: "^/old/brk/(.*)$", to: "/new/$1", flag: break}
+          - {from: "^/old/last/(?<rest>.*)$", to: "/api/$rest?from=old", flag: last}
+          - {from: "^/old/perm/(.*)$", to: "/moved/$1", flag: permanent}
+          - {from: "^/old/user/(.*)$", to: "/p/$1", flag: last}
+      - path: /loop/
+        upstream: web
+        rewrite: [{from: "^/loop/(.*)$", to: "/loop/$1", flag: last}]
+      - path: /go
+        redirect: {to: "https://$host$request_uri", status: 301}
+      - path: /healthz
+        respond: {status: 200, body: "ok\n"}
+      - path: /.well-known/matrix/server
+        respond:
+          body: '{"m.server": "$host:443"}'
+          content_type: application/json
+      - path: "~ ^/u/(?<user>[a-z]+)/(\\d+)$"
+        redirect: {to: "/users/$user/$2"}
+      - path: "~ ^/p/(?<user>[a-z]+)$"
+        upstream: web
+        request_headers: {set: {X-User: "$user-$1"}}
+      - {path: /empty, respond: {status: 204}}
+      - {path: /gone, respond: {status: 410}}
+      - {path: /dead/, upstream: dead}
+  bare:
+    hosts: [bare.test]
+    routes:
+      - {path: /, upstream: web}
+      - path: /old/
+        upstream: web
+        rewrite: [{from: "^/old/(.*)$", to: "/plain/$1", flag: last}]
+upstreams:
+  web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
+  dead: {active: main, pools: {main: ["127.0.0.1:{DEAD}"]}}
+"#;
+
+struct Steps {
+    ca: TestCa,
+    web: HttpUpstream,
+    #[allow(dead_code)]
+    dead: DeadUpstream,
+    http: SocketAddr,
+    https: SocketAddr,
+    #[allow(dead_code)]
+    proxy: ProxyProcess,
+}
+
+impl Steps {
+    async fn start() -> Steps {
+        let ca = TestCa::new();
+        ca.issue_to(&["app.test"], ca.dir(), "app");
+        let web = HttpUpstream::start("web").await;
+        let dead = DeadUpstream::new();
+        let ports = free_ports(3);
+        let yaml = fill_ports(
+            &YAML.replace("{DIR}", &ca.dir().display().to_string()),
+            &[
+                ("HTTP", ports[0]),
+                ("HTTPS", ports[1]),
+                ("ADMIN", ports[2]),
+                ("WEB", web.port()),
+                ("DEAD", dead.port()),
+            ],
+        );
+        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let https: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+        let proxy = ProxyProcess::start_ready(&yaml, &[http, https])
+            .await
+            .expect("greenlight starts");
+        Steps {
+            ca,
+            web,
+            dead,
+            http,
+            https,
+            proxy,
+        }
+    }
+
+    async fn h1(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut c = H1Conn::connect(self.http).await.expect("connect");
+        c.request("GET", path, "app.test", headers, b"")
+            .await
+            .expect("response")
+    }
+
+    async fn h2(&self, path: &str) -> Response {
+        let mut c = H2Conn::connect(self.https, "app.test", &self.ca.cert_pem())
+            .await
+            .expect("h2 connect");
+        c.get(path).await.expect("h2 response")
+    }
+
+    fn seen(&self) -> RecordedRequest {
+        self.web
+            .last_request()
+            .expect("the upstream got the request")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_header_rules_reach_the_upstream_over_h1_and_h2() {
+    let s = Steps::start().await;
+    let r = s
+        .h1(
+            "/fixed-host/x",
+            &[
+                ("X-Debug", "1"),
+                ("X-Site", "client"),
+                ("X-Trace", "client"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = s.seen();
+    assert_eq!(seen.header("host"), Some("backend.internal"));
+    assert_eq!(seen.header_all("x-site"), ["route"], "the route's set wins");
+    assert_eq!(seen.header_all("x-trace"), ["client", "gl-GET"]);
+    assert_eq!(seen.header("x-debug"), None);
+    assert_eq!(seen.header("x-real-ip"), Some("127.0.0.1"));
+
+    s.h1("/host-port/x", &[]).await;
+    let want = format!("app.test:{}", s.http.port());
+    assert_eq!(s.seen().header("host"), Some(want.as_str()));
+    assert_eq!(s.seen().header("x-site"), Some("site"), "site rules apply");
+
+    let r = s.h2("/host-port/y").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let want = format!("app.test:{}", s.https.port());
+    assert_eq!(s.seen().header("host"), Some(want.as_str()));
+    s.h2("/fixed-host/z").await;
+    assert_eq!(s.seen().header("host"), Some("backend.internal"));
+    assert_eq!(s.seen().path, "/fixed-host/z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_header_rules_add_on_success_and_always_on_errors() {
+    let s = Steps::start().await;
+    let reply = [("X-Reply-Header", "X-Powered-By: php")];
+    let r = s.h1("/", &reply).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=63072000")
+    );
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(
+        r.header("x-powered-by"),
+        None,
+        "hidden like proxy_hide_header"
+    );
+
+    let r = s.h2("/").await;
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=63072000")
+    );
+
+    // An upstream 404, a 502 greenlight makes: only the `always` header.
+    for (path, status) in [("/status/404", 404), ("/dead/x", 502)] {
+        let r = s.h1(path, &reply).await;
+        assert_eq!(r.status, status, "{path}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("strict-transport-security"), None, "{path}");
+        assert_eq!(r.header("x-powered-by"), None, "{path}");
+    }
+    // Answers greenlight makes on success get them too.
+    let r = s.h1("/healthz", &[]).await;
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=63072000")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_path_replaces_or_strips_the_matched_prefix() {
+    let s = Steps::start().await;
+    s.h1("/api/users?page=2", &[]).await;
+    assert_eq!(s.seen().path, "/v1/users?page=2");
+    s.h1("/strip/a/b", &[]).await;
+    assert_eq!(s.seen().path, "/a/b");
+    s.h2("/api/h2").await;
+    assert_eq!(s.seen().path, "/v1/h2");
+    s.h1("/", &[]).await;
+    assert_eq!(s.seen().path, "/", "a route without rules is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regex_rewrites_break_last_and_permanent() {
+    let s = Steps::start().await;
+    // break: the rewritten path goes upstream whole (upstream_path ignored).
+    s.h1("/old/brk/a?q=1", &[]).await;
+    assert_eq!(s.seen().path, "/new/a?q=1");
+    // last: routes match again; /api/ replaces its prefix; new args first.
+    s.h1("/old/last/b?q=1", &[]).await;
+    assert_eq!(s.seen().path, "/v1/b?from=old&q=1");
+    s.h2("/old/last/c").await;
+    assert_eq!(s.seen().path, "/v1/c?from=old");
+    // last into a route without rules of its own: the new path goes up.
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let r = c.get("/old/x?q=1", "bare.test").await.expect("bare");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(s.seen().path, "/plain/x?q=1");
+    // permanent: a 301 to the rewritten path, made absolute like nginx.
+    let before = s.web.request_count();
+    let r = s.h1("/old/perm/c?q=1", &[]).await;
+    assert_eq!(r.status, 301);
+    let want = format!("http://app.test:{}/moved/c?q=1", s.http.port());
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    // A `last` loop ends in a 500 after 10 rounds.
+    let r = s.h1("/loop/x", &[]).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(
+        s.web.request_count(),
+        before,
+        "nothing reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_and_respond_answer_without_the_upstream() {
+    let s = Steps::start().await;
+    let r = s.h1("/go/x?a=1", &[]).await;
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("https://app.test/go/x?a=1"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+
+    for r in [s.h1("/healthz", &[]).await, s.h2("/healthz").await] {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "ok\n");
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    }
+    // No body, no Content-Length on a 204; the connection stays usable.
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let r = c.get("/empty", "app.test").await.expect("204");
+    assert_eq!((r.status, r.header("content-length")), (204, None));
+    let r = c
+        .get("/gone", "app.test")
+        .await
+        .expect("410 on the same connection");
+    assert_eq!((r.status, r.text().as_str()), (410, "410 Gone\n"));
+    let r = s.h2("/.well-known/matrix/server").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json()["m.server"], "app.test:443");
+    assert_eq!(s.web.request_count(), 0, "no request reached the upstream");
+}
+
+#[test]
+fn check_names_an_unknown_variable_at_its_line_and_column() {
+    let yaml = r#"
+listeners:
+  http: {address: "127.0.0.1:8080"}
+sites:
+  app:
+    hosts: [app.test]
+    routes:
+      - path: /
+        upstream: web
+        request_headers:
+          set:
+            X-Real-IP: "ip=$remote_adr"
+      - path: /go
+        redirect: {to: "https://${hots}/", status: 301}
+  bare:
+    hosts: [bare.test]
+    routes:
+      - {path: /, upstream: web}
+      - path: /old/
+        upstream: web
+        rewrite: [{from: "^/old/(.*)$", to: "/plain/$1", flag: last}]
+upstreams:
+  web: {active: main, pools: {main: ["127.0.0.1:8081"]}}
+"#;
+    let (_dir, path) = proxy::temp_config(yaml);
+    let p = path.display().to_string();
+    let out = run_cli(&["check", "-c", &p]);
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    // Line 12: the quote is at column 24, so `$` (after `ip=`) is at 28.
+    assert!(
+        text.contains(&format!("{p}:12:28: unknown variable `$remote_adr`")),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `$remote_addr`?"), "{text}");
+    assert!(
+        text.contains(&format!("{p}:14:33: unknown variable `$hots`")),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regex_location_captures_feed_templates_also_after_last() {
+    let s = Steps::start().await;
+    let r = s.h1("/u/bob/42?x=1", &[]).await;
+    assert_eq!(r.status, 302, "{}", r.text());
+    let want = format!("http://app.test:{}/users/bob/42", s.http.port());
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    s.h2("/p/amy").await;
+    assert_eq!(s.seen().header("x-user"), Some("amy-amy"));
+    // `last` routes /p/zed again: the regex location matched the new path.
+    s.h1("/old/user/zed", &[]).await;
+    assert_eq!(s.seen().header("x-user"), Some("zed-zed"));
+    assert_eq!(s.seen().path, "/p/zed", "the rewritten path goes upstream");
+}
