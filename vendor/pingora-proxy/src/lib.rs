@@ -95,6 +95,7 @@ mod proxy_custom;
 mod proxy_h1;
 mod proxy_h2;
 mod prepared_body; // greenlight patch: request buffering
+mod write_gate; // greenlight patch: slow readers
 mod proxy_purge;
 mod proxy_trait;
 mod upgraded;
