@@ -391,36 +391,37 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
-        // greenlight patch: the upstream is read only when the pipe has room
-        // (back-pressure: a client that does not read stops the reads, and
-        // no piece waits outside the pipe); a closed pipe lets the read and
-        // the send below report it as before.
+        // greenlight patch: the upstream is read only when the pipe is empty,
+        // or holds just the response header (so that a small response's
+        // header and body still reach the client in one write), and the
+        // client half is not stuck writing (write_gate.rs). A client that
+        // does not read then holds the piece being written and nothing more;
+        // a closed pipe lets the read and the send below report it as before.
         let mut pipe_closed = false;
-        // greenlight patch: the size of the next body read (write_gate.rs).
-        let mut read_limit = crate::write_gate::FIRST_READ;
+        let mut header_queued = false;
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
-            // greenlight patch: while the client half is stuck writing, nothing
-            // is read (write_gate.rs), and the idle read buffer is let go.
+            // greenlight patch: see above; the idle read buffer is let go
+            // while the client half is stuck.
             let stalled = !response_done && !pipe_closed && gate.is_writing();
             if stalled {
                 client_session.release_idle_body_buf();
-                read_limit = crate::write_gate::FIRST_READ;
             }
-            client_session.set_body_read_limit(read_limit);
+            let queued = tx.max_capacity() - tx.capacity();
+            let room = pipe_closed || queued == 0 || (queued == 1 && header_queued);
             tokio::select! {
-                permit = tx.reserve(), if !response_done && !pipe_closed && tx.capacity() == 0 => {
-                    // greenlight patch: room again; the read is enabled next turn.
-                    pipe_closed = permit.is_err();
+                permits = tx.reserve_many(tx.max_capacity()), if !response_done && !room => {
+                    // greenlight patch: the pipe is empty again; the read is
+                    // enabled next turn.
+                    pipe_closed = permits.is_err();
                 },
 
                 // greenlight patch: the write ended; the read is enabled next turn.
-                _ = gate.ended(), if stalled && tx.capacity() > 0 => {},
+                _ = gate.ended(), if stalled && room => {},
 
-                res = client_session.read_response_task(), if !response_done && (pipe_closed || (tx.capacity() > 0 && !stalled)) => {
-                    // greenlight patch: pieces grow while the client keeps up.
-                    read_limit = crate::write_gate::next_read(read_limit);
+                res = client_session.read_response_task(), if !response_done && room && !stalled => {
+                    header_queued = matches!(res, Ok(HttpTask::Header(..))); // greenlight patch
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();

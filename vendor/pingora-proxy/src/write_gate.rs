@@ -11,18 +11,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The first body read of a response, and the first after a stalled write,
-/// takes at most this much; each read after it doubles the size, up to the
-/// session's full piece (32 KiB). What waits for a client that stalls is
-/// then about the piece that met the stall, while a client that keeps up
-/// gets full pieces after two reads.
-pub(crate) const FIRST_READ: usize = 8 * 1024;
-
-/// The read size after `current`.
-pub(crate) fn next_read(current: usize) -> usize {
-    current.saturating_mul(2)
-}
-use tokio::sync::Notify;
 
 /// Shared by the two halves of one proxied request.
 #[derive(Default)]

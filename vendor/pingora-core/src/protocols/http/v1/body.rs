@@ -148,9 +148,6 @@ pub struct BodyReader {
     pub body_state: ParseState,
     pub body_buf: Option<BytesMut>,
     pub body_buf_size: usize,
-    /// greenlight patch: when not 0, reads of a body framed by length or by
-    /// close take at most this many bytes (see `set_read_limit`).
-    read_limit: usize,
     rewind_buf_len: usize,
     upstream: bool,
     body_buf_overread: Option<BytesMut>,
@@ -162,7 +159,6 @@ impl BodyReader {
             body_state: PS::ToStart,
             body_buf: None,
             body_buf_size: BODY_BUFFER_SIZE,
-            read_limit: 0, // greenlight patch
             rewind_buf_len: 0,
             upstream,
             body_buf_overread: None,
@@ -234,22 +230,6 @@ impl BodyReader {
         let idle = matches!(self.body_state, PS::Partial(..) | PS::UntilClose(..));
         if idle && self.rewind_buf_len == 0 {
             self.body_buf = None;
-        }
-    }
-
-    /// greenlight patch: the most the next reads of a body framed by length
-    /// or by close take (0 = `body_buf_size`). A proxy that forwards to a
-    /// client it has just seen stall reads small pieces first, so that what
-    /// waits in memory for that client stays small. Chunked bodies ignore it:
-    /// their reads are sized by the chunk parser.
-    pub fn set_read_limit(&mut self, limit: usize) {
-        self.read_limit = limit;
-    }
-
-    fn limited_read_size(&self) -> usize {
-        match self.read_limit {
-            0 => self.body_buf_size,
-            limit => limit.min(self.body_buf_size),
         }
     }
 
@@ -439,7 +419,7 @@ impl BodyReader {
         // is left of this body and leave anything past it on the stream
         let read_size = match self.body_state {
             PS::Partial(_, remaining) if !self.upstream => remaining.min(self.body_buf_size),
-            _ => self.limited_read_size(), // greenlight patch
+            _ => self.body_buf_size,
         };
         if n == 0 {
             /* Need to actually read */
@@ -496,7 +476,7 @@ impl BodyReader {
         self.rewind_buf_len = 0; // we only need to read rewind data once
         if n == 0 {
             /* Need to actually read */
-            let read_size = self.limited_read_size(); // greenlight patch
+            let read_size = self.body_buf_size;
             let body_buf = self.prepare_buf_for_io(read_size);
             n = stream
                 .take(read_size as u64)

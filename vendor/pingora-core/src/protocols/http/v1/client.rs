@@ -521,12 +521,6 @@ impl HttpSession {
         self.body_reader.release_idle_buf();
     }
 
-    /// greenlight patch: caps the size of the next body reads (see
-    /// `BodyReader::set_read_limit`; 0 = the full piece).
-    pub fn set_body_read_limit(&mut self, limit: usize) {
-        self.body_reader.set_read_limit(limit);
-    }
-
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
         let read = self.read_body_ref().await?;
         Ok(read.map(Bytes::copy_from_slice))
