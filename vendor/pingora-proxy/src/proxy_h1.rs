@@ -392,11 +392,11 @@ where
         let mut send_error = None;
         let mut upgraded = false;
         // greenlight patch: the upstream is read only when the pipe is empty,
-        // or holds just the response header (so that a small response's
-        // header and body still reach the client in one write), and the
-        // client half is not stuck writing (write_gate.rs). A client that
-        // does not read then holds the piece being written and nothing more;
-        // a closed pipe lets the read and the send below report it as before.
+        // or holds just the header of a small response (so that its header
+        // and body reach the client in one write), and the client half is not
+        // stuck writing (write_gate.rs). A client that does not read then
+        // holds the piece being written and nothing more; a closed pipe lets
+        // the read and the send below report it as before.
         let mut pipe_closed = false;
         let mut header_queued = false;
 
@@ -421,7 +421,8 @@ where
                 _ = gate.ended(), if stalled && room => {},
 
                 res = client_session.read_response_task(), if !response_done && room && !stalled => {
-                    header_queued = matches!(res, Ok(HttpTask::Header(..))); // greenlight patch
+                    // greenlight patch: see `header_may_share`.
+                    header_queued = matches!(&res, Ok(HttpTask::Header(h, _)) if crate::write_gate::header_may_share(h));
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
