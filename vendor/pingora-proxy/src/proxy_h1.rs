@@ -158,11 +158,11 @@ where
             Err(e) => return (false, false, Some(e)),
         };
 
-        // greenlight patch: the response pipe holds two tasks, not four, and
-        // the upstream half reads only when it has room (back-pressure, see
-        // `proxy_handle_upstream`): a client that reads slowly holds at most
-        // the pipe and the batch being written (issue #12). Two, so a small
-        // response's header and body still reach the client in one write.
+        // greenlight patch: the response pipe holds one task, not four, and
+        // the upstream half reads only when it is empty and the client half
+        // is not stuck writing (back-pressure, see `proxy_handle_upstream`
+        // and write_gate.rs): a client that reads slowly holds the piece
+        // being written and nothing more (issue #12).
         let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(RESPONSE_TASK_BUFFER_SIZE);
         let (tx_downstream, rx_downstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
 
@@ -391,14 +391,12 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
-        // greenlight patch: the upstream is read only when the pipe is empty,
-        // or holds just the header of a small response (so that its header
-        // and body reach the client in one write), and the client half is not
-        // stuck writing (write_gate.rs). A client that does not read then
-        // holds the piece being written and nothing more; a closed pipe lets
-        // the read and the send below report it as before.
+        // greenlight patch: the upstream is read only when the pipe (one task)
+        // is empty and the client half is not stuck writing (write_gate.rs):
+        // a client that does not read then holds the piece being written and
+        // nothing more. A closed pipe lets the read and the send below report
+        // it as before.
         let mut pipe_closed = false;
-        let mut header_queued = false;
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
@@ -408,21 +406,16 @@ where
             if stalled {
                 client_session.release_idle_body_buf();
             }
-            let queued = tx.max_capacity() - tx.capacity();
-            let room = pipe_closed || queued == 0 || (queued == 1 && header_queued);
             tokio::select! {
-                permits = tx.reserve_many(tx.max_capacity()), if !response_done && !room => {
-                    // greenlight patch: the pipe is empty again; the read is
-                    // enabled next turn.
-                    pipe_closed = permits.is_err();
+                permit = tx.reserve(), if !response_done && !pipe_closed && tx.capacity() == 0 => {
+                    // greenlight patch: room again; the read is enabled next turn.
+                    pipe_closed = permit.is_err();
                 },
 
                 // greenlight patch: the write ended; the read is enabled next turn.
-                _ = gate.ended(), if stalled && room => {},
+                _ = gate.ended(), if stalled && tx.capacity() > 0 => {},
 
-                res = client_session.read_response_task(), if !response_done && room && !stalled => {
-                    // greenlight patch: see `header_may_share`.
-                    header_queued = matches!(&res, Ok(HttpTask::Header(h, _)) if crate::write_gate::header_may_share(h));
+                res = client_session.read_response_task(), if !response_done && (pipe_closed || (tx.capacity() > 0 && !stalled)) => {
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();

@@ -10,7 +10,7 @@
 //! the halves still overlap fully for it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-
+use tokio::sync::Notify;
 
 /// Shared by the two halves of one proxied request.
 #[derive(Default)]
