@@ -80,8 +80,8 @@ use pingora_error::{Error, ErrorSource, ErrorType::*, OrErr, Result};
 
 const TASK_BUFFER_SIZE: usize = 4;
 /// greenlight patch: upstream -> client pieces waiting in the HTTP/1 pipe
-/// (see `proxy_h1.rs`); was `TASK_BUFFER_SIZE`.
-const RESPONSE_TASK_BUFFER_SIZE: usize = 2;
+/// (see `proxy_h1.rs` and `write_gate.rs`); was `TASK_BUFFER_SIZE`.
+const RESPONSE_TASK_BUFFER_SIZE: usize = 1;
 
 /// Caps per-proxy padding and one-time shutdown fan-out on very large hosts.
 const MAX_SHUTDOWN_NOTIFY_SHARDS: usize = 256;
@@ -95,6 +95,7 @@ mod proxy_custom;
 mod proxy_h1;
 mod proxy_h2;
 mod prepared_body; // greenlight patch: request buffering
+mod write_gate; // greenlight patch: slow readers
 mod proxy_purge;
 mod proxy_trait;
 mod upgraded;

@@ -158,11 +158,11 @@ where
             Err(e) => return (false, false, Some(e)),
         };
 
-        // greenlight patch: the response pipe holds two tasks, not four, and
-        // the upstream half reads only when it has room (back-pressure, see
-        // `proxy_handle_upstream`): a client that reads slowly holds at most
-        // the pipe and the batch being written (issue #12). Two, so a small
-        // response's header and body still reach the client in one write.
+        // greenlight patch: the response pipe holds one task, not four, and
+        // the upstream half reads only when it is empty and the client half
+        // is not stuck writing (back-pressure, see `proxy_handle_upstream`
+        // and write_gate.rs): a client that reads slowly holds the piece
+        // being written and nothing more (issue #12).
         let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(RESPONSE_TASK_BUFFER_SIZE);
         let (tx_downstream, rx_downstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
 
@@ -171,6 +171,9 @@ where
         // Shared signal so the upstream half can distinguish an expected task-pipe
         // closure (the downstream half finished and dropped rx) from an unexpected one.
         let pipe_state = Arc::new(AtomicU8::new(PipeState::Active as u8));
+        // greenlight patch: the upstream half reads only while the client half
+        // is not stuck writing (see write_gate.rs).
+        let gate = Arc::new(crate::write_gate::WriteGate::default());
 
         // start bi-directional streaming
         let ret = tokio::try_join!(
@@ -182,6 +185,7 @@ where
                 &mut downstream_custom_message_writer,
                 &mut downstream_custom_message_reader,
                 pipe_state.clone(),
+                gate.clone(),
             ),
             self.proxy_handle_upstream(
                 client_session,
@@ -189,6 +193,7 @@ where
                 rx_downstream,
                 pipe_state,
                 first_response_task,
+                gate.clone(),
             ),
         );
 
@@ -366,6 +371,7 @@ where
         mut rx: mpsc::Receiver<HttpTask>,
         pipe_state: Arc<AtomicU8>,
         first_response_task: Option<HttpTask>,
+        gate: Arc<crate::write_gate::WriteGate>, // greenlight patch
     ) -> Result<bool>
     where
         SV: ProxyHttp + Send + Sync,
@@ -385,21 +391,31 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
-        // greenlight patch: the upstream is read only when the pipe has room
-        // (back-pressure: a client that does not read stops the reads, and
-        // no piece waits outside the pipe); a closed pipe lets the read and
-        // the send below report it as before.
+        // greenlight patch: the upstream is read only when the pipe (one task)
+        // is empty and the client half is not stuck writing (write_gate.rs):
+        // a client that does not read then holds the piece being written and
+        // nothing more. A closed pipe lets the read and the send below report
+        // it as before.
         let mut pipe_closed = false;
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
+            // greenlight patch: see above; the idle read buffer is let go
+            // while the client half is stuck.
+            let stalled = !response_done && !pipe_closed && gate.is_writing();
+            if stalled {
+                client_session.release_idle_body_buf();
+            }
             tokio::select! {
                 permit = tx.reserve(), if !response_done && !pipe_closed && tx.capacity() == 0 => {
                     // greenlight patch: room again; the read is enabled next turn.
                     pipe_closed = permit.is_err();
                 },
 
-                res = client_session.read_response_task(), if !response_done && (pipe_closed || tx.capacity() > 0) => {
+                // greenlight patch: the write ended; the read is enabled next turn.
+                _ = gate.ended(), if stalled && tx.capacity() > 0 => {},
+
+                res = client_session.read_response_task(), if !response_done && (pipe_closed || (tx.capacity() > 0 && !stalled)) => {
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
@@ -591,6 +607,7 @@ where
             Box<dyn futures::Stream<Item = Result<Bytes>> + Unpin + Send + Sync + 'static>,
         >,
         pipe_state: Arc<AtomicU8>,
+        gate: Arc<crate::write_gate::WriteGate>, // greenlight patch
     ) -> Result<bool>
     where
         SV: ProxyHttp + Send + Sync,
@@ -767,6 +784,7 @@ where
                 task = async { next_upstream_task.take() }, if next_upstream_task.is_some() => {
                     debug!("buffered upstream event: {:?}", task);
                     if let Some(t) = task {
+                        let _writing = gate.begin(); // greenlight patch: see write_gate.rs
                         let Some(response_done) = self.process_upstream_tasks(
                             session,
                             ctx,
@@ -792,6 +810,7 @@ where
                     debug!("upstream event: {:?}", task);
                     if let Some(t) = task {
                         let upgraded = session.was_upgraded();
+                        let _writing = gate.begin(); // greenlight patch: see write_gate.rs
                         let Some(response_done) = self.process_upstream_tasks(
                             session,
                             ctx,

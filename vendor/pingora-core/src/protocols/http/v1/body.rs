@@ -219,6 +219,20 @@ impl BodyReader {
         }
     }
 
+    /// greenlight patch: frees the read buffer while no byte in it is still
+    /// needed, so a response that waits for a slow client does not also hold
+    /// an empty 32 KiB buffer; the next read allocates it again. Only for
+    /// bodies framed by length or by close: there every read starts with an
+    /// empty buffer ([`Self::prepare_buf_for_io`]), while a chunked body may
+    /// keep part of a chunk head in it between reads, and bytes read with the
+    /// header (`rewind_buf_len`) wait in it for the first read.
+    pub fn release_idle_buf(&mut self) {
+        let idle = matches!(self.body_state, PS::Partial(..) | PS::UntilClose(..));
+        if idle && self.rewind_buf_len == 0 {
+            self.body_buf = None;
+        }
+    }
+
     pub fn init_chunked(&mut self, buf_to_rewind: &[u8]) {
         self.body_state = PS::Chunked(0, 0, 0, 0);
         self.prepare_buf(buf_to_rewind);

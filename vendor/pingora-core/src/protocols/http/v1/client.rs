@@ -515,6 +515,12 @@ impl HttpSession {
     }
 
     /// Similar to [`Self::read_body_ref`] but return `Bytes` instead of a slice reference.
+    /// greenlight patch: lets go of the body read buffer while it holds
+    /// nothing still needed (see `BodyReader::release_idle_buf`).
+    pub fn release_idle_body_buf(&mut self) {
+        self.body_reader.release_idle_buf();
+    }
+
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
         let read = self.read_body_ref().await?;
         Ok(read.map(Bytes::copy_from_slice))
