@@ -129,11 +129,7 @@ fn import_exit_codes_follow_the_contract() {
 /// directives (exact and regex locations, `return`, `proxy_pass` with a
 /// URI part, `rewrite`, `proxy_set_header`, `add_header … always`) is
 /// imported, run by the real binary and answers like nginx would.
-/// Ignored until the plan keys (`respond`, `redirect`, `upstream_path`,
-/// `rewrite`, `request_headers`, `response_headers`, location modifiers)
-/// load: they are built in parallel with the importer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the route-plan keys of issue #13 in the loader; run with --ignored once merged"]
 async fn an_imported_site_answers_like_nginx() {
     let app = HttpUpstream::start("app").await;
     let ports = free_ports(2);
