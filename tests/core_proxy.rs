@@ -212,6 +212,51 @@ async fn a_tls_site_redirects_plain_requests_to_https() {
     assert_eq!(s.web.request_count(), 0, "a redirect never reaches the app");
 }
 
+/// `plain_http: redirect 301` keeps the status an imported nginx
+/// `return 301 https://$host$request_uri` had (the default is 308).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_redirect_uses_the_status_written() {
+    let ca = TestCa::new();
+    ca.issue_to(&["old.test"], ca.dir(), "old");
+    let web = HttpUpstream::start("web").await;
+    let ports = free_ports(3);
+    let yaml = fill_ports(
+        &r#"
+listeners:
+  http: {address: "127.0.0.1:{HTTP}"}
+  https: {address: "127.0.0.1:{HTTPS}", tls: true}
+admin: {address: "127.0.0.1:{ADMIN}"}
+sites:
+  old:
+    hosts: [old.test]
+    tls: {cert: "{DIR}/old.crt", key: "{DIR}/old.key"}
+    plain_http: redirect 301
+    routes: [{path: /, upstream: web}]
+upstreams:
+  web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
+"#
+        .replace("{DIR}", &ca.dir().display().to_string()),
+        &[
+            ("HTTP", ports[0]),
+            ("HTTPS", ports[1]),
+            ("ADMIN", ports[2]),
+            ("WEB", web.port()),
+        ],
+    );
+    let http: std::net::SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let https: std::net::SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let _proxy = ProxyProcess::start_ready(&yaml, &[http, https])
+        .await
+        .expect("greenlight starts");
+    let r = http_get(http, "old.test", "/a/b?c=d").await.expect("resp");
+    assert_eq!(r.status, 301, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://old.test:{}/a/b?c=d", https.port()).as_str())
+    );
+    assert_eq!(web.request_count(), 0, "a redirect never reaches the app");
+}
+
 async fn exchange(ws: &mut WsClient, rounds: usize) {
     for i in 0..rounds {
         let msg = format!("message {i}");

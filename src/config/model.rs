@@ -206,8 +206,9 @@ pub enum TlsSource {
 /// What plain listeners do with requests for a TLS site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlainHttp {
-    /// 308 Permanent Redirect to the https URL.
-    Redirect,
+    /// A redirect to the https URL with this status (308 unless written
+    /// `redirect 301` etc., as nginx's `return 301 https://…` is).
+    Redirect(u16),
     /// Proxy the request as on the TLS listener.
     Serve,
 }

@@ -443,17 +443,16 @@ fn validate_sites(
             );
         }
         let plain_http = match &site.plain_http {
-            None => PlainHttp::Redirect,
-            Some(p) => match p.value.as_str() {
-                "redirect" => PlainHttp::Redirect,
-                "serve" => PlainHttp::Serve,
-                other => {
+            None => PlainHttp::Redirect(308),
+            Some(p) => match plain_http_mode(&p.value) {
+                Some(mode) => mode,
+                None => {
                     ds.error(
                         pos(p),
-                        format!("plain_http '{other}' is not known"),
-                        "use `redirect` or `serve`",
+                        format!("plain_http '{}' is not known", p.value),
+                        "use `redirect` (308), `redirect 301` (or 302, 303, 307, 308), or `serve`",
                     );
-                    PlainHttp::Redirect
+                    PlainHttp::Redirect(308)
                 }
             },
         };
@@ -574,6 +573,45 @@ fn validate_tls(t: &Spanned<FileTls>, ds: &mut Diagnostics) -> Option<TlsSource>
                     None
                 }
             }
+        }
+    }
+}
+
+/// `redirect`, `redirect NNN` (a redirect status) or `serve`.
+fn plain_http_mode(value: &str) -> Option<PlainHttp> {
+    let mut words = value.split_whitespace();
+    let mode = match (words.next()?, words.next()) {
+        ("serve", None) => PlainHttp::Serve,
+        ("redirect", None) => PlainHttp::Redirect(308),
+        ("redirect", Some(code)) => match code.parse() {
+            Ok(c @ (301 | 302 | 303 | 307 | 308)) => PlainHttp::Redirect(c),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    words.next().is_none().then_some(mode)
+}
+
+#[cfg(test)]
+mod plain_http_tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_takes_a_redirect_status_or_serve() {
+        assert_eq!(plain_http_mode("redirect"), Some(PlainHttp::Redirect(308)));
+        assert_eq!(
+            plain_http_mode("redirect 301"),
+            Some(PlainHttp::Redirect(301))
+        );
+        assert_eq!(plain_http_mode("serve"), Some(PlainHttp::Serve));
+        for bad in [
+            "redirect 200",
+            "redirect 301 x",
+            "serve 301",
+            "redirect301",
+            "",
+        ] {
+            assert_eq!(plain_http_mode(bad), None, "{bad:?}");
         }
     }
 }

@@ -365,8 +365,8 @@ pub(crate) enum SiteTls<'a> {
 /// What plain listeners do for a TLS site.
 #[derive(Debug, Clone)]
 pub(crate) struct PlainHttp {
-    /// `redirect` or `serve`.
-    pub mode: &'static str,
+    /// `redirect`, `redirect NNN` or `serve`.
+    pub mode: String,
     /// Trailing comment saying where it came from.
     pub detail: String,
 }

@@ -269,7 +269,7 @@ fn to_https_elsewhere<'a>(
     }
     ctx.note(
         r,
-        format!("'{}' became plain_http: redirect on the TLS site of these hosts: greenlight redirects to https on the same host (status 308), where that site answers as nginx's TLS server did", shown(r)),
+        format!("'{}' became plain_http: redirect on the TLS site of these hosts: greenlight redirects to https on the same host (with nginx's status), where that site answers as nginx's TLS server did", shown(r)),
     );
     Some((r, *status))
 }
@@ -373,6 +373,25 @@ fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [
             *slot = None;
         }
     }
+    // No server says `default_server`, has `server_name _` or lacks a name:
+    // nginx then answers unknown hosts with the first server block of the
+    // port, so the first site is the default (greenlight has one default
+    // site for all listeners; nginx one per port — the note says so).
+    if chosen.is_none()
+        && let Some((i, site)) = slots
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, s)| s.as_mut().map(|s| (i, s)))
+        && let Some(info) = infos.get(i)
+    {
+        chosen = Some(ctx.at(info.d));
+        site.default =
+            Some("the first server block: nginx's default server for its port".to_string());
+        ctx.note(
+            info.d,
+            "no server block says default_server, so nginx answers unknown hosts with the first one: it became the default site (default: true; greenlight has one default site for all ports)",
+        );
+    }
     for (i, info) in infos.iter().enumerate() {
         let is_site = slots.get(i).is_some_and(Option::is_some);
         let redirects = !info.redirects.is_empty() || info.scheme_redirect.is_some();
@@ -443,7 +462,12 @@ fn plain_http<'a>(
     redirects: &RedirectMap<'a>,
 ) -> Option<PlainHttp> {
     let redirect = |(d, code): (&'a Directive, u16)| PlainHttp {
-        mode: "redirect",
+        // nginx's own status is kept (`return 301` stays 301).
+        mode: if code == 308 {
+            "redirect".to_string()
+        } else {
+            format!("redirect {code}")
+        },
         detail: format!("from {} (return {code})", ctx.at(d)),
     };
     if info.has_plain {
@@ -452,13 +476,13 @@ fn plain_http<'a>(
         }
         let d = info.first_plain_listen.unwrap_or(info.d);
         return Some(PlainHttp {
-            mode: "serve",
+            mode: "serve".to_string(),
             detail: format!("from {} (the server also listens on plain HTTP)", ctx.at(d)),
         });
     }
     if let Some(d) = merged {
         return Some(PlainHttp {
-            mode: "serve",
+            mode: "serve".to_string(),
             detail: format!(
                 "from {} (a plain-HTTP server block for the same hosts)",
                 ctx.at(d)

@@ -319,7 +319,7 @@ fn common_if_shapes_convert() {
              proxy_pass http://127.0.0.1:1; } }",
     );
     assert!(
-        y.contains("plain_http: redirect  # from t.conf:1 (return 301)"),
+        y.contains("plain_http: redirect 301  # from t.conf:1 (return 301)"),
         "{y}"
     );
     assert!(

@@ -196,7 +196,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["return"],
         Terminal,
-        "3xx with a URL → `redirect: {to, status}`; other codes → `respond: {status, body}`; a plain-HTTP server that only redirects to `https://$host$request_uri` → `plain_http: redirect` on the TLS site (greenlight answers 308)",
+        "3xx with a URL → `redirect: {to, status}`; other codes → `respond: {status, body}`; a plain-HTTP server that only redirects to `https://$host$request_uri` → `plain_http: redirect NNN` on the TLS site, with nginx's status (`redirect` alone is 308)",
     ),
     e(
         &["rewrite"],

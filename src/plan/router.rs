@@ -297,7 +297,8 @@ pub enum Decision {
         /// Site index.
         site: usize,
     },
-    /// Plain request for a TLS site with `plain_http: redirect`: 308.
+    /// Plain request for a TLS site with `plain_http: redirect` (308 unless
+    /// another status is written).
     Redirect {
         /// Site index.
         site: usize,
@@ -428,7 +429,7 @@ impl Router {
             return Decision::NoSite;
         };
         let s = &self.sites[site];
-        if !input.tls && s.tls && s.plain_http == PlainHttp::Redirect {
+        if !input.tls && s.tls && matches!(s.plain_http, PlainHttp::Redirect(_)) {
             return Decision::Redirect { site };
         }
         match s.find_route(input.path) {

@@ -18,6 +18,7 @@ mod answers;
 mod body;
 mod client;
 pub mod connections;
+mod ctx;
 pub mod headers;
 mod record;
 mod steps;
@@ -25,16 +26,17 @@ mod tunnel;
 mod upgrade;
 pub mod websocket;
 
-use crate::metrics::{GaugeGuard, RouteMetrics};
+use crate::metrics::RouteMetrics;
 use crate::plan::router::{Decision, RouteInput};
-use crate::state::{Snapshot, StateHandle};
+use crate::state::StateHandle;
 use crate::tls::SniName;
-use crate::upstream::conns::{ConnId, DrainKill};
-use crate::upstream::{InflightGuard, Pool, Upstream};
+use crate::upstream::conns::ConnId;
+use crate::upstream::{InflightGuard, Upstream};
 use answers::{error_body, error_kind, https_location, slash_location, status_for};
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use client::client_ip;
+pub use ctx::RequestCtx;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
@@ -87,88 +89,6 @@ impl GreenlightProxy {
                     format!("upstream '{}' has no open pool", stale.config.name),
                 )
             })
-    }
-}
-
-/// Per-request state, alive until after `logging()`.
-#[derive(Default)]
-pub struct RequestCtx {
-    snapshot: Option<Arc<Snapshot>>,
-    site: Option<usize>,
-    upstream: Option<Arc<Upstream>>,
-    pool: Option<Arc<Pool>>,
-    /// The servers this request tried and its balancing state.
-    attempts: crate::upstream::balance::Attempts,
-    server_idx: Option<usize>,
-    guard: Option<InflightGuard>,
-    tls: bool,
-    max_body: Option<u64>,
-    body_seen: u64,
-    /// Request body buffering and streaming state ([`body`]).
-    body: body::BodyState,
-    /// Set by a drain deadline that ended this request's upstream connection.
-    drain_kill: Option<DrainKill>,
-    /// Server-to-client WebSocket framing, tracked once upgraded.
-    frames: Option<websocket::FrameTracker>,
-    started: Option<Instant>,
-    upstream_started: Option<Instant>,
-    route: Option<usize>,
-    /// Capture spans of the regex location that chose the route (over the
-    /// request path), for the plan's later steps.
-    captures: Option<crate::plan::Captures>,
-    pool_idx: usize,
-    request_id: Option<String>,
-    websocket_gauge: Option<GaugeGuard>,
-    /// Set for upgrade requests: the tunnel's idle limit (`None` = none).
-    tunnel_idle: Option<Option<std::time::Duration>>,
-    /// The upgraded tunnel took this request's state (see [`tunnel`]).
-    handed_over: bool,
-    /// The real client IP (see [`client`]); set first thing in `request_filter`.
-    pub(crate) client_ip: Option<std::net::IpAddr>,
-    /// A trusted proxy named the client in `X-Real-IP`: it is passed on.
-    real_ip_from_proxy: bool,
-    /// Path rewriting state, only for routes that rewrite ([`steps`]).
-    steps: Option<Box<steps::StepState>>,
-}
-
-impl RequestCtx {
-    /// The metric handles this request records into.
-    fn route_metrics(&self) -> Option<&RouteMetrics> {
-        let snap = self.snapshot.as_deref()?;
-        Some(match (self.site, self.route) {
-            (Some(site), Some(route)) => snap
-                .router
-                .site(site)
-                .metrics(route, self.pool_idx)
-                .unwrap_or(&snap.router.site(site).local_metrics),
-            (Some(site), None) => &snap.router.site(site).local_metrics,
-            _ => &snap.router.none_metrics,
-        })
-    }
-
-    fn upstream_name(&self) -> &str {
-        self.upstream
-            .as_deref()
-            .map_or("-", |u| u.config.name.as_str())
-    }
-    fn pool_name(&self) -> &str {
-        self.pool.as_deref().map_or("-", |p| p.name.as_str())
-    }
-    fn server_tls_name(&self) -> &str {
-        match (self.pool.as_deref(), self.server_idx) {
-            (Some(p), Some(i)) => p
-                .servers()
-                .get(i)
-                .and_then(|s| s.tls_name.as_deref())
-                .unwrap_or("-"),
-            _ => "-",
-        }
-    }
-    fn server_label(&self) -> &str {
-        match (self.pool.as_deref(), self.server_idx) {
-            (Some(p), Some(i)) => p.servers().get(i).map_or("-", |s| s.label.as_str()),
-            _ => "-",
-        }
     }
 }
 
@@ -387,8 +307,16 @@ impl ProxyHttp for GreenlightProxy {
                 ctx.site = Some(site);
                 client::resolve_for_site(session, ctx, &snapshot, site);
                 let location = https_location(&snapshot, site, host.as_deref(), session);
-                let body = format!("308 Permanent Redirect: {location}\n");
-                return respond(session, ctx, 308, body, &[("location", location)], false).await;
+                let status = match snapshot.router.site(site).plain_http {
+                    crate::config::model::PlainHttp::Redirect(status) => status,
+                    crate::config::model::PlainHttp::Serve => 308,
+                };
+                let reason = http::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("Redirect");
+                let body = format!("{status} {reason}: {location}\n");
+                return respond(session, ctx, status, body, &[("location", location)], false).await;
             }
             Decision::AddSlash { site } => {
                 ctx.site = Some(site);
