@@ -81,7 +81,7 @@ use pingora_error::{Error, ErrorSource, ErrorType::*, OrErr, Result};
 const TASK_BUFFER_SIZE: usize = 4;
 /// greenlight patch: upstream -> client pieces waiting in the HTTP/1 pipe
 /// (see `proxy_h1.rs` and `write_gate.rs`); was `TASK_BUFFER_SIZE`.
-const RESPONSE_TASK_BUFFER_SIZE: usize = 1;
+const RESPONSE_TASK_BUFFER_SIZE: usize = 2;
 
 /// Caps per-proxy padding and one-time shutdown fan-out on very large hosts.
 const MAX_SHUTDOWN_NOTIFY_SHARDS: usize = 256;

@@ -158,11 +158,12 @@ where
             Err(e) => return (false, false, Some(e)),
         };
 
-        // greenlight patch: the response pipe holds one task, not four, and
-        // the upstream half reads only when it is empty and the client half
-        // is not stuck writing (back-pressure, see `proxy_handle_upstream`
-        // and write_gate.rs): a client that reads slowly holds the piece
-        // being written and nothing more (issue #12).
+        // greenlight patch: the response pipe holds two tasks, not four, and
+        // the upstream half reads only when it is empty (or holds a small
+        // response's header) and the client half is not stuck writing
+        // (back-pressure, see `proxy_handle_upstream` and write_gate.rs): a
+        // client that reads slowly holds about the piece being written
+        // (issue #12).
         let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(RESPONSE_TASK_BUFFER_SIZE);
         let (tx_downstream, rx_downstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
 
@@ -319,6 +320,7 @@ where
             &mut serve_from_cache,
             &mut range_body_filter,
             &mut response_state,
+            None, // greenlight patch: no upstream half is running
         )
         .await?;
         if !session.was_upgraded() {
@@ -391,12 +393,14 @@ where
         let mut upstream_can_reuse = true;
         let mut send_error = None;
         let mut upgraded = false;
-        // greenlight patch: the upstream is read only when the pipe (one task)
-        // is empty and the client half is not stuck writing (write_gate.rs):
-        // a client that does not read then holds the piece being written and
-        // nothing more. A closed pipe lets the read and the send below report
-        // it as before.
+        // greenlight patch: the upstream is read only when the pipe is empty,
+        // or holds just the header of a small response (so that its header
+        // and body reach the client in one write), and the client half is not
+        // stuck writing (write_gate.rs). A client that does not read then
+        // holds about the piece being written; a closed pipe lets the read and
+        // the send below report it as before.
         let mut pipe_closed = false;
+        let mut header_queued = false;
 
         /* duplex mode, wait for either to complete */
         while !request_done || !response_done {
@@ -406,16 +410,21 @@ where
             if stalled {
                 client_session.release_idle_body_buf();
             }
+            let queued = tx.max_capacity() - tx.capacity();
+            let room = pipe_closed || queued == 0 || (queued == 1 && header_queued);
             tokio::select! {
-                permit = tx.reserve(), if !response_done && !pipe_closed && tx.capacity() == 0 => {
-                    // greenlight patch: room again; the read is enabled next turn.
-                    pipe_closed = permit.is_err();
+                permits = tx.reserve_many(tx.max_capacity()), if !response_done && !room => {
+                    // greenlight patch: the pipe is empty again; the read is
+                    // enabled next turn.
+                    pipe_closed = permits.is_err();
                 },
 
                 // greenlight patch: the write ended; the read is enabled next turn.
-                _ = gate.ended(), if stalled && tx.capacity() > 0 => {},
+                _ = gate.ended(), if stalled && room => {},
 
-                res = client_session.read_response_task(), if !response_done && (pipe_closed || (tx.capacity() > 0 && !stalled)) => {
+                res = client_session.read_response_task(), if !response_done && room && !stalled => {
+                    // greenlight patch: see `header_may_share`.
+                    header_queued = matches!(&res, Ok(HttpTask::Header(h, _)) if crate::write_gate::header_may_share(h));
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
@@ -524,6 +533,7 @@ where
         serve_from_cache: &mut ServeFromCache,
         range_body_filter: &mut proxy_cache::range_filter::RangeBodyFilter,
         response_state: &mut ResponseStateMachine,
+        gate: Option<&crate::write_gate::WriteGate>, // greenlight patch
     ) -> Result<Option<bool>>
     where
         SV: ProxyHttp + Send + Sync,
@@ -548,7 +558,6 @@ where
                 break; // upstream closed
             }
         }
-
         /* run filters before sending to downstream */
         let mut filtered_tasks = Vec::with_capacity(TASK_BUFFER_SIZE);
         for mut t in tasks {
@@ -588,6 +597,8 @@ where
             return Ok(None);
         }
 
+        // greenlight patch: the upstream half sees this write (write_gate.rs).
+        let _writing = gate.map(|g| g.begin());
         let response_done = session.write_response_tasks(filtered_tasks).await?;
 
         Ok(Some(response_done))
@@ -784,7 +795,6 @@ where
                 task = async { next_upstream_task.take() }, if next_upstream_task.is_some() => {
                     debug!("buffered upstream event: {:?}", task);
                     if let Some(t) = task {
-                        let _writing = gate.begin(); // greenlight patch: see write_gate.rs
                         let Some(response_done) = self.process_upstream_tasks(
                             session,
                             ctx,
@@ -793,6 +803,7 @@ where
                             &mut serve_from_cache,
                             &mut range_body_filter,
                             &mut response_state,
+                            Some(&gate), // greenlight patch
                         ).await? else {
                             // nothing sent downstream e.g. serve_from_cache
                             continue;
@@ -810,7 +821,6 @@ where
                     debug!("upstream event: {:?}", task);
                     if let Some(t) = task {
                         let upgraded = session.was_upgraded();
-                        let _writing = gate.begin(); // greenlight patch: see write_gate.rs
                         let Some(response_done) = self.process_upstream_tasks(
                             session,
                             ctx,
@@ -819,6 +829,7 @@ where
                             &mut serve_from_cache,
                             &mut range_body_filter,
                             &mut response_state,
+                            Some(&gate), // greenlight patch
                         ).await? else {
                             // nothing sent downstream e.g. serve_from_cache
                             continue;

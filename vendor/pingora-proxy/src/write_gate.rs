@@ -10,7 +10,22 @@
 //! the halves still overlap fully for it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use pingora_http::ResponseHeader;
 use tokio::sync::Notify;
+
+/// Whether a response header may wait in the pipe together with the first
+/// body piece: only for a response that announces a body of at most one
+/// piece (32 KiB), so that a small answer goes out in one write (over h2,
+/// one flush) while larger ones move one piece at a time.
+pub(crate) fn header_may_share(header: &ResponseHeader) -> bool {
+    const ONE_PIECE: u64 = 32 * 1024;
+    header
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|len| len > 0 && len <= ONE_PIECE)
+}
 
 /// Shared by the two halves of one proxied request.
 #[derive(Default)]
