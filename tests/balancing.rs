@@ -8,22 +8,8 @@ use crate::support::*;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
-/// A config with one site routing everything to upstream `app`, whose body
-/// (`active`, `pools`, other keys) is `upstream` (indented 4 spaces).
-fn yaml(http: u16, admin: u16, upstream: &str) -> String {
-    format!(
-        "listeners:\n  http: {{address: \"127.0.0.1:{http}\"}}\nadmin: {{address: \"127.0.0.1:{admin}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: app}}]}}\nupstreams:\n  app:\n{upstream}"
-    )
-}
-
 async fn start(upstream: &str) -> (ProxyProcess, SocketAddr, SocketAddr) {
-    let ports = free_ports(2);
-    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-    let p = ProxyProcess::start_ready(&yaml(ports[0], ports[1], upstream), &[http, admin])
-        .await
-        .expect("starts");
-    (p, http, admin)
+    start_single_upstream("app", upstream).await
 }
 
 /// Which upstream served a GET of `path` (its `x-upstream`).

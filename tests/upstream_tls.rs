@@ -12,20 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-fn yaml(http: u16, admin: u16, upstream: &str) -> String {
-    format!(
-        "listeners:\n  http: {{address: \"127.0.0.1:{http}\"}}\nadmin: {{address: \"127.0.0.1:{admin}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: api}}]}}\nupstreams:\n  api:\n{upstream}"
-    )
-}
-
 async fn start(upstream: &str) -> (ProxyProcess, SocketAddr, SocketAddr) {
-    let ports = free_ports(2);
-    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-    let p = ProxyProcess::start_ready(&yaml(ports[0], ports[1], upstream), &[http, admin])
-        .await
-        .expect("starts");
-    (p, http, admin)
+    start_single_upstream("api", upstream).await
 }
 
 /// The lines of the proxy's log that contain `needle`.

@@ -41,7 +41,7 @@ pub use client::{H1Conn, H2Conn, Response, h2_get, http_get, metric_sum, metrics
 pub use ports::{free_addr, free_port, free_ports};
 pub use proxy::{
     KillOnDrop, ProxyProcess, StartError, admin_cli, fill_ports, greenlight_bin, run_cli,
-    successor_pid,
+    start_single_upstream, successor_pid,
 };
 pub use raw_upstream::RawUpstream;
 pub use tls::{

@@ -476,3 +476,24 @@ pub fn fill_ports(template: &str, values: &[(&str, u16)]) -> String {
     }
     out
 }
+
+/// greenlight with one plain listener and an admin address, whose one
+/// (default) site sends everything to the upstream `name`; `upstream` is
+/// that upstream's YAML body (`active`, `pools`, other keys), indented four
+/// spaces. Returns the process, the listener and the admin address.
+pub async fn start_single_upstream(
+    name: &str,
+    upstream: &str,
+) -> (ProxyProcess, SocketAddr, SocketAddr) {
+    let ports = crate::support::free_ports(2);
+    let (http, admin) = (ports[0], ports[1]);
+    let yaml = format!(
+        "listeners:\n  http: {{address: \"127.0.0.1:{http}\"}}\nadmin: {{address: \"127.0.0.1:{admin}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: {name}}}]}}\nupstreams:\n  {name}:\n{upstream}"
+    );
+    let http: SocketAddr = ([127, 0, 0, 1], http).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
+    let p = ProxyProcess::start_ready(&yaml, &[http, admin])
+        .await
+        .expect("greenlight starts");
+    (p, http, admin)
+}
