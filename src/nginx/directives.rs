@@ -126,6 +126,11 @@ pub(crate) fn proxy_header_note(d: &Directive) -> Option<String> {
                     "greenlight sets X-Forwarded-Host itself"
                 }
                 ("upgrade", "$http_upgrade") => "greenlight forwards WebSocket upgrades itself",
+                // `Upgrade "websocket"` in a WebSocket location: greenlight
+                // manages the header (hop-by-hop) and forwards the client's own.
+                ("upgrade", _) => {
+                    "greenlight forwards a client's WebSocket upgrade itself (a fixed Upgrade value is not sent on other requests)"
+                }
                 ("connection", "upgrade" | "$connection_upgrade" | "$http_connection") => {
                     "greenlight forwards WebSocket upgrades itself"
                 }

@@ -266,6 +266,23 @@ fn benign_directives_are_notes() {
     }
 }
 
+/// A WebSocket location that sets `Upgrade "websocket"` by hand: greenlight
+/// manages that header, so the output must not carry it (check refuses it).
+#[test]
+fn a_fixed_upgrade_header_is_built_in_not_a_request_header_rule() {
+    let (y, w, n) = run(
+        "server { listen 80; server_name a.test; location /ws { proxy_pass http://127.0.0.1:1;\n\
+           proxy_set_header Upgrade \"websocket\"; proxy_set_header Connection \"Upgrade\"; } }",
+    );
+    assert!(w.is_empty(), "{w:#?}");
+    assert!(!y.contains("Upgrade:"), "{y}");
+    assert!(
+        n.iter().any(|n| n.contains("'proxy_set_header Upgrade")),
+        "{n:#?}"
+    );
+    crate::config::load_str(std::path::Path::new("t.yaml"), &y).expect("check accepts it");
+}
+
 #[test]
 fn access_log_off_at_http_level_turns_the_log_off() {
     let (y, _, _) = run(
