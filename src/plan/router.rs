@@ -302,6 +302,8 @@ pub enum Decision {
     Redirect {
         /// Site index.
         site: usize,
+        /// The redirect's status (`plain_http: redirect NNN`).
+        status: u16,
     },
     /// The path names a prefix route without its trailing slash: 301 to the
     /// same URL with the slash (nginx's auto-redirect).
@@ -429,8 +431,8 @@ impl Router {
             return Decision::NoSite;
         };
         let s = &self.sites[site];
-        if !input.tls && s.tls && matches!(s.plain_http, PlainHttp::Redirect(_)) {
-            return Decision::Redirect { site };
+        if let (false, true, PlainHttp::Redirect(status)) = (input.tls, s.tls, s.plain_http) {
+            return Decision::Redirect { site, status };
         }
         match s.find_route(input.path) {
             PathMatch::Route(route, captures) => Decision::Proxy {

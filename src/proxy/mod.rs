@@ -303,14 +303,10 @@ impl ProxyHttp for GreenlightProxy {
                 let body = "421 Misdirected Request: this connection was made for another host\n";
                 return respond(session, ctx, 421, body.into(), &[], true).await;
             }
-            Decision::Redirect { site } => {
+            Decision::Redirect { site, status } => {
                 ctx.site = Some(site);
                 client::resolve_for_site(session, ctx, &snapshot, site);
                 let location = https_location(&snapshot, site, host.as_deref(), session);
-                let status = match snapshot.router.site(site).plain_http {
-                    crate::config::model::PlainHttp::Redirect(status) => status,
-                    crate::config::model::PlainHttp::Serve => 308,
-                };
                 let reason = http::StatusCode::from_u16(status)
                     .ok()
                     .and_then(|s| s.canonical_reason())

@@ -125,7 +125,10 @@ fn tls_site_on_plain_listener_redirects_unless_serve() {
     let r = router();
     assert_eq!(
         go(&r, "secure.test", "/only/x", false, None),
-        Decision::Redirect { site: 1 }
+        Decision::Redirect {
+            site: 1,
+            status: 308
+        }
     );
     assert!(matches!(
         go(&r, "example.com", "/", false, None),
@@ -470,6 +473,9 @@ fn the_421_check_uses_certificate_semantics_while_routing_uses_nginx_ones() {
     // Plain HTTP has no certificate to compare.
     assert!(matches!(
         go(&r, "www.example.org", "/", false, None),
-        Decision::Redirect { site: 2 }
+        Decision::Redirect {
+            site: 2,
+            status: 308
+        }
     ));
 }

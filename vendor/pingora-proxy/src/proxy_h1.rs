@@ -558,6 +558,7 @@ where
                 break; // upstream closed
             }
         }
+
         /* run filters before sending to downstream */
         let mut filtered_tasks = Vec::with_capacity(TASK_BUFFER_SIZE);
         for mut t in tasks {
