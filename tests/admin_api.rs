@@ -113,6 +113,9 @@ fn refused(r: &Response, rule: &str) {
     assert!(msg.contains(rule), "error should name {rule:?}: {msg}");
 }
 
+/// Request header fields, as [`Admin::call`] takes them.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 const SWITCH_TO_DEAD: &str = r#"{"pool":"dead","force":true}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,63 +143,44 @@ async fn cross_site_and_rebinding_requests_are_refused_and_change_nothing() {
         )
         .await;
     refused(&r, "Origin");
-    // Each rule alone is enough.
-    let r = a
-        .call(
-            "POST",
+    // Each rule alone is enough: (path, headers, body, what the error names).
+    let json = ("Content-Type", "application/json");
+    let one_rule: [(&str, Headers, &str, &str); 5] = [
+        (
             path,
-            &host,
             &[("Content-Type", "text/plain")],
             SWITCH_TO_DEAD,
-        )
-        .await;
-    refused(&r, "Content-Type: application/json");
-    let r = a
-        .call(
-            "POST",
+            "Content-Type: application/json",
+        ),
+        (
             path,
-            &host,
             &[("Content-Type", "application/x-www-form-urlencoded")],
             "pool=dead&force=true",
-        )
-        .await;
-    refused(&r, "Content-Type: application/json");
-    let r = a
-        .call(
-            "POST",
+            "Content-Type: application/json",
+        ),
+        (
             "/api/reload",
-            &host,
             &[("Content-Type", "text/plain")],
             "",
-        )
-        .await;
-    refused(&r, "Content-Type: application/json");
-    let r = a
-        .call(
-            "POST",
+            "Content-Type: application/json",
+        ),
+        (
             path,
-            &host,
-            &[
-                ("Content-Type", "application/json"),
-                ("Origin", "http://evil.example"),
-            ],
+            &[json, ("Origin", "http://evil.example")],
             SWITCH_TO_DEAD,
-        )
-        .await;
-    refused(&r, "Origin 'http://evil.example'");
-    let r = a
-        .call(
-            "POST",
+            "Origin 'http://evil.example'",
+        ),
+        (
             path,
-            &host,
-            &[
-                ("Content-Type", "application/json"),
-                ("Sec-Fetch-Site", "cross-site"),
-            ],
+            &[json, ("Sec-Fetch-Site", "cross-site")],
             SWITCH_TO_DEAD,
-        )
-        .await;
-    refused(&r, "Sec-Fetch-Site");
+            "Sec-Fetch-Site",
+        ),
+    ];
+    for (to, headers, body, rule) in one_rule {
+        let r = a.call("POST", to, &host, headers, body).await;
+        refused(&r, rule);
+    }
 
     // DNS rebinding: the page's own name now points at 127.0.0.1, so its
     // requests reach the API with `Host: evil.example:PORT`.

@@ -99,8 +99,9 @@ async fn get_from(from: &str, http: SocketAddr, path: &str) -> String {
     r.header("x-upstream").unwrap_or("-").to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ip_hash_keeps_each_client_network_on_one_server() {
+/// Upstreams `a`, `b` and `c` in one pool balanced by `balance` (its YAML
+/// value), and the proxy in front of them.
+async fn start_three(balance: &str) -> ([HttpUpstream; 3], ProxyProcess, SocketAddr) {
     let ups = [
         HttpUpstream::start("a").await,
         HttpUpstream::start("b").await,
@@ -111,10 +112,16 @@ async fn ip_hash_keeps_each_client_network_on_one_server() {
         .map(|u| format!("\"127.0.0.1:{}\"", u.port()))
         .collect::<Vec<_>>()
         .join(", ");
-    let (_p, http, _) = start(&format!(
-        "    active: main\n    balance: ip_hash\n    pools:\n      main: [{list}]\n"
+    let (p, http, _) = start(&format!(
+        "    active: main\n    balance: {balance}\n    pools:\n      main: [{list}]\n"
     ))
     .await;
+    (ups, p, http)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_hash_keeps_each_client_network_on_one_server() {
+    let (_ups, _p, http) = start_three("ip_hash").await;
     let mut used = HashSet::new();
     for net in 1..=16 {
         let first = get_from(&format!("127.0.{net}.1"), http, "/x").await;
@@ -131,20 +138,7 @@ async fn ip_hash_keeps_each_client_network_on_one_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_on_the_request_uri_keeps_each_uri_on_one_server() {
-    let ups = [
-        HttpUpstream::start("a").await,
-        HttpUpstream::start("b").await,
-        HttpUpstream::start("c").await,
-    ];
-    let list = ups
-        .iter()
-        .map(|u| format!("\"127.0.0.1:{}\"", u.port()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let (_p, http, _) = start(&format!(
-        "    active: main\n    balance: {{hash: \"$request_uri\"}}\n    pools:\n      main: [{list}]\n"
-    ))
-    .await;
+    let (_ups, _p, http) = start_three("{hash: \"$request_uri\"}").await;
     let mut owner: HashMap<String, String> = HashMap::new();
     for round in 0..3 {
         for n in 0..20 {
@@ -311,6 +305,11 @@ async fn a_switch_between_weighted_pools_moves_traffic_and_drains_the_old_one() 
     assert_eq!(order, "g2 g1 g2 ".repeat(2));
     let r = slow.await.expect("task").expect("slow response");
     assert_eq!(r.status, 200, "the request in flight finished on blue");
+    let on = r.header("x-upstream").unwrap_or("-");
+    assert!(
+        on == "b1" || on == "b2",
+        "the answer in flight came from blue, not {on}"
+    );
     eventually(IO_TIMEOUT, "blue is drained", || async move {
         pool_state(admin, "blue").await == "drained"
     })

@@ -358,21 +358,24 @@ async fn proxy_protocol_names_the_client_on_plain_and_tls_listeners_over_h1_and_
 
     // v2 LOCAL (the balancer's own check): the socket's address.
     let mut c = plain_with(s.pp_http, &v2(None)).await;
-    c.get("/pp-local", "app.test").await.expect("response");
+    let r = c.get("/pp-local", "app.test").await.expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.logged_client("/pp-local").await, "127.0.0.1");
 
     // The PROXY source is the peer the trust check sees: a trusted balancer
     // address lets its X-Forwarded-For name the client.
     let mut c = plain_with(s.pp_http, &v1(ip("10.1.2.3"))).await;
-    c.request(
-        "GET",
-        "/pp-trusted",
-        "app.test",
-        &[("X-Forwarded-For", "203.0.113.50")],
-        b"",
-    )
-    .await
-    .expect("response");
+    let r = c
+        .request(
+            "GET",
+            "/pp-trusted",
+            "app.test",
+            &[("X-Forwarded-For", "203.0.113.50")],
+            b"",
+        )
+        .await
+        .expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.logged_client("/pp-trusted").await, "203.0.113.50");
 
     // v1 before TLS, HTTP/1.1.
