@@ -30,9 +30,10 @@ fn template(
     ctx.warn(
         d,
         format!(
-            "'{}' uses {}, which greenlight does not know (it knows $host, $scheme, $request_uri, $uri, $args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, $request_method and regex captures); not converted",
+            "'{}' uses {}, which greenlight does not know (it knows {}); not converted",
             shown(d),
-            vars::list(&unknown)
+            vars::list(&unknown),
+            crate::plan::template::KNOWN
         ),
     );
     None

@@ -1,26 +1,11 @@
 //! nginx variables in values the importer carries over: which ones
-//! greenlight's templates know (the contract's list), `set $v value`
+//! greenlight's templates know (asked of `plan::template`), `set $v value`
 //! resolved at import, and the common spellings greenlight has a direct
 //! form for (`$uri$is_args$args` → `$request_uri`).
 
 use std::collections::HashMap;
 
-/// Variables greenlight templates know by exact name.
-const KNOWN: &[&str] = &[
-    "host",
-    "scheme",
-    "request_uri",
-    "uri",
-    "args",
-    "query_string",
-    "remote_addr",
-    "server_port",
-    "server_name",
-    "request_method",
-];
-
-/// Name prefixes greenlight templates know (`$http_x_y`, `$arg_q`, `$cookie_c`).
-const KNOWN_PREFIXES: &[&str] = &["http_", "arg_", "cookie_"];
+use crate::plan::template::{Scope, Template};
 
 /// Variables set with `set` in the blocks around a value, innermost last.
 #[derive(Debug, Clone, Default)]
@@ -95,14 +80,16 @@ pub(crate) fn refs(value: &str) -> Vec<VarRef> {
 }
 
 /// True when greenlight's templates know `$name`; `captures` are the named
-/// groups of the route's regex (numbered ones are always accepted).
+/// groups of the route's regex (numbered ones are always accepted). Asks
+/// the template parser itself, so the importer never keeps its own copy of
+/// the variable list (which had fallen behind: `$is_args`, `$document_uri`).
 pub(crate) fn known(name: &str, captures: &[String]) -> bool {
-    KNOWN.contains(&name)
-        || KNOWN_PREFIXES
-            .iter()
-            .any(|p| name.len() > p.len() && name.starts_with(p))
-        || (name.len() == 1 && name.bytes().all(|b| b.is_ascii_digit()))
-        || captures.iter().any(|c| c == name)
+    let named: Vec<(String, usize)> = captures.iter().cloned().zip(1..).collect();
+    let scope = Scope {
+        last: &[],
+        location: &named,
+    };
+    Template::parse(&format!("${{{name}}}"), &scope).is_ok()
 }
 
 /// A value made ready for a greenlight template: `set` variables replaced
@@ -199,6 +186,11 @@ mod tests {
         assert!(!known("http_", &[]));
         assert!(!known("proxy_add_x_forwarded_for", &[]));
         assert!(known("slug", &["slug".to_string()]));
+        // The plan's names, all of them: `$is_args` and `$document_uri` too.
+        assert!(known("is_args", &[]));
+        assert!(known("document_uri", &[]));
+        assert!(known("0", &[]) && !known("10", &[]));
+        assert!(!known("slug", &[]));
     }
 
     #[test]
