@@ -85,22 +85,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A plan with no steps that proxies to `upstream`.
-    pub fn proxy(upstream: &str) -> Plan {
-        Plan {
-            steps: Box::new([]),
-            terminal: Terminal::Proxy(upstream.to_string()),
-        }
-    }
-
-    /// The upstream this plan proxies to, if its terminal is a proxy.
-    pub fn upstream(&self) -> Option<&str> {
-        match &self.terminal {
-            Terminal::Proxy(u) => Some(u),
-            _ => None,
-        }
-    }
-
     /// The rewrite step, if any.
     pub fn rewrites(&self) -> Option<&rewrite::Rewrites> {
         self.steps.iter().find_map(|s| match s {
