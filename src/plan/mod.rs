@@ -66,8 +66,8 @@ pub enum Step {
 /// What answers a request once the steps ran: exactly one per route.
 #[derive(Debug)]
 pub enum Terminal {
-    /// Proxy to the upstream of this name (known to exist).
-    Proxy(String),
+    /// Proxy to the route's upstream (`Route::upstream`, known to exist).
+    Proxy,
     /// Answer with a redirect to a rendered location.
     Redirect(answer::Redirect),
     /// Answer with a fixed status and a rendered body.
