@@ -396,7 +396,7 @@ pub(super) fn route_plan(
             };
             ds.error(pos(up), format!("unknown upstream '{}'", up.value), fix);
         }
-        Terminal::Proxy(up.value.clone())
+        Terminal::Proxy
     } else if let Some(rd) = &f.redirect {
         let st = rd.value.status.as_ref().map_or(Some(302), |s| {
             status(
@@ -416,7 +416,7 @@ pub(super) fn route_plan(
         );
         match (to, st) {
             (Some(to), Some(status)) => Terminal::Redirect(Redirect { to, status }),
-            _ => Terminal::Proxy(String::new()),
+            _ => Terminal::Proxy,
         }
     } else if let Some(rs) = &f.respond {
         let st = rs.value.status.as_ref().map_or(Some(200), |s| {
@@ -456,10 +456,10 @@ pub(super) fn route_plan(
                 body: Some(body),
                 content_type,
             }),
-            _ => Terminal::Proxy(String::new()),
+            _ => Terminal::Proxy,
         }
     } else {
-        Terminal::Proxy(String::new())
+        Terminal::Proxy
     };
     if let (Some(up), false) = (&f.upstream_path, f.upstream.is_some()) {
         ds.error(
@@ -573,6 +573,13 @@ mod tests {
                 .steps
                 .iter()
                 .all(|s| matches!(s, Step::ResponseHeaders(_))),
+        );
+        // The `all` above also holds for no steps at all: the site's header
+        // must really be there.
+        assert!(
+            matches!(&*plain.sites[0].routes[0].plan.steps, [Step::ResponseHeaders(h)]
+                if h.add.iter().map(|e| e.name.as_str()).eq(["x-site"])),
+            "a route without steps of its own carries the site's response headers"
         );
     }
 }

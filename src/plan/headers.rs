@@ -72,20 +72,41 @@ pub fn applies(status: u16, always: bool) -> bool {
         )
 }
 
-/// Request headers to the upstream, applied after greenlight's own
-/// forwarding headers (so a rule may replace `X-Forwarded-For` or set
-/// `X-Real-IP`): remove, then set, then add.
-#[derive(Clone, Debug, Default)]
-pub struct RequestHeaderSteps {
+/// Header entries to set and add and names to remove, for one direction:
+/// [`RequestHeaderSteps`] or [`ResponseHeaderSteps`].
+#[derive(Clone, Debug)]
+pub struct HeaderSteps<E> {
     /// Replace (or create); an empty rendered value removes the header.
-    pub set: Vec<(HeaderName, HeaderVal)>,
+    pub set: Vec<E>,
     /// Append another field.
-    pub add: Vec<(HeaderName, HeaderVal)>,
-    /// Remove.
+    pub add: Vec<E>,
+    /// Remove (for responses, nginx `proxy_hide_header`).
     pub remove: Vec<HeaderName>,
 }
 
-impl RequestHeaderSteps {
+impl<E> Default for HeaderSteps<E> {
+    fn default() -> Self {
+        HeaderSteps {
+            set: Vec::new(),
+            add: Vec::new(),
+            remove: Vec::new(),
+        }
+    }
+}
+
+/// A `set`/`add` entry: what [`HeaderSteps::merge`] compares by.
+pub trait HeaderEntry: Clone {
+    /// The header it writes.
+    fn name(&self) -> &HeaderName;
+}
+
+impl HeaderEntry for (HeaderName, HeaderVal) {
+    fn name(&self) -> &HeaderName {
+        &self.0
+    }
+}
+
+impl<E: HeaderEntry> HeaderSteps<E> {
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
@@ -93,18 +114,22 @@ impl RequestHeaderSteps {
 
     /// Site steps, then route steps; a name the route sets or removes drops
     /// the site's entries for it.
-    pub fn merge(site: &RequestHeaderSteps, route: &RequestHeaderSteps) -> RequestHeaderSteps {
-        let overridden = |n: &HeaderName| {
-            route.set.iter().any(|(r, _)| r == n) || route.remove.iter().any(|r| r == n)
+    pub fn merge(site: &Self, route: &Self) -> Self {
+        let overridden =
+            |n: &HeaderName| route.set.iter().any(|r| r.name() == n) || route.remove.contains(n);
+        let keep = |list: &[E]| -> Vec<E> {
+            list.iter()
+                .filter(|e| !overridden(e.name()))
+                .cloned()
+                .collect()
         };
-        let mut out = RequestHeaderSteps::default();
-        out.set
-            .extend(site.set.iter().filter(|(n, _)| !overridden(n)).cloned());
+        let mut out = HeaderSteps {
+            set: keep(&site.set),
+            add: keep(&site.add),
+            remove: site.remove.clone(),
+        };
         out.set.extend(route.set.iter().cloned());
-        out.add
-            .extend(site.add.iter().filter(|(n, _)| !overridden(n)).cloned());
         out.add.extend(route.add.iter().cloned());
-        out.remove.extend(site.remove.iter().cloned());
         out.remove.extend(
             route
                 .remove
@@ -114,7 +139,14 @@ impl RequestHeaderSteps {
         );
         out
     }
+}
 
+/// Request headers to the upstream, applied after greenlight's own
+/// forwarding headers (so a rule may replace `X-Forwarded-For` or set
+/// `X-Real-IP`): remove, then set, then add.
+pub type RequestHeaderSteps = HeaderSteps<(HeaderName, HeaderVal)>;
+
+impl RequestHeaderSteps {
     /// Applies the steps to the request going upstream.
     pub fn apply(&self, req: &mut RequestHeader, cx: &VarCx<'_>) -> Result<()> {
         for n in &self.remove {
@@ -148,48 +180,17 @@ pub struct ResponseHeaderEntry {
     pub always: bool,
 }
 
-/// Response headers to the client: remove (from the upstream's answer),
-/// then set, then add.
-#[derive(Clone, Debug, Default)]
-pub struct ResponseHeaderSteps {
-    /// Append a field (nginx `add_header`).
-    pub add: Vec<ResponseHeaderEntry>,
-    /// Replace (or create).
-    pub set: Vec<ResponseHeaderEntry>,
-    /// Remove (nginx `proxy_hide_header`).
-    pub remove: Vec<HeaderName>,
+impl HeaderEntry for ResponseHeaderEntry {
+    fn name(&self) -> &HeaderName {
+        &self.name
+    }
 }
 
+/// Response headers to the client: remove (from the upstream's answer),
+/// then set, then add (nginx `add_header`).
+pub type ResponseHeaderSteps = HeaderSteps<ResponseHeaderEntry>;
+
 impl ResponseHeaderSteps {
-    /// True when there is nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
-    }
-
-    /// Site steps, then route steps; a name the route sets or removes drops
-    /// the site's entries for it.
-    pub fn merge(site: &ResponseHeaderSteps, route: &ResponseHeaderSteps) -> ResponseHeaderSteps {
-        let overridden = |n: &HeaderName| {
-            route.set.iter().any(|r| r.name == *n) || route.remove.iter().any(|r| r == n)
-        };
-        let mut out = ResponseHeaderSteps::default();
-        out.set
-            .extend(site.set.iter().filter(|h| !overridden(&h.name)).cloned());
-        out.set.extend(route.set.iter().cloned());
-        out.add
-            .extend(site.add.iter().filter(|h| !overridden(&h.name)).cloned());
-        out.add.extend(route.add.iter().cloned());
-        out.remove.extend(site.remove.iter().cloned());
-        out.remove.extend(
-            route
-                .remove
-                .iter()
-                .filter(|n| !site.remove.contains(n))
-                .cloned(),
-        );
-        out
-    }
-
     /// Applies the steps to a response of status `resp.status`.
     pub fn apply(&self, resp: &mut ResponseHeader, cx: &VarCx<'_>) -> Result<()> {
         let status = resp.status.as_u16();

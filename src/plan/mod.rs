@@ -66,8 +66,8 @@ pub enum Step {
 /// What answers a request once the steps ran: exactly one per route.
 #[derive(Debug)]
 pub enum Terminal {
-    /// Proxy to the upstream of this name (known to exist).
-    Proxy(String),
+    /// Proxy to the route's upstream (`Route::upstream`, known to exist).
+    Proxy,
     /// Answer with a redirect to a rendered location.
     Redirect(answer::Redirect),
     /// Answer with a fixed status and a rendered body.
@@ -85,22 +85,6 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A plan with no steps that proxies to `upstream`.
-    pub fn proxy(upstream: &str) -> Plan {
-        Plan {
-            steps: Box::new([]),
-            terminal: Terminal::Proxy(upstream.to_string()),
-        }
-    }
-
-    /// The upstream this plan proxies to, if its terminal is a proxy.
-    pub fn upstream(&self) -> Option<&str> {
-        match &self.terminal {
-            Terminal::Proxy(u) => Some(u),
-            _ => None,
-        }
-    }
-
     /// The rewrite step, if any.
     pub fn rewrites(&self) -> Option<&rewrite::Rewrites> {
         self.steps.iter().find_map(|s| match s {

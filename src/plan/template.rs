@@ -149,14 +149,6 @@ impl Template {
         Ok(Template::from_segments(segments))
     }
 
-    /// A template that is this text only (no variables).
-    pub fn literal(text: &str) -> Template {
-        if text.is_empty() {
-            return Template::from_segments(Vec::new());
-        }
-        Template::from_segments(vec![Segment::Literal(text.into())])
-    }
-
     /// A template of these segments (adjacent literals are kept apart).
     pub fn from_segments(segments: Vec<Segment>) -> Template {
         let literal_len = segments

@@ -133,7 +133,7 @@ pub fn run(
             return Ok(decision);
         };
         let rewritten = ctx.steps.is_some();
-        if !rewritten && plan.steps.is_empty() && matches!(plan.terminal, Terminal::Proxy(_)) {
+        if !rewritten && plan.steps.is_empty() && matches!(plan.terminal, Terminal::Proxy) {
             return Ok(decision);
         }
         ctx.site = Some(site);
@@ -196,7 +196,7 @@ pub fn run(
             });
         }
         return match &plan.terminal {
-            Terminal::Proxy(_) => Ok(decision),
+            Terminal::Proxy => Ok(decision),
             Terminal::Redirect(r) => {
                 let location = r.location(&var_cx(session, ctx, snap));
                 Err(redirect(r.status, location))
