@@ -446,7 +446,7 @@ impl Pool {
     pub fn choose(
         &self,
         attempts: &mut balance::Attempts,
-        key: Option<&balance::RequestKey<'_>>,
+        key: Option<&crate::plan::vars::VarCx<'_>>,
     ) -> Option<usize> {
         self.balancer.choose(&self.servers, attempts, key)
     }
