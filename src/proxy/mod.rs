@@ -403,9 +403,15 @@ impl ProxyHttp for GreenlightProxy {
         // The balancer's choice among the servers that are up and not yet
         // tried by this request (`upstream::balance`).
         let tried_before = ctx.attempts.count > 0;
-        let key = crate::upstream::balance::RequestKey {
-            header: session.req_header(),
-            client: client_ip(session, ctx),
+        // A hash key reads the request as the client sent it.
+        let key = crate::plan::vars::VarCx {
+            tls: ctx.tls,
+            client_ip: Some(client_ip(session, ctx)),
+            server_port: session
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.port()),
+            ..crate::plan::vars::VarCx::of_request(session.req_header())
         };
         if let Some(idx) = pool.choose(&mut ctx.attempts, Some(&key)) {
             ctx.server_idx = Some(idx);

@@ -22,167 +22,59 @@
 //! Nothing here does I/O; the hash key is rendered once per request.
 
 use super::Server;
-use pingora::http::RequestHeader;
+use crate::config::model::Balance;
+use crate::plan::template::{KNOWN, Scope, Segment, Template, Var};
+use crate::plan::vars::VarCx;
 use pingora_ketama::{Bucket, Continuum};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::config::model::Balance;
-
-/// One part of a `hash:` key template.
+/// The key of `balance: {hash: TEMPLATE}`: a [`Template`] compiled at load
+/// (the same syntax and variables as header and redirect values), rendered
+/// once per request from the request as the client sent it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum KeyPart {
-    Text(String),
-    RequestUri,
-    Uri,
-    Args,
-    Host,
-    RemoteAddr,
-    Header(http::HeaderName),
-    Cookie(String),
-    Arg(String),
-}
-
-/// The key of `balance: {hash: TEMPLATE}`, parsed at load time.
-///
-/// Knows `$request_uri`, `$uri`, `$args`, `$host`, `$remote_addr`,
-/// `$http_NAME`, `$cookie_NAME`, `$arg_NAME` (also in `${...}` form) and
-/// literal text between them. To be replaced by `plan::template` once the
-/// shared template engine is merged.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HashKey {
-    parts: Vec<KeyPart>,
-}
-
-/// The variables a `hash:` key may use (for error messages).
-pub const HASH_VARIABLES: &str =
-    "$request_uri, $uri, $args, $host, $remote_addr, $http_NAME, $cookie_NAME, $arg_NAME";
+pub struct HashKey(Template);
 
 impl HashKey {
     /// Parses a key template; `Err` names what is wrong.
-    pub fn parse(template: &str) -> Result<HashKey, String> {
-        let mut parts = Vec::new();
-        let mut text = String::new();
-        let mut rest = template;
-        while let Some(i) = rest.find('$') {
-            text.push_str(&rest[..i]);
-            rest = &rest[i + 1..];
-            let (name, after) = if let Some(r) = rest.strip_prefix('{') {
-                let end = r
-                    .find('}')
-                    .ok_or_else(|| format!("'${{' without '}}' in '{template}'"))?;
-                (&r[..end], &r[end + 1..])
-            } else {
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(rest.len());
-                (&rest[..end], &rest[end..])
-            };
-            let part = variable(name).ok_or_else(|| {
-                format!("unknown variable '${name}' in hash key; known: {HASH_VARIABLES}")
-            })?;
-            if !text.is_empty() {
-                parts.push(KeyPart::Text(std::mem::take(&mut text)));
-            }
-            parts.push(part);
-            rest = after;
+    pub fn parse(text: &str) -> Result<HashKey, String> {
+        let t = Template::parse(text, &Scope::default()).map_err(|e| {
+            format!(
+                "{} in hash key; known variables: {KNOWN}",
+                e.what.replace('`', "'")
+            )
+        })?;
+        let mut vars = t.segments().iter().filter_map(|s| match s {
+            Segment::Var(v) => Some(v),
+            Segment::Literal(_) => None,
+        });
+        if let Some(why) = vars.clone().find_map(unusable) {
+            return Err(format!("hash key '{text}' uses {why}"));
         }
-        text.push_str(rest);
-        if !text.is_empty() {
-            parts.push(KeyPart::Text(text));
-        }
-        if !parts.iter().any(|p| !matches!(p, KeyPart::Text(_))) {
+        if vars.next().is_none() {
             return Err(format!(
-                "hash key '{template}' has no variable, so every request would go to one server"
+                "hash key '{text}' has no variable, so every request would go to one server"
             ));
         }
-        Ok(HashKey { parts })
+        Ok(HashKey(t))
     }
 
-    /// Writes the key of one request into `out`.
-    pub fn render(&self, req: &RequestHeader, client: IpAddr, out: &mut Vec<u8>) {
-        use std::io::Write;
-        let query = req.uri.query().unwrap_or("");
-        for p in &self.parts {
-            match p {
-                KeyPart::Text(t) => out.extend_from_slice(t.as_bytes()),
-                KeyPart::RequestUri => out.extend_from_slice(
-                    req.uri
-                        .path_and_query()
-                        .map_or(req.uri.path(), |pq| pq.as_str())
-                        .as_bytes(),
-                ),
-                KeyPart::Uri => out.extend_from_slice(req.uri.path().as_bytes()),
-                KeyPart::Args => out.extend_from_slice(query.as_bytes()),
-                KeyPart::Host => {
-                    let host = req
-                        .uri
-                        .host()
-                        .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
-                        .unwrap_or("");
-                    // nginx's $host has no port.
-                    let host = match host.find(']') {
-                        Some(end) if host.starts_with('[') => &host[..=end],
-                        _ => host.split(':').next().unwrap_or(host),
-                    };
-                    out.extend_from_slice(host.as_bytes())
-                }
-                KeyPart::RemoteAddr => {
-                    let _ = write!(out, "{client}");
-                }
-                KeyPart::Header(name) => {
-                    if let Some(v) = req.headers.get(name) {
-                        out.extend_from_slice(v.as_bytes());
-                    }
-                }
-                KeyPart::Cookie(name) => {
-                    let found = req
-                        .headers
-                        .get_all(http::header::COOKIE)
-                        .iter()
-                        .filter_map(|v| v.to_str().ok())
-                        .flat_map(|v| v.split(';'))
-                        .filter_map(|kv| kv.trim().split_once('='))
-                        .find(|(k, _)| k == name);
-                    if let Some((_, v)) = found {
-                        out.extend_from_slice(v.as_bytes());
-                    }
-                }
-                KeyPart::Arg(name) => {
-                    let found = query
-                        .split('&')
-                        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
-                        .find(|(k, _)| k == name);
-                    if let Some((_, v)) = found {
-                        out.extend_from_slice(v.as_bytes());
-                    }
-                }
-            }
-        }
+    /// Appends the key of one request to `out`.
+    pub fn render(&self, cx: &VarCx<'_>, out: &mut String) {
+        self.0.render_into(cx, out);
     }
 }
 
-fn variable(name: &str) -> Option<KeyPart> {
-    Some(match name {
-        "request_uri" => KeyPart::RequestUri,
-        "uri" => KeyPart::Uri,
-        "args" | "query_string" => KeyPart::Args,
-        "host" => KeyPart::Host,
-        "remote_addr" => KeyPart::RemoteAddr,
-        _ => {
-            if let Some(h) = name.strip_prefix("http_").filter(|h| !h.is_empty()) {
-                let h = h.replace('_', "-").to_ascii_lowercase();
-                KeyPart::Header(http::HeaderName::from_bytes(h.as_bytes()).ok()?)
-            } else if let Some(c) = name.strip_prefix("cookie_").filter(|c| !c.is_empty()) {
-                KeyPart::Cookie(c.to_string())
-            } else if let Some(a) = name.strip_prefix("arg_").filter(|a| !a.is_empty()) {
-                KeyPart::Arg(a.to_string())
-            } else {
-                return None;
-            }
+/// Why `var` has no place in a hash key, if it has none.
+fn unusable(var: &Var) -> Option<&'static str> {
+    match var {
+        Var::Capture(_) | Var::LastNamed(_) | Var::LocationNamed(_) => {
+            Some("a regex capture, but no regex has matched when a server is chosen")
         }
-    })
+        Var::ServerName => Some("`$server_name`, which is the same for every request of a site"),
+        _ => None,
+    }
 }
 
 /// What one request knows about its server choices across attempts.
@@ -235,14 +127,6 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// The request facts a hash method reads (only at the first attempt).
-pub struct RequestKey<'a> {
-    /// The client's request.
-    pub header: &'a RequestHeader,
-    /// The client's address (`$remote_addr`, `ip_hash`).
-    pub client: IpAddr,
 }
 
 enum Method {
@@ -315,32 +199,32 @@ impl Balancer {
     }
 
     /// The server for the next attempt of a request, or `None` when no
-    /// server is left (all down or tried). `key` is read at the first
-    /// attempt only (hash methods).
+    /// server is left (all down or tried). `key` (the request's variables)
+    /// is read at the first attempt only, by the hash methods.
     pub fn choose(
         &self,
         servers: &[Server],
         a: &mut Attempts,
-        key: Option<&RequestKey<'_>>,
+        key: Option<&VarCx<'_>>,
     ) -> Option<usize> {
         if !a.started {
             a.started = true;
             a.start = self.next.fetch_add(1, Ordering::Relaxed);
-            if let (Method::Ring { ring, hash, .. }, Some(k)) = (&self.method, key) {
-                let mut buf = Vec::with_capacity(64);
-                match hash {
-                    Some(h) => h.render(k.header, k.client, &mut buf),
+            if let (Method::Ring { ring, hash, .. }, Some(cx)) = (&self.method, key) {
+                a.ring_at = match hash {
+                    Some(h) => {
+                        let mut buf = String::new();
+                        h.render(cx, &mut buf);
+                        ring.node_idx(buf.as_bytes())
+                    }
                     // nginx's ip_hash: an IPv4 client's /24 (also when it
                     // arrives IPv4-mapped on an IPv6 listener), an IPv6 one whole.
-                    None => match k.client {
-                        IpAddr::V4(v4) => buf.extend_from_slice(&v4.octets()[..3]),
-                        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                            Some(v4) => buf.extend_from_slice(&v4.octets()[..3]),
-                            None => buf.extend_from_slice(&v6.octets()),
-                        },
+                    None => match cx.client_ip.as_ref().map(IpAddr::to_canonical) {
+                        Some(IpAddr::V4(v4)) => ring.node_idx(&v4.octets()[..3]),
+                        Some(IpAddr::V6(v6)) => ring.node_idx(&v6.octets()),
+                        None => ring.node_idx(&[]),
                     },
-                }
-                a.ring_at = ring.node_idx(&buf);
+                };
             }
         }
         let usable = |i: usize| !a.was_tried(i) && servers[i].health.is_up();
@@ -443,6 +327,7 @@ mod tests {
     use super::*;
     use crate::upstream::Upstream;
     use crate::upstream::tests::upstream_with;
+    use pingora::http::RequestHeader;
     use std::time::Duration;
 
     fn pool(servers: &[(&str, u32, bool)], balance: Balance) -> Upstream {
@@ -454,7 +339,7 @@ mod tests {
     }
 
     /// One request's first choice.
-    fn pick(u: &Upstream, key: Option<&RequestKey<'_>>) -> String {
+    fn pick(u: &Upstream, key: Option<&VarCx<'_>>) -> String {
         label(u, u.active_pool().choose(&mut Attempts::default(), key))
     }
 
@@ -466,6 +351,14 @@ mod tests {
 
     fn request(path: &str) -> RequestHeader {
         RequestHeader::build("GET", path.as_bytes(), None).expect("request")
+    }
+
+    /// The variables of `req` from `client`, as `upstream_peer` passes them.
+    fn key_of(req: &RequestHeader, client: IpAddr) -> VarCx<'_> {
+        VarCx {
+            client_ip: Some(client),
+            ..VarCx::of_request(req)
+        }
     }
 
     #[test]
@@ -577,15 +470,7 @@ mod tests {
             Balance::IpHash,
         );
         let req = request("/");
-        let for_ip = |ip: &str| {
-            pick(
-                &u,
-                Some(&RequestKey {
-                    header: &req,
-                    client: ip.parse().expect("ip"),
-                }),
-            )
-        };
+        let for_ip = |ip: &str| pick(&u, Some(&key_of(&req, ip.parse().expect("ip"))));
         let mut seen = std::collections::HashSet::new();
         for n in 0..50 {
             let ip = format!("10.{n}.7.1");
@@ -611,14 +496,11 @@ mod tests {
         ];
         let u3 = pool(&three, key.clone());
         let u2 = pool(&three[..2], key);
-        let client = "192.0.2.1".parse().expect("ip");
+        let client: IpAddr = "192.0.2.1".parse().expect("ip");
         let mut moved = 0;
         for n in 0..200 {
             let req = request(&format!("/item/{n}?v=1"));
-            let k = RequestKey {
-                header: &req,
-                client,
-            };
+            let k = key_of(&req, client);
             let before = pick(&u3, Some(&k));
             assert_eq!(pick(&u3, Some(&k)), before, "stable");
             let after = pick(&u2, Some(&k));
@@ -636,10 +518,7 @@ mod tests {
         down(&u3, 2);
         for n in 0..50 {
             let req = request(&format!("/item/{n}?v=1"));
-            let k = RequestKey {
-                header: &req,
-                client,
-            };
+            let k = key_of(&req, client);
             assert_eq!(pick(&u3, Some(&k)), pick(&u2, Some(&k)));
         }
     }
@@ -682,12 +561,9 @@ mod tests {
         req.insert_header("host", "example.com:8080").expect("h");
         req.insert_header("cookie", "a=1; sid=abc").expect("h");
         req.insert_header("x-tenant", "t1").expect("h");
-        let mut out = Vec::new();
-        k.render(&req, "192.0.2.1".parse().expect("ip"), &mut out);
-        assert_eq!(
-            String::from_utf8(out).expect("utf8"),
-            "example.com:/a/b|7|abc|t1"
-        );
+        let mut out = String::new();
+        k.render(&key_of(&req, "192.0.2.1".parse().expect("ip")), &mut out);
+        assert_eq!(out, "example.com:/a/b|7|abc|t1");
         assert!(
             HashKey::parse("$nope")
                 .unwrap_err()
@@ -695,5 +571,23 @@ mod tests {
         );
         assert!(HashKey::parse("fixed").is_err());
         assert!(HashKey::parse("${host").is_err());
+        // The shared template's meanings: `$host` lowercase, `$arg_` by any case.
+        let k = HashKey::parse("$host|$arg_ID|$remote_addr").expect("key");
+        let mut req = request("/?id=7");
+        req.insert_header("host", "Example.COM").expect("h");
+        let mut out = String::new();
+        k.render(&key_of(&req, "2001:db8::1".parse().expect("ip")), &mut out);
+        assert_eq!(out, "example.com|7|2001:db8::1");
+        // Nothing that is the same for every request of a site, or needs a match.
+        assert!(
+            HashKey::parse("$uri$1")
+                .unwrap_err()
+                .contains("regex capture")
+        );
+        assert!(
+            HashKey::parse("$server_name$uri")
+                .unwrap_err()
+                .contains("`$server_name`")
+        );
     }
 }

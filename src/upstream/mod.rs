@@ -166,9 +166,8 @@ pub struct Pool {
     pub config: PoolConfig,
     /// Timeouts it was built with (also part of reuse equality).
     timeouts: [Duration; 3],
-    /// Balancing and TLS it was built with (also part of reuse equality).
+    /// Balancing it was built with (also part of reuse equality).
     balance: crate::config::model::Balance,
-    tls_config: Option<crate::config::model::UpstreamTls>,
     /// Active health checks, if configured.
     pub health: health::SharedHealth,
     /// Passive health: failures in a row that take a server out.
@@ -177,8 +176,9 @@ pub struct Pool {
     pub fail_timeout: Duration,
     servers: Vec<Server>,
     /// Chooses a server per request attempt.
-    pub balancer: balance::Balancer,
-    /// TLS to the servers, when the upstream has `tls: true`.
+    balancer: balance::Balancer,
+    /// TLS to the servers, when the upstream has `tls: true` (its settings
+    /// are also part of reuse equality).
     pub tls: Option<Arc<tls::PoolTls>>,
     core: Arc<PoolCore>,
 }
@@ -287,7 +287,6 @@ impl Pool {
             fail_timeout: upstream.fail_timeout,
             balancer: balance::Balancer::new(&upstream.balance, &servers),
             balance: upstream.balance.clone(),
-            tls_config: upstream.tls.clone(),
             tls,
             servers,
             core,
@@ -428,7 +427,7 @@ impl Pool {
             && self.max_fails == upstream.max_fails
             && self.fail_timeout == upstream.fail_timeout
             && self.balance == upstream.balance
-            && self.tls_config == upstream.tls
+            && self.tls.as_ref().map(|t| &t.config) == upstream.tls.as_ref()
     }
 
     /// True when some server is up.
@@ -446,7 +445,7 @@ impl Pool {
     pub fn choose(
         &self,
         attempts: &mut balance::Attempts,
-        key: Option<&balance::RequestKey<'_>>,
+        key: Option<&crate::plan::vars::VarCx<'_>>,
     ) -> Option<usize> {
         self.balancer.choose(&self.servers, attempts, key)
     }
@@ -669,6 +668,22 @@ mod tests {
         assert_eq!(second.active_pool().websockets(), 0);
         let changed = Upstream::build(&upstream(&["127.0.0.1:9"]), Some(&second));
         assert!(!Arc::ptr_eq(changed.active_pool(), second.active_pool()));
+        // Balancing and TLS are part of what a pool was built with.
+        let mut balance = cfg.clone();
+        balance.balance = crate::config::model::Balance::LeastConn;
+        let rebuilt = Upstream::build(&balance, Some(&second));
+        assert!(!Arc::ptr_eq(rebuilt.active_pool(), second.active_pool()));
+        let mut tls = cfg.clone();
+        tls.tls = Some(crate::config::model::UpstreamTls {
+            sni: None,
+            ca: None,
+            verify: false,
+            http2: false,
+        });
+        let rebuilt = Upstream::build(&tls, Some(&second));
+        assert!(!Arc::ptr_eq(rebuilt.active_pool(), second.active_pool()));
+        let again = Upstream::build(&tls, Some(&rebuilt));
+        assert!(Arc::ptr_eq(again.active_pool(), rebuilt.active_pool()));
     }
 
     #[test]
