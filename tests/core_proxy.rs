@@ -213,11 +213,16 @@ async fn a_tls_site_redirects_plain_requests_to_https() {
 }
 
 /// `plain_http: redirect 301` keeps the status an imported nginx
-/// `return 301 https://$host$request_uri` had (the default is 308).
+/// `return 301 https://$host$request_uri` had (the default is 308); the map
+/// form sends every name to one host (`return 301 https://canon$request_uri`),
+/// and `default: https` leaves unknown hosts on plain listeners without a
+/// site (nginx's certbot block answering them 404) while TLS listeners still
+/// have their catch-all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plain_http_redirect_uses_the_status_written() {
+async fn a_plain_http_redirect_uses_the_status_and_target_written() {
     let ca = TestCa::new();
     ca.issue_to(&["old.test"], ca.dir(), "old");
+    ca.issue_to(&["canon.test", "www.canon.test"], ca.dir(), "canon");
     let web = HttpUpstream::start("web").await;
     let ports = free_ports(3);
     let yaml = fill_ports(
@@ -231,6 +236,12 @@ sites:
     hosts: [old.test]
     tls: {cert: "{DIR}/old.crt", key: "{DIR}/old.key"}
     plain_http: redirect 301
+    routes: [{path: /, upstream: web}]
+  canon:
+    hosts: [canon.test, www.canon.test]
+    default: https
+    tls: {cert: "{DIR}/canon.crt", key: "{DIR}/canon.key"}
+    plain_http: {redirect: 302, to: "https://canon.test$request_uri"}
     routes: [{path: /, upstream: web}]
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
@@ -254,7 +265,22 @@ upstreams:
         r.header("location"),
         Some(format!("https://old.test:{}/a/b?c=d", https.port()).as_str())
     );
+    let r = http_get(http, "www.canon.test", "/a/b?c=d")
+        .await
+        .expect("resp");
+    assert_eq!(r.status, 302, "{}", r.text());
+    assert_eq!(r.header("location"), Some("https://canon.test/a/b?c=d"));
+    // No site is the default on plain listeners: unknown hosts get 404 there.
+    let r = http_get(http, "unknown.test", "/").await.expect("resp");
+    assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(web.request_count(), 0, "a redirect never reaches the app");
+    // On TLS listeners `canon` is the catch-all.
+    let mut c = H1Conn::connect_tls(https, "canon.test", &ca.cert_pem())
+        .await
+        .expect("tls");
+    let r = c.get("/", "unknown.test").await.expect("resp");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(web.request_count(), 1);
 }
 
 async fn exchange(ws: &mut WsClient, rounds: usize) {

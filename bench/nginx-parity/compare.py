@@ -6,7 +6,7 @@ upstream was reached and what it saw (method, path, query, Host,
 X-Forwarded-For/-Proto/-Host, X-Real-IP, every proxy_set_header name), and
 the body and Content-Type of a 2xx answer the proxy made itself. Port
 numbers of the run are mapped back to the config's own before comparing.
-Two kinds of difference are intended (greenlight's design, counted equal
+Three kinds of difference are intended (greenlight's design, counted equal
 and reported by name unless --strict): see INTENDED.
 """
 import re
@@ -19,6 +19,10 @@ NOT_COMPARED = {"connection", "keep-alive", "te", "transfer-encoding", "content-
 INTENDED = {
     "websocket-always": "greenlight forwards a WebSocket upgrade on every route; nginx only "
                         "where the config passes Upgrade/Connection (101 vs the upstream's 200)",
+    "forced-upgrade": "nginx sent a fixed Upgrade header (proxy_set_header Upgrade websocket) on "
+                      "a request whose client asked for no upgrade, and passed the upstream's 101 "
+                      "on; greenlight never switches protocols a client did not ask for "
+                      "(RFC 9110 section 7.8) and answers the upstream's 200",
     "forwarded-headers": "greenlight always sends X-Forwarded-For/-Proto/-Host; nginx only the "
                          "ones the config sets (a header nginx did not send at all, or the "
                          "client's X-Forwarded-For that nginx passed on and greenlight appended to)",
@@ -72,6 +76,9 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
     ws_rule = None
     if probe.ws and a["status"] == 200 and a["seen"] is not None and b["status"] == 101:
         ws_rule = "websocket-always"
+    elif (not probe.ws and a["status"] == 101 and b["status"] == 200 and a["seen"] is not None
+          and _hdr(a["seen"]["headers"], "upgrade") is not None):
+        ws_rule = "forced-upgrade"
     diff("status", a["status"], b["status"], ws_rule)
     diff("Location", _url(norm_a(_hdr(a["headers"], "location"))),
          _url(norm_b(_hdr(b["headers"], "location"))))

@@ -194,6 +194,19 @@ class CompareTests(unittest.TestCase):
         diffs, _ = compare.compare(self.P, a, b, ident, ident, [], [], True)
         self.assertEqual(diffs, [("upstream x-forwarded-for", None, "127.0.0.1")])
 
+    def test_a_forced_upgrade_is_intended_only_without_a_client_upgrade(self):
+        seen = {"upstream": "app", "method": "GET", "path": "/", "query": None,
+                "headers": [["host", "e"], ["upgrade", "websocket"]]}
+        gseen = dict(seen, headers=[["host", "e"]])
+        ident = (lambda s: s)
+        a, b = self.answer(101, seen=seen), self.answer(200, seen=gseen)
+        self.assertEqual(compare.compare(self.P, a, b, ident, ident, [], [], False),
+                         ([], {"forced-upgrade"}))
+        # nginx's upstream saw no Upgrade: a real difference.
+        plain = dict(seen, headers=[["host", "e"]])
+        diffs, _ = compare.compare(self.P, self.answer(101, seen=plain), b, ident, ident, [], [], False)
+        self.assertEqual(diffs, [("status", 101, 200)])
+
     def test_added_headers_and_upstream_headers_are_compared(self):
         seen = {"upstream": "app", "method": "GET", "path": "/v1/", "query": None,
                 "headers": [["host", "e"], ["x-real-ip", "127.0.0.1"]]}

@@ -174,12 +174,13 @@ pub struct FileSite {
     /// Host names, wildcards (`*.a.com`, `www.a.*`) and `~regex` names; may be
     /// absent or empty on the default site.
     pub hosts: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Serve unknown hosts.
-    pub default: Option<Spanned<bool>>,
+    /// Serve unknown hosts: `true` (on every listener), `https` (TLS
+    /// listeners only) or `http` (plain listeners only).
+    pub default: Option<Spanned<Scalar>>,
     /// Certificate source.
     pub tls: Option<Spanned<FileTls>>,
-    /// `redirect` or `serve`.
-    pub plain_http: Option<Spanned<String>>,
+    /// `redirect [NNN]`, `serve`, or `{redirect: NNN, to: TEMPLATE}`.
+    pub plain_http: Option<Spanned<FilePlainHttp>>,
     /// Request body limit.
     pub max_body_size: Option<Spanned<Scalar>>,
     /// Pass request headers whose names contain `_` (nginx's directive).
@@ -507,6 +508,57 @@ impl<'de> Deserialize<'de> for FileBalance {
                     }
                 }
                 Ok(FileBalance::Hash(hash, unknown))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `sites.<name>.plain_http`.
+#[derive(Debug)]
+pub enum FilePlainHttp {
+    /// `redirect`, `redirect NNN` or `serve` (anything else, reported by validate).
+    Mode(String),
+    /// `{redirect: NNN, to: TEMPLATE}`: a redirect to another URL than the
+    /// request's own https one; keys the map does not know are kept for the report.
+    Redirect {
+        /// The status (`redirect:`); `None` = 308.
+        status: Option<Spanned<Scalar>>,
+        /// The target (`to:`); `None` when missing.
+        to: Option<Spanned<String>>,
+        /// Unknown keys.
+        unknown: Vec<Spanned<String>>,
+    },
+}
+
+impl<'de> Deserialize<'de> for FilePlainHttp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FilePlainHttp;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`redirect`, `redirect 301`, `serve`, or `{redirect: 301, to: URL}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FilePlainHttp, E> {
+                Ok(FilePlainHttp::Mode(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FilePlainHttp, A::Error> {
+                let (mut status, mut to, mut unknown) = (None, None, Vec::new());
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    match k.value.as_str() {
+                        "redirect" => status = Some(map.next_value()?),
+                        "to" => to = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            unknown.push(k);
+                        }
+                    }
+                }
+                Ok(FilePlainHttp::Redirect {
+                    status,
+                    to,
+                    unknown,
+                })
             }
         }
         d.deserialize_any(V)

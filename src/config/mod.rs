@@ -12,6 +12,7 @@ pub mod model;
 pub mod validate;
 mod validate_client_ip;
 pub mod validate_match;
+mod validate_site;
 mod validate_steps;
 mod validate_upstream;
 mod values;

@@ -213,6 +213,38 @@ pub enum PlainHttp {
     Serve,
 }
 
+/// Which listeners a site is the catch-all of (nginx has a default server
+/// per port; a plain port's default may differ from the TLS one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SiteDefault {
+    /// Not a default site.
+    #[default]
+    No,
+    /// `default: true`: unknown hosts on every listener.
+    All,
+    /// `default: https`: unknown hosts on TLS listeners only.
+    Https,
+    /// `default: http`: unknown hosts on plain listeners only.
+    Http,
+}
+
+impl SiteDefault {
+    /// True when unknown hosts on a listener of this kind come here.
+    pub fn covers(self, tls: bool) -> bool {
+        match self {
+            SiteDefault::No => false,
+            SiteDefault::All => true,
+            SiteDefault::Https => tls,
+            SiteDefault::Http => !tls,
+        }
+    }
+
+    /// True for any default.
+    pub fn any(self) -> bool {
+        self != SiteDefault::No
+    }
+}
+
 /// One site.
 #[derive(Clone, Debug)]
 pub struct SiteConfig {
@@ -221,14 +253,17 @@ pub struct SiteConfig {
     /// Host patterns in file order; empty only for the default site (nginx's
     /// catch-all server).
     pub hosts: Vec<HostPattern>,
-    /// Serves hosts no site names.
-    pub default: bool,
+    /// Serves hosts no site names (on which listeners).
+    pub default: SiteDefault,
     /// Certificate source; `None` for a plain-HTTP-only site.
     pub tls: Option<TlsSource>,
     /// Where `tls:` was written, for certificate errors found later.
     pub tls_origin: Origin,
     /// Behaviour on plain listeners when `tls` is set.
     pub plain_http: PlainHttp,
+    /// Where `plain_http: {redirect: NNN, to: URL}` sends plain requests;
+    /// `None` = the request's own URL on https.
+    pub plain_redirect_to: Option<std::sync::Arc<crate::plan::template::Template>>,
     /// Request body limit in bytes; `None` = unlimited.
     pub max_body_size: Option<u64>,
     /// Request headers with `_` in their names reach the app (nginx's

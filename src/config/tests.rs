@@ -96,8 +96,42 @@ upstreams:
         p,
         vec![
             "g.yaml:9:13: host 'x.test' is listed by sites 'a' and 'b' — each host belongs to one site",
-            "g.yaml:10:14: sites 'a' and 'b' are both `default: true` — keep `default: true` on one site only",
+            "g.yaml:10:14: sites 'a' and 'b' are both the default site on every listener — keep one default per kind of listener: `default: true` on one site, or `https` on one and `http` on another",
             "g.yaml:11:45: route path '/' appears twice in site 'b' — keep one route per location: the second is never chosen",
+        ]
+    );
+}
+
+#[test]
+fn plain_http_and_default_forms_are_checked_with_their_positions() {
+    let yaml = "\
+listeners:
+  http: {address: 127.0.0.1:8080}
+  https: {address: 127.0.0.1:8443, tls: true}
+sites:
+  a:
+    hosts: [a.test]
+    default: both
+    tls: self_signed
+    plain_http: {redirect: 200, to: \"https://$hots$request_uri\", code: 1}
+    routes: [{path: /, upstream: u}]
+  b:
+    hosts: [b.test]
+    tls: self_signed
+    plain_http: {redirect: 301}
+    routes: [{path: /, upstream: u}]
+upstreams:
+  u: {active: p, pools: {p: [127.0.0.1:1]}}
+";
+    let p = problems(yaml);
+    assert_eq!(
+        p,
+        vec![
+            "g.yaml:7:14: default 'both' is not known — use `true` (unknown hosts on every listener), `https` (TLS listeners only) or `http` (plain listeners only)",
+            "g.yaml:9:28: plain_http redirect status '200' is not a redirect — use 301, 302, 303, 307 or 308",
+            "g.yaml:9:46: unknown variable `$hots` in 'https://$hots$request_uri' — did you mean `$host`? Known variables: $host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, $request_method, $1..$9 and named regex captures",
+            "g.yaml:9:66: plain_http has no key 'code' — a plain_http map takes `redirect:` (the status) and `to:` (the URL)",
+            "g.yaml:14:17: plain_http redirect has no `to:` — add `to: \"https://example.com$request_uri\"`, or write `plain_http: redirect` to keep the request's host",
         ]
     );
 }

@@ -403,7 +403,7 @@ fn validate_sites(
     let mut out = Vec::new();
     // Pattern as written -> the site listing it.
     let mut owners: HashMap<String, String> = HashMap::new();
-    let mut default_site: Option<String> = None;
+    let mut defaults = super::validate_site::Defaults::default();
     // From the file, so that a listener with a bad address still counts here
     // and its one problem is not reported twice.
     let has_tls_listener = listeners.iter().any(|l| l.tls)
@@ -421,18 +421,8 @@ fn validate_sites(
     for (name, s) in &file.sites {
         let site = &s.value;
         check_name("site", name, pos(s), ds);
-        let default = site.default.as_ref().is_some_and(|d| d.value);
-        let hosts = super::validate_match::site_hosts(name, s, default, &mut owners, ds);
-        if default {
-            if let Some(other) = &default_site {
-                ds.error(
-                    site.default.as_ref().map(pos).unwrap_or(pos(s)),
-                    format!("sites '{other}' and '{name}' are both `default: true`"),
-                    "keep `default: true` on one site only",
-                );
-            }
-            default_site = Some(name.clone());
-        }
+        let default = super::validate_site::site_default(name, &site.default, &mut defaults, ds);
+        let hosts = super::validate_match::site_hosts(name, s, default.any(), &mut owners, ds);
         let tls = site.tls.as_ref().and_then(|t| validate_tls(t, ds));
         let tls_origin = ds.origin(site.tls.as_ref().map(pos).unwrap_or(pos(s)));
         if tls.is_some() && !has_tls_listener {
@@ -442,27 +432,7 @@ fn validate_sites(
                 "add a listener with `tls: true`, e.g. `https: {address: 0.0.0.0:443, tls: true}`",
             );
         }
-        let plain_http = match &site.plain_http {
-            None => PlainHttp::Redirect(308),
-            Some(p) => match plain_http_mode(&p.value) {
-                Some(mode) => mode,
-                None => {
-                    ds.error(
-                        pos(p),
-                        format!("plain_http '{}' is not known", p.value),
-                        "use `redirect` (308), `redirect 301` (or 302, 303, 307, 308), or `serve`",
-                    );
-                    PlainHttp::Redirect(308)
-                }
-            },
-        };
-        if let (Some(p), None) = (&site.plain_http, &site.tls) {
-            ds.error(
-                pos(p),
-                format!("plain_http is set but site '{name}' has no `tls:`"),
-                "remove plain_http (a plain-HTTP-only site is always served), or add `tls:`",
-            );
-        }
+        let (plain_http, plain_redirect_to) = super::validate_site::plain_http(name, s, ds);
         let max_body_size = match &site.max_body_size {
             None => Some(defaults::MAX_BODY_SIZE),
             Some(v) => match parse_size(&v.value.0) {
@@ -509,6 +479,7 @@ fn validate_sites(
             tls,
             tls_origin,
             plain_http,
+            plain_redirect_to,
             max_body_size,
             underscores_in_headers: site
                 .underscores_in_headers
@@ -573,45 +544,6 @@ fn validate_tls(t: &Spanned<FileTls>, ds: &mut Diagnostics) -> Option<TlsSource>
                     None
                 }
             }
-        }
-    }
-}
-
-/// `redirect`, `redirect NNN` (a redirect status) or `serve`.
-fn plain_http_mode(value: &str) -> Option<PlainHttp> {
-    let mut words = value.split_whitespace();
-    let mode = match (words.next()?, words.next()) {
-        ("serve", None) => PlainHttp::Serve,
-        ("redirect", None) => PlainHttp::Redirect(308),
-        ("redirect", Some(code)) => match code.parse() {
-            Ok(c @ (301 | 302 | 303 | 307 | 308)) => PlainHttp::Redirect(c),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    words.next().is_none().then_some(mode)
-}
-
-#[cfg(test)]
-mod plain_http_tests {
-    use super::*;
-
-    #[test]
-    fn plain_http_takes_a_redirect_status_or_serve() {
-        assert_eq!(plain_http_mode("redirect"), Some(PlainHttp::Redirect(308)));
-        assert_eq!(
-            plain_http_mode("redirect 301"),
-            Some(PlainHttp::Redirect(301))
-        );
-        assert_eq!(plain_http_mode("serve"), Some(PlainHttp::Serve));
-        for bad in [
-            "redirect 200",
-            "redirect 301 x",
-            "serve 301",
-            "redirect301",
-            "",
-        ] {
-            assert_eq!(plain_http_mode(bad), None, "{bad:?}");
         }
     }
 }

@@ -97,7 +97,7 @@ fn template_error(e: &TemplateError, text: &str, at: Pos, ds: &mut Diagnostics) 
 }
 
 /// Parses the template `text` (the value of `s`), reporting a problem.
-fn template<T>(
+pub(super) fn template<T>(
     s: &Spanned<T>,
     fallback: Pos,
     text: &str,

@@ -223,7 +223,12 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
             .get("hosts")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty);
-        if no_hosts && s.get("default") != Some(&Value::Bool(true)) {
+        let default = match s.get("default") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(on)) => on == "https" || on == "http",
+            _ => false,
+        };
+        if no_hosts && !default {
             errs.push(format!("{at}: no hosts and not the default site"));
         }
         if s.get("hosts")

@@ -34,6 +34,8 @@ pub(crate) struct Ctx<'a> {
     pub scope: Scope,
     /// `access_log off` at http level.
     pub access_log_off: Option<&'a Directive>,
+    /// Imported with `--acme`: greenlight answers ACME challenges itself.
+    pub acme: bool,
 }
 
 impl Ctx<'_> {
@@ -384,6 +386,8 @@ pub(crate) struct Site<'a> {
     pub hosts_d: Option<&'a Directive>,
     /// Why it is the default site, when it is.
     pub default: Option<String>,
+    /// `default:`'s value when it is: `true`, `https` or `http`.
+    pub default_on: &'static str,
     /// Certificate settings of a TLS site.
     pub tls: Option<SiteTls<'a>>,
     /// What plain listeners do for a TLS site.
@@ -481,6 +485,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         limits: Vec::new(),
         scope: Scope::Http,
         access_log_off: None,
+        acme: opts.acme_email.is_some(),
     };
     let mut http = HttpLevel::default();
     let mut found = Found::default();

@@ -115,16 +115,15 @@ pub(crate) fn proxy_header_note(d: &Directive) -> Option<String> {
             let h = header.to_ascii_lowercase();
             let v = value.to_ascii_lowercase();
             match (h.as_str(), v.as_str()) {
-                ("host", "$host" | "$http_host") => {
-                    "greenlight forwards the client's Host header unchanged"
-                }
+                // `$host` is not: nginx strips the port and lowercases it.
+                ("host", "$http_host") => "greenlight forwards the client's Host header unchanged",
                 ("x-forwarded-for", "$proxy_add_x_forwarded_for" | "$remote_addr") => {
                     "greenlight adds X-Forwarded-For itself"
                 }
                 ("x-forwarded-proto", "$scheme") => "greenlight sets X-Forwarded-Proto itself",
-                ("x-forwarded-host", "$host" | "$http_host" | "$server_name") => {
-                    "greenlight sets X-Forwarded-Host itself"
-                }
+                // `$host` and `$server_name` are not: nginx sends the name
+                // without the port, or the site's first name.
+                ("x-forwarded-host", "$http_host") => "greenlight sets X-Forwarded-Host itself",
                 ("upgrade", "$http_upgrade") => "greenlight forwards WebSocket upgrades itself",
                 // `Upgrade "websocket"` in a WebSocket location: greenlight
                 // manages the header (hop-by-hop) and forwards the client's own.

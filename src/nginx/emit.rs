@@ -108,7 +108,8 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
             );
         }
         if let Some(why) = &s.default {
-            w.out.line(2, "default: true", Some(why));
+            w.out
+                .line(2, &format!("default: {}", s.default_on), Some(why));
         }
         match &s.tls {
             None => {}

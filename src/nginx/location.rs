@@ -126,10 +126,18 @@ pub(crate) fn location<'a>(
         return;
     }
     if path.starts_with("/.well-known/acme-challenge") {
-        ctx.note(
-            d,
-            format!("location '{spec}' answered certbot's HTTP challenges and is not needed: with `tls: acme` greenlight answers them itself (otherwise renew with certbot's standalone or DNS mode)"),
-        );
+        if ctx.acme {
+            ctx.note(
+                d,
+                format!("location '{spec}' answered certbot's HTTP challenges and is not needed: with `tls: acme` greenlight answers them itself"),
+            );
+        } else {
+            // A real loss: certbot's webroot renewals would fail.
+            ctx.warn(
+                d,
+                format!("directive 'root' of location '{spec}' served certbot's webroot challenges, and greenlight does not serve files: `certbot renew --webroot` would fail; import with --acme EMAIL (greenlight obtains and renews the certificates itself) or renew with certbot's standalone or DNS mode"),
+            );
+        }
         return;
     }
     let captures = if regex {

@@ -44,6 +44,7 @@ mod inherit;
 mod limits;
 mod location;
 mod parse;
+mod plain;
 mod realip;
 mod server;
 mod sites;

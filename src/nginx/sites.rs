@@ -146,6 +146,7 @@ pub(crate) fn build<'a>(
                 hosts,
                 hosts_d: s.server_name,
                 default: None,
+                default_on: "true",
                 tls: None,
                 plain_http: None,
                 body: s.inh.body.clone(),
@@ -167,6 +168,7 @@ pub(crate) fn build<'a>(
     let any_plain = listeners.any_plain();
     let mut names = super::addr::Names::default();
     let mut sites = Vec::new();
+    let mut plain_sources = Vec::new();
     for (i, slot) in slots.into_iter().enumerate() {
         let (Some(mut site), Some(info)) = (slot, infos.get(i)) else {
             continue;
@@ -174,16 +176,25 @@ pub(crate) fn build<'a>(
         site.name = names.alloc(&name_base(&site, info), "site");
         if info.has_tls {
             site.tls = Some(site_tls(ctx, info, opts));
-            site.plain_http = plain_http(ctx, info, &site, merged.get(&i).copied(), &redirects);
+            let (plain, source) =
+                match plain_http(ctx, info, &site, merged.get(&i).copied(), &redirects) {
+                    Some((p, d)) => (Some(p), d),
+                    None => (None, None),
+                };
+            site.plain_http = plain;
+            plain_sources.push(source);
             if site.plain_http.is_none() && any_plain {
                 ctx.warn(
                     info.d,
                     format!("TLS site '{}' had no plain-HTTP server block in nginx, so plain requests for its hosts went to the port's default server; plain_http was left unset (greenlight's default applies): set it to redirect or serve", site.name),
                 );
             }
+        } else {
+            plain_sources.push(None);
         }
         sites.push(site);
     }
+    super::plain::scope_defaults(ctx, infos, &mut sites, &plain_sources);
     sites
 }
 
@@ -389,7 +400,7 @@ fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [
             Some("the first server block: nginx's default server for its port".to_string());
         ctx.note(
             info.d,
-            "no server block says default_server, so nginx answers unknown hosts with the first one: it became the default site (default: true; greenlight has one default site for all ports)",
+            "no server block says default_server, so nginx answers unknown hosts with the first block of each port: this one became the default site",
         );
     }
     for (i, info) in infos.iter().enumerate() {
@@ -413,8 +424,19 @@ fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [
 
 /// Where plain-HTTP redirect server blocks send their hosts.
 struct RedirectMap<'a> {
-    by_host: HashMap<String, (&'a Directive, u16)>,
-    catch_all: Option<(&'a Directive, u16)>,
+    by_host: HashMap<String, Redirect<'a>>,
+    catch_all: Option<Redirect<'a>>,
+}
+
+/// A redirect of a plain-HTTP block: its directive, status, and the
+/// block's first server name (nginx's `$server_name`).
+#[derive(Clone, Copy)]
+struct Redirect<'a> {
+    d: &'a Directive,
+    code: u16,
+    first: Option<&'a str>,
+    /// The plain-HTTP block itself.
+    server: &'a Directive,
 }
 
 impl<'a> RedirectMap<'a> {
@@ -429,8 +451,14 @@ impl<'a> RedirectMap<'a> {
             catch_all: None,
         };
         for s in servers {
-            let Some(&first) = s.scheme_redirect.as_ref().or(s.redirects.first()) else {
+            let Some(&(d, code)) = s.scheme_redirect.as_ref().or(s.redirects.first()) else {
                 continue;
+            };
+            let first = Redirect {
+                d,
+                code,
+                first: s.server_name.map(Directive::arg0),
+                server: s.d,
             };
             if s.hosts.is_empty() || s.catch_all.is_some() || s.listen_default.is_some() {
                 map.catch_all.get_or_insert(first);
@@ -454,40 +482,48 @@ impl<'a> RedirectMap<'a> {
     }
 }
 
+/// The site's `plain_http`, with the server block it came from.
 fn plain_http<'a>(
     ctx: &Ctx<'a>,
     info: &ServerInfo<'a>,
     site: &Site<'a>,
     merged: Option<&'a Directive>,
     redirects: &RedirectMap<'a>,
-) -> Option<PlainHttp> {
-    let redirect = |(d, code): (&'a Directive, u16)| PlainHttp {
-        // nginx's own status is kept (`return 301` stays 301).
-        mode: if code == 308 {
-            "redirect".to_string()
-        } else {
-            format!("redirect {code}")
-        },
-        detail: format!("from {} (return {code})", ctx.at(d)),
+) -> Option<(PlainHttp, Option<&'a Directive>)> {
+    let redirect = |r: Redirect<'a>| {
+        let target = super::plain::fixed_target(r.d, r.first);
+        let p = PlainHttp {
+            // nginx's own status is kept (`return 301` stays 301).
+            mode: super::plain::redirect_mode(r.code, target, site),
+            detail: format!("from {} (return {})", ctx.at(r.d), r.code),
+        };
+        (p, Some(r.server))
     };
     if info.has_plain {
-        if let Some(r) = info.scheme_redirect {
-            return Some(redirect(r));
+        if let Some((d, code)) = info.scheme_redirect {
+            return Some(redirect(Redirect {
+                d,
+                code,
+                first: info.server_name.map(Directive::arg0),
+                server: info.d,
+            }));
         }
         let d = info.first_plain_listen.unwrap_or(info.d);
-        return Some(PlainHttp {
+        let p = PlainHttp {
             mode: "serve".to_string(),
             detail: format!("from {} (the server also listens on plain HTTP)", ctx.at(d)),
-        });
+        };
+        return Some((p, Some(info.d)));
     }
     if let Some(d) = merged {
-        return Some(PlainHttp {
+        let p = PlainHttp {
             mode: "serve".to_string(),
             detail: format!(
                 "from {} (a plain-HTTP server block for the same hosts)",
                 ctx.at(d)
             ),
-        });
+        };
+        return Some((p, Some(d)));
     }
     if let Some(&r) = site
         .hosts

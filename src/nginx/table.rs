@@ -73,7 +73,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["listen"],
         Setting,
-        "`listeners` (deduplicated; `ssl` → `tls: true`; `proxy_protocol` → `proxy_protocol: true`; `default_server` → the site's `default: true`; `localhost` → `127.0.0.1`; `[::]:P ipv6only=off` → `[::]:P` and `0.0.0.0:P`; socket tuning such as `reuseport`, `backlog=` is a note; a non-IP address becomes `EDIT-ME` with an `# EDIT:` comment)",
+        "`listeners` (deduplicated; `ssl` → `tls: true`; `proxy_protocol` → `proxy_protocol: true`; `default_server` → the site's `default: true` (`https`/`http` when the plain and TLS ports' defaults differ); `localhost` → `127.0.0.1`; `[::]:P ipv6only=off` → `[::]:P` and `0.0.0.0:P`; socket tuning such as `reuseport`, `backlog=` is a note; a non-IP address becomes `EDIT-ME` with an `# EDIT:` comment)",
     ),
     e(
         &["server_name"],
@@ -196,7 +196,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["return"],
         Terminal,
-        "3xx with a URL → `redirect: {to, status}`; other codes → `respond: {status, body}`; a plain-HTTP server that only redirects to `https://$host$request_uri` → `plain_http: redirect NNN` on the TLS site, with nginx's status (`redirect` alone is 308)",
+        "3xx with a URL → `redirect: {to, status}`; other codes → `respond: {status, body}`; a plain-HTTP server that only redirects to `https://$host$request_uri` → `plain_http: redirect NNN` on the TLS site, with nginx's status (`redirect` alone is 308); to one fixed host (`https://example.com$request_uri`, or `$server_name`) → `plain_http: {redirect: NNN, to: URL}`. When port 80's default server is another block than the TLS one (e.g. certbot's, answering unknown hosts 404), the TLS default becomes `default: https` (and that block's site `default: http`)",
     ),
     e(
         &["rewrite"],
@@ -221,7 +221,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["proxy_set_header"],
         Step,
-        "`request_headers.set` (`\"\"` → `remove`); `Host $host`/`$http_host`, `X-Forwarded-For`, `X-Forwarded-Proto $scheme`, `X-Forwarded-Host`, `Upgrade`, `Connection` are built in (note). nginx's inheritance (a level with its own list drops the outer one) is computed at import",
+        "`request_headers.set` (`\"\"` → `remove`); `Host $http_host`, `X-Forwarded-For`, `X-Forwarded-Proto $scheme`, `X-Forwarded-Host $http_host`, `Upgrade`, `Connection` are built in (note). nginx's inheritance (a level with its own list drops the outer one) is computed at import",
     ),
     e(
         &["add_header"],

@@ -40,6 +40,9 @@ pub struct SiteRoutes {
     pub tls: bool,
     /// Behaviour on plain listeners when `tls`.
     pub plain_http: PlainHttp,
+    /// The redirect's target when `plain_http` names one (else the
+    /// request's own URL on https).
+    pub plain_redirect_to: Option<std::sync::Arc<crate::plan::template::Template>>,
     /// Body limit in bytes; `None` = unlimited.
     pub max_body_size: Option<u64>,
     /// Headers with `_` in their names are passed to the app.
@@ -231,7 +234,10 @@ pub struct Router {
     /// semantics (`tls::store::CertMap::lookup`): exact, then one label.
     cert_exact: HashMap<String, usize>,
     cert_wildcard: HashMap<String, usize>,
+    /// The default site for TLS listeners (`default: true` or `https`).
     default: Option<usize>,
+    /// The default site for plain listeners (`default: true` or `http`).
+    default_plain: Option<usize>,
     /// The site whose certificate a TLS client gets when its SNI names no
     /// TLS site (or it sent none): the default site's, else the first TLS
     /// site's — the same choice as `tls::store::build_cert_map`.
@@ -328,6 +334,7 @@ impl Router {
             cert_exact: HashMap::new(),
             cert_wildcard: HashMap::new(),
             default: None,
+            default_plain: None,
             cert_fallback: None,
             none_metrics: metrics.route_handles(NONE, NONE, NONE),
         };
@@ -366,16 +373,20 @@ impl Router {
                     };
                 }
             }
-            if s.default {
+            if s.default.covers(true) {
                 r.default = Some(i);
             }
-            if s.tls.is_some() && (s.default || r.cert_fallback.is_none()) {
+            if s.default.covers(false) {
+                r.default_plain = Some(i);
+            }
+            if s.tls.is_some() && (s.default.covers(true) || r.cert_fallback.is_none()) {
                 r.cert_fallback = Some(i);
             }
             r.sites.push(SiteRoutes {
                 name: s.name.clone(),
                 tls: s.tls.is_some(),
                 plain_http: s.plain_http,
+                plain_redirect_to: s.plain_redirect_to.clone(),
                 max_body_size: s.max_body_size,
                 underscores_in_headers: s.underscores_in_headers,
                 paths,
@@ -427,7 +438,12 @@ impl Router {
                 .filter(|_| input.tls)
                 .and_then(|sni| self.hosts.find(sni))
         });
-        let Some(site) = named.or(self.default) else {
+        let default = if input.tls {
+            self.default
+        } else {
+            self.default_plain
+        };
+        let Some(site) = named.or(default) else {
             return Decision::NoSite;
         };
         let s = &self.sites[site];

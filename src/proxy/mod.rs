@@ -306,7 +306,13 @@ impl ProxyHttp for GreenlightProxy {
             Decision::Redirect { site, status } => {
                 ctx.site = Some(site);
                 client::resolve_for_site(session, ctx, &snapshot, site);
-                let location = https_location(&snapshot, site, host.as_deref(), session);
+                let location = match &snapshot.router.site(site).plain_redirect_to {
+                    Some(to) => {
+                        let cx = steps::var_cx(session, ctx, &snapshot);
+                        crate::plan::answer::absolute(to.render(&cx), &cx)
+                    }
+                    None => https_location(&snapshot, site, host.as_deref(), session),
+                };
                 let reason = http::StatusCode::from_u16(status)
                     .ok()
                     .and_then(|s| s.canonical_reason())

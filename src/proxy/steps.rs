@@ -59,7 +59,11 @@ fn server_name(snap: &Snapshot, site: Option<usize>) -> &str {
 }
 
 /// The variables of this request as the plan left them.
-fn var_cx<'a>(session: &'a Session, ctx: &'a RequestCtx, snap: &'a Snapshot) -> VarCx<'a> {
+pub(super) fn var_cx<'a>(
+    session: &'a Session,
+    ctx: &'a RequestCtx,
+    snap: &'a Snapshot,
+) -> VarCx<'a> {
     let req = session.req_header();
     let mut cx = VarCx {
         tls: ctx.tls,

@@ -110,7 +110,7 @@ pub fn build_cert_map(
                 HostPattern::TrailingWildcard(_) | HostPattern::Regex(_) => None,
             };
         }
-        if site.default || map.fallback.is_none() {
+        if site.default.covers(true) || map.fallback.is_none() {
             map.fallback = Some(loaded.key.clone());
         }
         map.sites.push((site.name.clone(), loaded.info));

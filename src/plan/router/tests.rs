@@ -210,6 +210,46 @@ fn without_default_an_unknown_host_has_no_site() {
     );
 }
 
+/// nginx has a default server per port: `default: https` / `http` give TLS
+/// and plain listeners each their own catch-all (or none).
+#[test]
+fn each_kind_of_listener_has_its_own_default() {
+    let build = |yaml: &str| {
+        let cfg = load_str(Path::new("t.yaml"), yaml).expect("valid");
+        let idx = [("app".to_string(), 0), ("api".to_string(), 1)]
+            .into_iter()
+            .collect();
+        Router::build(&cfg, &idx, &Metrics::new().expect("metrics"))
+    };
+    let site_of = |d: Decision| match d {
+        Decision::Proxy { site, .. } | Decision::NoRoute { site } => Some(site),
+        Decision::NoSite => None,
+        other => panic!("unexpected {other:?}"),
+    };
+    let https_only = YAML.replace("    default: true\n", "    default: https\n");
+    let r = build(&https_only);
+    assert_eq!(site_of(go(&r, "unknown.test", "/", true, None)), Some(0));
+    assert_eq!(go(&r, "unknown.test", "/", false, None), Decision::NoSite);
+    let split = https_only.replace(
+        "    hosts: [plain.test]\n",
+        "    hosts: [plain.test]\n    default: http\n",
+    );
+    let r = build(&split);
+    assert_eq!(site_of(go(&r, "unknown.test", "/", true, None)), Some(0));
+    assert_eq!(site_of(go(&r, "unknown.test", "/", false, None)), Some(2));
+    // Two defaults for the same kind of listener are refused.
+    let two = YAML.replace(
+        "    hosts: [plain.test]\n",
+        "    hosts: [plain.test]\n    default: http\n",
+    );
+    let err = load_str(Path::new("t.yaml"), &two).expect_err("two plain defaults");
+    assert!(
+        err.to_string()
+            .contains("both the default site on plain listeners"),
+        "{err}"
+    );
+}
+
 #[test]
 fn hosts_normalize_without_allocating_when_clean() {
     assert!(matches!(

@@ -1,0 +1,187 @@
+//! What plain HTTP does in the imported config: where a port-80 redirect
+//! sends its hosts, and which site answers unknown hosts there.
+//!
+//! nginx keeps one default server per port. A TLS site is usually the
+//! default on 443, while port 80's default is the redirect block — which may
+//! send every name to one host (`return 301 https://example.com$request_uri`)
+//! or, as certbot writes it, redirect only the names it lists and answer
+//! 404 to the rest. greenlight says the first with
+//! `plain_http: {redirect: 301, to: URL}` and the second with
+//! `default: https` (the TLS catch-all only) or `default: http`.
+
+use super::convert::{Ctx, Site};
+use super::parse::Directive;
+use super::server::ServerInfo;
+
+/// The host part and the target of a redirect to `https://HOST$request_uri`
+/// (also `return`'s and `rewrite`'s other spellings), when HOST is not the
+/// request's own: `$server_name` is the block's first name (`first`), a
+/// literal name stays. `None` for `$host`/`$http_host` and shapes not known.
+pub(crate) fn fixed_target(d: &Directive, first: Option<&str>) -> Option<(String, String)> {
+    let ret = if d.name == "if" {
+        d.children().first()?
+    } else {
+        d
+    };
+    let url = match ret.name.as_str() {
+        "return" | "rewrite" => ret.args.get(1)?,
+        _ => return None,
+    };
+    let rest = url.strip_prefix("https://")?;
+    let (host, tail) = match rest.strip_prefix('$') {
+        Some(var) => {
+            let end = var
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(var.len());
+            let name = &var[..end];
+            let host = match name {
+                "server_name" => first?.to_ascii_lowercase(),
+                _ => return None,
+            };
+            (host, &var[end..])
+        }
+        None => {
+            let end = rest.find(['$', '/']).unwrap_or(rest.len());
+            (rest[..end].to_ascii_lowercase(), &rest[end..])
+        }
+    };
+    let same_uri = matches!(tail, "$request_uri" | "$request_uri?")
+        || (ret.name == "rewrite" && matches!(tail, "$1" | "$1?"));
+    (same_uri && !host.is_empty()).then(|| {
+        let to = format!("https://{host}$request_uri");
+        (host, to)
+    })
+}
+
+/// The `plain_http:` text of a redirect with status `code` for a site with
+/// `hosts`: the short form when it keeps the request's host (or the target
+/// is the site's only name and the site answers no unknown hosts), the map
+/// form otherwise.
+pub(crate) fn redirect_mode(
+    code: u16,
+    target: Option<(String, String)>,
+    site: &Site<'_>,
+) -> String {
+    let only_name = |h: &str| matches!(site.hosts.as_slice(), [one] if one.name == h);
+    match target {
+        Some((host, to)) if !(only_name(&host) && site.default.is_none()) => {
+            format!("{{redirect: {code}, to: {}}}", super::yaml::quoted(&to))
+        }
+        _ if code == 308 => "redirect".to_string(),
+        _ => format!("redirect {code}"),
+    }
+}
+
+/// True when the block answers unknown hosts on its plain port with 404:
+/// its only redirects are certbot's `if ($host = name)` ones and it neither
+/// proxies nor answers anything itself.
+fn answers_unknown_with_404(s: &ServerInfo<'_>) -> bool {
+    s.routes.is_empty()
+        && s.scheme_redirect.is_none()
+        && s.answer.is_none()
+        && !s.redirects.is_empty()
+        && s.redirects.iter().all(|(d, _)| d.name == "if")
+}
+
+/// nginx's default server for plain HTTP: the first block with
+/// `default_server` that listens plain, else the first that listens plain.
+fn plain_default<'s, 'a>(infos: &'s [ServerInfo<'a>]) -> Option<&'s ServerInfo<'a>> {
+    let plain = |s: &&ServerInfo<'a>| s.has_plain || !s.has_tls;
+    infos
+        .iter()
+        .filter(plain)
+        .find(|s| s.listen_default.is_some())
+        .or_else(|| infos.iter().find(plain))
+}
+
+/// Narrows the default site to TLS listeners (`default: https`) where
+/// nginx's plain default server is another block, and makes that block's
+/// site the plain default (`default: http`) when it became one.
+/// `plain_source[i]` is the directive the plain behaviour of `sites[i]`
+/// came from (its own server, a merged plain twin, or a redirect block).
+pub(crate) fn scope_defaults<'a>(
+    ctx: &mut Ctx<'a>,
+    infos: &[ServerInfo<'a>],
+    sites: &mut [Site<'a>],
+    plain_source: &[Option<&'a Directive>],
+) {
+    let Some(p) = plain_default(infos) else {
+        return;
+    };
+    let Some(d) = sites.iter().position(|s| s.default.is_some()) else {
+        return;
+    };
+    // Which sites stand for the plain default block.
+    let stands: Vec<bool> = sites
+        .iter()
+        .zip(plain_source)
+        .map(|(s, src)| s.server == p.d || *src == Some(p.d))
+        .collect();
+    let plain_site = if answers_unknown_with_404(p) {
+        None
+    } else if stands.get(d).copied().unwrap_or(false) {
+        return;
+    } else {
+        stands.iter().position(|&x| x)
+    };
+    let d_has_tls = sites.get(d).is_some_and(|s| s.tls.is_some());
+    if !d_has_tls && plain_site.is_none() {
+        // A plain-only default: nginx's port default is another block
+        // that no site stands for; leave it as it is.
+        return;
+    }
+    let at = ctx.at(p.d);
+    if let Some(s) = sites.get_mut(d) {
+        s.default_on = "https";
+    }
+    match plain_site.and_then(|i| sites.get_mut(i)) {
+        None => {
+            ctx.note(
+                p.d,
+                "this server block is nginx's default on its plain-HTTP port and answers unknown hosts 404, so the default site is the catch-all on TLS listeners only (default: https)",
+            );
+        }
+        Some(s) => {
+            s.default_on = "http";
+            if s.default.is_none() {
+                s.default = Some(format!(
+                    "nginx's default server on its plain-HTTP port ({at})"
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directive(text: &str) -> Directive {
+        let conf = super::super::parse::parse_text(text, 0).expect("parses");
+        conf.into_iter().next().expect("one directive")
+    }
+
+    #[test]
+    fn only_redirects_to_another_host_have_a_target() {
+        let t = |s: &str| fixed_target(&directive(s), Some("first.test")).map(|(_, to)| to);
+        assert_eq!(t("return 301 https://$host$request_uri;"), None);
+        assert_eq!(t("return 301 https://$http_host$request_uri;"), None);
+        assert_eq!(
+            t("return 301 https://$server_name$request_uri;").as_deref(),
+            Some("https://first.test$request_uri")
+        );
+        assert_eq!(
+            t("return 308 https://Canon.test$request_uri;").as_deref(),
+            Some("https://canon.test$request_uri")
+        );
+        assert_eq!(
+            t("rewrite ^(.*)$ https://canon.test$1 permanent;").as_deref(),
+            Some("https://canon.test$request_uri")
+        );
+        assert_eq!(
+            t("if ($host = a.test) { return 301 https://canon.test$request_uri; }").as_deref(),
+            Some("https://canon.test$request_uri")
+        );
+        assert_eq!(t("return 301 https://canon.test/landing;"), None);
+    }
+}
