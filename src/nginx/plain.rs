@@ -108,6 +108,10 @@ pub(crate) fn scope_defaults<'a>(
     let Some(p) = plain_default(infos) else {
         return;
     };
+    // Two defaults already split the kinds of listener between them.
+    if sites.iter().filter(|s| s.default.is_some()).count() != 1 {
+        return;
+    }
     let Some(d) = sites.iter().position(|s| s.default.is_some()) else {
         return;
     };
@@ -150,6 +154,62 @@ pub(crate) fn scope_defaults<'a>(
             }
         }
     }
+}
+
+/// Splits the names a server-level `if ($host = name) { return 3xx URL; }`
+/// answers out of `site` into sites of their own whose one route redirects
+/// (nginx runs that `if` before choosing a location, so the name never
+/// reaches one). Returns the new sites, named through `names`.
+pub(crate) fn host_redirect_sites<'a>(
+    ctx: &mut Ctx<'a>,
+    info: &ServerInfo<'a>,
+    site: &mut Site<'a>,
+    names: &mut super::addr::Names,
+) -> Vec<Site<'a>> {
+    let mut out = Vec::new();
+    for (host, i, code, to) in &info.host_redirects {
+        let Some(at) = site.hosts.iter().position(|h| &h.name == host) else {
+            continue;
+        };
+        if site.hosts.len() == 1 && site.default.is_none() {
+            // The whole site is that name: its routes are never used.
+            ctx.warn(
+                i,
+                format!("'if ($host = {host})' redirects every request of this server block, so its locations are never used in nginx; move the redirect into a `redirect` route"),
+            );
+            continue;
+        }
+        let h = site.hosts.remove(at);
+        ctx.note(
+            i,
+            format!("'if ($host = {host}) {{ return {code} … }}' became a site of its own for {host} whose every path redirects"),
+        );
+        let mut own = site.clone();
+        own.name = names.alloc(host, "site");
+        own.hosts = vec![h];
+        own.default = None;
+        own.default_on = "true";
+        own.client_ip = None;
+        own.routes = vec![super::convert::Route {
+            path: "/".to_string(),
+            loc: i,
+            comment: Some("nginx answered this name before choosing a location".to_string()),
+            target: None,
+            answer: Some(super::convert::Answer::Redirect {
+                to: to.clone(),
+                status: *code,
+            }),
+            upstream_path: None,
+            rewrites: Vec::new(),
+            req: Default::default(),
+            resp: Default::default(),
+            request_buffering: None,
+            timeouts: info.inh.timeouts.clone(),
+            upstream: 0,
+        }];
+        out.push(own);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -52,6 +52,10 @@ pub(crate) struct ServerInfo<'a> {
     pub real_ip_own: bool,
     /// The listener keys of its `listen` directives.
     pub listen_keys: Vec<String>,
+    /// `if ($host = name) { return 3xx URL; }` to another URL than the
+    /// https one: that name answers the redirect on every path (host, the
+    /// `if`, status, target).
+    pub host_redirects: Vec<(String, &'a Directive, u16, String)>,
 }
 
 impl ServerInfo<'_> {
@@ -91,6 +95,7 @@ pub(crate) fn analyze<'a>(
         answer: None,
         rewrites: Vec::new(),
         listen_keys: Vec::new(),
+        host_redirects: Vec::new(),
         real_ip_own: d.children().iter().any(|c| {
             matches!(
                 c.name.as_str(),
@@ -157,9 +162,10 @@ pub(crate) fn analyze<'a>(
                 i,
                 "this redirect of plain-HTTP requests is never used: the server only listens with TLS",
             ),
-            None => match if_rewrite(ctx, i) {
-                Some(rule) => info.rewrites.push(rule),
-                None => ctx.warn(i, if_warning(i)),
+            None => match (if_rewrite(ctx, i), host_redirect(i, &info.hosts)) {
+                (Some(rule), _) => info.rewrites.push(rule),
+                (None, Some(r)) => info.host_redirects.push(r),
+                (None, None) => ctx.warn(i, if_warning(i)),
             },
         }
     }
@@ -543,6 +549,35 @@ fn if_redirect(i: &Directive, own: &[String]) -> Option<(IfKind, u16)> {
         }
         _ => None,
     }
+}
+
+/// `if ($host = name) { return 3xx URL; }` for one of the block's own
+/// names (www to the bare name, the usual case): the name, the `if`, the
+/// status and the target.
+fn host_redirect<'a>(
+    i: &'a Directive,
+    hosts: &[Host<'_>],
+) -> Option<(String, &'a Directive, u16, String)> {
+    let [only] = i.children() else {
+        return None;
+    };
+    let cond = if_condition(i);
+    let ["$host", "=", h] = cond.iter().map(String::as_str).collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let h = h
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_ascii_lowercase();
+    let [code, url] = only.args.as_slice() else {
+        return None;
+    };
+    let code: u16 = code
+        .parse()
+        .ok()
+        .filter(|c| matches!(c, 301 | 302 | 303 | 307 | 308))?;
+    let (to, unknown) = super::vars::resolve(url, &Default::default(), &[]);
+    let own = hosts.iter().any(|x| x.name == h);
+    (only.name == "return" && unknown.is_empty() && own).then_some((h, i, code, to))
 }
 
 /// `if ($uri ~ RE) { return 3xx URL; }` (also `$request_uri`, `~*`): a

@@ -29,6 +29,7 @@ pub(crate) fn build<'a>(
         .iter()
         .flat_map(|s| redirect_site(s, &tls_hosts))
         .collect();
+    let originals = infos;
     let infos = owned.as_slice();
     let tls_hosts: Vec<&str> = tls_hosts.iter().map(String::as_str).collect();
     for (i, s) in infos.iter().enumerate() {
@@ -161,10 +162,11 @@ pub(crate) fn build<'a>(
         }
     }
 
-    choose_default(ctx, infos, &mut slots);
+    let redirect_blocks: Vec<&Directive> = redirect_servers.iter().map(|s| s.d).collect();
+    choose_default(ctx, infos, &mut slots, &redirect_blocks);
 
     let redirect_refs: Vec<&ServerInfo<'a>> = redirect_servers.iter().collect();
-    let redirects = RedirectMap::new(ctx, &redirect_refs, &owner, infos);
+    let redirects = RedirectMap::new(ctx, &redirect_refs, &owner, infos, originals);
     let any_plain = listeners.any_plain();
     let mut names = super::addr::Names::default();
     let mut sites = Vec::new();
@@ -192,7 +194,12 @@ pub(crate) fn build<'a>(
         } else {
             plain_sources.push(None);
         }
+        let split = super::plain::host_redirect_sites(ctx, info, &mut site, &mut names);
         sites.push(site);
+        for s in split {
+            plain_sources.push(None);
+            sites.push(s);
+        }
     }
     super::plain::scope_defaults(ctx, infos, &mut sites, &plain_sources);
     sites
@@ -280,7 +287,7 @@ fn to_https_elsewhere<'a>(
     }
     ctx.note(
         r,
-        format!("'{}' became plain_http: redirect on the TLS site of these hosts: greenlight redirects to https on the same host (with nginx's status), where that site answers as nginx's TLS server did", shown(r)),
+        format!("'{}' became the plain_http redirect of the TLS site of these hosts (nginx's status and target), where that site answers as nginx's TLS server did", shown(r)),
     );
     Some((r, *status))
 }
@@ -327,11 +334,48 @@ fn name_base(site: &Site<'_>, info: &ServerInfo<'_>) -> String {
     "site".to_string()
 }
 
-/// Picks the one default site: the first with `listen ... default_server` or
-/// `server_name _`, else the first without host names. Host-less sites that
-/// are not the default could never be selected and are dropped.
-fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [Option<Site<'a>>]) {
-    let mut chosen: Option<String> = None;
+/// Which kinds of listener (TLS, plain) a block is nginx's default server
+/// for when it says so: the kind of its `default_server` listen, or every
+/// kind it listens on for `server_name _` and blocks without a name.
+fn claimed_kinds(info: &ServerInfo<'_>, explicit: bool) -> (bool, bool) {
+    match info.listen_default {
+        Some(l) if explicit => {
+            let tls = l.args.iter().any(|a| a == "ssl");
+            (tls, !tls)
+        }
+        _ => (info.has_tls, info.has_plain || !info.has_tls),
+    }
+}
+
+/// The default sites: per kind of listener (nginx keeps one per port), the
+/// first block with `listen ... default_server` or `server_name _`, else
+/// the first without host names. Host-less sites that are not a default
+/// could never be selected and are dropped. A site that is the only
+/// default is `default: true` (narrowed later by `plain::scope_defaults`).
+fn choose_default<'a>(
+    ctx: &mut Ctx<'a>,
+    infos: &[ServerInfo<'a>],
+    slots: &mut [Option<Site<'a>>],
+    redirect_blocks: &[&Directive],
+) {
+    // The block that took each kind: (TLS, plain).
+    let mut chosen: (Option<String>, Option<String>) = (None, None);
+    let take = |chosen: &mut (Option<String>, Option<String>), at: String, (t, p): (bool, bool)| {
+        let took_t = t && chosen.0.is_none();
+        let took_p = p && chosen.1.is_none();
+        if took_t {
+            chosen.0 = Some(at.clone());
+        }
+        if took_p {
+            chosen.1 = Some(at);
+        }
+        match (took_t, took_p) {
+            (true, true) => Some("true"),
+            (true, false) => Some("https"),
+            (false, true) => Some("http"),
+            (false, false) => None,
+        }
+    };
     for (i, slot) in slots.iter_mut().enumerate() {
         let (Some(site), Some(info)) = (slot.as_mut(), infos.get(i)) else {
             continue;
@@ -341,24 +385,25 @@ fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [
             (None, Some(c)) => format!("server_name _ ({})", ctx.at(c)),
             (None, None) => continue,
         };
-        match &chosen {
-            None => {
+        let first = chosen.0.clone().or(chosen.1.clone());
+        match take(&mut chosen, ctx.at(info.d), claimed_kinds(info, true)) {
+            Some(on) => {
                 if info.listen_default.is_none()
                     && let Some(c) = info.catch_all
                 {
                     ctx.note(
                         c,
-                        "server_name '_' is nginx's catch-all convention: the site became the default site (default: true)",
+                        "server_name '_' is nginx's catch-all convention: the site became a default site",
                     );
                 }
-                chosen = Some(ctx.at(info.d));
                 site.default = Some(reason);
+                site.default_on = on;
             }
-            Some(first) => {
-                let first = first.clone();
+            None => {
+                let first = first.unwrap_or_default();
                 ctx.warn(
                     info.d,
-                    format!("this server block is also a default server in nginx ({reason}), but greenlight has one default site: the one from {first}"),
+                    format!("this server block is also a default server in nginx ({reason}), but greenlight has one default site per kind of listener: the one from {first}"),
                 );
             }
         }
@@ -369,12 +414,12 @@ fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [
         if !site.hosts.is_empty() || site.default.is_some() {
             continue;
         }
-        if chosen.is_none() {
-            chosen = Some(ctx.at(info.d));
+        if let Some(on) = take(&mut chosen, ctx.at(info.d), claimed_kinds(info, false)) {
             site.default = Some("no server_name: nginx used it as the default server".to_string());
+            site.default_on = on;
             ctx.note(
                 info.d,
-                "this server block has no server_name, so it became the default site (default: true)",
+                "this server block has no server_name, so it became a default site",
             );
         } else {
             ctx.warn(
@@ -386,16 +431,16 @@ fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [
     }
     // No server says `default_server`, has `server_name _` or lacks a name:
     // nginx then answers unknown hosts with the first server block of the
-    // port, so the first site is the default (greenlight has one default
-    // site for all listeners; nginx one per port — the note says so).
-    if chosen.is_none()
+    // port, so the first site is the default.
+    if chosen.0.is_none()
+        && chosen.1.is_none()
         && let Some((i, site)) = slots
             .iter_mut()
             .enumerate()
             .find_map(|(i, s)| s.as_mut().map(|s| (i, s)))
         && let Some(info) = infos.get(i)
     {
-        chosen = Some(ctx.at(info.d));
+        chosen.0 = Some(ctx.at(info.d));
         site.default =
             Some("the first server block: nginx's default server for its port".to_string());
         ctx.note(
@@ -403,9 +448,24 @@ fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [
             "no server block says default_server, so nginx answers unknown hosts with the first block of each port: this one became the default site",
         );
     }
+    // The only default answers every listener (narrowed later when the
+    // plain port's default is another block).
+    let defaults = slots
+        .iter()
+        .flatten()
+        .filter(|s| s.default.is_some())
+        .count();
+    if defaults == 1
+        && let Some(site) = slots.iter_mut().flatten().find(|s| s.default.is_some())
+    {
+        site.default_on = "true";
+    }
+    let chosen = chosen.0.or(chosen.1);
     for (i, info) in infos.iter().enumerate() {
         let is_site = slots.get(i).is_some_and(Option::is_some);
-        let redirects = !info.redirects.is_empty() || info.scheme_redirect.is_some();
+        let redirects = !info.redirects.is_empty()
+            || info.scheme_redirect.is_some()
+            || redirect_blocks.iter().any(|d| std::ptr::eq(*d, info.d));
         if is_site || redirects {
             continue;
         }
@@ -425,6 +485,9 @@ fn choose_default<'a>(ctx: &mut Ctx<'a>, infos: &[ServerInfo<'a>], slots: &mut [
 /// Where plain-HTTP redirect server blocks send their hosts.
 struct RedirectMap<'a> {
     by_host: HashMap<String, Redirect<'a>>,
+    /// Wildcard names (`*.a.com`, `www.a.*`) of plain-HTTP redirect blocks:
+    /// the TLS sites of names they cover follow them too.
+    wild: HashMap<String, Redirect<'a>>,
     catch_all: Option<Redirect<'a>>,
 }
 
@@ -440,16 +503,62 @@ struct Redirect<'a> {
 }
 
 impl<'a> RedirectMap<'a> {
+    /// The redirect nginx's port-80 blocks apply to `host`, by nginx's
+    /// server_name order: the exact name, then the longest `*.suffix`, then
+    /// the longest `prefix.*`.
+    fn find(&self, host: &str) -> Option<Redirect<'a>> {
+        if let Some(&r) = self.by_host.get(host) {
+            return Some(r);
+        }
+        let longest = |m: &dyn Fn(&str) -> bool| {
+            self.wild
+                .iter()
+                .filter(|(k, _)| m(k))
+                .max_by_key(|(k, _)| k.len())
+                .map(|(_, &r)| r)
+        };
+        longest(&|k: &str| {
+            k.strip_prefix('*')
+                .is_some_and(|sfx| sfx.starts_with('.') && host.ends_with(sfx))
+        })
+        .or_else(|| {
+            longest(&|k: &str| {
+                k.strip_suffix('*')
+                    .is_some_and(|pfx| pfx.ends_with('.') && host.starts_with(pfx))
+            })
+        })
+    }
+
     fn new(
         ctx: &mut Ctx<'a>,
         servers: &[&ServerInfo<'a>],
         owner: &HashMap<String, usize>,
         infos: &[ServerInfo<'a>],
+        originals: &[ServerInfo<'a>],
     ) -> Self {
         let mut map = RedirectMap {
             by_host: HashMap::new(),
+            wild: HashMap::new(),
             catch_all: None,
         };
+        for s in originals.iter().filter(|s| !s.has_tls) {
+            let Some(&(d, code)) = s.scheme_redirect.as_ref().or(s.redirects.first()) else {
+                continue;
+            };
+            for h in s
+                .hosts
+                .iter()
+                .filter(|h| h.name.starts_with("*.") || h.name.ends_with(".*"))
+            {
+                let r = Redirect {
+                    d,
+                    code,
+                    first: s.server_name.map(Directive::arg0),
+                    server: s.d,
+                };
+                map.wild.entry(h.name.clone()).or_insert(r);
+            }
+        }
         for s in servers {
             let Some(&(d, code)) = s.scheme_redirect.as_ref().or(s.redirects.first()) else {
                 continue;
@@ -525,11 +634,7 @@ fn plain_http<'a>(
         };
         return Some((p, Some(d)));
     }
-    if let Some(&r) = site
-        .hosts
-        .iter()
-        .find_map(|h| redirects.by_host.get(&h.name))
-    {
+    if let Some(r) = site.hosts.iter().find_map(|h| redirects.find(&h.name)) {
         return Some(redirect(r));
     }
     redirects.catch_all.map(redirect)
