@@ -2,7 +2,8 @@
 //! modifiers, the terminal (`upstream`, `redirect`, `respond`),
 //! `upstream_path`, `rewrite`, `request_buffering`, and the
 //! `request_headers` / `response_headers` steps. Header lists every route
-//! of a site shares are written once at site level.
+//! of a site shares are written once at site level (response headers only
+//! where plain HTTP is served, not redirected: see [`shared`]).
 
 use super::convert::{Answer, Headers, Model, Route, Site};
 use super::yaml::{Out, quoted, scalar};
@@ -17,9 +18,13 @@ pub(crate) fn shared(site: &Site<'_>) -> (Option<Headers>, Option<Headers>) {
         let first = get(routes.first()?);
         (!first.is_empty() && routes.iter().all(|r| get(r) == first)).then(|| first.clone())
     }
+    // Site-level response headers also go on the plain_http redirect,
+    // which nginx answered from another server block (without them).
+    let redirects_plain =
+        site.tls.is_some() && site.plain_http.as_ref().is_none_or(|p| p.mode != "serve");
     (
         common(&site.routes, |r| &r.req),
-        common(&site.routes, |r| &r.resp),
+        common(&site.routes, |r| &r.resp).filter(|_| !redirects_plain),
     )
 }
 

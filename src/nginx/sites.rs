@@ -33,6 +33,13 @@ pub(crate) fn build<'a>(
     let infos = owned.as_slice();
     let tls_hosts: Vec<&str> = tls_hosts.iter().map(String::as_str).collect();
     for (i, s) in infos.iter().enumerate() {
+        let redirect_only = !s.has_tls
+            && (s.scheme_redirect.is_some()
+                || (s.routes.is_empty() && !s.redirects.is_empty())
+                || matches!(s.answer, Some((_, Answer::Redirect { .. }))));
+        if redirect_only {
+            redirect_headers(ctx, s);
+        }
         if let Some(r) = to_https_elsewhere(ctx, s, &tls_hosts) {
             let mut s = s.clone();
             s.redirects.push(r);
@@ -292,6 +299,32 @@ fn to_https_elsewhere<'a>(
     Some((r, *status))
 }
 
+/// Response headers a plain-HTTP redirect block sets itself: greenlight's
+/// redirect of plain requests carries none of them. HSTS is a note: browsers
+/// ignore it over plain HTTP (RFC 6797 section 8.1).
+fn redirect_headers<'a>(ctx: &mut Ctx<'a>, s: &ServerInfo<'a>) {
+    for c in s.d.children() {
+        if !matches!(c.name.as_str(), "add_header" | "more_set_headers") {
+            continue;
+        }
+        let hsts = c.args.iter().any(|a| {
+            a.to_ascii_lowercase()
+                .starts_with("strict-transport-security")
+        });
+        if hsts {
+            ctx.note(
+                c,
+                format!("'{}' on a plain-HTTP redirect is not needed: browsers ignore HSTS received over plain HTTP", shown(c)),
+            );
+        } else {
+            ctx.warn(
+                c,
+                format!("'{}' is not sent: greenlight's redirect of plain requests (plain_http) carries no response headers of its own", shown(c)),
+            );
+        }
+    }
+}
+
 /// True when two server blocks listen on exactly the same addresses (so
 /// nginx picks between them by name alone).
 fn same_sockets(a: &ServerInfo<'_>, b: &ServerInfo<'_>) -> bool {
@@ -345,6 +378,23 @@ fn claimed_kinds(info: &ServerInfo<'_>, explicit: bool) -> (bool, bool) {
         }
         _ => (info.has_tls, info.has_plain || !info.has_tls),
     }
+}
+
+/// Without any `default_server`: nginx's first block of each port answers
+/// unknown hosts. The first site listening with TLS stands for the TLS
+/// ports (the plain side is settled by `plain::scope_defaults`), else the
+/// first site.
+fn first_default(infos: &[ServerInfo<'_>], slots: &[Option<Site<'_>>]) -> Option<usize> {
+    let sites = || {
+        slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i)
+    };
+    sites()
+        .find(|&i| infos.get(i).is_some_and(|s| s.has_tls))
+        .or_else(|| sites().next())
 }
 
 /// The default sites: per kind of listener (nginx keeps one per port), the
@@ -434,10 +484,8 @@ fn choose_default<'a>(
     // port, so the first site is the default.
     if chosen.0.is_none()
         && chosen.1.is_none()
-        && let Some((i, site)) = slots
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, s)| s.as_mut().map(|s| (i, s)))
+        && let Some(i) = first_default(infos, slots)
+        && let Some(Some(site)) = slots.get_mut(i)
         && let Some(info) = infos.get(i)
     {
         chosen.0 = Some(ctx.at(info.d));
