@@ -315,7 +315,10 @@ impl StateHandle {
 
     /// The last reload attempt (a default, `at: None`, before the first).
     pub fn last_reload(&self) -> ReloadRecord {
-        lock(&self.inner.reloads).back().cloned().unwrap_or_default()
+        lock(&self.inner.reloads)
+            .back()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The latest reload attempts, newest first.

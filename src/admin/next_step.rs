@@ -161,7 +161,10 @@ mod tests {
     fn the_light_follows_the_latest_drain_of_a_pool_that_is_not_active() {
         let pools = [pool("blue", "draining", 10.0), pool("green", "active", 5.0)];
         assert_eq!(drain_pool(&pools, "green").unwrap()["name"], "blue");
-        let pools = [pool("blue", "drained", 10.0), pool("green", "drained", 20.0)];
+        let pools = [
+            pool("blue", "drained", 10.0),
+            pool("green", "drained", 20.0),
+        ];
         assert_eq!(drain_pool(&pools, "blue").unwrap()["name"], "green");
         let pools = [pool("blue", "active", 0.0), pool("green", "idle", 0.0)];
         assert!(drain_pool(&pools, "blue").is_none());
@@ -182,12 +185,18 @@ mod tests {
         let pools = [pool("blue", "draining", 1.0), pool("green", "active", 0.0)];
         let n = next("app", "green", &pools, Some(&pools[0]), &cli);
         assert!(n["command"].is_null());
-        assert!(n["text"].as_str().unwrap().contains("1 WebSocket(s)"), "{n}");
+        assert!(
+            n["text"].as_str().unwrap().contains("1 WebSocket(s)"),
+            "{n}"
+        );
         assert!(n["text"].as_str().unwrap().contains("in 5s"), "{n}");
         let pools = [pool("blue", "drained", 1.0), pool("green", "active", 0.0)];
         let n = next("app", "green", &pools, Some(&pools[0]), &cli);
         assert!(n["text"].as_str().unwrap().contains("safe to stop"), "{n}");
         let embedded = CliTarget::new(&ConfigSource::Embedded, "127.0.0.1:9191".parse().unwrap());
-        assert_eq!(embedded.command("status"), "greenlight status --admin 127.0.0.1:9191");
+        assert_eq!(
+            embedded.command("status"),
+            "greenlight status --admin 127.0.0.1:9191"
+        );
     }
 }
