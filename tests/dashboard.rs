@@ -172,13 +172,14 @@ async fn announced(b: &mut Browser, needle: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_follows_a_deploy_and_turns_green_when_blue_is_safe_to_stop() {
+    // First, so that a missing Chromium fails with its one line.
+    let mut b = Browser::launch(1280, 900).await;
     let blue = WsUpstream::start("blue").await;
     let green = WsUpstream::start("green").await;
     let (yaml, http, admin) = config(blue.port(), green.port(), None);
     let proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
         .await
         .expect("greenlight starts");
-    let mut b = Browser::launch(1280, 900).await;
     b.navigate(&format!("http://{admin}/"), PAGE_TIMEOUT).await;
 
     // 1. Before the switch: blue serves, green idles, no drain, the next
@@ -384,6 +385,7 @@ async fn the_dashboard_follows_a_deploy_and_turns_green_when_blue_is_safe_to_sto
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_protected_dashboard_asks_for_the_token_and_its_buttons_need_it() {
     const TOKEN: &str = "dashboard-test-token-5d1c";
+    let mut b = Browser::launch(1280, 900).await;
     let blue = HttpUpstream::start("blue").await;
     let green = HttpUpstream::start("green").await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -393,7 +395,6 @@ async fn a_token_protected_dashboard_asks_for_the_token_and_its_buttons_need_it(
     let _proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
         .await
         .expect("greenlight starts");
-    let mut b = Browser::launch(1280, 900).await;
     b.navigate(&format!("http://{admin}/"), PAGE_TIMEOUT).await;
 
     // The page loads without the token, then asks for it.
