@@ -4,6 +4,7 @@
 //! returns 0 only once the old pool is drained.
 
 use crate::admin::client::AdminClient;
+use crate::admin::safe_to_stop::{Because, Verdict, verdict};
 use crate::cli::AdminArgs;
 use crate::config::model::defaults;
 use crate::config::validate::parse_duration;
@@ -118,29 +119,32 @@ fn wait_drained(c: &AdminClient, upstream: &str, pool: &str, limit: Option<Durat
             .and_then(|u| u["pools"].as_array())
             .and_then(|ps| ps.iter().find(|p| p["name"] == pool))
             .cloned();
-        let Some(p) = p else {
-            // A reload removed the pool and nothing holds it any more: no
-            // request is in flight on it, and its drain (which closes the
-            // idle upstream connections) has ended.
-            println!(
-                "pool '{pool}' of upstream '{upstream}' was removed from the configuration and nothing is left on it after {:.1}s — safe to stop",
-                start.elapsed().as_secs_f64()
-            );
-            return 0;
-        };
+        // The rule is shared with the API's `safe_to_stop` (the dashboard's
+        // light), so both say "safe" at the same moment.
+        match verdict(p.as_ref()) {
+            Verdict::Safe(Because::Removed) => {
+                println!(
+                    "pool '{pool}' of upstream '{upstream}' was removed from the configuration and nothing is left on it after {:.1}s — safe to stop",
+                    start.elapsed().as_secs_f64()
+                );
+                return 0;
+            }
+            Verdict::Safe(_) => {
+                println!(
+                    "pool '{pool}' of upstream '{upstream}' is drained after {:.1}s: nothing in flight, upstream connections closed — safe to stop",
+                    start.elapsed().as_secs_f64()
+                );
+                return 0;
+            }
+            Verdict::Active => {
+                return fail(format!(
+                    "pool '{pool}' of upstream '{upstream}' became active again; not waiting"
+                ));
+            }
+            Verdict::Wait => {}
+        }
+        let p = p.unwrap_or_default();
         let state = p["state"].as_str().unwrap_or("?");
-        if state == "drained" || state == "idle" {
-            println!(
-                "pool '{pool}' of upstream '{upstream}' is drained after {:.1}s: nothing in flight, upstream connections closed — safe to stop",
-                start.elapsed().as_secs_f64()
-            );
-            return 0;
-        }
-        if state == "active" {
-            return fail(format!(
-                "pool '{pool}' of upstream '{upstream}' became active again; not waiting"
-            ));
-        }
         let line = format!(
             "pool '{pool}': {state} — {} in flight, {} WebSocket(s), {}s to the drain deadline",
             p["inflight"],

@@ -54,7 +54,7 @@ pub fn reload(state: &StateHandle) -> Result<Applied, ApplyError> {
             already_active: false,
         })
     });
-    record(state, &result);
+    record(state, "reload", &result);
     match &result {
         Ok(a) => {
             log::info!("configuration reloaded: generation {}", a.generation);
@@ -83,24 +83,31 @@ fn load_with_overrides(source: &ConfigSource, writer: &Writer) -> Result<Config,
     Ok(cfg)
 }
 
-fn record(state: &StateHandle, result: &Result<Applied, ApplyError>) {
+fn record(state: &StateHandle, action: &str, result: &Result<Applied, ApplyError>) {
     state.metrics().reload(result.is_ok());
     let generation = state.load().generation;
     state.record_reload(match result {
         Ok(a) => ReloadRecord {
             at: Some(SystemTime::now()),
+            action: action.to_string(),
             ok: true,
             generation,
             problems: vec![],
+            diagnostics: vec![],
             restart_needed: a.restart_needed.clone(),
         },
-        Err(e) => ReloadRecord {
-            at: Some(SystemTime::now()),
-            ok: false,
-            generation,
-            problems: e.diagnostics().iter().map(|d| d.to_string()).collect(),
-            restart_needed: vec![],
-        },
+        Err(e) => {
+            let diagnostics = e.diagnostics();
+            ReloadRecord {
+                at: Some(SystemTime::now()),
+                action: action.to_string(),
+                ok: false,
+                generation,
+                problems: diagnostics.iter().map(|d| d.to_string()).collect(),
+                diagnostics,
+                restart_needed: vec![],
+            }
+        }
     });
 }
 
@@ -244,7 +251,11 @@ pub async fn switch(
         restart_needed: restart,
         already_active: false,
     };
-    record(state, &Ok(applied.clone()));
+    record(
+        state,
+        &format!("switch {upstream} to {pool}"),
+        &Ok(applied.clone()),
+    );
     Ok(applied)
 }
 

@@ -21,7 +21,7 @@ use crate::tls::{CertMap, CertStore, build_cert_map};
 use crate::upstream::drain::DrainSender;
 use crate::upstream::{DrainScope, DrainTicket, Pool, Upstream};
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
@@ -121,7 +121,8 @@ struct Inner {
     source: ConfigSource,
     writer: Mutex<Writer>,
     drains: Mutex<Option<DrainSender>>,
-    last_reload: Mutex<ReloadRecord>,
+    /// The latest reload attempts, oldest first (at most [`RELOAD_HISTORY`]).
+    reloads: Mutex<VecDeque<ReloadRecord>>,
     started: SystemTime,
     /// Every pool ever built that is still alive somewhere (a snapshot, a
     /// drain, a request): what a process shutdown must wait for.
@@ -158,17 +159,24 @@ pub struct Writer {
     pub active_overrides: HashMap<String, String>,
 }
 
-/// The outcome of the last reload attempt, for the API and `status`.
+/// How many reload attempts [`StateHandle::reloads`] keeps.
+pub const RELOAD_HISTORY: usize = 10;
+
+/// The outcome of one reload attempt, for the API and `status`.
 #[derive(Clone, Debug, Default)]
 pub struct ReloadRecord {
     /// When it happened.
     pub at: Option<SystemTime>,
+    /// What asked for it: `reload`, or `switch UPSTREAM to POOL`.
+    pub action: String,
     /// Whether it was applied.
     pub ok: bool,
     /// The generation it produced or kept.
     pub generation: u64,
     /// Its problems (empty when ok), `file:line:col: ...` each.
     pub problems: Vec<String>,
+    /// The same problems with their positions as fields.
+    pub diagnostics: Vec<Diagnostic>,
     /// Changes it could not apply without a restart.
     pub restart_needed: Vec<String>,
 }
@@ -234,7 +242,7 @@ impl StateHandle {
                 source,
                 writer: Mutex::new(Writer::default()),
                 drains: Mutex::new(None),
-                last_reload: Mutex::new(ReloadRecord::default()),
+                reloads: Mutex::new(VecDeque::new()),
                 started: SystemTime::now(),
                 pools: Mutex::new(pools),
                 shutting_down: AtomicBool::new(false),
@@ -305,14 +313,27 @@ impl StateHandle {
         self.inner.started
     }
 
-    /// The last reload attempt.
+    /// The last reload attempt (a default, `at: None`, before the first).
     pub fn last_reload(&self) -> ReloadRecord {
-        lock(&self.inner.last_reload).clone()
+        lock(&self.inner.reloads)
+            .back()
+            .cloned()
+            .unwrap_or_default()
     }
 
-    /// Records a reload attempt (done by `reload`).
+    /// The latest reload attempts, newest first.
+    pub fn reloads(&self) -> Vec<ReloadRecord> {
+        lock(&self.inner.reloads).iter().rev().cloned().collect()
+    }
+
+    /// Records a reload attempt (done by `reload`); the oldest of more than
+    /// [`RELOAD_HISTORY`] is forgotten.
     pub fn record_reload(&self, rec: ReloadRecord) {
-        *lock(&self.inner.last_reload) = rec;
+        let mut list = lock(&self.inner.reloads);
+        if list.len() == RELOAD_HISTORY {
+            list.pop_front();
+        }
+        list.push_back(rec);
     }
 
     /// The metrics registry.

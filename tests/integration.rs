@@ -14,6 +14,7 @@ mod cli;
 mod client_ip;
 mod config_size;
 mod core_proxy;
+mod dashboard;
 mod early_hup;
 mod fixture;
 mod h2_flood;

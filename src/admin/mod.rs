@@ -2,7 +2,8 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | GET | `/api/status` | version, generation, last reload, upstreams, certificates |
+//! | GET | `/` | the live deploy dashboard (see [`dashboard`]) |
+//! | GET | `/api/status` | version, generation, reloads, sites, upstreams, certificates |
 //! | GET | `/api/certificates` | per TLS site: names, issuer, expiry, ACME attempts and errors |
 //! | GET | `/api/upstreams` | every upstream and pool: state, servers, in flight, WebSockets, drain times |
 //! | POST | `/api/upstreams/{name}/switch` | body `{"pool": "green", "force": false}` |
@@ -11,7 +12,8 @@
 //!
 //! Every request first passes the cross-site and DNS-rebinding checks of
 //! [`guard`] (Host, Origin, Sec-Fetch-Site, and a JSON content type on a
-//! state change); then the token, if one is set.
+//! state change); then the token, if one is set — except for the dashboard
+//! page, which holds no data and asks for the token itself.
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (malformed body), 401 (token),
 //! 403 (refused by [`guard`]: the message names the rule and the fix),
@@ -21,7 +23,10 @@
 //! snapshot across an await.
 
 pub mod client;
+pub mod dashboard;
 pub mod guard;
+mod next_step;
+pub mod safe_to_stop;
 mod views;
 
 use crate::reload::{self, SwitchError};
@@ -53,14 +58,15 @@ impl AdminApi {
         }
     }
 
-    /// The cross-site checks of [`guard`], then the token.
+    /// The cross-site checks of [`guard`], then the token (not for the
+    /// dashboard page: a browser cannot add it to a navigation).
     fn admit(&self, session: &ServerSession) -> Result<(), (StatusCode, Value)> {
         let req = session.req_header();
         self.hosts
             .check_origin(&req.uri, &req.headers)
             .and_then(|()| guard::check_content_type(&req.method, &req.headers))
             .map_err(|r| error(StatusCode::FORBIDDEN, &r.0))?;
-        if !self.authorized(session) {
+        if !is_dashboard(session) && !self.authorized(session) {
             return Err(error(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token",
@@ -101,7 +107,11 @@ impl AdminApi {
             ),
             (&Method::GET, ["api", "upstreams"]) => (
                 StatusCode::OK,
-                views::upstreams(&self.state.load(), &self.state.live_pools()),
+                views::upstreams(
+                    &self.state.load(),
+                    &self.state.live_pools(),
+                    self.state.source(),
+                ),
             ),
             (&Method::POST, ["api", "reload"]) => self.reload().await,
             (&Method::POST, ["api", "upstreams", name, "switch"]) => {
@@ -111,7 +121,7 @@ impl AdminApi {
                     Err(e) => error(StatusCode::BAD_REQUEST, &e),
                 }
             }
-            (_, ["api", "status" | "upstreams" | "reload" | "certificates"])
+            (_, [""] | ["api", "status" | "upstreams" | "reload" | "certificates"])
             | (_, ["api", "upstreams", _, "switch"]) => {
                 error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
             }
@@ -167,6 +177,12 @@ impl AdminApi {
             }
         }
     }
+}
+
+/// `GET /`: the dashboard page.
+fn is_dashboard(session: &ServerSession) -> bool {
+    let req = session.req_header();
+    req.method == Method::GET && req.uri.path() == "/"
 }
 
 fn error(status: StatusCode, msg: &str) -> (StatusCode, Value) {
@@ -235,6 +251,7 @@ impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let (status, body) = match self.admit(session) {
             Err(refused) => refused,
+            Ok(()) if is_dashboard(session) => return dashboard::response(),
             Ok(())
                 if session.req_header().method == Method::GET
                     && session.req_header().uri.path() == "/metrics" =>

@@ -1,7 +1,11 @@
 //! JSON views of the running state for the admin API (and so for
-//! `greenlight status`). Pure functions of a snapshot; nothing is cached.
+//! `greenlight status` and the dashboard). Pure functions of a snapshot;
+//! nothing is cached.
 
-use crate::state::{Snapshot, StateHandle};
+use super::next_step;
+use super::safe_to_stop;
+use crate::config::ConfigSource;
+use crate::state::{ReloadRecord, Snapshot, StateHandle};
 use crate::upstream::{Pool, PoolState};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -18,7 +22,7 @@ fn pool_view(p: &Pool, now: SystemTime, removed: bool) -> Value {
         .drain_deadline
         .filter(|_| ph.state == PoolState::Draining)
         .map(|d| d.duration_since(now).map_or(0.0, |l| l.as_secs_f64()));
-    json!({
+    let mut view = json!({
         "name": p.name,
         "state": ph.state.as_str(),
         "removed": removed,
@@ -47,14 +51,20 @@ fn pool_view(p: &Pool, now: SystemTime, removed: bool) -> Value {
         "drain_seconds_left": left,
         "last_drain_seconds": ph.last_drain.map(|d| d.as_secs_f64()),
         "last_drain_forced": ph.forced,
-    })
+    });
+    // What `switch --wait` would conclude now (the one shared rule).
+    view["safe_to_stop"] = json!(safe_to_stop::verdict(Some(&view)).is_safe());
+    view
 }
 
 /// Every upstream with its pools. Pools (and upstreams) that a reload
 /// removed while they were still busy are listed too, with `removed: true`,
 /// until nothing holds them: their drain stays observable to
-/// `greenlight switch --wait` and `status`.
-pub fn upstreams(snap: &Snapshot, live: &[Arc<Pool>]) -> Value {
+/// `greenlight switch --wait` and `status`. Each upstream also names the
+/// pool to stop next and the operator's next step (see [`next_step`]);
+/// `source` is where the config comes from, for the commands it suggests.
+pub fn upstreams(snap: &Snapshot, live: &[Arc<Pool>], source: &ConfigSource) -> Value {
+    let cli = next_step::CliTarget::new(source, snap.config.admin.addr);
     let now = SystemTime::now();
     let in_snapshot = |p: &Pool| snap.pools().any(|q| q.same_pool(p));
     let gone = |name: &str| -> Vec<Value> {
@@ -69,11 +79,16 @@ pub fn upstreams(snap: &Snapshot, live: &[Arc<Pool>]) -> Value {
         .map(|u| {
             let mut pools: Vec<Value> = u.pools.iter().map(|p| pool_view(p, now, false)).collect();
             pools.extend(gone(&u.config.name));
+            let active = &u.active_pool().name;
+            let drain = next_step::drain_pool(&pools, active).cloned();
+            let next = next_step::next(&u.config.name, active, &pools, drain.as_ref(), &cli);
             json!({
                 "name": u.config.name,
-                "active": u.active_pool().name,
+                "active": active,
                 "removed": false,
                 "drain_timeout_seconds": u.config.drain_timeout.as_secs_f64(),
+                "drain": drain,
+                "next": next,
                 "pools": pools,
             })
         })
@@ -85,34 +100,82 @@ pub fn upstreams(snap: &Snapshot, live: &[Arc<Pool>]) -> Value {
         .collect();
     removed_ups.dedup();
     for name in removed_ups {
+        let pools = gone(name);
         ups.push(json!({
             "name": name,
             "active": Value::Null,
             "removed": true,
             "drain_timeout_seconds": Value::Null,
-            "pools": gone(name),
+            "drain": next_step::drain_pool(&pools, "").cloned(),
+            "next": next_step::removed_upstream(name),
+            "pools": pools,
         }));
     }
     json!({ "generation": snap.generation, "upstreams": ups })
 }
 
-/// The whole picture: process, config, last reload, upstreams, certificates.
+fn reload_view(rec: &ReloadRecord) -> Value {
+    json!({
+        "at": unix(rec.at),
+        "action": rec.at.map(|_| rec.action.clone()),
+        "ok": rec.at.map(|_| rec.ok),
+        "generation": rec.at.map(|_| rec.generation),
+        "problems": rec.problems,
+        "diagnostics": rec.diagnostics.iter().map(|d| json!({
+            "file": d.origin.file.display().to_string(),
+            "line": d.origin.pos.line,
+            "col": d.origin.pos.col,
+            "what": d.what,
+            "fix": d.fix,
+        })).collect::<Vec<_>>(),
+        "restart_needed": rec.restart_needed,
+    })
+}
+
+/// Every site: its host patterns, certificate source and routes.
+fn sites(snap: &Snapshot) -> Value {
+    let list: Vec<Value> = snap
+        .config
+        .sites
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "hosts": s.hosts.iter().map(|h| h.as_written()).collect::<Vec<_>>(),
+                "default": s.default,
+                "tls": s.tls.as_ref().map(tls_source),
+                "routes": s.routes.iter().map(|r| json!({
+                    "path": r.location.as_written(),
+                    "upstream": r.upstream,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!(list)
+}
+
+fn tls_source(t: &crate::config::model::TlsSource) -> &'static str {
+    match t {
+        crate::config::model::TlsSource::Files { .. } => "files",
+        crate::config::model::TlsSource::SelfSigned => "self_signed",
+        crate::config::model::TlsSource::Acme => "acme",
+    }
+}
+
+/// The whole picture: process, config, reloads, sites, upstreams,
+/// certificates.
 pub fn status(state: &StateHandle) -> Value {
     let snap = state.load();
-    let rec = state.last_reload();
     let certs = certificates(state);
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "config": snap.config.source.display().to_string(),
         "generation": snap.generation,
         "started": unix(Some(state.started())),
-        "last_reload": {
-            "at": unix(rec.at),
-            "ok": rec.at.map(|_| rec.ok),
-            "problems": rec.problems,
-            "restart_needed": rec.restart_needed,
-        },
-        "upstreams": upstreams(&snap, &state.live_pools())["upstreams"].clone(),
+        "last_reload": reload_view(&state.last_reload()),
+        "reloads": state.reloads().iter().filter(|r| r.at.is_some()).map(reload_view).collect::<Vec<_>>(),
+        "sites": sites(&snap),
+        "upstreams": upstreams(&snap, &state.live_pools(), state.source())["upstreams"].clone(),
         "certificates": certs,
     })
 }
@@ -130,11 +193,7 @@ pub fn certificates(state: &StateHandle) -> Value {
         .sites
         .iter()
         .filter_map(|site| {
-            let source = match site.tls.as_ref()? {
-                crate::config::model::TlsSource::Files { .. } => "files",
-                crate::config::model::TlsSource::SelfSigned => "self_signed",
-                crate::config::model::TlsSource::Acme => "acme",
-            };
+            let source = tls_source(site.tls.as_ref()?);
             let info = served
                 .sites
                 .iter()
@@ -155,6 +214,15 @@ pub fn certificates(state: &StateHandle) -> Value {
                 "not_after": unix(info.map(|i| i.not_after)),
                 "days_left": days,
                 "acme": a.map(|a| json!({
+                    // `failing` after an error (until an order succeeds),
+                    // `pending` before the first ACME certificate, else `ok`.
+                    "state": if a.last_error.is_some() {
+                        "failing"
+                    } else if a.issuer.is_none() {
+                        "pending"
+                    } else {
+                        "ok"
+                    },
                     "last_attempt": unix(a.last_attempt),
                     "last_error": a.last_error,
                     "next_attempt": unix(a.next_attempt),

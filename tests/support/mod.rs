@@ -10,6 +10,7 @@
 //!   ([`RawUpstream`]), for malformed responses a server library would not send.
 //! - [`ws`]: a WebSocket echo upstream ([`WsUpstream`]) and client ([`ws_connect`]).
 //! - [`tls`]: a throw-away test PKI ([`TestCa`]) and TLS client helpers.
+//! - [`cdp`]: headless Chromium over the DevTools protocol (the dashboard test).
 //! - [`client`]: raw HTTP/1.1 ([`H1Conn`]) and HTTP/2-over-TLS ([`H2Conn`]) clients.
 //! - [`proxy`]: runs the real `greenlight` binary ([`ProxyProcess`], [`run_cli`]).
 //!
@@ -20,6 +21,7 @@
 // Each test file uses only part of the harness; unused helpers are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod cdp;
 pub mod client;
 pub mod h2raw;
 mod http1;
