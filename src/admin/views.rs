@@ -142,7 +142,7 @@ fn sites(snap: &Snapshot) -> Value {
             json!({
                 "name": s.name,
                 "hosts": s.hosts.iter().map(|h| h.as_written()).collect::<Vec<_>>(),
-                "default": s.default,
+                "default": s.default.as_json(),
                 "tls": s.tls.as_ref().map(tls_source),
                 "routes": s.routes.iter().map(|r| json!({
                     "path": r.location.as_written(),

@@ -243,6 +243,16 @@ impl SiteDefault {
     pub fn any(self) -> bool {
         self != SiteDefault::No
     }
+
+    /// As the config writes it: `false`, `true`, `"https"` or `"http"`.
+    pub fn as_json(self) -> serde_json::Value {
+        match self {
+            SiteDefault::No => false.into(),
+            SiteDefault::All => true.into(),
+            SiteDefault::Https => "https".into(),
+            SiteDefault::Http => "http".into(),
+        }
+    }
 }
 
 /// One site.
