@@ -115,6 +115,16 @@ pub(crate) fn steps(
             req.remove.push(name.clone());
             continue;
         }
+        if raw == "$ssl_early_data" {
+            // Empty unless a request came in TLS 1.3 early data, which
+            // greenlight does not accept; nginx sends no header for an
+            // empty value.
+            ctx.note(
+                d,
+                format!("'{}' is not needed: greenlight does not accept TLS early data (0-RTT), so $ssl_early_data is always empty and nginx sent no such header either", shown(d)),
+            );
+            continue;
+        }
         if let Some(v) = value(ctx, d, raw, inh, captures) {
             req.set.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             req.set.push((name.clone(), v));
