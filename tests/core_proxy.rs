@@ -219,7 +219,7 @@ async fn a_tls_site_redirects_plain_requests_to_https() {
 /// site (nginx's certbot block answering them 404) while TLS listeners still
 /// have their catch-all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plain_http_redirect_uses_the_status_and_target_written() {
+async fn plain_http_redirects_with_the_status_and_target_written_or_refuses() {
     let ca = TestCa::new();
     ca.issue_to(&["old.test"], ca.dir(), "old");
     ca.issue_to(&["canon.test", "www.canon.test"], ca.dir(), "canon");
@@ -242,6 +242,11 @@ sites:
     default: https
     tls: {cert: "{DIR}/canon.crt", key: "{DIR}/canon.key"}
     plain_http: {redirect: 302, to: "https://canon.test$request_uri"}
+    routes: [{path: /, upstream: web}]
+  api:
+    hosts: [api.test]
+    tls: {cert: "{DIR}/old.crt", key: "{DIR}/old.key"}
+    plain_http: not_found
     routes: [{path: /, upstream: web}]
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
@@ -270,6 +275,11 @@ upstreams:
         .expect("resp");
     assert_eq!(r.status, 302, "{}", r.text());
     assert_eq!(r.header("location"), Some("https://canon.test/a/b?c=d"));
+    // `not_found`: never served over plain HTTP, not even redirected.
+    let r = http_get(http, "api.test", "/a").await.expect("resp");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("https only"), "{}", r.text());
+    assert_eq!(r.header("location"), None);
     // No site is the default on plain listeners: unknown hosts get 404 there.
     let r = http_get(http, "unknown.test", "/").await.expect("resp");
     assert_eq!(r.status, 404, "{}", r.text());

@@ -211,6 +211,9 @@ pub enum PlainHttp {
     Redirect(u16),
     /// Proxy the request as on the TLS listener.
     Serve,
+    /// Answer 404 (`plain_http: not_found`): the site is not served over
+    /// plain HTTP at all, not even with a redirect.
+    NotFound,
 }
 
 /// Which listeners a site is the catch-all of (nginx has a default server

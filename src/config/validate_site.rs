@@ -101,7 +101,7 @@ pub(super) fn plain_http(
                 ds.error(
                     pos(p),
                     format!("plain_http '{m}' is not known"),
-                    "use `redirect` (308), `redirect 301` (or 302, 303, 307, 308), `serve`, or `{redirect: 301, to: \"https://example.com$request_uri\"}`",
+                    "use `redirect` (308), `redirect 301` (or 302, 303, 307, 308), `serve`, `not_found`, or `{redirect: 301, to: \"https://example.com$request_uri\"}`",
                 );
                 fallback
             }
@@ -154,6 +154,7 @@ fn plain_http_mode(value: &str) -> Option<PlainHttp> {
     let mut words = value.split_whitespace();
     let mode = match (words.next()?, words.next()) {
         ("serve", None) => PlainHttp::Serve,
+        ("not_found", None) => PlainHttp::NotFound,
         ("redirect", None) => PlainHttp::Redirect(308),
         ("redirect", Some(code)) => match code.parse() {
             Ok(c @ (301 | 302 | 303 | 307 | 308)) => PlainHttp::Redirect(c),
@@ -176,6 +177,7 @@ mod tests {
             Some(PlainHttp::Redirect(301))
         );
         assert_eq!(plain_http_mode("serve"), Some(PlainHttp::Serve));
+        assert_eq!(plain_http_mode("not_found"), Some(PlainHttp::NotFound));
         for bad in ["redirect 200", "redirect 301 x", "serve 301", "proxy", ""] {
             assert_eq!(plain_http_mode(bad), None, "{bad:?}");
         }

@@ -9,7 +9,7 @@
 //! `plain_http: {redirect: 301, to: URL}` and the second with
 //! `default: https` (the TLS catch-all only) or `default: http`.
 
-use super::convert::{Ctx, Site};
+use super::convert::{Ctx, PlainHttp, Site};
 use super::parse::Directive;
 use super::server::ServerInfo;
 
@@ -70,6 +70,68 @@ pub(crate) fn redirect_mode(
         _ if code == 308 => "redirect".to_string(),
         _ => format!("redirect {code}"),
     }
+}
+
+/// False when `d` is `if ($host ~ re) { … }` (or `~*`) and `re` does not
+/// match `host`; true otherwise (nginx then applied `d` to that name).
+pub(crate) fn regex_if_matches(d: &Directive, host: &str) -> bool {
+    if d.name != "if" {
+        return true;
+    }
+    let joined = d.args.join(" ");
+    let cond = joined.trim().trim_start_matches('(').trim_end_matches(')');
+    let mut words = cond.split_whitespace();
+    let (Some("$host"), Some(op @ ("~" | "~*")), Some(re)) =
+        (words.next(), words.next(), words.next())
+    else {
+        return true;
+    };
+    let re = re.trim_matches('"');
+    let re = if op == "~*" {
+        format!("(?i){re}")
+    } else {
+        re.to_string()
+    };
+    regex::Regex::new(&re).map_or(true, |r| r.is_match(host))
+}
+
+/// The names of `site` that nginx answered 404 on plain HTTP (`not_found`):
+/// all of them make the site `plain_http: not_found`; some of them move to
+/// a site of their own that says so.
+pub(crate) fn not_found_sites<'a>(
+    ctx: &mut Ctx<'a>,
+    site: &mut Site<'a>,
+    not_found: &[String],
+    names: &mut super::addr::Names,
+) -> Vec<Site<'a>> {
+    let (nf, keep): (Vec<_>, Vec<_>) = site
+        .hosts
+        .iter()
+        .cloned()
+        .partition(|h| not_found.contains(&h.name));
+    let Some(first) = nf.first() else {
+        return Vec::new();
+    };
+    let mode = PlainHttp {
+        mode: "not_found".to_string(),
+        detail: "nginx's plain-HTTP block redirected only names its `if ($host ~ …)` matched and answered this one 404".to_string(),
+    };
+    if keep.is_empty() {
+        site.plain_http = Some(mode);
+        return Vec::new();
+    }
+    ctx.note(
+        first.d,
+        format!("the plain-HTTP redirect's `if ($host ~ …)` does not match {}: nginx answered it 404 on plain HTTP, so it became a site of its own with plain_http: not_found", first.name),
+    );
+    let mut own = site.clone();
+    own.name = names.alloc(&first.name, "site");
+    own.hosts = nf;
+    own.default = None;
+    own.default_on = "true";
+    own.plain_http = Some(mode);
+    site.hosts = keep;
+    vec![own]
 }
 
 /// True when the block answers unknown hosts on its plain port with 404:

@@ -201,7 +201,13 @@ pub(crate) fn build<'a>(
         } else {
             plain_sources.push(None);
         }
-        let split = super::plain::host_redirect_sites(ctx, info, &mut site, &mut names);
+        let mut split = super::plain::host_redirect_sites(ctx, info, &mut site, &mut names);
+        split.extend(super::plain::not_found_sites(
+            ctx,
+            &mut site,
+            &redirects.not_found,
+            &mut names,
+        ));
         sites.push(site);
         for s in split {
             plain_sources.push(None);
@@ -533,6 +539,9 @@ fn choose_default<'a>(
 /// Where plain-HTTP redirect server blocks send their hosts.
 struct RedirectMap<'a> {
     by_host: HashMap<String, Redirect<'a>>,
+    /// Names of redirect blocks whose `if ($host ~ re)` does not match them
+    /// (nginx answered them 404 on plain HTTP).
+    not_found: Vec<String>,
     /// Wildcard names (`*.a.com`, `www.a.*`) of plain-HTTP redirect blocks:
     /// the TLS sites of names they cover follow them too.
     wild: HashMap<String, Redirect<'a>>,
@@ -586,6 +595,7 @@ impl<'a> RedirectMap<'a> {
     ) -> Self {
         let mut map = RedirectMap {
             by_host: HashMap::new(),
+            not_found: Vec::new(),
             wild: HashMap::new(),
             catch_all: None,
         };
@@ -625,7 +635,11 @@ impl<'a> RedirectMap<'a> {
                     .get(&h.name)
                     .and_then(|&o| infos.get(o))
                     .is_some_and(|o| o.has_tls);
-                if tls_owner {
+                if tls_owner && !super::plain::regex_if_matches(d, &h.name) {
+                    // certbot-like `if ($host ~ re)`: a name the regex does
+                    // not match got the block's 404.
+                    map.not_found.push(h.name.clone());
+                } else if tls_owner {
                     map.by_host.entry(h.name.clone()).or_insert(first);
                 } else {
                     ctx.warn(

@@ -311,6 +311,11 @@ pub enum Decision {
         /// The redirect's status (`plain_http: redirect NNN`).
         status: u16,
     },
+    /// Plain request for a TLS site with `plain_http: not_found`: 404.
+    HttpsOnly {
+        /// Site index.
+        site: usize,
+    },
     /// The path names a prefix route without its trailing slash: 301 to the
     /// same URL with the slash (nginx's auto-redirect).
     AddSlash {
@@ -447,8 +452,12 @@ impl Router {
             return Decision::NoSite;
         };
         let s = &self.sites[site];
-        if let (false, true, PlainHttp::Redirect(status)) = (input.tls, s.tls, s.plain_http) {
-            return Decision::Redirect { site, status };
+        match (input.tls, s.tls, s.plain_http) {
+            (false, true, PlainHttp::Redirect(status)) => {
+                return Decision::Redirect { site, status };
+            }
+            (false, true, PlainHttp::NotFound) => return Decision::HttpsOnly { site },
+            _ => {}
         }
         match s.find_route(input.path) {
             PathMatch::Route(route, captures) => Decision::Proxy {

@@ -299,6 +299,13 @@ impl ProxyHttp for GreenlightProxy {
                 let body = format!("404 Not Found: site '{name}' has no route for this path\n");
                 return respond(session, ctx, 404, body, &[], false).await;
             }
+            Decision::HttpsOnly { site } => {
+                ctx.site = Some(site);
+                client::resolve_for_site(session, ctx, &snapshot, site);
+                let name = &snapshot.router.site(site).name;
+                let body = format!("404 Not Found: site '{name}' is served over https only\n");
+                return respond(session, ctx, 404, body, &[], false).await;
+            }
             Decision::Misdirected => {
                 let body = "421 Misdirected Request: this connection was made for another host\n";
                 return respond(session, ctx, 421, body.into(), &[], true).await;
