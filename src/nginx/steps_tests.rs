@@ -52,7 +52,7 @@ fn return_becomes_redirect_or_respond() {
         "{y}"
     );
     assert!(
-        y.contains("redirect: {to: \"https://$host/new?$args\", status: 301}"),
+        y.contains("redirect: {to: \"https://$host/new$is_args$args\", status: 301}"),
         "{y}"
     );
     assert!(y.contains("respond: {status: 410}"), "{y}");

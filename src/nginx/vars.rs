@@ -125,7 +125,6 @@ pub(crate) fn resolve(value: &str, set: &SetVars, captures: &[String]) -> (Strin
     for (from, to) in [
         ("$uri$is_args$args", "$request_uri"),
         ("${uri}${is_args}${args}", "$request_uri"),
-        ("$is_args$args", "?$args"),
     ] {
         text = text.replace(from, to);
     }
