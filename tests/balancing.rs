@@ -156,6 +156,55 @@ async fn hash_on_the_request_uri_keeps_each_uri_on_one_server() {
     assert!(used.len() > 1, "URIs spread over the servers: {used:?}");
 }
 
+/// The hash key reads the variables as the route plan left them: `$uri`
+/// after the route's rewrite (nginx evaluates `hash` after rewrites), so
+/// every path of one rewritten URI lands on one server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_on_uri_sees_the_rewritten_path() {
+    let ups = [
+        HttpUpstream::start("a").await,
+        HttpUpstream::start("b").await,
+        HttpUpstream::start("c").await,
+    ];
+    let list = ups
+        .iter()
+        .map(|u| format!("\"127.0.0.1:{}\"", u.port()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ports = free_ports(2);
+    let yaml = format!(
+        r#"listeners:
+  http: {{address: "127.0.0.1:{}"}}
+admin: {{address: "127.0.0.1:{}"}}
+sites:
+  s:
+    hosts: [a.test]
+    routes:
+      - path: /
+        upstream: app
+        rewrite: [{{from: "^/(u[0-9]+)/.*$", to: "/$1", flag: break}}]
+upstreams:
+  app: {{active: main, balance: {{hash: "$uri"}}, pools: {{main: [{list}]}}}}
+"#,
+        ports[0], ports[1]
+    );
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let _p = ProxyProcess::start_ready(&yaml, &[http, admin])
+        .await
+        .expect("greenlight starts");
+    let mut owner: HashMap<u32, String> = HashMap::new();
+    for id in 0..12u32 {
+        for page in ["a", "b", "c", "d", "e", "f"] {
+            let s = served_by(http, &format!("/u{id}/{page}")).await;
+            let first = owner.entry(id).or_insert_with(|| s.clone());
+            assert_eq!(&s, first, "/u{id}/{page}: every page of u{id} is /u{id}");
+        }
+    }
+    let used: HashSet<&String> = owner.values().collect();
+    assert!(used.len() > 1, "ids spread over the servers: {used:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_serves_only_while_the_primary_is_down() {
     let primary = HttpUpstream::start("primary").await;

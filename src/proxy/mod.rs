@@ -416,17 +416,16 @@ impl ProxyHttp for GreenlightProxy {
         // The balancer's choice among the servers that are up and not yet
         // tried by this request (`upstream::balance`).
         let tried_before = ctx.attempts.count > 0;
-        // A hash key reads the request as the client sent it.
-        let key = crate::plan::vars::VarCx {
-            tls: ctx.tls,
-            client_ip: Some(client_ip(session, ctx)),
-            server_port: session
-                .server_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.port()),
-            ..crate::plan::vars::VarCx::of_request(session.req_header())
+        // A hash key reads the variables as the route plan left them (a
+        // rewritten `$uri`, the location's captures), as nginx's `hash` does.
+        let snapshot = ctx.snapshot.clone();
+        let mut attempts = std::mem::take(&mut ctx.attempts);
+        let chosen = match snapshot.as_deref() {
+            Some(snap) => pool.choose(&mut attempts, Some(&steps::var_cx(session, ctx, snap))),
+            None => pool.choose(&mut attempts, None),
         };
-        if let Some(idx) = pool.choose(&mut ctx.attempts, Some(&key)) {
+        ctx.attempts = attempts;
+        if let Some(idx) = chosen {
             ctx.server_idx = Some(idx);
             let server = &pool.servers()[idx];
             return Ok(match ctx.tunnel_idle {
