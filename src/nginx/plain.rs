@@ -145,6 +145,33 @@ fn answers_unknown_with_404(s: &ServerInfo<'_>) -> bool {
         && s.redirects.iter().all(|(d, _)| d.name == "if")
 }
 
+/// `plain_http` of a TLS site that no plain-HTTP block names: nginx sent
+/// plain requests for its hosts to the plain port's default server. When
+/// that block answers unknown names 404 (certbot's), so does the site
+/// (`not_found`); otherwise the loss is a warning.
+pub(crate) fn from_plain_default<'a>(
+    ctx: &mut Ctx<'a>,
+    infos: &[ServerInfo<'a>],
+    site: &Site<'a>,
+) -> Option<PlainHttp> {
+    match plain_default(infos) {
+        Some(p) if answers_unknown_with_404(p) => Some(PlainHttp {
+            mode: "not_found".to_string(),
+            detail: format!(
+                "nginx's plain-HTTP default server ({}) answered these names 404",
+                ctx.at(p.d)
+            ),
+        }),
+        _ => {
+            ctx.warn(
+                site.server,
+                format!("TLS site '{}' had no plain-HTTP server block in nginx, so plain requests for its hosts went to the port's default server; plain_http was left unset (greenlight's default applies): set it to redirect or serve", site.name),
+            );
+            None
+        }
+    }
+}
+
 /// nginx's default server for plain HTTP: the first block with
 /// `default_server` that listens plain, else the first that listens plain.
 fn plain_default<'s, 'a>(infos: &'s [ServerInfo<'a>]) -> Option<&'s ServerInfo<'a>> {

@@ -192,11 +192,8 @@ pub(crate) fn build<'a>(
                 };
             site.plain_http = plain;
             plain_sources.push(source);
-            if site.plain_http.is_none() && any_plain {
-                ctx.warn(
-                    info.d,
-                    format!("TLS site '{}' had no plain-HTTP server block in nginx, so plain requests for its hosts went to the port's default server; plain_http was left unset (greenlight's default applies): set it to redirect or serve", site.name),
-                );
+            if site.plain_http.is_none() && any_plain && !site.hosts.is_empty() {
+                site.plain_http = super::plain::from_plain_default(ctx, infos, &site);
             }
         } else {
             plain_sources.push(None);
