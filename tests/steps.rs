@@ -1,7 +1,8 @@
 //! Route plans through the real binary (issue 13, points 2-5): request and
 //! response header rules, `upstream_path`, regex rewrites, and the answers
-//! greenlight gives itself (`redirect`, `respond`), over HTTP/1.1 and h2 over
-//! TLS, with a reflecting upstream that records what it received.
+//! greenlight gives itself (`redirect`, `respond`), routes split by request
+//! method, over HTTP/1.1 and h2 over TLS, with a reflecting upstream that
+//! records what it received.
 
 use crate::support::*;
 use std::net::SocketAddr;
@@ -61,6 +62,13 @@ sites:
         upstream: web
         request_headers: {set: {X-User: "$user-$1"}}
       - {path: /empty, respond: {status: 204}}
+      - path: /cors/
+        methods: [OPTIONS]
+        respond: {status: 204}
+        response_headers:
+          add: {Access-Control-Allow-Methods: "GET, POST, OPTIONS", Access-Control-Max-Age: "1728000"}
+      - {path: /cors/, upstream: web}
+      - {path: = /form, methods: [POST], upstream: web}
       - {path: /gone, respond: {status: 410}}
       - {path: /dead/, upstream: dead}
   bare:
@@ -338,4 +346,48 @@ async fn regex_location_captures_feed_templates_also_after_last() {
     s.h1("/old/user/zed", &[]).await;
     assert_eq!(s.seen().header("x-user"), Some("zed-zed"));
     assert_eq!(s.seen().path, "/p/zed", "the rewritten path goes upstream");
+}
+
+/// Routes of one location split by method (nginx's `if ($request_method =
+/// OPTIONS) { add_header …; return 204; }`): the preflight is answered with
+/// its headers and never reaches the app; other methods are proxied; a
+/// location whose routes all name methods answers others 405 with `Allow`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_split_by_method_answer_a_preflight_and_proxy_the_rest() {
+    let s = Steps::start().await;
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let r = c
+        .request("OPTIONS", "/cors/items", "app.test", &[], b"")
+        .await
+        .expect("response");
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET, POST, OPTIONS")
+    );
+    assert_eq!(r.header("access-control-max-age"), Some("1728000"));
+    assert_eq!(
+        s.web.request_count(),
+        0,
+        "the preflight never reaches the app"
+    );
+    let r = c
+        .request("GET", "/cors/items", "app.test", &[], b"")
+        .await
+        .expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("access-control-allow-methods"), None);
+    assert_eq!(s.seen().path, "/cors/items");
+    let r = c
+        .request("POST", "/form", "app.test", &[], b"a=1")
+        .await
+        .expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = c
+        .request("PUT", "/form", "app.test", &[], b"a=1")
+        .await
+        .expect("response");
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(s.web.request_count(), 2);
 }

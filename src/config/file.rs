@@ -254,6 +254,9 @@ impl<'de> Deserialize<'de> for FileTls {
 pub struct FileRoute {
     /// nginx `location` syntax: `/p`, `= /p`, `^~ /p`, `~ re`, `~* re`.
     pub path: Spanned<String>,
+    /// Request methods this route takes (`[OPTIONS]`); absent = every
+    /// method. Routes of one location choose by method.
+    pub methods: Option<Spanned<Vec<Spanned<String>>>>,
     /// Upstream name (one of `upstream`, `redirect`, `respond`).
     pub upstream: Option<Spanned<String>>,
     /// `on`/`off`: overrides the site's `request_buffering`.

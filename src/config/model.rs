@@ -296,6 +296,9 @@ pub struct SiteConfig {
 pub struct RouteConfig {
     /// The compiled path matcher (exact, prefix, `^~` prefix or regex).
     pub location: crate::plan::location::Location,
+    /// The request methods it takes; `None` = every method (the route of
+    /// its location that takes what no other one names).
+    pub methods: Option<Vec<http::Method>>,
     /// Upstream name (known to exist); `None` for a route that answers
     /// itself (`redirect`, `respond`).
     pub upstream: Option<String>,

@@ -97,7 +97,7 @@ upstreams:
         vec![
             "g.yaml:9:13: host 'x.test' is listed by sites 'a' and 'b' — each host belongs to one site",
             "g.yaml:10:14: sites 'a' and 'b' are both the default site on every listener — keep one default per kind of listener: `default: true` on one site, or `https` on one and `http` on another",
-            "g.yaml:11:45: route path '/' appears twice in site 'b' — keep one route per location: the second is never chosen",
+            "g.yaml:11:45: route path '/' appears twice in site 'b' — keep one route per location (or split it by `methods:`): the second is never chosen",
         ]
     );
 }
@@ -299,8 +299,8 @@ upstreams:
             "g.yaml:8:16: route path regex '^/(a|b' does not compile: unclosed group — fix the expression (regex crate syntax: no look-around, no back-references)",
             "g.yaml:9:16: route path has nothing after the modifier '~*' — write a path after the modifier, e.g. `= /healthz` or `~* \\.php$`",
             "g.yaml:10:16: route path: '@fallback' is not a location modifier — named locations are not routes: give the route a path",
-            "g.yaml:12:16: route path '= /healthz' appears twice in site 'a' — keep one route per location: the second is never chosen",
-            "g.yaml:14:16: route paths '/static/' and '^~ /static/' in site 'a' are the same location — keep one route per location: the second is never chosen",
+            "g.yaml:12:16: route path '= /healthz' appears twice in site 'a' — keep one route per location (or split it by `methods:`): the second is never chosen",
+            "g.yaml:14:16: route paths '/static/' and '^~ /static/' in site 'a' are the same location — keep one route per location (or split it by `methods:`): the second is never chosen",
             "g.yaml:15:16: route path 'healthz' does not start with '/' — write `= /healthz`",
             "g.yaml:17:13: host 'b.test' is listed by sites 'a' and 'b' — each host belongs to one site",
             "g.yaml:20:5: site 'c' has no hosts — list at least one host name, or make it the catch-all site with `default: true`",

@@ -460,13 +460,14 @@ fn validate_sites(
             );
         }
         for r in &site.routes.value {
-            let location =
-                super::validate_match::route_location(name, &r.value.path, &mut seen, ds);
+            let location = super::validate_match::route_location(name, r, &mut seen, ds);
             let (upstream, plan) =
                 validate_steps::route_plan(r, location.as_ref(), &steps, upstreams, ds);
             let Some(location) = location else { continue };
+            let methods = super::validate_match::route_methods(&r.value.methods, ds);
             routes.push(RouteConfig {
                 location,
+                methods,
                 upstream,
                 plan,
                 request_buffering: switch_field(&r.value.request_buffering, buffering, ds),

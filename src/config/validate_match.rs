@@ -188,18 +188,66 @@ enum Slot {
     Regex(bool, String),
 }
 
-/// Routes seen so far in one site, for duplicates.
+/// Routes seen so far in one site, for duplicates: per location, each
+/// route's path as written and its methods (`None` = every method).
 #[derive(Default)]
-pub(super) struct SeenRoutes(HashMap<Slot, String>);
+pub(super) struct SeenRoutes(HashMap<Slot, Vec<SeenRoute>>);
+
+/// A route's path as written and its methods (`None` = every method).
+type SeenRoute = (String, Option<Vec<String>>);
+
+/// A route's `methods:`, checked: HTTP method tokens in upper case (methods
+/// are case-sensitive, RFC 9110 section 9.1), at least one.
+pub(super) fn route_methods(
+    list: &Option<Spanned<Vec<Spanned<String>>>>,
+    ds: &mut Diagnostics,
+) -> Option<Vec<http::Method>> {
+    let list = list.as_ref()?;
+    if list.value.is_empty() {
+        ds.error(
+            pos(list),
+            "route methods list is empty",
+            "name the methods, e.g. `methods: [OPTIONS]`, or leave `methods` out to take every method",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    for m in &list.value {
+        let upper = m.value.to_ascii_uppercase();
+        match http::Method::from_bytes(m.value.as_bytes()) {
+            Ok(method) if upper == m.value => {
+                if !out.contains(&method) {
+                    out.push(method);
+                }
+            }
+            _ => ds.error(
+                pos(m),
+                format!("'{}' is not an HTTP method", m.value),
+                if upper != m.value && http::Method::from_bytes(upper.as_bytes()).is_ok() {
+                    format!("methods are case-sensitive: write `{upper}`")
+                } else {
+                    "write a method token such as GET, POST or OPTIONS".to_string()
+                },
+            ),
+        }
+    }
+    Some(out)
+}
 
 /// Compiles one route's `path:`; reports a bad value or a duplicate within
 /// the site and returns `None` for a bad value.
 pub(super) fn route_location(
     site: &str,
-    path: &Spanned<String>,
+    route: &Spanned<super::file::FileRoute>,
     seen: &mut SeenRoutes,
     ds: &mut Diagnostics,
 ) -> Option<Location> {
+    let path = &route.value.path;
+    let methods: Option<Vec<String>> = route
+        .value
+        .methods
+        .as_ref()
+        .map(|l| l.value.iter().map(|m| m.value.clone()).collect());
     let location = match Location::parse(&path.value) {
         Ok(l) => l,
         Err(e) => {
@@ -233,20 +281,29 @@ pub(super) fn route_location(
         Location::Prefix(p) | Location::PrefixNoRegex(p) => Slot::Prefix(p.clone()),
         Location::Regex(r) => Slot::Regex(r.nocase(), r.as_str().to_string()),
     };
-    if let Some(first) = seen.0.get(&slot) {
-        let now = location.as_written();
+    let now = location.as_written();
+    let earlier = seen.0.entry(slot).or_default();
+    // Routes of one location may split it by method: at most one takes
+    // every method, and no method is named twice.
+    let clash = earlier.iter().find(|(_, m)| match (m, &methods) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.iter().any(|x| b.contains(x)),
+        _ => false,
+    });
+    if let Some((first, _)) = clash {
         let what = if *first == now {
             format!("route path '{now}' appears twice in site '{site}'")
         } else {
             format!("route paths '{first}' and '{now}' in site '{site}' are the same location")
         };
-        ds.error(
-            pos(path),
-            what,
-            "keep one route per location: the second is never chosen",
-        );
+        let fix = if methods.is_some() {
+            "routes of one location must name different methods: the second is never chosen for a method both name"
+        } else {
+            "keep one route per location (or split it by `methods:`): the second is never chosen"
+        };
+        ds.error(pos(path), what, fix);
     } else {
-        seen.0.insert(slot, location.as_written());
+        earlier.push((now, methods));
     }
     Some(location)
 }

@@ -53,10 +53,35 @@ pub struct SiteRoutes {
     upstreams: Vec<Option<usize>>,
     /// Per route (file order): read request bodies whole before connecting.
     buffering: Vec<bool>,
+    /// Per route that stands for its location in `paths` (the first of it):
+    /// the routes of that location that name methods, with those methods,
+    /// and the one that takes every other method. Empty when no route of
+    /// the site names methods.
+    by_method: Vec<MethodChoice>,
     /// Per route (file order), per pool of its upstream: metric handles.
     route_metrics: Vec<Vec<RouteMetrics>>,
     /// For requests answered locally (404, 308, 413, ...).
     pub local_metrics: RouteMetrics,
+}
+
+/// How the routes of one location split it by request method.
+#[derive(Debug, Default, Clone)]
+struct MethodChoice {
+    /// Routes with `methods:`, in file order.
+    named: Vec<(Vec<http::Method>, usize)>,
+    /// The route without `methods:`, if any.
+    rest: Option<usize>,
+}
+
+impl MethodChoice {
+    /// The route for `method`, or `Err(allowed)` when none takes it.
+    fn pick(&self, method: &http::Method) -> Result<usize, Vec<http::Method>> {
+        if let Some((_, r)) = self.named.iter().find(|(m, _)| m.contains(method)) {
+            return Ok(*r);
+        }
+        self.rest
+            .ok_or_else(|| self.named.iter().flat_map(|(m, _)| m.clone()).collect())
+    }
 }
 
 impl SiteRoutes {
@@ -156,6 +181,16 @@ impl PathTable {
             Some((_, _, route)) => PathMatch::Route(*route, None),
             None => PathMatch::None,
         }
+    }
+}
+
+/// Routes with equal keys are one location (nginx counts `/p` and `^~ /p`
+/// as the same one too).
+fn location_key(l: &Location) -> String {
+    match l {
+        Location::Exact(p) => format!("= {p}"),
+        Location::Prefix(p) | Location::PrefixNoRegex(p) => p.clone(),
+        Location::Regex(r) => format!("{} {}", if r.nocase() { "~*" } else { "~" }, r.as_str()),
     }
 }
 
@@ -277,6 +312,8 @@ pub struct RouteInput<'a> {
     pub tls: bool,
     /// SNI of the TLS connection, lowercase.
     pub sni: Option<&'a str>,
+    /// The request method (routes may take some methods only).
+    pub method: &'a http::Method,
 }
 
 /// The routing decision.
@@ -310,6 +347,14 @@ pub enum Decision {
         site: usize,
         /// The redirect's status (`plain_http: redirect NNN`).
         status: u16,
+    },
+    /// The location's routes all name methods and none names this one: 405
+    /// with `Allow`.
+    MethodNotAllowed {
+        /// Site index.
+        site: usize,
+        /// The methods the location's routes take.
+        allow: Vec<http::Method>,
     },
     /// Plain request for a TLS site with `plain_http: not_found`: 404.
     HttpsOnly {
@@ -350,8 +395,26 @@ impl Router {
                 .iter()
                 .map(|rc| upstream_index.get(rc.upstream.as_ref()?).copied())
                 .collect();
+            let mut by_method: Vec<MethodChoice> = Vec::new();
+            let mut first_of: HashMap<String, usize> = HashMap::new();
+            let split = s.routes.iter().any(|rc| rc.methods.is_some());
             for (route, rc) in s.routes.iter().enumerate() {
-                paths.add(&rc.location, route, upstreams[route].is_some());
+                // Routes of one location (validate allows them only with
+                // different methods) share its entry: the first stands for it.
+                let key = location_key(&rc.location);
+                let first = *first_of.entry(key).or_insert(route);
+                if first == route {
+                    paths.add(&rc.location, route, upstreams[route].is_some());
+                }
+                if split {
+                    by_method.resize_with(s.routes.len(), MethodChoice::default);
+                    if let Some(choice) = by_method.get_mut(first) {
+                        match &rc.methods {
+                            Some(m) => choice.named.push((m.clone(), route)),
+                            None => choice.rest = Some(route),
+                        }
+                    }
+                }
             }
             paths.finish();
             let buffering = s.routes.iter().map(|rc| rc.request_buffering).collect();
@@ -397,6 +460,7 @@ impl Router {
                 paths,
                 upstreams,
                 buffering,
+                by_method,
                 route_metrics,
                 local_metrics: metrics.route_handles(&s.name, NONE, NONE),
             });
@@ -460,12 +524,19 @@ impl Router {
             _ => {}
         }
         match s.find_route(input.path) {
-            PathMatch::Route(route, captures) => Decision::Proxy {
-                site,
-                upstream: s.upstreams.get(route).copied().flatten(),
-                route,
-                captures,
-            },
+            PathMatch::Route(first, captures) => {
+                let route = match s.by_method.get(first).map(|c| c.pick(input.method)) {
+                    Some(Ok(r)) => r,
+                    Some(Err(allow)) => return Decision::MethodNotAllowed { site, allow },
+                    None => first,
+                };
+                Decision::Proxy {
+                    site,
+                    upstream: s.upstreams.get(route).copied().flatten(),
+                    route,
+                    captures,
+                }
+            }
             PathMatch::AddSlash(_) => Decision::AddSlash { site },
             PathMatch::None => Decision::NoRoute { site },
         }

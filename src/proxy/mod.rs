@@ -259,12 +259,15 @@ impl ProxyHttp for GreenlightProxy {
             }
         }
         let tls = ctx.tls;
+        // A standard method is copied without allocating.
+        let method = session.req_header().method.clone();
         let route_for = |path: &str| {
             snapshot.router.route(&RouteInput {
                 host: host.as_deref(),
                 path,
                 tls,
                 sni: sni.as_deref(),
+                method: &method,
             })
         };
         let decision = route_for(session.req_header().uri.path());
@@ -298,6 +301,17 @@ impl ProxyHttp for GreenlightProxy {
                 let name = &snapshot.router.site(site).name;
                 let body = format!("404 Not Found: site '{name}' has no route for this path\n");
                 return respond(session, ctx, 404, body, &[], false).await;
+            }
+            Decision::MethodNotAllowed { site, allow } => {
+                ctx.site = Some(site);
+                client::resolve_for_site(session, ctx, &snapshot, site);
+                let allow = allow
+                    .iter()
+                    .map(http::Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let body = format!("405 Method Not Allowed: this path takes {allow}\n");
+                return respond(session, ctx, 405, body, &[("allow", allow)], false).await;
             }
             Decision::HttpsOnly { site } => {
                 ctx.site = Some(site);

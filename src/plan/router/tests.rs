@@ -50,6 +50,7 @@ fn go(r: &Router, host: &str, path: &str, tls: bool, sni: Option<&str>) -> Decis
         path,
         tls,
         sni,
+        method: &http::Method::GET,
     })
 }
 
@@ -103,6 +104,7 @@ fn a_request_without_host_on_tls_goes_to_the_site_of_its_sni() {
             path: "/only/x",
             tls,
             sni,
+            method: &http::Method::GET,
         })
     };
     assert!(matches!(
@@ -204,7 +206,8 @@ fn without_default_an_unknown_host_has_no_site() {
             host: None,
             path: "/",
             tls: false,
-            sni: None
+            sni: None,
+            method: &http::Method::GET,
         }),
         Decision::NoSite
     );
@@ -454,7 +457,8 @@ fn hosts_are_chosen_in_nginx_server_name_order() {
             host: None,
             path: "/",
             tls: false,
-            sni: None
+            sni: None,
+            method: &http::Method::GET,
         }),
         Decision::Proxy { site: 7, .. }
     ));
@@ -518,4 +522,50 @@ fn the_421_check_uses_certificate_semantics_while_routing_uses_nginx_ones() {
             status: 308
         }
     ));
+}
+
+/// Routes of one location split it by method: the named ones take theirs,
+/// the one without `methods` every other; with none such, 405 and `Allow`.
+#[test]
+fn routes_of_one_location_choose_by_method() {
+    let yaml = YAML.replace(
+        "      - {path: /api/, upstream: api}\n",
+        "      - {path: /api/, upstream: api}\n      - {path: /api/, methods: [OPTIONS], respond: {status: 204}}\n      - {path: = /only, methods: [GET, HEAD], upstream: app}\n      - {path: = /only, methods: [POST], upstream: api}\n",
+    );
+    let cfg = load_str(Path::new("t.yaml"), &yaml).expect("valid");
+    let idx = [("app".to_string(), 0), ("api".to_string(), 1)]
+        .into_iter()
+        .collect();
+    let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
+    let with = |path: &str, method: &http::Method| {
+        r.route(&RouteInput {
+            host: Some("example.com"),
+            path,
+            tls: true,
+            sni: Some("example.com"),
+            method,
+        })
+    };
+    let route_of = |d: Decision| match d {
+        Decision::Proxy { route, .. } => route,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(route_of(with("/api/x", &http::Method::GET)), 1);
+    assert_eq!(route_of(with("/api/x", &http::Method::OPTIONS)), 2);
+    assert_eq!(route_of(with("/only", &http::Method::HEAD)), 3);
+    assert_eq!(route_of(with("/only", &http::Method::POST)), 4);
+    assert_eq!(
+        with("/only", &http::Method::PUT),
+        Decision::MethodNotAllowed {
+            site: 0,
+            allow: vec![http::Method::GET, http::Method::HEAD, http::Method::POST],
+        }
+    );
+    // A method named twice for one location is refused.
+    let twice = yaml.replace("methods: [POST]", "methods: [POST, GET]");
+    let err = load_str(Path::new("t.yaml"), &twice).expect_err("GET twice");
+    assert!(
+        err.to_string().contains("must name different methods"),
+        "{err}"
+    );
 }
