@@ -65,6 +65,7 @@ fn main() {
                 path: black_box("/api/v2/users/42"),
                 tls: false,
                 sni: None,
+                method: &http::Method::GET,
             }));
         });
         bench(&format!("route wildcard host, {sites} site(s)"), || {
@@ -73,6 +74,7 @@ fn main() {
                 path: black_box("/index.html"),
                 tls: true,
                 sni: Some("x.example.org"),
+                method: &http::Method::GET,
             }));
         });
         bench(
@@ -83,6 +85,7 @@ fn main() {
                     path: black_box("/"),
                     tls: false,
                     sni: None,
+                    method: &http::Method::GET,
                 }));
             },
         );
@@ -94,6 +97,7 @@ fn main() {
                     path: black_box("/users/42"),
                     tls: false,
                     sni: None,
+                    method: &http::Method::GET,
                 }));
             },
         );
@@ -105,6 +109,7 @@ fn main() {
                     path: black_box("/about/team"),
                     tls: false,
                     sni: None,
+                    method: &http::Method::GET,
                 }));
             },
         );
