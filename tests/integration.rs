@@ -27,6 +27,7 @@ mod misdirected;
 mod observability;
 mod protocol;
 mod quiet_logs;
+mod route_metrics;
 mod slow_clients;
 mod smuggling;
 mod steps;
