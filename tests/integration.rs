@@ -16,6 +16,7 @@ mod config_size;
 mod core_proxy;
 mod early_hup;
 mod fixture;
+mod grafana;
 mod h2_flood;
 mod health;
 mod import_nginx;

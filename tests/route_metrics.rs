@@ -49,7 +49,7 @@ async fn requests_and_latency_are_labelled_with_the_configured_route() {
         YAML,
         &[("HTTP", ports[0]), ("ADMIN", ports[1]), ("UP", up.port())],
     );
-    let mut proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
+    let proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
         .await
         .expect("starts");
 
