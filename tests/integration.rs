@@ -11,6 +11,7 @@ mod admin_api;
 mod balancing;
 mod body;
 mod cli;
+mod cli_conventions;
 mod client_ip;
 mod config_size;
 mod core_proxy;
