@@ -1,10 +1,39 @@
-//! The command line: `run`, `check` (and, as they land, the admin-API
-//! clients). Parsing only; each command calls into the library and returns an
-//! exit code, so `main` stays a few lines.
+//! The command line: `run`, `check`, the admin-API clients (`switch`,
+//! `status`, `reload`), `import-nginx`, and the shell completions and man
+//! pages generated from these very definitions (`completions`, `man`).
+//! Parsing only; each command calls into the library and returns an exit
+//! code, so `main` stays a few lines.
 
 use crate::config::{self, ConfigSource};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+
+/// `greenlight switch --help` examples (also the man page's EXAMPLES).
+const SWITCH_EXAMPLES: &str = "\
+Examples:
+  greenlight switch app green --wait --timeout 5m
+      New requests of upstream app go to pool green; returns 0 once the old
+      pool is drained (safe to stop), 1 if that takes over 5 minutes.
+  greenlight switch app blue --wait
+      Roll back: blue takes the new requests again and green drains.
+  greenlight switch app green --force -c /etc/greenlight/greenlight.yaml
+      Switch although no server of green accepts a connection yet; the admin
+      address and token come from the running proxy's config file.";
+
+/// `greenlight status --help` examples (also the man page's EXAMPLES).
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  greenlight status
+      Upstreams and pools (state, in flight, WebSockets, drain deadline,
+      server health), certificates and the last reload, once.
+  greenlight status --watch
+      The same, redrawn in place every 2s until Ctrl-C: watch the old pool
+      drain during a deploy.
+  greenlight status --watch --interval 500ms --count 20 >> drain.log
+      Twenty frames half a second apart, one after another (stdout is not
+      a terminal: no screen codes), then exit.
+  greenlight status --json | jq '.upstreams[].pools[] | {name, state, inflight}'
+      The admin API's JSON, for scripts.";
 
 /// greenlight: zero-downtime blue/green reverse proxy with automatic TLS.
 #[derive(Debug, Parser)]
@@ -35,6 +64,7 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Send new requests of UPSTREAM to POOL; the old pool drains.
+    #[command(after_help = SWITCH_EXAMPLES)]
     Switch {
         /// Upstream name.
         upstream: String,
@@ -53,10 +83,23 @@ pub enum Command {
         admin: AdminArgs,
     },
     /// Show upstreams, pools, drains, certificates and the last reload.
+    #[command(after_help = STATUS_EXAMPLES)]
     Status {
-        /// Print the API's JSON instead of tables.
+        /// Print the API's JSON instead of tables (with --watch and stdout
+        /// not a terminal: one JSON document per line).
         #[arg(long)]
         json: bool,
+        /// Show it again every --interval until Ctrl-C: redrawn in place on
+        /// a terminal, one frame after another otherwise.
+        #[arg(short, long)]
+        watch: bool,
+        /// With --watch: time between two frames, e.g. 500ms or 5s [default: 2s].
+        #[arg(long, value_name = "DURATION", requires = "watch")]
+        interval: Option<String>,
+        /// With --watch: stop after N frames (for scripts and tests).
+        #[arg(long, value_name = "N", requires = "watch",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -78,6 +121,21 @@ pub enum Command {
         /// Use ACME (Let's Encrypt) with this contact for certbot certificates.
         #[arg(long, value_name = "EMAIL")]
         acme: Option<String>,
+    },
+    /// Print the shell completion script for SHELL, e.g.
+    /// `greenlight completions bash > /etc/bash_completion.d/greenlight`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page greenlight(1) (roff), or with --dir write it and
+    /// one page per command (greenlight-switch.1, ...) into DIR.
+    Man {
+        /// Write greenlight.1 and greenlight-COMMAND.1 here instead of
+        /// printing greenlight.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -118,7 +176,19 @@ pub fn execute(cli: Cli) -> i32 {
             force,
             admin,
         } => crate::cli_admin::switch(&admin, &upstream, &pool, wait, timeout.as_deref(), force),
-        Command::Status { json, admin } => crate::cli_admin::status(&admin, json),
+        Command::Status {
+            json,
+            watch: false,
+            admin,
+            ..
+        } => crate::cli_admin::status(&admin, json),
+        Command::Status {
+            json,
+            watch: true,
+            interval,
+            count,
+            admin,
+        } => crate::cli_watch::watch(&admin, json, interval.as_deref(), count),
         Command::Reload { admin } => crate::cli_admin::reload(&admin),
         Command::ImportNginx {
             path,
@@ -126,6 +196,8 @@ pub fn execute(cli: Cli) -> i32 {
             prefix,
             acme,
         } => import_nginx(&path, output.as_deref(), prefix, acme),
+        Command::Completions { shell } => crate::cli_docs::completions(shell),
+        Command::Man { dir } => crate::cli_docs::man(dir.as_deref()),
     }
 }
 

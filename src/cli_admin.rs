@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(200);
 
-fn client(args: &AdminArgs) -> Result<AdminClient, String> {
+/// The admin API client for `args`: `--admin`, else the address in `-c`'s
+/// config, else the default; the token from `--token-file` or that config.
+pub(crate) fn client(args: &AdminArgs) -> Result<AdminClient, String> {
     let from_config = match &args.config {
         Some(p) => Some(crate::config::load_file(p).map_err(|e| e.to_string())?),
         None => None,

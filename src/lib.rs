@@ -12,6 +12,8 @@ pub mod acme;
 pub mod admin;
 pub mod cli;
 pub mod cli_admin;
+pub mod cli_docs;
+pub mod cli_watch;
 pub mod config;
 pub mod lifecycle;
 pub mod listen;

@@ -1,5 +1,6 @@
 //! Prometheus metrics: every metric name, label and help text of greenlight
-//! lives in this file, in one registry that belongs to [`Metrics`].
+//! lives in this file (the fixed value sets of enumerated labels in
+//! `metrics/labels.rs`), in one registry that belongs to [`Metrics`].
 //!
 //! Owns: the [`Metrics`] struct (its own `prometheus::Registry`, never the
 //! global default one, with the process collector registered in it), the
@@ -11,8 +12,9 @@
 //! Data flow:
 //! - **Request path (hot).** Recording a request must not hash label strings.
 //!   When a snapshot is built, the proxy calls [`Metrics::route_handles`] once
-//!   per (site, upstream, pool) it can route to — and once per site with
-//!   upstream and pool [`NONE`] for answers that never reach an upstream — and
+//!   per (site, route, upstream, pool) it can route to — with upstream and
+//!   pool [`NONE`] for a route that answers itself, and once per site with
+//!   route [`NONE`] too for answers given before a route is chosen — and
 //!   caches the [`RouteMetrics`] in the snapshot, indexed like its routes. Per
 //!   request it then calls [`RouteMetrics::record`] and friends: atomic adds on
 //!   already-resolved children, nothing else. Connections use
@@ -24,11 +26,13 @@
 //!   plain methods that resolve labels on the spot.
 //!
 //! Cardinality: label values come only from the config (site, upstream, pool,
-//! server, listener names) or from the small fixed sets in this file. A
+//! server, listener names; a route is labelled with its `path:` as written in
+//! the config, never with a request's path) or from the small fixed sets in
+//! this file. A
 //! request whose host matches no site is recorded under the site [`NONE`]
 //! (`"-"`); [`site_label`] maps any name that is not a known site to it. After
 //! a reload, [`Metrics::retain_config`] removes every series that names a
-//! site, upstream, pool, server or listener that is gone, so dropped names do
+//! site, route, upstream, pool, server or listener that is gone, so dropped names do
 //! not leave stale series behind. (Chosen over per-family removal calls: one
 //! rule over all families cannot forget a family added later.) Handles cached
 //! by an older snapshot for a removed name keep working but are detached from
@@ -43,6 +47,9 @@ use prometheus::{
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod labels;
+pub use labels::{HttpProtocol, ProxyProtocolError, SwitchResult, TlsFailure, UpstreamErrorKind};
 
 /// The label value for "none": no site matched, no upstream or pool involved.
 pub const NONE: &str = "-";
@@ -76,122 +83,6 @@ pub fn site_label<'a>(known: &'a [&'a str], name: &str) -> &'a str {
     known.iter().copied().find(|k| *k == name).unwrap_or(NONE)
 }
 
-/// Why an upstream request failed (`kind` of `greenlight_upstream_errors_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
-    /// Connection refused.
-    Refused,
-    /// Connect, read or write timed out.
-    Timeout,
-    /// Connection reset or closed early by the upstream.
-    Reset,
-    /// TLS to the upstream failed.
-    Tls,
-    /// Anything else.
-    Other,
-}
-
-impl UpstreamErrorKind {
-    const ALL: [UpstreamErrorKind; 5] = [
-        UpstreamErrorKind::Refused,
-        UpstreamErrorKind::Timeout,
-        UpstreamErrorKind::Reset,
-        UpstreamErrorKind::Tls,
-        UpstreamErrorKind::Other,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamErrorKind::Refused => "refused",
-            UpstreamErrorKind::Timeout => "timeout",
-            UpstreamErrorKind::Reset => "reset",
-            UpstreamErrorKind::Tls => "tls",
-            UpstreamErrorKind::Other => "other",
-        }
-    }
-}
-
-/// Outcome of a pool switch (`result` of `greenlight_switches_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SwitchResult {
-    /// Switched after the target pool passed its checks.
-    Ok,
-    /// Refused (target unhealthy, unknown, ...); nothing changed.
-    Refused,
-    /// Switched although checks failed (`--force`).
-    Forced,
-}
-
-impl SwitchResult {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SwitchResult::Ok => "ok",
-            SwitchResult::Refused => "refused",
-            SwitchResult::Forced => "forced",
-        }
-    }
-}
-
-/// Why a client TLS handshake failed (`reason` of
-/// `greenlight_tls_handshake_failures_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsFailure {
-    /// No certificate for the SNI name and no default one.
-    NoCertificate,
-    /// Protocol error: no common version or cipher, bad message, alert.
-    Protocol,
-    /// The client took too long or went away mid-handshake.
-    Timeout,
-    /// Anything else.
-    Other,
-}
-
-impl TlsFailure {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsFailure::NoCertificate => "no_certificate",
-            TlsFailure::Protocol => "protocol",
-            TlsFailure::Timeout => "timeout",
-            TlsFailure::Other => "other",
-        }
-    }
-}
-
-/// Why a `proxy_protocol` listener closed a connection (`reason` of
-/// `greenlight_proxy_protocol_errors_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProxyProtocolError {
-    /// The connection did not start with a PROXY signature.
-    Missing,
-    /// A signature, then an invalid or oversized header.
-    Malformed,
-    /// Closed or too slow before the header ended.
-    Incomplete,
-}
-
-impl ProxyProtocolError {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProxyProtocolError::Missing => "missing",
-            ProxyProtocolError::Malformed => "malformed",
-            ProxyProtocolError::Incomplete => "incomplete",
-        }
-    }
-}
-
-/// Downstream protocol (`protocol` of `greenlight_downstream_connections`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HttpProtocol {
-    /// HTTP/1.x.
-    H1,
-    /// HTTP/2.
-    H2,
-}
-
 /// Building the registry failed (a programming error: duplicate or invalid name).
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -212,6 +103,8 @@ pub enum MetricsError {
 pub struct ConfigNames<'a> {
     /// Site names.
     pub sites: &'a [&'a str],
+    /// (site, route label) pairs: each route's `path:` as written.
+    pub routes: &'a [(&'a str, &'a str)],
     /// (upstream, pool) pairs. Include pools that are still draining after
     /// being removed from the config if their series should stay until drained.
     pub pools: &'a [(&'a str, &'a str)],
@@ -221,7 +114,7 @@ pub struct ConfigNames<'a> {
     pub listeners: &'a [&'a str],
 }
 
-/// Pre-resolved handles for one (site, upstream, pool): recording is only
+/// Pre-resolved handles for one (site, route, upstream, pool): recording is only
 /// atomic operations. Cheap to clone (reference-counted children).
 #[derive(Clone)]
 pub struct RouteMetrics {
@@ -437,17 +330,17 @@ impl Metrics {
         let m = Metrics {
             requests: ic(
                 "greenlight_requests_total",
-                "Requests answered, by site, upstream, pool and status class (1xx..5xx, or error when no response was sent).",
-                &["site", "upstream", "pool", "class"],
+                "Requests answered, by site, route, upstream, pool and status class (1xx..5xx, or error when no response was sent).",
+                &["site", "route", "upstream", "pool", "class"],
             )?,
             request_duration: add(&r, "greenlight_request_duration_seconds", || {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "greenlight_request_duration_seconds",
-                        "Time from request start to the last response byte, in seconds.",
+                        "Time from request start to the last response byte, in seconds, by site, route and upstream.",
                     )
                     .buckets(DURATION_BUCKETS.to_vec()),
-                    &["site", "upstream"],
+                    &["site", "route", "upstream"],
                 )
             })?,
             upstream_errors: ic(
@@ -572,13 +465,24 @@ impl Metrics {
         Ok(m)
     }
 
-    /// Handles for requests routed to `site` / `upstream` / `pool`. Call when
-    /// building a snapshot, never per request. Pass [`NONE`] for the upstream
-    /// and pool of answers given without an upstream (404, 421, redirects),
-    /// and [`NONE`] as the site when no site matched.
-    pub fn route_handles(&self, site: &str, upstream: &str, pool: &str) -> RouteMetrics {
-        let requests =
-            STATUS_CLASSES.map(|c| self.requests.with_label_values(&[site, upstream, pool, c]));
+    /// Handles for requests routed to `site` / `route` / `upstream` / `pool`.
+    /// Call when building a snapshot, never per request. `route` is the
+    /// route's `path:` as written in the config (never a request's path).
+    /// Pass [`NONE`] for the upstream and pool of answers given without an
+    /// upstream (404, 421, redirects, `respond`), [`NONE`] as the route for
+    /// answers given before a route was chosen, and [`NONE`] as the site when
+    /// no site matched.
+    pub fn route_handles(
+        &self,
+        site: &str,
+        route: &str,
+        upstream: &str,
+        pool: &str,
+    ) -> RouteMetrics {
+        let requests = STATUS_CLASSES.map(|c| {
+            self.requests
+                .with_label_values(&[site, route, upstream, pool, c])
+        });
         let upstream_handles = (upstream != NONE && pool != NONE).then(|| UpstreamHandles {
             errors: UpstreamErrorKind::ALL.map(|k| {
                 self.upstream_errors
@@ -588,7 +492,9 @@ impl Metrics {
         });
         RouteMetrics {
             requests,
-            duration: self.request_duration.with_label_values(&[site, upstream]),
+            duration: self
+                .request_duration
+                .with_label_values(&[site, route, upstream]),
             received: self.bytes_received.with_label_values(&[site]),
             sent: self.bytes_sent.with_label_values(&[site]),
             upstream: upstream_handles,
@@ -686,8 +592,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Removes every series naming a site, upstream, pool, server or listener
-    /// not in `live`; returns how many were removed. Call after each
+    /// Removes every series naming a site, route, upstream, pool, server or
+    /// listener not in `live`; returns how many were removed. Call after each
     /// successful apply, before building the new snapshot's handles.
     pub fn retain_config(&self, live: &ConfigNames<'_>) -> usize {
         let keep = Keep::new(live);
@@ -733,6 +639,7 @@ impl Metrics {
 /// The live names, hashed once per retain.
 struct Keep<'a> {
     sites: HashSet<&'a str>,
+    routes: HashSet<(&'a str, &'a str)>,
     upstreams: HashSet<&'a str>,
     pools: HashSet<(&'a str, &'a str)>,
     servers: HashSet<(&'a str, &'a str, &'a str)>,
@@ -743,6 +650,7 @@ impl<'a> Keep<'a> {
     fn new(live: &ConfigNames<'a>) -> Keep<'a> {
         Keep {
             sites: live.sites.iter().copied().collect(),
+            routes: live.routes.iter().copied().collect(),
             upstreams: live.pools.iter().map(|(u, _)| *u).collect(),
             pools: live.pools.iter().copied().collect(),
             servers: live.servers.iter().copied().collect(),
@@ -754,12 +662,14 @@ impl<'a> Keep<'a> {
         let get = |n: &str| labels.iter().find(|l| l.name() == n).map(|l| l.value());
         let upstream = get("upstream").unwrap_or(NONE);
         let pool = get("pool").unwrap_or(NONE);
-        let ok_site = get("site").is_none_or(|s| s == NONE || self.sites.contains(s));
+        let site = get("site").unwrap_or(NONE);
+        let ok_site = site == NONE || self.sites.contains(site);
+        let ok_route = get("route").is_none_or(|r| r == NONE || self.routes.contains(&(site, r)));
         let ok_upstream = upstream == NONE || self.upstreams.contains(upstream);
         let ok_pool = pool == NONE || self.pools.contains(&(upstream, pool));
         let ok_server = get("server").is_none_or(|s| self.servers.contains(&(upstream, pool, s)));
         let ok_listener = get("listener").is_none_or(|l| self.listeners.contains(l));
-        ok_site && ok_upstream && ok_pool && ok_server && ok_listener
+        ok_site && ok_route && ok_upstream && ok_pool && ok_server && ok_listener
     }
 }
 

@@ -468,6 +468,17 @@ impl StateHandle {
         {
             let live = self.live_pools();
             let sites: Vec<&str> = config.sites.iter().map(|s| s.name.as_str()).collect();
+            let route_labels: Vec<(&str, String)> = config
+                .sites
+                .iter()
+                .flat_map(|s| {
+                    s.routes
+                        .iter()
+                        .map(|r| (s.name.as_str(), r.location.as_written()))
+                })
+                .collect();
+            let routes: Vec<(&str, &str)> =
+                route_labels.iter().map(|(s, r)| (*s, r.as_str())).collect();
             let mut pools: Vec<(&str, &str)> = Vec::new();
             let mut servers: Vec<(&str, &str, &str)> = Vec::new();
             for u in &config.upstreams {
@@ -487,6 +498,7 @@ impl StateHandle {
             let listeners: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
             metrics.retain_config(&ConfigNames {
                 sites: &sites,
+                routes: &routes,
                 pools: &pools,
                 servers: &servers,
                 listeners: &listeners,

@@ -142,12 +142,12 @@ fn series(m: &Metrics) -> usize {
 }
 
 fn exercise(m: &Metrics) {
-    let r = m.route_handles("shop", "app", "blue");
+    let r = m.route_handles("shop", "/", "app", "blue");
     r.record(200, Duration::from_millis(12), 300, 4000);
     r.record(0, Duration::from_secs(2), 10, 0);
     r.upstream_error(UpstreamErrorKind::Timeout);
     let _ws = r.websocket_opened();
-    m.route_handles(NONE, NONE, NONE)
+    m.route_handles(NONE, NONE, NONE, NONE)
         .record(404, Duration::from_micros(50), 80, 9);
     let _c = m
         .listener_handles("https")
@@ -235,6 +235,7 @@ fn counters_and_gauges_move() {
             "greenlight_requests_total",
             &[
                 ("site", "shop"),
+                ("route", "/"),
                 ("upstream", "app"),
                 ("pool", "blue"),
                 ("class", class),
@@ -263,13 +264,13 @@ fn counters_and_gauges_move() {
     // Guards from `exercise` are dropped: the gauges are back to zero.
     let ws = [("upstream", "app"), ("pool", "blue")];
     assert_eq!(value(&m, "greenlight_websockets_open", &ws), Some(0.0));
-    let r = m.route_handles("shop", "app", "blue");
+    let r = m.route_handles("shop", "/", "app", "blue");
     let guard = r.websocket_opened();
     assert_eq!(value(&m, "greenlight_websockets_open", &ws), Some(1.0));
     drop(guard);
     assert_eq!(value(&m, "greenlight_websockets_open", &ws), Some(0.0));
     // No upstream: no error or WebSocket series under "-".
-    m.route_handles(NONE, NONE, NONE)
+    m.route_handles(NONE, NONE, NONE, NONE)
         .upstream_error(UpstreamErrorKind::Refused);
     assert!(
         !m.render()
@@ -281,7 +282,7 @@ fn counters_and_gauges_move() {
 fn retain_removes_series_of_names_that_left_the_config() {
     let m = Metrics::new().expect("metrics");
     exercise(&m);
-    m.route_handles("blog", "cms", "green")
+    m.route_handles("blog", "/", "cms", "green")
         .record(200, Duration::from_millis(3), 1, 1);
     m.pool_handles("cms", "green").set(&PoolSample {
         inflight: 0,
@@ -296,6 +297,7 @@ fn retain_removes_series_of_names_that_left_the_config() {
     assert!(before.contains("site=\"blog\""));
     let removed = m.retain_config(&ConfigNames {
         sites: &["shop"],
+        routes: &[("shop", "/")],
         pools: &[("app", "blue")],
         servers: &[("app", "blue", "localhost:8081")],
         listeners: &["https"],
@@ -326,11 +328,90 @@ fn retain_removes_series_of_names_that_left_the_config() {
 }
 
 #[test]
+fn requests_and_latency_are_counted_per_route() {
+    let m = Metrics::new().expect("metrics");
+    let api = m.route_handles("shop", "/api/", "app", "blue");
+    let img = m.route_handles("shop", "~* \\.png$", "app", "blue");
+    let ping = m.route_handles("shop", "= /ping", NONE, NONE);
+    for _ in 0..3 {
+        api.record(200, Duration::from_millis(3), 1, 1);
+    }
+    api.record(502, Duration::from_millis(40), 1, 1);
+    img.record(200, Duration::from_secs(2), 1, 1);
+    ping.record(200, Duration::ZERO, 1, 1);
+    let req = |route, upstream, pool, class| {
+        value(
+            &m,
+            "greenlight_requests_total",
+            &[
+                ("site", "shop"),
+                ("route", route),
+                ("upstream", upstream),
+                ("pool", pool),
+                ("class", class),
+            ],
+        )
+    };
+    assert_eq!(req("/api/", "app", "blue", "2xx"), Some(3.0));
+    assert_eq!(req("/api/", "app", "blue", "5xx"), Some(1.0));
+    assert_eq!(req("~* \\.png$", "app", "blue", "2xx"), Some(1.0));
+    assert_eq!(req("= /ping", NONE, NONE, "2xx"), Some(1.0));
+    let count = |route, upstream| {
+        value(
+            &m,
+            "greenlight_request_duration_seconds_count",
+            &[("site", "shop"), ("route", route), ("upstream", upstream)],
+        )
+    };
+    assert_eq!(count("/api/", "app"), Some(4.0));
+    assert_eq!(count("~* \\.png$", "app"), Some(1.0));
+    // The 2 s request is above the 1 s bucket, the API's are all below it.
+    let le1 = |route| {
+        value(
+            &m,
+            "greenlight_request_duration_seconds_bucket",
+            &[
+                ("site", "shop"),
+                ("route", route),
+                ("upstream", "app"),
+                ("le", "1"),
+            ],
+        )
+    };
+    assert_eq!(le1("/api/"), Some(4.0));
+    assert_eq!(le1("~* \\.png$"), Some(0.0));
+}
+
+#[test]
+fn retain_removes_the_series_of_a_route_that_left_its_site() {
+    let m = Metrics::new().expect("metrics");
+    m.route_handles("shop", "/", "app", "blue")
+        .record(200, Duration::ZERO, 1, 1);
+    m.route_handles("shop", "/old/", "app", "blue")
+        .record(200, Duration::ZERO, 1, 1);
+    m.route_handles("shop", NONE, NONE, NONE)
+        .record(404, Duration::ZERO, 1, 1);
+    assert!(m.render().contains("route=\"/old/\""));
+    m.retain_config(&ConfigNames {
+        sites: &["shop"],
+        // `/old/` now belongs to another site only: the pair must match.
+        routes: &[("shop", "/"), ("blog", "/old/")],
+        pools: &[("app", "blue")],
+        ..ConfigNames::default()
+    });
+    let after = m.render();
+    parse(&after).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!after.contains("route=\"/old/\""), "{after}");
+    assert!(after.contains("route=\"/\""), "{after}");
+    assert!(after.contains("route=\"-\""), "{after}");
+}
+
+#[test]
 fn random_hosts_add_no_series() {
     let m = Metrics::new().expect("metrics");
     let known = ["shop", "blog"];
     for site in known.iter().copied().chain([NONE]) {
-        m.route_handles(site, "app", "blue")
+        m.route_handles(site, "/", "app", "blue")
             .record(200, Duration::ZERO, 0, 0);
     }
     let baseline = series(&m);
@@ -343,7 +424,7 @@ fn random_hosts_add_no_series() {
         let host = format!("h{x:x}-{i}.example");
         let site = site_label(&known, &host);
         assert_eq!(site, NONE);
-        m.route_handles(site, "app", "blue")
+        m.route_handles(site, "/", "app", "blue")
             .record(404, Duration::from_millis(1), 1, 1);
     }
     assert_eq!(site_label(&known, "blog"), "blog");

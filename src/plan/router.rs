@@ -386,7 +386,7 @@ impl Router {
             default: None,
             default_plain: None,
             cert_fallback: None,
-            none_metrics: metrics.route_handles(NONE, NONE, NONE),
+            none_metrics: metrics.route_handles(NONE, NONE, NONE, NONE),
         };
         for (i, s) in config.sites.iter().enumerate() {
             let mut paths = PathTable::default();
@@ -418,16 +418,20 @@ impl Router {
             }
             paths.finish();
             let buffering = s.routes.iter().map(|rc| rc.request_buffering).collect();
+            // A route is labelled with its `path:` as written: a name from the
+            // config (unique in the site), never the request's path.
             let route_metrics = upstreams
                 .iter()
-                .map(|u| {
+                .zip(&s.routes)
+                .map(|(u, rc)| {
+                    let route = rc.location.as_written();
                     let Some(up) = u.and_then(|u| config.upstreams.get(u)) else {
-                        // A route answered locally counts like the site's answers.
-                        return vec![metrics.route_handles(&s.name, NONE, NONE)];
+                        // A route that answers itself (redirect, respond).
+                        return vec![metrics.route_handles(&s.name, &route, NONE, NONE)];
                     };
                     up.pools
                         .iter()
-                        .map(|p| metrics.route_handles(&s.name, &up.name, &p.name))
+                        .map(|p| metrics.route_handles(&s.name, &route, &up.name, &p.name))
                         .collect()
                 })
                 .collect();
@@ -462,7 +466,7 @@ impl Router {
                 buffering,
                 by_method,
                 route_metrics,
-                local_metrics: metrics.route_handles(&s.name, NONE, NONE),
+                local_metrics: metrics.route_handles(&s.name, NONE, NONE, NONE),
             });
         }
         r

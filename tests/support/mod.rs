@@ -13,6 +13,7 @@
 //! - [`cdp`]: headless Chromium over the DevTools protocol (the dashboard test).
 //! - [`client`]: raw HTTP/1.1 ([`H1Conn`]) and HTTP/2-over-TLS ([`H2Conn`]) clients.
 //! - [`proxy`]: runs the real `greenlight` binary ([`ProxyProcess`], [`run_cli`]).
+//! - [`exposition`]: a strict reader of `/metrics` ([`exposition::check_exposition`]).
 //!
 //! This module also holds the polling helpers ([`wait_until`],
 //! [`wait_until_async`]) that replace sleeps as synchronisation, and the
@@ -23,6 +24,7 @@
 
 pub mod cdp;
 pub mod client;
+pub mod exposition;
 pub mod h2raw;
 mod http1;
 pub mod pebble;
