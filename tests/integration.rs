@@ -13,6 +13,7 @@ mod body;
 mod cli;
 mod client_ip;
 mod config_size;
+mod container;
 mod core_proxy;
 mod early_hup;
 mod fixture;
