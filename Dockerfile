@@ -6,7 +6,7 @@
 #   docker run -d --name gl -p 80:8080 -p 443:8443 \
 #     -v gl-certs:/var/lib/greenlight/certs -v "$PWD/deploy:/etc/greenlight" greenlight
 #   docker exec gl greenlight switch app green --wait   # the admin API is inside
-#   docker stop -t 40 gl    # SIGTERM drains: give it more than shutdown_timeout (30s)
+#   docker stop -t 35 gl    # SIGTERM drains: give it more than shutdown_timeout (30s)
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
