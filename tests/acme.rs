@@ -75,7 +75,12 @@ async fn scene(challenge: &str, validity: Option<u64>, dir: &Path) -> (Acme, Peb
         }
     })
     .await
-    .expect("pebble");
+    // A panic in the start (pebble missing, say) fails the test with its own
+    // message, not a second one about the task.
+    .unwrap_or_else(|e| match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(e) => panic!("pebble start task: {e}"),
+    });
     let storage = dir.join("acme");
     let y = yaml(
         &ports,

@@ -14,6 +14,7 @@ mod cli;
 mod cli_conventions;
 mod client_ip;
 mod config_size;
+mod container;
 mod core_proxy;
 mod dashboard;
 mod early_hup;

@@ -16,11 +16,13 @@
 //! answers) until a deadline; a port taken in between shows up as "address
 //! already in use" in a log and the whole start is retried on new ports. Both
 //! processes are killed on [`Pebble::stop`] or drop; their output stays in
-//! log files for diagnostics ([`Pebble::log`]). If `pebble` is not installed
-//! the start fails loudly: "install pebble (apt-get install pebble)".
+//! log files for diagnostics ([`Pebble::log`]). If `pebble` is not on PATH
+//! the test fails with one line at its call of [`Pebble::start`], naming
+//! `pebble` and `./test.sh` (which installs it).
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -67,7 +69,9 @@ enum StartError {
 
 impl Pebble {
     /// Starts Pebble (see the module docs); panics with the logs if it
-    /// cannot, and with an install hint if `pebble` is missing.
+    /// cannot, and with one line naming `pebble` and `./test.sh` if it is
+    /// not installed (at the caller's line: `track_caller`).
+    #[track_caller]
     pub fn start(opts: PebbleOptions) -> Pebble {
         let pebble = binary("pebble");
         let challtestsrv = binary("pebble-challtestsrv");
@@ -160,19 +164,33 @@ fn kill(mut child: Child) {
     let _ = child.wait();
 }
 
-/// `/usr/bin/<name>` or `<name>` on PATH; panics with the install hint.
+/// `<name>` on PATH. When it is missing the test fails with one line that
+/// names it and the fix, reported at the test's call of [`Pebble::start`]
+/// (`track_caller`) rather than as a panic somewhere in this helper.
+#[track_caller]
 fn binary(name: &str) -> PathBuf {
-    let usr = Path::new("/usr/bin").join(name);
-    if usr.is_file() {
-        return usr;
+    match find_program(name, std::env::var_os("PATH").as_deref()) {
+        Ok(path) => path,
+        Err(line) => panic!("{line}"),
     }
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .find(|c| c.is_file())
+}
+
+/// The first executable file `name` in the directories of `path` (a PATH
+/// value), like `command -v`; or the one-line explanation of its absence.
+/// Only PATH is searched, so hiding a program from PATH hides it from the
+/// tests too (how a machine without it is checked).
+fn find_program(name: &str, path: Option<&OsStr>) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    path.into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|c| fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .ok_or_else(|| {
+            format!(
+                "`{name}` is not installed (not on PATH): the ACME tests need Debian's \
+                 pebble package; run ./test.sh, which installs it, or apt-get install pebble"
+            )
         })
-        .unwrap_or_else(|| panic!("`{name}` not found: install pebble (apt-get install pebble)"))
 }
 
 /// `n` distinct loopback ports that were free a moment ago.
@@ -352,4 +370,37 @@ fn https_get(port: u16, path: &str, ca: &Path) -> io::Result<(u16, Vec<u8>)> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| io::Error::other(format!("bad status line: {head}")))?;
     Ok((status, raw[split + 4..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_program;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_missing_pebble_is_one_line_naming_it_and_test_sh() {
+        let empty = tempfile::tempdir().expect("tmp");
+        let err = find_program("pebble", Some(empty.path().as_os_str())).unwrap_err();
+        assert!(!err.contains('\n'), "one line: {err}");
+        assert!(err.contains("`pebble`"), "names the program: {err}");
+        assert!(err.contains("./test.sh"), "names the fix: {err}");
+        let err = find_program("pebble", None).unwrap_err();
+        assert!(err.contains("./test.sh"), "no PATH at all: {err}");
+    }
+
+    #[test]
+    fn only_an_executable_file_on_path_is_taken() {
+        let dirs = [
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        ];
+        let plain = dirs[0].path().join("pebble");
+        fs::write(&plain, "").expect("write");
+        let exe = dirs[1].path().join("pebble");
+        fs::write(&exe, "#!/bin/sh\n").expect("write");
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = std::env::join_paths(dirs.iter().map(|d| d.path())).expect("PATH");
+        assert_eq!(find_program("pebble", Some(&path)), Ok(exe));
+    }
 }
