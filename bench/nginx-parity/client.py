@@ -31,8 +31,10 @@ def send(port, probe):
     """The answer to `probe` on 127.0.0.1:port as a dict (see compare.py)."""
     # the Host a client of the original port sends: with the port unless it is the scheme's default
     host = probe.host if probe.port == (443 if probe.tls else 80) else f"{probe.host}:{probe.port}"
-    lines = [f"GET {probe.path} HTTP/1.1", f"Host: {host}", "User-Agent: nginx-parity",
+    lines = [f"{probe.method} {probe.path} HTTP/1.1", f"Host: {host}", "User-Agent: nginx-parity",
              "Accept: */*"]
+    if probe.method in ("POST", "PUT", "PATCH"):
+        lines.append("Content-Length: 0")
     if probe.ws:
         lines += ["Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13",
                   f"Sec-WebSocket-Key: {WS_KEY}"]
@@ -48,7 +50,7 @@ def send(port, probe):
             sni = probe.host if not probe.host.replace(".", "").isdigit() else None
             sock = CTX.wrap_socket(sock, server_hostname=sni)
         sock.sendall(raw)
-        resp = http.client.HTTPResponse(sock, method="GET")
+        resp = http.client.HTTPResponse(sock, method=probe.method)
         resp.begin()
         headers = [(k.lower(), v) for k, v in resp.getheaders()]
         body = b"" if resp.status == 101 else resp.read(1 << 16)

@@ -19,7 +19,8 @@ QUERY = "q=1&next=%2Fa"
 MAX_PROBES = 400
 
 # spoof: None, or (header, value) sent as the client's forwarded address (configs with real_ip_*)
-Probe = namedtuple("Probe", "port tls host path ws spoof", defaults=(None,))
+# method: GET, or a method an `if ($request_method = M)` of the config names
+Probe = namedtuple("Probe", "port tls host path ws spoof method", defaults=(None, "GET"))
 SPOOFED_IP = "203.0.113.7"
 
 
@@ -28,6 +29,8 @@ def probe_label(p):
     default = 443 if p.tls else 80
     port = "" if p.port == default else f":{p.port}"
     what = "ws " if p.ws else (f"{p.spoof[0]}: {p.spoof[1]} " if p.spoof else "")
+    if p.method != "GET":
+        what = f"{p.method} {what}"
     return f"{what}{scheme}://{p.host}{port}{p.path}"
 
 
@@ -223,6 +226,10 @@ def plan(main, notes):
         # the client claims another address: believed only from trusted peers (set_real_ip_from)
         probes += [p._replace(path=p.path, ws=False, spoof=(header, SPOOFED_IP))
                    for p in probes if not p.ws and "?" not in p.path]
+    # methods the config tells apart (`if ($request_method = M)`): each also probed
+    for m in request_methods(main):
+        probes += [p._replace(method=m) for p in probes
+                   if not p.ws and not p.spoof and "?" not in p.path and p.method == "GET"]
     probes = list(dict.fromkeys(probes))
     if len(probes) > MAX_PROBES:
         notes.append(f"{len(probes)} probes, only the first {MAX_PROBES} sent")
@@ -237,6 +244,18 @@ def _probes_for(port, tls, host, paths):
         out.append(Probe(port, tls, host, p + "?" + QUERY, False))
         out.append(Probe(port, tls, host, p, True))
     return out
+
+
+def request_methods(main):
+    """Methods other than GET that an `if ($request_method = M)` names."""
+    out = []
+    for d, _ in walk(main):
+        v = [a.strip("'\"()") for a in d.values()] if d.name == "if" else []
+        if len(v) >= 3 and v[0] == "$request_method" and v[1] == "=" and v[2].isalpha():
+            m = v[2].upper()
+            if m != "GET":
+                out.append(m)
+    return list(dict.fromkeys(out))
 
 
 def real_ip_header(main):

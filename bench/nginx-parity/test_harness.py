@@ -170,6 +170,19 @@ class RealIpProbeTests(unittest.TestCase):
         self.assertFalse(any(p.spoof for p in probes.plan(main, [])))
 
 
+class MethodProbeTests(unittest.TestCase):
+    def test_methods_the_config_tells_apart_are_probed(self):
+        conf = "server { listen 80; server_name a; location /v1/ { proxy_pass http://b; " \
+               "if ($request_method = 'OPTIONS') { return 204; } } }"
+        main, _ = nginxconf.as_main(nginxconf.parse(conf))
+        labels = {probes.probe_label(p) for p in probes.plan(main, [])}
+        self.assertIn("OPTIONS http://a/v1/", labels)
+        self.assertNotIn("OPTIONS ws http://a/v1/", labels)
+        plain = "server { listen 80; server_name a; location / { proxy_pass http://b; } }"
+        main, _ = nginxconf.as_main(nginxconf.parse(plain))
+        self.assertTrue(all(p.method == "GET" for p in probes.plan(main, [])))
+
+
 class CompareTests(unittest.TestCase):
     P = probes.Probe(443, True, "example.com", "/", False)
 

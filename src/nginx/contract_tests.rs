@@ -69,6 +69,7 @@ fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
         at,
         &[
             "path",
+            "methods",
             "upstream",
             "redirect",
             "respond",

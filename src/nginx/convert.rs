@@ -327,6 +327,9 @@ pub(crate) struct ClientIp {
 pub(crate) struct Route<'a> {
     /// The `path:` value: nginx location syntax (`/p`, `= /p`, `~ re`...).
     pub path: String,
+    /// Request methods the route takes (`if ($request_method = M)`);
+    /// `None` = every method.
+    pub methods: Option<Vec<String>>,
     /// The `location` directive.
     pub loc: &'a Directive,
     /// Extra comment (e.g. the route was an exact location).

@@ -79,6 +79,9 @@ pub(crate) fn route(
     site_headers: &(Option<Headers>, Option<Headers>),
 ) {
     out.line(3, &format!("- path: {}", scalar(&r.path)), Some(comment));
+    if let Some(m) = &r.methods {
+        out.line(4, &format!("methods: [{}]", m.join(", ")), None);
+    }
     match (&r.target, &r.answer) {
         (_, Some(Answer::Redirect { to, status })) => out.line(
             4,

@@ -151,6 +151,7 @@ pub(crate) fn location<'a>(
     let mut ret: Option<&'a Directive> = None;
     let mut rewrites: Vec<&'a Directive> = Vec::new();
     let mut if_rules = Vec::new();
+    let mut method_ifs: Vec<(String, &'a Directive)> = Vec::new();
     let mut explained = false;
     let mut nested = Vec::new();
     let mut own_body = None;
@@ -176,9 +177,10 @@ pub(crate) fn location<'a>(
                 }
             }
             ("rewrite", false) => rewrites.push(c),
-            ("if", true) => match super::server::if_rewrite(ctx, c) {
-                Some(rule) => if_rules.push(rule),
-                None => ctx.warn(c, super::server::if_warning(c)),
+            ("if", true) => match (super::server::if_rewrite(ctx, c), method_if(c)) {
+                (Some(rule), _) => if_rules.push(rule),
+                (None, Some(m)) => method_ifs.push((m, c)),
+                (None, None) => ctx.warn(c, super::server::if_warning(c)),
             },
             ("default_type", false) => default_type = Some(c),
             ("set_real_ip_from" | "real_ip_header" | "real_ip_recursive", false) => ctx.warn(
@@ -306,6 +308,7 @@ pub(crate) fn location<'a>(
             }
             info.routes.push(Route {
                 path: value,
+                methods: None,
                 loc: d,
                 comment: None,
                 target,
@@ -318,11 +321,104 @@ pub(crate) fn location<'a>(
                 timeouts: inh.timeouts.clone(),
                 upstream: 0,
             });
+            let base = info.routes.len() - 1;
+            for (method, i) in &method_ifs {
+                if let Some(r) = method_route(ctx, info, base, method, i, &inh, &captures) {
+                    info.routes.push(r);
+                }
+            }
+            method_ifs.clear();
         }
+    }
+    for (_, i) in &method_ifs {
+        ctx.warn(i, super::server::if_warning(i));
     }
     for n in nested {
         location(ctx, n, &inh, defs, info);
     }
+}
+
+/// `if ($request_method = M) { … }` whose body only sets response headers
+/// and may `return`: the method, upper-cased.
+fn method_if(i: &Directive) -> Option<String> {
+    let joined = i.args.join(" ");
+    let cond = joined.trim().trim_start_matches('(').trim_end_matches(')');
+    let words: Vec<&str> = cond.split_whitespace().collect();
+    let ["$request_method", "=", m] = words[..] else {
+        return None;
+    };
+    let m = m
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_ascii_uppercase();
+    let body_ok = i.children().iter().all(|c| {
+        matches!(
+            c.name.as_str(),
+            "add_header" | "return" | "more_set_headers"
+        )
+    });
+    (body_ok && !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic())).then_some(m)
+}
+
+/// The route for requests with `method` in the location of route `base`:
+/// the `if`'s own response headers (an `if` with `add_header` inherits none,
+/// as nginx's `if` blocks do) and its `return`, else the base route's
+/// target.
+fn method_route<'a>(
+    ctx: &mut Ctx<'a>,
+    info: &ServerInfo<'a>,
+    base: usize,
+    method: &str,
+    i: &'a Directive,
+    inh: &super::convert::Inherit<'a>,
+    captures: &[String],
+) -> Option<Route<'a>> {
+    let base = info.routes.get(base)?;
+    let mut own = inh.child();
+    let mut ret = None;
+    for c in i.children() {
+        match c.name.as_str() {
+            "return" => ret = ret.or(Some(c)),
+            // Framing: greenlight sets Content-Length of its answers itself.
+            "add_header" if c.arg0().eq_ignore_ascii_case("content-length") => ctx.note(
+                c,
+                format!(
+                    "'{}' is not needed: greenlight frames its answers itself",
+                    super::directives::shown(c)
+                ),
+            ),
+            _ => {
+                common(ctx, c, &mut own);
+            }
+        }
+    }
+    let mut route = base.clone();
+    route.methods = Some(vec![method.to_string()]);
+    route.loc = i;
+    route.comment = Some(format!("if ($request_method = {method})"));
+    let (_, mut resp) = headers::steps(ctx, &own, base.target.as_ref(), captures);
+    if let Some(r) = ret {
+        let mut a = answer::of_return(ctx, r, &inh.set_vars, captures)?;
+        if let Answer::Respond { content_type, .. } = &mut a
+            && let Some(at) = resp
+                .add
+                .iter()
+                .position(|(n, _, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            let (_, v, _) = resp.add.remove(at);
+            *content_type = Some(v);
+        }
+        route.answer = Some(a);
+        route.target = None;
+        route.upstream_path = None;
+        route.rewrites = Vec::new();
+        route.req = Default::default();
+    }
+    route.resp = resp;
+    ctx.note(
+        i,
+        format!("'if ($request_method = {method})' became a route of this location for {method} requests (methods: [{method}])"),
+    );
+    Some(route)
 }
 
 fn placeholder<'a>(

@@ -281,6 +281,7 @@ pub(crate) fn host_redirect_sites<'a>(
         own.client_ip = None;
         own.routes = vec![super::convert::Route {
             path: "/".to_string(),
+            methods: None,
             loc: i,
             comment: Some("nginx answered this name before choosing a location".to_string()),
             target: None,

@@ -211,6 +211,7 @@ pub(crate) fn analyze<'a>(
         let (req, resp) = super::headers::steps(ctx, &inh, None, &[]);
         info.routes.push(Route {
             path: "/".to_string(),
+            methods: None,
             loc: r,
             comment: Some("a server-level return".to_string()),
             target: None,
@@ -270,6 +271,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
         }
         info.routes.push(Route {
             path,
+            methods: None,
             loc: d,
             comment: Some(format!("the server-level rewrite at {}", rule.at)),
             target: None,

@@ -261,6 +261,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
     }
     s.routes.push(super::convert::Route {
         path: "/".to_string(),
+        methods: None,
         loc: d,
         comment: Some("no TLS site serves these hosts, so the redirect is a route".to_string()),
         target: None,

@@ -211,7 +211,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["if"],
         Step,
-        "`if ($host = name)` / `if ($host ~ re)` `{ return 301 https://$host$request_uri; }` (certbot) and `if ($scheme = http) { return 301 https://… }` → `plain_http: redirect` (names a `~ re` does not match get nginx's 404: `plain_http: not_found`); `if ($host = name) { return 3xx URL; }` in a server → a site of its own for that name whose every path redirects; `if ($uri ~ re) { return 3xx URL; }` (also `$request_uri`) → a redirecting `rewrite`; other conditions are a warning",
+        "`if ($host = name)` / `if ($host ~ re)` `{ return 301 https://$host$request_uri; }` (certbot) and `if ($scheme = http) { return 301 https://… }` → `plain_http: redirect` (names a `~ re` does not match get nginx's 404: `plain_http: not_found`); `if ($host = name) { return 3xx URL; }` in a server → a site of its own for that name whose every path redirects; `if ($uri ~ re) { return 3xx URL; }` (also `$request_uri`) → a redirecting `rewrite`; `if ($request_method = M) { add_header …; return N; }` in a location (the CORS preflight) → a route of that location with `methods: [M]` and the `if`'s own headers (its `return`, else the location's upstream); other conditions are a warning",
     ),
     e(
         &["map"],
