@@ -17,7 +17,6 @@
 use http::header::{CONNECTION, CONTENT_LENGTH, FORWARDED, HeaderName, TE, UPGRADE};
 use pingora::Result;
 use pingora::http::{RequestHeader, ResponseHeader};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 // Names as `HeaderName` constants: a lookup or removal by `&str` parses the
@@ -157,7 +156,7 @@ pub fn fold_content_length(resp: &mut ResponseHeader) -> Result<()> {
 /// Sets `X-Real-IP` to the client greenlight resolved.
 pub fn set_real_ip(req: &mut RequestHeader, client: IpAddr) -> Result<()> {
     let mut value = String::with_capacity(40);
-    push_ip(&mut value, client);
+    crate::plan::vars::push_ip(&mut value, client);
     req.insert_header("x-real-ip", value)
 }
 
@@ -180,7 +179,7 @@ pub fn set_forwarded(
                 value.push_str(", ");
             }
         }
-        push_ip(&mut value, ip);
+        crate::plan::vars::push_ip(&mut value, ip);
         req.insert_header(XFF_NAME, value)?;
     }
     req.insert_header(XFP_NAME, if tls { "https" } else { "http" })?;
@@ -193,30 +192,6 @@ pub fn set_forwarded(
         }
     }
     Ok(())
-}
-
-/// Appends `ip` as text: IPv4 by hand (the formatting machinery costs more
-/// than the rest of the header), IPv6 as `Display` writes it.
-fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
-            }
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
 }
 
 /// Why an HTTP/1.x request's body framing is refused (RFC 9112 §6.1, §6.3).
@@ -302,7 +277,7 @@ mod tests {
         ] {
             let ip: IpAddr = ip.parse().expect("ip");
             let mut s = String::new();
-            push_ip(&mut s, ip);
+            crate::plan::vars::push_ip(&mut s, ip);
             assert_eq!(s, ip.to_string());
         }
     }
