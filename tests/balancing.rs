@@ -99,9 +99,8 @@ async fn get_from(from: &str, http: SocketAddr, path: &str) -> String {
     r.header("x-upstream").unwrap_or("-").to_string()
 }
 
-/// Upstreams `a`, `b` and `c` in one pool balanced by `balance` (its YAML
-/// value), and the proxy in front of them.
-async fn start_three(balance: &str) -> ([HttpUpstream; 3], ProxyProcess, SocketAddr) {
+/// Upstreams `a`, `b` and `c`, and their addresses as a YAML flow list.
+async fn three_upstreams() -> ([HttpUpstream; 3], String) {
     let ups = [
         HttpUpstream::start("a").await,
         HttpUpstream::start("b").await,
@@ -112,6 +111,13 @@ async fn start_three(balance: &str) -> ([HttpUpstream; 3], ProxyProcess, SocketA
         .map(|u| format!("\"127.0.0.1:{}\"", u.port()))
         .collect::<Vec<_>>()
         .join(", ");
+    (ups, list)
+}
+
+/// Upstreams `a`, `b` and `c` in one pool balanced by `balance` (its YAML
+/// value), and the proxy in front of them.
+async fn start_three(balance: &str) -> ([HttpUpstream; 3], ProxyProcess, SocketAddr) {
+    let (ups, list) = three_upstreams().await;
     let (p, http, _) = start(&format!(
         "    active: main\n    balance: {balance}\n    pools:\n      main: [{list}]\n"
     ))
@@ -161,16 +167,7 @@ async fn hash_on_the_request_uri_keeps_each_uri_on_one_server() {
 /// every path of one rewritten URI lands on one server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hash_on_uri_sees_the_rewritten_path() {
-    let ups = [
-        HttpUpstream::start("a").await,
-        HttpUpstream::start("b").await,
-        HttpUpstream::start("c").await,
-    ];
-    let list = ups
-        .iter()
-        .map(|u| format!("\"127.0.0.1:{}\"", u.port()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (ups, list) = three_upstreams().await;
     let ports = free_ports(2);
     let yaml = format!(
         r#"listeners:
