@@ -167,7 +167,7 @@ async fn hash_on_the_request_uri_keeps_each_uri_on_one_server() {
 /// every path of one rewritten URI lands on one server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hash_on_uri_sees_the_rewritten_path() {
-    let (ups, list) = three_upstreams().await;
+    let (_ups, list) = three_upstreams().await;
     let ports = free_ports(2);
     let yaml = format!(
         r#"listeners:
