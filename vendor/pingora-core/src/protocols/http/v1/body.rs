@@ -233,6 +233,31 @@ impl BodyReader {
         }
     }
 
+    /// greenlight patch: whether the next read fills the buffer with body
+    /// bytes only, from its start (a body framed by length or by close), so
+    /// that [`Self::take_body`] may hand the buffer itself on.
+    pub fn reads_whole_buf(&self) -> bool {
+        matches!(self.body_state, PS::Partial(..) | PS::UntilClose(..))
+    }
+
+    /// greenlight patch: the bytes `buf_ref` names, as an owned piece. After a
+    /// read for which [`Self::reads_whole_buf`] held (`whole`), the buffer
+    /// holds exactly those bytes; when they fill at least half of it the
+    /// buffer itself becomes the piece (no copy) and the next read allocates
+    /// a new one, so a piece waiting for the client is the only body buffer
+    /// a response holds (Pingora copies every piece out of a buffer it keeps,
+    /// so a response held both). A smaller piece is copied into a buffer of
+    /// its size and the read buffer is kept for the next read.
+    pub fn take_body(&mut self, buf_ref: &BufRef, whole: bool) -> Bytes {
+        if let Some(buf) = self.body_buf.as_ref() {
+            let all = whole && buf_ref.0 == 0 && buf_ref.len() == buf.len();
+            if all && buf.len() >= buf.capacity() / 2 {
+                return self.body_buf.take().expect("checked above").freeze();
+            }
+        }
+        Bytes::copy_from_slice(self.get_body(buf_ref))
+    }
+
     pub fn init_chunked(&mut self, buf_to_rewind: &[u8]) {
         self.body_state = PS::Chunked(0, 0, 0, 0);
         self.prepare_buf(buf_to_rewind);

@@ -380,7 +380,17 @@ impl HttpSession {
                             }
                             rest
                         };
-                        let buf = buf.freeze();
+                        // greenlight patch: the header values below point into this
+                        // buffer for the whole request, so a header much smaller than
+                        // the buffer it was read into (4 KiB at first) is copied into
+                        // one of its size; otherwise a response that waits for a slow
+                        // client holds the whole read buffer too. (With bytes read past
+                        // the header, `split_off` above already left `buf` its size.)
+                        let buf = if buf.capacity() - buf.len() >= SPARE_HEADER_BUF {
+                            Bytes::copy_from_slice(&buf)
+                        } else {
+                            buf.freeze()
+                        };
 
                         for header in header_refs {
                             let header_name = header.get_name_bytes(&buf);
