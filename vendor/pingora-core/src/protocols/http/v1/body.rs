@@ -38,6 +38,41 @@ const PARTIAL_CHUNK_HEAD_LIMIT: usize = 1024 * 8;
 const TRAILER_SIZE_LIMIT: usize = 1024 * 64;
 
 const LAST_CHUNK: &[u8; 5] = &[b'0', CR, LF, CR, LF];
+
+/// greenlight patch: writes `rest` whole, as `write_all` does. When the
+/// stream stops taking bytes (the write has to wait) with at most half of
+/// the piece left, that rest is copied into a buffer of its own size and the
+/// piece is let go: a response waiting for a slow client then holds what it
+/// has not sent instead of the whole piece it came in (32 KiB from an
+/// upstream), for as long as the client takes. At most one copy, of at most
+/// half the piece, and only for a write that waits.
+async fn write_all_shrinking<S>(stream: &mut S, mut rest: Bytes) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let half = rest.len() / 2;
+    let mut shrunk = false;
+    std::future::poll_fn(|cx| {
+        while !rest.is_empty() {
+            match Pin::new(&mut *stream).poll_write(cx, &rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => rest.advance(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    if !shrunk && rest.len() <= half {
+                        rest = Bytes::copy_from_slice(&rest);
+                        shrunk = true;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
+}
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
 const CRLF: &[u8; 2] = &[CR, LF];
@@ -1368,6 +1403,55 @@ impl BodyWriter {
             BM::ChunkedEncoding(_) => self.do_write_chunked_body(stream, buf).await,
             BM::UntilClose(_) => self.do_write_until_close_body(stream, buf).await,
             BM::ToSelect => Ok(None), // Error here?
+        }
+    }
+
+    /// greenlight patch: [`Self::write_body`] for a piece handed over whole,
+    /// so that a write waiting for a slow client can let go of most of it
+    /// ([`write_all_shrinking`]). Bodies framed by length or by close; a
+    /// chunked body is written as before.
+    pub async fn write_body_bytes<S>(
+        &mut self,
+        stream: &mut S,
+        mut piece: Bytes,
+    ) -> Result<Option<usize>>
+    where
+        S: AsyncWrite + Unpin + Send,
+    {
+        match self.body_mode {
+            BM::ContentLength(total, written) => {
+                if written >= total {
+                    return Ok(None);
+                }
+                let to_write = total - written;
+                if to_write < piece.len() {
+                    warn!("Trying to write data over content-length: {total}");
+                    piece.truncate(to_write);
+                }
+                let to_write = piece.len();
+                match write_all_shrinking(stream, piece).await {
+                    Ok(()) => {
+                        self.body_mode = BM::ContentLength(total, written + to_write);
+                        if self.finished() {
+                            stream.flush().await.or_err(WriteError, "flushing body")?;
+                        }
+                        Ok(Some(to_write))
+                    }
+                    Err(e) => Error::e_because(WriteError, "while writing body", e),
+                }
+            }
+            BM::UntilClose(written) => {
+                let len = piece.len();
+                match write_all_shrinking(stream, piece).await {
+                    Ok(()) => {
+                        self.body_mode = BM::UntilClose(written + len);
+                        stream.flush().await.or_err(WriteError, "flushing body")?;
+                        Ok(Some(len))
+                    }
+                    Err(e) => Error::e_because(WriteError, "while writing body", e),
+                }
+            }
+            _ => self.write_body(stream, &piece).await,
         }
     }
 

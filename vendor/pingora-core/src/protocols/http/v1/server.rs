@@ -1511,8 +1511,33 @@ impl HttpSession {
         if d.is_empty() {
             return Ok(());
         }
-        self.write_body(&d).await.map_err(|e| e.into_down())?;
+        // greenlight patch: the piece is handed over (was `write_body(&d)`).
+        self.write_body_piece(d).await.map_err(|e| e.into_down())?;
         Ok(())
+    }
+
+    /// greenlight patch: [`Self::write_body`] for a piece handed over whole,
+    /// so that a write waiting for a slow client can let go of most of it
+    /// (`BodyWriter::write_body_bytes`).
+    async fn write_body_piece(&mut self, piece: Bytes) -> Result<Option<usize>> {
+        let limit = self.write_timeout(piece.len());
+        let write = async {
+            let written = self
+                .body_writer
+                .write_body_bytes(&mut self.underlying_stream, piece)
+                .await;
+            if let Ok(Some(n)) = written {
+                self.body_bytes_sent += n;
+            }
+            written
+        };
+        match limit {
+            Some(t) => match timeout(t, write).await {
+                Ok(res) => res,
+                Err(_) => Error::e_explain(WriteTimedout, format!("writing body, timeout: {t:?}")),
+            },
+            None => write.await,
+        }
     }
 
     async fn response_duplex(&mut self, task: HttpTask) -> Result<bool> {
