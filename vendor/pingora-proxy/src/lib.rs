@@ -466,7 +466,10 @@ where
             Err(e) => return (false, Some(e)),
         };
 
-        let client_session = self.client_upstream.get_http_session(&*peer).await;
+        // greenlight patch: the connect future (TCP and TLS connect, about 9 KiB)
+        // is boxed, so the request future, which lives until the response
+        // ends, is not sized for it once the connection is made.
+        let client_session = Box::pin(self.client_upstream.get_http_session(&*peer)).await;
         match client_session {
             Ok((client_session, client_reused)) => {
                 let (server_reused, error) = match client_session {
@@ -483,9 +486,17 @@ where
                         (server_reused, error)
                     }
                     ClientSession::H2(mut h2) => {
-                        let (server_reused, mut error) = self
-                            .proxy_to_h2_upstream(session, &mut h2, client_reused, &peer, ctx)
-                            .await;
+                        // greenlight patch: boxed, like the custom arm below, so that
+                        // this future is sized for the HTTP/1 arm (greenlight's usual
+                        // upstreams) while a response streams.
+                        let (server_reused, mut error) = Box::pin(self.proxy_to_h2_upstream(
+                            session,
+                            &mut h2,
+                            client_reused,
+                            &peer,
+                            ctx,
+                        ))
+                        .await;
                         let session = ClientSession::H2(h2);
                         self.client_upstream
                             .release_http_session(session, &*peer, peer.idle_timeout())
@@ -512,9 +523,15 @@ where
                         (server_reused, error)
                     }
                     ClientSession::Custom(mut c) => {
-                        let (server_reused, error) = self
-                            .proxy_to_custom_upstream(session, &mut c, client_reused, &peer, ctx)
-                            .await;
+                        // greenlight patch: boxed (see the HTTP/2 arm)
+                        let (server_reused, error) = Box::pin(self.proxy_to_custom_upstream(
+                            session,
+                            &mut c,
+                            client_reused,
+                            &peer,
+                            ctx,
+                        ))
+                        .await;
                         let session = ClientSession::Custom(c);
                         self.client_upstream
                             .release_http_session(session, &*peer, peer.idle_timeout())
@@ -1651,7 +1668,11 @@ where
                 .on_connection_reuse(&mut session, &mut ctx, prev_ctx);
         }
 
-        self.process_request(session, ctx).await
+        // greenlight patch: the request's future (about 8 KiB) is boxed on its
+        // own, so that this one, which also waits for a keep-alive connection's
+        // next request, holds only what reading a request header needs (about
+        // 2 KiB) while the connection is idle.
+        Box::pin(self.process_request(session, ctx)).await
     }
 
     async fn http_cleanup(&self) {

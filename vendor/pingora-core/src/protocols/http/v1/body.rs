@@ -38,6 +38,41 @@ const PARTIAL_CHUNK_HEAD_LIMIT: usize = 1024 * 8;
 const TRAILER_SIZE_LIMIT: usize = 1024 * 64;
 
 const LAST_CHUNK: &[u8; 5] = &[b'0', CR, LF, CR, LF];
+
+/// greenlight patch: writes `rest` whole, as `write_all` does. When the
+/// stream stops taking bytes (the write has to wait) with at most half of
+/// the piece left, that rest is copied into a buffer of its own size and the
+/// piece is let go: a response waiting for a slow client then holds what it
+/// has not sent instead of the whole piece it came in (32 KiB from an
+/// upstream), for as long as the client takes. At most one copy, of at most
+/// half the piece, and only for a write that waits.
+async fn write_all_shrinking<S>(stream: &mut S, mut rest: Bytes) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let half = rest.len() / 2;
+    let mut shrunk = false;
+    std::future::poll_fn(|cx| {
+        while !rest.is_empty() {
+            match Pin::new(&mut *stream).poll_write(cx, &rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => rest.advance(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    if !shrunk && rest.len() <= half {
+                        rest = Bytes::copy_from_slice(&rest);
+                        shrunk = true;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
+}
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
 const CRLF: &[u8; 2] = &[CR, LF];
@@ -231,6 +266,31 @@ impl BodyReader {
         if idle && self.rewind_buf_len == 0 {
             self.body_buf = None;
         }
+    }
+
+    /// greenlight patch: whether the next read fills the buffer with body
+    /// bytes only, from its start (a body framed by length or by close), so
+    /// that [`Self::take_body`] may hand the buffer itself on.
+    pub fn reads_whole_buf(&self) -> bool {
+        matches!(self.body_state, PS::Partial(..) | PS::UntilClose(..))
+    }
+
+    /// greenlight patch: the bytes `buf_ref` names, as an owned piece. After a
+    /// read for which [`Self::reads_whole_buf`] held (`whole`), the buffer
+    /// holds exactly those bytes; when they fill at least half of it the
+    /// buffer itself becomes the piece (no copy) and the next read allocates
+    /// a new one, so a piece waiting for the client is the only body buffer
+    /// a response holds (Pingora copies every piece out of a buffer it keeps,
+    /// so a response held both). A smaller piece is copied into a buffer of
+    /// its size and the read buffer is kept for the next read.
+    pub fn take_body(&mut self, buf_ref: &BufRef, whole: bool) -> Bytes {
+        if let Some(buf) = self.body_buf.as_ref() {
+            let all = whole && buf_ref.0 == 0 && buf_ref.len() == buf.len();
+            if all && buf.len() >= buf.capacity() / 2 {
+                return self.body_buf.take().expect("checked above").freeze();
+            }
+        }
+        Bytes::copy_from_slice(self.get_body(buf_ref))
     }
 
     pub fn init_chunked(&mut self, buf_to_rewind: &[u8]) {
@@ -1343,6 +1403,55 @@ impl BodyWriter {
             BM::ChunkedEncoding(_) => self.do_write_chunked_body(stream, buf).await,
             BM::UntilClose(_) => self.do_write_until_close_body(stream, buf).await,
             BM::ToSelect => Ok(None), // Error here?
+        }
+    }
+
+    /// greenlight patch: [`Self::write_body`] for a piece handed over whole,
+    /// so that a write waiting for a slow client can let go of most of it
+    /// ([`write_all_shrinking`]). Bodies framed by length or by close; a
+    /// chunked body is written as before.
+    pub async fn write_body_bytes<S>(
+        &mut self,
+        stream: &mut S,
+        mut piece: Bytes,
+    ) -> Result<Option<usize>>
+    where
+        S: AsyncWrite + Unpin + Send,
+    {
+        match self.body_mode {
+            BM::ContentLength(total, written) => {
+                if written >= total {
+                    return Ok(None);
+                }
+                let to_write = total - written;
+                if to_write < piece.len() {
+                    warn!("Trying to write data over content-length: {total}");
+                    piece.truncate(to_write);
+                }
+                let to_write = piece.len();
+                match write_all_shrinking(stream, piece).await {
+                    Ok(()) => {
+                        self.body_mode = BM::ContentLength(total, written + to_write);
+                        if self.finished() {
+                            stream.flush().await.or_err(WriteError, "flushing body")?;
+                        }
+                        Ok(Some(to_write))
+                    }
+                    Err(e) => Error::e_because(WriteError, "while writing body", e),
+                }
+            }
+            BM::UntilClose(written) => {
+                let len = piece.len();
+                match write_all_shrinking(stream, piece).await {
+                    Ok(()) => {
+                        self.body_mode = BM::UntilClose(written + len);
+                        stream.flush().await.or_err(WriteError, "flushing body")?;
+                        Ok(Some(len))
+                    }
+                    Err(e) => Error::e_because(WriteError, "while writing body", e),
+                }
+            }
+            _ => self.write_body(stream, &piece).await,
         }
     }
 

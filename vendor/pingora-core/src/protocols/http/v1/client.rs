@@ -324,12 +324,22 @@ impl HttpSession {
                             return self.fail_response_header_read(e);
                         }
 
+                        // greenlight patch: the header values point into the buffer
+                        // they are taken from for as long as the response lasts; when
+                        // the read buffer (4 KiB at first) is much larger than the
+                        // header, they are taken from a copy of the header alone,
+                        // which replaces `buf` once the body reader has its first
+                        // bytes (below).
+                        let spare = self.response_header_read_buf.capacity() - s;
                         let buf = std::mem::take(&mut self.response_header_read_buf).freeze();
+                        let header_only =
+                            (spare >= SPARE_HEADER_BUF).then(|| Bytes::copy_from_slice(&buf[..s]));
+                        let values = header_only.as_ref().unwrap_or(&buf);
 
                         for header in header_refs {
-                            let header_name = header.get_name_bytes(&buf);
+                            let header_name = header.get_name_bytes(values);
                             let header_name = header_name.into_case_header_name();
-                            let value_bytes = header.get_value_bytes(&buf);
+                            let value_bytes = header.get_value_bytes(values);
                             let header_value = pingora_http::header_value_from_raw(value_bytes);
                             if let Err(e) = response_header
                                 .append_header(header_name, header_value)
@@ -370,6 +380,15 @@ impl HttpSession {
                         // (read_response_task will immediately try to init body afterwards anyways)
                         // informational headers will automatically avoid initializing body reader
                         self.init_body_reader();
+                        // greenlight patch: once the body reader holds the bytes read
+                        // past the header (a final response), the read buffer gives
+                        // way to the header's own copy (see `header_only` above).
+                        if let Some(header_only) = header_only {
+                            if !self.body_reader.need_init() {
+                                self.buf = header_only;
+                                self.preread_body = Some(BufRef(s, s));
+                            }
+                        }
                         // note that the (request) body writer is converted to close delimit
                         // when the upgraded body tasks are received
                         return Ok(s);
@@ -493,17 +512,23 @@ impl HttpSession {
             .await
     }
 
-    /// Read the response body into the internal buffer.
-    /// Return `Ok(Some(ref)) after a successful read.
-    /// Return `Ok(None)` if there is no more body to read.
-    pub async fn read_body_ref(&mut self) -> Result<Option<&[u8]>> {
-        let result = match self.read_timeout {
+    // greenlight patch: `do_read_body` under the read timeout, shared by
+    // `read_body_ref` and `read_body_bytes` (was inline in `read_body_ref`).
+    async fn read_body_timed(&mut self) -> Result<Option<BufRef>> {
+        match self.read_timeout {
             Some(t) => match timeout(t, self.do_read_body()).await {
                 Ok(res) => res,
                 Err(_) => Error::e_explain(ReadTimedout, format!("reading body, timeout: {t:?}")),
             },
             None => self.do_read_body().await,
-        };
+        }
+    }
+
+    /// Read the response body into the internal buffer.
+    /// Return `Ok(Some(ref)) after a successful read.
+    /// Return `Ok(None)` if there is no more body to read.
+    pub async fn read_body_ref(&mut self) -> Result<Option<&[u8]>> {
+        let result = self.read_body_timed().await; // greenlight patch
 
         result.map(|maybe_body| {
             maybe_body.map(|body_ref| {
@@ -522,8 +547,16 @@ impl HttpSession {
     }
 
     pub async fn read_body_bytes(&mut self) -> Result<Option<Bytes>> {
-        let read = self.read_body_ref().await?;
-        Ok(read.map(Bytes::copy_from_slice))
+        // greenlight patch: the read buffer itself becomes the piece where it
+        // can (`BodyReader::take_body`) instead of being copied.
+        self.init_body_reader();
+        let whole = self.body_reader.reads_whole_buf();
+        let read = self.read_body_timed().await?;
+        Ok(read.map(|body_ref| {
+            let piece = self.body_reader.take_body(&body_ref, whole);
+            self.body_recv = self.body_recv.saturating_add(piece.len());
+            piece
+        }))
     }
 
     /// Upstream response body bytes received (payload only; excludes headers/framing).

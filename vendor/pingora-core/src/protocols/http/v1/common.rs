@@ -28,6 +28,10 @@ pub(super) const MAX_HEADERS: usize = 256;
 
 pub(super) const INIT_HEADER_BUF_SIZE: usize = 4096;
 pub(super) const MAX_HEADER_SIZE: usize = 1048575;
+/// greenlight patch: a parsed header with at least this much unused room in
+/// its read buffer is copied into a buffer of its own size (the parsed header
+/// values keep the buffer alive for the whole request or response).
+pub(super) const SPARE_HEADER_BUF: usize = 1024;
 
 pub(crate) const BODY_BUF_LIMIT: usize = 1024 * 64;
 

@@ -380,7 +380,17 @@ impl HttpSession {
                             }
                             rest
                         };
-                        let buf = buf.freeze();
+                        // greenlight patch: the header values below point into this
+                        // buffer for the whole request, so a header much smaller than
+                        // the buffer it was read into (4 KiB at first) is copied into
+                        // one of its size; otherwise a response that waits for a slow
+                        // client holds the whole read buffer too. (With bytes read past
+                        // the header, `split_off` above already left `buf` its size.)
+                        let buf = if buf.capacity() - buf.len() >= SPARE_HEADER_BUF {
+                            Bytes::copy_from_slice(&buf)
+                        } else {
+                            buf.freeze()
+                        };
 
                         for header in header_refs {
                             let header_name = header.get_name_bytes(&buf);
@@ -1501,8 +1511,33 @@ impl HttpSession {
         if d.is_empty() {
             return Ok(());
         }
-        self.write_body(&d).await.map_err(|e| e.into_down())?;
+        // greenlight patch: the piece is handed over (was `write_body(&d)`).
+        self.write_body_piece(d).await.map_err(|e| e.into_down())?;
         Ok(())
+    }
+
+    /// greenlight patch: [`Self::write_body`] for a piece handed over whole,
+    /// so that a write waiting for a slow client can let go of most of it
+    /// (`BodyWriter::write_body_bytes`).
+    async fn write_body_piece(&mut self, piece: Bytes) -> Result<Option<usize>> {
+        let limit = self.write_timeout(piece.len());
+        let write = async {
+            let written = self
+                .body_writer
+                .write_body_bytes(&mut self.underlying_stream, piece)
+                .await;
+            if let Ok(Some(n)) = written {
+                self.body_bytes_sent += n;
+            }
+            written
+        };
+        match limit {
+            Some(t) => match timeout(t, write).await {
+                Ok(res) => res,
+                Err(_) => Error::e_explain(WriteTimedout, format!("writing body, timeout: {t:?}")),
+            },
+            None => write.await,
+        }
     }
 
     async fn response_duplex(&mut self, task: HttpTask) -> Result<bool> {
