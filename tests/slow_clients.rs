@@ -299,7 +299,7 @@ const SLOW_RESPONSE: usize = 64 << 20;
 /// piece, not read while the client is stuck (write_gate.rs), about 110;
 /// with the piece handed on uncopied, the long-lived futures not sized for
 /// the handshake and connect paths and the header buffers right-sized
-/// (vendor/README.md, "Slow readers"), 63-66 (debug build).
+/// (vendor/README.md, "Slow readers"), 63-67 (debug build).
 const BUDGET_PER_READER_KIB: u64 = 90;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
