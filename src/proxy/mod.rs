@@ -434,7 +434,9 @@ impl ProxyHttp for GreenlightProxy {
         // rewritten `$uri`, the location's captures), as nginx's `hash` does.
         let snapshot = ctx.snapshot.clone();
         let mut attempts = std::mem::take(&mut ctx.attempts);
-        let chosen = match snapshot.as_deref() {
+        // Built only for a balancer that reads it (round robin and
+        // least_conn do not), once per request.
+        let chosen = match snapshot.as_deref().filter(|_| pool.needs_key(&attempts)) {
             Some(snap) => pool.choose(&mut attempts, Some(&steps::var_cx(session, ctx, snap))),
             None => pool.choose(&mut attempts, None),
         };

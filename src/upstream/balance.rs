@@ -198,6 +198,12 @@ impl Balancer {
         }
     }
 
+    /// True when [`Balancer::choose`] would read a key for `a`: a ring
+    /// (`ip_hash`, `hash:`) on the request's first attempt.
+    pub fn needs_key(&self, a: &Attempts) -> bool {
+        !a.started && matches!(self.method, Method::Ring { .. })
+    }
+
     /// The server for the next attempt of a request, or `None` when no
     /// server is left (all down or tried). `key` (the request's variables)
     /// is read at the first attempt only, by the hash methods.

@@ -450,6 +450,12 @@ impl Pool {
         self.balancer.choose(&self.servers, attempts, key)
     }
 
+    /// True when the balancer reads the request (`ip_hash`, `hash:`), so a
+    /// key must be passed to [`Pool::choose`] on a request's first attempt.
+    pub fn needs_key(&self, attempts: &balance::Attempts) -> bool {
+        self.balancer.needs_key(attempts)
+    }
+
     /// True when a request that made `attempts` has a server left to try.
     pub fn any_left(&self, attempts: &balance::Attempts) -> bool {
         self.balancer.any_left(&self.servers, attempts)
