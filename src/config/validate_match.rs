@@ -179,19 +179,10 @@ pub(super) fn acme_hosts(name: &str, site: &Spanned<FileSite>, ds: &mut Diagnost
     }
 }
 
-/// Which routes count as the same location: exact paths, prefixes (with or
-/// without `^~`: nginx calls them duplicates too), and regexes by mode.
-#[derive(Hash, PartialEq, Eq)]
-enum Slot {
-    Exact(String),
-    Prefix(String),
-    Regex(bool, String),
-}
-
 /// Routes seen so far in one site, for duplicates: per location, each
 /// route's path as written and its methods (`None` = every method).
 #[derive(Default)]
-pub(super) struct SeenRoutes(HashMap<Slot, Vec<SeenRoute>>);
+pub(super) struct SeenRoutes(HashMap<String, Vec<SeenRoute>>);
 
 /// A route's path as written and its methods (`None` = every method).
 type SeenRoute = (String, Option<Vec<String>>);
@@ -276,11 +267,7 @@ pub(super) fn route_location(
             return None;
         }
     };
-    let slot = match &location {
-        Location::Exact(p) => Slot::Exact(p.clone()),
-        Location::Prefix(p) | Location::PrefixNoRegex(p) => Slot::Prefix(p.clone()),
-        Location::Regex(r) => Slot::Regex(r.nocase(), r.as_str().to_string()),
-    };
+    let slot = location.identity();
     let now = location.as_written();
     let earlier = seen.0.entry(slot).or_default();
     // Routes of one location may split it by method: at most one takes

@@ -133,6 +133,17 @@ impl Location {
         }
     }
 
+    /// Equal for routes that are one location (nginx counts `/p` and
+    /// `^~ /p` as the same one): the router shares their entry and
+    /// validation allows them only with different `methods`.
+    pub fn identity(&self) -> String {
+        match self {
+            Location::Exact(p) => format!("= {p}"),
+            Location::Prefix(p) | Location::PrefixNoRegex(p) => p.clone(),
+            Location::Regex(r) => format!("{} {}", if r.nocase() { "~*" } else { "~" }, r.as_str()),
+        }
+    }
+
     /// The location as it would be written in a route's `path:`.
     pub fn as_written(&self) -> String {
         match self {

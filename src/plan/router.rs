@@ -184,16 +184,6 @@ impl PathTable {
     }
 }
 
-/// Routes with equal keys are one location (nginx counts `/p` and `^~ /p`
-/// as the same one too).
-fn location_key(l: &Location) -> String {
-    match l {
-        Location::Exact(p) => format!("= {p}"),
-        Location::Prefix(p) | Location::PrefixNoRegex(p) => p.clone(),
-        Location::Regex(r) => format!("{} {}", if r.nocase() { "~*" } else { "~" }, r.as_str()),
-    }
-}
-
 /// The spans of `re`'s groups over `path` (which it is known to match).
 fn captures(re: &Regex, path: &str) -> Captures {
     let mut locs = re.capture_locations();
@@ -397,22 +387,21 @@ impl Router {
                 .collect();
             let mut by_method: Vec<MethodChoice> = Vec::new();
             let mut first_of: HashMap<String, usize> = HashMap::new();
-            let split = s.routes.iter().any(|rc| rc.methods.is_some());
+            if s.routes.iter().any(|rc| rc.methods.is_some()) {
+                by_method.resize_with(s.routes.len(), MethodChoice::default);
+            }
             for (route, rc) in s.routes.iter().enumerate() {
                 // Routes of one location (validate allows them only with
                 // different methods) share its entry: the first stands for it.
-                let key = location_key(&rc.location);
-                let first = *first_of.entry(key).or_insert(route);
+                let first = *first_of.entry(rc.location.identity()).or_insert(route);
                 if first == route {
                     paths.add(&rc.location, route, upstreams[route].is_some());
                 }
-                if split {
-                    by_method.resize_with(s.routes.len(), MethodChoice::default);
-                    if let Some(choice) = by_method.get_mut(first) {
-                        match &rc.methods {
-                            Some(m) => choice.named.push((m.clone(), route)),
-                            None => choice.rest = Some(route),
-                        }
+                // Empty unless some route of the site names methods.
+                if let Some(choice) = by_method.get_mut(first) {
+                    match &rc.methods {
+                        Some(m) => choice.named.push((m.clone(), route)),
+                        None => choice.rest = Some(route),
                     }
                 }
             }
