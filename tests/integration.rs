@@ -10,6 +10,7 @@ mod acme_module;
 mod admin_api;
 mod balancing;
 mod body;
+mod checks_maps;
 mod cli;
 mod cli_conventions;
 mod client_ip;

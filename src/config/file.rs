@@ -39,12 +39,28 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Spanned<Vec<Spanned<Scalar>>>>,
     /// The header trusted proxies name the client in.
     pub client_ip_from: Option<Spanned<String>>,
+    /// Variables chosen by matching another value (nginx `map`), by name.
+    #[serde(default)]
+    pub maps: IndexMap<String, Spanned<FileMap>>,
     /// Named sites.
     #[serde(default)]
     pub sites: IndexMap<String, Spanned<FileSite>>,
     /// Named upstreams.
     #[serde(default)]
     pub upstreams: IndexMap<String, Spanned<FileUpstream>>,
+}
+
+/// `maps.<name>`: defines `$name`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMap {
+    /// What is matched (a template, e.g. `$request_uri`).
+    pub source: Spanned<String>,
+    /// Keys (exact, `~re`, `~*re`) to values (templates), in order.
+    #[serde(default)]
+    pub values: IndexMap<String, Spanned<Scalar>>,
+    /// The value when no key matches (default empty).
+    pub default: Option<Spanned<Scalar>>,
 }
 
 /// `listeners.<name>`.
@@ -195,6 +211,8 @@ pub struct FileSite {
     pub request_headers: Option<Spanned<FileRequestHeaders>>,
     /// Response headers to the client, for every route and the site's own answers.
     pub response_headers: Option<Spanned<FileResponseHeaders>>,
+    /// Checks every route runs first (before its own).
+    pub checks: Option<Spanned<Vec<Spanned<FileCheck>>>>,
     /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
@@ -263,6 +281,8 @@ pub struct FileRoute {
     pub request_buffering: Option<Spanned<Scalar>>,
     /// Replaces the matched prefix in the path sent upstream.
     pub upstream_path: Option<Spanned<String>>,
+    /// Conditions that answer the request (nginx `if … return`), run before the rewrites.
+    pub checks: Option<Spanned<Vec<Spanned<FileCheck>>>>,
     /// Regex rewrites of the path, in order.
     pub rewrite: Option<Spanned<Vec<Spanned<FileRewrite>>>>,
     /// Answer with a redirect instead of proxying.
@@ -369,6 +389,19 @@ pub struct FileRewrite {
     pub to: Spanned<String>,
     /// `break` (default), `last`, `redirect` or `permanent`.
     pub flag: Option<Spanned<String>>,
+}
+
+/// `checks[]`: a condition and the answer it gives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCheck {
+    /// The condition, nginx `if` syntax: `$var`, `$var = text`, `$var ~ re`...
+    #[serde(rename = "if")]
+    pub condition: Spanned<String>,
+    /// Answer with a redirect when it holds.
+    pub redirect: Option<Spanned<FileRedirect>>,
+    /// Answer with a fixed response when it holds.
+    pub respond: Option<Spanned<FileRespond>>,
 }
 
 /// `routes[].redirect`.

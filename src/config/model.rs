@@ -42,6 +42,8 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     /// Upstreams in file order.
     pub upstreams: Vec<UpstreamConfig>,
+    /// The compiled `maps:`, in file order (`Var::Map` indexes into it).
+    pub maps: std::sync::Arc<[crate::plan::map::VarMap]>,
 }
 
 impl Config {

@@ -36,7 +36,8 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .filter_map(|(name, u)| super::validate_upstream::validate_upstream(name, u, ds))
         .collect();
     let known: HashSet<&str> = file.upstreams.keys().map(String::as_str).collect();
-    let mut sites = validate_sites(&file, &known, &listeners, ds);
+    let (map_names, maps) = super::validate_maps::validate_maps(&file, ds);
+    let mut sites = validate_sites(&file, &known, &listeners, &map_names, ds);
     let client_ip = super::validate_client_ip::validate(&file, &mut sites, ds);
     let certs_dir = file
         .certs_dir
@@ -104,6 +105,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         client_ip,
         sites,
         upstreams,
+        maps: maps.into(),
     })
 }
 
@@ -398,6 +400,7 @@ fn validate_sites(
     file: &FileConfig,
     upstreams: &HashSet<&str>,
     listeners: &[ListenerConfig],
+    maps: &[String],
     ds: &mut Diagnostics,
 ) -> Vec<SiteConfig> {
     let mut out = Vec::new();
@@ -449,7 +452,7 @@ fn validate_sites(
             },
         };
         let buffering = switch_field(&site.request_buffering, true, ds);
-        let steps = validate_steps::site_steps(site, ds);
+        let steps = validate_steps::site_steps(site, maps, ds);
         let mut routes = Vec::new();
         let mut seen = super::validate_match::SeenRoutes::default();
         if site.routes.value.is_empty() {

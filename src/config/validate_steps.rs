@@ -9,11 +9,13 @@
 
 use super::diag::{Diagnostics, Pos};
 use super::file::{
-    FileHeaderValue, FileRequestHeaders, FileResponseHeaders, FileRoute, FileSite, Scalar,
+    FileHeaderValue, FileRedirect, FileRequestHeaders, FileRespond, FileResponseHeaders, FileRoute,
+    FileSite, Scalar,
 };
 use super::validate::pos;
 use super::values::closest;
 use crate::plan::answer::{DEFAULT_CONTENT_TYPE, REDIRECT_STATUSES, Redirect, Respond};
+use crate::plan::check::{Check, Checks};
 use crate::plan::headers::{
     HeaderVal, RequestHeaderSteps, ResponseHeaderEntry, ResponseHeaderSteps,
 };
@@ -32,6 +34,10 @@ use std::sync::Arc;
 pub(super) struct SiteSteps {
     request: RequestHeaderSteps,
     response: ResponseHeaderSteps,
+    /// The variables `maps:` defines, which every template may read.
+    maps: Vec<String>,
+    /// The site's `checks:`, run before each route's own.
+    checks: Vec<Arc<Check>>,
 }
 
 /// Headers greenlight itself keeps right (framing, hop-by-hop): no rule may
@@ -48,7 +54,7 @@ const MANAGED: [&str; 6] = [
 /// The position of byte `offset` of `text`, the value of `s` (positioned
 /// at `fallback` when the parser gave it none). A quoted value starts one
 /// column after its quote; a value over several lines is pointed at whole.
-fn at_offset<T>(s: &Spanned<T>, fallback: Pos, text: &str, offset: usize) -> Pos {
+pub(super) fn at_offset<T>(s: &Spanned<T>, fallback: Pos, text: &str, offset: usize) -> Pos {
     let p = pos(s);
     if p.line == 0 {
         return fallback;
@@ -65,7 +71,7 @@ fn at_offset<T>(s: &Spanned<T>, fallback: Pos, text: &str, offset: usize) -> Pos
 }
 
 /// Reports a template problem at its character.
-fn template_error(e: &TemplateError, text: &str, at: Pos, ds: &mut Diagnostics) {
+pub(super) fn template_error(e: &TemplateError, text: &str, at: Pos, ds: &mut Diagnostics) {
     let fix = match text[e.offset..].strip_prefix('$') {
         Some(rest) if e.what.starts_with("unknown") => {
             let name: String = rest
@@ -218,9 +224,14 @@ fn response_headers(
 }
 
 /// The site-level header steps of `site`.
-pub(super) fn site_steps(site: &FileSite, ds: &mut Diagnostics) -> SiteSteps {
-    let scope = Scope::default();
+pub(super) fn site_steps(site: &FileSite, maps: &[String], ds: &mut Diagnostics) -> SiteSteps {
+    let scope = Scope {
+        maps,
+        ..Scope::default()
+    };
     SiteSteps {
+        maps: maps.to_vec(),
+        checks: super::validate_checks::checks(&site.checks, &scope, ds),
         request: site
             .request_headers
             .as_ref()
@@ -262,6 +273,7 @@ fn rewrites(
     r: &FileRoute,
     location: Option<&Location>,
     loc: &[(String, usize)],
+    maps: &[String],
     ds: &mut Diagnostics,
 ) -> Rewrites {
     let mut out = Rewrites::default();
@@ -320,6 +332,7 @@ fn rewrites(
         let scope = Scope {
             last: &names,
             location: loc,
+            maps,
         };
         let to = template(&rw.to, pos(&rw.to), &rw.to.value, &scope, ds);
         if let (Some(from), Some(to), Some(flag)) = (from, to, flag) {
@@ -350,6 +363,81 @@ fn status<T>(
     }
 }
 
+/// Compiles `redirect: {to, status}` (a route's, or a check's answer).
+pub(super) fn redirect_of(
+    rd: &Spanned<FileRedirect>,
+    scope: &Scope<'_>,
+    ds: &mut Diagnostics,
+) -> Option<Redirect> {
+    let st = rd.value.status.as_ref().map_or(Some(302), |s| {
+        status(
+            s,
+            &s.value.0,
+            |n| REDIRECT_STATUSES.contains(&n),
+            "use 301, 302, 303, 307 or 308",
+            ds,
+        )
+    });
+    let to = template(
+        &rd.value.to,
+        pos(&rd.value.to),
+        &rd.value.to.value,
+        scope,
+        ds,
+    );
+    Some(Redirect {
+        to: to?,
+        status: st?,
+    })
+}
+
+/// Compiles `respond: {status, body, content_type}`.
+pub(super) fn respond_of(
+    rs: &Spanned<FileRespond>,
+    scope: &Scope<'_>,
+    ds: &mut Diagnostics,
+) -> Option<Respond> {
+    let st = rs.value.status.as_ref().map_or(Some(200), |s| {
+        status(
+            s,
+            &s.value.0,
+            |n| (200..=599).contains(&n),
+            "use a status from 200 to 599",
+            ds,
+        )
+    });
+    let body = rs
+        .value
+        .body
+        .as_ref()
+        .map(|b| template(b, pos(b), &b.value.0, scope, ds));
+    let content_type = match &rs.value.content_type {
+        None => Some(HeaderValue::from_static(DEFAULT_CONTENT_TYPE)),
+        Some(c) => HeaderValue::from_str(c.value.trim())
+            .map_err(|_| {
+                ds.error(
+                    pos(c),
+                    format!("'{}' is not a valid Content-Type value", c.value),
+                    "write a media type like `application/json`",
+                )
+            })
+            .ok(),
+    };
+    match (st, body, content_type) {
+        (Some(status), None, Some(content_type)) => Some(Respond {
+            status,
+            body: None,
+            content_type,
+        }),
+        (Some(status), Some(Some(body)), Some(content_type)) => Some(Respond {
+            status,
+            body: Some(body),
+            content_type,
+        }),
+        _ => None,
+    }
+}
+
 /// Compiles a route's plan (site steps merged in) and returns its upstream
 /// name for the router, `None` when the route answers itself.
 pub(super) fn route_plan(
@@ -367,6 +455,7 @@ pub(super) fn route_plan(
     let scope = Scope {
         last: &[],
         location: &loc,
+        maps: &site.maps,
     };
     let terminals = [
         f.upstream.is_some(),
@@ -398,66 +487,9 @@ pub(super) fn route_plan(
         }
         Terminal::Proxy
     } else if let Some(rd) = &f.redirect {
-        let st = rd.value.status.as_ref().map_or(Some(302), |s| {
-            status(
-                s,
-                &s.value.0,
-                |n| REDIRECT_STATUSES.contains(&n),
-                "use 301, 302, 303, 307 or 308",
-                ds,
-            )
-        });
-        let to = template(
-            &rd.value.to,
-            pos(&rd.value.to),
-            &rd.value.to.value,
-            &scope,
-            ds,
-        );
-        match (to, st) {
-            (Some(to), Some(status)) => Terminal::Redirect(Redirect { to, status }),
-            _ => Terminal::Proxy,
-        }
+        redirect_of(rd, &scope, ds).map_or(Terminal::Proxy, Terminal::Redirect)
     } else if let Some(rs) = &f.respond {
-        let st = rs.value.status.as_ref().map_or(Some(200), |s| {
-            status(
-                s,
-                &s.value.0,
-                |n| (200..=599).contains(&n),
-                "use a status from 200 to 599",
-                ds,
-            )
-        });
-        let body = rs
-            .value
-            .body
-            .as_ref()
-            .map(|b| template(b, pos(b), &b.value.0, &scope, ds));
-        let content_type = match &rs.value.content_type {
-            None => Some(HeaderValue::from_static(DEFAULT_CONTENT_TYPE)),
-            Some(c) => HeaderValue::from_str(c.value.trim())
-                .map_err(|_| {
-                    ds.error(
-                        pos(c),
-                        format!("'{}' is not a valid Content-Type value", c.value),
-                        "write a media type like `application/json`",
-                    )
-                })
-                .ok(),
-        };
-        match (st, body, content_type) {
-            (Some(status), None, Some(content_type)) => Terminal::Respond(Respond {
-                status,
-                body: None,
-                content_type,
-            }),
-            (Some(status), Some(Some(body)), Some(content_type)) => Terminal::Respond(Respond {
-                status,
-                body: Some(body),
-                content_type,
-            }),
-            _ => Terminal::Proxy,
-        }
+        respond_of(rs, &scope, ds).map_or(Terminal::Proxy, Terminal::Respond)
     } else {
         Terminal::Proxy
     };
@@ -469,7 +501,12 @@ pub(super) fn route_plan(
         );
     }
     let mut steps = Vec::new();
-    let rw = rewrites(f, location, &loc, ds);
+    let own = super::validate_checks::checks(&f.checks, &scope, ds);
+    if !site.checks.is_empty() || !own.is_empty() {
+        let list: Vec<Arc<Check>> = site.checks.iter().cloned().chain(own).collect();
+        steps.push(Step::Checks(Checks { list: list.into() }));
+    }
+    let rw = rewrites(f, location, &loc, &site.maps, ds);
     if !rw.is_empty() {
         steps.push(Step::Rewrite(rw));
     }

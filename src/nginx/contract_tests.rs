@@ -37,7 +37,7 @@ fn template(v: &Value, at: &str, captures: &[String], errs: &mut Vec<String>) {
     }
 }
 
-fn headers(v: &Value, at: &str, response: bool, errs: &mut Vec<String>) {
+fn headers(v: &Value, at: &str, response: bool, maps: &[String], errs: &mut Vec<String>) {
     keys(v, at, &["set", "add", "remove"], errs);
     for part in ["set", "add"] {
         let Some(m) = v.get(part).and_then(Value::as_object) else {
@@ -49,10 +49,10 @@ fn headers(v: &Value, at: &str, response: bool, errs: &mut Vec<String>) {
                 Value::Object(o) if response && part == "add" => {
                     keys(value, &here, &["value", "always"], errs);
                     if let Some(x) = o.get("value") {
-                        template(x, &here, &[], errs);
+                        template(x, &here, maps, errs);
                     }
                 }
-                _ => template(value, &here, &[], errs),
+                _ => template(value, &here, maps, errs),
             }
         }
     }
@@ -63,7 +63,7 @@ fn headers(v: &Value, at: &str, response: bool, errs: &mut Vec<String>) {
     }
 }
 
-fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
+fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
     keys(
         v,
         at,
@@ -78,6 +78,7 @@ fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
             "request_headers",
             "response_headers",
             "request_buffering",
+            "checks",
         ],
         errs,
     );
@@ -87,11 +88,14 @@ fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
     if !(matches!(modifier, "" | "=" | "^~" | "~" | "~*") && (regex || body.starts_with('/'))) {
         errs.push(format!("{at}.path: '{path}' is not nginx location syntax"));
     }
-    let captures = if regex {
+    let mut captures = if regex {
         vars::named_groups(body)
     } else {
         Vec::new()
     };
+    // Map variables are known to every template (checked like named groups).
+    captures.extend(maps.iter().cloned());
+    checks(v, at, &captures, errs);
     let terminals = ["upstream", "redirect", "respond"]
         .iter()
         .filter(|t| v.get(**t).is_some())
@@ -154,7 +158,38 @@ fn route(v: &Value, at: &str, errs: &mut Vec<String>) {
     }
     for (k, resp) in [("request_headers", false), ("response_headers", true)] {
         if let Some(h) = v.get(k) {
-            headers(h, &format!("{at}.{k}"), resp, errs);
+            headers(h, &format!("{at}.{k}"), resp, maps, errs);
+        }
+    }
+}
+
+/// `checks:` of a site or route: keys, a condition the plan's parser
+/// accepts, one answer.
+fn checks(v: &Value, at: &str, known: &[String], errs: &mut Vec<String>) {
+    for (i, c) in v
+        .get("checks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let here = format!("{at}.checks[{i}]");
+        keys(c, &here, &["if", "redirect", "respond"], errs);
+        let named: Vec<(String, usize)> = known.iter().cloned().zip(1..).collect();
+        let scope = crate::plan::template::Scope {
+            location: &named,
+            ..Default::default()
+        };
+        match c.get("if").and_then(Value::as_str) {
+            Some(t) => {
+                if let Err(e) = crate::plan::check::Condition::parse(t, &scope) {
+                    errs.push(format!("{here}.if: {}", e.what));
+                }
+            }
+            None => errs.push(format!("{here}: no `if`")),
+        }
+        if c.get("redirect").is_some() == c.get("respond").is_some() {
+            errs.push(format!("{here}: exactly one of redirect, respond"));
         }
     }
 }
@@ -172,6 +207,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
         &[
             "acme",
             "access_log",
+            "maps",
             "trusted_proxies",
             "client_ip_from",
             "listeners",
@@ -181,6 +217,11 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
         ],
         &mut errs,
     );
+    let maps: Vec<String> = doc
+        .get("maps")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     for (name, l) in doc
         .get("listeners")
         .and_then(Value::as_object)
@@ -217,9 +258,11 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                 "response_headers",
                 "trusted_proxies",
                 "client_ip_from",
+                "checks",
             ],
             &mut errs,
         );
+        checks(s, &at, &maps, &mut errs);
         let no_hosts = s
             .get("hosts")
             .and_then(Value::as_array)
@@ -239,7 +282,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
         }
         for (k, resp) in [("request_headers", false), ("response_headers", true)] {
             if let Some(h) = s.get(k) {
-                headers(h, &format!("{at}.{k}"), resp, &mut errs);
+                headers(h, &format!("{at}.{k}"), resp, &maps, &mut errs);
             }
         }
         for (i, r) in s
@@ -249,7 +292,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
             .flatten()
             .enumerate()
         {
-            route(r, &format!("{at}.routes[{i}]"), &mut errs);
+            route(r, &format!("{at}.routes[{i}]"), &maps, &mut errs);
         }
     }
     for (name, u) in doc

@@ -36,6 +36,8 @@ pub(crate) struct Ctx<'a> {
     pub access_log_off: Option<&'a Directive>,
     /// Imported with `--acme`: greenlight answers ACME challenges itself.
     pub acme: bool,
+    /// http-level `map`s converted so far.
+    pub maps: Vec<super::checks::MapDef>,
 }
 
 impl Ctx<'_> {
@@ -342,6 +344,8 @@ pub(crate) struct Route<'a> {
     pub upstream_path: Option<String>,
     /// `rewrite:` rules in order.
     pub rewrites: Vec<Rewrite>,
+    /// `checks:` from the location's `if … return`s.
+    pub checks: Vec<super::checks::CheckDef>,
     /// `request_headers` (nginx's list in force for this location).
     pub req: Headers,
     /// `response_headers` (nginx's list in force for this location).
@@ -403,6 +407,8 @@ pub(crate) struct Site<'a> {
     pub routes: Vec<Route<'a>>,
     /// Site-level `trusted_proxies`/`client_ip_from`.
     pub client_ip: Option<ClientIp>,
+    /// `checks:` from the server's `if … return`s.
+    pub checks: Vec<super::checks::CheckDef>,
 }
 
 /// An emitted upstream: a target with one set of timeouts.
@@ -438,6 +444,8 @@ pub(crate) struct Model<'a> {
     pub client_ip: Option<ClientIp>,
     /// `access_log off` at http level.
     pub access_log_off: Option<&'a Directive>,
+    /// `maps:` from http-level `map`s.
+    pub maps: Vec<super::checks::MapDef>,
 }
 
 /// Settings of the `http` level that servers inherit.
@@ -489,6 +497,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         scope: Scope::Http,
         access_log_off: None,
         acme: opts.acme_email.is_some(),
+        maps: Vec::new(),
     };
     let mut http = HttpLevel::default();
     let mut found = Found::default();
@@ -560,6 +569,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         defs,
         client_ip,
         access_log_off: ctx.access_log_off,
+        maps: std::mem::take(&mut ctx.maps),
     };
     let yaml = emit::yaml(&model, cfg);
 
@@ -594,6 +604,11 @@ fn walk_http<'a>(
             ("upstream", true) => found.upstreams.push(d),
             ("ssl_certificate", false) => set_cert(ctx, &mut http.cert, d),
             ("ssl_certificate_key", false) => set_cert(ctx, &mut http.key, d),
+            ("map", true) => {
+                if let Some(m) = super::checks::map(ctx, d, &mut http.inh.set_vars) {
+                    ctx.maps.push(m);
+                }
+            }
             _ => {
                 if !common(ctx, d, &mut http.inh) {
                     ctx.unsupported(d);

@@ -23,10 +23,9 @@ pub(crate) fn explain(d: &Directive) -> String {
             );
         }
         return format!(
-            "directive 'map {} {}' is not supported: greenlight has no maps, so the values of {} it chose are lost wherever it was used; move the choice into the app",
+            "directive 'map {} {}' is not converted here: nginx allows `map` only in the http block, where it becomes `maps:`",
             d.arg0(),
             d.args.get(1).map_or("", String::as_str),
-            d.args.get(1).map_or("", String::as_str)
         );
     }
     let arg = d.arg0();

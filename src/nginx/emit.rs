@@ -52,6 +52,7 @@ pub(crate) fn yaml(m: &Model<'_>, cfg: &Config) -> String {
         client_ip(&mut w.out, 0, c);
         w.out.blank();
     }
+    emit_route::maps(&mut w.out, &m.maps);
     listeners(&mut w, m);
     if !m.limits.is_empty() {
         w.out.line(0, "limits:", None);
@@ -177,6 +178,7 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
         if let Some(h) = &shared.1 {
             emit_route::headers(&mut w.out, 2, "response_headers", h);
         }
+        emit_route::checks(&mut w.out, 2, &s.checks);
         w.out.line(2, "routes:", None);
         for r in &s.routes {
             let mut c = w.from(r.loc);

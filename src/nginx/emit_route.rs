@@ -1,10 +1,12 @@
 //! Writes a site's routes and header steps: `path:` with nginx's location
 //! modifiers, the terminal (`upstream`, `redirect`, `respond`),
 //! `upstream_path`, `rewrite`, `request_buffering`, and the
-//! `request_headers` / `response_headers` steps. Header lists every route
+//! `request_headers` / `response_headers` steps, and `checks:` and the
+//! top-level `maps:`. Header lists every route
 //! of a site shares are written once at site level (response headers only
 //! where plain HTTP is served, not redirected: see [`shared`]).
 
+use super::checks::{CheckDef, MapDef};
 use super::convert::{Answer, Headers, Model, Route, Site};
 use super::yaml::{Out, quoted, scalar};
 
@@ -70,6 +72,72 @@ pub(crate) fn headers(out: &mut Out, indent: usize, key: &str, h: &Headers) {
     }
 }
 
+/// `redirect: {…}` or `respond: {…}` on one line.
+fn answer(a: &Answer) -> String {
+    match a {
+        Answer::Redirect { to, status } => {
+            format!("redirect: {{to: {}, status: {status}}}", quoted(to))
+        }
+        Answer::Respond {
+            status,
+            body,
+            content_type,
+        } => {
+            let mut s = format!("respond: {{status: {status}");
+            if let Some(b) = body {
+                s.push_str(&format!(", body: {}", quoted(b)));
+            }
+            if let Some(t) = content_type {
+                s.push_str(&format!(", content_type: {}", quoted(t)));
+            }
+            s.push('}');
+            s
+        }
+    }
+}
+
+/// Writes `checks:` (a site's or a route's) at `indent`, if there are any.
+pub(crate) fn checks(out: &mut Out, indent: usize, list: &[CheckDef]) {
+    if list.is_empty() {
+        return;
+    }
+    out.line(indent, "checks:", None);
+    for c in list {
+        out.line(
+            indent + 1,
+            &format!("- if: {}", quoted(&c.condition)),
+            Some(&format!("from the if at {}", c.at)),
+        );
+        out.line(indent + 2, &answer(&c.answer), None);
+    }
+}
+
+/// Writes `maps:` at the top level, if there are any.
+pub(crate) fn maps(out: &mut Out, list: &[MapDef]) {
+    if list.is_empty() {
+        return;
+    }
+    out.line(0, "maps:", None);
+    for m in list {
+        out.line(
+            1,
+            &format!("{}:", scalar(&m.name)),
+            Some(&format!("from {}", m.at)),
+        );
+        out.line(2, &format!("source: {}", quoted(&m.source)), None);
+        if let Some(d) = &m.default {
+            out.line(2, &format!("default: {}", quoted(d)), None);
+        }
+        if !m.values.is_empty() {
+            out.line(2, "values:", None);
+            for (k, v) in &m.values {
+                out.line(3, &format!("{}: {}", quoted(k), quoted(v)), None);
+            }
+        }
+    }
+    out.blank();
+}
+
 /// Writes one route (the list item) at indent 3.
 pub(crate) fn route(
     out: &mut Out,
@@ -82,30 +150,9 @@ pub(crate) fn route(
     if let Some(m) = &r.methods {
         out.line(4, &format!("methods: [{}]", m.join(", ")), None);
     }
+    checks(out, 4, &r.checks);
     match (&r.target, &r.answer) {
-        (_, Some(Answer::Redirect { to, status })) => out.line(
-            4,
-            &format!("redirect: {{to: {}, status: {status}}}", quoted(to)),
-            None,
-        ),
-        (
-            _,
-            Some(Answer::Respond {
-                status,
-                body,
-                content_type,
-            }),
-        ) => {
-            let mut s = format!("respond: {{status: {status}");
-            if let Some(b) = body {
-                s.push_str(&format!(", body: {}", quoted(b)));
-            }
-            if let Some(t) = content_type {
-                s.push_str(&format!(", content_type: {}", quoted(t)));
-            }
-            s.push('}');
-            out.line(4, &s, None);
-        }
+        (_, Some(a)) => out.line(4, &answer(a), None),
         (Some(_), None) => {
             let up = m
                 .upstreams

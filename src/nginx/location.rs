@@ -152,6 +152,7 @@ pub(crate) fn location<'a>(
     let mut rewrites: Vec<&'a Directive> = Vec::new();
     let mut if_rules = Vec::new();
     let mut method_ifs: Vec<(String, &'a Directive)> = Vec::new();
+    let mut checks = Vec::new();
     let mut explained = false;
     let mut nested = Vec::new();
     let mut own_body = None;
@@ -180,7 +181,19 @@ pub(crate) fn location<'a>(
             ("if", true) => match (super::server::if_rewrite(ctx, c), method_if(c)) {
                 (Some(rule), _) => if_rules.push(rule),
                 (None, Some(m)) => method_ifs.push((m, c)),
-                (None, None) => ctx.warn(c, super::server::if_warning(c)),
+                (None, None) => match super::checks::check_if(ctx, c, &inh.set_vars, &captures) {
+                    Some(Some(check)) => {
+                        if !rewrites.is_empty() || !if_rules.is_empty() {
+                            ctx.note(
+                                c,
+                                "greenlight runs a route's checks before its rewrites; in nginx this `if` came after a rewrite, so it tests the path before that rewrite",
+                            );
+                        }
+                        checks.push(check);
+                    }
+                    Some(None) => {}
+                    None => ctx.warn(c, super::server::if_warning(c)),
+                },
             },
             ("default_type", false) => default_type = Some(c),
             ("set_real_ip_from" | "real_ip_header" | "real_ip_recursive", false) => ctx.warn(
@@ -315,6 +328,7 @@ pub(crate) fn location<'a>(
                 answer: route_answer,
                 upstream_path,
                 rewrites: rules,
+                checks: std::mem::take(&mut checks),
                 req,
                 resp,
                 request_buffering: inh.request_buffering.as_ref().map(|s| s.value),

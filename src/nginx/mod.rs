@@ -34,6 +34,7 @@
 
 mod addr;
 mod answer;
+mod checks;
 mod convert;
 mod directives;
 mod emit;

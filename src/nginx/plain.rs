@@ -291,6 +291,7 @@ pub(crate) fn host_redirect_sites<'a>(
             }),
             upstream_path: None,
             rewrites: Vec::new(),
+            checks: Vec::new(),
             req: Default::default(),
             resp: Default::default(),
             request_buffering: None,

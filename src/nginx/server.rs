@@ -48,6 +48,8 @@ pub(crate) struct ServerInfo<'a> {
     pub answer: Option<(&'a Directive, Answer)>,
     /// Server-level `rewrite` rules (run before every route's own).
     pub rewrites: Vec<Rewrite>,
+    /// Server-level `if … return`s: the site's `checks:`.
+    pub checks: Vec<super::checks::CheckDef>,
     /// The server sets its own real-IP directives.
     pub real_ip_own: bool,
     /// The listener keys of its `listen` directives.
@@ -94,6 +96,7 @@ pub(crate) fn analyze<'a>(
         scheme_redirect: None,
         answer: None,
         rewrites: Vec::new(),
+        checks: Vec::new(),
         listen_keys: Vec::new(),
         host_redirects: Vec::new(),
         real_ip_own: d.children().iter().any(|c| {
@@ -165,7 +168,11 @@ pub(crate) fn analyze<'a>(
             None => match (if_rewrite(ctx, i), host_redirect(i, &info.hosts)) {
                 (Some(rule), _) => info.rewrites.push(rule),
                 (None, Some(r)) => info.host_redirects.push(r),
-                (None, None) => ctx.warn(i, if_warning(i)),
+                (None, None) => match super::checks::check_if(ctx, i, &info.inh.set_vars, &[]) {
+                    Some(Some(check)) => info.checks.push(check),
+                    Some(None) => {}
+                    None => ctx.warn(i, if_warning(i)),
+                },
             },
         }
     }
@@ -218,6 +225,7 @@ pub(crate) fn analyze<'a>(
             answer: Some(a),
             upstream_path: None,
             rewrites: Vec::new(),
+            checks: Vec::new(),
             req,
             resp,
             request_buffering: None,
@@ -282,6 +290,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
             }),
             upstream_path: None,
             rewrites: vec![rule],
+            checks: Vec::new(),
             req: Default::default(),
             resp: Default::default(),
             request_buffering: None,
@@ -664,7 +673,7 @@ fn count(d: &Directive) -> usize {
 /// The warning for an `if` that is not one of the converted shapes.
 pub(crate) fn if_warning(i: &Directive) -> String {
     format!(
-        "directive 'if ({})' is not supported: greenlight has no conditions, so the {} directive(s) inside it were not converted; move that logic into the app",
+        "directive 'if ({})' is not supported: greenlight's checks (`if` whose block is one `return`) only answer requests, so the {} directive(s) inside it were not converted; move that logic into the app",
         if_condition(i).join(" "),
         count(i)
     )

@@ -165,6 +165,7 @@ pub(crate) fn build<'a>(
                 } else {
                     None
                 },
+                checks: s.checks.clone(),
             });
         }
     }
@@ -268,6 +269,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
         answer: Some(Answer::Redirect { to, status }),
         upstream_path: None,
         rewrites: Vec::new(),
+        checks: Vec::new(),
         req: Default::default(),
         resp: Default::default(),
         request_buffering: None,

@@ -308,21 +308,40 @@ fn server_name_forms_and_a_catch_all_without_hosts() {
 }
 
 #[test]
-fn other_maps_and_ifs_are_warnings_that_say_what_is_lost() {
-    let (_, w, _) = run(
-        "http { map $cookie_v $pool { default a; } server { listen 80; server_name a.test;\n\
+fn maps_and_if_returns_become_maps_and_checks() {
+    let (y, w, _) = run(
+        "http { map $cookie_v $pool { default a; ~^b(?<n>\\d)$ b$n; c \"\"; }\n\
+         server { listen 80; server_name a.test;\n\
          if ($request_method = POST) { return 405; }\n\
-         location / { proxy_pass http://127.0.0.1:1; } } }",
+         location / { if ($pool != a) { return 302 /other/$pool; } proxy_pass http://127.0.0.1:1; } } }",
     );
+    assert!(w.is_empty(), "{w:#?}");
+    for want in [
+        "maps:\n  pool:  # from t.conf:1\n    source: \"$cookie_v\"\n    default: \"a\"\n    values:\n      \"~^b(?<n>\\\\d)$\": \"b$n\"\n      \"c\": \"\"\n",
+        "    checks:\n      - if: \"$request_method = POST\"  # from the if at t.conf:3\n        respond: {status: 405}\n",
+        "        checks:\n          - if: \"$pool != a\"  # from the if at t.conf:4\n            redirect: {to: \"/other/$pool\", status: 302}\n",
+    ] {
+        assert!(y.contains(want), "{want}\n---\n{y}");
+    }
+}
+
+#[test]
+fn ifs_greenlight_cannot_run_are_warnings_that_say_what_is_lost() {
+    let (_, w, _) = run(
+        "http { map $cookie_v $pool { hostnames; default a; } server { listen 80; server_name a.test;\n\
+         location / { if ($args ~ (a)) { set $args b; rewrite ^ /x; }\n\
+         if ($http_user_agent ~ \"^x(?!y)\") { return 404; }\n\
+         if (-f $request_filename) { return 404; }\n\
+         proxy_pass http://127.0.0.1:1; } } }",
+    );
+    let has = |a: &str, b: &str| w.iter().any(|w| w.contains(a) && w.contains(b));
+    assert!(has("map $cookie_v $pool", "hostnames"), "{w:#?}");
     assert!(
-        w.iter()
-            .any(|w| w.contains("map $cookie_v $pool") && w.contains("$pool")),
+        has("if ($args ~ (a))", "2 directive(s) inside it"),
         "{w:#?}"
     );
-    assert!(
-        w.iter().any(|w| w.contains("if ($request_method = POST)")),
-        "{w:#?}"
-    );
+    assert!(has("^x(?!y)", "look-around"), "{w:#?}");
+    assert!(has("-f $request_filename", "file tests"), "{w:#?}");
 }
 
 #[test]

@@ -211,12 +211,12 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["if"],
         Step,
-        "`if ($host = name)` / `if ($host ~ re)` `{ return 301 https://$host$request_uri; }` (certbot) and `if ($scheme = http) { return 301 https://… }` → `plain_http: redirect` (names a `~ re` does not match get nginx's 404: `plain_http: not_found`); `if ($host = name) { return 3xx URL; }` in a server → a site of its own for that name whose every path redirects; `if ($uri ~ re) { return 3xx URL; }` (also `$request_uri`) → a redirecting `rewrite`; `if ($request_method = M) { add_header …; return N; }` in a location (the CORS preflight) → a route of that location with `methods: [M]` and the `if`'s own headers (its `return`, else the location's upstream); other conditions are a warning",
+        "`if ($host = name)` / `if ($host ~ re)` `{ return 301 https://$host$request_uri; }` (certbot) and `if ($scheme = http) { return 301 https://… }` → `plain_http: redirect` (names a `~ re` does not match get nginx's 404: `plain_http: not_found`); `if ($host = name) { return 3xx URL; }` in a server → a site of its own for that name whose every path redirects; `if ($uri ~ re) { return 3xx URL; }` (also `$request_uri`) → a redirecting `rewrite`; `if ($request_method = M) { add_header …; return N; }` in a location (the CORS preflight) → a route of that location with `methods: [M]` and the `if`'s own headers (its `return`, else the location's upstream); any other `if (CONDITION) { return …; }` → `checks: [{if: CONDITION, redirect|respond}]` (a server's on the site, a location's on its route); an `if` that does more than `return` (`set`, `rewrite`, `proxy_pass`), file tests (`-f`, `-d`, `-e`) and look-around regexes are a warning",
     ),
     e(
         &["map"],
-        Note,
-        "`map $http_upgrade $connection_upgrade` is built in (WebSocket upgrades); other maps are a warning",
+        Step,
+        "`maps: {NAME: {source, values, default}}` (exact keys, `~re` / `~*re` in order, values with variables and the key's regex groups); `map $http_upgrade $connection_upgrade` is built in (WebSocket upgrades, note); `hostnames` and `include` inside a map are a warning",
     ),
     e(
         &["proxy_set_header"],

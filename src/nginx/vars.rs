@@ -11,12 +11,32 @@ use crate::plan::template::{Scope, Template};
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SetVars {
     values: HashMap<String, String>,
+    /// Variables an http-level `map` defines (emitted as `maps:`), which
+    /// greenlight's templates then know.
+    maps: Vec<String>,
 }
 
 impl SetVars {
     /// Records `set $name value` (the value already resolved).
     pub fn set(&mut self, name: &str, value: String) {
         self.values.insert(name.to_string(), value);
+    }
+
+    /// Records a variable defined by a converted `map`.
+    pub fn add_map(&mut self, name: &str) {
+        if !self.maps.iter().any(|m| m == name) {
+            self.maps.push(name.to_string());
+        }
+    }
+
+    /// The variables converted maps define, in order.
+    pub fn maps(&self) -> Vec<String> {
+        self.maps.clone()
+    }
+
+    /// True when `set $name …` gave `name` a value here.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.values.contains_key(name)
     }
 }
 
@@ -86,8 +106,8 @@ pub(crate) fn refs(value: &str) -> Vec<VarRef> {
 pub(crate) fn known(name: &str, captures: &[String]) -> bool {
     let named: Vec<(String, usize)> = captures.iter().cloned().zip(1..).collect();
     let scope = Scope {
-        last: &[],
         location: &named,
+        ..Scope::default()
     };
     Template::parse(&format!("${{{name}}}"), &scope).is_ok()
 }
@@ -131,7 +151,7 @@ pub(crate) fn resolve(value: &str, set: &SetVars, captures: &[String]) -> (Strin
     let unknown: Vec<String> = refs(&text)
         .into_iter()
         .map(|r| r.name)
-        .filter(|n| !known(n, captures))
+        .filter(|n| !known(n, captures) && !set.maps.contains(n))
         .fold(Vec::new(), |mut acc, n| {
             if !acc.contains(&n) {
                 acc.push(n);

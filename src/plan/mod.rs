@@ -15,9 +15,11 @@
 //! the hooks only run what the plan holds.
 
 pub mod answer;
+pub mod check;
 pub mod client_ip;
 pub mod headers;
 pub mod location;
+pub mod map;
 pub mod rewrite;
 pub mod router;
 pub mod template;
@@ -55,6 +57,9 @@ impl Captures {
 /// or on the way to the upstream and back (headers).
 #[derive(Debug)]
 pub enum Step {
+    /// `checks:`: conditions that answer the request (nginx `if … return`),
+    /// run before the rewrites.
+    Checks(check::Checks),
     /// `upstream_path` and `rewrite:` rules on the request path.
     Rewrite(rewrite::Rewrites),
     /// Headers set, added and removed on the request to the upstream.
@@ -85,6 +90,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The checks, if any.
+    pub fn checks(&self) -> Option<&check::Checks> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Checks(c) => Some(c),
+            _ => None,
+        })
+    }
+
     /// The rewrite step, if any.
     pub fn rewrites(&self) -> Option<&rewrite::Rewrites> {
         self.steps.iter().find_map(|s| match s {

@@ -251,7 +251,7 @@ mod tests {
             .collect();
         let scope = Scope {
             last: &names,
-            location: &[],
+            ..Scope::default()
         };
         Rule::new(re, Template::parse(to, &scope).expect("to"), flag)
     }

@@ -48,12 +48,14 @@ pub enum Var {
     LastNamed(u8),
     /// A named group of the route's regex location, resolved at load.
     LocationNamed(u8),
+    /// A variable defined by a top-level `maps:` entry: its index there.
+    Map(u16),
 }
 
 /// The variable names `check` lists when a name is unknown.
 pub const KNOWN: &str = "$host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, \
 $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, \
-$request_method, $1..$9 and named regex captures";
+$request_method, $1..$9, named regex captures and the names under `maps:`";
 
 /// One piece of a template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +74,9 @@ pub struct Scope<'a> {
     pub last: &'a [(String, usize)],
     /// Named groups of the route's regex location.
     pub location: &'a [(String, usize)],
+    /// The variables `maps:` defines, in file order (empty where maps
+    /// may not be read: inside a map itself).
+    pub maps: &'a [String],
 }
 
 /// Why a template was refused, with the byte offset of the problem.
@@ -212,6 +217,9 @@ fn resolve(name: &str, scope: &Scope<'_>) -> Option<Var> {
     if let Some(i) = named(scope.location) {
         return Some(Var::LocationNamed(i));
     }
+    if let Some(i) = scope.maps.iter().position(|m| m == name) {
+        return u16::try_from(i).ok().map(Var::Map);
+    }
     Some(match name {
         "host" => Var::Host,
         "scheme" => Var::Scheme,
@@ -325,6 +333,7 @@ mod tests {
         let scope = Scope {
             last: &last,
             location: &location,
+            maps: &[],
         };
         let t = Template::parse("$id/${sub}", &scope).expect("ok");
         assert_eq!(

@@ -46,6 +46,8 @@ pub struct VarCx<'a> {
     pub last: Option<Match<'a>>,
     /// The regex location's match.
     pub location: Option<Match<'a>>,
+    /// The compiled `maps:` ([`Var::Map`] indexes into it).
+    pub maps: &'a [super::map::VarMap],
 }
 
 impl<'a> VarCx<'a> {
@@ -61,6 +63,7 @@ impl<'a> VarCx<'a> {
             args: req.uri.query(),
             last: None,
             location: None,
+            maps: &[],
         }
     }
 
@@ -120,6 +123,11 @@ impl<'a> VarCx<'a> {
             Var::LocationNamed(i) => {
                 if let Some(m) = self.location {
                     out.push_str(m.captures.get(usize::from(*i), m.subject).unwrap_or(""));
+                }
+            }
+            Var::Map(i) => {
+                if let Some(m) = self.maps.get(usize::from(*i)) {
+                    m.write(self, out);
                 }
             }
         }
@@ -300,8 +308,8 @@ mod tests {
         let t = Template::parse(
             "$1-$tail",
             &Scope {
-                last: &[],
                 location: &loc_scope,
+                ..Scope::default()
             },
         )
         .expect("template");

@@ -15,6 +15,7 @@
 
 use super::RequestCtx;
 use crate::config::model::HostPattern;
+use crate::plan::check::CheckAnswer;
 use crate::plan::rewrite::{MAX_LAST, Outcome, PathState};
 use crate::plan::router::Decision;
 use crate::plan::vars::{Match, VarCx};
@@ -73,6 +74,7 @@ pub(super) fn var_cx<'a>(
             .and_then(|a| a.as_inet())
             .map(|a| a.port()),
         server_name: server_name(snap, ctx.site),
+        maps: &snap.config.maps,
         ..VarCx::of_request(req)
     };
     if let Some(st) = ctx.steps.as_deref() {
@@ -147,6 +149,16 @@ pub fn run(
             Some(st) => st.location = captures.clone().map(|c| (c, st.path.path.clone())),
             None => ctx.captures = captures.clone(),
         }
+        if let Some(checks) = plan.checks() {
+            let cx = var_cx(session, ctx, snap);
+            if let Some((check, caps, subject)) = checks.first(&cx) {
+                let cx = crate::plan::check::with_match(&cx, caps.as_ref(), &subject);
+                return Err(match &check.answer {
+                    CheckAnswer::Redirect(r) => redirect(r.status, r.location(&cx)),
+                    CheckAnswer::Respond(r) => respond(r, &cx),
+                });
+            }
+        }
         if let Some(rw) = plan.rewrites() {
             let mut st = ctx.steps.take().unwrap_or_else(|| {
                 let req = session.req_header();
@@ -205,14 +217,7 @@ pub fn run(
                 let location = r.location(&var_cx(session, ctx, snap));
                 Err(redirect(r.status, location))
             }
-            Terminal::Respond(r) => Err(Answer {
-                status: r.status,
-                body: r.body(&var_cx(session, ctx, snap)),
-                headers: vec![(
-                    "content-type",
-                    r.content_type.to_str().unwrap_or("text/plain").to_string(),
-                )],
-            }),
+            Terminal::Respond(r) => Err(respond(r, &var_cx(session, ctx, snap))),
         };
     }
     log::error!(
@@ -224,6 +229,17 @@ pub fn run(
         body: "500 Internal Server Error: the rewrite rules loop\n".into(),
         headers: Vec::new(),
     })
+}
+
+fn respond(r: &crate::plan::answer::Respond, cx: &VarCx<'_>) -> Answer {
+    Answer {
+        status: r.status,
+        body: r.body(cx),
+        headers: vec![(
+            "content-type",
+            r.content_type.to_str().unwrap_or("text/plain").to_string(),
+        )],
+    }
 }
 
 fn redirect(status: u16, location: String) -> Answer {
