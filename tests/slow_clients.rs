@@ -335,6 +335,11 @@ async fn slow_readers_cost_a_bounded_amount_each_and_their_memory_returns() {
     )
     .await;
     let margin = returned_margin_kib(before, peak);
+    // Only a storm that raised RSS past the bar can show it coming back.
+    assert!(
+        peak > before + margin,
+        "{STORM} WebSockets raised RSS only from {before} to {peak} KiB: under the {margin} KiB the test allows after; the test would prove nothing"
+    );
     let back = wait_rss_back(p.pid(), before + margin, Duration::from_secs(60)).await;
     println!("RSS after they went: {back} KiB (start {before} KiB, peak {peak} KiB)");
     assert!(
