@@ -12,6 +12,22 @@ use super::parse::Directive;
 use super::server::ServerInfo;
 
 /// Builds the sites, in source order.
+/// The checks of a plain-HTTP server block that became a TLS site's
+/// `plain_http` redirect: that redirect answers before any check, so each
+/// one is a loss to report.
+fn lost_checks(ctx: &mut Ctx<'_>, s: &ServerInfo<'_>) {
+    for c in &s.checks {
+        let d = s.d;
+        ctx.warn(
+            d,
+            format!(
+                "the check 'if ({})' from {} is not converted: this server block became the plain_http redirect of a TLS site, which answers before any check",
+                c.condition, c.at
+            ),
+        );
+    }
+}
+
 pub(crate) fn build<'a>(
     ctx: &mut Ctx<'a>,
     infos: &[ServerInfo<'a>],
@@ -40,15 +56,17 @@ pub(crate) fn build<'a>(
         if redirect_only {
             redirect_headers(ctx, s);
         }
+        let redirects_all = !s.has_tls
+            && (s.scheme_redirect.is_some() || (s.routes.is_empty() && !s.redirects.is_empty()));
         if let Some(r) = to_https_elsewhere(ctx, s, &tls_hosts) {
+            lost_checks(ctx, s);
             let mut s = s.clone();
             s.redirects.push(r);
             redirect_servers.push(s);
             continue;
         }
-        if !s.has_tls
-            && (s.scheme_redirect.is_some() || (s.routes.is_empty() && !s.redirects.is_empty()))
-        {
+        if redirects_all {
+            lost_checks(ctx, s);
             if !s.routes.is_empty() {
                 ctx.warn(
                     s.d,

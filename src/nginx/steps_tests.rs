@@ -406,3 +406,18 @@ fn a_duplicate_name_on_the_same_sockets_is_what_nginx_ignores_too() {
         "{n:#?}"
     );
 }
+
+#[test]
+fn a_check_of_a_server_that_became_plain_http_is_reported() {
+    let (y, w, _) = run("server { listen 80; server_name a.test;\n\
+         if ($http_x_legacy) { return 301 https://legacy.test$request_uri; }\n\
+         return 301 https://$host$request_uri; }\n\
+         server { listen 443 ssl; server_name a.test; location / { proxy_pass http://127.0.0.1:1; } }");
+    assert!(y.contains("plain_http: redirect 301"), "{y}");
+    assert!(!y.contains("checks:"), "{y}");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("if ($http_x_legacy)") && w.contains("plain_http redirect")),
+        "{w:#?}"
+    );
+}
