@@ -230,6 +230,11 @@ def plan(main, notes):
     for m in request_methods(main):
         probes += [p._replace(method=m) for p in probes
                    if not p.ws and not p.spoof and "?" not in p.path and p.method == "GET"]
+    # request headers an `if ($http_NAME …)` tests: each also sent with a value that makes
+    # the condition change its answer
+    for name, value in condition_headers(main):
+        probes += [p._replace(spoof=(name, value)) for p in probes
+                   if not p.ws and not p.spoof and "?" not in p.path and p.method == "GET"]
     probes = list(dict.fromkeys(probes))
     if len(probes) > MAX_PROBES:
         notes.append(f"{len(probes)} probes, only the first {MAX_PROBES} sent")
@@ -255,6 +260,41 @@ def request_methods(main):
             m = v[2].upper()
             if m != "GET":
                 out.append(m)
+    return list(dict.fromkeys(out))
+
+
+def condition_headers(main):
+    """(Header-Name, value) pairs for the request headers `if` conditions test:
+    the compared text for `=`/`!=`, a sample the regex matches for `~`-forms, `1` for a
+    bare `$http_NAME`."""
+    out = []
+    for d, _ in walk(main):
+        if d.name != "if":
+            continue
+        v = [a for a in d.values()]
+        if v:
+            v[0] = v[0].lstrip("(")
+            v[-1] = v[-1].rstrip(")")
+        v = [a for a in v if a != ""] if len(v) < 3 else v
+        if not v or not v[0].startswith("$http_"):
+            continue
+        name = "-".join(w.capitalize() for w in v[0][len("$http_"):].split("_"))
+        if len(v) == 1:
+            value = "1"
+        elif len(v) >= 3 and v[1] in ("=", "!="):
+            value = v[2].strip("'\"")
+        elif len(v) >= 3 and v[1] in ("~", "~*", "!~", "!~*"):
+            pat = v[2].strip("'\"")
+            try:
+                value = _Gen(pat).alt()
+                if not re.search(_pcre_to_python(pat), value, re.I if v[1].endswith("*") else 0):
+                    continue
+            except (ValueError, IndexError, re.error):
+                continue
+        else:
+            continue
+        if value and re.fullmatch(r"[ -~]+", value) and "$" not in value:
+            out.append((name, value))
     return list(dict.fromkeys(out))
 
 

@@ -170,6 +170,19 @@ class RealIpProbeTests(unittest.TestCase):
         self.assertFalse(any(p.spoof for p in probes.plan(main, [])))
 
 
+class ConditionHeaderProbeTests(unittest.TestCase):
+    def test_headers_an_if_tests_are_sent_with_values_that_flip_it(self):
+        conf = "server { listen 80; server_name a; location / { proxy_pass http://b; " \
+               "if ($http_x_forwarded_proto = 'http') { return 301 https://$host$request_uri; } " \
+               "if ($http_user_agent ~* ^(curl|wget)/) { return 403; } " \
+               "if ($http_x_flag) { return 404; } } }"
+        main, _ = nginxconf.as_main(nginxconf.parse(conf))
+        labels = {probes.probe_label(p) for p in probes.plan(main, [])}
+        for want in ("X-Forwarded-Proto: http http://a/", "User-Agent: curl/ http://a/",
+                     "X-Flag: 1 http://a/"):
+            self.assertIn(want, labels)
+
+
 class MethodProbeTests(unittest.TestCase):
     def test_methods_the_config_tells_apart_are_probed(self):
         conf = "server { listen 80; server_name a; location /v1/ { proxy_pass http://b; " \
