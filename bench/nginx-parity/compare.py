@@ -6,7 +6,7 @@ upstream was reached and what it saw (method, path, query, Host,
 X-Forwarded-For/-Proto/-Host, X-Real-IP, every proxy_set_header name), and
 the body and Content-Type of a 2xx answer the proxy made itself. Port
 numbers of the run are mapped back to the config's own before comparing.
-Three kinds of difference are intended (greenlight's design, counted equal
+Four kinds of difference are intended (greenlight's design, counted equal
 and reported by name unless --strict): see INTENDED.
 """
 import re
@@ -23,6 +23,9 @@ INTENDED = {
                       "a request whose client asked for no upgrade, and passed the upstream's 101 "
                       "on; greenlight never switches protocols a client did not ask for "
                       "(RFC 9110 section 7.8) and answers the upstream's 200",
+    "hsts-over-http": "nginx sent Strict-Transport-Security on a plain-HTTP redirect; browsers "
+                      "ignore HSTS received over plain HTTP (RFC 6797 section 8.1), so greenlight's "
+                      "redirect of plain requests does not carry it",
     "forwarded-headers": "greenlight always sends X-Forwarded-For/-Proto/-Host; nginx only the "
                          "ones the config sets (a header nginx did not send at all, or the "
                          "client's X-Forwarded-For that nginx passed on and greenlight appended to)",
@@ -88,8 +91,12 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
         # nginx's 200 carries its add_header fields; greenlight's 101 is not
         # an answer those fields go on (nor would nginx's 101 be): the same
         # intended difference as the status.
+        rule = ws_rule
+        if (name == "strict-transport-security" and not probe.tls and 300 <= b["status"] < 400
+                and a["status"] == b["status"] and _hdr(b["headers"], name) is None):
+            rule = "hsts-over-http"
         diff(f"header {name}", norm_a(_hdr(a["headers"], name)), norm_b(_hdr(b["headers"], name)),
-             ws_rule)
+             rule)
     sa, sb = a["seen"], b["seen"]
     diff("upstream", sa["upstream"] if sa else "(not reached)", sb["upstream"] if sb else "(not reached)")
     if sa and sb:

@@ -233,6 +233,18 @@ class CompareTests(unittest.TestCase):
         diffs, _ = compare.compare(self.P, self.answer(101, seen=plain), b, ident, ident, [], [], False)
         self.assertEqual(diffs, [("status", 101, 200)])
 
+    def test_hsts_missing_from_a_plain_http_redirect_is_intended_and_only_there(self):
+        ident = (lambda s: s)
+        plain = probes.Probe(80, False, "example.com", "/", False)
+        hsts = [("strict-transport-security", "max-age=1"), ("location", "https://example.com/")]
+        a = self.answer(301, hsts)
+        b = self.answer(301, hsts[1:])
+        self.assertEqual(compare.compare(plain, a, b, ident, ident, ["strict-transport-security"], [], False),
+                         ([], {"hsts-over-http"}))
+        # over TLS the header matters: a real difference
+        diffs, _ = compare.compare(self.P, a, b, ident, ident, ["strict-transport-security"], [], False)
+        self.assertEqual(diffs, [("header strict-transport-security", "max-age=1", None)])
+
     def test_added_headers_and_upstream_headers_are_compared(self):
         seen = {"upstream": "app", "method": "GET", "path": "/v1/", "query": None,
                 "headers": [["host", "e"], ["x-real-ip", "127.0.0.1"]]}
