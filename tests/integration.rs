@@ -19,6 +19,7 @@ mod container;
 mod core_proxy;
 mod dashboard;
 mod early_hup;
+mod files;
 mod fixture;
 mod grafana;
 mod h2_flood;

@@ -289,6 +289,8 @@ pub struct FileRoute {
     pub redirect: Option<Spanned<FileRedirect>>,
     /// Answer with a fixed response instead of proxying.
     pub respond: Option<Spanned<FileRespond>>,
+    /// Serve files from a directory instead of proxying.
+    pub files: Option<Spanned<FileFiles>>,
     /// Request headers to the upstream (merged over the site's).
     pub request_headers: Option<Spanned<FileRequestHeaders>>,
     /// Response headers to the client (merged over the site's).
@@ -389,6 +391,20 @@ pub struct FileRewrite {
     pub to: Spanned<String>,
     /// `break` (default), `last`, `redirect` or `permanent`.
     pub flag: Option<Spanned<String>>,
+}
+
+/// `routes[].files`: nginx `root`/`alias`, `index`, `try_files`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFiles {
+    /// The file is this directory + the request path (nginx `root`).
+    pub root: Option<Spanned<String>>,
+    /// The file is this directory + the path after the route's prefix (nginx `alias`).
+    pub alias: Option<Spanned<String>>,
+    /// Index file names for a path ending in `/` (default `[index.html]`).
+    pub index: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Candidates in order, then a fallback path or `=CODE` (nginx `try_files`).
+    pub try_files: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `checks[]`: a condition and the answer it gives.

@@ -461,17 +461,18 @@ pub(super) fn route_plan(
         f.upstream.is_some(),
         f.redirect.is_some(),
         f.respond.is_some(),
+        f.files.is_some(),
     ];
     let count = terminals.iter().filter(|t| **t).count();
     if count != 1 {
         let what = if count == 0 {
             format!(
-                "route '{}' has no `upstream`, `redirect` or `respond`",
+                "route '{}' has no `upstream`, `redirect`, `respond` or `files`",
                 f.path.value
             )
         } else {
             format!(
-                "route '{}' has more than one of `upstream`, `redirect` and `respond`",
+                "route '{}' has more than one of `upstream`, `redirect`, `respond` and `files`",
                 f.path.value
             )
         };
@@ -490,6 +491,9 @@ pub(super) fn route_plan(
         redirect_of(rd, &scope, ds).map_or(Terminal::Proxy, Terminal::Redirect)
     } else if let Some(rs) = &f.respond {
         respond_of(rs, &scope, ds).map_or(Terminal::Proxy, Terminal::Respond)
+    } else if let Some(fs) = &f.files {
+        super::validate_files::files(fs, location, &scope, ds)
+            .map_or(Terminal::Proxy, Terminal::Files)
     } else {
         Terminal::Proxy
     };
@@ -555,7 +559,9 @@ mod tests {
     fn a_route_needs_exactly_one_terminal() {
         let e = check("      - {path: /}\n").expect_err("none");
         assert!(
-            e.contains("g.yaml:7:16: route '/' has no `upstream`, `redirect` or `respond`"),
+            e.contains(
+                "g.yaml:7:16: route '/' has no `upstream`, `redirect`, `respond` or `files`"
+            ),
             "{e}"
         );
         let e = check("      - {path: /, upstream: u, respond: {status: 204}}\n").expect_err("two");

@@ -17,6 +17,7 @@
 pub mod answer;
 pub mod check;
 pub mod client_ip;
+pub mod files;
 pub mod headers;
 pub mod location;
 pub mod map;
@@ -77,6 +78,8 @@ pub enum Terminal {
     Redirect(answer::Redirect),
     /// Answer with a fixed status and a rendered body.
     Respond(answer::Respond),
+    /// Serve a file from a directory.
+    Files(files::Files),
 }
 
 /// A route's compiled plan: steps in order, then one terminal.

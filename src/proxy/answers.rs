@@ -39,6 +39,17 @@ pub(super) fn status_for(e: &Error) -> u16 {
     }
 }
 
+/// `404 Not Found\n`: the short page of a status.
+pub(super) fn plain_status(code: u16) -> String {
+    format!(
+        "{code} {}\n",
+        http::StatusCode::from_u16(code)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("")
+    )
+}
+
 pub(super) fn error_body(code: u16, ctx: &RequestCtx) -> String {
     let (up, pool) = (ctx.upstream_name(), ctx.pool_name());
     match code {

@@ -19,6 +19,7 @@ mod body;
 mod client;
 pub mod connections;
 mod ctx;
+mod files;
 pub mod headers;
 mod record;
 mod steps;
@@ -275,6 +276,19 @@ impl ProxyHttp for GreenlightProxy {
             Ok(d) => d,
             Err(a) => return respond(session, ctx, a.status, a.body, &a.headers, false).await,
         };
+        if let (Decision::Proxy { route, .. }, None) = (&decision, ctx.route) {
+            ctx.route = Some(*route);
+        }
+        if let Some(f) = steps::files_of(&snapshot, ctx) {
+            let outcome = {
+                let cx = crate::plan::vars::VarCx {
+                    uri: steps::current_path(session, ctx),
+                    ..steps::var_cx(session, ctx, &snapshot)
+                };
+                files::find(f, &cx)
+            };
+            return files::send(session, ctx, outcome).await;
+        }
         let (site, upstream) = match decision {
             Decision::Proxy {
                 site,

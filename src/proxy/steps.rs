@@ -107,6 +107,25 @@ fn site_plan(snap: &Snapshot, site: usize) -> Option<&SitePlan> {
     Some(&snap.config.sites.get(site)?.plan)
 }
 
+/// The `files:` terminal of the request's route, if it has one.
+pub(super) fn files_of<'a>(
+    snap: &'a Snapshot,
+    ctx: &RequestCtx,
+) -> Option<&'a crate::plan::files::Files> {
+    match &plan_of(snap, ctx)?.terminal {
+        Terminal::Files(f) => Some(f),
+        _ => None,
+    }
+}
+
+/// The request's current path (after rewrites).
+pub(super) fn current_path<'a>(session: &'a Session, ctx: &'a RequestCtx) -> &'a str {
+    match ctx.steps.as_deref() {
+        Some(st) => &st.path.path,
+        None => session.req_header().uri.path(),
+    }
+}
+
 /// The plan of the request's route, if it has one.
 fn plan_of<'a>(snap: &'a Snapshot, ctx: &RequestCtx) -> Option<&'a Plan> {
     plan(snap, ctx.site?, ctx.route?)
@@ -212,7 +231,8 @@ pub fn run(
             });
         }
         return match &plan.terminal {
-            Terminal::Proxy => Ok(decision),
+            // Files are served by the caller (`proxy::files`), with I/O.
+            Terminal::Proxy | Terminal::Files(_) => Ok(decision),
             Terminal::Redirect(r) => {
                 let location = r.location(&var_cx(session, ctx, snap));
                 Err(redirect(r.status, location))

@@ -1,0 +1,136 @@
+//! Compiles `routes[].files` (nginx `root`/`alias`, `index`, `try_files`)
+//! into a [`Files`] terminal, every problem at its line and column.
+//!
+//! The directory is not required to exist at load: a deploy may create it
+//! after greenlight starts (a missing file is a 404 then, as in nginx).
+
+use super::diag::Diagnostics;
+use super::file::FileFiles;
+use super::validate::pos;
+use super::validate_steps::template;
+use crate::plan::files::{Base, Fallback, Files, TryFiles};
+use crate::plan::location::Location;
+use crate::plan::template::Scope;
+use serde_saphyr::Spanned;
+use std::path::PathBuf;
+
+/// The compiled `files:` of a route at `location`; `None` after reporting.
+pub(super) fn files(
+    f: &Spanned<FileFiles>,
+    location: Option<&Location>,
+    scope: &Scope<'_>,
+    ds: &mut Diagnostics,
+) -> Option<Files> {
+    let v = &f.value;
+    let dir = |d: &Spanned<String>, ds: &mut Diagnostics| {
+        let p = PathBuf::from(d.value.trim());
+        if p.as_os_str().is_empty() {
+            ds.error(
+                pos(d),
+                "the directory is empty",
+                "name the directory files are served from, e.g. `/srv/www`",
+            );
+            return None;
+        }
+        Some(p)
+    };
+    let base = match (&v.root, &v.alias) {
+        (Some(r), None) => Base::Root(dir(r, ds)?),
+        (None, Some(a)) => {
+            let prefix = match location {
+                Some(Location::Prefix(p) | Location::PrefixNoRegex(p) | Location::Exact(p)) => {
+                    p.len()
+                }
+                _ => {
+                    ds.error(
+                        pos(a),
+                        "`alias` needs a prefix route; this route's path is a regex",
+                        "use `root` (the file is root + the whole path)",
+                    );
+                    return None;
+                }
+            };
+            Base::Alias {
+                dir: dir(a, ds)?,
+                prefix_len: prefix,
+            }
+        }
+        _ => {
+            ds.error(
+                pos(f),
+                "`files` needs exactly one of `root` and `alias`",
+                "`root: /srv/www` serves /srv/www + the path; `alias: /srv/static/` replaces the route's prefix",
+            );
+            return None;
+        }
+    };
+    let index: Box<[Box<str>]> = match &v.index {
+        None => vec!["index.html".into()].into(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for n in &list.value {
+                let name = n.value.trim();
+                if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
+                    ds.error(
+                        pos(n),
+                        format!("index '{name}' is not a file name"),
+                        "write a name like `index.html`",
+                    );
+                } else {
+                    out.push(name.into());
+                }
+            }
+            out.into()
+        }
+    };
+    let try_files = match &v.try_files {
+        None => None,
+        Some(list) if list.value.len() < 2 => {
+            ds.error(
+                pos(list),
+                "`try_files` needs candidates and a last entry",
+                "e.g. `[\"$uri\", \"$uri/\", /index.html]` or `[\"$uri\", \"=404\"]`",
+            );
+            return None;
+        }
+        Some(list) => {
+            let (last, candidates) = list.value.split_last()?;
+            let mut cs = Vec::new();
+            for c in candidates {
+                cs.push(template(c, pos(c), c.value.trim(), scope, ds)?);
+            }
+            let l = last.value.trim();
+            let fallback = if let Some(code) = l.strip_prefix('=') {
+                match code.parse::<u16>() {
+                    Ok(n) if (200..=599).contains(&n) => Fallback::Status(n),
+                    _ => {
+                        ds.error(
+                            pos(last),
+                            format!("'{l}' is not a status"),
+                            "write `=404` (any status from 200 to 599)",
+                        );
+                        return None;
+                    }
+                }
+            } else if l.starts_with('@') {
+                ds.error(
+                    pos(last),
+                    format!("named location '{l}' is not supported"),
+                    "make the fallback a path served from the same directory (`/index.html`), or `=404`; to proxy what is not a file, give that path its own route with an `upstream`",
+                );
+                return None;
+            } else {
+                Fallback::Path(template(last, pos(last), l, scope, ds)?)
+            };
+            Some(TryFiles {
+                candidates: cs.into(),
+                fallback,
+            })
+        }
+    };
+    Some(Files {
+        base,
+        index,
+        try_files,
+    })
+}

@@ -1,0 +1,150 @@
+//! `files:` routes: serving a directory (nginx `root`, `alias`, `index`,
+//! `try_files`), compiled at load. This file maps a request path onto the
+//! file system safely; `proxy::files` opens and sends what it names.
+//!
+//! Safety, whatever the request: the path is percent-decoded once, then
+//! refused (404) when a segment is `..`, when it holds a NUL or a
+//! backslash, or when a segment starts with `.` other than `.well-known`
+//! (`.git`, `.env`: nginx serves them unless told not to; greenlight does
+//! not). `proxy::files` also refuses a file whose real path (symlinks
+//! resolved) is outside the directory.
+
+use super::template::Template;
+use percent_encoding::percent_decode_str;
+use std::path::{Path, PathBuf};
+
+/// Where request paths are looked up.
+#[derive(Debug)]
+pub enum Base {
+    /// nginx `root DIR`: the file is DIR + the whole path.
+    Root(PathBuf),
+    /// nginx `alias DIR`: the file is DIR + the path after the route's
+    /// prefix (prefix routes only).
+    Alias {
+        /// The directory.
+        dir: PathBuf,
+        /// Length of the route's literal prefix.
+        prefix_len: usize,
+    },
+}
+
+/// The last entry of `try_files`.
+#[derive(Debug)]
+pub enum Fallback {
+    /// A path served from the same directory when no candidate exists
+    /// (`/index.html`: the single-page-app fallback).
+    Path(Template),
+    /// `=404`: answer this status.
+    Status(u16),
+}
+
+/// nginx `try_files CANDIDATE… LAST`.
+#[derive(Debug)]
+pub struct TryFiles {
+    /// Paths tried in order; one ending in `/` names a directory (its index).
+    pub candidates: Box<[Template]>,
+    /// What answers when none exists.
+    pub fallback: Fallback,
+}
+
+/// A compiled `files:` terminal.
+#[derive(Debug)]
+pub struct Files {
+    /// Where files are.
+    pub base: Base,
+    /// Index file names tried for a path ending in `/` (default `index.html`).
+    pub index: Box<[Box<str>]>,
+    /// nginx `try_files`, when given.
+    pub try_files: Option<TryFiles>,
+}
+
+/// Why a path was refused (answered 404 without touching the disk).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused;
+
+impl Files {
+    /// The directory every served file must be inside.
+    pub fn dir(&self) -> &Path {
+        match &self.base {
+            Base::Root(d) | Base::Alias { dir: d, .. } => d,
+        }
+    }
+
+    /// The file system path for request path `path` (raw, percent-encoded).
+    pub fn map(&self, path: &str) -> Result<PathBuf, Refused> {
+        let rest = match &self.base {
+            Base::Root(_) => path,
+            Base::Alias { prefix_len, .. } => path.get(*prefix_len..).unwrap_or(""),
+        };
+        let decoded = percent_decode_str(rest)
+            .decode_utf8()
+            .map_err(|_| Refused)?;
+        if decoded.contains(['\0', '\\']) {
+            return Err(Refused);
+        }
+        let mut out = self.dir().to_path_buf();
+        for seg in decoded.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => return Err(Refused),
+                s if s.starts_with('.') && s != ".well-known" => return Err(Refused),
+                s => out.push(s),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> Files {
+        Files {
+            base: Base::Root("/srv/www".into()),
+            index: vec!["index.html".into()].into(),
+            try_files: None,
+        }
+    }
+
+    #[test]
+    fn root_and_alias_map_like_nginx() {
+        assert_eq!(root().map("/a/b.css"), Ok("/srv/www/a/b.css".into()));
+        assert_eq!(root().map("/a%20b/c"), Ok("/srv/www/a b/c".into()));
+        let alias = Files {
+            base: Base::Alias {
+                dir: "/srv/static/".into(),
+                prefix_len: "/static/".len(),
+            },
+            ..root()
+        };
+        assert_eq!(
+            alias.map("/static/img/x.png"),
+            Ok("/srv/static/img/x.png".into())
+        );
+        assert_eq!(
+            root().map("/.well-known/security.txt"),
+            Ok("/srv/www/.well-known/security.txt".into())
+        );
+    }
+
+    #[test]
+    fn traversal_and_hidden_files_are_refused() {
+        for bad in [
+            "/../etc/passwd",
+            "/a/../../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E%2fetc%2fpasswd",
+            "/a%2f..%2f..%2fetc/passwd",
+            "/a/%00.html",
+            "/a\\..\\b",
+            "/a%5c..%5cb",
+            "/.git/config",
+            "/.env",
+            "/a/.htpasswd",
+            "/%ff%fe",
+        ] {
+            assert_eq!(root().map(bad), Err(Refused), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Serving a `files:` route: finding the file (nginx's `root`/`alias`,
+//! `index`, `try_files` order, through [`Files::map`]), then answering with
+//! `http_serve`, which does conditional requests (ETag, If-None-Match,
+//! If-Modified-Since, If-Range → 304/412), byte ranges (206, multipart,
+//! 416) and HEAD. The file is read in 64 KiB chunks on the blocking pool
+//! as the client takes them: never whole into memory, and HTTP/2 flow
+//! control holds the reads back through Pingora's body writes. Finding the
+//! file (stat, open) runs inline, as in nginx without `aio threads`.
+//!
+//! The ETag is nginx's (`"<mtime hex>-<size hex>"`), so caches primed by
+//! nginx stay valid after a switch. A path that is a directory without its
+//! trailing `/` gets nginx's 301 to the path with it.
+
+use super::RequestCtx;
+use crate::plan::files::{Fallback, Files};
+use crate::plan::vars::VarCx;
+use bytes::Bytes;
+use futures_util::stream::{self, Stream};
+use http_body_util::BodyExt;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Bytes read from disk per body chunk.
+const CHUNK: u64 = 64 * 1024;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the lookup found.
+enum Found {
+    /// A regular file, opened.
+    File(Box<Opened>),
+    /// A directory named without its trailing slash: 301 to `path/`.
+    AddSlash,
+    /// An answer by status (404, 403, or try_files' `=CODE`).
+    Status(u16),
+}
+
+/// A file found and opened, with what `stat` said of it.
+pub(super) struct Opened {
+    path: PathBuf,
+    file: File,
+    meta: std::fs::Metadata,
+}
+
+/// One opened file as `http_serve` sees it.
+struct Entity {
+    file: Arc<File>,
+    len: u64,
+    mtime: SystemTime,
+    content_type: http::HeaderValue,
+}
+
+impl http_serve::Entity for Entity {
+    type Error = BoxError;
+    type Data = Bytes;
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn get_range(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send + Sync>> {
+        let file = Arc::clone(&self.file);
+        Box::pin(stream::unfold((range, file), |(left, file)| async move {
+            if left.start >= left.end {
+                return None;
+            }
+            let n = (left.end - left.start).min(CHUNK) as usize;
+            let f = Arc::clone(&file);
+            let at = left.start;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                let got = f.read_at(&mut buf, at)?;
+                buf.truncate(got);
+                Ok::<_, std::io::Error>(buf)
+            })
+            .await;
+            let item = match read {
+                Ok(Ok(buf)) if !buf.is_empty() => buf,
+                Ok(Ok(_)) => {
+                    // The file shrank while being sent: end the body short
+                    // (the client sees a truncated response, not a hang).
+                    return Some((Err("file shorter than when opened".into()), (at..at, file)));
+                }
+                Ok(Err(e)) => return Some((Err(e.into()), (at..at, file))),
+                Err(e) => return Some((Err(e.into()), (at..at, file))),
+            };
+            let next = at + item.len() as u64..left.end;
+            Some((Ok(Bytes::from(item)), (next, file)))
+        }))
+    }
+
+    fn add_headers(&self, h: &mut http::HeaderMap) {
+        h.insert(http::header::CONTENT_TYPE, self.content_type.clone());
+    }
+
+    fn etag(&self) -> Option<http::HeaderValue> {
+        let secs = self
+            .mtime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        http::HeaderValue::from_str(&format!("\"{secs:x}-{:x}\"", self.len)).ok()
+    }
+
+    fn last_modified(&self) -> Option<SystemTime> {
+        Some(self.mtime)
+    }
+}
+
+/// Opens `path` if it is a regular file inside `root` (symlinks resolved);
+/// `Ok(None)` when it does not exist or is not a file.
+fn open_inside(root: &Path, path: &Path) -> std::io::Result<Option<(File, std::fs::Metadata)>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Ok(None),
+        Err(e) if is_missing(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let real = path.canonicalize()?;
+    let real_root = root.canonicalize()?;
+    if !real.starts_with(&real_root) {
+        log::warn!(
+            "refused {}: it resolves to {}, outside {}",
+            path.display(),
+            real.display(),
+            real_root.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some((File::open(&real)?, meta)))
+}
+
+fn opened(path: PathBuf, file: File, meta: std::fs::Metadata) -> Box<Opened> {
+    Box::new(Opened { path, file, meta })
+}
+
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+/// The first index file of directory `dir`.
+fn index_in(
+    files: &Files,
+    dir: &Path,
+) -> std::io::Result<Option<(PathBuf, File, std::fs::Metadata)>> {
+    for name in files.index.iter() {
+        let p = dir.join(name.as_ref());
+        if let Some((f, m)) = open_inside(files.dir(), &p)? {
+            return Ok(Some((p, f, m)));
+        }
+    }
+    Ok(None)
+}
+
+/// nginx's lookup for one request path (no `try_files`).
+fn lookup(files: &Files, uri: &str) -> std::io::Result<Found> {
+    let Ok(path) = files.map(uri) else {
+        return Ok(Found::Status(404));
+    };
+    if uri.ends_with('/') {
+        return Ok(match index_in(files, &path)? {
+            Some((p, f, m)) => Found::File(opened(p, f, m)),
+            // nginx: 403 for a directory without index (autoindex off).
+            None if path.is_dir() => Found::Status(403),
+            None => Found::Status(404),
+        });
+    }
+    if let Some((f, m)) = open_inside(files.dir(), &path)? {
+        return Ok(Found::File(opened(path, f, m)));
+    }
+    Ok(if path.is_dir() {
+        Found::AddSlash
+    } else {
+        Found::Status(404)
+    })
+}
+
+/// nginx's `try_files`: candidates in order, then the fallback.
+fn try_files(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
+    let Some(tf) = &files.try_files else {
+        return lookup(files, cx.uri);
+    };
+    for c in tf.candidates.iter() {
+        let uri = c.render(cx);
+        let Ok(path) = files.map(&uri) else { continue };
+        if uri.ends_with('/') {
+            if path.is_dir()
+                && let Some((p, f, m)) = index_in(files, &path)?
+            {
+                return Ok(Found::File(opened(p, f, m)));
+            }
+        } else if let Some((f, m)) = open_inside(files.dir(), &path)? {
+            return Ok(Found::File(opened(path, f, m)));
+        }
+    }
+    match &tf.fallback {
+        Fallback::Status(n) => Ok(Found::Status(*n)),
+        Fallback::Path(t) => {
+            let uri = t.render(cx);
+            match lookup(files, &uri)? {
+                Found::AddSlash => Ok(Found::Status(404)),
+                found => Ok(found),
+            }
+        }
+    }
+}
+
+/// What a `files:` route answers, found before anything is written.
+pub(super) enum Outcome {
+    /// Send this file.
+    File(Box<Opened>),
+    /// 301 to this location (a directory named without its `/`).
+    Redirect(String),
+    /// Answer this status with its short page.
+    Status(u16),
+}
+
+/// Looks the request up in `files` (method checked first).
+pub(super) fn find(files: &Files, cx: &VarCx<'_>) -> Outcome {
+    if cx.req.method != http::Method::GET && cx.req.method != http::Method::HEAD {
+        return Outcome::Status(405);
+    }
+    // stat/open inline, as nginx does without `aio threads`: local-disk
+    // metadata calls are short; the reads themselves go to the blocking pool.
+    match try_files(files, cx) {
+        Ok(Found::File(o)) => Outcome::File(o),
+        Ok(Found::AddSlash) => {
+            let mut to = format!("{}/", cx.uri);
+            if let Some(q) = cx.args.filter(|q| !q.is_empty()) {
+                to.push('?');
+                to.push_str(q);
+            }
+            Outcome::Redirect(crate::plan::answer::absolute(to, cx))
+        }
+        Ok(Found::Status(code)) => Outcome::Status(code),
+        Err(e) => {
+            log::error!("files: {}: {e}", cx.uri);
+            Outcome::Status(500)
+        }
+    }
+}
+
+/// Sends what [`find`] decided; `Ok(true)` always (the request is done).
+pub(super) async fn send(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    outcome: Outcome,
+) -> Result<bool> {
+    let Opened { path, file, meta } = match outcome {
+        Outcome::File(o) => *o,
+        Outcome::Redirect(to) => {
+            let body = format!("301 Moved Permanently: {to}\n");
+            return super::respond(session, ctx, 301, body, &[("location", to)], false).await;
+        }
+        Outcome::Status(405) => {
+            let body = "405 Method Not Allowed: this path serves files (GET, HEAD)\n";
+            let allow = [("allow", "GET, HEAD".to_string())];
+            return super::respond(session, ctx, 405, body.into(), &allow, false).await;
+        }
+        Outcome::Status(code) => {
+            let body = super::answers::plain_status(code);
+            return super::respond(session, ctx, code, body, &[], false).await;
+        }
+    };
+    let content_type = mime_guess::from_path(&path).first_raw().map_or_else(
+        || http::HeaderValue::from_static("application/octet-stream"),
+        http::HeaderValue::from_static,
+    );
+    let entity = Entity {
+        file: Arc::new(file),
+        len: meta.len(),
+        // Whole seconds, as Last-Modified carries them: else a file's own
+        // date in If-Modified-Since reads as older than the file (200, not 304).
+        mtime: meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(SystemTime::UNIX_EPOCH, |d| {
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs())
+            }),
+        content_type,
+    };
+    let method = session.req_header().method.clone();
+    let mut req = http::Request::builder().method(method.clone());
+    for (k, v) in session.req_header().headers.iter() {
+        req = req.header(k, v);
+    }
+    let req = req
+        .body(())
+        .map_err(|e| Error::because(ErrorType::InternalError, "files request", e))?;
+    let (parts, mut body) = http_serve::serve(entity, &req).into_parts();
+    let mut resp = ResponseHeader::build(parts.status, Some(parts.headers.len() + 4))?;
+    for (k, v) in parts.headers.iter() {
+        resp.append_header(k.clone(), v.clone())?;
+    }
+    super::steps::to_client(session, &mut resp, ctx)?;
+    let empty = method == http::Method::HEAD || hyper::body::Body::is_end_stream(&body);
+    session.write_response_header(Box::new(resp), empty).await?;
+    if empty {
+        return Ok(true);
+    }
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            log::warn!("files: {}: {e}", path.display());
+            Error::explain(ErrorType::ReadError, "reading a served file")
+        })?;
+        if let Ok(data) = frame.into_data() {
+            session.write_response_body(Some(data), false).await?;
+        }
+    }
+    session.write_response_body(None, true).await?;
+    Ok(true)
+}
