@@ -18,6 +18,7 @@ mod container;
 mod core_proxy;
 mod dashboard;
 mod early_hup;
+mod exchange;
 mod fixture;
 mod grafana;
 mod h2_flood;
