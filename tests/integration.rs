@@ -19,6 +19,7 @@ mod container;
 mod core_proxy;
 mod dashboard;
 mod early_hup;
+mod exchange;
 mod files;
 mod fixture;
 mod grafana;

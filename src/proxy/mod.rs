@@ -141,6 +141,14 @@ impl ProxyHttp for GreenlightProxy {
         RequestCtx::default()
     }
 
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
+        // Pingora's default installs its response compression module switched
+        // off (level 0), which still costs every request a boxed module
+        // context and three boxed filter calls that do nothing. greenlight
+        // does not compress yet; issue #16's compression installs the module
+        // here, and only when a route compresses.
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.started = Some(Instant::now());
         // HTTP/1.1 pipelining (RFC 9112 §9.3.2), answered in order like nginx:

@@ -93,6 +93,7 @@ mod proxy_cache;
 mod proxy_common;
 mod proxy_custom;
 mod proxy_h1;
+mod proxy_h1_sequential; // greenlight patch: issue #15
 mod proxy_h2;
 mod prepared_body; // greenlight patch: request buffering
 mod write_gate; // greenlight patch: slow readers

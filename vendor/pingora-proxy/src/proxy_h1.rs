@@ -130,6 +130,18 @@ where
             }
         }
 
+        // greenlight patch: a request with no body to send is answered in one
+        // sequential exchange, without the two-task pipe below
+        // (proxy_h1_sequential.rs).
+        if Self::sequential_exchange_fits(session, upgrade_req) {
+            return match self.proxy_1to1_sequential(session, client_session, ctx).await {
+                Ok((downstream_can_reuse, upstream_can_reuse)) => {
+                    (downstream_can_reuse, upstream_can_reuse, None)
+                }
+                Err(e) => (false, false, Some(e)),
+            };
+        }
+
         // greenlight patch: an upgrade the application takes over whole.
         let mut first_response_task = None;
         if upgrade_req
@@ -559,6 +571,45 @@ where
             }
         }
 
+        // greenlight patch: the filters are shared with the sequential
+        // exchange (proxy_h1_sequential.rs), which has no pipe to batch from.
+        let Some(filtered_tasks) = self
+            .filter_upstream_tasks(
+                session,
+                ctx,
+                tasks,
+                serve_from_cache,
+                range_body_filter,
+                response_state,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+
+        // greenlight patch: the upstream half sees this write (write_gate.rs).
+        let _writing = gate.map(|g| g.begin());
+        let response_done = session.write_response_tasks(filtered_tasks).await?;
+
+        Ok(Some(response_done))
+    }
+
+    /// greenlight patch (split out of `process_upstream_tasks`): runs the
+    /// response filters over a batch of upstream tasks; `None` when nothing
+    /// is to be written to the client (e.g. served from cache).
+    pub(crate) async fn filter_upstream_tasks(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        tasks: Vec<HttpTask>,
+        serve_from_cache: &mut ServeFromCache,
+        range_body_filter: &mut proxy_cache::range_filter::RangeBodyFilter,
+        response_state: &mut ResponseStateMachine,
+    ) -> Result<Option<Vec<HttpTask>>>
+    where
+        SV: ProxyHttp + Send + Sync,
+        SV::CTX: Send + Sync,
+    {
         /* run filters before sending to downstream */
         let mut filtered_tasks = Vec::with_capacity(TASK_BUFFER_SIZE);
         for mut t in tasks {
@@ -597,12 +648,7 @@ where
             // TODO: need to derive response_done from filtered_tasks in case downstream failed already
             return Ok(None);
         }
-
-        // greenlight patch: the upstream half sees this write (write_gate.rs).
-        let _writing = gate.map(|g| g.begin());
-        let response_done = session.write_response_tasks(filtered_tasks).await?;
-
-        Ok(Some(response_done))
+        Ok(Some(filtered_tasks))
     }
 
     // todo use this function to replace bidirection_1to2()
@@ -1198,11 +1244,37 @@ where
     async fn send_body_to_pipe(
         &self,
         session: &mut Session,
-        mut data: Option<Bytes>,
+        data: Option<Bytes>,
         end_of_body: bool,
         tx: mpsc::Permit<'_, HttpTask>,
         ctx: &mut SV::CTX,
     ) -> Result<bool>
+    where
+        SV: ProxyHttp + Send + Sync,
+        SV::CTX: Send + Sync,
+    {
+        // greenlight patch: the filters are shared with the sequential
+        // exchange (proxy_h1_sequential.rs), which writes the task itself.
+        let (task, end_of_body) = self
+            .filter_request_body(session, data, end_of_body, ctx)
+            .await?;
+        if let Some(task) = task {
+            tx.send(task);
+        }
+        Ok(end_of_body)
+    }
+
+    /// greenlight patch (split out of `send_body_to_pipe`): runs the request
+    /// body filters over a piece of the client's body and makes the task for
+    /// the upstream (`None` when there is nothing to send), with whether the
+    /// client's body is done.
+    pub(crate) async fn filter_request_body(
+        &self,
+        session: &mut Session,
+        mut data: Option<Bytes>,
+        end_of_body: bool,
+        ctx: &mut SV::CTX,
+    ) -> Result<(Option<HttpTask>, bool)>
     where
         SV: ProxyHttp + Send + Sync,
         SV::CTX: Send + Sync,
@@ -1231,7 +1303,7 @@ where
          * Don't write 0 bytes to the network since it will be
          * treated as the terminating chunk */
         if !upstream_end_of_body && data.as_ref().is_some_and(|d| d.is_empty()) {
-            return Ok(false);
+            return Ok((None, false));
         }
 
         debug!(
@@ -1240,13 +1312,12 @@ where
         );
 
         // upgraded body needs to be marked
-        if session.was_upgraded() {
-            tx.send(HttpTask::UpgradedBody(data, upstream_end_of_body));
+        let task = if session.was_upgraded() {
+            HttpTask::UpgradedBody(data, upstream_end_of_body)
         } else {
-            tx.send(HttpTask::Body(data, upstream_end_of_body));
-        }
-
-        Ok(end_of_body)
+            HttpTask::Body(data, upstream_end_of_body)
+        };
+        Ok((Some(task), end_of_body))
     }
 }
 
