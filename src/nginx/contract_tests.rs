@@ -79,6 +79,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "response_headers",
             "request_buffering",
             "checks",
+            "files",
         ],
         errs,
     );
@@ -96,13 +97,13 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
     // Map variables are known to every template (checked like named groups).
     captures.extend(maps.iter().cloned());
     checks(v, at, &captures, errs);
-    let terminals = ["upstream", "redirect", "respond"]
+    let terminals = ["upstream", "redirect", "respond", "files"]
         .iter()
         .filter(|t| v.get(**t).is_some())
         .count();
     if terminals != 1 {
         errs.push(format!(
-            "{at}: {terminals} terminals (exactly one of upstream, redirect, respond)"
+            "{at}: {terminals} terminals (exactly one of upstream, redirect, respond, files)"
         ));
     }
     if let Some(r) = v.get("redirect") {
@@ -113,6 +114,25 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
         let status = r.get("status").and_then(Value::as_u64).unwrap_or(302);
         if ![301, 302, 303, 307, 308].contains(&status) {
             errs.push(format!("{at}.redirect.status {status}"));
+        }
+    }
+    if let Some(f) = v.get("files") {
+        keys(
+            f,
+            &format!("{at}.files"),
+            &["root", "alias", "index", "try_files"],
+            errs,
+        );
+        if f.get("root").is_some() == f.get("alias").is_some() {
+            errs.push(format!("{at}.files: exactly one of root, alias"));
+        }
+        for t in f
+            .get("try_files")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            template(t, &format!("{at}.files.try_files"), &captures, errs);
         }
     }
     if let Some(r) = v.get("respond") {

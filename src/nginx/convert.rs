@@ -340,6 +340,8 @@ pub(crate) struct Route<'a> {
     pub target: Option<Target<'a>>,
     /// The answer, for routes without a target.
     pub answer: Option<Answer>,
+    /// `files:`, for a location that serves files.
+    pub files: Option<super::files::FilesDef>,
     /// `upstream_path` (the `proxy_pass` URI part).
     pub upstream_path: Option<String>,
     /// `rewrite:` rules in order.

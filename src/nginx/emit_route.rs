@@ -8,6 +8,7 @@
 
 use super::checks::{CheckDef, MapDef};
 use super::convert::{Answer, Headers, Model, Route, Site};
+use super::files::FilesDef;
 use super::yaml::{Out, quoted, scalar};
 
 /// The header steps written at site level (those every route shares), and
@@ -96,6 +97,25 @@ fn answer(a: &Answer) -> String {
     }
 }
 
+/// `files: {…}` on one line.
+fn files(f: &FilesDef) -> String {
+    let list = |v: &[String]| v.iter().map(|x| quoted(x)).collect::<Vec<_>>().join(", ");
+    let mut s = String::from("files: {");
+    match (&f.root, &f.alias) {
+        (_, Some(a)) => s.push_str(&format!("alias: {}", quoted(a))),
+        (Some(r), None) => s.push_str(&format!("root: {}", quoted(r))),
+        (None, None) => {}
+    }
+    if let Some(i) = &f.index {
+        s.push_str(&format!(", index: [{}]", list(i)));
+    }
+    if let Some(t) = &f.try_files {
+        s.push_str(&format!(", try_files: [{}]", list(t)));
+    }
+    s.push('}');
+    s
+}
+
 /// Writes `checks:` (a site's or a route's) at `indent`, if there are any.
 pub(crate) fn checks(out: &mut Out, indent: usize, list: &[CheckDef]) {
     if list.is_empty() {
@@ -151,6 +171,9 @@ pub(crate) fn route(
         out.line(4, &format!("methods: [{}]", m.join(", ")), None);
     }
     checks(out, 4, &r.checks);
+    if let Some(f) = &r.files {
+        out.line(4, &files(f), None);
+    }
     match (&r.target, &r.answer) {
         (_, Some(a)) => out.line(4, &answer(a), None),
         (Some(_), None) => {

@@ -90,6 +90,10 @@ pub(crate) struct Inherit<'a> {
     pub ssl: SslUp<'a>,
     /// The real-IP module.
     pub real_ip: RealIp<'a>,
+    /// `root` in force (files are served from it where nothing else answers).
+    pub root: Option<&'a Directive>,
+    /// `index` in force.
+    pub index: Option<&'a Directive>,
 }
 
 impl<'a> Inherit<'a> {
@@ -185,6 +189,14 @@ pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<
         }
         "more_set_headers" => {
             inh.more_set.push(d);
+            true
+        }
+        "root" => {
+            inh.root = Some(d);
+            true
+        }
+        "index" => {
+            inh.index = Some(d);
             true
         }
         "proxy_request_buffering" => {

@@ -157,6 +157,8 @@ pub(crate) fn location<'a>(
     let mut nested = Vec::new();
     let mut own_body = None;
     let mut default_type = None;
+    let mut alias = None;
+    let mut try_files = None;
     for c in d.children() {
         match (c.name.as_str(), c.block.is_some()) {
             ("proxy_pass", false) => match pass {
@@ -178,6 +180,8 @@ pub(crate) fn location<'a>(
                 }
             }
             ("rewrite", false) => rewrites.push(c),
+            ("alias", false) => alias = Some(c),
+            ("try_files", false) => try_files = Some(c),
             ("if", true) => match (super::server::if_rewrite(ctx, c), method_if(c)) {
                 (Some(rule), _) => if_rules.push(rule),
                 (None, Some(m)) => method_ifs.push((m, c)),
@@ -228,6 +232,7 @@ pub(crate) fn location<'a>(
             );
         }
     }
+    let mut files = None;
     let value = path_value(kind, &path);
     let mut route_answer = None;
     let mut target = None;
@@ -248,13 +253,34 @@ pub(crate) fn location<'a>(
         }
     } else if let Some(p) = pass {
         target = proxy_target(ctx, p, defs, &path, kind, &inh);
+    } else if !explained && (alias.is_some() || inh.root.is_some()) && info.runs_scripts {
+        // Serving this root as files would send the scripts' source for the
+        // paths nginx gave the script runner (unconverted).
+        ctx.warn(
+            d,
+            format!("location '{spec}' serves files, but this server runs scripts (fastcgi/uwsgi/scgi), which greenlight does not: its files were not made a `files:` route, so script sources are never sent"),
+        );
+        explained = true;
+    } else if !explained && (alias.is_some() || inh.root.is_some()) {
+        // No other content handler: nginx serves files here.
+        files = super::files::files_of(
+            ctx,
+            kind,
+            inh.root,
+            alias,
+            inh.index,
+            try_files,
+            &inh.set_vars,
+            &captures,
+        );
+        explained = true;
     } else if !explained && nested.is_empty() && rewrites.is_empty() {
         ctx.warn(
             d,
             format!("location '{spec}' has no proxy_pass, so no route was created for it (greenlight routes proxy, redirect or answer)"),
         );
     }
-    let has_terminal = target.is_some() || route_answer.is_some();
+    let has_terminal = target.is_some() || route_answer.is_some() || files.is_some();
     let mut rules = if_rules;
     for r in &rewrites {
         if let Some(rule) = answer::of_rewrite(ctx, r, &inh.set_vars, &captures) {
@@ -277,7 +303,7 @@ pub(crate) fn location<'a>(
             content_type: None,
         });
     }
-    if target.is_some() || route_answer.is_some() {
+    if target.is_some() || route_answer.is_some() || files.is_some() {
         if let Some(prev) = info.routes.iter().find(|r| r.path == value) {
             let at = ctx.at(prev.loc);
             ctx.warn(
@@ -326,6 +352,7 @@ pub(crate) fn location<'a>(
                 comment: None,
                 target,
                 answer: route_answer,
+                files: files.take(),
                 upstream_path,
                 rewrites: rules,
                 checks: std::mem::take(&mut checks),

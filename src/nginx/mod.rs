@@ -39,6 +39,7 @@ mod convert;
 mod directives;
 mod emit;
 mod emit_route;
+mod files;
 mod headers;
 mod include;
 mod inherit;

@@ -292,6 +292,7 @@ pub(crate) fn host_redirect_sites<'a>(
             upstream_path: None,
             rewrites: Vec::new(),
             checks: Vec::new(),
+            files: None,
             req: Default::default(),
             resp: Default::default(),
             request_buffering: None,

@@ -52,6 +52,9 @@ pub(crate) struct ServerInfo<'a> {
     pub checks: Vec<super::checks::CheckDef>,
     /// The server sets its own real-IP directives.
     pub real_ip_own: bool,
+    /// Some location runs scripts (fastcgi/uwsgi/scgi): its files must not
+    /// be served as files (their source would be sent).
+    pub runs_scripts: bool,
     /// The listener keys of its `listen` directives.
     pub listen_keys: Vec<String>,
     /// `if ($host = name) { return 3xx URL; }` to another URL than the
@@ -99,6 +102,7 @@ pub(crate) fn analyze<'a>(
         checks: Vec::new(),
         listen_keys: Vec::new(),
         host_redirects: Vec::new(),
+        runs_scripts: runs_scripts(d),
         real_ip_own: d.children().iter().any(|c| {
             matches!(
                 c.name.as_str(),
@@ -223,6 +227,7 @@ pub(crate) fn analyze<'a>(
             comment: Some("a server-level return".to_string()),
             target: None,
             answer: Some(a),
+            files: None,
             upstream_path: None,
             rewrites: Vec::new(),
             checks: Vec::new(),
@@ -291,6 +296,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
             upstream_path: None,
             rewrites: vec![rule],
             checks: Vec::new(),
+            files: None,
             req: Default::default(),
             resp: Default::default(),
             request_buffering: None,
@@ -525,6 +531,13 @@ enum IfKind {
     Host,
     /// `if ($scheme = http)` and equivalents.
     Scheme,
+}
+
+/// True when a block below `d` hands requests to a script runner.
+fn runs_scripts(d: &Directive) -> bool {
+    d.children().iter().any(|c| {
+        matches!(c.name.as_str(), "fastcgi_pass" | "uwsgi_pass" | "scgi_pass") || runs_scripts(c)
+    })
 }
 
 fn if_condition(i: &Directive) -> Vec<String> {

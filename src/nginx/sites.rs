@@ -285,6 +285,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
         comment: Some("no TLS site serves these hosts, so the redirect is a route".to_string()),
         target: None,
         answer: Some(Answer::Redirect { to, status }),
+        files: None,
         upstream_path: None,
         rewrites: Vec::new(),
         checks: Vec::new(),

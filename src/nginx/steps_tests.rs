@@ -421,3 +421,49 @@ fn a_check_of_a_server_that_became_plain_http_is_reported() {
         "{w:#?}"
     );
 }
+
+#[test]
+fn locations_that_serve_files_become_files_routes() {
+    let (y, w, _) = run(&server(
+        "root /srv/site; index index.htm;\n\
+         location / { try_files $uri $uri/ /index.htm; }\n\
+         location /static/ { alias /srv/static/; }\n\
+         location ~ \\.png$ { try_files $uri =404; }\n\
+         location /api/ { proxy_pass http://127.0.0.1:1; }",
+    ));
+    assert!(w.is_empty(), "{w:#?}");
+    for want in [
+        "files: {root: \"/srv/site\", index: [\"index.htm\"], try_files: [\"$uri\", \"$uri/\", \"/index.htm\"]}",
+        "files: {alias: \"/srv/static/\", index: [\"index.htm\"]}",
+        "files: {root: \"/srv/site\", index: [\"index.htm\"], try_files: [\"$uri\", \"=404\"]}",
+    ] {
+        assert!(y.contains(want), "{want}\n---\n{y}");
+    }
+}
+
+#[test]
+fn files_greenlight_cannot_serve_as_nginx_did_stay_warnings() {
+    let (y, w, _) = run(&server(
+        "root /srv/site;\n\
+         location /app/ { try_files $uri @backend; }\n\
+         location @backend { proxy_pass http://127.0.0.1:1; }\n\
+         location ~ ^/u/(.+)$ { alias /srv/u/$1; }\n\
+         location /api/ { proxy_pass http://127.0.0.1:1; }",
+    ));
+    assert!(!y.contains("files:"), "{y}");
+    let has = |a: &str| w.iter().any(|w| w.contains(a));
+    assert!(has("named location @backend"), "{w:#?}");
+    assert!(has("in a regex location is not supported"), "{w:#?}");
+    // A server that runs PHP: its root is never served as files.
+    let (y, w, _) = run(&server(
+        "root /srv/php; location / { try_files $uri /index.php?$args; }\n\
+         location ~ \\.php$ { fastcgi_pass unix:/run/php.sock; }\n\
+         location /api/ { proxy_pass http://127.0.0.1:1; }",
+    ));
+    assert!(!y.contains("files:"), "{y}");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("script sources are never sent")),
+        "{w:#?}"
+    );
+}

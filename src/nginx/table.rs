@@ -214,6 +214,11 @@ pub(crate) const TABLE: &[Entry] = &[
         "`if ($host = name)` / `if ($host ~ re)` `{ return 301 https://$host$request_uri; }` (certbot) and `if ($scheme = http) { return 301 https://… }` → `plain_http: redirect` (names a `~ re` does not match get nginx's 404: `plain_http: not_found`); `if ($host = name) { return 3xx URL; }` in a server → a site of its own for that name whose every path redirects; `if ($uri ~ re) { return 3xx URL; }` (also `$request_uri`) → a redirecting `rewrite`; `if ($request_method = M) { add_header …; return N; }` in a location (the CORS preflight) → a route of that location with `methods: [M]` and the `if`'s own headers (its `return`, else the location's upstream); any other `if (CONDITION) { return …; }` → `checks: [{if: CONDITION, redirect|respond}]` (a server's on the site, a location's on its route); an `if` that does more than `return` (`set`, `rewrite`, `proxy_pass`), file tests (`-f`, `-d`, `-e`) and look-around regexes are a warning",
     ),
     e(
+        &["root", "alias", "index", "try_files"],
+        Step,
+        "a location with no `proxy_pass`, `return` or other content handler serves files: `files: {root | alias, index, try_files}` from the `root` in force or its `alias` (prefix locations); `try_files` converts when its last entry is a path or `=CODE` (a named location `@name` is a warning); a location with no known root (nginx's compiled-in default) stays a warning, and a server that runs scripts (`fastcgi_pass`, `uwsgi_pass`, `scgi_pass`) gets no `files:` routes, so a script's source is never sent as a file",
+    ),
+    e(
         &["map"],
         Step,
         "`maps: {NAME: {source, values, default}}` (exact keys, `~re` / `~*re` in order, values with variables and the key's regex groups); `map $http_upgrade $connection_upgrade` is built in (WebSocket upgrades, note); `hostnames` and `include` inside a map are a warning",
@@ -420,10 +425,6 @@ pub(crate) const TABLE: &[Entry] = &[
     // Not carried over.
     e(
         &[
-            "root",
-            "alias",
-            "index",
-            "try_files",
             "autoindex*",
             "internal",
             "disable_symlinks",
