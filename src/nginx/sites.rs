@@ -521,6 +521,22 @@ fn choose_default<'a>(
             "no server block says default_server, so nginx answers unknown hosts with the first block of each port: this one became the default site",
         );
     }
+    // A default_server on the plain port only: nginx's TLS port still has
+    // its own default, its first server block.
+    if chosen.0.is_none()
+        && chosen.1.is_some()
+        && let Some(i) = slots.iter().enumerate().position(|(i, s)| {
+            s.as_ref().is_some_and(|s| s.default.is_none())
+                && infos.get(i).is_some_and(|info| info.has_tls)
+        })
+        && let Some(Some(site)) = slots.get_mut(i)
+        && let Some(info) = infos.get(i)
+    {
+        chosen.0 = Some(ctx.at(info.d));
+        site.default =
+            Some("the first TLS server block: nginx's default server for its TLS port".to_string());
+        site.default_on = "https";
+    }
     // The only default answers every listener (narrowed later when the
     // plain port's default is another block).
     let defaults = slots

@@ -467,3 +467,19 @@ fn files_greenlight_cannot_serve_as_nginx_did_stay_warnings() {
         "{w:#?}"
     );
 }
+
+#[test]
+fn a_plain_default_server_leaves_the_tls_port_to_its_first_block() {
+    let (y, _, _) = run(
+        "server { listen 80 default_server; server_name _; root /srv; location / { try_files $uri =404; } }\n\
+         server { listen 443 ssl; server_name b.test; location / { proxy_pass http://127.0.0.1:1; } }",
+    );
+    assert!(
+        y.contains("    default: http  # listen 80 default_server"),
+        "{y}"
+    );
+    assert!(
+        y.contains("    default: https  # the first TLS server block"),
+        "{y}"
+    );
+}
