@@ -9,6 +9,7 @@ use crate::support::*;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -234,4 +235,99 @@ async fn an_idle_connection_the_upstream_closed_is_let_go_without_a_request() {
         || async { up.shared.open.load(Ordering::SeqCst) == 0 },
     )
     .await;
+}
+
+// ---- The connector itself: idle timeout and the pool's size limit ----
+//
+// greenlight sets neither an upstream idle timeout nor a pool size, so
+// these drive Pingora's `TransportConnector` (vendored, patched) directly,
+// over real loopback sockets.
+
+use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::upstreams::peer::{BasicPeer, Peer};
+
+/// Accepts connections and reports each one's end (EOF or error) by its
+/// accept order (from 1).
+async fn closing_watcher() -> (SocketAddr, mpsc::UnboundedReceiver<u64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for id in 1.. {
+            let mut tcp = accept(&listener).await;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut b = [0u8; 64];
+                while matches!(tcp.read(&mut b).await, Ok(n) if n > 0) {}
+                let _ = tx.send(id);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+async fn next_closed(rx: &mut mpsc::UnboundedReceiver<u64>) -> u64 {
+    timed_for(IO_TIMEOUT, "an upstream connection to end", async {
+        rx.recv()
+            .await
+            .ok_or_else(|| std::io::Error::other("watcher gone"))
+    })
+    .await
+    .expect("closed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_timeout_closes_the_idle_connection_without_a_request() {
+    let (addr, mut closed) = closing_watcher().await;
+    let connector = TransportConnector::new(None);
+    let peer = BasicPeer::new(&addr.to_string());
+    let stream = connector.new_stream(&peer).await.expect("connect");
+    connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_millis(100)));
+    // Nothing takes it: the timeout alone ends it.
+    assert_eq!(next_closed(&mut closed).await, 1);
+    let (_, reused) = connector.get_stream(&peer).await.expect("connect");
+    assert!(!reused, "a timed-out connection is not handed out");
+
+    // Without a timeout it stays and is reused.
+    let stream = connector.new_stream(&peer).await.expect("connect");
+    connector.release_stream(stream, peer.reuse_hash(), None);
+    let (_, reused) = connector.get_stream(&peer).await.expect("reuse");
+    assert!(reused);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_connection_is_not_taken_even_before_it_is_swept() {
+    let (addr, _closed) = closing_watcher().await;
+    let connector = TransportConnector::new(None);
+    let peer = BasicPeer::new(&addr.to_string());
+    let stream = connector.new_stream(&peer).await.expect("connect");
+    connector.release_stream(stream, peer.reuse_hash(), Some(Duration::from_millis(1)));
+    tokio::time::sleep(Duration::from_millis(20)).await; // idle time is the behaviour under test
+    let (_, reused) = connector.get_stream(&peer).await.expect("connect");
+    assert!(!reused);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_lets_its_oldest_idle_connection_go() {
+    let (addr, mut closed) = closing_watcher().await;
+    let (addr2, _closed2) = closing_watcher().await;
+    let connector = TransportConnector::new(Some(ConnectorOptions::new(2)));
+    let peer = BasicPeer::new(&addr.to_string());
+    let peer2 = BasicPeer::new(&addr2.to_string());
+    let a = connector.new_stream(&peer).await.expect("a");
+    let b = connector.new_stream(&peer2).await.expect("b");
+    let c = connector.new_stream(&peer2).await.expect("c");
+    connector.release_stream(a, peer.reuse_hash(), None);
+    connector.release_stream(b, peer2.reuse_hash(), None);
+    // A third idle connection: the least recently released (`a`, another
+    // peer's) goes.
+    connector.release_stream(c, peer2.reuse_hash(), None);
+    assert_eq!(next_closed(&mut closed).await, 1);
+    let (_, reused) = connector.get_stream(&peer).await.expect("connect");
+    assert!(!reused);
+    // Both of peer2's were kept.
+    let (_b, reused) = connector.get_stream(&peer2).await.expect("reuse");
+    assert!(reused);
+    let (_c, reused) = connector.get_stream(&peer2).await.expect("reuse");
+    assert!(reused);
 }
