@@ -154,6 +154,12 @@ where
 
 /// Similar to [tokio::time::sleep] but more efficient.
 pub async fn fast_sleep(duration: Duration) {
+    // greenlight patch: a sleep above the threshold uses tokio's timer, as a
+    // timeout does (an idle h2 connection's wait was a fast timer that stayed
+    // registered until it expired, long after the next stream ended it).
+    if should_use_tokio_timeout(duration) {
+        return tokio_sleep(duration).await;
+    }
     check_clock_thread(&TIMER_MANAGER);
     TIMER_MANAGER.register_timer(duration).poll().await
 }
