@@ -68,7 +68,9 @@ struct Idle {
 impl Idle {
     fn expired(&self, now: &mut Option<Instant>) -> bool {
         match (self.timeout, self.since) {
-            (Some(t), Some(since)) => now.get_or_insert_with(Instant::now).duration_since(since) >= t,
+            (Some(t), Some(since)) => {
+                now.get_or_insert_with(Instant::now).duration_since(since) >= t
+            }
             _ => false,
         }
     }
@@ -162,7 +164,11 @@ impl IdlePool {
 
     /// Takes the most recently released usable stream under `key`;
     /// `usable` checks one without blocking. Unusable ones are dropped.
-    pub(crate) fn take(&self, key: u64, mut usable: impl FnMut(&mut Stream) -> bool) -> Option<Stream> {
+    pub(crate) fn take(
+        &self,
+        key: u64,
+        mut usable: impl FnMut(&mut Stream) -> bool,
+    ) -> Option<Stream> {
         let mut now = None;
         loop {
             let mut idle = {
