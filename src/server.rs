@@ -157,6 +157,11 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
             .display()
             .to_string(),
         upgrade_sock: config.upgrade_socket.display().to_string(),
+        // Timeouts and sleeps of a second or more on tokio's timer wheel, not
+        // Pingora's 10 ms slots: cancelled when the request is done instead
+        // of kept until they expire, and cheaper per request (BENCHMARKS.md,
+        // issue #15). Shorter ones keep Pingora's timer.
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
     let opt = pingora::server::configuration::Opt {

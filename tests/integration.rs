@@ -38,4 +38,5 @@ mod route_metrics;
 mod slow_clients;
 mod smuggling;
 mod steps;
+mod upstream_pool;
 mod upstream_tls;
