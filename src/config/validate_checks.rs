@@ -40,15 +40,10 @@ pub(super) fn checks(
                 None
             }
         };
-        let groups: Vec<(String, usize)> = condition
+        let groups = condition
             .as_ref()
             .and_then(Condition::regex)
-            .map(|re| {
-                re.capture_names()
-                    .enumerate()
-                    .filter_map(|(i, n)| Some((n?.to_string(), i)))
-                    .collect()
-            })
+            .map(super::validate_steps::group_names)
             .unwrap_or_default();
         let answer_scope = Scope {
             last: &groups,

@@ -65,11 +65,7 @@ pub(super) fn validate_maps(file: &FileConfig, ds: &mut Diagnostics) -> (Vec<Str
                 }
                 Key::Regex(re) => match regex::Regex::new(&re) {
                     Ok(re) => {
-                        let groups: Vec<(String, usize)> = re
-                            .capture_names()
-                            .enumerate()
-                            .filter_map(|(i, n)| Some((n?.to_string(), i)))
-                            .collect();
+                        let groups = super::validate_steps::group_names(&re);
                         let scope = Scope {
                             last: &groups,
                             ..Scope::default()

@@ -253,7 +253,7 @@ pub(super) fn site_plan(steps: &SiteSteps) -> Arc<SitePlan> {
 }
 
 /// Named groups of a regex, with their index.
-fn group_names(re: &regex::Regex) -> Vec<(String, usize)> {
+pub(super) fn group_names(re: &regex::Regex) -> Vec<(String, usize)> {
     re.capture_names()
         .enumerate()
         .filter_map(|(i, n)| Some((n?.to_string(), i)))
