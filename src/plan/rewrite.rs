@@ -180,10 +180,14 @@ impl Rewrites {
     /// `args` and `last` are replaced by the state's).
     pub fn run(&self, st: &mut PathState, cx: &VarCx<'_>) -> Outcome {
         for rule in self.rules.iter() {
-            let Some(c) = rule.from.captures(&st.path) else {
+            // The regex's own slots are kept as the match's captures (no
+            // `regex::Captures`, no list copied out of it).
+            let mut locs = rule.from.capture_locations();
+            if rule.from.captures_read(&mut locs, &st.path).is_none() {
                 continue;
-            };
-            let caps = Captures::from_regex(&c);
+            }
+            let caps = Captures::from_locations(locs);
+            // `None`: the request's arguments stay as they are (not copied).
             let (new_path, new_args) = {
                 let cx = VarCx {
                     uri: &st.path,
@@ -196,21 +200,23 @@ impl Rewrites {
                 };
                 let path = rule.to_path.render(&cx);
                 let args = match (&rule.to_args, rule.keep_args, st.args.as_deref()) {
-                    (None, true, a) => a.map(str::to_string),
-                    (None, false, _) => None,
+                    (None, true, _) => None,
+                    (None, false, _) => Some(None),
                     (Some(t), keep, a) => {
                         let mut s = t.render(&cx);
                         if let (true, Some(a)) = (keep, a.filter(|a| !a.is_empty())) {
                             s.push('&');
                             s.push_str(a);
                         }
-                        Some(s)
+                        Some(Some(s))
                     }
                 };
                 (path, args)
             };
             let old = std::mem::replace(&mut st.path, new_path);
-            st.args = new_args;
+            if let Some(a) = new_args {
+                st.args = a;
+            }
             st.last = Some((caps, old));
             return match rule.flag {
                 Flag::Break => Outcome::Break,

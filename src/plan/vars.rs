@@ -311,12 +311,8 @@ mod tests {
     #[test]
     fn captures_read_the_last_match_and_named_location_groups() {
         let r = req("/x", &[]);
-        let loc = Captures {
-            spans: vec![Some((0, 9)), Some((5, 9))],
-        };
-        let last = Captures {
-            spans: vec![Some((0, 3)), Some((1, 3))],
-        };
+        let loc = Captures::from_spans(vec![Some((0, 9)), Some((5, 9))]);
+        let last = Captures::from_spans(vec![Some((0, 3)), Some((1, 3))]);
         let loc_scope = [("tail".to_string(), 1)];
         let t = Template::parse(
             "$1-$tail",

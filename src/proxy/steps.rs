@@ -32,8 +32,10 @@ pub struct StepState {
     /// rewrite routed the request again (else `RequestCtx::captures` over
     /// the request path).
     pub location: Option<(Captures, String)>,
-    /// Path and query for the upstream when they differ from the client's.
-    pub upstream_target: Option<String>,
+    /// Path and query for the upstream when they differ from the client's,
+    /// made once with its exact size so that the URI takes these bytes as
+    /// they are on every try (no copy, no second allocation).
+    pub upstream_target: Option<bytes::Bytes>,
 }
 
 /// An answer greenlight sends itself.
@@ -190,14 +192,7 @@ pub fn run(
             let changed = path.is_some()
                 || st.path.path != req.uri.path()
                 || st.path.args.as_deref() != req.uri.query();
-            st.upstream_target = changed.then(|| {
-                let mut target = path.unwrap_or_else(|| st.path.path.clone());
-                if let Some(a) = st.path.args.as_deref() {
-                    target.push('?');
-                    target.push_str(a);
-                }
-                target
-            });
+            st.upstream_target = changed.then(|| target(path, &st.path));
         }
         return match &plan.terminal {
             Terminal::Proxy => Ok(decision),
@@ -224,6 +219,27 @@ pub fn run(
         body: "500 Internal Server Error: the rewrite rules loop\n".into(),
         headers: Vec::new(),
     })
+}
+
+/// The upstream request target: `path` (the `upstream_path` result) or
+/// the current path, then `?` and the arguments, if any. `Bytes::from` a
+/// `Vec` whose length is its capacity takes the buffer without another
+/// allocation.
+fn target(path: Option<String>, st: &PathState) -> bytes::Bytes {
+    let args = st.args.as_deref();
+    if let (Some(p), None) = (&path, args)
+        && p.len() == p.capacity()
+    {
+        return bytes::Bytes::from(path.unwrap_or_default().into_bytes());
+    }
+    let path = path.as_deref().unwrap_or(&st.path);
+    let mut t = Vec::with_capacity(path.len() + args.map_or(0, |a| a.len() + 1));
+    t.extend_from_slice(path.as_bytes());
+    if let Some(a) = args {
+        t.push(b'?');
+        t.extend_from_slice(a.as_bytes());
+    }
+    bytes::Bytes::from(t)
 }
 
 fn redirect(status: u16, location: String) -> Answer {
@@ -253,26 +269,34 @@ pub fn to_upstream(
     if let Some(target) = ctx
         .steps
         .as_deref()
-        .and_then(|s| s.upstream_target.as_deref())
+        .and_then(|s| s.upstream_target.as_ref())
     {
         set_target(req, target)?;
     }
     let Some(steps) = plan_of(snap, ctx).and_then(Plan::request_headers) else {
         return Ok(());
     };
-    steps.apply(req, &var_cx(session, ctx, snap))
+    // Gathered only if a value has variables.
+    steps.apply(req, || var_cx(session, ctx, snap))
 }
 
 /// Replaces the path and query of `req`, keeping scheme and authority.
-fn set_target(req: &mut RequestHeader, target: &str) -> pingora::Result<()> {
-    let pq = http::uri::PathAndQuery::try_from(target).map_err(|e| {
+fn set_target(req: &mut RequestHeader, target: &bytes::Bytes) -> pingora::Result<()> {
+    let pq = http::uri::PathAndQuery::from_maybe_shared(target.clone()).map_err(|e| {
         pingora::Error::because(
             pingora::ErrorType::InternalError,
-            format!("rewritten path '{target}' is not a valid request target"),
+            format!(
+                "rewritten path '{}' is not a valid request target",
+                String::from_utf8_lossy(target)
+            ),
             e,
         )
     })?;
-    let mut parts = req.uri.clone().into_parts();
+    // Scheme and authority only (h2 and absolute-form requests have them):
+    // the old path and query are not cloned to be dropped.
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = req.uri.scheme().cloned();
+    parts.authority = req.uri.authority().cloned();
     parts.path_and_query = Some(pq);
     let uri = http::Uri::from_parts(parts).map_err(|e| {
         pingora::Error::because(pingora::ErrorType::InternalError, "rewritten URI", e)
@@ -299,7 +323,8 @@ pub fn to_client(
         None => site_plan(snap, site).and_then(|p| p.response_headers.as_ref()),
     };
     match steps {
-        Some(s) => s.apply(resp, &var_cx(session, ctx, snap)),
+        // Gathered only if a value has variables.
+        Some(s) => s.apply(resp, || var_cx(session, ctx, snap)),
         None => Ok(()),
     }
 }
