@@ -40,6 +40,14 @@ enum Spans {
     /// The regex's own slots, as a search filled them: read in place, not
     /// copied into a list (one allocation less per match; BENCHMARKS.md).
     Regex(regex::CaptureLocations),
+    /// A prefix-and-rest match (`^/app/(.*)$`, see `rewrite::PrefixRest`):
+    /// group 0 is `0..end`, group 1 is `start..end`. No allocation.
+    Rest {
+        /// Where group 1 starts (the prefix's length).
+        start: usize,
+        /// Where both groups end.
+        end: usize,
+    },
 }
 
 impl Default for Captures {
@@ -67,11 +75,17 @@ impl Captures {
         Captures(Spans::Regex(locs))
     }
 
+    /// A whole match `0..end` whose group 1 is `start..end`.
+    pub fn rest(start: usize, end: usize) -> Captures {
+        Captures(Spans::Rest { start, end })
+    }
+
     /// How many groups, the whole match included.
     pub fn len(&self) -> usize {
         match &self.0 {
             Spans::List(l) => l.len(),
             Spans::Regex(r) => r.len(),
+            Spans::Rest { .. } => 2,
         }
     }
 
@@ -85,6 +99,11 @@ impl Captures {
         match &self.0 {
             Spans::List(l) => *l.get(i)?,
             Spans::Regex(r) => r.get(i),
+            Spans::Rest { start, end } => match i {
+                0 => Some((0, *end)),
+                1 => Some((*start, *end)),
+                _ => None,
+            },
         }
     }
 

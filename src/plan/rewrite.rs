@@ -44,6 +44,10 @@ pub enum Flag {
 pub struct Rule {
     /// Matched against the current path.
     pub from: Regex,
+    /// `from` when it is a literal prefix and then the rest of the path as
+    /// group 1 (the most common nginx rewrite, `^/old/(.*)$`): matched with
+    /// `starts_with`, without the regex engine or its slots.
+    pub prefix_rest: Option<PrefixRest>,
     /// The new path (the part of `to` before its first `?`).
     pub to_path: Template,
     /// The new arguments (after the `?`), if `to` has one.
@@ -73,12 +77,71 @@ impl Rule {
             f => f,
         };
         Rule {
+            prefix_rest: PrefixRest::of(from.as_str()),
             from,
             to_path: path,
             to_args: args,
             keep_args,
             flag,
         }
+    }
+}
+
+/// A regex of the shape `^LITERAL(.*)$` or `^LITERAL(.*)`, recognised from
+/// its source at load, where LITERAL is plain ASCII text (`\\` escapes of
+/// punctuation allowed). It matches what the regex matches, with the same
+/// spans: the subject starts with LITERAL and `.` takes every character but
+/// `\n` (so with `$` there must be no line break after LITERAL; without it,
+/// group 1 ends at the first one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixRest {
+    /// The literal text after `^`.
+    prefix: Box<str>,
+    /// The pattern ends in `$`.
+    to_end: bool,
+}
+
+impl PrefixRest {
+    /// The fast form of regex source `src`, when it has this shape.
+    pub fn of(src: &str) -> Option<PrefixRest> {
+        let body = src.strip_prefix('^')?;
+        let (lit, to_end) = match body.strip_suffix("(.*)$") {
+            Some(l) => (l, true),
+            None => (body.strip_suffix("(.*)")?, false),
+        };
+        let mut prefix = String::with_capacity(lit.len());
+        let mut chars = lit.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                // An escaped ASCII punctuation character is itself, except
+                // `\\<` and `\\>` (word boundaries).
+                '\\' => match chars.next() {
+                    Some(e) if e.is_ascii_punctuation() && e != '<' && e != '>' => prefix.push(e),
+                    _ => return None,
+                },
+                c if c.is_ascii_alphanumeric() => prefix.push(c),
+                '/' | '-' | '_' | '~' | '%' | '=' | ',' | ';' | ':' | '@' | '!' | '&' | '\''
+                | '"' | '<' | '>' | '#' | '`' => prefix.push(c),
+                // Anything else may mean something to the regex.
+                _ => return None,
+            }
+        }
+        Some(PrefixRest {
+            prefix: prefix.into(),
+            to_end,
+        })
+    }
+
+    /// The captures of a match on `subject`, if it matches.
+    pub fn captures(&self, subject: &str) -> Option<Captures> {
+        let rest = subject.strip_prefix(&*self.prefix)?;
+        let start = self.prefix.len();
+        let end = match rest.find('\n') {
+            None => subject.len(),
+            Some(_) if self.to_end => return None,
+            Some(nl) => start + nl,
+        };
+        Some(Captures::rest(start, end))
     }
 }
 
@@ -180,13 +243,21 @@ impl Rewrites {
     /// `args` and `last` are replaced by the state's).
     pub fn run(&self, st: &mut PathState, cx: &VarCx<'_>) -> Outcome {
         for rule in self.rules.iter() {
-            // The regex's own slots are kept as the match's captures (no
-            // `regex::Captures`, no list copied out of it).
-            let mut locs = rule.from.capture_locations();
-            if rule.from.captures_read(&mut locs, &st.path).is_none() {
-                continue;
-            }
-            let caps = Captures::from_locations(locs);
+            let caps = match &rule.prefix_rest {
+                Some(fast) => match fast.captures(&st.path) {
+                    Some(c) => c,
+                    None => continue,
+                },
+                None => {
+                    // The regex's own slots are kept as the match's
+                    // captures (no `regex::Captures`, no list copied out).
+                    let mut locs = rule.from.capture_locations();
+                    if rule.from.captures_read(&mut locs, &st.path).is_none() {
+                        continue;
+                    }
+                    Captures::from_locations(locs)
+                }
+            };
             // `None`: the request's arguments stay as they are (not copied).
             let (new_path, new_args) = {
                 let cx = VarCx {
@@ -335,6 +406,76 @@ mod tests {
                 location: "https://site.test/p".into()
             }
         );
+    }
+
+    #[test]
+    fn prefix_rest_patterns_are_recognised_only_when_plain() {
+        let p = |src: &str| PrefixRest::of(src).map(|f| (f.prefix.to_string(), f.to_end));
+        assert_eq!(p("^/app/(.*)$"), Some(("/app/".into(), true)));
+        assert_eq!(p("^/app/(.*)"), Some(("/app/".into(), false)));
+        assert_eq!(p("^\\/old\\.v1/(.*)$"), Some(("/old.v1/".into(), true)));
+        assert_eq!(p("^(.*)$"), Some(("".into(), true)));
+        for no in [
+            "/app/(.*)$",
+            "^/app/(.+)$",
+            "^/app/(.*)/$",
+            "^/a.p/(.*)$",
+            "^/app/?(.*)$",
+            "^/(app|api)/(.*)$",
+            "(?i)^/app/(.*)$",
+            "^/app/(?<rest>.*)$",
+            "^/\\d+/(.*)$",
+            "^/caf\u{e9}/(.*)$",
+            "^/a b/(.*)$",
+            "^/app\\",
+            "^/app\\>(.*)$",
+            "^\\</app/(.*)$",
+        ] {
+            assert_eq!(p(no), None, "{no}");
+        }
+    }
+
+    #[test]
+    fn prefix_rest_matches_exactly_what_the_regex_matches() {
+        let sources = [
+            "^/app/(.*)$",
+            "^/app/(.*)",
+            "^/app(.*)$",
+            "^\\/x\\.y/(.*)$",
+            "^(.*)$",
+            "^(.*)",
+            "^/(.*)$",
+            "^/a<b>/(.*)$",
+        ];
+        let subjects = [
+            "/app/index",
+            "/app/",
+            "/app",
+            "/apple",
+            "/ap",
+            "",
+            "/",
+            "/x.y/z",
+            "/xzy/z",
+            "/app/a\nb",
+            "/app/\n",
+            "\n/app/",
+            "/app/caf\u{e9}/\u{1F600}",
+            "/APP/index",
+            "/a<b>/c",
+        ];
+        for src in sources {
+            let re = Regex::new(src).expect("regex");
+            let fast = PrefixRest::of(src).expect("plain pattern");
+            for subject in subjects {
+                let want = re.captures(subject).map(|c| {
+                    Captures::from_spans(
+                        c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect(),
+                    )
+                });
+                assert_eq!(fast.captures(subject), want, "{src} on {subject:?}");
+            }
+        }
     }
 
     #[test]
