@@ -116,7 +116,12 @@ impl ClientIpRule {
 /// `s` without the spaces and tabs around it (optional white space, RFC
 /// 9110 §5.6.3).
 fn trim_ows(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    // Over bytes: `trim_matches` with a closure decodes characters.
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or("")
 }
 
 /// A dotted-quad IPv4 address exactly as `Ipv4Addr`'s parser takes it (four

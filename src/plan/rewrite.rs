@@ -205,14 +205,32 @@ pub struct Rewrites {
 
 /// The request's path and query as rewriting changes them, with the last
 /// rewrite match (its captures stay readable by later templates, `$1`).
+///
+/// Until a rule rewrites it, the path is the request's own, read from the
+/// request rather than copied (`None` in `path` and in `last`'s subject).
 #[derive(Clone, Debug, Default)]
 pub struct PathState {
-    /// The current path.
-    pub path: String,
+    /// The current path; `None` while it is the request's own.
+    pub path: Option<String>,
     /// The current query string (without `?`).
     pub args: Option<String>,
-    /// The last rule match and the path it matched.
-    pub last: Option<(Captures, String)>,
+    /// The last rule match and the path it matched (`None`: the request's).
+    pub last: Option<(Captures, Option<String>)>,
+}
+
+impl PathState {
+    /// The current path; `request` is the request's own path.
+    pub fn path<'a>(&'a self, request: &'a str) -> &'a str {
+        self.path.as_deref().unwrap_or(request)
+    }
+
+    /// The last match and the path it matched; `request` as in [`Self::path`].
+    pub fn last<'a>(&'a self, request: &'a str) -> Option<Match<'a>> {
+        self.last.as_ref().map(|(c, s)| Match {
+            captures: c,
+            subject: s.as_deref().unwrap_or(request),
+        })
+    }
 }
 
 /// What the request does after the rules ran.
@@ -242,9 +260,11 @@ impl Rewrites {
     /// Runs the rules on `st`; `cx` gives every other variable (its `uri`,
     /// `args` and `last` are replaced by the state's).
     pub fn run(&self, st: &mut PathState, cx: &VarCx<'_>) -> Outcome {
+        let request_path = cx.req.uri.path();
         for rule in self.rules.iter() {
+            let current = st.path(request_path);
             let caps = match &rule.prefix_rest {
-                Some(fast) => match fast.captures(&st.path) {
+                Some(fast) => match fast.captures(current) {
                     Some(c) => c,
                     None => continue,
                 },
@@ -252,7 +272,7 @@ impl Rewrites {
                     // The regex's own slots are kept as the match's
                     // captures (no `regex::Captures`, no list copied out).
                     let mut locs = rule.from.capture_locations();
-                    if rule.from.captures_read(&mut locs, &st.path).is_none() {
+                    if rule.from.captures_read(&mut locs, current).is_none() {
                         continue;
                     }
                     Captures::from_locations(locs)
@@ -261,11 +281,11 @@ impl Rewrites {
             // `None`: the request's arguments stay as they are (not copied).
             let (new_path, new_args) = {
                 let cx = VarCx {
-                    uri: &st.path,
+                    uri: current,
                     args: st.args.as_deref(),
                     last: Some(Match {
                         captures: &caps,
-                        subject: &st.path,
+                        subject: current,
                     }),
                     ..*cx
                 };
@@ -284,7 +304,7 @@ impl Rewrites {
                 };
                 (path, args)
             };
-            let old = std::mem::replace(&mut st.path, new_path);
+            let old = st.path.replace(new_path);
             if let Some(a) = new_args {
                 st.args = a;
             }
@@ -293,7 +313,7 @@ impl Rewrites {
                 Flag::Break => Outcome::Break,
                 Flag::Last => Outcome::Last,
                 Flag::Redirect | Flag::Permanent => {
-                    let mut location = st.path.clone();
+                    let mut location = st.path(request_path).to_string();
                     if let Some(a) = st.args.as_deref().filter(|a| !a.is_empty()) {
                         location.push('?');
                         location.push_str(a);
@@ -340,7 +360,7 @@ mod tests {
             ..VarCx::of_request(&req)
         };
         let mut st = PathState {
-            path: req.uri.path().to_string(),
+            path: None,
             args: req.uri.query().map(str::to_string),
             last: None,
         };
@@ -363,26 +383,37 @@ mod tests {
             "/old/a/b?q=1",
         );
         assert_eq!(out, Outcome::Break);
-        assert_eq!(st.path, "/new/a/b");
+        assert_eq!(st.path.as_deref(), Some("/new/a/b"));
         assert_eq!(st.args.as_deref(), Some("q=1"), "query kept");
-        let (caps, subject) = st.last.expect("match kept");
-        assert_eq!(caps.get(1, &subject), Some("a/b"));
+        let m = st.last("/old/a/b").expect("match kept");
+        assert_eq!(m.captures.get(1, m.subject), Some("a/b"));
+        assert_eq!(
+            st.last,
+            Some((m.captures.clone(), None)),
+            "request path not copied"
+        );
         let (out, st) = run(vec![rule("^/x$", "/y", Flag::Last)], "/nomatch");
         assert_eq!(out, Outcome::Continue);
-        assert_eq!(st.path, "/nomatch");
+        assert_eq!(st.path, None, "unchanged: still the request's");
     }
 
     #[test]
     fn arguments_in_to_come_first_and_a_trailing_question_mark_drops_the_old() {
         let (_, st) = run(vec![rule("^/a$", "/b?x=1", Flag::Last)], "/a?q=2");
         assert_eq!(
-            (st.path.as_str(), st.args.as_deref()),
+            (st.path.as_deref().unwrap_or(""), st.args.as_deref()),
             ("/b", Some("x=1&q=2"))
         );
         let (_, st) = run(vec![rule("^/a$", "/b?", Flag::Break)], "/a?q=2");
-        assert_eq!((st.path.as_str(), st.args.as_deref()), ("/b", None));
+        assert_eq!(
+            (st.path.as_deref().unwrap_or(""), st.args.as_deref()),
+            ("/b", None)
+        );
         let (_, st) = run(vec![rule("^/a$", "/b?x=$arg_q", Flag::Break)], "/a");
-        assert_eq!((st.path.as_str(), st.args.as_deref()), ("/b", Some("x=")));
+        assert_eq!(
+            (st.path.as_deref().unwrap_or(""), st.args.as_deref()),
+            ("/b", Some("x="))
+        );
     }
 
     #[test]

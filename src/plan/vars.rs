@@ -175,35 +175,33 @@ fn push_host(out: &mut String, raw: &str) {
 pub fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut buf = [0u8; 15];
+            let mut buf = [0u8; 16];
             let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    len = put(&mut buf, len, b'.');
+            for octet in v4.octets() {
+                let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+                // Written whole, then the length skips the leading zeros.
+                let digits = [b'0' + h, b'0' + t, b'0' + o, b'.'];
+                let skip = if h > 0 {
+                    0
+                } else if t > 0 {
+                    1
+                } else {
+                    2
+                };
+                if let (Some(dst), Some(src)) =
+                    (buf.get_mut(len..len + 4 - skip), digits.get(skip..))
+                {
+                    dst.copy_from_slice(src);
                 }
-                if octet >= 100 {
-                    len = put(&mut buf, len, b'0' + octet / 100);
-                }
-                if octet >= 10 {
-                    len = put(&mut buf, len, b'0' + octet / 10 % 10);
-                }
-                len = put(&mut buf, len, b'0' + octet % 10);
+                len += 4 - skip;
             }
-            // Only ASCII digits and dots were written.
-            out.push_str(std::str::from_utf8(buf.get(..len).unwrap_or_default()).unwrap_or(""));
+            // Only ASCII digits and dots were written; the last dot is cut.
+            out.push_str(std::str::from_utf8(buf.get(..len - 1).unwrap_or_default()).unwrap_or(""));
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }
     }
-}
-
-/// Writes `b` at `at` in `buf` (if it fits) and returns the next position.
-fn put(buf: &mut [u8], at: usize, b: u8) -> usize {
-    if let Some(slot) = buf.get_mut(at) {
-        *slot = b;
-    }
-    at + 1
 }
 
 /// Appends `n` in decimal without `core::fmt`.

@@ -78,12 +78,9 @@ pub(super) fn var_cx<'a>(
         ..VarCx::of_request(req)
     };
     if let Some(st) = ctx.steps.as_deref() {
-        cx.uri = &st.path.path;
+        cx.uri = st.path.path(req.uri.path());
         cx.args = st.path.args.as_deref();
-        cx.last = st.path.last.as_ref().map(|(c, s)| Match {
-            captures: c,
-            subject: s,
-        });
+        cx.last = st.path.last(req.uri.path());
         cx.location = st.location.as_ref().map(|(c, s)| Match {
             captures: c,
             subject: s,
@@ -146,7 +143,10 @@ pub fn run(
         ctx.route = Some(route);
         match ctx.steps.as_deref_mut() {
             // Routed again by `last`: the match is over the rewritten path.
-            Some(st) => st.location = captures.clone().map(|c| (c, st.path.path.clone())),
+            Some(st) => {
+                let path = st.path.path(session.req_header().uri.path()).to_string();
+                st.location = captures.clone().map(|c| (c, path));
+            }
             None => ctx.captures = captures.clone(),
         }
         if let Some(rw) = plan.rewrites() {
@@ -154,7 +154,8 @@ pub fn run(
                 let req = session.req_header();
                 Box::new(StepState {
                     path: PathState {
-                        path: req.uri.path().to_string(),
+                        // The request's own path is read, not copied.
+                        path: None,
                         args: req.uri.query().map(str::to_string),
                         last: None,
                     },
@@ -168,7 +169,7 @@ pub fn run(
             broke = outcome == Outcome::Break;
             match outcome {
                 Outcome::Last => {
-                    decision = reroute(&st.path.path);
+                    decision = reroute(st.path.path(session.req_header().uri.path()));
                     ctx.steps = Some(st);
                     continue;
                 }
@@ -187,12 +188,13 @@ pub fn run(
             // route's prefix is replaced by `upstream_path`; a path changed
             // by an earlier route's `last` goes as it is now.
             let up = plan.rewrites().and_then(|r| r.upstream_path.as_ref());
-            let path = up.filter(|_| !broke).map(|up| up.apply(&st.path.path));
             let req = session.req_header();
+            let current = st.path.path(req.uri.path());
+            let path = up.filter(|_| !broke).map(|up| up.apply(current));
             let changed = path.is_some()
-                || st.path.path != req.uri.path()
+                || current != req.uri.path()
                 || st.path.args.as_deref() != req.uri.query();
-            st.upstream_target = changed.then(|| target(path, &st.path));
+            st.upstream_target = changed.then(|| target(path, current, st.path.args.as_deref()));
         }
         return match &plan.terminal {
             Terminal::Proxy => Ok(decision),
@@ -225,14 +227,13 @@ pub fn run(
 /// the current path, then `?` and the arguments, if any. `Bytes::from` a
 /// `Vec` whose length is its capacity takes the buffer without another
 /// allocation.
-fn target(path: Option<String>, st: &PathState) -> bytes::Bytes {
-    let args = st.args.as_deref();
+fn target(path: Option<String>, current: &str, args: Option<&str>) -> bytes::Bytes {
     if let (Some(p), None) = (&path, args)
         && p.len() == p.capacity()
     {
         return bytes::Bytes::from(path.unwrap_or_default().into_bytes());
     }
-    let path = path.as_deref().unwrap_or(&st.path);
+    let path = path.as_deref().unwrap_or(current);
     let mut t = Vec::with_capacity(path.len() + args.map_or(0, |a| a.len() + 1));
     t.extend_from_slice(path.as_bytes());
     if let Some(a) = args {
