@@ -48,6 +48,9 @@ pub struct Rule {
     /// group 1 (the most common nginx rewrite, `^/old/(.*)$`): matched with
     /// `starts_with`, without the regex engine or its slots.
     pub prefix_rest: Option<PrefixRest>,
+    /// `to` reads a variable of the connection or the site
+    /// ([`Template::needs_connection`]).
+    pub needs_connection: bool,
     /// The new path (the part of `to` before its first `?`).
     pub to_path: Template,
     /// The new arguments (after the `?`), if `to` has one.
@@ -77,6 +80,8 @@ impl Rule {
             f => f,
         };
         Rule {
+            needs_connection: path.needs_connection()
+                || args.as_ref().is_some_and(Template::needs_connection),
             prefix_rest: PrefixRest::of(from.as_str()),
             from,
             to_path: path,
@@ -252,6 +257,12 @@ pub enum Outcome {
 }
 
 impl Rewrites {
+    /// Whether a rule's `to` reads a variable of the connection or the
+    /// site; if none does, the rules run with the request's variables alone.
+    pub fn needs_connection(&self) -> bool {
+        self.rules.iter().any(|r| r.needs_connection)
+    }
+
     /// True when neither rules nor `upstream_path` are set.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty() && self.upstream_path.is_none()
@@ -506,6 +517,20 @@ mod tests {
                 });
                 assert_eq!(fast.captures(subject), want, "{src} on {subject:?}");
             }
+        }
+    }
+
+    #[test]
+    fn rules_know_whether_they_read_connection_variables() {
+        let rw = |to: &str| Rewrites {
+            rules: vec![rule("^/(.*)$", to, Flag::Break)].into(),
+            upstream_path: None,
+        };
+        for to in ["/$1", "/x/$uri?$args", "/$arg_a$http_x_a$cookie_c$request_method"] {
+            assert!(!rw(to).needs_connection(), "{to}");
+        }
+        for to in ["/$remote_addr", "/$host", "$scheme://a/", "/$server_port", "/?s=$server_name"] {
+            assert!(rw(to).needs_connection(), "{to}");
         }
     }
 

@@ -163,7 +163,13 @@ pub fn run(
                 })
             });
             let outcome = {
-                let cx = var_cx(session, ctx, snap);
+                // The request's own variables suffice unless a `to` reads
+                // the connection's or the site's.
+                let cx = if rw.needs_connection() {
+                    var_cx(session, ctx, snap)
+                } else {
+                    VarCx::of_request(session.req_header())
+                };
                 rw.run(&mut st.path, &cx)
             };
             broke = outcome == Outcome::Break;
