@@ -526,10 +526,20 @@ mod tests {
             rules: vec![rule("^/(.*)$", to, Flag::Break)].into(),
             upstream_path: None,
         };
-        for to in ["/$1", "/x/$uri?$args", "/$arg_a$http_x_a$cookie_c$request_method"] {
+        for to in [
+            "/$1",
+            "/x/$uri?$args",
+            "/$arg_a$http_x_a$cookie_c$request_method",
+        ] {
             assert!(!rw(to).needs_connection(), "{to}");
         }
-        for to in ["/$remote_addr", "/$host", "$scheme://a/", "/$server_port", "/?s=$server_name"] {
+        for to in [
+            "/$remote_addr",
+            "/$host",
+            "$scheme://a/",
+            "/$server_port",
+            "/?s=$server_name",
+        ] {
             assert!(rw(to).needs_connection(), "{to}");
         }
     }
