@@ -36,6 +36,7 @@ impl CaseHeaderName {
 }
 
 impl CaseHeaderName {
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {
             CaseRepr::Bytes(b) => b,
@@ -67,6 +68,7 @@ pub trait IntoCaseHeaderName {
     /// `HeaderName` without copying. Pingora parsed every name given to
     /// `insert_header`/`append_header` (copying a custom one) and built its
     /// case form even without a case map.
+    #[inline]
     fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)>
     where
         Self: Sized,
@@ -96,6 +98,7 @@ impl IntoCaseHeaderName for &'static str {
     }
 
     // greenlight patch: see the trait method.
+    #[inline]
     fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
         if !is_lowercase_token(self) {
             let case_name = self.into_case_header_name();
@@ -143,6 +146,7 @@ impl IntoCaseHeaderName for HeaderName {
     }
 
     // greenlight patch: see the trait method.
+    #[inline]
     fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
         let case_name = case.then(|| CaseHeaderName::of_name(&self));
         Ok((self, case_name))
@@ -155,6 +159,7 @@ impl IntoCaseHeaderName for &HeaderName {
     }
 
     // greenlight patch: see the trait method.
+    #[inline]
     fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
         Ok((self.clone(), case.then(|| CaseHeaderName::of_name(self))))
     }
@@ -163,6 +168,15 @@ impl IntoCaseHeaderName for &HeaderName {
 impl IntoCaseHeaderName for Bytes {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(CaseRepr::Bytes(self))
+    }
+
+    // greenlight patch: a name read off the wire is parsed straight from
+    // its bytes (the provided method would go through `as_slice`'s match).
+    #[inline]
+    fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+        let name =
+            HeaderName::from_bytes(&self).or_err(InvalidHTTPHeader, "invalid header name")?;
+        Ok((name, case.then_some(CaseHeaderName(CaseRepr::Bytes(self)))))
     }
 }
 
