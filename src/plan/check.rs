@@ -178,8 +178,9 @@ impl Condition {
             Test::Equal(t) => t.render(cx) == s,
             Test::NotEqual(t) => t.render(cx) != s,
             Test::Matches(re) => {
-                let c = re.captures(&s).map(|c| Captures::from_regex(&c));
-                return c.map(|c| (Some(c), s));
+                let mut locs = re.capture_locations();
+                let matched = re.captures_read(&mut locs, &s).is_some();
+                return matched.then(|| (Some(Captures::from_locations(locs)), s));
             }
             Test::NotMatches(re) => !re.is_match(&s),
         };

@@ -72,16 +72,33 @@ impl ClientIpRule {
         let mut client = peer;
         // Several fields of one header are one list, in order (RFC 9110 §5.3).
         for field in self.header_fields(headers).rev() {
+            // A field that is not visible ASCII text is not believed at all.
             let Ok(text) = field.to_str() else {
                 return client;
             };
-            for entry in text.rsplit(',').map(str::trim).filter(|e| !e.is_empty()) {
-                let Some(ip) = parse_entry(entry) else {
-                    return client;
+            // Entries right to left, over the bytes: no iterator adapters,
+            // and an IPv4 entry is parsed by hand ([`parse_ipv4`]).
+            let mut rest = text;
+            loop {
+                // A byte search: `rfind(',')` goes through the generic
+                // char searcher, which costs more than this whole entry.
+                let (left, entry) = match rest.bytes().rposition(|b| b == b',') {
+                    Some(i) => (rest.get(..i), rest.get(i + 1..).unwrap_or("")),
+                    None => (None, rest),
                 };
-                client = ip;
-                if !self.is_trusted(ip) {
-                    return ip;
+                let entry = trim_ows(entry);
+                if !entry.is_empty() {
+                    let Some(ip) = parse_ipv4(entry).or_else(|| parse_entry(entry)) else {
+                        return client;
+                    };
+                    client = ip;
+                    if !self.is_trusted(ip) {
+                        return ip;
+                    }
+                }
+                match left {
+                    Some(l) => rest = l,
+                    None => break,
                 }
             }
         }
@@ -94,6 +111,54 @@ impl ClientIpRule {
     ) -> http::header::ValueIter<'a, http::HeaderValue> {
         headers.get_all(&self.header).into_iter()
     }
+}
+
+/// `s` without the spaces and tabs around it (optional white space, RFC
+/// 9110 §5.6.3).
+fn trim_ows(s: &str) -> &str {
+    // Over bytes: `trim_matches` with a closure decodes characters.
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or("")
+}
+
+/// A dotted-quad IPv4 address exactly as `Ipv4Addr`'s parser takes it (four
+/// decimal octets up to 255, no leading zeros), without its generic
+/// machinery; anything else is `None` and goes to [`parse_entry`].
+fn parse_ipv4(entry: &str) -> Option<IpAddr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for b in entry.bytes() {
+        match b {
+            b'0'..=b'9' => {
+                // A leading zero (`01`) is refused, as `Ipv4Addr` does.
+                if digits == 1 && value == 0 {
+                    return None;
+                }
+                value = value * 10 + u16::from(b - b'0');
+                digits += 1;
+                if value > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && n < 3 => {
+                *octets.get_mut(n)? = value as u8;
+                n += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if n != 3 || digits == 0 {
+        return None;
+    }
+    *octets.get_mut(3)? = value as u8;
+    Some(IpAddr::from(octets))
 }
 
 /// One list entry: an address, or an address with a port as some proxies
@@ -252,6 +317,62 @@ mod tests {
                 got == ip("10.0.0.1") || v.contains(&got.to_string()),
                 "{v:?} gave {got}"
             );
+        }
+    }
+
+    #[test]
+    fn the_hand_parsed_ipv4_agrees_with_the_standard_parser() {
+        for s in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "203.0.113.7",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1..3.4",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4 ",
+            "1.2.3.4:80",
+            "1.2.3.1000",
+            "99999.1.1.1",
+            "-1.2.3.4",
+            "+1.2.3.4",
+            "",
+            "::1",
+            "a.b.c.d",
+        ] {
+            let std = s.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4);
+            assert_eq!(parse_ipv4(s), std, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn the_walk_over_bytes_handles_white_space_empty_entries_and_garbage() {
+        let r = rule(&["10.0.0.0/8", "fd00::/8"], XFF);
+        let peer = ip("10.0.0.1");
+        for (value, want) in [
+            ("203.0.113.9", "203.0.113.9"),
+            ("  203.0.113.9\t", "203.0.113.9"),
+            ("203.0.113.9,10.0.0.2", "203.0.113.9"),
+            ("6.6.6.6 ,\t203.0.113.9 , 10.0.0.2 ", "203.0.113.9"),
+            (",,203.0.113.9,,, ,", "203.0.113.9"),
+            ("", "10.0.0.1"),
+            (",", "10.0.0.1"),
+            ("2001:db8::7 , fd00::2", "2001:db8::7"),
+            ("[2001:db8::7]:443,10.0.0.2", "2001:db8::7"),
+            ("10.0.0.3, 10.0.0.2", "10.0.0.3"),
+            ("203.0.113.9, garbage, 10.0.0.2", "10.0.0.2"),
+            ("203.0.113.9, 010.0.0.2", "10.0.0.1"),
+            ("203.0.113.9, 10.0.0.2:8080", "203.0.113.9"),
+            ("203.0.113.9;10.0.0.2", "10.0.0.1"),
+        ] {
+            let got = r.resolve(peer, &headers(&[(XFF, value)]));
+            assert_eq!(got, ip(want), "{value:?}");
         }
     }
 

@@ -48,19 +48,36 @@ impl HeaderVal {
 
     /// The value for this request; `None` when it renders empty (or into
     /// bytes a header cannot carry, which only a variable can produce).
-    pub fn value(&self, cx: &VarCx<'_>) -> Option<HeaderValue> {
+    /// `cx` is called only for a template.
+    pub fn value<'c>(&self, cx: impl FnOnce() -> VarCx<'c>) -> Option<HeaderValue> {
         match self {
             HeaderVal::Fixed(v) => (!v.is_empty()).then(|| v.clone()),
-            HeaderVal::Template(t) => {
-                let s = t.render(cx);
-                if s.is_empty() {
-                    return None;
+            HeaderVal::Template(t) => RENDER.with_borrow_mut(|s| {
+                // Rendered into this thread's buffer, then copied once into
+                // a value of its exact size: a `String` handed over whole
+                // would cost a second allocation in `Bytes` (its capacity is
+                // not its length) and a free.
+                s.clear();
+                t.render_into(&cx(), s);
+                let v = (!s.is_empty())
+                    .then(|| HeaderValue::from_bytes(s.as_bytes()).ok())
+                    .flatten();
+                if s.capacity() > RENDER_KEEP {
+                    *s = String::new();
                 }
-                HeaderValue::try_from(s).ok()
-            }
+                v
+            }),
         }
     }
 }
+
+thread_local! {
+    /// The render buffer of [`HeaderVal::value`], kept between requests.
+    static RENDER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The largest render buffer a thread keeps (a bigger value is rare).
+const RENDER_KEEP: usize = 4096;
 
 /// Whether a response header is added to an answer of `status`: always with
 /// `always`, else on the statuses nginx's `add_header` uses.
@@ -147,14 +164,17 @@ impl<E: HeaderEntry> HeaderSteps<E> {
 pub type RequestHeaderSteps = HeaderSteps<(HeaderName, HeaderVal)>;
 
 impl RequestHeaderSteps {
-    /// Applies the steps to the request going upstream.
-    pub fn apply(&self, req: &mut RequestHeader, cx: &VarCx<'_>) -> Result<()> {
+    /// Applies the steps to the request going upstream; `cx` is called at
+    /// most once, and only if a value has variables.
+    pub fn apply<'c>(&self, req: &mut RequestHeader, cx: impl Fn() -> VarCx<'c>) -> Result<()> {
+        let once = std::cell::OnceCell::new();
+        let cx = || *once.get_or_init(&cx);
         for n in &self.remove {
             req.remove_header(n);
         }
         for (n, v) in &self.set {
             match v.value(cx) {
-                Some(v) => req.insert_header(n.clone(), v)?,
+                Some(v) => req.insert_header(n, v)?,
                 None => {
                     req.remove_header(n);
                 }
@@ -162,7 +182,7 @@ impl RequestHeaderSteps {
         }
         for (n, v) in &self.add {
             if let Some(v) = v.value(cx) {
-                req.append_header(n.clone(), v)?;
+                req.append_header(n, v)?;
             }
         }
         Ok(())
@@ -191,15 +211,18 @@ impl HeaderEntry for ResponseHeaderEntry {
 pub type ResponseHeaderSteps = HeaderSteps<ResponseHeaderEntry>;
 
 impl ResponseHeaderSteps {
-    /// Applies the steps to a response of status `resp.status`.
-    pub fn apply(&self, resp: &mut ResponseHeader, cx: &VarCx<'_>) -> Result<()> {
+    /// Applies the steps to a response of status `resp.status`; `cx` is
+    /// called at most once, and only if a value has variables.
+    pub fn apply<'c>(&self, resp: &mut ResponseHeader, cx: impl Fn() -> VarCx<'c>) -> Result<()> {
+        let once = std::cell::OnceCell::new();
+        let cx = || *once.get_or_init(&cx);
         let status = resp.status.as_u16();
         for n in &self.remove {
             resp.remove_header(n);
         }
         for h in self.set.iter().filter(|h| applies(status, h.always)) {
             match h.value.value(cx) {
-                Some(v) => resp.insert_header(h.name.clone(), v)?,
+                Some(v) => resp.insert_header(&h.name, v)?,
                 None => {
                     resp.remove_header(&h.name);
                 }
@@ -207,7 +230,7 @@ impl ResponseHeaderSteps {
         }
         for h in self.add.iter().filter(|h| applies(status, h.always)) {
             if let Some(v) = h.value.value(cx) {
-                resp.append_header(h.name.clone(), v)?;
+                resp.append_header(&h.name, v)?;
             }
         }
         Ok(())
@@ -262,7 +285,7 @@ mod tests {
             server_port: Some(8080),
             ..VarCx::of_request(&seen)
         };
-        steps.apply(&mut r, &cx).expect("apply");
+        steps.apply(&mut r, || cx).expect("apply");
         assert_eq!(get(&r.headers, "host"), ["app.test:8080"]);
         assert!(get(&r.headers, "x-debug").is_empty());
         assert!(get(&r.headers, "x-empty").is_empty());
@@ -288,7 +311,7 @@ mod tests {
             resp.append_header("X-Powered-By", "php").expect("h");
             resp.append_header("X-Frame-Options", "SAMEORIGIN")
                 .expect("h");
-            steps.apply(&mut resp, &cx).expect("apply");
+            steps.apply(&mut resp, || cx).expect("apply");
             assert_eq!(
                 !get(&resp.headers, "strict-transport-security").is_empty(),
                 hsts,
@@ -297,6 +320,57 @@ mod tests {
             assert_eq!(get(&resp.headers, "x-frame-options"), ["DENY"], "{status}");
             assert!(get(&resp.headers, "x-powered-by").is_empty());
         }
+    }
+
+    #[test]
+    fn variables_are_gathered_once_and_only_for_templates() {
+        let fixed = ResponseHeaderSteps {
+            add: vec![ResponseHeaderEntry {
+                name: name("strict-transport-security"),
+                value: val("max-age=1"),
+                always: false,
+            }],
+            ..ResponseHeaderSteps::default()
+        };
+        let mut resp = ResponseHeader::build(200, None).expect("resp");
+        fixed
+            .apply(&mut resp, || panic!("no template: no variables"))
+            .expect("apply");
+        assert_eq!(
+            get(&resp.headers, "strict-transport-security"),
+            ["max-age=1"]
+        );
+
+        let steps = RequestHeaderSteps {
+            set: vec![
+                (name("x-real-ip"), val("$remote_addr")),
+                (name("x-port"), val("$server_port")),
+            ],
+            add: vec![(name("x-via"), val("gl $remote_addr"))],
+            remove: Vec::new(),
+        };
+        let seen = RequestHeader::build("GET", b"/", None).expect("req");
+        let calls = std::cell::Cell::new(0);
+        let mut r = RequestHeader::build("GET", b"/", None).expect("req");
+        steps
+            .apply(&mut r, || {
+                calls.set(calls.get() + 1);
+                VarCx {
+                    client_ip: "192.0.2.7".parse().ok(),
+                    server_port: Some(8443),
+                    ..VarCx::of_request(&seen)
+                }
+            })
+            .expect("apply");
+        assert_eq!(calls.get(), 1);
+        assert_eq!(get(&r.headers, "x-real-ip"), ["192.0.2.7"]);
+        assert_eq!(get(&r.headers, "x-port"), ["8443"]);
+        assert_eq!(get(&r.headers, "x-via"), ["gl 192.0.2.7"]);
+        // HTTP/1: the names go out as they always did (lowercase custom).
+        let mut wire = Vec::new();
+        r.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).expect("text");
+        assert!(wire.contains("x-real-ip: 192.0.2.7\r\n"), "{wire}");
     }
 
     #[test]

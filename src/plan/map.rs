@@ -44,8 +44,9 @@ impl VarMap {
             return;
         }
         for (re, v) in self.regexes.iter() {
-            if let Some(c) = re.captures(&subject) {
-                let captures = Captures::from_regex(&c);
+            let mut locs = re.capture_locations();
+            if re.captures_read(&mut locs, &subject).is_some() {
+                let captures = Captures::from_locations(locs);
                 let inner = VarCx {
                     last: Some(Match {
                         captures: &captures,

@@ -32,25 +32,94 @@ pub mod vars;
 /// groups in order; a named group is referred to by its index, which
 /// [`location::Location::capture_index`] resolves at load. A group that did
 /// not take part in the match is `None`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Captures {
-    /// `(start, end)` per group, `None` when the group did not match.
-    pub spans: Vec<Option<(usize, usize)>>,
+#[derive(Clone, Debug)]
+pub struct Captures(Spans);
+
+/// Where the spans are kept.
+#[derive(Clone, Debug)]
+enum Spans {
+    /// Listed (tests, and the default: no groups).
+    List(Vec<Option<(usize, usize)>>),
+    /// The regex's own slots, as a search filled them: read in place, not
+    /// copied into a list (one allocation less per match; BENCHMARKS.md).
+    Regex(regex::CaptureLocations),
+    /// A prefix-and-rest match (`^/app/(.*)$`, see `rewrite::PrefixRest`):
+    /// group 0 is `0..end`, group 1 is `start..end`. No allocation.
+    Rest {
+        /// Where group 1 starts (the prefix's length).
+        start: usize,
+        /// Where both groups end.
+        end: usize,
+    },
 }
 
+impl Default for Captures {
+    fn default() -> Self {
+        Captures(Spans::List(Vec::new()))
+    }
+}
+
+impl PartialEq for Captures {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && (0..self.len()).all(|i| self.span(i) == other.span(i))
+    }
+}
+
+impl Eq for Captures {}
+
 impl Captures {
+    /// Captures with these spans.
+    pub fn from_spans(spans: Vec<Option<(usize, usize)>>) -> Captures {
+        Captures(Spans::List(spans))
+    }
+
+    /// The captures a `captures_read` of a regex left in `locs`.
+    pub fn from_locations(locs: regex::CaptureLocations) -> Captures {
+        Captures(Spans::Regex(locs))
+    }
+
+    /// A whole match `0..end` whose group 1 is `start..end`.
+    pub fn rest(start: usize, end: usize) -> Captures {
+        Captures(Spans::Rest { start, end })
+    }
+
+    /// How many groups, the whole match included.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Spans::List(l) => l.len(),
+            Spans::Regex(r) => r.len(),
+            Spans::Rest { .. } => 2,
+        }
+    }
+
+    /// True when there is no group at all (not even the whole match).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The span of group `i`.
+    pub fn span(&self, i: usize) -> Option<(usize, usize)> {
+        match &self.0 {
+            Spans::List(l) => *l.get(i)?,
+            Spans::Regex(r) => r.get(i),
+            Spans::Rest { start, end } => match i {
+                0 => Some((0, *end)),
+                1 => Some((*start, *end)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Every span, in group order.
+    pub fn spans(&self) -> Vec<Option<(usize, usize)>> {
+        (0..self.len()).map(|i| self.span(i)).collect()
+    }
+
     /// The text of group `i` within `subject` (the path that was matched);
     /// `None` for a group that did not match or does not exist.
     pub fn get<'s>(&self, i: usize, subject: &'s str) -> Option<&'s str> {
-        let (start, end) = (*self.spans.get(i)?)?;
+        let (start, end) = self.span(i)?;
         subject.get(start..end)
-    }
-
-    /// The spans of a `regex` match.
-    pub fn from_regex(c: &regex::Captures<'_>) -> Captures {
-        Captures {
-            spans: c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect(),
-        }
     }
 }
 
@@ -141,13 +210,19 @@ mod tests {
 
     #[test]
     fn captures_read_their_spans_from_the_subject() {
-        let c = Captures {
-            spans: vec![Some((0, 8)), Some((3, 8)), None],
-        };
+        let c = Captures::from_spans(vec![Some((0, 8)), Some((3, 8)), None]);
         assert_eq!(c.get(0, "/u/alice"), Some("/u/alice"));
         assert_eq!(c.get(1, "/u/alice"), Some("alice"));
         assert_eq!(c.get(2, "/u/alice"), None, "group did not take part");
         assert_eq!(c.get(3, "/u/alice"), None, "no such group");
         assert_eq!(c.get(1, "/u"), None, "span outside a shorter subject");
+        let re = regex::Regex::new("^/u/(?<name>[a-z]+)(/x)?$").expect("regex");
+        let mut locs = re.capture_locations();
+        assert!(re.captures_read(&mut locs, "/u/alice").is_some());
+        let kept = Captures::from_locations(locs);
+        assert_eq!(kept, c, "the regex's own slots read as the same spans");
+        assert_eq!(kept.get(1, "/u/alice"), Some("alice"));
+        assert_eq!(kept.get(2, "/u/alice"), None);
+        assert_eq!(kept.clone().spans(), c.spans());
     }
 }

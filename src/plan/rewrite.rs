@@ -44,6 +44,13 @@ pub enum Flag {
 pub struct Rule {
     /// Matched against the current path.
     pub from: Regex,
+    /// `from` when it is a literal prefix and then the rest of the path as
+    /// group 1 (the most common nginx rewrite, `^/old/(.*)$`): matched with
+    /// `starts_with`, without the regex engine or its slots.
+    pub prefix_rest: Option<PrefixRest>,
+    /// `to` reads a variable of the connection or the site
+    /// ([`Template::needs_connection`]).
+    pub needs_connection: bool,
     /// The new path (the part of `to` before its first `?`).
     pub to_path: Template,
     /// The new arguments (after the `?`), if `to` has one.
@@ -73,12 +80,73 @@ impl Rule {
             f => f,
         };
         Rule {
+            needs_connection: path.needs_connection()
+                || args.as_ref().is_some_and(Template::needs_connection),
+            prefix_rest: PrefixRest::of(from.as_str()),
             from,
             to_path: path,
             to_args: args,
             keep_args,
             flag,
         }
+    }
+}
+
+/// A regex of the shape `^LITERAL(.*)$` or `^LITERAL(.*)`, recognised from
+/// its source at load, where LITERAL is plain ASCII text (`\\` escapes of
+/// punctuation allowed). It matches what the regex matches, with the same
+/// spans: the subject starts with LITERAL and `.` takes every character but
+/// `\n` (so with `$` there must be no line break after LITERAL; without it,
+/// group 1 ends at the first one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixRest {
+    /// The literal text after `^`.
+    prefix: Box<str>,
+    /// The pattern ends in `$`.
+    to_end: bool,
+}
+
+impl PrefixRest {
+    /// The fast form of regex source `src`, when it has this shape.
+    pub fn of(src: &str) -> Option<PrefixRest> {
+        let body = src.strip_prefix('^')?;
+        let (lit, to_end) = match body.strip_suffix("(.*)$") {
+            Some(l) => (l, true),
+            None => (body.strip_suffix("(.*)")?, false),
+        };
+        let mut prefix = String::with_capacity(lit.len());
+        let mut chars = lit.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                // An escaped ASCII punctuation character is itself, except
+                // `\\<` and `\\>` (word boundaries).
+                '\\' => match chars.next() {
+                    Some(e) if e.is_ascii_punctuation() && e != '<' && e != '>' => prefix.push(e),
+                    _ => return None,
+                },
+                c if c.is_ascii_alphanumeric() => prefix.push(c),
+                '/' | '-' | '_' | '~' | '%' | '=' | ',' | ';' | ':' | '@' | '!' | '&' | '\''
+                | '"' | '<' | '>' | '#' | '`' => prefix.push(c),
+                // Anything else may mean something to the regex.
+                _ => return None,
+            }
+        }
+        Some(PrefixRest {
+            prefix: prefix.into(),
+            to_end,
+        })
+    }
+
+    /// The captures of a match on `subject`, if it matches.
+    pub fn captures(&self, subject: &str) -> Option<Captures> {
+        let rest = subject.strip_prefix(&*self.prefix)?;
+        let start = self.prefix.len();
+        let end = match rest.find('\n') {
+            None => subject.len(),
+            Some(_) if self.to_end => return None,
+            Some(nl) => start + nl,
+        };
+        Some(Captures::rest(start, end))
     }
 }
 
@@ -142,14 +210,32 @@ pub struct Rewrites {
 
 /// The request's path and query as rewriting changes them, with the last
 /// rewrite match (its captures stay readable by later templates, `$1`).
+///
+/// Until a rule rewrites it, the path is the request's own, read from the
+/// request rather than copied (`None` in `path` and in `last`'s subject).
 #[derive(Clone, Debug, Default)]
 pub struct PathState {
-    /// The current path.
-    pub path: String,
+    /// The current path; `None` while it is the request's own.
+    pub path: Option<String>,
     /// The current query string (without `?`).
     pub args: Option<String>,
-    /// The last rule match and the path it matched.
-    pub last: Option<(Captures, String)>,
+    /// The last rule match and the path it matched (`None`: the request's).
+    pub last: Option<(Captures, Option<String>)>,
+}
+
+impl PathState {
+    /// The current path; `request` is the request's own path.
+    pub fn path<'a>(&'a self, request: &'a str) -> &'a str {
+        self.path.as_deref().unwrap_or(request)
+    }
+
+    /// The last match and the path it matched; `request` as in [`Self::path`].
+    pub fn last<'a>(&'a self, request: &'a str) -> Option<Match<'a>> {
+        self.last.as_ref().map(|(c, s)| Match {
+            captures: c,
+            subject: s.as_deref().unwrap_or(request),
+        })
+    }
 }
 
 /// What the request does after the rules ran.
@@ -171,6 +257,12 @@ pub enum Outcome {
 }
 
 impl Rewrites {
+    /// Whether a rule's `to` reads a variable of the connection or the
+    /// site; if none does, the rules run with the request's variables alone.
+    pub fn needs_connection(&self) -> bool {
+        self.rules.iter().any(|r| r.needs_connection)
+    }
+
     /// True when neither rules nor `upstream_path` are set.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty() && self.upstream_path.is_none()
@@ -179,44 +271,60 @@ impl Rewrites {
     /// Runs the rules on `st`; `cx` gives every other variable (its `uri`,
     /// `args` and `last` are replaced by the state's).
     pub fn run(&self, st: &mut PathState, cx: &VarCx<'_>) -> Outcome {
+        let request_path = cx.req.uri.path();
         for rule in self.rules.iter() {
-            let Some(c) = rule.from.captures(&st.path) else {
-                continue;
+            let current = st.path(request_path);
+            let caps = match &rule.prefix_rest {
+                Some(fast) => match fast.captures(current) {
+                    Some(c) => c,
+                    None => continue,
+                },
+                None => {
+                    // The regex's own slots are kept as the match's
+                    // captures (no `regex::Captures`, no list copied out).
+                    let mut locs = rule.from.capture_locations();
+                    if rule.from.captures_read(&mut locs, current).is_none() {
+                        continue;
+                    }
+                    Captures::from_locations(locs)
+                }
             };
-            let caps = Captures::from_regex(&c);
+            // `None`: the request's arguments stay as they are (not copied).
             let (new_path, new_args) = {
                 let cx = VarCx {
-                    uri: &st.path,
+                    uri: current,
                     args: st.args.as_deref(),
                     last: Some(Match {
                         captures: &caps,
-                        subject: &st.path,
+                        subject: current,
                     }),
                     ..*cx
                 };
                 let path = rule.to_path.render(&cx);
                 let args = match (&rule.to_args, rule.keep_args, st.args.as_deref()) {
-                    (None, true, a) => a.map(str::to_string),
-                    (None, false, _) => None,
+                    (None, true, _) => None,
+                    (None, false, _) => Some(None),
                     (Some(t), keep, a) => {
                         let mut s = t.render(&cx);
                         if let (true, Some(a)) = (keep, a.filter(|a| !a.is_empty())) {
                             s.push('&');
                             s.push_str(a);
                         }
-                        Some(s)
+                        Some(Some(s))
                     }
                 };
                 (path, args)
             };
-            let old = std::mem::replace(&mut st.path, new_path);
-            st.args = new_args;
+            let old = st.path.replace(new_path);
+            if let Some(a) = new_args {
+                st.args = a;
+            }
             st.last = Some((caps, old));
             return match rule.flag {
                 Flag::Break => Outcome::Break,
                 Flag::Last => Outcome::Last,
                 Flag::Redirect | Flag::Permanent => {
-                    let mut location = st.path.clone();
+                    let mut location = st.path(request_path).to_string();
                     if let Some(a) = st.args.as_deref().filter(|a| !a.is_empty()) {
                         location.push('?');
                         location.push_str(a);
@@ -263,7 +371,7 @@ mod tests {
             ..VarCx::of_request(&req)
         };
         let mut st = PathState {
-            path: req.uri.path().to_string(),
+            path: None,
             args: req.uri.query().map(str::to_string),
             last: None,
         };
@@ -286,26 +394,37 @@ mod tests {
             "/old/a/b?q=1",
         );
         assert_eq!(out, Outcome::Break);
-        assert_eq!(st.path, "/new/a/b");
+        assert_eq!(st.path.as_deref(), Some("/new/a/b"));
         assert_eq!(st.args.as_deref(), Some("q=1"), "query kept");
-        let (caps, subject) = st.last.expect("match kept");
-        assert_eq!(caps.get(1, &subject), Some("a/b"));
+        let m = st.last("/old/a/b").expect("match kept");
+        assert_eq!(m.captures.get(1, m.subject), Some("a/b"));
+        assert_eq!(
+            st.last,
+            Some((m.captures.clone(), None)),
+            "request path not copied"
+        );
         let (out, st) = run(vec![rule("^/x$", "/y", Flag::Last)], "/nomatch");
         assert_eq!(out, Outcome::Continue);
-        assert_eq!(st.path, "/nomatch");
+        assert_eq!(st.path, None, "unchanged: still the request's");
     }
 
     #[test]
     fn arguments_in_to_come_first_and_a_trailing_question_mark_drops_the_old() {
         let (_, st) = run(vec![rule("^/a$", "/b?x=1", Flag::Last)], "/a?q=2");
         assert_eq!(
-            (st.path.as_str(), st.args.as_deref()),
+            (st.path.as_deref().unwrap_or(""), st.args.as_deref()),
             ("/b", Some("x=1&q=2"))
         );
         let (_, st) = run(vec![rule("^/a$", "/b?", Flag::Break)], "/a?q=2");
-        assert_eq!((st.path.as_str(), st.args.as_deref()), ("/b", None));
+        assert_eq!(
+            (st.path.as_deref().unwrap_or(""), st.args.as_deref()),
+            ("/b", None)
+        );
         let (_, st) = run(vec![rule("^/a$", "/b?x=$arg_q", Flag::Break)], "/a");
-        assert_eq!((st.path.as_str(), st.args.as_deref()), ("/b", Some("x=")));
+        assert_eq!(
+            (st.path.as_deref().unwrap_or(""), st.args.as_deref()),
+            ("/b", Some("x="))
+        );
     }
 
     #[test]
@@ -329,6 +448,100 @@ mod tests {
                 location: "https://site.test/p".into()
             }
         );
+    }
+
+    #[test]
+    fn prefix_rest_patterns_are_recognised_only_when_plain() {
+        let p = |src: &str| PrefixRest::of(src).map(|f| (f.prefix.to_string(), f.to_end));
+        assert_eq!(p("^/app/(.*)$"), Some(("/app/".into(), true)));
+        assert_eq!(p("^/app/(.*)"), Some(("/app/".into(), false)));
+        assert_eq!(p("^\\/old\\.v1/(.*)$"), Some(("/old.v1/".into(), true)));
+        assert_eq!(p("^(.*)$"), Some(("".into(), true)));
+        for no in [
+            "/app/(.*)$",
+            "^/app/(.+)$",
+            "^/app/(.*)/$",
+            "^/a.p/(.*)$",
+            "^/app/?(.*)$",
+            "^/(app|api)/(.*)$",
+            "(?i)^/app/(.*)$",
+            "^/app/(?<rest>.*)$",
+            "^/\\d+/(.*)$",
+            "^/caf\u{e9}/(.*)$",
+            "^/a b/(.*)$",
+            "^/app\\",
+            "^/app\\>(.*)$",
+            "^\\</app/(.*)$",
+        ] {
+            assert_eq!(p(no), None, "{no}");
+        }
+    }
+
+    #[test]
+    fn prefix_rest_matches_exactly_what_the_regex_matches() {
+        let sources = [
+            "^/app/(.*)$",
+            "^/app/(.*)",
+            "^/app(.*)$",
+            "^\\/x\\.y/(.*)$",
+            "^(.*)$",
+            "^(.*)",
+            "^/(.*)$",
+            "^/a<b>/(.*)$",
+        ];
+        let subjects = [
+            "/app/index",
+            "/app/",
+            "/app",
+            "/apple",
+            "/ap",
+            "",
+            "/",
+            "/x.y/z",
+            "/xzy/z",
+            "/app/a\nb",
+            "/app/\n",
+            "\n/app/",
+            "/app/caf\u{e9}/\u{1F600}",
+            "/APP/index",
+            "/a<b>/c",
+        ];
+        for src in sources {
+            let re = Regex::new(src).expect("regex");
+            let fast = PrefixRest::of(src).expect("plain pattern");
+            for subject in subjects {
+                let want = re.captures(subject).map(|c| {
+                    Captures::from_spans(
+                        c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect(),
+                    )
+                });
+                assert_eq!(fast.captures(subject), want, "{src} on {subject:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rules_know_whether_they_read_connection_variables() {
+        let rw = |to: &str| Rewrites {
+            rules: vec![rule("^/(.*)$", to, Flag::Break)].into(),
+            upstream_path: None,
+        };
+        for to in [
+            "/$1",
+            "/x/$uri?$args",
+            "/$arg_a$http_x_a$cookie_c$request_method",
+        ] {
+            assert!(!rw(to).needs_connection(), "{to}");
+        }
+        for to in [
+            "/$remote_addr",
+            "/$host",
+            "$scheme://a/",
+            "/$server_port",
+            "/?s=$server_name",
+        ] {
+            assert!(rw(to).needs_connection(), "{to}");
+        }
     }
 
     #[test]

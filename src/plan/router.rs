@@ -188,9 +188,7 @@ impl PathTable {
 fn captures(re: &Regex, path: &str) -> Captures {
     let mut locs = re.capture_locations();
     re.captures_read(&mut locs, path);
-    Captures {
-        spans: (0..locs.len()).map(|i| locs.get(i)).collect(),
-    }
+    Captures::from_locations(locs)
 }
 
 /// Host name -> site, nginx `server_name` order.

@@ -52,6 +52,24 @@ pub enum Var {
     Map(u16),
 }
 
+impl Var {
+    /// Whether the value comes from the connection, the site or the route's
+    /// location match (client address, port, TLS, site name) rather than
+    /// from the request and the current path alone: only then does a render
+    /// need everything `proxy::steps` gathers.
+    pub fn needs_connection(&self) -> bool {
+        matches!(
+            self,
+            Var::Host
+                | Var::Scheme
+                | Var::RemoteAddr
+                | Var::ServerPort
+                | Var::ServerName
+                | Var::LocationNamed(_)
+        )
+    }
+}
+
 /// The variable names `check` lists when a name is unknown.
 pub const KNOWN: &str = "$host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, \
 $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, \
@@ -181,6 +199,14 @@ impl Template {
     /// The segments, in order.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
+    }
+
+    /// Whether a variable needs more than the request and the current path
+    /// ([`Var::needs_connection`]).
+    pub fn needs_connection(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Var(v) if v.needs_connection()))
     }
 
     /// Appends the rendered value to `out`.

@@ -33,8 +33,10 @@ pub struct StepState {
     /// rewrite routed the request again (else `RequestCtx::captures` over
     /// the request path).
     pub location: Option<(Captures, String)>,
-    /// Path and query for the upstream when they differ from the client's.
-    pub upstream_target: Option<String>,
+    /// Path and query for the upstream when they differ from the client's,
+    /// made once with its exact size so that the URI takes these bytes as
+    /// they are on every try (no copy, no second allocation).
+    pub upstream_target: Option<bytes::Bytes>,
 }
 
 /// An answer greenlight sends itself.
@@ -78,12 +80,9 @@ pub(super) fn var_cx<'a>(
         ..VarCx::of_request(req)
     };
     if let Some(st) = ctx.steps.as_deref() {
-        cx.uri = &st.path.path;
+        cx.uri = st.path.path(req.uri.path());
         cx.args = st.path.args.as_deref();
-        cx.last = st.path.last.as_ref().map(|(c, s)| Match {
-            captures: c,
-            subject: s,
-        });
+        cx.last = st.path.last(req.uri.path());
         cx.location = st.location.as_ref().map(|(c, s)| Match {
             captures: c,
             subject: s,
@@ -120,9 +119,10 @@ pub(super) fn files_of<'a>(
 
 /// The request's current path (after rewrites).
 pub(super) fn current_path<'a>(session: &'a Session, ctx: &'a RequestCtx) -> &'a str {
+    let request = session.req_header().uri.path();
     match ctx.steps.as_deref() {
-        Some(st) => &st.path.path,
-        None => session.req_header().uri.path(),
+        Some(st) => st.path.path(request),
+        None => request,
     }
 }
 
@@ -165,7 +165,10 @@ pub fn run(
         ctx.route = Some(route);
         match ctx.steps.as_deref_mut() {
             // Routed again by `last`: the match is over the rewritten path.
-            Some(st) => st.location = captures.clone().map(|c| (c, st.path.path.clone())),
+            Some(st) => {
+                let path = st.path.path(session.req_header().uri.path()).to_string();
+                st.location = captures.clone().map(|c| (c, path));
+            }
             None => ctx.captures = captures.clone(),
         }
         if let Some(checks) = plan.checks() {
@@ -183,7 +186,8 @@ pub fn run(
                 let req = session.req_header();
                 Box::new(StepState {
                     path: PathState {
-                        path: req.uri.path().to_string(),
+                        // The request's own path is read, not copied.
+                        path: None,
                         args: req.uri.query().map(str::to_string),
                         last: None,
                     },
@@ -191,13 +195,19 @@ pub fn run(
                 })
             });
             let outcome = {
-                let cx = var_cx(session, ctx, snap);
+                // The request's own variables suffice unless a `to` reads
+                // the connection's or the site's.
+                let cx = if rw.needs_connection() {
+                    var_cx(session, ctx, snap)
+                } else {
+                    VarCx::of_request(session.req_header())
+                };
                 rw.run(&mut st.path, &cx)
             };
             broke = outcome == Outcome::Break;
             match outcome {
                 Outcome::Last => {
-                    decision = reroute(&st.path.path);
+                    decision = reroute(st.path.path(session.req_header().uri.path()));
                     ctx.steps = Some(st);
                     continue;
                 }
@@ -216,19 +226,13 @@ pub fn run(
             // route's prefix is replaced by `upstream_path`; a path changed
             // by an earlier route's `last` goes as it is now.
             let up = plan.rewrites().and_then(|r| r.upstream_path.as_ref());
-            let path = up.filter(|_| !broke).map(|up| up.apply(&st.path.path));
             let req = session.req_header();
+            let current = st.path.path(req.uri.path());
+            let path = up.filter(|_| !broke).map(|up| up.apply(current));
             let changed = path.is_some()
-                || st.path.path != req.uri.path()
+                || current != req.uri.path()
                 || st.path.args.as_deref() != req.uri.query();
-            st.upstream_target = changed.then(|| {
-                let mut target = path.unwrap_or_else(|| st.path.path.clone());
-                if let Some(a) = st.path.args.as_deref() {
-                    target.push('?');
-                    target.push_str(a);
-                }
-                target
-            });
+            st.upstream_target = changed.then(|| target(path, current, st.path.args.as_deref()));
         }
         return match &plan.terminal {
             // Files are served by the caller (`proxy::files`), with I/O.
@@ -262,6 +266,26 @@ fn respond(r: &crate::plan::answer::Respond, cx: &VarCx<'_>) -> Answer {
     }
 }
 
+/// The upstream request target: `path` (the `upstream_path` result) or
+/// the current path, then `?` and the arguments, if any. `Bytes::from` a
+/// `Vec` whose length is its capacity takes the buffer without another
+/// allocation.
+fn target(path: Option<String>, current: &str, args: Option<&str>) -> bytes::Bytes {
+    if let (Some(p), None) = (&path, args)
+        && p.len() == p.capacity()
+    {
+        return bytes::Bytes::from(path.unwrap_or_default().into_bytes());
+    }
+    let path = path.as_deref().unwrap_or(current);
+    let mut t = Vec::with_capacity(path.len() + args.map_or(0, |a| a.len() + 1));
+    t.extend_from_slice(path.as_bytes());
+    if let Some(a) = args {
+        t.push(b'?');
+        t.extend_from_slice(a.as_bytes());
+    }
+    bytes::Bytes::from(t)
+}
+
 fn redirect(status: u16, location: String) -> Answer {
     Answer {
         status,
@@ -289,26 +313,34 @@ pub fn to_upstream(
     if let Some(target) = ctx
         .steps
         .as_deref()
-        .and_then(|s| s.upstream_target.as_deref())
+        .and_then(|s| s.upstream_target.as_ref())
     {
         set_target(req, target)?;
     }
     let Some(steps) = plan_of(snap, ctx).and_then(Plan::request_headers) else {
         return Ok(());
     };
-    steps.apply(req, &var_cx(session, ctx, snap))
+    // Gathered only if a value has variables.
+    steps.apply(req, || var_cx(session, ctx, snap))
 }
 
 /// Replaces the path and query of `req`, keeping scheme and authority.
-fn set_target(req: &mut RequestHeader, target: &str) -> pingora::Result<()> {
-    let pq = http::uri::PathAndQuery::try_from(target).map_err(|e| {
+fn set_target(req: &mut RequestHeader, target: &bytes::Bytes) -> pingora::Result<()> {
+    let pq = http::uri::PathAndQuery::from_maybe_shared(target.clone()).map_err(|e| {
         pingora::Error::because(
             pingora::ErrorType::InternalError,
-            format!("rewritten path '{target}' is not a valid request target"),
+            format!(
+                "rewritten path '{}' is not a valid request target",
+                String::from_utf8_lossy(target)
+            ),
             e,
         )
     })?;
-    let mut parts = req.uri.clone().into_parts();
+    // Scheme and authority only (h2 and absolute-form requests have them):
+    // the old path and query are not cloned to be dropped.
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = req.uri.scheme().cloned();
+    parts.authority = req.uri.authority().cloned();
     parts.path_and_query = Some(pq);
     let uri = http::Uri::from_parts(parts).map_err(|e| {
         pingora::Error::because(pingora::ErrorType::InternalError, "rewritten URI", e)
@@ -335,7 +367,8 @@ pub fn to_client(
         None => site_plan(snap, site).and_then(|p| p.response_headers.as_ref()),
     };
     match steps {
-        Some(s) => s.apply(resp, &var_cx(session, ctx, snap)),
+        // Gathered only if a value has variables.
+        Some(s) => s.apply(resp, || var_cx(session, ctx, snap)),
         None => Ok(()),
     }
 }

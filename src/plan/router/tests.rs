@@ -383,7 +383,7 @@ fn a_regex_location_yields_numbered_and_named_captures() {
     assert_eq!(page.and_then(|i| c.get(i, path)), Some("intro"));
     // A regex without groups still captures the whole match ($0).
     let (_, c) = pick(&r, "order.test", "/a/b.php").expect("routed");
-    assert_eq!(c.expect("regex").spans, vec![Some((4, 8))]);
+    assert_eq!(c.expect("regex").spans(), vec![Some((4, 8))]);
     // Exact and prefix locations capture nothing.
     assert_eq!(pick(&r, "order.test", "/exact"), Some((1, None)));
     assert_eq!(pick(&r, "order.test", "/other"), Some((0, None)));

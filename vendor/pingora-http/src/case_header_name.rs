@@ -17,27 +17,67 @@ use bytes::Bytes;
 use http::header;
 
 #[derive(Debug, Clone)]
-pub struct CaseHeaderName(Bytes);
+pub struct CaseHeaderName(CaseRepr);
+
+/// greenlight patch: a typed `HeaderName` without a title-case form is
+/// written as it is (lowercase), so its case form is the name itself,
+/// cloned (a reference count, or nothing for a static name) rather than
+/// copied into new bytes on every insert.
+#[derive(Debug, Clone)]
+enum CaseRepr {
+    Bytes(Bytes),
+    Name(HeaderName),
+}
 
 impl CaseHeaderName {
     pub fn new(name: String) -> Self {
-        CaseHeaderName(name.into())
+        CaseHeaderName(CaseRepr::Bytes(name.into()))
     }
 }
 
 impl CaseHeaderName {
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            CaseRepr::Bytes(b) => b,
+            CaseRepr::Name(n) => n.as_str().as_bytes(),
+        }
     }
 
     pub fn from_slice(buf: &[u8]) -> Self {
-        CaseHeaderName(Bytes::copy_from_slice(buf))
+        CaseHeaderName(CaseRepr::Bytes(Bytes::copy_from_slice(buf)))
+    }
+
+    /// greenlight patch: the case form of a typed name (see [`CaseRepr`]).
+    fn of_name(name: &HeaderName) -> Self {
+        CaseHeaderName(match titled_header_name_str(name) {
+            Some(t) => CaseRepr::Bytes(Bytes::from_static(t.as_bytes())),
+            None => CaseRepr::Name(name.clone()),
+        })
     }
 }
 
 /// A trait that converts into case-sensitive header names.
 pub trait IntoCaseHeaderName {
     fn into_case_header_name(self) -> CaseHeaderName;
+
+    /// greenlight patch: the name both header maps are keyed by and, only
+    /// when `case` (the header keeps a case map), its case form. The
+    /// default parses the case form as before; a typed `HeaderName` is not
+    /// parsed again, and a lowercase `&'static str` becomes a static
+    /// `HeaderName` without copying. Pingora parsed every name given to
+    /// `insert_header`/`append_header` (copying a custom one) and built its
+    /// case form even without a case map.
+    #[inline]
+    fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)>
+    where
+        Self: Sized,
+    {
+        let case_name = self.into_case_header_name();
+        let name = HeaderName::from_bytes(case_name.as_slice())
+            .or_err(InvalidHTTPHeader, "invalid header name")?;
+        Ok((name, case.then_some(case_name)))
+    }
 }
 
 impl IntoCaseHeaderName for CaseHeaderName {
@@ -48,39 +88,96 @@ impl IntoCaseHeaderName for CaseHeaderName {
 
 impl IntoCaseHeaderName for String {
     fn into_case_header_name(self) -> CaseHeaderName {
-        CaseHeaderName(self.into())
+        CaseHeaderName(CaseRepr::Bytes(self.into()))
     }
 }
 
 impl IntoCaseHeaderName for &'static str {
     fn into_case_header_name(self) -> CaseHeaderName {
-        CaseHeaderName(self.into())
+        CaseHeaderName(CaseRepr::Bytes(self.into()))
     }
+
+    // greenlight patch: see the trait method.
+    #[inline]
+    fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+        if !is_lowercase_token(self) {
+            let case_name = self.into_case_header_name();
+            let name = HeaderName::from_bytes(case_name.as_slice())
+                .or_err(InvalidHTTPHeader, "invalid header name")?;
+            return Ok((name, case.then_some(case_name)));
+        }
+        // Checked above: `from_static` cannot panic.
+        let name = HeaderName::from_static(self);
+        Ok((name, case.then(|| self.into_case_header_name())))
+    }
+}
+
+/// greenlight patch: `s` is a header name `HeaderName::from_static` takes
+/// as it is (non-empty, lowercase token characters only).
+fn is_lowercase_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
 }
 
 impl IntoCaseHeaderName for HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
-        CaseHeaderName(titled_header_name(&self))
+        CaseHeaderName::of_name(&self)
+    }
+
+    // greenlight patch: see the trait method.
+    #[inline]
+    fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+        let case_name = case.then(|| CaseHeaderName::of_name(&self));
+        Ok((self, case_name))
     }
 }
 
 impl IntoCaseHeaderName for &HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
-        CaseHeaderName(titled_header_name(self))
+        CaseHeaderName::of_name(self)
+    }
+
+    // greenlight patch: see the trait method.
+    #[inline]
+    fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+        Ok((self.clone(), case.then(|| CaseHeaderName::of_name(self))))
     }
 }
 
 impl IntoCaseHeaderName for Bytes {
     fn into_case_header_name(self) -> CaseHeaderName {
-        CaseHeaderName(self)
+        CaseHeaderName(CaseRepr::Bytes(self))
     }
-}
 
-fn titled_header_name(header_name: &HeaderName) -> Bytes {
-    titled_header_name_str(header_name).map_or_else(
-        || Bytes::copy_from_slice(header_name.as_str().as_bytes()),
-        |s| Bytes::from_static(s.as_bytes()),
-    )
+    // greenlight patch: a name read off the wire is parsed straight from
+    // its bytes (the provided method would go through `as_slice`'s match).
+    #[inline]
+    fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+        let name =
+            HeaderName::from_bytes(&self).or_err(InvalidHTTPHeader, "invalid header name")?;
+        Ok((name, case.then_some(CaseHeaderName(CaseRepr::Bytes(self)))))
+    }
 }
 
 pub(crate) fn titled_header_name_str(header_name: &HeaderName) -> Option<&'static str> {

@@ -862,13 +862,11 @@ fn append_header_value<T>(
     name: impl IntoCaseHeaderName,
     value: T,
 ) -> Result<bool> {
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
+    // greenlight patch: a typed name is not parsed again, and the case
+    // form is only made for a header that keeps one (`into_header_names`).
+    let (header_name, case_header_name) = name.into_header_names(name_map.is_some())?;
     // store the original case in the map
-    if let Some(name_map) = name_map {
+    if let (Some(name_map), Some(case_header_name)) = (name_map, case_header_name) {
         // Use the non-panicking `try_append`: the infallible `append` calls
         // `.expect("size overflows MAX_SIZE")` internally, which would abort the
         // process if the case map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
@@ -891,12 +889,9 @@ fn insert_header_value<T>(
     name: impl IntoCaseHeaderName,
     value: T,
 ) -> Result<()> {
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
-    if let Some(name_map) = name_map {
+    // greenlight patch: as in `append_header_value`.
+    let (header_name, case_header_name) = name.into_header_names(name_map.is_some())?;
+    if let (Some(name_map), Some(case_header_name)) = (name_map, case_header_name) {
         // store the original case in the map
         name_map.insert(header_name.clone(), case_header_name);
     }
@@ -1109,6 +1104,69 @@ mod tests {
                 _ => panic!("too many headers"),
             }
         });
+    }
+
+    // greenlight patch: typed and static names skip parsing; the case each
+    // kind of name is written in on HTTP/1 stays what it was.
+    #[test]
+    fn typed_and_static_names_keep_their_wire_case() {
+        const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+        let parsed = HeaderName::from_bytes(b"X-Custom").unwrap();
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("X-Mixed", "1").unwrap();
+        req.insert_header(http::header::HOST, "a.test").unwrap();
+        req.insert_header(&http::header::CONTENT_LENGTH, "0").unwrap();
+        req.insert_header(X_REAL_IP, "192.0.2.1").unwrap();
+        req.append_header(parsed.clone(), "2").unwrap();
+        req.append_header(&parsed, "3").unwrap();
+        req.insert_header(http::header::STRICT_TRANSPORT_SECURITY, "max-age=1")
+            .unwrap();
+        req.insert_header("x-forwarded-proto", "https").unwrap();
+        req.insert_header("X-Forwarded-Proto", "http").unwrap();
+        let mut buf: Vec<u8> = vec![];
+        req.header_to_h1_wire(&mut buf);
+        let wire = String::from_utf8(buf).unwrap();
+        for line in [
+            "X-Mixed: 1\r\n",
+            "Host: a.test\r\n",
+            "Content-Length: 0\r\n",
+            "x-real-ip: 192.0.2.1\r\n",
+            "x-custom: 2\r\nx-custom: 3\r\n",
+            "strict-transport-security: max-age=1\r\n",
+            "X-Forwarded-Proto: http\r\n",
+        ] {
+            assert!(wire.contains(line), "{line:?} not in {wire:?}");
+        }
+        assert_eq!(req.headers.len(), 8);
+        assert_eq!(req.case_header_iter().count(), 8);
+        // Both maps agree after a removal of a typed name.
+        assert!(req.remove_header(&X_REAL_IP).is_some());
+        assert_eq!(req.case_header_iter().count(), 7);
+
+        // Static names that are not lowercase tokens take the parsing path:
+        // valid ones keep their case, invalid ones are refused.
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("x-ok", "1").unwrap();
+        assert!(resp.append_header("bad name", "1").is_err());
+        assert!(resp.insert_header("", "1").is_err());
+        assert!(resp.insert_header("x\u{e9}", "1").is_err());
+        let mut buf: Vec<u8> = vec![];
+        resp.header_to_h1_wire(&mut buf);
+        assert_eq!(buf, b"x-ok: 1\r\n");
+
+        // Without a case map no case form is kept, and names are written
+        // titled or lowercase as before.
+        let mut h2 = RequestHeader::build_no_case("GET", b"/", None).unwrap();
+        h2.insert_header(http::header::HOST, "a.test").unwrap();
+        h2.insert_header(X_REAL_IP, "192.0.2.1").unwrap();
+        h2.append_header("X-Mixed", "1").unwrap();
+        assert!(h2.case_header_iter().next().is_none());
+        let mut buf: Vec<u8> = vec![];
+        h2.header_to_h1_wire(&mut buf);
+        let wire = String::from_utf8(buf).unwrap();
+        assert!(wire.contains("Host: a.test\r\n"), "{wire}");
+        assert!(wire.contains("x-real-ip: 192.0.2.1\r\n"), "{wire}");
+        assert!(wire.contains("x-mixed: 1\r\n"), "{wire}");
     }
 
     #[test]
