@@ -284,17 +284,10 @@ impl ProxyHttp for GreenlightProxy {
             Ok(d) => d,
             Err(a) => return respond(session, ctx, a.status, a.body, &a.headers, false).await,
         };
-        if let (Decision::Proxy { route, .. }, None) = (&decision, ctx.route) {
-            ctx.route = Some(*route);
-        }
+        // `steps::run` set the route of any plan with a terminal other than
+        // `upstream`; `var_cx` reads the path as the rewrites left it.
         if let Some(f) = steps::files_of(&snapshot, ctx) {
-            let outcome = {
-                let cx = crate::plan::vars::VarCx {
-                    uri: steps::current_path(session, ctx),
-                    ..steps::var_cx(session, ctx, &snapshot)
-                };
-                files::find(f, &cx)
-            };
+            let outcome = files::find(f, &steps::var_cx(session, ctx, &snapshot));
             return files::send(session, ctx, outcome).await;
         }
         let (site, upstream) = match decision {

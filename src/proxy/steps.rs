@@ -117,15 +117,6 @@ pub(super) fn files_of<'a>(
     }
 }
 
-/// The request's current path (after rewrites).
-pub(super) fn current_path<'a>(session: &'a Session, ctx: &'a RequestCtx) -> &'a str {
-    let request = session.req_header().uri.path();
-    match ctx.steps.as_deref() {
-        Some(st) => st.path.path(request),
-        None => request,
-    }
-}
-
 /// The plan of the request's route, if it has one.
 fn plan_of<'a>(snap: &'a Snapshot, ctx: &RequestCtx) -> Option<&'a Plan> {
     plan(snap, ctx.site?, ctx.route?)
