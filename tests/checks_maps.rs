@@ -4,7 +4,6 @@
 //! map's value in a response header, a request header and a condition.
 
 use crate::support::*;
-use std::net::SocketAddr;
 
 const YAML: &str = r#"
 listeners:
@@ -52,52 +51,32 @@ upstreams:
 "#;
 
 struct Fixture {
-    ca: TestCa,
+    site: TlsSite,
     web: HttpUpstream,
-    http: SocketAddr,
-    https: SocketAddr,
-    #[allow(dead_code)]
-    proxy: ProxyProcess,
 }
 
 impl Fixture {
     async fn start() -> Fixture {
-        let ca = TestCa::new();
-        ca.issue_to(&["app.test", "legacy.test"], ca.dir(), "app");
         let web = HttpUpstream::start("web").await;
-        let ports = free_ports(3);
-        let yaml = fill_ports(
-            &YAML.replace("{DIR}", &ca.dir().display().to_string()),
-            &[
-                ("HTTP", ports[0]),
-                ("HTTPS", ports[1]),
-                ("ADMIN", ports[2]),
-                ("WEB", web.port()),
-            ],
-        );
-        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-        let https: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        let proxy = ProxyProcess::start_ready(&yaml, &[http, https])
-            .await
-            .expect("greenlight starts");
-        Fixture {
-            ca,
-            web,
-            http,
-            https,
-            proxy,
-        }
+        let site = TlsSite::start(
+            YAML,
+            &["app.test", "legacy.test"],
+            "app",
+            &[("WEB", web.port())],
+        )
+        .await;
+        Fixture { site, web }
     }
 
     async fn h1(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-        let mut c = H1Conn::connect(self.http).await.expect("connect");
+        let mut c = H1Conn::connect(self.site.http).await.expect("connect");
         c.request("GET", path, host, headers, b"")
             .await
             .expect("response")
     }
 
     async fn h2(&self, path: &str) -> Response {
-        let mut c = H2Conn::connect(self.https, "app.test", &self.ca.cert_pem())
+        let mut c = H2Conn::connect(self.site.https, "app.test", &self.site.ca.cert_pem())
             .await
             .expect("h2 connect");
         c.get(path).await.expect("h2 response")
@@ -167,7 +146,7 @@ async fn maps_choose_values_for_headers_and_conditions() {
     // the host it names is redirected.
     let r = f.h1("legacy.test", "/p?q=1", &[]).await;
     assert_eq!(r.status, 301);
-    let want = format!("https://localhost:{}/p?q=1", f.https.port());
+    let want = format!("https://localhost:{}/p?q=1", f.site.https.port());
     assert_eq!(r.header("location"), Some(want.as_str()));
     let r = f.h1("app.test", "/p", &[]).await;
     assert_eq!(r.status, 200, "an empty map value is false");

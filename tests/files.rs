@@ -6,7 +6,6 @@
 //! dots and slashes, NUL, backslashes, dotfiles, a symlink out of the root).
 
 use crate::support::*;
-use std::net::SocketAddr;
 use std::path::Path;
 
 const YAML: &str = r#"
@@ -32,13 +31,9 @@ sites:
 "#;
 
 struct Fixture {
-    ca: TestCa,
-    http: SocketAddr,
-    https: SocketAddr,
+    site: TlsSite,
     _www: tempfile::TempDir,
     big: Vec<u8>,
-    #[allow(dead_code)]
-    proxy: ProxyProcess,
 }
 
 fn write(root: &Path, rel: &str, data: &[u8]) {
@@ -49,8 +44,6 @@ fn write(root: &Path, rel: &str, data: &[u8]) {
 
 impl Fixture {
     async fn start() -> Fixture {
-        let ca = TestCa::new();
-        ca.issue_to(&["files.test"], ca.dir(), "files");
         let www = tempfile::tempdir().expect("tempdir");
         let root = www.path().join("www");
         let assets = www.path().join("assets");
@@ -69,31 +62,19 @@ impl Fixture {
             .expect("symlink");
         let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         write(&root, "big.bin", &big);
-        let ports = free_ports(3);
-        let yaml = fill_ports(
-            &YAML
-                .replace("{DIR}", &ca.dir().display().to_string())
-                .replace("{WWW}", &root.display().to_string())
-                .replace("{ASSETS}", &assets.display().to_string()),
-            &[("HTTP", ports[0]), ("HTTPS", ports[1]), ("ADMIN", ports[2])],
-        );
-        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-        let https: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        let proxy = ProxyProcess::start_ready(&yaml, &[http, https])
-            .await
-            .expect("greenlight starts");
+        let template = YAML
+            .replace("{WWW}", &root.display().to_string())
+            .replace("{ASSETS}", &assets.display().to_string());
+        let site = TlsSite::start(&template, &["files.test"], "files", &[]).await;
         Fixture {
-            ca,
-            http,
-            https,
+            site,
             _www: www,
             big,
-            proxy,
         }
     }
 
     async fn h1(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-        let mut c = H1Conn::connect(self.http).await.expect("connect");
+        let mut c = H1Conn::connect(self.site.http).await.expect("connect");
         c.request(method, path, "files.test", headers, b"")
             .await
             .expect("response")
@@ -151,7 +132,7 @@ async fn files_are_served_with_types_validators_and_nginx_paths() {
     assert_eq!(f.get("/sub/", &[]).await.text(), "<p>sub</p>\n");
     let r = f.get("/sub?x=1", &[]).await;
     assert_eq!(r.status, 301);
-    let want = format!("http://files.test:{}/sub/?x=1", f.http.port());
+    let want = format!("http://files.test:{}/sub/?x=1", f.site.http.port());
     assert_eq!(r.header("location"), Some(want.as_str()));
     assert_eq!(f.get("/empty/", &[]).await.status, 403);
     assert_eq!(f.get("/missing.txt", &[]).await.status, 404);
@@ -198,7 +179,7 @@ async fn ranges_single_multipart_and_unsatisfiable() {
     assert_eq!(r.header("content-range"), Some("bytes */1048576"));
 
     // A whole 1 MiB file over h2, flow-controlled, byte for byte.
-    let mut c = H2Conn::connect(f.https, "files.test", &f.ca.cert_pem())
+    let mut c = H2Conn::connect(f.site.https, "files.test", &f.site.ca.cert_pem())
         .await
         .expect("h2");
     let r = c.get("/big.bin").await.expect("h2 get");

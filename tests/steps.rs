@@ -5,7 +5,6 @@
 //! records what it received.
 
 use crate::support::*;
-use std::net::SocketAddr;
 
 const YAML: &str = r#"
 listeners:
@@ -84,57 +83,30 @@ upstreams:
 "#;
 
 struct Steps {
-    ca: TestCa,
+    site: TlsSite,
     web: HttpUpstream,
     #[allow(dead_code)]
     dead: DeadUpstream,
-    http: SocketAddr,
-    https: SocketAddr,
-    #[allow(dead_code)]
-    proxy: ProxyProcess,
 }
 
 impl Steps {
     async fn start() -> Steps {
-        let ca = TestCa::new();
-        ca.issue_to(&["app.test"], ca.dir(), "app");
         let web = HttpUpstream::start("web").await;
         let dead = DeadUpstream::new();
-        let ports = free_ports(3);
-        let yaml = fill_ports(
-            &YAML.replace("{DIR}", &ca.dir().display().to_string()),
-            &[
-                ("HTTP", ports[0]),
-                ("HTTPS", ports[1]),
-                ("ADMIN", ports[2]),
-                ("WEB", web.port()),
-                ("DEAD", dead.port()),
-            ],
-        );
-        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-        let https: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        let proxy = ProxyProcess::start_ready(&yaml, &[http, https])
-            .await
-            .expect("greenlight starts");
-        Steps {
-            ca,
-            web,
-            dead,
-            http,
-            https,
-            proxy,
-        }
+        let extra = [("WEB", web.port()), ("DEAD", dead.port())];
+        let site = TlsSite::start(YAML, &["app.test"], "app", &extra).await;
+        Steps { site, web, dead }
     }
 
     async fn h1(&self, path: &str, headers: &[(&str, &str)]) -> Response {
-        let mut c = H1Conn::connect(self.http).await.expect("connect");
+        let mut c = H1Conn::connect(self.site.http).await.expect("connect");
         c.request("GET", path, "app.test", headers, b"")
             .await
             .expect("response")
     }
 
     async fn h2(&self, path: &str) -> Response {
-        let mut c = H2Conn::connect(self.https, "app.test", &self.ca.cert_pem())
+        let mut c = H2Conn::connect(self.site.https, "app.test", &self.site.ca.cert_pem())
             .await
             .expect("h2 connect");
         c.get(path).await.expect("h2 response")
@@ -170,13 +142,13 @@ async fn request_header_rules_reach_the_upstream_over_h1_and_h2() {
 
     let r = s.h1("/host-port/x", &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let want = format!("app.test:{}", s.http.port());
+    let want = format!("app.test:{}", s.site.http.port());
     assert_eq!(s.seen().header("host"), Some(want.as_str()));
     assert_eq!(s.seen().header("x-site"), Some("site"), "site rules apply");
 
     let r = s.h2("/host-port/y").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let want = format!("app.test:{}", s.https.port());
+    let want = format!("app.test:{}", s.site.https.port());
     assert_eq!(s.seen().header("host"), Some(want.as_str()));
     s.h2("/fixed-host/z").await;
     assert_eq!(s.seen().header("host"), Some("backend.internal"));
@@ -247,7 +219,7 @@ async fn regex_rewrites_break_last_and_permanent() {
     s.h2("/old/last/c").await;
     assert_eq!(s.seen().path, "/v1/c?from=old");
     // last into a route without rules of its own: the new path goes up.
-    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let mut c = H1Conn::connect(s.site.http).await.expect("connect");
     let r = c.get("/old/x?q=1", "bare.test").await.expect("bare");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.seen().path, "/plain/x?q=1");
@@ -255,7 +227,7 @@ async fn regex_rewrites_break_last_and_permanent() {
     let before = s.web.request_count();
     let r = s.h1("/old/perm/c?q=1", &[]).await;
     assert_eq!(r.status, 301);
-    let want = format!("http://app.test:{}/moved/c?q=1", s.http.port());
+    let want = format!("http://app.test:{}/moved/c?q=1", s.site.http.port());
     assert_eq!(r.header("location"), Some(want.as_str()));
     // A `last` loop ends in a 500 after 10 rounds.
     let r = s.h1("/loop/x", &[]).await;
@@ -281,7 +253,7 @@ async fn redirect_and_respond_answer_without_the_upstream() {
         assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     }
     // No body, no Content-Length on a 204; the connection stays usable.
-    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let mut c = H1Conn::connect(s.site.http).await.expect("connect");
     let r = c.get("/empty", "app.test").await.expect("204");
     assert_eq!((r.status, r.header("content-length")), (204, None));
     let r = c
@@ -338,7 +310,7 @@ async fn regex_location_captures_feed_templates_also_after_last() {
     let s = Steps::start().await;
     let r = s.h1("/u/bob/42?x=1", &[]).await;
     assert_eq!(r.status, 302, "{}", r.text());
-    let want = format!("http://app.test:{}/users/bob/42", s.http.port());
+    let want = format!("http://app.test:{}/users/bob/42", s.site.http.port());
     assert_eq!(r.header("location"), Some(want.as_str()));
     s.h2("/p/amy").await;
     assert_eq!(s.seen().header("x-user"), Some("amy-amy"));
@@ -355,7 +327,7 @@ async fn regex_location_captures_feed_templates_also_after_last() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_split_by_method_answer_a_preflight_and_proxy_the_rest() {
     let s = Steps::start().await;
-    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let mut c = H1Conn::connect(s.site.http).await.expect("connect");
     let r = c
         .request("OPTIONS", "/cors/items", "app.test", &[], b"")
         .await

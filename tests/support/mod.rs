@@ -44,7 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub use client::{H1Conn, H2Conn, Response, h2_get, http_get, metric_sum, metrics_text};
 pub use ports::{free_addr, free_port, free_ports};
 pub use proxy::{
-    KillOnDrop, ProxyProcess, StartError, admin_cli, fill_ports, greenlight_bin, run_cli,
+    KillOnDrop, ProxyProcess, StartError, TlsSite, admin_cli, fill_ports, greenlight_bin, run_cli,
     start_single_upstream, successor_pid,
 };
 pub use raw_upstream::RawUpstream;

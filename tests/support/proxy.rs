@@ -497,3 +497,49 @@ pub async fn start_single_upstream(
         .expect("greenlight starts");
     (p, http, admin)
 }
+
+/// A greenlight serving one plain and one TLS listener, with a test CA's
+/// certificate for `names` written to `{DIR}/{cert}.crt|.key`.
+pub struct TlsSite {
+    /// The CA (for clients' trust).
+    pub ca: crate::support::TestCa,
+    /// The plain listener.
+    pub http: SocketAddr,
+    /// The TLS listener.
+    pub https: SocketAddr,
+    /// The running proxy.
+    pub proxy: ProxyProcess,
+}
+
+impl TlsSite {
+    /// Starts greenlight on `template`, whose `{HTTP}`, `{HTTPS}`, `{ADMIN}`
+    /// and `{DIR}` (the CA's directory) are filled here, `extra` ports
+    /// (upstreams) too; `cert` names the key pair issued to `names`.
+    pub async fn start(
+        template: &str,
+        names: &[&str],
+        cert: &str,
+        extra: &[(&str, u16)],
+    ) -> TlsSite {
+        let ca = crate::support::TestCa::new();
+        ca.issue_to(names, ca.dir(), cert);
+        let ports = crate::support::free_ports(3);
+        let mut fills = vec![("HTTP", ports[0]), ("HTTPS", ports[1]), ("ADMIN", ports[2])];
+        fills.extend_from_slice(extra);
+        let yaml = fill_ports(
+            &template.replace("{DIR}", &ca.dir().display().to_string()),
+            &fills,
+        );
+        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let https: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+        let proxy = ProxyProcess::start_ready(&yaml, &[http, https])
+            .await
+            .expect("greenlight starts");
+        TlsSite {
+            ca,
+            http,
+            https,
+            proxy,
+        }
+    }
+}
