@@ -124,6 +124,8 @@ fn open_inside(root: &Path, path: &Path) -> std::io::Result<Option<(File, std::f
         Err(e) if is_missing(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
+    // Both resolved per request, on purpose: deploys swap a symlinked root
+    // (`/srv/current` -> `releases/N`) and must take effect at once.
     let real = path.canonicalize()?;
     let real_root = root.canonicalize()?;
     if !real.starts_with(&real_root) {
