@@ -26,7 +26,7 @@ struct Bed {
 
 /// greenlight with a buffered site (`/`, and `/failover/` whose first server
 /// refuses) and a streaming route (`/stream/`), 4 KiB of body memory, 1 MiB
-/// bodies at most, a 1 s body timeout.
+/// bodies at most (`/upload/`: 2 MiB, `/tiny/`: 1 KiB), a 1 s body timeout.
 async fn start() -> Bed {
     let ca = TestCa::new();
     let cert = ca.issue_to(&["a.test"], ca.dir(), "a");
@@ -51,6 +51,8 @@ sites:
       - {{path: /, upstream: u}}
       - {{path: /stream/, upstream: u, request_buffering: off}}
       - {{path: /failover/, upstream: f}}
+      - {{path: /upload/, upstream: u, max_body_size: 2m}}
+      - {{path: /tiny/, upstream: u, max_body_size: 1k}}
 upstreams:
   u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}
   f: {{active: p, pools: {{p: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]}}}}
@@ -551,4 +553,44 @@ async fn a_graceful_stop_waits_for_a_body_still_being_buffered() {
         b.proxy.wait_exit(IO_TIMEOUT).await.is_some(),
         "then it exits"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_max_body_size_overrides_the_site_limit_both_ways() {
+    let b = start().await;
+    // Over a limit: answered from the declared length alone, so only the
+    // header is sent (the proxy closes after a 413).
+    let head = |path: &str, len: usize| {
+        format!("POST {path} HTTP/1.1\r\nHost: a.test\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+            .into_bytes()
+    };
+    let whole = |path: &str, len: usize| {
+        let mut req = head(path, len);
+        req.extend(std::iter::repeat_n(b'b', len));
+        req
+    };
+    let big = 1536 * 1024;
+    assert_eq!(
+        raw_status(b.http, &whole("/upload/x", big), false).await,
+        200,
+        "the 2m route takes 1.5 MiB"
+    );
+    assert_eq!(
+        raw_status(b.http, &head("/x", big), false).await,
+        413,
+        "the site's 1m applies elsewhere"
+    );
+    assert_eq!(
+        raw_status(b.http, &head("/tiny/x", 2048), false).await,
+        413,
+        "the 1k route refuses 2 KiB"
+    );
+    assert_eq!(
+        raw_status(b.http, &whole("/x", 2048), false).await,
+        200,
+        "the site takes 2 KiB"
+    );
+    let seen: Vec<String> = b.app.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(seen.contains(&"/upload/x".to_string()), "{seen:?}");
+    assert!(!seen.contains(&"/tiny/x".to_string()), "{seen:?}");
 }

@@ -279,6 +279,9 @@ pub struct FileRoute {
     pub upstream: Option<Spanned<String>>,
     /// `on`/`off`: overrides the site's `request_buffering`.
     pub request_buffering: Option<Spanned<Scalar>>,
+    /// Overrides the site's `max_body_size` (nginx `client_max_body_size`
+    /// in a location).
+    pub max_body_size: Option<Spanned<Scalar>>,
     /// Replaces the matched prefix in the path sent upstream.
     pub upstream_path: Option<Spanned<String>>,
     /// Conditions that answer the request (nginx `if … return`), run before the rewrites.

@@ -309,6 +309,9 @@ pub struct RouteConfig {
     /// Read the request body whole before connecting upstream (the route's
     /// `request_buffering`, else the site's; on by default).
     pub request_buffering: bool,
+    /// Body limit in bytes for this route (`max_body_size`, else the
+    /// site's); `None` = unlimited.
+    pub max_body_size: Option<u64>,
 }
 
 /// A named group of application instances in pools.

@@ -445,3 +445,39 @@ upstreams:
         ]
     );
 }
+
+#[test]
+fn max_body_size_per_route_overrides_the_site_and_zero_is_unlimited() {
+    let yaml = "\
+listeners:
+  http: {address: 127.0.0.1:8080}
+sites:
+  a:
+    hosts: [a.test]
+    max_body_size: 2m
+    routes: [{path: /, upstream: u}, {path: /up/, upstream: u, max_body_size: 700m}, {path: /any/, upstream: u, max_body_size: 0}]
+  b:
+    hosts: [b.test]
+    routes: [{path: /, upstream: u}]
+upstreams:
+  u: {active: p, pools: {p: [127.0.0.1:1]}}
+";
+    let cfg = load_str(Path::new("g.yaml"), yaml).expect("valid");
+    let limits: Vec<Vec<Option<u64>>> = cfg
+        .sites
+        .iter()
+        .map(|s| s.routes.iter().map(|r| r.max_body_size).collect())
+        .collect();
+    let m = 1024 * 1024;
+    assert_eq!(
+        limits,
+        vec![vec![Some(2 * m), Some(700 * m), None], vec![Some(10 * m)]]
+    );
+    let bad = yaml.replace("max_body_size: 700m", "max_body_size: lots");
+    assert_eq!(
+        problems(&bad),
+        vec![
+            "g.yaml:7:79: 'lots' is not a size — write bytes with an optional unit: `512`, `64k`, `10m`, `1g`; `0` = unlimited"
+        ]
+    );
+}

@@ -436,21 +436,7 @@ fn validate_sites(
             );
         }
         let (plain_http, plain_redirect_to) = super::validate_site::plain_http(name, s, ds);
-        let max_body_size = match &site.max_body_size {
-            None => Some(defaults::MAX_BODY_SIZE),
-            Some(v) => match parse_size(&v.value.0) {
-                Some(0) => None,
-                Some(n) => Some(n),
-                None => {
-                    ds.error(
-                        pos(v),
-                        format!("'{}' is not a size", v.value.0),
-                        "write bytes with an optional unit: `512`, `64k`, `10m`, `1g`; `0` = unlimited",
-                    );
-                    None
-                }
-            },
-        };
+        let max_body_size = body_size(&site.max_body_size, Some(defaults::MAX_BODY_SIZE), ds);
         let buffering = switch_field(&site.request_buffering, true, ds);
         let steps = validate_steps::site_steps(site, maps, ds);
         let mut routes = Vec::new();
@@ -474,6 +460,7 @@ fn validate_sites(
                 upstream,
                 plan,
                 request_buffering: switch_field(&r.value.request_buffering, buffering, ds),
+                max_body_size: body_size(&r.value.max_body_size, max_body_size, ds),
             });
         }
         out.push(SiteConfig {
@@ -548,6 +535,28 @@ fn validate_tls(t: &Spanned<FileTls>, ds: &mut Diagnostics) -> Option<TlsSource>
                     None
                 }
             }
+        }
+    }
+}
+
+/// A `max_body_size` value in bytes (`0` = unlimited: `None`), or
+/// `inherited` when the key is absent.
+fn body_size(
+    value: &Option<Spanned<Scalar>>,
+    inherited: Option<u64>,
+    ds: &mut Diagnostics,
+) -> Option<u64> {
+    let Some(v) = value else { return inherited };
+    match parse_size(&v.value.0) {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => {
+            ds.error(
+                pos(v),
+                format!("'{}' is not a size", v.value.0),
+                "write bytes with an optional unit: `512`, `64k`, `10m`, `1g`; `0` = unlimited",
+            );
+            inherited
         }
     }
 }

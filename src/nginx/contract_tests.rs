@@ -78,6 +78,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "request_headers",
             "response_headers",
             "request_buffering",
+            "max_body_size",
             "checks",
             "files",
         ],

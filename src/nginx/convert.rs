@@ -354,6 +354,9 @@ pub(crate) struct Route<'a> {
     pub resp: Headers,
     /// `request_buffering` when nginx set it.
     pub request_buffering: Option<bool>,
+    /// `max_body_size` when the location's differs from the site's, with
+    /// the `file:line` of the directive that set it.
+    pub max_body_size: Option<(String, String)>,
     /// Timeouts in force in the location.
     pub timeouts: Timeouts<'a>,
     /// Index of the emitted upstream (set when upstreams are assigned).

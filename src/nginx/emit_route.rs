@@ -1,6 +1,6 @@
 //! Writes a site's routes and header steps: `path:` with nginx's location
 //! modifiers, the terminal (`upstream`, `redirect`, `respond`),
-//! `upstream_path`, `rewrite`, `request_buffering`, and the
+//! `upstream_path`, `rewrite`, `request_buffering`, `max_body_size`, and the
 //! `request_headers` / `response_headers` steps, and `checks:` and the
 //! top-level `maps:`. Header lists every route
 //! of a site shares are written once at site level (response headers only
@@ -209,6 +209,13 @@ pub(crate) fn route(
             4,
             &format!("request_buffering: {}", if b { "on" } else { "off" }),
             None,
+        );
+    }
+    if let Some((size, at)) = &r.max_body_size {
+        out.line(
+            4,
+            &format!("max_body_size: {size}"),
+            Some(&format!("from {at}")),
         );
     }
     if site_headers.0.is_none() {

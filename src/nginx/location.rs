@@ -155,7 +155,6 @@ pub(crate) fn location<'a>(
     let mut checks = Vec::new();
     let mut explained = false;
     let mut nested = Vec::new();
-    let mut own_body = None;
     let mut default_type = None;
     let mut alias = None;
     let mut try_files = None;
@@ -206,9 +205,6 @@ pub(crate) fn location<'a>(
             ),
             _ => {
                 if common(ctx, c, &mut inh) {
-                    if c.name == "client_max_body_size" {
-                        own_body = Some(c);
-                    }
                     continue;
                 }
                 if CONTENT_HANDLERS.contains(&c.name.as_str()) {
@@ -218,20 +214,14 @@ pub(crate) fn location<'a>(
             }
         }
     }
-    if let (Some(c), Some(b)) = (own_body, inh.body.as_ref()) {
-        let site = info
-            .inh
-            .body
-            .as_ref()
-            .map(|s| s.value.clone())
-            .unwrap_or_else(|| "1m".to_string());
-        if b.value != site {
-            ctx.warn(
-                c,
-                format!("client_max_body_size {} in location '{spec}' is not supported per route: greenlight applies the site's max_body_size ({site}) to every route; raise the site's value if this route needs more", b.value),
-            );
-        }
-    }
+    // A body limit set in this location or an enclosing one becomes the
+    // route's `max_body_size` when it differs from the site's.
+    let site_body = info.inh.body.as_ref().map_or("1m", |s| s.value.as_str());
+    let route_body = inh
+        .body
+        .as_ref()
+        .filter(|b| b.value != site_body)
+        .map(|b| (b.value.clone(), ctx.at(b.d)));
     let mut files = None;
     let value = path_value(kind, &path);
     let mut route_answer = None;
@@ -359,6 +349,7 @@ pub(crate) fn location<'a>(
                 req,
                 resp,
                 request_buffering: inh.request_buffering.as_ref().map(|s| s.value),
+                max_body_size: route_body.clone(),
                 timeouts: inh.timeouts.clone(),
                 upstream: 0,
             });

@@ -296,6 +296,7 @@ pub(crate) fn host_redirect_sites<'a>(
             req: Default::default(),
             resp: Default::default(),
             request_buffering: None,
+            max_body_size: None,
             timeouts: info.inh.timeouts.clone(),
             upstream: 0,
         }];

@@ -234,6 +234,7 @@ pub(crate) fn analyze<'a>(
             req,
             resp,
             request_buffering: None,
+            max_body_size: None,
             timeouts: inh.timeouts.clone(),
             upstream: 0,
         });
@@ -300,6 +301,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
             req: Default::default(),
             resp: Default::default(),
             request_buffering: None,
+            max_body_size: None,
             timeouts: Default::default(),
             upstream: 0,
         });

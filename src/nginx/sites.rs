@@ -292,6 +292,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
         req: Default::default(),
         resp: Default::default(),
         request_buffering: None,
+        max_body_size: None,
         timeouts: s.inh.timeouts.clone(),
         upstream: 0,
     });

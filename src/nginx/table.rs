@@ -103,7 +103,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["client_max_body_size"],
         Setting,
-        "`max_body_size` on the site (absent: nginx's `1m`, with a comment); a different value in one location is a warning",
+        "`max_body_size` on the site (absent: nginx's `1m`, with a comment); a different value in a location becomes the route's `max_body_size`",
     ),
     e(
         &[

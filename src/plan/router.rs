@@ -53,6 +53,8 @@ pub struct SiteRoutes {
     upstreams: Vec<Option<usize>>,
     /// Per route (file order): read request bodies whole before connecting.
     buffering: Vec<bool>,
+    /// Per route (file order): its body limit (`None`: unlimited).
+    body_limits: Vec<Option<u64>>,
     /// Per route that stands for its location in `paths` (the first of it):
     /// the routes of that location that name methods, with those methods,
     /// and the one that takes every other method. Empty when no route of
@@ -89,6 +91,15 @@ impl SiteRoutes {
     /// upstream (`request_buffering`).
     pub fn buffers_body(&self, route: usize) -> bool {
         self.buffering.get(route).copied().unwrap_or(true)
+    }
+
+    /// Body limit of route `route` in bytes (its `max_body_size`, else the
+    /// site's); `None` = unlimited.
+    pub fn max_body(&self, route: usize) -> Option<u64> {
+        self.body_limits
+            .get(route)
+            .copied()
+            .unwrap_or(self.max_body_size)
     }
 
     /// Metric handles of route `route` for pool `pool` of its upstream.
@@ -405,6 +416,7 @@ impl Router {
             }
             paths.finish();
             let buffering = s.routes.iter().map(|rc| rc.request_buffering).collect();
+            let body_limits = s.routes.iter().map(|rc| rc.max_body_size).collect();
             // A route is labelled with its `path:` as written: a name from the
             // config (unique in the site), never the request's path.
             let route_metrics = upstreams
@@ -451,6 +463,7 @@ impl Router {
                 paths,
                 upstreams,
                 buffering,
+                body_limits,
                 by_method,
                 route_metrics,
                 local_metrics: metrics.route_handles(&s.name, NONE, NONE, NONE),

@@ -59,7 +59,7 @@ pub(super) fn error_body(code: u16, ctx: &RequestCtx) -> String {
         504 => {
             format!("504 Gateway Timeout: upstream '{up}' (pool '{pool}') did not answer in time\n")
         }
-        413 => "413 Content Too Large: the request body exceeds this site's limit\n".to_string(),
+        413 => "413 Content Too Large: the request body exceeds this route's limit\n".to_string(),
         503 => format!(
             "503 Service Unavailable: upstream '{up}' (pool '{pool}') has no healthy server right now\n"
         ),

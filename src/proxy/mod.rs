@@ -363,7 +363,10 @@ impl ProxyHttp for GreenlightProxy {
                 return respond(session, ctx, 301, body, &[("location", location)], false).await;
             }
         };
-        let limit = snapshot.router.site(site).max_body_size;
+        let limit = match ctx.route {
+            Some(route) => snapshot.router.site(site).max_body(route),
+            None => snapshot.router.site(site).max_body_size,
+        };
         ctx.site = Some(site);
         client::resolve_for_site(session, ctx, &snapshot, site);
         ctx.max_body = limit;
@@ -374,7 +377,7 @@ impl ProxyHttp for GreenlightProxy {
             // Answered before any byte goes upstream; the unread body makes
             // the connection unusable, so it is closed.
             let body = format!(
-                "413 Content Too Large: the request body of {len} bytes exceeds this site's limit of {limit} bytes\n"
+                "413 Content Too Large: the request body of {len} bytes exceeds this route's limit of {limit} bytes\n"
             );
             return respond(session, ctx, 413, body, &[], true).await;
         }
