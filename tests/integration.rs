@@ -34,6 +34,7 @@ mod misdirected;
 mod observability;
 mod protocol;
 mod quiet_logs;
+mod retry;
 mod route_metrics;
 mod slow_clients;
 mod smuggling;

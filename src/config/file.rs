@@ -202,6 +202,9 @@ pub struct FileSite {
     /// Pass request headers whose names contain `_` (nginx's directive).
     pub underscores_in_headers: Option<Spanned<bool>>,
     /// `on`/`off`: read request bodies whole before connecting (routes may override).
+    /// Upstream answers retried on the next server (nginx
+    /// `proxy_next_upstream http_502 …`); routes may override it.
+    pub retry_statuses: Option<Spanned<Vec<Spanned<u16>>>>,
     pub request_buffering: Option<Spanned<Scalar>>,
     /// This site's own `trusted_proxies` (instead of the top level's).
     pub trusted_proxies: Option<Spanned<Vec<Spanned<Scalar>>>>,
@@ -282,6 +285,8 @@ pub struct FileRoute {
     /// Overrides the site's `max_body_size` (nginx `client_max_body_size`
     /// in a location).
     pub max_body_size: Option<Spanned<Scalar>>,
+    /// Overrides the site's `retry_statuses`.
+    pub retry_statuses: Option<Spanned<Vec<Spanned<u16>>>>,
     /// Replaces the matched prefix in the path sent upstream.
     pub upstream_path: Option<Spanned<String>>,
     /// Conditions that answer the request (nginx `if … return`), run before the rewrites.

@@ -312,6 +312,9 @@ pub struct RouteConfig {
     /// Body limit in bytes for this route (`max_body_size`, else the
     /// site's); `None` = unlimited.
     pub max_body_size: Option<u64>,
+    /// Upstream answers retried on the next server (`retry_statuses`,
+    /// else the site's).
+    pub retry_statuses: crate::plan::retry::RetryStatuses,
 }
 
 /// A named group of application instances in pools.

@@ -9,6 +9,7 @@
 use crate::config::diag::{Diagnostics, Pos};
 use crate::config::file::{FileConfig, FileTls, Scalar};
 use crate::config::model::*;
+use crate::plan::retry::{RETRYABLE, RetryStatuses};
 use serde_saphyr::Spanned;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -438,6 +439,7 @@ fn validate_sites(
         let (plain_http, plain_redirect_to) = super::validate_site::plain_http(name, s, ds);
         let max_body_size = body_size(&site.max_body_size, Some(defaults::MAX_BODY_SIZE), ds);
         let buffering = switch_field(&site.request_buffering, true, ds);
+        let retry = retry_statuses(&site.retry_statuses, Default::default(), ds);
         let steps = validate_steps::site_steps(site, maps, ds);
         let mut routes = Vec::new();
         let mut seen = super::validate_match::SeenRoutes::default();
@@ -461,6 +463,7 @@ fn validate_sites(
                 plan,
                 request_buffering: switch_field(&r.value.request_buffering, buffering, ds),
                 max_body_size: body_size(&r.value.max_body_size, max_body_size, ds),
+                retry_statuses: retry_statuses(&r.value.retry_statuses, retry, ds),
             });
         }
         out.push(SiteConfig {
@@ -559,4 +562,28 @@ fn body_size(
             inherited
         }
     }
+}
+
+/// A `retry_statuses` list as a set, or `inherited` when the key is absent.
+fn retry_statuses(
+    value: &Option<Spanned<Vec<Spanned<u16>>>>,
+    inherited: RetryStatuses,
+    ds: &mut Diagnostics,
+) -> RetryStatuses {
+    let Some(list) = value else { return inherited };
+    let statuses: Vec<u16> = list.value.iter().map(|s| s.value).collect();
+    RetryStatuses::from_statuses(&statuses).unwrap_or_else(|bad| {
+        let at = list
+            .value
+            .iter()
+            .find(|s| s.value == bad)
+            .map_or(pos(list), pos);
+        let allowed: Vec<String> = RETRYABLE.iter().map(u16::to_string).collect();
+        ds.error(
+            at,
+            format!("{bad} is not a status greenlight retries on"),
+            format!("use some of {}", allowed.join(", ")),
+        );
+        inherited
+    })
 }

@@ -79,6 +79,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "response_headers",
             "request_buffering",
             "max_body_size",
+            "retry_statuses",
             "checks",
             "files",
         ],

@@ -357,6 +357,8 @@ pub(crate) struct Route<'a> {
     /// `max_body_size` when the location's differs from the site's, with
     /// the `file:line` of the directive that set it.
     pub max_body_size: Option<(String, String)>,
+    /// `retry_statuses` from `proxy_next_upstream`, with its `file:line`.
+    pub retry: Option<(Vec<u16>, String)>,
     /// Timeouts in force in the location.
     pub timeouts: Timeouts<'a>,
     /// Index of the emitted upstream (set when upstreams are assigned).

@@ -1,6 +1,6 @@
 //! Writes a site's routes and header steps: `path:` with nginx's location
 //! modifiers, the terminal (`upstream`, `redirect`, `respond`),
-//! `upstream_path`, `rewrite`, `request_buffering`, `max_body_size`, and the
+//! `upstream_path`, `rewrite`, `request_buffering`, `max_body_size`, `retry_statuses`, and the
 //! `request_headers` / `response_headers` steps, and `checks:` and the
 //! top-level `maps:`. Header lists every route
 //! of a site shares are written once at site level (response headers only
@@ -215,6 +215,14 @@ pub(crate) fn route(
         out.line(
             4,
             &format!("max_body_size: {size}"),
+            Some(&format!("from {at}")),
+        );
+    }
+    if let Some((statuses, at)) = &r.retry {
+        let list: Vec<String> = statuses.iter().map(u16::to_string).collect();
+        out.line(
+            4,
+            &format!("retry_statuses: [{}]", list.join(", ")),
             Some(&format!("from {at}")),
         );
     }

@@ -84,6 +84,8 @@ pub(crate) struct Inherit<'a> {
     pub more_set: Vec<&'a Directive>,
     /// `proxy_request_buffering`.
     pub request_buffering: Option<Setting<'a, bool>>,
+    /// `proxy_next_upstream`: the statuses retried on the next server.
+    pub retry: Option<Setting<'a, Vec<u16>>>,
     /// `set $name value`, resolved.
     pub set_vars: SetVars,
     /// `proxy_ssl_*`.
@@ -199,6 +201,10 @@ pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<
             inh.index = Some(d);
             true
         }
+        "proxy_next_upstream" => {
+            inh.retry = next_upstream(ctx, d).map(|value| Setting { value, d });
+            true
+        }
         "proxy_request_buffering" => {
             match d.args.as_slice() {
                 [v] if v == "on" || v == "off" => {
@@ -257,4 +263,43 @@ pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<
         }
         _ => false,
     }
+}
+
+/// The statuses of a `proxy_next_upstream` (its `http_NNN` conditions);
+/// the other conditions are notes or warnings for what greenlight does
+/// instead. `None` when the directive could not be read.
+fn next_upstream<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> Option<Vec<u16>> {
+    let mut statuses = Vec::new();
+    let mut built_in = Vec::new();
+    for a in &d.args {
+        match a.as_str() {
+            "error" | "timeout" | "invalid_header" => built_in.push(a.as_str()),
+            "off" => built_in.push("off"),
+            "non_idempotent" => ctx.warn(
+                d,
+                "proxy_next_upstream non_idempotent is not carried over: greenlight never retries a POST, PATCH or a request with a body on another server",
+            ),
+            other => match other
+                .strip_prefix("http_")
+                .and_then(|n| n.parse::<u16>().ok())
+                .filter(|n| crate::plan::retry::RETRYABLE.contains(n))
+            {
+                Some(n) => statuses.push(n),
+                None => {
+                    ctx.warn(
+                        d,
+                        format!("proxy_next_upstream '{other}' is not an nginx condition; the directive was ignored"),
+                    );
+                    return None;
+                }
+            },
+        }
+    }
+    if !built_in.is_empty() {
+        ctx.note(
+            d,
+            format!("proxy_next_upstream {}: greenlight always tries the next server when connecting fails or times out (nginx's default), and answers 502/504 when a server fails after the request was sent; {}", built_in.join(" "), if statuses.is_empty() { "no answer status is retried" } else { "the http_ statuses become `retry_statuses`" }),
+        );
+    }
+    Some(statuses)
 }

@@ -350,6 +350,7 @@ pub(crate) fn location<'a>(
                 resp,
                 request_buffering: inh.request_buffering.as_ref().map(|s| s.value),
                 max_body_size: route_body.clone(),
+                retry: inh.retry.as_ref().map(|r| (r.value.clone(), ctx.at(r.d))),
                 timeouts: inh.timeouts.clone(),
                 upstream: 0,
             });

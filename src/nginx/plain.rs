@@ -297,6 +297,7 @@ pub(crate) fn host_redirect_sites<'a>(
             resp: Default::default(),
             request_buffering: None,
             max_body_size: None,
+            retry: None,
             timeouts: info.inh.timeouts.clone(),
             upstream: 0,
         }];

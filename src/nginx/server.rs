@@ -235,6 +235,7 @@ pub(crate) fn analyze<'a>(
             resp,
             request_buffering: None,
             max_body_size: None,
+            retry: None,
             timeouts: inh.timeouts.clone(),
             upstream: 0,
         });
@@ -302,6 +303,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
             resp: Default::default(),
             request_buffering: None,
             max_body_size: None,
+            retry: None,
             timeouts: Default::default(),
             upstream: 0,
         });

@@ -293,6 +293,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
         resp: Default::default(),
         request_buffering: None,
         max_body_size: None,
+        retry: None,
         timeouts: s.inh.timeouts.clone(),
         upstream: 0,
     });

@@ -536,9 +536,14 @@ pub(crate) const TABLE: &[Entry] = &[
         "greenlight has no setting for this (its client settings are limits.header_timeout, body_timeout, send_timeout and keepalive_timeout); its own behaviour applies",
     ),
     e(
-        &["proxy_next_upstream*"],
+        &["proxy_next_upstream"],
+        Setting,
+        "its `http_NNN` conditions become `retry_statuses: [NNN, …]` on the route (GET/HEAD/PUT/DELETE without a body are retried on the next server); `error`/`timeout`/`invalid_header` are what greenlight does anyway on connect (note); `non_idempotent` is a warning",
+    ),
+    e(
+        &["proxy_next_upstream_tries", "proxy_next_upstream_timeout"],
         Warning,
-        "the retry policy is not carried over: greenlight tries the next server of the pool when connecting fails, and counts failed connections and timeouts (not 5xx answers) for max_fails",
+        "greenlight tries each server of the pool at most once per request, without a separate deadline",
     ),
     e(
         &["random", "sticky", "ntlm"],

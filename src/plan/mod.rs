@@ -21,6 +21,7 @@ pub mod files;
 pub mod headers;
 pub mod location;
 pub mod map;
+pub mod retry;
 pub mod rewrite;
 pub mod router;
 pub mod template;

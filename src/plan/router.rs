@@ -55,6 +55,8 @@ pub struct SiteRoutes {
     buffering: Vec<bool>,
     /// Per route (file order): its body limit (`None`: unlimited).
     body_limits: Vec<Option<u64>>,
+    /// Per route (file order): upstream answers retried on the next server.
+    retry: Vec<crate::plan::retry::RetryStatuses>,
     /// Per route that stands for its location in `paths` (the first of it):
     /// the routes of that location that name methods, with those methods,
     /// and the one that takes every other method. Empty when no route of
@@ -100,6 +102,11 @@ impl SiteRoutes {
             .get(route)
             .copied()
             .unwrap_or(self.max_body_size)
+    }
+
+    /// Upstream answers route `route` retries on the next server.
+    pub fn retry_statuses(&self, route: usize) -> crate::plan::retry::RetryStatuses {
+        self.retry.get(route).copied().unwrap_or_default()
     }
 
     /// Metric handles of route `route` for pool `pool` of its upstream.
@@ -417,6 +424,7 @@ impl Router {
             paths.finish();
             let buffering = s.routes.iter().map(|rc| rc.request_buffering).collect();
             let body_limits = s.routes.iter().map(|rc| rc.max_body_size).collect();
+            let retry = s.routes.iter().map(|rc| rc.retry_statuses).collect();
             // A route is labelled with its `path:` as written: a name from the
             // config (unique in the site), never the request's path.
             let route_metrics = upstreams
@@ -464,6 +472,7 @@ impl Router {
                 upstreams,
                 buffering,
                 body_limits,
+                retry,
                 by_method,
                 route_metrics,
                 local_metrics: metrics.route_handles(&s.name, NONE, NONE, NONE),

@@ -22,6 +22,7 @@ mod ctx;
 mod files;
 pub mod headers;
 mod record;
+mod retry;
 mod steps;
 mod tunnel;
 mod upgrade;
@@ -613,15 +614,22 @@ impl ProxyHttp for GreenlightProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         // Any answer shows the server is alive. A 5xx is the app's answer
         // and does not count as a failure (nginx's default too): one broken
-        // endpoint must not take a whole server out.
-        if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx) {
-            p.servers()[i].health.request_ok();
+        // endpoint must not take a whole server out; only a status the
+        // route retries on counts (`retry`).
+        match retry::on_status(session, ctx, upstream_response.status.as_u16()) {
+            retry::Verdict::Retry(e) => return Err(e),
+            retry::Verdict::Failed => {}
+            retry::Verdict::Pass => {
+                if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx) {
+                    p.servers()[i].health.request_ok();
+                }
+            }
         }
         if upstream_response.status.as_u16() == 101
             && let Some(g) = ctx.guard.as_mut()
