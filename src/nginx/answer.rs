@@ -150,12 +150,27 @@ pub(crate) fn of_rewrite(
 }
 
 /// nginx goes on to the next `rewrite` after one without a flag;
-/// greenlight stops at the first rule that matches (`last`). Says so where
-/// a later rule exists.
+/// greenlight stops at the first rule that matches (`last`). That differs
+/// only when a later rule matches what this one wrote: for a fixed target
+/// (no variables) that is decided here, and nothing is said when no later
+/// regex matches it; otherwise a warning names the rule.
 pub(crate) fn flagless_rewrites(ctx: &mut Ctx<'_>, list: &[&Directive]) {
     let n = list.len();
     for (i, d) in list.iter().enumerate() {
-        if d.args.len() == 2 && i + 1 < n && !is_url(d.args.get(1).map_or("", |s| s.as_str())) {
+        let to = d.args.get(1).map_or("", |s| s.as_str());
+        if d.args.len() != 2 || i + 1 >= n || is_url(to) {
+            continue;
+        }
+        // nginx matches the later rules against the path, not the query.
+        let path = to.split('?').next().unwrap_or(to);
+        let fixed = !to.contains('$');
+        let later_may_match = !fixed
+            || list[i + 1..].iter().any(|l| {
+                l.args
+                    .first()
+                    .is_none_or(|re| regex::Regex::new(re).map_or(true, |re| re.is_match(path)))
+            });
+        if later_may_match {
             ctx.warn(
                 d,
                 format!("'{}' has no flag: nginx then applied the following rewrites too, greenlight stops at the first rule that matches (flag last); check that no later rule should also apply", shown(d)),
