@@ -165,7 +165,7 @@ pub(crate) fn flagless_rewrites(ctx: &mut Ctx<'_>, list: &[&Directive]) {
         let path = to.split('?').next().unwrap_or(to);
         let fixed = !to.contains('$');
         let later_may_match = !fixed
-            || list[i + 1..].iter().any(|l| {
+            || list.iter().skip(i + 1).any(|l| {
                 l.args
                     .first()
                     .is_none_or(|re| regex::Regex::new(re).map_or(true, |re| re.is_match(path)))
