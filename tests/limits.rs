@@ -1,5 +1,6 @@
 //! Client limits: 414 for an overlong target, 431 for too many or too large
-//! header fields, an idle keep-alive connection closed at its timeout.
+//! header fields, an idle keep-alive connection closed at its timeout, a
+//! connection closed after `keepalive_requests` requests.
 
 use crate::support::*;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ async fn start() -> (HttpUpstream, SocketAddr, ProxyProcess) {
     let app = HttpUpstream::start("app").await;
     let ports = free_ports(2);
     let yaml = format!(
-        "limits:\n  header_timeout: 1s\n  max_uri_length: 1k\n  max_headers: 20\n  max_header_size: 4k\n  keepalive_timeout: 1s\nlisteners:\n  http: {{address: \"127.0.0.1:{}\"}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        "limits:\n  header_timeout: 1s\n  max_uri_length: 1k\n  max_headers: 20\n  max_header_size: 4k\n  keepalive_timeout: 1s\n  keepalive_requests: 3\nlisteners:\n  http: {{address: \"127.0.0.1:{}\"}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
         ports[0],
         ports[1],
         app.port()
@@ -64,6 +65,37 @@ async fn an_idle_keepalive_connection_is_closed_at_its_timeout() {
         c.wait_closed_by_peer(Duration::from_secs(4)).await,
         "the 1s keep-alive timeout closes the idle connection"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closes_after_keepalive_requests_requests() {
+    let (app, http, _p) = start().await;
+    let mut c = H1Conn::connect(http).await.expect("connect");
+    for i in 1..=3 {
+        let r = c.get(&format!("/k{i}"), "a.test").await.expect("answer");
+        assert_eq!(r.status, 200);
+        let close = r
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        assert_eq!(
+            close,
+            i == 3,
+            "request {i}: Connection: close only on the 3rd"
+        );
+    }
+    assert!(
+        c.wait_closed_by_peer(Duration::from_secs(4)).await,
+        "closed after the 3rd answer"
+    );
+    // A new connection starts a new count.
+    let mut c = H1Conn::connect(http).await.expect("connect");
+    let r = c.get("/k4", "a.test").await.expect("answer");
+    assert!(
+        !r.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close")),
+        "the first request of a new connection keeps it open"
+    );
+    assert_eq!(app.request_count(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

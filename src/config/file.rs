@@ -91,6 +91,8 @@ pub struct FileLimits {
     pub header_timeout: Option<Spanned<Scalar>>,
     /// How long an idle keep-alive connection is kept.
     pub keepalive_timeout: Option<Spanned<Scalar>>,
+    /// Requests served on one HTTP/1.1 connection before it is closed.
+    pub keepalive_requests: Option<Spanned<Scalar>>,
     /// Longest pause while reading a request body (408).
     pub body_timeout: Option<Spanned<Scalar>>,
     /// Request body bytes kept in memory while buffering; the rest goes to a temp file.

@@ -107,6 +107,8 @@ pub struct LimitsConfig {
     pub header_timeout: Duration,
     /// Idle keep-alive timeout for client connections.
     pub keepalive_timeout: Duration,
+    /// Requests one HTTP/1.1 client connection serves before it is closed.
+    pub keepalive_requests: u32,
     /// Longest pause while reading a request body.
     pub body_timeout: Duration,
     /// Request body bytes a buffered request keeps in memory; beyond, an
@@ -128,6 +130,7 @@ impl Default for LimitsConfig {
             max_headers: defaults::MAX_HEADERS,
             header_timeout: defaults::HEADER_TIMEOUT,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+            keepalive_requests: defaults::KEEPALIVE_REQUESTS,
             body_timeout: defaults::BODY_TIMEOUT,
             body_buffer_size: defaults::BODY_BUFFER_SIZE,
             send_timeout: defaults::SEND_TIMEOUT,
@@ -464,6 +467,11 @@ pub mod defaults {
     /// `limits.header_timeout` (slowloris; nginx client_header_timeout is 60s,
     /// but a whole header in 10s is generous for any real client).
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `limits.keepalive_requests`: nginx's default since 1.19.10. Closing
+    /// a long-lived connection now and then lets a client's connections
+    /// spread again over a changed set of proxies and bounds what one
+    /// connection can hold on to.
+    pub const KEEPALIVE_REQUESTS: u32 = 1000;
     /// `limits.keepalive_timeout` (nginx 75s; browsers keep about 60s).
     pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
     /// `limits.h2_max_concurrent_streams` (nginx's default).

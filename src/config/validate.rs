@@ -251,6 +251,7 @@ fn validate_limits(file: &FileConfig, ds: &mut Diagnostics) -> LimitsConfig {
     l.max_headers = count_field(&f.max_headers, l.max_headers as u32, 1, ds) as usize;
     l.header_timeout = duration_field(&f.header_timeout, l.header_timeout, false, ds);
     l.keepalive_timeout = duration_field(&f.keepalive_timeout, l.keepalive_timeout, false, ds);
+    l.keepalive_requests = count_field(&f.keepalive_requests, l.keepalive_requests, 1, ds);
     l.body_timeout = duration_field(&f.body_timeout, l.body_timeout, false, ds);
     l.body_buffer_size = size_field(&f.body_buffer_size, l.body_buffer_size, ds);
     l.send_timeout = duration_field(&f.send_timeout, l.send_timeout, false, ds);

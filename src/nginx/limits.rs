@@ -37,19 +37,26 @@ enum LimitKey {
     BodyTimeout,
     SendTimeout,
     H2Streams,
+    KeepaliveRequests,
 }
 
 impl LimitKey {
     /// In the order of `config/example.yaml`.
-    const ALL: [LimitKey; 7] = [
+    const ALL: [LimitKey; 8] = [
         LimitKey::HeaderTimeout,
         LimitKey::MaxUriLength,
         LimitKey::MaxHeaderSize,
         LimitKey::KeepaliveTimeout,
+        LimitKey::KeepaliveRequests,
         LimitKey::BodyTimeout,
         LimitKey::SendTimeout,
         LimitKey::H2Streams,
     ];
+
+    /// A number of things, not a time or a size.
+    fn is_count(self) -> bool {
+        matches!(self, LimitKey::H2Streams | LimitKey::KeepaliveRequests)
+    }
 
     fn key(self) -> &'static str {
         match self {
@@ -60,6 +67,7 @@ impl LimitKey {
             LimitKey::BodyTimeout => "body_timeout",
             LimitKey::SendTimeout => "send_timeout",
             LimitKey::H2Streams => "h2_max_concurrent_streams",
+            LimitKey::KeepaliveRequests => "keepalive_requests",
         }
     }
 
@@ -71,6 +79,7 @@ impl LimitKey {
             LimitKey::MaxUriLength => 8 * 1024,
             LimitKey::MaxHeaderSize => 4 * 8 * 1024,
             LimitKey::H2Streams => 128,
+            LimitKey::KeepaliveRequests => 1000,
         }
     }
 
@@ -81,7 +90,7 @@ impl LimitKey {
             | LimitKey::BodyTimeout
             | LimitKey::SendTimeout => format_duration(v),
             LimitKey::MaxUriLength | LimitKey::MaxHeaderSize => format_size(v),
-            LimitKey::H2Streams => v.to_string(),
+            LimitKey::H2Streams | LimitKey::KeepaliveRequests => v.to_string(),
         }
     }
 }
@@ -117,6 +126,7 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> bool {
         "send_timeout" => LimitKey::SendTimeout,
         "keepalive_timeout" => LimitKey::KeepaliveTimeout,
         "http2_max_concurrent_streams" => LimitKey::H2Streams,
+        "keepalive_requests" => LimitKey::KeepaliveRequests,
         "large_client_header_buffers" => {
             header_buffers(ctx, d);
             return true;
@@ -125,7 +135,10 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> bool {
     };
     let args: Vec<&str> = d.args.iter().map(String::as_str).collect();
     let value = match (key, args.as_slice()) {
-        (LimitKey::H2Streams, [n]) => n.parse::<u64>().ok().filter(|n| *n > 0),
+        (LimitKey::H2Streams | LimitKey::KeepaliveRequests, [n]) => n
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0 && *n <= u64::from(u32::MAX)),
         (LimitKey::KeepaliveTimeout, [t, header]) => {
             ctx.warn(
                 d,
@@ -133,7 +146,7 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> bool {
             );
             addr::parse_duration(t)
         }
-        (_, [t]) if key != LimitKey::H2Streams => addr::parse_duration(t),
+        (_, [t]) if !key.is_count() => addr::parse_duration(t),
         _ => None,
     };
     match value {
@@ -143,7 +156,7 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> bool {
         ),
         Some(v) if v > 0 => push(ctx, key, v, d, None),
         _ => {
-            let what = if key == LimitKey::H2Streams {
+            let what = if key.is_count() {
                 "a number above zero"
             } else {
                 "a time above zero (like 30s, 5m)"

@@ -117,6 +117,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &[
             "keepalive_timeout",
+            "keepalive_requests",
             "client_header_timeout",
             "client_body_timeout",
             "send_timeout",
@@ -124,7 +125,7 @@ pub(crate) const TABLE: &[Entry] = &[
             "http2_max_concurrent_streams",
         ],
         Setting,
-        "the global `limits` (`keepalive_timeout`, `header_timeout`, `body_timeout`, `send_timeout`, `max_uri_length` + `max_header_size`, `h2_max_concurrent_streams`); several values keep the largest, each other value is a warning",
+        "the global `limits` (`keepalive_timeout`, `keepalive_requests`, `header_timeout`, `body_timeout`, `send_timeout`, `max_uri_length` + `max_header_size`, `h2_max_concurrent_streams`); several values keep the largest, each other value is a warning",
     ),
     e(
         &["set_real_ip_from", "real_ip_header", "real_ip_recursive"],
@@ -524,7 +525,6 @@ pub(crate) const TABLE: &[Entry] = &[
     ),
     e(
         &[
-            "keepalive_requests",
             "keepalive_time",
             "keepalive_disable",
             "lingering_close",
@@ -533,7 +533,7 @@ pub(crate) const TABLE: &[Entry] = &[
             "reset_timedout_connection",
         ],
         Warning,
-        "greenlight has no setting for this (its client settings are limits.header_timeout, body_timeout, send_timeout and keepalive_timeout); its own behaviour applies",
+        "greenlight has no setting for this (its client settings are limits.header_timeout, body_timeout, send_timeout, keepalive_timeout and keepalive_requests); its own behaviour applies",
     ),
     e(
         &["proxy_next_upstream"],

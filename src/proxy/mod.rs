@@ -17,6 +17,7 @@
 mod answers;
 mod body;
 mod client;
+mod client_limits;
 pub mod connections;
 mod ctx;
 mod files;
@@ -190,32 +191,8 @@ impl ProxyHttp for GreenlightProxy {
             return respond(session, ctx, 400, body, &[], true).await;
         }
         let limits = &snapshot.config.limits;
-        let req = session.req_header();
-        let target_len = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
-        if target_len > limits.max_uri_length {
-            let body = format!(
-                "414 URI Too Long: the request target has {target_len} bytes; the limit is {}\n",
-                limits.max_uri_length
-            );
-            return respond(session, ctx, 414, body, &[], true).await;
-        }
-        let header_bytes: usize = req
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
-        if req.headers.len() > limits.max_headers || header_bytes > limits.max_header_size {
-            let body = format!(
-                "431 Request Header Fields Too Large: {} fields, {header_bytes} bytes (limits: {} fields, {} bytes)\n",
-                req.headers.len(),
-                limits.max_headers,
-                limits.max_header_size
-            );
-            return respond(session, ctx, 431, body, &[], true).await;
-        }
-        if session.get_keepalive().is_some() {
-            // Only shorten what the client's own Connection header allowed.
-            session.set_keepalive(Some(limits.keepalive_timeout.as_secs().max(1)));
+        if let Some((status, body)) = client_limits::apply(session, limits) {
+            return respond(session, ctx, status, body, &[], true).await;
         }
         if let Err(r) = upgrade::check(session.req_header_mut()) {
             return respond(session, ctx, r.status, r.body(), &r.headers(), true).await;
