@@ -174,7 +174,7 @@ pub(crate) fn from_plain_default<'a>(
 
 /// nginx's default server for plain HTTP: the first block with
 /// `default_server` that listens plain, else the first that listens plain.
-fn plain_default<'s, 'a>(infos: &'s [ServerInfo<'a>]) -> Option<&'s ServerInfo<'a>> {
+pub(crate) fn plain_default<'s, 'a>(infos: &'s [ServerInfo<'a>]) -> Option<&'s ServerInfo<'a>> {
     let plain = |s: &&ServerInfo<'a>| s.has_plain || !s.has_tls;
     infos
         .iter()

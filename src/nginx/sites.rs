@@ -654,6 +654,9 @@ impl<'a> RedirectMap<'a> {
                 map.wild.entry(h.name.clone()).or_insert(r);
             }
         }
+        // nginx's default server of the plain port also takes plain requests
+        // for names no plain block lists (a TLS site without a twin).
+        let port_default = super::plain::plain_default(infos).map(|p| p.d);
         for s in servers {
             let Some(&(d, code)) = s.scheme_redirect.as_ref().or(s.redirects.first()) else {
                 continue;
@@ -664,7 +667,11 @@ impl<'a> RedirectMap<'a> {
                 first: s.server_name.map(Directive::arg0),
                 server: s.d,
             };
-            if s.hosts.is_empty() || s.catch_all.is_some() || s.listen_default.is_some() {
+            if s.hosts.is_empty()
+                || s.catch_all.is_some()
+                || s.listen_default.is_some()
+                || port_default == Some(s.d)
+            {
                 map.catch_all.get_or_insert(first);
             }
             for h in &s.hosts {
