@@ -23,6 +23,7 @@ sites:
       add:
         Strict-Transport-Security: "max-age=63072000"
         X-Frame-Options: {value: DENY, always: true}
+        X-Served-By: "$upstream_addr"
       remove: [X-Powered-By]
     routes:
       - {path: /, upstream: web}
@@ -177,6 +178,9 @@ async fn response_header_rules_add_on_success_and_always_on_errors() {
         r.header("strict-transport-security"),
         Some("max-age=63072000")
     );
+    // `$upstream_addr`: the server the request went to.
+    let served = format!("127.0.0.1:{}", s.web.port());
+    assert_eq!(r.header("x-served-by"), Some(served.as_str()));
 
     // An upstream 404, a 502 greenlight makes: only the `always` header.
     for (path, status) in [("/status/404", 404), ("/dead/x", 502)] {
@@ -188,6 +192,11 @@ async fn response_header_rules_add_on_success_and_always_on_errors() {
     }
     // Answers greenlight makes on success get them too.
     let r = s.h1("/healthz", &[]).await;
+    assert_eq!(
+        r.header("x-served-by"),
+        None,
+        "no upstream, no value, no header"
+    );
     assert_eq!(
         r.header("strict-transport-security"),
         Some("max-age=63072000")

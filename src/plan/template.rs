@@ -50,6 +50,10 @@ pub enum Var {
     LocationNamed(u8),
     /// A variable defined by a top-level `maps:` entry: its index there.
     Map(u16),
+    /// `$upstream_addr`: `ip:port` of the upstream server this request
+    /// went to (empty before one is chosen, and for answers greenlight
+    /// makes itself).
+    UpstreamAddr,
 }
 
 impl Var {
@@ -66,6 +70,7 @@ impl Var {
                 | Var::ServerPort
                 | Var::ServerName
                 | Var::LocationNamed(_)
+                | Var::UpstreamAddr
         )
     }
 }
@@ -73,7 +78,7 @@ impl Var {
 /// The variable names `check` lists when a name is unknown.
 pub const KNOWN: &str = "$host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, \
 $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, \
-$request_method, $1..$9, named regex captures and the names under `maps:`";
+$request_method, $upstream_addr, $1..$9, named regex captures and the names under `maps:`";
 
 /// One piece of a template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,6 +262,7 @@ fn resolve(name: &str, scope: &Scope<'_>) -> Option<Var> {
         "server_port" => Var::ServerPort,
         "server_name" => Var::ServerName,
         "request_method" => Var::RequestMethod,
+        "upstream_addr" => Var::UpstreamAddr,
         _ => {
             if let Some(a) = name.strip_prefix("arg_").filter(|a| !a.is_empty()) {
                 Var::Arg(a.into())

@@ -48,6 +48,8 @@ pub struct VarCx<'a> {
     pub location: Option<Match<'a>>,
     /// The compiled `maps:` ([`Var::Map`] indexes into it).
     pub maps: &'a [super::map::VarMap],
+    /// The upstream server chosen for the request, once there is one.
+    pub upstream_addr: Option<std::net::SocketAddr>,
 }
 
 impl<'a> VarCx<'a> {
@@ -64,6 +66,7 @@ impl<'a> VarCx<'a> {
             last: None,
             location: None,
             maps: &[],
+            upstream_addr: None,
         }
     }
 
@@ -104,6 +107,12 @@ impl<'a> VarCx<'a> {
                 }
             }
             Var::ServerName => out.push_str(self.server_name),
+            Var::UpstreamAddr => {
+                if let Some(a) = self.upstream_addr {
+                    use std::fmt::Write;
+                    let _ = write!(out, "{a}");
+                }
+            }
             Var::Http(name) => {
                 if let Some(v) = self.req.headers.get(name).and_then(|v| v.to_str().ok()) {
                     out.push_str(v);

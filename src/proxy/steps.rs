@@ -77,6 +77,12 @@ pub(super) fn var_cx<'a>(
             .map(|a| a.port()),
         server_name: server_name(snap, ctx.site),
         maps: &snap.config.maps,
+        upstream_addr: ctx
+            .pool
+            .as_ref()
+            .zip(ctx.server_idx)
+            .and_then(|(p, i)| p.servers().get(i))
+            .map(|s| s.addr),
         ..VarCx::of_request(req)
     };
     if let Some(st) = ctx.steps.as_deref() {
