@@ -254,3 +254,37 @@ async fn app_errors_do_not_mark_a_server_down_and_a_lone_server_is_never_taken_o
     }
     assert_eq!(health_of(admin, dead.port()).await["up"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_its_own_max_fails_is_marked_down_by_its_own_count() {
+    // nginx `server … max_fails=1 fail_timeout=30s` beside servers that
+    // follow the upstream's `max_fails: 5`: one failure takes the first out,
+    // the same failures leave the second in.
+    let a = HttpUpstream::start("a").await;
+    let strict = DeadUpstream::new();
+    let lenient = DeadUpstream::new();
+    let ports = free_ports(2);
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let yaml = format!(
+        "listeners:\n  http: {{address: \"127.0.0.1:{}\"}}\nadmin: {{address: \"127.0.0.1:{}\"}}\nsites:\n  s: {{hosts: [a.test], default: true, routes: [{{path: /, upstream: app}}]}}\nupstreams:\n  app:\n    active: main\n    max_fails: 5\n    fail_timeout: 30s\n    pools:\n      main:\n        - \"127.0.0.1:{}\"\n        - {{address: \"127.0.0.1:{}\", max_fails: 1, fail_timeout: 30s}}\n        - \"127.0.0.1:{}\"\n",
+        ports[0],
+        ports[1],
+        a.port(),
+        strict.port(),
+        lenient.port()
+    );
+    let _p = ProxyProcess::start_ready(&yaml, &[http, admin])
+        .await
+        .expect("starts");
+    for i in 0..3 {
+        let r = http_get(http, "a.test", &format!("/p{i}"))
+            .await
+            .expect("resp");
+        assert_eq!(r.status, 200, "failover hides the dead servers");
+    }
+    let s = health_of(admin, strict.port()).await;
+    assert_eq!(s["down_reason"], "failed requests", "{s}");
+    let l = health_of(admin, lenient.port()).await;
+    assert_eq!(l["up"], true, "under its upstream's max_fails: {l}");
+}

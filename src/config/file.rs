@@ -488,7 +488,8 @@ pub struct FileUpstream {
     pub http2: Option<Spanned<bool>>,
 }
 
-/// One server of a pool: `host:port`, or a map with `address`, `weight`, `backup`.
+/// One server of a pool: `host:port`, or a map with `address`, `weight`,
+/// `backup`, `max_fails`, `fail_timeout`.
 #[derive(Debug, Default)]
 pub struct FileServer {
     /// `host:port` (in the map form: `None` when `address` is missing).
@@ -497,6 +498,10 @@ pub struct FileServer {
     pub weight: Option<Spanned<Scalar>>,
     /// Only while every primary is down.
     pub backup: Option<Spanned<bool>>,
+    /// Overrides the upstream's `max_fails` for this server.
+    pub max_fails: Option<Spanned<Scalar>>,
+    /// Overrides the upstream's `fail_timeout` for this server.
+    pub fail_timeout: Option<Spanned<Scalar>>,
     /// Keys other than these, with their positions.
     pub unknown: Vec<Spanned<String>>,
 }
@@ -526,6 +531,8 @@ impl<'de> Deserialize<'de> for FileServer {
                         "address" => out.address = Some(map.next_value()?),
                         "weight" => out.weight = Some(map.next_value()?),
                         "backup" => out.backup = Some(map.next_value()?),
+                        "max_fails" => out.max_fails = Some(map.next_value()?),
+                        "fail_timeout" => out.fail_timeout = Some(map.next_value()?),
                         _ => {
                             map.next_value::<de::IgnoredAny>()?;
                             out.unknown.push(k);

@@ -434,6 +434,10 @@ pub struct ServerConfig {
     pub weight: u32,
     /// Takes requests only while every primary server of the pool is down.
     pub backup: bool,
+    /// This server's `max_fails` when it differs from the upstream's.
+    pub max_fails: Option<u32>,
+    /// This server's `fail_timeout` when it differs from the upstream's.
+    pub fail_timeout: Option<std::time::Duration>,
 }
 
 impl ServerConfig {

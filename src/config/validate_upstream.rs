@@ -210,7 +210,7 @@ fn validate_server(s: &Spanned<FileServer>, ds: &mut Diagnostics) -> Option<Serv
         ds.error(
             pos(u),
             format!("unknown key '{}' in a server", u.value),
-            "a server takes `address`, `weight` and `backup`",
+            "a server takes `address`, `weight`, `backup`, `max_fails` and `fail_timeout`",
         );
     }
     let Some(address) = &f.address else {
@@ -241,12 +241,24 @@ fn validate_server(s: &Spanned<FileServer>, ds: &mut Diagnostics) -> Option<Serv
             }
         },
     };
+    // Per-server passive health (nginx `server … max_fails=N
+    // fail_timeout=T`): absent keys follow the upstream's values.
+    let max_fails = f
+        .max_fails
+        .is_some()
+        .then(|| super::values::count_field(&f.max_fails, 0, 0, ds));
+    let fail_timeout = f
+        .fail_timeout
+        .is_some()
+        .then(|| super::values::duration_field(&f.fail_timeout, Duration::ZERO, false, ds));
     let addr = resolve_server(&address.value.0, at, ds)?;
     Some(ServerConfig {
         label: address.value.0.trim().to_string(),
         addr,
         weight,
         backup: f.backup.as_ref().is_some_and(|b| b.value),
+        max_fails,
+        fail_timeout,
     })
 }
 

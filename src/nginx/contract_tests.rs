@@ -354,7 +354,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                     keys(
                         s,
                         &format!("{at}.pools.{p}"),
-                        &["address", "weight", "backup"],
+                        &["address", "weight", "backup", "max_fails", "fail_timeout"],
                         &mut errs,
                     );
                 } else if !s.is_string() {

@@ -195,6 +195,10 @@ pub(crate) struct UpServer {
     pub weight: Option<u32>,
     /// `backup`.
     pub backup: bool,
+    /// `max_fails=N` where it differs from the upstream's.
+    pub max_fails: Option<u32>,
+    /// `fail_timeout=T` (milliseconds) where it differs from the upstream's.
+    pub fail_timeout: Option<u64>,
 }
 
 /// An nginx `upstream` block.

@@ -290,6 +290,12 @@ fn pool(w: &mut W<'_>, name: &str, servers: &[UpServer]) {
         if s.backup {
             extra.push_str(", backup: true");
         }
+        if let Some(n) = s.max_fails {
+            extra.push_str(&format!(", max_fails: {n}"));
+        }
+        if let Some(ms) = s.fail_timeout {
+            extra.push_str(&format!(", fail_timeout: {}", format_duration(ms)));
+        }
         let item = if extra.is_empty() {
             format!("- {addr}")
         } else {

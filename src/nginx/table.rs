@@ -141,7 +141,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["upstream"],
         Setting,
-        "`upstreams.<name>`: `server` lines → pool `main` (`weight=` → `weight`, `backup` → `backup: true`, `down` left out, `max_fails`/`fail_timeout` → passive health)",
+        "`upstreams.<name>`: `server` lines → pool `main` (`weight=` → `weight`, `backup` → `backup: true`, `down` left out, `max_fails`/`fail_timeout` → passive health: the values most servers share on the upstream, the others on their servers)",
     ),
     e(
         &["least_conn", "ip_hash", "hash"],

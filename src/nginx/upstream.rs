@@ -8,7 +8,7 @@
 //! The mapping is spelled out in [`passive`] and every choice it makes is
 //! written next to the emitted key.
 
-use super::addr::{self, format_duration};
+use super::addr;
 use super::convert::{Ctx, UpServer, UpstreamDef};
 use super::directives;
 use super::parse::Directive;
@@ -108,7 +108,7 @@ pub(crate) fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamD
             _ => ctx.unsupported(c),
         }
     }
-    let passive = passive(ctx, d, &name, &lines);
+    let passive = passive(ctx, d, &name, &mut lines);
     let mut main: Vec<UpServer> = lines
         .into_iter()
         .filter(|l| !l.down)
@@ -147,6 +147,8 @@ pub(crate) fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamD
             comment: None,
             weight: None,
             backup: false,
+            max_fails: None,
+            fail_timeout: None,
         });
     }
     UpstreamDef {
@@ -198,6 +200,8 @@ fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> ServerLine<'a> {
             comment: None,
             weight: None,
             backup: false,
+            max_fails: None,
+            fail_timeout: None,
         },
         stated: Stated::default(),
     };
@@ -268,9 +272,14 @@ fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> ServerLine<'a> {
 ///   own default, [`defaults::MAX_FAILS`], is a more forgiving 3);
 ///   a server without `fail_timeout` counts as nginx's 10s (greenlight's too);
 /// - `max_fails=0` (no accounting) maps to greenlight's `max_fails: 0`;
-/// - servers that disagree get the strictest values (the fewest failures,
-///   the longest time out) with a warning.
-fn passive<'a>(ctx: &mut Ctx<'a>, d: &Directive, name: &str, lines: &[ServerLine<'a>]) -> Passive {
+/// - servers that disagree: the values most of them share go on the
+///   upstream, the others on their servers.
+fn passive<'a>(
+    ctx: &mut Ctx<'a>,
+    d: &Directive,
+    name: &str,
+    lines: &mut [ServerLine<'a>],
+) -> Passive {
     let primaries = lines.iter().filter(|l| !l.backup).count();
     let backups = lines.iter().filter(|l| l.backup).count();
     let stated =
@@ -317,24 +326,46 @@ fn passive<'a>(ctx: &mut Ctx<'a>, d: &Directive, name: &str, lines: &[ServerLine
         .unwrap_or(NGINX_FAIL_TIMEOUT_MS);
     let agree = effective.windows(2).all(|w| w.first() == w.last());
     if !agree {
-        let mut msg = format!(
-            "upstream '{name}': its servers differ in max_fails/fail_timeout, which greenlight sets once per upstream, so every server gets the strictest: max_fails: {max_fails}, fail_timeout: {}",
-            format_duration(fail_timeout)
+        // The values most servers share go on the upstream; a server with
+        // others gets its own `max_fails`/`fail_timeout`, as in nginx.
+        let mut counts: Vec<((u32, u64), usize)> = Vec::new();
+        for e in &effective {
+            match counts.iter_mut().find(|(v, _)| v == e) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((*e, 1)),
+            }
+        }
+        // Most shared wins; on a tie nginx's defaults (the servers that
+        // state nothing), else the first server's.
+        let default = (NGINX_MAX_FAILS, NGINX_FAIL_TIMEOUT_MS);
+        let most = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        let tied: Vec<(u32, u64)> = counts
+            .iter()
+            .filter(|(_, n)| *n == most)
+            .map(|(v, _)| *v)
+            .collect();
+        let common = if tied.contains(&default) {
+            default
+        } else {
+            tied.first().copied().unwrap_or(default)
+        };
+        for (l, e) in lines.iter_mut().filter(|l| !l.down).zip(&effective) {
+            if e.0 != common.0 {
+                l.server.max_fails = Some(e.0);
+            }
+            if e.1 != common.1 && e.0 > 0 {
+                l.server.fail_timeout = Some(e.1);
+            }
+        }
+        ctx.note(
+            d,
+            format!("upstream '{name}': its servers differ in max_fails/fail_timeout: the values most of them share are the upstream's, the others are set on their servers (a server without them counts as nginx's defaults, max_fails=1 and fail_timeout=10s)"),
         );
-        if live.iter().any(|l| !stated(l)) {
-            msg.push_str(
-                " (a server without them counts as nginx's defaults, max_fails=1 and fail_timeout=10s)",
-            );
-        }
-        if effective.iter().any(|(n, _)| *n == 0) {
-            msg.push_str("; servers that had max_fails=0 can now be taken out too");
-        }
-        ctx.warn(d, msg);
-        let why = "the strictest of the servers' values (see the warnings)".to_string();
+        let why = "the value most of the servers share (see the notes)".to_string();
         return Passive {
-            max_fails,
+            max_fails: common.0,
             max_fails_why: why.clone(),
-            fail_timeout: Some((fail_timeout, why)),
+            fail_timeout: Some((common.1, why)),
         };
     }
     let max_fails_why = match first_mf {

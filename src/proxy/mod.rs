@@ -60,16 +60,15 @@ pub struct GreenlightProxy {
 fn passive_failure(ctx: &RequestCtx) {
     if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx)
         && p.servers().len() > 1
-        && p.servers()[i]
-            .health
-            .request_failed(p.max_fails, p.fail_timeout)
+        && let Some(s) = p.servers().get(i)
+        && s.health.request_failed(s.max_fails, s.fail_timeout)
     {
         log::warn!(
             "upstream '{}' pool '{}' server {}: marked down for {:?} after failed requests",
             p.upstream,
             p.name,
-            p.servers()[i].label,
-            p.fail_timeout
+            s.label,
+            s.fail_timeout
         );
     }
 }

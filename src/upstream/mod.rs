@@ -127,6 +127,11 @@ pub struct Server {
     pub weight: u32,
     /// Used only while every primary of the pool is down.
     pub backup: bool,
+    /// Passive health: failures in a row that take this server out (its
+    /// own `max_fails`, else the upstream's).
+    pub max_fails: u32,
+    /// Passive health: for how long.
+    pub fail_timeout: Duration,
     /// Requests in flight on this server (`least_conn`, the admin API; kept
     /// across rebuilds).
     pub busy: Arc<AtomicUsize>,
@@ -272,6 +277,8 @@ impl Pool {
                     busy: kept.map_or_else(Default::default, |o| o.busy.clone()),
                     weight: s.weight,
                     backup: s.backup,
+                    max_fails: s.max_fails.unwrap_or(upstream.max_fails),
+                    fail_timeout: s.fail_timeout.unwrap_or(upstream.fail_timeout),
                     tls_name: tls.as_ref().map(|t| t.server_name(s)),
                     peer,
                 }
@@ -630,6 +637,8 @@ mod tests {
                         addr: s.parse().expect("addr"),
                         weight: *weight,
                         backup: *backup,
+                        max_fails: None,
+                        fail_timeout: None,
                     })
                     .collect(),
             }],
