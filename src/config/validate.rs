@@ -476,6 +476,7 @@ fn validate_sites(
                 request_buffering: switch_field(&r.value.request_buffering, buffering, ds),
             });
         }
+        super::validate_files::link_named(&site.routes.value, &routes, ds);
         out.push(SiteConfig {
             name: name.clone(),
             hosts,

@@ -1,0 +1,69 @@
+//! A `files:` route whose `try_files` ends in `@name` (nginx `try_files
+//! $uri $uri/ @app`): files when they exist, else the request is handed to
+//! the site's route whose path is `@name` — its checks, rewrites and
+//! header steps run as for a matched route, then its terminal answers
+//! (usually by proxying to its upstream, with the path unchanged, as
+//! nginx's internal redirect to a named location keeps `$uri`).
+//!
+//! This file only chains the two plans; finding files is `files.rs`'s,
+//! running a plan `steps.rs`'s.
+
+use super::{RequestCtx, files, steps};
+use crate::plan::router::Decision;
+use crate::state::Snapshot;
+use pingora::prelude::*;
+
+/// Named routes one request may pass through: a named route may serve files
+/// and fall back to another; a config that loops ends in a 500.
+const MAX_HOPS: usize = 4;
+
+/// Serves the request's `files:` route, if its route has one, following
+/// named fallbacks. `Ok(None)`: answered. `Ok(Some(decision))`: the request
+/// goes on with `decision` — the one given when the route does not serve
+/// files, else the named route's.
+pub(super) async fn serve_files(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    mut decision: Decision,
+    reroute: impl Fn(&str) -> Decision,
+) -> Result<Option<Decision>> {
+    for hop in 0.. {
+        let Some(f) = steps::files_of(snap, ctx) else {
+            return Ok(Some(decision));
+        };
+        let (site, route) = match files::find(f, &steps::var_cx(session, ctx, snap)) {
+            files::Outcome::Named(route) => match ctx.site {
+                Some(site) if hop < MAX_HOPS => (site, route),
+                _ => break,
+            },
+            outcome => {
+                files::send(session, ctx, outcome).await?;
+                return Ok(None);
+            }
+        };
+        // Set before running the plan: a plan with nothing to run returns
+        // at once, and the response steps read the route from the ctx.
+        ctx.route = Some(route);
+        let next = Decision::Proxy {
+            site,
+            upstream: snap.router.site(site).upstream_of(route),
+            route,
+            captures: ctx.captures.clone(),
+        };
+        decision = match steps::run(session, ctx, snap, next, &reroute) {
+            Ok(d) => d,
+            Err(a) => {
+                super::respond(session, ctx, a.status, a.body, &a.headers, false).await?;
+                return Ok(None);
+            }
+        };
+    }
+    log::error!(
+        "{}: more than {MAX_HOPS} named-route fallbacks: the try_files chain loops",
+        session.req_header().uri.path()
+    );
+    let body = "500 Internal Server Error: the try_files fallbacks loop\n".to_string();
+    super::respond(session, ctx, 500, body, &[], false).await?;
+    Ok(None)
+}
