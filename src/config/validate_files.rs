@@ -194,3 +194,52 @@ pub(super) fn link_named(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+    use crate::plan::Terminal;
+    use std::path::Path;
+
+    fn check(routes: &str) -> Result<crate::config::Config, String> {
+        let yaml = format!(
+            "listeners: {{http: {{address: \"127.0.0.1:8080\"}}}}\nsites:\n  s:\n    hosts: [a.test]\n    routes:\n{routes}upstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:1\"]}}}}\n"
+        );
+        load_str(Path::new("g.yaml"), &yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_named_fallback_links_to_its_route_wherever_it_is() {
+        let cfg = check(concat!(
+            "      - {path: /, files: {root: /srv, try_files: [\"$uri\", \"@app\"]}}\n",
+            "      - {path: /x, upstream: u}\n",
+            "      - {path: \"@app\", upstream: u, expires: 1h}\n",
+        ))
+        .expect("valid");
+        let Terminal::Files(f) = &cfg.sites[0].routes[0].plan.terminal else {
+            panic!("files route");
+        };
+        let named = f.named_fallback().expect("named fallback");
+        assert_eq!(named.route.get(), Some(&2));
+        assert!(cfg.sites[0].routes[2].plan.expires().is_some());
+    }
+
+    #[test]
+    fn an_unknown_name_and_bad_values_are_reported_at_their_place() {
+        let e = check(concat!(
+            "      - {path: /, files: {root: /srv, try_files: [\"$uri\", \"@gone\"]}}\n",
+            "      - {path: \"@app\", upstream: u}\n",
+            "      - {path: /b, files: {root: /srv, try_files: [\"$uri\", \"@\"]}, expires: soon}\n",
+            "      - {path: \"@bad name\", upstream: u}\n",
+        ))
+        .expect_err("invalid");
+        for want in [
+            "g.yaml:6:59: no route of this site is named '@gone' — the site's named routes are @app",
+            "'@' is not a route name",
+            "g.yaml:8:76: 'soon' is not a time — write `30d`",
+            "route path: '@bad' is not a location modifier",
+        ] {
+            assert!(e.contains(want), "{want} in:\n{e}");
+        }
+    }
+}

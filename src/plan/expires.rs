@@ -63,9 +63,7 @@ fn seconds(text: &str) -> Result<i64, String> {
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let bad = || {
-        format!("'{text}' is not a time (write e.g. `30d`, `1h30m`, `-1`, `max`, `epoch` or `off`)")
-    };
+    let bad = || format!("'{text}' is not a time");
     let mut total: i64 = 0;
     let mut ms: i64 = 0;
     let mut rest = body.trim_start();
