@@ -3,7 +3,8 @@
 //! `autoindex` listings (escaped names, no dotfiles, no symlink out of the
 //! root, 403 without it), and `try_files … @app` handing what is not a file
 //! to a named route's upstream with that route's request headers — while
-//! existing files, HEAD and ranges still come from disk.
+//! existing files, HEAD and ranges still come from disk — and a fallback
+//! path routed again as nginx's internal redirect.
 
 use crate::support::*;
 use std::path::Path;
@@ -42,6 +43,12 @@ sites:
         expires: modified +1h
       - path: /spa/
         files: {root: "{WWW}", try_files: ["$uri", "@spa"]}
+      - path: /strict/
+        files: {root: "{WWW}", try_files: ["$uri", "=404"]}
+      - path: /spa2/
+        files: {root: "{WWW}", try_files: ["$uri", "/index.html"]}
+      - path: /loop/
+        files: {root: "{WWW}", try_files: ["$uri", "/loop/missing"]}
       - path: "@spa"
         files: {root: "{WWW}", try_files: ["/spa/index.html", "=404"]}
 upstreams:
@@ -72,6 +79,7 @@ impl Fixture {
         write(&www, "list/sub/x.txt", b"x\n");
         write(&www, "mod/m.txt", b"m\n");
         write(&www, "spa/index.html", b"<div id=app></div>\n");
+        write(&www, "strict/index.html", b"not by $uri\n");
         write(dir.path(), "outside.txt", b"outside the root\n");
         std::os::unix::fs::symlink(dir.path().join("outside.txt"), www.join("list/escape"))
             .expect("symlink");
@@ -111,6 +119,12 @@ async fn try_files_falls_back_to_a_named_route_s_upstream() {
     assert_eq!((r.status, r.header("content-length")), (200, Some("16")));
     assert!(r.body.is_empty());
     assert_eq!(f.get("/").await.text(), "<h1>home</h1>\n", "$uri/ -> index");
+    // `$uri/` matches a directory (nginx): without its slash, the 301.
+    let r = f.get("/list").await;
+    assert_eq!((r.status, r.header("x-upstream")), (301, None));
+    assert!(r.header("location").is_some_and(|l| l.ends_with("/list/")));
+    // `$uri` is a file test even for a path ending in `/`.
+    assert_eq!(f.get("/strict/").await.status, 404);
 
     // What is not a file goes to the named route, path and query unchanged,
     // with the named route's request and response headers.
@@ -133,6 +147,14 @@ async fn try_files_falls_back_to_a_named_route_s_upstream() {
 
     // A named route may serve files itself.
     assert_eq!(f.get("/spa/deep/link").await.text(), "<div id=app></div>\n");
+
+    // A fallback path is nginx's internal redirect: routed again, so the
+    // route that takes `/index.html` answers, with its `expires`.
+    let r = f.get("/spa2/deep/link").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "<h1>home</h1>\n"));
+    assert_eq!(r.header("cache-control"), Some("max-age=3600"));
+    // A fallback that never finds a file: nginx's redirection cycle, a 500.
+    assert_eq!(f.get("/loop/x").await.status, 500);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

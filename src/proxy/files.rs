@@ -41,6 +41,8 @@ enum Found {
     Status(u16),
     /// try_files' `@name`: the named route (its index) answers.
     Named(usize),
+    /// try_files' last path: nginx's internal redirect to it.
+    Internal(String),
     /// A directory without index file under `autoindex`: its listing.
     Listing(String),
 }
@@ -200,6 +202,16 @@ fn lookup(files: &Files, uri: &str) -> std::io::Result<Found> {
     })
 }
 
+/// Whether a `try_files` candidate tests a directory (written with a
+/// trailing `/`, as `$uri/`): what the template says, not what a request
+/// path ending in `/` renders `$uri` to.
+fn names_dir(t: &crate::plan::template::Template) -> bool {
+    matches!(
+        t.segments().last(),
+        Some(crate::plan::template::Segment::Literal(l)) if l.ends_with('/')
+    )
+}
+
 /// nginx's `try_files`: candidates in order, then the fallback.
 fn try_files(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
     let Some(tf) = &files.try_files else {
@@ -208,13 +220,17 @@ fn try_files(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
     for c in tf.candidates.iter() {
         let uri = c.render(cx);
         let Ok(path) = files.map(&uri) else { continue };
-        if uri.ends_with('/') {
-            // nginx: `$uri/` matches an existing directory; its index file,
-            // listing or 403 answers (no further candidate is tried).
+        if names_dir(c) {
+            // nginx: `$uri/` matches an existing directory: named without
+            // its slash, the 301 adding it; else its index file, listing or
+            // 403 (no further candidate is tried).
             if path.is_dir() {
+                if !cx.uri.ends_with('/') {
+                    return Ok(Found::AddSlash);
+                }
                 return Ok(match index_in(files, &path)? {
                     Some((p, f, m)) => Found::File(opened(p, f, m)),
-                    None => no_index(files, &path, &uri)?,
+                    None => no_index(files, &path, cx.uri)?,
                 });
             }
         } else if let Some((f, m)) = open_inside(files.dir(), &path)? {
@@ -228,13 +244,9 @@ fn try_files(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
             .route
             .get()
             .map_or(Found::Status(500), |r| Found::Named(*r))),
-        Fallback::Path(t) => {
-            let uri = t.render(cx);
-            match lookup(files, &uri)? {
-                Found::AddSlash => Ok(Found::Status(404)),
-                found => Ok(found),
-            }
-        }
+        // nginx routes the request again with this path (its location's
+        // own steps, `expires`, or its upstream then apply).
+        Fallback::Path(t) => Ok(Found::Internal(t.render(cx))),
     }
 }
 
@@ -248,6 +260,8 @@ pub(super) enum Outcome {
     Status(u16),
     /// Hand the request to the site's named route (this index).
     Named(usize),
+    /// Route the request again with this path (and `?query`, if any).
+    Internal(String),
     /// A directory listing (HTML).
     Listing(String),
 }
@@ -264,6 +278,7 @@ pub(super) fn find(files: &Files, cx: &VarCx<'_>) -> Outcome {
     // metadata calls are short; the reads themselves go to the blocking pool.
     match try_files(files, cx) {
         Ok(Found::Named(route)) => Outcome::Named(route),
+        Ok(Found::Internal(uri)) => Outcome::Internal(uri),
         Ok(_) if !read => Outcome::Status(405),
         Ok(Found::File(o)) => Outcome::File(o),
         Ok(Found::Listing(page)) => Outcome::Listing(page),
@@ -302,7 +317,7 @@ pub(super) async fn send(
         }
         Outcome::Listing(page) => return super::autoindex::send(session, ctx, page).await,
         // `named::serve_files` takes these before sending.
-        Outcome::Named(_) => {
+        Outcome::Named(_) | Outcome::Internal(_) => {
             let body = super::answers::plain_status(500);
             return super::respond(session, ctx, 500, body, &[], false).await;
         }
