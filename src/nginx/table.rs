@@ -186,7 +186,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["location"],
         Setting,
-        "a route: `/p` prefix, `= /p` exact, `^~ /p`, `~ re`, `~* re` in `path:`; nested locations become their own routes; `@name` locations are a warning (no `try_files`/`error_page`)",
+        "a route: `/p` prefix, `= /p` exact, `^~ /p`, `~ re`, `~* re` in `path:`; nested locations become their own routes; `location @name` becomes a route `path: \"@name\"` that a files route's `try_files … @name` hands requests to",
     ),
     e(
         &["proxy_pass"],
