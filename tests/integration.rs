@@ -21,6 +21,7 @@ mod dashboard;
 mod early_hup;
 mod exchange;
 mod files;
+mod files_more;
 mod fixture;
 mod grafana;
 mod h2_flood;

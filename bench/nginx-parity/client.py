@@ -42,6 +42,12 @@ def send(port, probe):
         lines.append("Connection: close")
     if probe.spoof:
         lines.append(f"{probe.spoof[0]}: {probe.spoof[1]}")
+    for name, value in probe.extra:
+        if value == "@etag":
+            # the ETag this side gave for the same path a moment ago
+            first = send(port, probe._replace(extra=()))
+            value = dict(first.get("headers", [])).get("etag", '"none"')
+        lines.append(f"{name}: {value}")
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode()
     sock = None
     try:
@@ -53,7 +59,7 @@ def send(port, probe):
         resp = http.client.HTTPResponse(sock, method=probe.method)
         resp.begin()
         headers = [(k.lower(), v) for k, v in resp.getheaders()]
-        body = b"" if resp.status == 101 else resp.read(1 << 16)
+        body = b"" if resp.status == 101 or probe.method == "HEAD" else resp.read(1 << 16)
         return {"status": resp.status, "headers": headers, "body": body, "seen": _seen(headers, body)}
     except ssl.SSLError as e:
         return {"error": f"tls error ({e.reason or e.__class__.__name__})"}

@@ -109,6 +109,38 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
             rule = "forwarded-headers" if name in FORWARDED[:3] and (x is None or appended) else None
             diff(f"upstream {name}", x, y, rule)
     elif not sa and not sb and a["status"] < 300 and b["status"] < 300:
-        diff("body", a["body"].decode("utf-8", "replace"), b["body"].decode("utf-8", "replace"))
-        diff("Content-Type", _hdr(a["headers"], "content-type"), _hdr(b["headers"], "content-type"))
+        listing = probe.static and probe.path.endswith("/") and \
+            b"Index of" in a["body"] and b"Index of" in b["body"]
+        if not listing:  # a listing's layout is each server's own
+            diff("body", a["body"].decode("utf-8", "replace"), b["body"].decode("utf-8", "replace"))
+        if probe.static:
+            diff("Content-Type", _type(a), _type(b))
+        else:
+            diff("Content-Type", _hdr(a["headers"], "content-type"), _hdr(b["headers"], "content-type"))
+    if probe.static and not sa and not sb:
+        _static(a, b, diff)
     return diffs, intended
+
+
+def _type(r):
+    """Content-Type without the parameters one side adds (`; charset=utf-8`)."""
+    t = _hdr(r["headers"], "content-type")
+    return t.split(";")[0].strip().lower() if t else t
+
+
+def _static(a, b, diff):
+    """The file headers of a static probe answered by both proxies."""
+    ha, hb = a["headers"], b["headers"]
+    both_encoded = _hdr(ha, "content-encoding") and _hdr(hb, "content-encoding")
+    if both_encoded:  # compression is compared only when both compress
+        diff("Content-Encoding", _hdr(ha, "content-encoding"), _hdr(hb, "content-encoding"))
+    if a["status"] < 300 and b["status"] < 300:
+        # a listing may be chunked on one side: lengths compared when both send one
+        if not both_encoded and _hdr(ha, "content-length") and _hdr(hb, "content-length") \
+                and "content-encoding" not in dict(ha) and "content-encoding" not in dict(hb):
+            diff("Content-Length", _hdr(ha, "content-length"), _hdr(hb, "content-length"))
+        diff("ETag present", _hdr(ha, "etag") is not None, _hdr(hb, "etag") is not None)
+        diff("Content-Range", _hdr(ha, "content-range"), _hdr(hb, "content-range"))
+    if a["status"] < 400 and b["status"] < 400:
+        diff("Cache-Control", _hdr(ha, "cache-control"), _hdr(hb, "cache-control"))
+        diff("Expires present", _hdr(ha, "expires") is not None, _hdr(hb, "expires") is not None)

@@ -20,7 +20,10 @@ MAX_PROBES = 400
 
 # spoof: None, or (header, value) sent as the client's forwarded address (configs with real_ip_*)
 # method: GET, or a method an `if ($request_method = M)` of the config names
-Probe = namedtuple("Probe", "port tls host path ws spoof method", defaults=(None, "GET"))
+# extra: more request headers, (name, value) pairs; the value "@etag" is the ETag of a first GET
+# static: a static-file probe (compare.py then also compares the file's headers)
+Probe = namedtuple("Probe", "port tls host path ws spoof method extra static",
+                   defaults=(None, "GET", (), False))
 SPOOFED_IP = "203.0.113.7"
 
 
@@ -29,6 +32,7 @@ def probe_label(p):
     default = 443 if p.tls else 80
     port = "" if p.port == default else f":{p.port}"
     what = "ws " if p.ws else (f"{p.spoof[0]}: {p.spoof[1]} " if p.spoof else "")
+    what += "".join(f"{k}: {v} " for k, v in p.extra)
     if p.method != "GET":
         what = f"{p.method} {what}"
     return f"{what}{scheme}://{p.host}{port}{p.path}"
@@ -173,8 +177,12 @@ def cert_names(main):
     return list(dict.fromkeys(out))
 
 
-def plan(main, notes):
-    """The probes for one config (`main` before its listens are rewritten)."""
+def plan(main, notes, static=None):
+    """The probes for one config (`main` before its listens are rewritten).
+
+    static: {id(server): [URL prefixes served as files]} (docroot.py): those
+    get the static probes too."""
+    static = static or {}
     probes = []
     per_port = {}  # port -> (tls, [paths of its first server])
     for srv in servers(main):
@@ -219,6 +227,7 @@ def plan(main, notes):
                 per_port[port] = (True, prev[1], prev[2])
             for h in dict.fromkeys(hosts):
                 probes += _probes_for(port, tls or per_port[port][0], h, paths)
+                probes += static_probes(port, tls or per_port[port][0], h, static.get(id(srv), []))
     for port, (tls, paths, _) in per_port.items():
         probes += _probes_for(port, tls, UNKNOWN_HOST, paths)
     header = real_ip_header(main)
@@ -240,6 +249,26 @@ def plan(main, notes):
         notes.append(f"{len(probes)} probes, only the first {MAX_PROBES} sent")
         probes = probes[:MAX_PROBES]
     return probes
+
+
+def static_probes(port, tls, host, prefixes):
+    """Static-file probes under each prefix served as files: an existing
+    file, a missing one (the SPA fallback where there is one), a directory
+    with and without index and slash, a range, conditional requests and
+    Accept-Encoding: gzip. The files are docroot.py's."""
+    out = []
+    for pre in prefixes:
+        f = pre + "parity.txt"
+        for path in (f, pre + "parity-missing.txt", pre + "parity-missing/deep", pre + "parity-sub",
+                     pre + "parity-sub/", pre + "parity-dir", pre + "parity-dir/", pre):
+            out.append(Probe(port, tls, host, path, False, static=True))
+        for extra in ((("Range", "bytes=0-9"),), (("Range", "bytes=5000-"),),
+                      (("If-None-Match", "@etag"),),
+                      (("If-Modified-Since", "Tue, 14 Nov 2023 22:13:20 GMT"),),
+                      (("Accept-Encoding", "gzip"),)):
+            out.append(Probe(port, tls, host, f, False, extra=extra, static=True))
+        out.append(Probe(port, tls, host, f, False, method="HEAD", static=True))
+    return out
 
 
 def _probes_for(port, tls, host, paths):

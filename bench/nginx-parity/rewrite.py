@@ -359,6 +359,11 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
         temp = os.path.join(tmpdir, "temp")
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             http.block.insert(0, Directive(f"{name}_temp_path", [quote(os.path.join(temp, name))]))
+        # a site file lived in Debian's nginx.conf, which gives every site the MIME table
+        if os.path.exists("/etc/nginx/mime.types") and not any(d.name == "types" for d, _ in walk(http.block)):
+            if not any(d.name == "default_type" for d in http.block):
+                http.block.insert(0, Directive("default_type", ["application/octet-stream"]))
+            http.block.insert(0, Directive("include", [quote("/etc/nginx/mime.types")]))
         if not any(d.name == "access_log" for d in http.block):
             http.block.insert(0, Directive("access_log", [quote(os.path.join(logs, "access.log"))]))
     _dedupe_default_servers(main)

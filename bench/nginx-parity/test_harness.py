@@ -10,6 +10,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import compare  # noqa: E402
+import docroot  # noqa: E402
 import nginxconf  # noqa: E402
 import probes  # noqa: E402
 import rewrite  # noqa: E402
@@ -194,6 +195,56 @@ class MethodProbeTests(unittest.TestCase):
         plain = "server { listen 80; server_name a; location / { proxy_pass http://b; } }"
         main, _ = nginxconf.as_main(nginxconf.parse(plain))
         self.assertTrue(all(p.method == "GET" for p in probes.plan(main, [])))
+
+
+class DocrootTests(unittest.TestCase):
+    CONF = r"""
+server {
+    listen 80;
+    server_name s.test;
+    root /srv/site;
+    location / { try_files $uri $uri/ /index.html; }
+    location /dl/ { alias /srv/files/; autoindex on; }
+    location = /favicon.ico { alias /srv/img/fav.ico; }
+    location /api/ { proxy_pass http://127.0.0.1:1; }
+}
+"""
+
+    def test_roots_point_into_a_filled_docroot_and_files_get_static_probes(self):
+        import tempfile
+        main, _ = nginxconf.as_main(nginxconf.parse(self.CONF))
+        with tempfile.TemporaryDirectory() as tmp:
+            notes = []
+            served = docroot.rewrite_roots(main, tmp, notes)
+            text = nginxconf.serialise(main)
+            self.assertIn(os.path.join(tmp, "srv/site"), text)
+            self.assertIn(os.path.join(tmp, "srv/files/"), text)
+            for f in ("srv/site/index.html", "srv/site/parity.txt", "srv/site/parity-dir/a.txt",
+                      "srv/files/parity-sub/index.html", "srv/img/fav.ico"):
+                self.assertTrue(os.path.isfile(os.path.join(tmp, f)), f)
+            self.assertEqual(os.stat(os.path.join(tmp, "srv/site/parity.txt")).st_mtime, docroot.MTIME)
+            self.assertEqual(sorted(p for ps in served.values() for p in ps), ["/", "/dl/"])
+            plan = probes.plan(main, [], served)
+            static = {(p.path, p.extra, p.method) for p in plan if p.static}
+            self.assertIn(("/dl/parity-dir/", (), "GET"), static)
+            self.assertIn(("/parity.txt", (("If-None-Match", "@etag"),), "GET"), static)
+            self.assertIn(("/parity.txt", (), "HEAD"), static)
+            self.assertFalse(any(p.path.startswith("/api/parity") for p in plan))
+
+    def test_static_headers_are_compared_and_encoding_only_when_both_compress(self):
+        p = probes.Probe(80, False, "s.test", "/parity.txt", False, static=True)
+        ident = lambda s: s  # noqa: E731
+
+        def answer(**h):
+            return {"status": 200, "headers": [(k.replace("_", "-"), v) for k, v in h.items()],
+                    "body": b"x", "seen": None}
+        a = answer(etag='"1-2"', cache_control="max-age=60", content_encoding="gzip")
+        b = answer(etag='"1-2"', cache_control="max-age=60")
+        diffs, _ = compare.compare(p, a, b, ident, ident, [], [], False)
+        self.assertEqual(diffs, [])
+        b = answer(cache_control="max-age=1", content_encoding="br")
+        fields = {f for f, _, _ in compare.compare(p, a, b, ident, ident, [], [], False)[0]}
+        self.assertEqual(fields, {"ETag present", "Cache-Control", "Content-Encoding"})
 
 
 class CompareTests(unittest.TestCase):

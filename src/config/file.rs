@@ -305,6 +305,8 @@ pub struct FileRoute {
     pub request_headers: Option<Spanned<FileRequestHeaders>>,
     /// Response headers to the client (merged over the site's).
     pub response_headers: Option<Spanned<FileResponseHeaders>>,
+    /// `Expires`/`Cache-Control` on successful answers (nginx `expires`).
+    pub expires: Option<Spanned<Scalar>>,
 }
 
 /// `request_headers`: headers of the request sent upstream.
@@ -413,8 +415,10 @@ pub struct FileFiles {
     pub alias: Option<Spanned<String>>,
     /// Index file names for a path ending in `/` (default `[index.html]`).
     pub index: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Candidates in order, then a fallback path or `=CODE` (nginx `try_files`).
+    /// Candidates in order, then a fallback path, `=CODE` or `@route` (nginx `try_files`).
     pub try_files: Option<Spanned<Vec<Spanned<String>>>>,
+    /// List a directory without index file (nginx `autoindex on`).
+    pub autoindex: Option<Spanned<bool>>,
 }
 
 /// `checks[]`: a condition and the answer it gives.

@@ -298,7 +298,7 @@ upstreams:
             "g.yaml:6:41: '.example.org' is nginx's `.name` form, which greenlight does not take — list both `example.org` and `*.example.org`",
             "g.yaml:8:16: route path regex '^/(a|b' does not compile: unclosed group — fix the expression (regex crate syntax: no look-around, no back-references)",
             "g.yaml:9:16: route path has nothing after the modifier '~*' — write a path after the modifier, e.g. `= /healthz` or `~* \\.php$`",
-            "g.yaml:10:16: route path: '@fallback' is not a location modifier — named locations are not routes: give the route a path",
+            "g.yaml:10:16: route path: '@fallback' is not a location modifier — a named route's path is the name alone, e.g. `@app` (reached through a files route's `try_files`)",
             "g.yaml:12:16: route path '= /healthz' appears twice in site 'a' — keep one route per location (or split it by `methods:`): the second is never chosen",
             "g.yaml:14:16: route paths '/static/' and '^~ /static/' in site 'a' are the same location — keep one route per location (or split it by `methods:`): the second is never chosen",
             "g.yaml:15:16: route path 'healthz' does not start with '/' — write `= /healthz`",

@@ -467,6 +467,7 @@ fn validate_sites(
                 retry_statuses: retry_statuses(&r.value.retry_statuses, retry, ds),
             });
         }
+        super::validate_files::link_named(&site.routes.value, &routes, ds);
         out.push(SiteConfig {
             name: name.clone(),
             hosts,

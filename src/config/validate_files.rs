@@ -8,7 +8,7 @@ use super::diag::Diagnostics;
 use super::file::FileFiles;
 use super::validate::pos;
 use super::validate_steps::template;
-use crate::plan::files::{Base, Fallback, Files, TryFiles};
+use crate::plan::files::{Base, Fallback, Files, NamedRoute, TryFiles};
 use crate::plan::location::Location;
 use crate::plan::template::Scope;
 use serde_saphyr::Spanned;
@@ -113,12 +113,16 @@ pub(super) fn files(
                     }
                 }
             } else if l.starts_with('@') {
-                ds.error(
-                    pos(last),
-                    format!("named location '{l}' is not supported"),
-                    "make the fallback a path served from the same directory (`/index.html`), or `=404`; to proxy what is not a file, give that path its own route with an `upstream`",
-                );
-                return None;
+                if l.len() < 2 || l.contains(char::is_whitespace) {
+                    ds.error(
+                        pos(last),
+                        format!("'{l}' is not a route name"),
+                        "name a route of this site whose path is `@name`, e.g. `@app`",
+                    );
+                    return None;
+                }
+                // Linked to its route once the site's routes are known.
+                Fallback::Named(NamedRoute::new(l))
             } else {
                 Fallback::Path(template(last, pos(last), l, scope, ds)?)
             };
@@ -132,5 +136,110 @@ pub(super) fn files(
         base,
         index,
         try_files,
+        autoindex: v.autoindex.as_ref().is_some_and(|a| a.value),
     })
+}
+
+/// Links every `try_files … @name` of a site's files routes to the route
+/// whose path is `@name`, reporting a name no route has. `file_routes` are
+/// the site's routes as written (for positions), `routes` as compiled.
+pub(super) fn link_named(
+    file_routes: &[Spanned<super::file::FileRoute>],
+    routes: &[crate::config::model::RouteConfig],
+    ds: &mut Diagnostics,
+) {
+    for rc in routes {
+        let crate::plan::Terminal::Files(f) = &rc.plan.terminal else {
+            continue;
+        };
+        let Some(named) = f.named_fallback() else {
+            continue;
+        };
+        let target = routes
+            .iter()
+            .position(|r| matches!(&r.location, Location::Named(n) if **n == *named.name));
+        match target {
+            Some(i) => {
+                let _ = named.route.set(i);
+            }
+            None => {
+                let at = file_routes
+                    .iter()
+                    .filter_map(|r| r.value.files.as_ref()?.value.try_files.as_ref())
+                    .filter_map(|t| t.value.last())
+                    .find(|l| l.value.trim() == &*named.name)
+                    .map(pos)
+                    .unwrap_or_default();
+                let names: Vec<String> = routes
+                    .iter()
+                    .filter_map(|r| match &r.location {
+                        Location::Named(n) => Some(n.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let fix = if names.is_empty() {
+                    format!(
+                        "add a route `- path: \"{}\"` with the `upstream` that takes what is not a file",
+                        named.name
+                    )
+                } else {
+                    format!("the site's named routes are {}", names.join(", "))
+                };
+                ds.error(
+                    at,
+                    format!("no route of this site is named '{}'", named.name),
+                    fix,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+    use crate::plan::Terminal;
+    use std::path::Path;
+
+    fn check(routes: &str) -> Result<crate::config::Config, String> {
+        let yaml = format!(
+            "listeners: {{http: {{address: \"127.0.0.1:8080\"}}}}\nsites:\n  s:\n    hosts: [a.test]\n    routes:\n{routes}upstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:1\"]}}}}\n"
+        );
+        load_str(Path::new("g.yaml"), &yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_named_fallback_links_to_its_route_wherever_it_is() {
+        let cfg = check(concat!(
+            "      - {path: /, files: {root: /srv, try_files: [\"$uri\", \"@app\"]}}\n",
+            "      - {path: /x, upstream: u}\n",
+            "      - {path: \"@app\", upstream: u, expires: 1h}\n",
+        ))
+        .expect("valid");
+        let Terminal::Files(f) = &cfg.sites[0].routes[0].plan.terminal else {
+            panic!("files route");
+        };
+        let named = f.named_fallback().expect("named fallback");
+        assert_eq!(named.route.get(), Some(&2));
+        assert!(cfg.sites[0].routes[2].plan.expires().is_some());
+    }
+
+    #[test]
+    fn an_unknown_name_and_bad_values_are_reported_at_their_place() {
+        let e = check(concat!(
+            "      - {path: /, files: {root: /srv, try_files: [\"$uri\", \"@gone\"]}}\n",
+            "      - {path: \"@app\", upstream: u}\n",
+            "      - {path: /b, files: {root: /srv, try_files: [\"$uri\", \"@\"]}, expires: soon}\n",
+            "      - {path: \"@bad name\", upstream: u}\n",
+        ))
+        .expect_err("invalid");
+        for want in [
+            "g.yaml:6:59: no route of this site is named '@gone' — the site's named routes are @app",
+            "'@' is not a route name",
+            "g.yaml:8:76: 'soon' is not a time — write `30d`",
+            "route path: '@bad' is not a location modifier",
+        ] {
+            assert!(e.contains(want), "{want} in:\n{e}");
+        }
+    }
 }

@@ -247,7 +247,7 @@ pub(super) fn route_location(
                     "write a path after the modifier, e.g. `= /healthz` or `~* \\.php$`".to_string()
                 }
                 LocationError::UnknownModifier(m) if m.starts_with('@') => {
-                    "named locations are not routes: give the route a path".to_string()
+                    "a named route's path is the name alone, e.g. `@app` (reached through a files route's `try_files`)".to_string()
                 }
                 LocationError::UnknownModifier(_) => {
                     "use `= /p` (exact), `/p` (prefix), `^~ /p` (prefix, no regex search), `~ re` (regex) or `~* re` (case-insensitive regex)".to_string()

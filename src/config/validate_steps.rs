@@ -265,7 +265,7 @@ pub(super) fn group_names(re: &regex::Regex) -> Vec<(String, usize)> {
 fn literal_prefix(location: &Location) -> Option<&str> {
     match location {
         Location::Exact(p) | Location::Prefix(p) | Location::PrefixNoRegex(p) => Some(p),
-        Location::Regex(_) => None,
+        Location::Regex(_) | Location::Named(_) => None,
     }
 }
 
@@ -531,6 +531,17 @@ pub(super) fn route_plan(
     let resp = ResponseHeaderSteps::merge(&site.response, &resp);
     if !resp.is_empty() {
         steps.push(Step::ResponseHeaders(resp));
+    }
+    if let Some(e) = &f.expires {
+        match crate::plan::expires::parse(&e.value.0) {
+            Ok(Some(x)) => steps.push(Step::Expires(x)),
+            Ok(None) => {}
+            Err(why) => ds.error(
+                pos(e),
+                why,
+                "write `30d`, `12h`, `-1` (no-cache), `max`, `epoch`, `off` or `modified +1h`",
+            ),
+        }
     }
     let upstream = f.upstream.as_ref().map(|u| u.value.clone());
     (

@@ -82,13 +82,22 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "retry_statuses",
             "checks",
             "files",
+            "expires",
         ],
         errs,
     );
+    if let Some(e) = v.get("expires").and_then(Value::as_str)
+        && let Err(why) = crate::plan::expires::parse(e)
+    {
+        errs.push(format!("{at}.expires: {why}"));
+    }
     let path = v.get("path").and_then(Value::as_str).unwrap_or("");
     let (modifier, body) = path.split_once(' ').unwrap_or(("", path));
     let regex = matches!(modifier, "~" | "~*");
-    if !(matches!(modifier, "" | "=" | "^~" | "~" | "~*") && (regex || body.starts_with('/'))) {
+    let named = modifier.is_empty() && body.len() > 1 && body.starts_with('@');
+    if !(matches!(modifier, "" | "=" | "^~" | "~" | "~*")
+        && (regex || named || body.starts_with('/')))
+    {
         errs.push(format!("{at}.path: '{path}' is not nginx location syntax"));
     }
     let mut captures = if regex {
@@ -122,7 +131,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
         keys(
             f,
             &format!("{at}.files"),
-            &["root", "alias", "index", "try_files"],
+            &["root", "alias", "index", "try_files", "autoindex"],
             errs,
         );
         if f.get("root").is_some() == f.get("alias").is_some() {

@@ -112,6 +112,9 @@ fn files(f: &FilesDef) -> String {
     if let Some(t) = &f.try_files {
         s.push_str(&format!(", try_files: [{}]", list(t)));
     }
+    if f.autoindex {
+        s.push_str(", autoindex: true");
+    }
     s.push('}');
     s
 }
@@ -173,6 +176,9 @@ pub(crate) fn route(
     checks(out, 4, &r.checks);
     if let Some(f) = &r.files {
         out.line(4, &files(f), None);
+        if let Some(e) = &f.expires {
+            out.line(4, &format!("expires: {}", quoted(e)), None);
+        }
     }
     match (&r.target, &r.answer) {
         (_, Some(a)) => out.line(4, &answer(a), None),

@@ -5,8 +5,12 @@
 //! its `alias`. It becomes a `files:` route when that directory is known;
 //! without one nginx would use its compiled-in default root, which the
 //! importer cannot know, so the old warning stands. `try_files` converts
-//! when its last entry is a path or `=CODE`; a named location (`@app`) has
-//! no greenlight form and stays a warning.
+//! when its last entry is a path, `=CODE` or a named location (`@app`),
+//! which becomes a route `path: "@app"` of its own (see [`link_named`]).
+//! `autoindex on` and `expires` (in force at any level) go with the
+//! location's `files:`; `autoindex_*` details are notes (greenlight lists
+//! exact sizes, UTC times, HTML), `expires` on a location that proxies is
+//! a warning (the route takes `expires:`, the importer does not write it).
 
 use super::convert::Ctx;
 use super::directives::shown;
@@ -23,8 +27,91 @@ pub(crate) struct FilesDef {
     pub alias: Option<String>,
     /// `index` names, when nginx's default (`index.html`) was changed.
     pub index: Option<Vec<String>>,
-    /// `try_files` entries, the last one a path or `=CODE`.
+    /// `try_files` entries, the last one a path, `=CODE` or `@name`.
     pub try_files: Option<Vec<String>>,
+    /// `autoindex on`.
+    pub autoindex: bool,
+    /// `expires` (nginx's value, checked by greenlight's parser).
+    pub expires: Option<String>,
+}
+
+/// `expires` and `autoindex` in force at a level (inherited like `root`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FilesInherit<'a> {
+    /// `expires`, its value as greenlight writes it.
+    pub expires: Option<(&'a Directive, String)>,
+    /// `autoindex on|off`.
+    pub autoindex: Option<&'a Directive>,
+}
+
+/// Takes `expires`, `autoindex` and `autoindex_*` at any level; false for
+/// other directives.
+pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut FilesInherit<'a>) -> bool {
+    match d.name.as_str() {
+        "expires" => {
+            let value = d.args.join(" ");
+            match crate::plan::expires::parse(&value) {
+                Ok(_) => inh.expires = Some((d, value)),
+                Err(why) => ctx.warn(d, format!("'{}': {why}; not converted", shown(d))),
+            }
+            true
+        }
+        "autoindex" => {
+            inh.autoindex = Some(d);
+            true
+        }
+        "autoindex_exact_size" | "autoindex_format" | "autoindex_localtime" => {
+            ctx.note(
+                d,
+                format!("'{}' is not carried over: greenlight's listings (`autoindex: true`) are HTML with exact sizes and UTC times", shown(d)),
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Warns that an `expires` in force is lost on a location that does not
+/// serve files (a proxy or an answer).
+pub(crate) fn expires_lost(ctx: &mut Ctx<'_>, inh: &FilesInherit<'_>) {
+    if let Some((d, v)) = &inh.expires
+        && v != "off"
+    {
+        ctx.warn(
+            d,
+            format!("'{}' on a location that proxies or answers is not converted: add `expires: {v}` to its route", shown(d)),
+        );
+    }
+}
+
+/// A files route whose `try_files` falls back to a named location that did
+/// not become a route (it was not converted) cannot be checked by
+/// greenlight: it is dropped with a warning.
+pub(crate) fn link_named(ctx: &mut Ctx<'_>, routes: &mut Vec<super::convert::Route<'_>>) {
+    let names: Vec<String> = routes
+        .iter()
+        .filter(|r| r.path.starts_with('@'))
+        .map(|r| r.path.clone())
+        .collect();
+    routes.retain(|r| {
+        let Some(last) = r
+            .files
+            .as_ref()
+            .and_then(|f| f.try_files.as_ref())
+            .and_then(|t| t.last())
+            .filter(|l| l.starts_with('@'))
+        else {
+            return true;
+        };
+        if names.contains(last) {
+            return true;
+        }
+        ctx.warn(
+            r.loc,
+            format!("try_files falls back to the named location {last}, which was not converted (see its warnings) or does not exist: the files of this location are not served"),
+        );
+        false
+    });
 }
 
 /// The `files:` of a location that serves files, or `None` with a warning
@@ -39,6 +126,7 @@ pub(crate) fn files_of(
     try_files: Option<&Directive>,
     set: &SetVars,
     captures: &[String],
+    inh: &FilesInherit<'_>,
 ) -> Option<FilesDef> {
     let dir_of = |ctx: &mut Ctx<'_>, d: &Directive| -> Option<String> {
         let (v, unknown) = vars::resolve(d.arg0(), set, captures);
@@ -56,6 +144,12 @@ pub(crate) fn files_of(
         alias: None,
         index: None,
         try_files: None,
+        autoindex: inh.autoindex.is_some_and(|d| d.arg0() == "on"),
+        expires: inh
+            .expires
+            .as_ref()
+            .map(|(_, v)| v.clone())
+            .filter(|v| v != "off"),
     };
     match (alias, root) {
         (Some(a), _) => {
@@ -89,18 +183,10 @@ pub(crate) fn files_of(
         }
     }
     if let Some(t) = try_files {
-        let last = t.args.last().map(String::as_str).unwrap_or("");
         if t.args.len() < 2 {
             ctx.warn(
                 t,
                 format!("'{}' needs at least two entries; not converted", shown(t)),
-            );
-            return None;
-        }
-        if last.starts_with('@') {
-            ctx.warn(
-                t,
-                format!("'{}' falls back to the named location {last}, which greenlight has no form for: the files of this location are not served; give the app's paths a route of their own with an upstream", shown(t)),
             );
             return None;
         }

@@ -96,6 +96,8 @@ pub(crate) struct Inherit<'a> {
     pub root: Option<&'a Directive>,
     /// `index` in force.
     pub index: Option<&'a Directive>,
+    /// `expires` and `autoindex` in force.
+    pub files: super::files::FilesInherit<'a>,
 }
 
 impl<'a> Inherit<'a> {
@@ -114,6 +116,9 @@ impl<'a> Inherit<'a> {
 /// upstream timeouts, client limits). Returns false when `d` is not one of them.
 pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
     if limits::record(ctx, d) {
+        return true;
+    }
+    if super::files::record(ctx, d, &mut inh.files) {
         return true;
     }
     let name = d.name.as_str();

@@ -90,10 +90,6 @@ fn path_value(kind: LocKind, path: &str) -> String {
     }
 }
 
-fn count(d: &Directive) -> usize {
-    d.children().iter().map(|c| 1 + count(c)).sum()
-}
-
 /// Converts a `location` block (and its nested locations) into routes.
 pub(crate) fn location<'a>(
     ctx: &mut Ctx<'a>,
@@ -110,15 +106,10 @@ pub(crate) fn location<'a>(
         );
         return;
     };
-    if kind == LocKind::Named {
-        ctx.warn(
-            d,
-            format!("named location '{path}' is only reached through try_files or error_page, which greenlight does not have; its {} directive(s) were not converted", count(d)),
-        );
-        return;
-    }
     let regex = matches!(kind, LocKind::Regex | LocKind::RegexNoCase);
-    if !regex && !path.starts_with('/') {
+    // A named location becomes a route `path: "@name"`, which only a files
+    // route's `try_files … @name` reaches (see files.rs).
+    if !regex && kind != LocKind::Named && !path.starts_with('/') {
         ctx.note(
             d,
             format!("location '{spec}' never matches in nginx (request paths start with '/'; a regex needs '~'), so it was left out"),
@@ -262,6 +253,7 @@ pub(crate) fn location<'a>(
             try_files,
             &inh.set_vars,
             &captures,
+            &inh.files,
         );
         explained = true;
     } else if !explained && nested.is_empty() && rewrites.is_empty() {
@@ -269,6 +261,9 @@ pub(crate) fn location<'a>(
             d,
             format!("location '{spec}' has no proxy_pass, so no route was created for it (greenlight routes proxy, redirect or answer)"),
         );
+    }
+    if files.is_none() && (target.is_some() || ret.is_some()) {
+        super::files::expires_lost(ctx, &inh.files);
     }
     let has_terminal = target.is_some() || route_answer.is_some() || files.is_some();
     let mut rules = if_rules;
@@ -670,7 +665,8 @@ fn proxy_target<'a>(
     let tls = https.then(|| up_tls(ctx, p, authority, inh));
     let mut upstream_path = None;
     let mut path_rewrite = None;
-    let regex = matches!(kind, LocKind::Regex | LocKind::RegexNoCase);
+    // nginx refuses a URI part in a named location as in a regex one.
+    let regex = matches!(kind, LocKind::Regex | LocKind::RegexNoCase | LocKind::Named);
     match uri {
         Some("$request_uri") | None => {}
         Some("/$request_uri") => ctx.note(

@@ -442,7 +442,7 @@ fn locations_that_serve_files_become_files_routes() {
 }
 
 #[test]
-fn files_greenlight_cannot_serve_as_nginx_did_stay_warnings() {
+fn named_fallbacks_convert_and_what_greenlight_cannot_serve_stays_a_warning() {
     let (y, w, _) = run(&server(
         "root /srv/site;\n\
          location /app/ { try_files $uri @backend; }\n\
@@ -450,10 +450,28 @@ fn files_greenlight_cannot_serve_as_nginx_did_stay_warnings() {
          location ~ ^/u/(.+)$ { alias /srv/u/$1; }\n\
          location /api/ { proxy_pass http://127.0.0.1:1; }",
     ));
-    assert!(!y.contains("files:"), "{y}");
     let has = |a: &str| w.iter().any(|w| w.contains(a));
-    assert!(has("named location @backend"), "{w:#?}");
     assert!(has("in a regex location is not supported"), "{w:#?}");
+    assert!(!has("@backend"), "the named location converts: {w:#?}");
+    for want in [
+        "files: {root: \"/srv/site\", try_files: [\"$uri\", \"@backend\"]}",
+        "- path: \"@backend\"",
+    ] {
+        assert!(y.contains(want), "{want}\n---\n{y}");
+    }
+    // A fallback to a named location that does not convert drops the files.
+    let (y, w, _) = run(&server(
+        "root /srv/site;\n\
+         location /app/ { try_files $uri @php; }\n\
+         location @php { empty_gif; }\n\
+         location /api/ { proxy_pass http://127.0.0.1:1; }",
+    ));
+    assert!(!y.contains("files:"), "{y}");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("falls back to the named location @php")),
+        "{w:#?}"
+    );
     // A server that runs PHP: its root is never served as files.
     let (y, w, _) = run(&server(
         "root /srv/php; location / { try_files $uri /index.php?$args; }\n\

@@ -187,7 +187,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["location"],
         Setting,
-        "a route: `/p` prefix, `= /p` exact, `^~ /p`, `~ re`, `~* re` in `path:`; nested locations become their own routes; `@name` locations are a warning (no `try_files`/`error_page`)",
+        "a route: `/p` prefix, `= /p` exact, `^~ /p`, `~ re`, `~* re` in `path:`; nested locations become their own routes; `location @name` becomes a route `path: \"@name\"` that a files route's `try_files … @name` hands requests to",
     ),
     e(
         &["proxy_pass"],
@@ -217,7 +217,21 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["root", "alias", "index", "try_files"],
         Step,
-        "a location with no `proxy_pass`, `return` or other content handler serves files: `files: {root | alias, index, try_files}` from the `root` in force or its `alias` (prefix locations); `try_files` converts when its last entry is a path or `=CODE` (a named location `@name` is a warning); a location with no known root (nginx's compiled-in default) stays a warning, and a server that runs scripts (`fastcgi_pass`, `uwsgi_pass`, `scgi_pass`) gets no `files:` routes, so a script's source is never sent as a file",
+        "a location with no `proxy_pass`, `return` or other content handler serves files: `files: {root | alias, index, try_files}` from the `root` in force or its `alias` (prefix locations); `try_files` converts when its last entry is a path, `=CODE` or a named location `@name` (which becomes a route `path: \"@name\"`, reached only from there; its fallback is dropped with a warning when the named location does not convert); a location with no known root (nginx's compiled-in default) stays a warning, and a server that runs scripts (`fastcgi_pass`, `uwsgi_pass`, `scgi_pass`) gets no `files:` routes, so a script's source is never sent as a file",
+    ),
+    e(
+        &["autoindex", "expires"],
+        Step,
+        "`autoindex on` → `files: {autoindex: true}` (nginx's HTML listing; dotfiles and symlinks out of the root are not listed); `expires TIME|max|epoch|modified TIME` → the route's `expires:` on a files location (`off` needs nothing); `expires` on a location that proxies is a warning (write `expires:` on its route), `@time` of day is a warning",
+    ),
+    e(
+        &[
+            "autoindex_exact_size",
+            "autoindex_format",
+            "autoindex_localtime",
+        ],
+        Note,
+        "greenlight's listings are HTML with exact sizes and UTC times",
     ),
     e(
         &["map"],
@@ -426,7 +440,6 @@ pub(crate) const TABLE: &[Entry] = &[
     // Not carried over.
     e(
         &[
-            "autoindex*",
             "internal",
             "disable_symlinks",
             "etag",
@@ -438,11 +451,6 @@ pub(crate) const TABLE: &[Entry] = &[
         ],
         Warning,
         "greenlight does not serve files: keep them on a static upstream (any small HTTP file server) and add a route to it",
-    ),
-    e(
-        &["expires"],
-        Warning,
-        "greenlight does not set caching headers from `expires`; send Cache-Control/Expires from the upstream or with `add_header`",
     ),
     e(
         &["gzip*", "gunzip", "brotli*"],

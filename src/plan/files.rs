@@ -36,6 +36,30 @@ pub enum Fallback {
     Path(Template),
     /// `=404`: answer this status.
     Status(u16),
+    /// `@name`: the request goes on to the site's named route (`path:
+    /// "@name"`), whose plan answers it — usually by proxying.
+    Named(NamedRoute),
+}
+
+/// A named route that a `try_files` falls back to: the name as written,
+/// and the route's index in its site, filled once the site's routes are
+/// all known (they may come after the files route).
+#[derive(Debug)]
+pub struct NamedRoute {
+    /// `@name`.
+    pub name: Box<str>,
+    /// The route's file-order index in its site.
+    pub route: std::sync::OnceLock<usize>,
+}
+
+impl NamedRoute {
+    /// An unlinked reference to `name`.
+    pub fn new(name: &str) -> NamedRoute {
+        NamedRoute {
+            name: name.into(),
+            route: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// nginx `try_files CANDIDATE… LAST`.
@@ -56,6 +80,19 @@ pub struct Files {
     pub index: Box<[Box<str>]>,
     /// nginx `try_files`, when given.
     pub try_files: Option<TryFiles>,
+    /// nginx `autoindex on`: a directory without index file is listed
+    /// (else 403).
+    pub autoindex: bool,
+}
+
+impl Files {
+    /// The named route `try_files` falls back to, if it does.
+    pub fn named_fallback(&self) -> Option<&NamedRoute> {
+        match &self.try_files.as_ref()?.fallback {
+            Fallback::Named(n) => Some(n),
+            _ => None,
+        }
+    }
 }
 
 /// Why a path was refused (answered 404 without touching the disk).
@@ -104,6 +141,7 @@ mod tests {
             base: Base::Root("/srv/www".into()),
             index: vec!["index.html".into()].into(),
             try_files: None,
+            autoindex: false,
         }
     }
 

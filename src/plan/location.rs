@@ -66,6 +66,10 @@ pub enum Location {
     /// `~ re` / `~* re`: tried in file order after the prefixes; the first
     /// that matches wins and its capture groups become `$1`… and `$name`.
     Regex(Pattern),
+    /// `@name`: a named location, never matched by a request path; only a
+    /// `files:` route's `try_files` hands requests to it (nginx
+    /// `location @name`).
+    Named(String),
 }
 
 /// Why a `path:` value is not a location (messages name the route path, as
@@ -122,6 +126,9 @@ impl Location {
         if s.starts_with('/') {
             return Ok(Location::Prefix(s.to_string()));
         }
+        if s.len() > 1 && s.starts_with('@') && !s.contains(char::is_whitespace) {
+            return Ok(Location::Named(s.to_string()));
+        }
         match s.split_once(char::is_whitespace) {
             Some((word, rest)) if !rest.trim().is_empty() => {
                 Err(LocationError::UnknownModifier(word.to_string()))
@@ -141,6 +148,7 @@ impl Location {
             Location::Exact(p) => format!("= {p}"),
             Location::Prefix(p) | Location::PrefixNoRegex(p) => p.clone(),
             Location::Regex(r) => format!("{} {}", if r.nocase() { "~*" } else { "~" }, r.as_str()),
+            Location::Named(n) => n.clone(),
         }
     }
 
@@ -152,6 +160,7 @@ impl Location {
             Location::PrefixNoRegex(p) => format!("^~ {p}"),
             Location::Regex(r) if r.nocase() => format!("~* {}", r.as_str()),
             Location::Regex(r) => format!("~ {}", r.as_str()),
+            Location::Named(n) => n.clone(),
         }
     }
 
@@ -237,6 +246,8 @@ mod tests {
         let re = p("~*\\.(png|jpg)$");
         assert_eq!(re.as_written(), "~* \\.(png|jpg)$");
         assert!(re.pattern().expect("regex").nocase());
+        assert_eq!(p("@app"), Location::Named("@app".into()));
+        assert_eq!(p("@app").as_written(), "@app");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 pub mod answer;
 pub mod check;
 pub mod client_ip;
+pub mod expires;
 pub mod files;
 pub mod headers;
 pub mod location;
@@ -137,6 +138,8 @@ pub enum Step {
     RequestHeaders(headers::RequestHeaderSteps),
     /// Headers added, set and removed on the response to the client.
     ResponseHeaders(headers::ResponseHeaderSteps),
+    /// `expires:`: `Expires` and `Cache-Control` on successful answers.
+    Expires(expires::Expires),
 }
 
 /// What answers a request once the steps ran: exactly one per route.
@@ -183,6 +186,14 @@ impl Plan {
     pub fn request_headers(&self) -> Option<&headers::RequestHeaderSteps> {
         self.steps.iter().find_map(|s| match s {
             Step::RequestHeaders(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// The `expires` step, if any.
+    pub fn expires(&self) -> Option<expires::Expires> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Expires(e) => Some(*e),
             _ => None,
         })
     }

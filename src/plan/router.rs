@@ -114,6 +114,11 @@ impl SiteRoutes {
         self.route_metrics.get(route)?.get(pool)
     }
 
+    /// The upstream index of route `route` (`None`: answered locally).
+    pub fn upstream_of(&self, route: usize) -> Option<usize> {
+        self.upstreams.get(route).copied().flatten()
+    }
+
     /// What the site's locations make of `path`; see the module header for
     /// the order.
     pub fn find_route(&self, path: &str) -> PathMatch {
@@ -164,6 +169,8 @@ impl PathTable {
             Location::Prefix(p) => self.prefixes.push((p.clone(), false, route)),
             Location::PrefixNoRegex(p) => self.prefixes.push((p.clone(), true, route)),
             Location::Regex(r) => self.regexes.push((r.regex().clone(), route)),
+            // Reached through a files route's `try_files` only.
+            Location::Named(_) => {}
         }
     }
 

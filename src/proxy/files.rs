@@ -39,6 +39,12 @@ enum Found {
     AddSlash,
     /// An answer by status (404, 403, or try_files' `=CODE`).
     Status(u16),
+    /// try_files' `@name`: the named route (its index) answers.
+    Named(usize),
+    /// try_files' last path: nginx's internal redirect to it.
+    Internal(String),
+    /// A directory without index file under `autoindex`: its listing.
+    Listing(String),
 }
 
 /// A file found and opened, with what `stat` said of it.
@@ -165,6 +171,15 @@ fn index_in(
     Ok(None)
 }
 
+/// A directory without index file: its listing under `autoindex`, else
+/// nginx's 403.
+fn no_index(files: &Files, dir: &Path, uri: &str) -> std::io::Result<Found> {
+    if !files.autoindex {
+        return Ok(Found::Status(403));
+    }
+    super::autoindex::render(files.dir(), dir, uri).map(Found::Listing)
+}
+
 /// nginx's lookup for one request path (no `try_files`).
 fn lookup(files: &Files, uri: &str) -> std::io::Result<Found> {
     let Ok(path) = files.map(uri) else {
@@ -173,8 +188,7 @@ fn lookup(files: &Files, uri: &str) -> std::io::Result<Found> {
     if uri.ends_with('/') {
         return Ok(match index_in(files, &path)? {
             Some((p, f, m)) => Found::File(opened(p, f, m)),
-            // nginx: 403 for a directory without index (autoindex off).
-            None if path.is_dir() => Found::Status(403),
+            None if path.is_dir() => no_index(files, &path, uri)?,
             None => Found::Status(404),
         });
     }
@@ -188,6 +202,16 @@ fn lookup(files: &Files, uri: &str) -> std::io::Result<Found> {
     })
 }
 
+/// Whether a `try_files` candidate tests a directory (written with a
+/// trailing `/`, as `$uri/`): what the template says, not what a request
+/// path ending in `/` renders `$uri` to.
+fn names_dir(t: &crate::plan::template::Template) -> bool {
+    matches!(
+        t.segments().last(),
+        Some(crate::plan::template::Segment::Literal(l)) if l.ends_with('/')
+    )
+}
+
 /// nginx's `try_files`: candidates in order, then the fallback.
 fn try_files(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
     let Some(tf) = &files.try_files else {
@@ -196,11 +220,18 @@ fn try_files(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
     for c in tf.candidates.iter() {
         let uri = c.render(cx);
         let Ok(path) = files.map(&uri) else { continue };
-        if uri.ends_with('/') {
-            if path.is_dir()
-                && let Some((p, f, m)) = index_in(files, &path)?
-            {
-                return Ok(Found::File(opened(p, f, m)));
+        if names_dir(c) {
+            // nginx: `$uri/` matches an existing directory: named without
+            // its slash, the 301 adding it; else its index file, listing or
+            // 403 (no further candidate is tried).
+            if path.is_dir() {
+                if !cx.uri.ends_with('/') {
+                    return Ok(Found::AddSlash);
+                }
+                return Ok(match index_in(files, &path)? {
+                    Some((p, f, m)) => Found::File(opened(p, f, m)),
+                    None => no_index(files, &path, cx.uri)?,
+                });
             }
         } else if let Some((f, m)) = open_inside(files.dir(), &path)? {
             return Ok(Found::File(opened(path, f, m)));
@@ -208,13 +239,14 @@ fn try_files(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
     }
     match &tf.fallback {
         Fallback::Status(n) => Ok(Found::Status(*n)),
-        Fallback::Path(t) => {
-            let uri = t.render(cx);
-            match lookup(files, &uri)? {
-                Found::AddSlash => Ok(Found::Status(404)),
-                found => Ok(found),
-            }
-        }
+        // Linked at load (validate refuses an unknown name).
+        Fallback::Named(n) => Ok(n
+            .route
+            .get()
+            .map_or(Found::Status(500), |r| Found::Named(*r))),
+        // nginx routes the request again with this path (its location's
+        // own steps, `expires`, or its upstream then apply).
+        Fallback::Path(t) => Ok(Found::Internal(t.render(cx))),
     }
 }
 
@@ -226,17 +258,30 @@ pub(super) enum Outcome {
     Redirect(String),
     /// Answer this status with its short page.
     Status(u16),
+    /// Hand the request to the site's named route (this index).
+    Named(usize),
+    /// Route the request again with this path (and `?query`, if any).
+    Internal(String),
+    /// A directory listing (HTML).
+    Listing(String),
 }
 
 /// Looks the request up in `files` (method checked first).
 pub(super) fn find(files: &Files, cx: &VarCx<'_>) -> Outcome {
-    if cx.req.method != http::Method::GET && cx.req.method != http::Method::HEAD {
+    let read = cx.req.method == http::Method::GET || cx.req.method == http::Method::HEAD;
+    // With a named fallback, nginx looks for the file whatever the method:
+    // what is not a file (`POST /api/login`) goes on to the app.
+    if !read && files.named_fallback().is_none() {
         return Outcome::Status(405);
     }
     // stat/open inline, as nginx does without `aio threads`: local-disk
     // metadata calls are short; the reads themselves go to the blocking pool.
     match try_files(files, cx) {
+        Ok(Found::Named(route)) => Outcome::Named(route),
+        Ok(Found::Internal(uri)) => Outcome::Internal(uri),
+        Ok(_) if !read => Outcome::Status(405),
         Ok(Found::File(o)) => Outcome::File(o),
+        Ok(Found::Listing(page)) => Outcome::Listing(page),
         Ok(Found::AddSlash) => {
             let mut to = format!("{}/", cx.uri);
             if let Some(q) = cx.args.filter(|q| !q.is_empty()) {
@@ -269,6 +314,12 @@ pub(super) async fn send(
             let body = "405 Method Not Allowed: this path serves files (GET, HEAD)\n";
             let allow = [("allow", "GET, HEAD".to_string())];
             return super::respond(session, ctx, 405, body.into(), &allow, false).await;
+        }
+        Outcome::Listing(page) => return super::autoindex::send(session, ctx, page).await,
+        // `named::serve_files` takes these before sending.
+        Outcome::Named(_) | Outcome::Internal(_) => {
+            let body = super::answers::plain_status(500);
+            return super::respond(session, ctx, 500, body, &[], false).await;
         }
         Outcome::Status(code) => {
             let body = super::answers::plain_status(code);

@@ -15,6 +15,7 @@
 //! no guard of the snapshot is held across an `.await`.
 
 mod answers;
+mod autoindex;
 mod body;
 mod client;
 mod client_limits;
@@ -22,6 +23,7 @@ pub mod connections;
 mod ctx;
 mod files;
 pub mod headers;
+mod named;
 mod record;
 mod retry;
 mod steps;
@@ -263,10 +265,11 @@ impl ProxyHttp for GreenlightProxy {
         };
         // `steps::run` set the route of any plan with a terminal other than
         // `upstream`; `var_cx` reads the path as the rewrites left it.
-        if let Some(f) = steps::files_of(&snapshot, ctx) {
-            let outcome = files::find(f, &steps::var_cx(session, ctx, &snapshot));
-            return files::send(session, ctx, outcome).await;
-        }
+        let Some(decision) =
+            named::serve_files(session, ctx, &snapshot, decision, &route_for).await?
+        else {
+            return Ok(true);
+        };
         let (site, upstream) = match decision {
             Decision::Proxy {
                 site,

@@ -359,8 +359,14 @@ pub fn to_client(
     let Some(site) = ctx.site else {
         return Ok(());
     };
-    let steps = match ctx.route {
-        Some(r) => plan(snap, site, r).and_then(Plan::response_headers),
+    let steps = match ctx.route.and_then(|r| plan(snap, site, r)) {
+        Some(p) => {
+            if let Some(e) = p.expires() {
+                e.apply(resp, std::time::SystemTime::now())?;
+            }
+            p.response_headers()
+        }
+        None if ctx.route.is_some() => None,
         None => site_plan(snap, site).and_then(|p| p.response_headers.as_ref()),
     };
     match steps {
