@@ -26,7 +26,7 @@ struct Bed {
 
 /// greenlight with a buffered site (`/`, and `/failover/` whose first server
 /// refuses) and a streaming route (`/stream/`), 4 KiB of body memory, 1 MiB
-/// bodies at most (`/upload/`: 2 MiB, `/tiny/`: 1 KiB), a 1 s body timeout.
+/// bodies at most (`/large/`: 2 MiB, `/tiny/`: 1 KiB), a 1 s body timeout.
 async fn start() -> Bed {
     let ca = TestCa::new();
     let cert = ca.issue_to(&["a.test"], ca.dir(), "a");
@@ -51,7 +51,7 @@ sites:
       - {{path: /, upstream: u}}
       - {{path: /stream/, upstream: u, request_buffering: off}}
       - {{path: /failover/, upstream: f}}
-      - {{path: /upload/, upstream: u, max_body_size: 2m}}
+      - {{path: /large/, upstream: u, max_body_size: 2m}}
       - {{path: /tiny/, upstream: u, max_body_size: 1k}}
 upstreams:
   u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}
@@ -571,7 +571,7 @@ async fn a_route_max_body_size_overrides_the_site_limit_both_ways() {
     };
     let big = 1536 * 1024;
     assert_eq!(
-        raw_status(b.http, &whole("/upload/x", big), false).await,
+        raw_status(b.http, &whole("/large/x", big), false).await,
         200,
         "the 2m route takes 1.5 MiB"
     );
@@ -591,6 +591,6 @@ async fn a_route_max_body_size_overrides_the_site_limit_both_ways() {
         "the site takes 2 KiB"
     );
     let seen: Vec<String> = b.app.requests().iter().map(|r| r.path.clone()).collect();
-    assert!(seen.contains(&"/upload/x".to_string()), "{seen:?}");
+    assert!(seen.contains(&"/large/x".to_string()), "{seen:?}");
     assert!(!seen.contains(&"/tiny/x".to_string()), "{seen:?}");
 }
