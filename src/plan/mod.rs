@@ -18,7 +18,9 @@ pub mod answer;
 pub mod check;
 pub mod client_ip;
 pub mod files;
+pub mod error_pages;
 pub mod headers;
+pub mod limits;
 pub mod location;
 pub mod map;
 pub mod rewrite;
@@ -136,6 +138,10 @@ pub enum Step {
     RequestHeaders(headers::RequestHeaderSteps),
     /// Headers added, set and removed on the response to the client.
     ResponseHeaders(headers::ResponseHeaderSteps),
+    /// `limit_req` / `limit_conn`: run after the rewrites, before the terminal.
+    Limits(limits::Limits),
+    /// `error_pages`: bodies for error answers (the site's merged in).
+    ErrorPages(std::sync::Arc<error_pages::ErrorPages>),
 }
 
 /// What answers a request once the steps ran: exactly one per route.
@@ -193,6 +199,22 @@ impl Plan {
             _ => None,
         })
     }
+
+    /// The limits step, if any.
+    pub fn limits(&self) -> Option<&limits::Limits> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Limits(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// The error pages, if any.
+    pub fn error_pages(&self) -> Option<&std::sync::Arc<error_pages::ErrorPages>> {
+        self.steps.iter().find_map(|s| match s {
+            Step::ErrorPages(p) => Some(p),
+            _ => None,
+        })
+    }
 }
 
 /// A site's own steps: the response headers of answers made for the site
@@ -202,6 +224,8 @@ impl Plan {
 pub struct SitePlan {
     /// The site-level `response_headers`, if any.
     pub response_headers: Option<headers::ResponseHeaderSteps>,
+    /// The site-level `error_pages`, if any.
+    pub error_pages: Option<std::sync::Arc<error_pages::ErrorPages>>,
 }
 
 #[cfg(test)]
