@@ -331,7 +331,11 @@ fn read_page(
 ) -> Option<(std::path::PathBuf, bytes::Bytes)> {
     let p = std::path::PathBuf::from(path);
     if path.is_empty() {
-        ds.error(at, "the error page path is empty", "name a file, like `/srv/errors/50x.html`");
+        ds.error(
+            at,
+            "the error page path is empty",
+            "name a file, like `/srv/errors/50x.html`",
+        );
         return None;
     }
     let read = std::fs::metadata(&p).and_then(|m| {
@@ -475,7 +479,10 @@ mod tests {
         assert_eq!(cfg.zones.rate[1].def.rate, 16);
         let l = cfg.sites[0].routes[0].plan.limits().expect("limits");
         assert_eq!(l.req.len(), 2, "the route's own list replaces the site's");
-        assert_eq!((l.req[0].zone, l.req[0].delay, l.req[0].status), (1, 2000, 429));
+        assert_eq!(
+            (l.req[0].zone, l.req[0].delay, l.req[0].status),
+            (1, 2000, 429)
+        );
         assert_eq!(l.conn.len(), 1, "no limit_conn of its own: the site's");
         assert_eq!((l.conn[0].max, l.conn[0].status), (2, 503));
         assert!(

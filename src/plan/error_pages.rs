@@ -73,9 +73,7 @@ impl ErrorPages {
     /// of a status wins; the route's `intercept` if it set one.
     pub fn merge(&self, own: &ErrorPages, intercept: Option<bool>) -> ErrorPages {
         ErrorPages::new(
-            self.iter()
-                .chain(own.iter())
-                .map(|(s, p)| (s, p.clone())),
+            self.iter().chain(own.iter()).map(|(s, p)| (s, p.clone())),
             intercept.unwrap_or(self.intercept),
         )
     }

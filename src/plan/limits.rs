@@ -164,8 +164,10 @@ impl RateZone {
         let now = self.now_ms(now);
         let set = &self.sets[(fp >> 32) as usize % self.sets.len()];
         let mut set = lock(set);
-        let drained =
-            |s: &Slot| s.excess.saturating_sub(self.def.rate * now.saturating_sub(s.last) / 1000);
+        let drained = |s: &Slot| {
+            s.excess
+                .saturating_sub(self.def.rate * now.saturating_sub(s.last) / 1000)
+        };
         if let Some(slot) = set.iter_mut().find(|s| s.fp == fp) {
             let excess = drained(slot) + 1000;
             if excess > burst {

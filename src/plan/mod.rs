@@ -17,8 +17,8 @@
 pub mod answer;
 pub mod check;
 pub mod client_ip;
-pub mod files;
 pub mod error_pages;
+pub mod files;
 pub mod headers;
 pub mod limits;
 pub mod location;
