@@ -94,6 +94,8 @@ pub(crate) struct Inherit<'a> {
     pub root: Option<&'a Directive>,
     /// `index` in force.
     pub index: Option<&'a Directive>,
+    /// `limit_req`, `limit_conn`, `error_page` and their settings.
+    pub rate: super::ratelimit::RateInherit<'a>,
 }
 
 impl<'a> Inherit<'a> {
@@ -104,6 +106,7 @@ impl<'a> Inherit<'a> {
         c.add_headers = self.add_headers.child();
         c.hide_headers = self.hide_headers.child();
         c.real_ip.from = self.real_ip.from.child();
+        c.rate = self.rate.child();
         c
     }
 }
@@ -111,7 +114,7 @@ impl<'a> Inherit<'a> {
 /// Handles the directives that are converted at every level (body size,
 /// upstream timeouts, client limits). Returns false when `d` is not one of them.
 pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
-    if limits::record(ctx, d) {
+    if limits::record(ctx, d) || super::ratelimit::record(ctx, d, &mut inh.rate) {
         return true;
     }
     let name = d.name.as_str();
