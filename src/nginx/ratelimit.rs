@@ -205,6 +205,15 @@ pub(crate) fn record_route<'a>(
             ctx.warn(d, "limit_req needs `zone=NAME`; not converted");
             continue;
         };
+        if !ctx.rate.req_zones.iter().any(|z| z.name == zone) {
+            ctx.warn(
+                d,
+                format!(
+                    "limit_req zone '{zone}' has no limit_req_zone in the http block; not converted"
+                ),
+            );
+            continue;
+        }
         let mut parts = vec![format!("zone: {}", scalar(zone))];
         if let Some(b) = param(d, "burst") {
             parts.push(format!("burst: {b}"));
@@ -220,6 +229,10 @@ pub(crate) fn record_route<'a>(
     let conn_status = status_of(ctx, inh.conn_status);
     for d in inh.conn.list.clone() {
         match d.args.as_slice() {
+            [zone, _] if !ctx.rate.conn_zones.iter().any(|z| z.name == *zone) => ctx.warn(
+                d,
+                format!("limit_conn zone '{zone}' has no limit_conn_zone in the http block; not converted"),
+            ),
             [zone, n] if n.parse::<u32>().is_ok_and(|n| n > 0) => out.conn.push(format!(
                 "{{zone: {}, max: {n}, status: {conn_status}}}",
                 scalar(zone)
@@ -373,5 +386,72 @@ pub(crate) fn route(out: &mut Out, st: &RateState<'_>, r: &Route<'_>) {
     }
     if l.intercept && !l.resolved.is_empty() {
         out.line(4, "intercept_errors: true", None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ImportOptions, import_str};
+
+    fn convert(text: &str) -> (String, Vec<String>) {
+        let out = import_str("t.conf", text, &ImportOptions::default()).expect("converts");
+        (
+            out.yaml,
+            out.warnings.iter().map(ToString::to_string).collect(),
+        )
+    }
+
+    #[test]
+    fn limits_keep_nginxs_status_and_inheritance() {
+        let (y, w) = convert(
+            "http { limit_req_zone $binary_remote_addr zone=a:1m rate=5r/s;\n\
+             server { listen 80; server_name x.test; limit_req zone=a burst=3;\n\
+             location / { proxy_pass http://127.0.0.1:3000; }\n\
+             location /b/ { limit_req zone=nope; limit_conn c 1; proxy_pass http://127.0.0.1:3000; } } }\n",
+        );
+        assert!(
+            y.contains("  a: {key: \"$binary_remote_addr\", rate: 5r/s, size: 1m}"),
+            "{y}"
+        );
+        assert!(
+            y.contains("limit_req: [{zone: a, burst: 3, status: 503}]"),
+            "nginx's 503 kept: {y}"
+        );
+        assert_eq!(
+            y.matches("limit_req:").count(),
+            1,
+            "/b/ drops the server's: {y}"
+        );
+        for want in [
+            "t.conf:4: limit_req zone 'nope' has no limit_req_zone in the http block",
+            "t.conf:4: limit_conn zone 'c' has no limit_conn_zone in the http block",
+        ] {
+            assert!(w.iter().any(|x| x.contains(want)), "{want}: {w:#?}");
+        }
+    }
+
+    #[test]
+    fn error_pages_resolve_through_the_location_that_serves_them() {
+        let (y, w) = convert(
+            "server { listen 80; server_name x.test; root /srv/www;\n\
+             error_page 500 502 /50x.html; error_page 404 =200 /nf.html; error_page 403 http://e.test/;\n\
+             proxy_intercept_errors on;\n\
+             location /app/ { proxy_pass http://127.0.0.1:3000; }\n\
+             location = /50x.html { root /usr/share/nginx/html; } }\n",
+        );
+        assert!(
+            y.contains("          502: \"/usr/share/nginx/html/50x.html\"\n"),
+            "{y}"
+        );
+        assert!(
+            y.contains("          404: {file: \"/srv/www/nf.html\", status: 200}\n"),
+            "no location takes /nf.html: the root in force: {y}"
+        );
+        assert!(y.contains("        intercept_errors: true\n"), "{y}");
+        assert!(
+            w.iter()
+                .any(|x| x.contains("t.conf:2: 'error_page 403 http://e.test/' is not converted")),
+            "{w:#?}"
+        );
     }
 }

@@ -78,6 +78,15 @@ pub(super) fn intercept(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Resu
     let Some(page) = ctx.intercept.as_ref().and_then(|p| p.get(status)) else {
         return Ok(());
     };
+    // Pingora ends an answer declared empty with its header (no body call
+    // follows), so its body cannot be swapped: it passes as sent.
+    if resp
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0")
+    {
+        return Ok(());
+    }
     let page = page.clone();
     if let Some(s) = page.status {
         resp.set_status(s)?;
