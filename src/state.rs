@@ -460,6 +460,8 @@ impl StateHandle {
                 }
             }
         }
+        // Unchanged limit zones keep every client's bucket and count.
+        config.zones.keep_state_of(&old.config.zones);
         let acme = lock(&self.inner.acme_certs).clone();
         let certs = build_cert_map(&config, true, &acme).map_err(ApplyError::Certificates)?;
         let metrics = &self.inner.metrics;

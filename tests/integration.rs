@@ -29,6 +29,7 @@ mod health;
 mod import_nginx;
 mod lifecycle;
 mod limits;
+mod limits_rate;
 mod live_config;
 mod matching;
 mod misdirected;

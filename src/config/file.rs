@@ -42,6 +42,12 @@ pub struct FileConfig {
     /// Variables chosen by matching another value (nginx `map`), by name.
     #[serde(default)]
     pub maps: IndexMap<String, Spanned<FileMap>>,
+    /// Request-rate zones (nginx `limit_req_zone`), by name.
+    #[serde(default)]
+    pub limit_req_zones: IndexMap<String, Spanned<FileRateZone>>,
+    /// Connection-count zones (nginx `limit_conn_zone`), by name.
+    #[serde(default)]
+    pub limit_conn_zones: IndexMap<String, Spanned<FileConnZone>>,
     /// Named sites.
     #[serde(default)]
     pub sites: IndexMap<String, Spanned<FileSite>>,
@@ -218,6 +224,14 @@ pub struct FileSite {
     pub response_headers: Option<Spanned<FileResponseHeaders>>,
     /// Checks every route runs first (before its own).
     pub checks: Option<Spanned<Vec<Spanned<FileCheck>>>>,
+    /// Request-rate limits of every route without its own (nginx `limit_req`).
+    pub limit_req: Option<Spanned<Vec<Spanned<FileLimitReq>>>>,
+    /// Connection limits of every route without its own (nginx `limit_conn`).
+    pub limit_conn: Option<Spanned<Vec<Spanned<FileLimitConn>>>>,
+    /// Pages for error answers, by status (nginx `error_page`).
+    pub error_pages: Option<Spanned<IndexMap<String, Spanned<FileErrorPage>>>>,
+    /// Also replace the upstream's error answers (nginx `proxy_intercept_errors`).
+    pub intercept_errors: Option<Spanned<bool>>,
     /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
@@ -307,6 +321,110 @@ pub struct FileRoute {
     pub response_headers: Option<Spanned<FileResponseHeaders>>,
     /// `Expires`/`Cache-Control` on successful answers (nginx `expires`).
     pub expires: Option<Spanned<Scalar>>,
+    /// Request-rate limits (replace the site's, as in nginx).
+    pub limit_req: Option<Spanned<Vec<Spanned<FileLimitReq>>>>,
+    /// Connection limits (replace the site's, as in nginx).
+    pub limit_conn: Option<Spanned<Vec<Spanned<FileLimitConn>>>>,
+    /// Pages for error answers (merged over the site's).
+    pub error_pages: Option<Spanned<IndexMap<String, Spanned<FileErrorPage>>>>,
+    /// Also replace the upstream's error answers (overrides the site's).
+    pub intercept_errors: Option<Spanned<bool>>,
+}
+
+/// `limit_req_zones.<name>`: nginx `limit_req_zone KEY zone=NAME:SIZE rate=R`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRateZone {
+    /// What requests are counted by (a template; default `$remote_addr`).
+    pub key: Option<Spanned<String>>,
+    /// `10r/s`, `30r/m`.
+    pub rate: Spanned<Scalar>,
+    /// Memory for the keys' state (default `1m`).
+    pub size: Option<Spanned<Scalar>>,
+}
+
+/// `limit_conn_zones.<name>`: nginx `limit_conn_zone KEY zone=NAME:SIZE`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConnZone {
+    /// What requests are counted by (a template; default `$remote_addr`).
+    pub key: Option<Spanned<String>>,
+}
+
+/// `limit_req[]`: nginx `limit_req zone=NAME [burst=N] [nodelay | delay=N]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimitReq {
+    /// A `limit_req_zones` name.
+    pub zone: Spanned<String>,
+    /// Requests in excess of the rate that are still served (default 0).
+    pub burst: Option<Spanned<Scalar>>,
+    /// Serve the burst at once instead of spacing it at the rate.
+    pub nodelay: Option<Spanned<bool>>,
+    /// Requests in excess served at once before spacing the rest.
+    pub delay: Option<Spanned<Scalar>>,
+    /// The answer to a refused request (default 429).
+    pub status: Option<Spanned<Scalar>>,
+}
+
+/// `limit_conn[]`: nginx `limit_conn NAME N`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimitConn {
+    /// A `limit_conn_zones` name.
+    pub zone: Spanned<String>,
+    /// Requests in progress per key, at most.
+    pub max: Spanned<Scalar>,
+    /// The answer to a refused request (default 429).
+    pub status: Option<Spanned<Scalar>>,
+}
+
+/// `error_pages.<status>`: `FILE` or `{file: FILE, status: CODE}`.
+#[derive(Debug, Default)]
+pub struct FileErrorPage {
+    /// The page's file.
+    pub file: Option<Spanned<String>>,
+    /// The status to answer with instead (nginx `error_page 404 =200`).
+    pub status: Option<Spanned<Scalar>>,
+    /// Keys other than file/status, with their positions.
+    pub unknown: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for FileErrorPage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FileErrorPage;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a file path, or a map with `file` and `status`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileErrorPage, E> {
+                Ok(FileErrorPage {
+                    file: Some(Spanned::new(
+                        v.to_string(),
+                        serde_saphyr::Location::UNKNOWN,
+                        serde_saphyr::Location::UNKNOWN,
+                    )),
+                    ..Default::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileErrorPage, A::Error> {
+                let mut out = FileErrorPage::default();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    match k.value.as_str() {
+                        "file" => out.file = Some(map.next_value()?),
+                        "status" => out.status = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                            out.unknown.push(k);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `request_headers`: headers of the request sent upstream.

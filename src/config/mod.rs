@@ -13,6 +13,7 @@ pub mod validate;
 mod validate_checks;
 mod validate_client_ip;
 mod validate_files;
+mod validate_limits;
 mod validate_maps;
 pub mod validate_match;
 mod validate_site;

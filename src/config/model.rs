@@ -44,6 +44,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     /// The compiled `maps:`, in file order (`Var::Map` indexes into it).
     pub maps: std::sync::Arc<[crate::plan::map::VarMap]>,
+    /// `limit_req_zones` and `limit_conn_zones` (plans index into them).
+    pub zones: crate::plan::limits::Zones,
 }
 
 impl Config {

@@ -38,6 +38,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .collect();
     let known: HashSet<&str> = file.upstreams.keys().map(String::as_str).collect();
     let (map_names, maps) = super::validate_maps::validate_maps(&file, ds);
+    let zones = super::validate_limits::zones(&file, &map_names, ds);
     let mut sites = validate_sites(&file, &known, &listeners, &map_names, ds);
     let client_ip = super::validate_client_ip::validate(&file, &mut sites, ds);
     let certs_dir = file
@@ -107,6 +108,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         sites,
         upstreams,
         maps: maps.into(),
+        zones,
     })
 }
 
@@ -442,6 +444,7 @@ fn validate_sites(
         let buffering = switch_field(&site.request_buffering, true, ds);
         let retry = retry_statuses(&site.retry_statuses, Default::default(), ds);
         let steps = validate_steps::site_steps(site, maps, ds);
+        let site_limits = super::validate_limits::SiteLimits::new(site, file, ds);
         let mut routes = Vec::new();
         let mut seen = super::validate_match::SeenRoutes::default();
         if site.routes.value.is_empty() {
@@ -455,6 +458,7 @@ fn validate_sites(
             let location = super::validate_match::route_location(name, r, &mut seen, ds);
             let (upstream, plan) =
                 validate_steps::route_plan(r, location.as_ref(), &steps, upstreams, ds);
+            let plan = site_limits.route_plan(plan, &r.value, file, ds);
             let Some(location) = location else { continue };
             let methods = super::validate_match::route_methods(&r.value.methods, ds);
             routes.push(RouteConfig {
@@ -483,7 +487,7 @@ fn validate_sites(
                 .is_some_and(|u| u.value),
             client_ip: None, // filled by validate_client_ip
             routes,
-            plan: validate_steps::site_plan(&steps),
+            plan: site_limits.site_plan(validate_steps::site_plan(&steps)),
         });
     }
     if has_tls_listener && !out.iter().any(|s| s.tls.is_some()) && !out.is_empty() {

@@ -249,6 +249,7 @@ pub(super) fn site_steps(site: &FileSite, maps: &[String], ds: &mut Diagnostics)
 pub(super) fn site_plan(steps: &SiteSteps) -> Arc<SitePlan> {
     Arc::new(SitePlan {
         response_headers: (!steps.response.is_empty()).then(|| steps.response.clone()),
+        error_pages: None,
     })
 }
 

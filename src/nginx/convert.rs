@@ -38,6 +38,8 @@ pub(crate) struct Ctx<'a> {
     pub acme: bool,
     /// http-level `map`s converted so far.
     pub maps: Vec<super::checks::MapDef>,
+    /// Limit zones and each route's limits and error pages.
+    pub rate: super::ratelimit::RateState<'a>,
 }
 
 impl Ctx<'_> {
@@ -457,6 +459,8 @@ pub(crate) struct Model<'a> {
     pub access_log_off: Option<&'a Directive>,
     /// `maps:` from http-level `map`s.
     pub maps: Vec<super::checks::MapDef>,
+    /// Limit zones and each route's limits and error pages.
+    pub rate: super::ratelimit::RateState<'a>,
 }
 
 /// Settings of the `http` level that servers inherit.
@@ -509,6 +513,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         access_log_off: None,
         acme: opts.acme_email.is_some(),
         maps: Vec::new(),
+        rate: Default::default(),
     };
     let mut http = HttpLevel::default();
     let mut found = Found::default();
@@ -545,6 +550,9 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         infos.push(server::analyze(&mut ctx, d, &http, &defs, &mut listeners));
     }
     ctx.scope = Scope::Http;
+    for info in &infos {
+        super::ratelimit::resolve_pages(&mut ctx, &info.routes);
+    }
     let limits = limits::resolve(&mut ctx, found.servers.len());
 
     let mut sites = sites::build(&mut ctx, &infos, &listeners, opts);
@@ -581,6 +589,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
         client_ip,
         access_log_off: ctx.access_log_off,
         maps: std::mem::take(&mut ctx.maps),
+        rate: std::mem::take(&mut ctx.rate),
     };
     let yaml = emit::yaml(&model, cfg);
 

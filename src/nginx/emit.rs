@@ -53,6 +53,7 @@ pub(crate) fn yaml(m: &Model<'_>, cfg: &Config) -> String {
         w.out.blank();
     }
     emit_route::maps(&mut w.out, &m.maps);
+    super::ratelimit::zones(&mut w.out, &m.rate);
     listeners(&mut w, m);
     if !m.limits.is_empty() {
         w.out.line(0, "limits:", None);

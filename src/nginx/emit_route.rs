@@ -238,4 +238,5 @@ pub(crate) fn route(
     if site_headers.1.is_none() {
         headers(out, 4, "response_headers", &r.resp);
     }
+    super::ratelimit::route(out, &m.rate, r);
 }

@@ -98,6 +98,8 @@ pub(crate) struct Inherit<'a> {
     pub index: Option<&'a Directive>,
     /// `expires` and `autoindex` in force.
     pub files: super::files::FilesInherit<'a>,
+    /// `limit_req`, `limit_conn`, `error_page` and their settings.
+    pub rate: super::ratelimit::RateInherit<'a>,
 }
 
 impl<'a> Inherit<'a> {
@@ -108,6 +110,7 @@ impl<'a> Inherit<'a> {
         c.add_headers = self.add_headers.child();
         c.hide_headers = self.hide_headers.child();
         c.real_ip.from = self.real_ip.from.child();
+        c.rate = self.rate.child();
         c
     }
 }
@@ -115,7 +118,7 @@ impl<'a> Inherit<'a> {
 /// Handles the directives that are converted at every level (body size,
 /// upstream timeouts, client limits). Returns false when `d` is not one of them.
 pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
-    if limits::record(ctx, d) {
+    if limits::record(ctx, d) || super::ratelimit::record(ctx, d, &mut inh.rate) {
         return true;
     }
     if super::files::record(ctx, d, &mut inh.files) {

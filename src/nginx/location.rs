@@ -330,6 +330,7 @@ pub(crate) fn location<'a>(
             if let Some(r) = target.as_ref().and_then(|t| t.path_rewrite.clone()) {
                 rules.push(r);
             }
+            super::ratelimit::record_route(ctx, d, &inh.rate, inh.root);
             info.routes.push(Route {
                 path: value,
                 methods: None,

@@ -47,6 +47,7 @@ mod limits;
 mod location;
 mod parse;
 mod plain;
+mod ratelimit;
 mod realip;
 mod server;
 mod sites;

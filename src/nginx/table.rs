@@ -463,9 +463,34 @@ pub(crate) const TABLE: &[Entry] = &[
         "greenlight does not cache responses; every request reaches the upstream",
     ),
     e(
-        &["limit_req*", "limit_conn*", "limit_rate*"],
+        &["limit_req_zone", "limit_conn_zone"],
+        Setting,
+        "top-level `limit_req_zones: {NAME: {key, rate, size}}` / `limit_conn_zones: {NAME: {key}}` (`$binary_remote_addr` is the client address); `sync` is not needed",
+    ),
+    e(
+        &[
+            "limit_req",
+            "limit_conn",
+            "limit_req_status",
+            "limit_conn_status",
+        ],
+        Step,
+        "`limit_req: [{zone, burst, nodelay | delay, status}]` and `limit_conn: [{zone, max, status}]` on each route, inherited as nginx does; the status stays nginx's 503 unless `limit_*_status` sets one (greenlight's own default is 429)",
+    ),
+    e(
+        &[
+            "limit_req_log_level",
+            "limit_conn_log_level",
+            "limit_req_dry_run",
+            "limit_conn_dry_run",
+        ],
         Warning,
-        "rate and connection limits are not available in greenlight yet; limit in the app or in front of greenlight",
+        "greenlight logs refused requests at debug level and always enforces its limits (no dry run)",
+    ),
+    e(
+        &["limit_rate*"],
+        Warning,
+        "bandwidth limits are not available in greenlight; limit in the app or in front of greenlight",
     ),
     e(
         &["fastcgi_*", "uwsgi_*", "scgi_*", "grpc_*", "memcached_*"],
@@ -518,13 +543,14 @@ pub(crate) const TABLE: &[Entry] = &[
         "greenlight has no such variables or rewrite-phase logic; move the logic into the app",
     ),
     e(
-        &[
-            "error_page",
-            "recursive_error_pages",
-            "proxy_intercept_errors",
-        ],
+        &["error_page", "proxy_intercept_errors"],
+        Step,
+        "`error_pages: {CODE: FILE}` on each route (`=200` → `{file, status: 200}`), the file resolved from the location that serves the URI (`location = /50x.html { root …; }`) or the `root` in force; `proxy_intercept_errors on` → `intercept_errors: true`; a named location or a URL target is a warning",
+    ),
+    e(
+        &["recursive_error_pages"],
         Warning,
-        "greenlight passes the upstream's error pages through unchanged",
+        "greenlight's error pages are files read at load, never a second request",
     ),
     e(
         &["client_body_in_file_only"],

@@ -18,8 +18,10 @@ pub mod answer;
 pub mod check;
 pub mod client_ip;
 pub mod expires;
+pub mod error_pages;
 pub mod files;
 pub mod headers;
+pub mod limits;
 pub mod location;
 pub mod map;
 pub mod retry;
@@ -140,6 +142,10 @@ pub enum Step {
     ResponseHeaders(headers::ResponseHeaderSteps),
     /// `expires:`: `Expires` and `Cache-Control` on successful answers.
     Expires(expires::Expires),
+    /// `limit_req` / `limit_conn`: run after the rewrites, before the terminal.
+    Limits(limits::Limits),
+    /// `error_pages`: bodies for error answers (the site's merged in).
+    ErrorPages(std::sync::Arc<error_pages::ErrorPages>),
 }
 
 /// What answers a request once the steps ran: exactly one per route.
@@ -205,6 +211,22 @@ impl Plan {
             _ => None,
         })
     }
+
+    /// The limits step, if any.
+    pub fn limits(&self) -> Option<&limits::Limits> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Limits(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// The error pages, if any.
+    pub fn error_pages(&self) -> Option<&std::sync::Arc<error_pages::ErrorPages>> {
+        self.steps.iter().find_map(|s| match s {
+            Step::ErrorPages(p) => Some(p),
+            _ => None,
+        })
+    }
 }
 
 /// A site's own steps: the response headers of answers made for the site
@@ -214,6 +236,8 @@ impl Plan {
 pub struct SitePlan {
     /// The site-level `response_headers`, if any.
     pub response_headers: Option<headers::ResponseHeaderSteps>,
+    /// The site-level `error_pages`, if any.
+    pub error_pages: Option<std::sync::Arc<error_pages::ErrorPages>>,
 }
 
 #[cfg(test)]

@@ -48,6 +48,12 @@ pub struct RequestCtx {
     pub(super) real_ip_from_proxy: bool,
     /// Path rewriting state, only for routes that rewrite ([`steps`]).
     pub(super) steps: Option<Box<steps::StepState>>,
+    /// `limit_conn` counts of this request, given back when dropped.
+    pub(super) conn_guards: Vec<crate::plan::limits::ConnGuard>,
+    /// The route's error pages, when it intercepts the upstream's errors.
+    pub(super) intercept: Option<Arc<crate::plan::error_pages::ErrorPages>>,
+    /// An intercepted answer's page, sent instead of the upstream's body.
+    pub(super) page_body: Option<bytes::Bytes>,
 }
 
 impl RequestCtx {

@@ -21,9 +21,11 @@ mod client;
 mod client_limits;
 pub mod connections;
 mod ctx;
+mod error_pages;
 mod files;
 pub mod headers;
 mod named;
+mod limits;
 mod record;
 mod retry;
 mod steps;
@@ -116,6 +118,9 @@ async fn respond(
     extra: &[(&'static str, String)],
     close: bool,
 ) -> Result<bool> {
+    if let Some(page) = error_pages::page(ctx, status) {
+        return error_pages::send(session, ctx, status, page, extra, close).await;
+    }
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     if !matches!(status, 204 | 304) {
@@ -263,6 +268,9 @@ impl ProxyHttp for GreenlightProxy {
             Ok(d) => d,
             Err(a) => return respond(session, ctx, a.status, a.body, &a.headers, false).await,
         };
+        if let Some(s) = limits::apply(session, ctx, &snapshot).await {
+            return respond(session, ctx, s, limits::refused_body(s), &[], false).await;
+        }
         // `steps::run` set the route of any plan with a terminal other than
         // `upstream`; `var_cx` reads the path as the rewrites left it.
         let Some(decision) =
@@ -627,6 +635,9 @@ impl ProxyHttp for GreenlightProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if ctx.intercept.is_some() {
+            error_pages::intercept(upstream_response, ctx)?;
+        }
         steps::to_client(session, upstream_response, ctx)?;
         // We speak HTTP/1.1 to HTTP/1.x clients whatever version the upstream
         // used (an HTTP/1.0 app must not turn off keep-alive for the client).
@@ -648,6 +659,10 @@ impl ProxyHttp for GreenlightProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
+        if ctx.page_body.is_some() {
+            error_pages::replace_body(body, end_of_stream, ctx);
+            return Ok(None);
+        }
         let Some(frames) = ctx.frames.as_mut() else {
             return Ok(None);
         };
