@@ -452,7 +452,9 @@ fn validate_sites(
             },
         };
         let buffering = switch_field(&site.request_buffering, true, ds);
-        let steps = validate_steps::site_steps(site, maps, ds);
+        let mut steps = validate_steps::site_steps(site, maps, ds);
+        steps.access =
+            super::validate_access::access(&site.access, &Default::default(), upstreams, ds);
         let mut routes = Vec::new();
         let mut seen = super::validate_match::SeenRoutes::default();
         if site.routes.value.is_empty() {

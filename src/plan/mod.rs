@@ -14,11 +14,13 @@
 //! regexes, header names and values — is parsed at load; at request time
 //! the hooks only run what the plan holds.
 
+pub mod access;
 pub mod answer;
 pub mod check;
 pub mod client_ip;
 pub mod files;
 pub mod headers;
+pub mod htpasswd;
 pub mod location;
 pub mod map;
 pub mod rewrite;
@@ -136,6 +138,8 @@ pub enum Step {
     RequestHeaders(headers::RequestHeaderSteps),
     /// Headers added, set and removed on the response to the client.
     ResponseHeaders(headers::ResponseHeaderSteps),
+    /// `access:`: IP rules, basic auth, forward auth (after the rewrites).
+    Access(access::Access),
 }
 
 /// What answers a request once the steps ran: exactly one per route.
@@ -174,6 +178,14 @@ impl Plan {
     pub fn rewrites(&self) -> Option<&rewrite::Rewrites> {
         self.steps.iter().find_map(|s| match s {
             Step::Rewrite(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The access control step, if any.
+    pub fn access(&self) -> Option<&access::Access> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Access(a) => Some(a),
             _ => None,
         })
     }

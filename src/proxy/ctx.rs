@@ -48,6 +48,8 @@ pub struct RequestCtx {
     pub(super) real_ip_from_proxy: bool,
     /// Path rewriting state, only for routes that rewrite ([`steps`]).
     pub(super) steps: Option<Box<steps::StepState>>,
+    /// Headers a forward-auth answer set for the upstream request.
+    pub(super) access_headers: Option<super::access::Copied>,
 }
 
 impl RequestCtx {

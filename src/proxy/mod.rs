@@ -14,6 +14,7 @@
 //! 504 timeout). Nothing here panics on input, and
 //! no guard of the snapshot is held across an `.await`.
 
+mod access;
 mod answers;
 mod body;
 mod client;
@@ -284,6 +285,9 @@ impl ProxyHttp for GreenlightProxy {
             Ok(d) => d,
             Err(a) => return respond(session, ctx, a.status, a.body, &a.headers, false).await,
         };
+        if let Some(denial) = access::check(session, ctx, &snapshot).await {
+            return access::send(session, ctx, denial).await;
+        }
         // `steps::run` set the route of any plan with a terminal other than
         // `upstream`; `var_cx` reads the path as the rewrites left it.
         if let Some(f) = steps::files_of(&snapshot, ctx) {
@@ -605,6 +609,7 @@ impl ProxyHttp for GreenlightProxy {
             }
         };
         ctx.request_id = Some(id);
+        access::to_upstream(upstream_request, ctx)?;
         steps::to_upstream(session, upstream_request, ctx)
     }
 
