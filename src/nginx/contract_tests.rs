@@ -80,9 +80,18 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "request_buffering",
             "checks",
             "files",
+            "access",
         ],
         errs,
     );
+    if let Some(a) = v.get("access") {
+        keys(
+            a,
+            &format!("{at}.access"),
+            &["ip", "basic_auth", "forward_auth", "satisfy"],
+            errs,
+        );
+    }
     let path = v.get("path").and_then(Value::as_str).unwrap_or("");
     let (modifier, body) = path.split_once(' ').unwrap_or(("", path));
     let regex = matches!(modifier, "~" | "~*");

@@ -94,6 +94,8 @@ pub(crate) struct Inherit<'a> {
     pub root: Option<&'a Directive>,
     /// `index` in force.
     pub index: Option<&'a Directive>,
+    /// `allow`/`deny`, `auth_basic*`, `auth_request`, `satisfy`.
+    pub access: super::access::AccessInh<'a>,
 }
 
 impl<'a> Inherit<'a> {
@@ -104,6 +106,7 @@ impl<'a> Inherit<'a> {
         c.add_headers = self.add_headers.child();
         c.hide_headers = self.hide_headers.child();
         c.real_ip.from = self.real_ip.from.child();
+        c.access = self.access.child();
         c
     }
 }
@@ -111,7 +114,7 @@ impl<'a> Inherit<'a> {
 /// Handles the directives that are converted at every level (body size,
 /// upstream timeouts, client limits). Returns false when `d` is not one of them.
 pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
-    if limits::record(ctx, d) {
+    if limits::record(ctx, d) || super::access::record(d, &mut inh.access) {
         return true;
     }
     let name = d.name.as_str();

@@ -31,7 +31,6 @@ const CONTENT_HANDLERS: &[&str] = &[
     "stub_status",
     "empty_gif",
     "internal",
-    "deny",
 ];
 
 /// How a location matches.
@@ -140,6 +139,11 @@ pub(crate) fn location<'a>(
         }
         return;
     }
+    if super::access::is_auth_target(info.d, d) {
+        // Its proxy_pass became the `forward_auth` of the routes whose
+        // auth_request names it (see `access.rs`); never a public route.
+        return;
+    }
     let captures = if regex {
         vars::named_groups(&path)
     } else {
@@ -232,6 +236,7 @@ pub(crate) fn location<'a>(
             );
         }
     }
+    let access = super::access::of(ctx, &inh.access, info.d);
     let mut files = None;
     let value = path_value(kind, &path);
     let mut route_answer = None;
@@ -274,6 +279,13 @@ pub(crate) fn location<'a>(
             &captures,
         );
         explained = true;
+    } else if !explained && access.as_ref().is_some_and(|a| a.denies_all()) {
+        // `deny all` and nothing else answers: nginx refuses every request.
+        route_answer = Some(Answer::Respond {
+            status: 403,
+            body: None,
+            content_type: None,
+        });
     } else if !explained && nested.is_empty() && rewrites.is_empty() {
         ctx.warn(
             d,
@@ -361,6 +373,7 @@ pub(crate) fn location<'a>(
                 request_buffering: inh.request_buffering.as_ref().map(|s| s.value),
                 timeouts: inh.timeouts.clone(),
                 upstream: 0,
+                access: access.clone(),
             });
             let base = info.routes.len() - 1;
             for (method, i) in &method_ifs {
