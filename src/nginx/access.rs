@@ -107,9 +107,11 @@ pub(crate) fn of<'a>(
             Some(f) => {
                 let path = f.arg0().to_string();
                 if !std::path::Path::new(&path).is_file() {
-                    ctx.warn(
+                    // Nothing is lost (the path is kept, and `check` names
+                    // the file until it is there): a step to take, a note.
+                    ctx.note(
                         f,
-                        format!("the users file '{path}' is not on this machine: copy it here before running greenlight (it is read at load; a missing file is a config error)"),
+                        format!("the users file '{path}' is not on this machine: copy it here before running greenlight (it is read at load, and `greenlight check` refuses the config until it is there)"),
                     );
                 }
                 def.basic = Some((b.arg0().to_string(), path));

@@ -258,6 +258,14 @@ pub(crate) fn location<'a>(
         }
     } else if let Some(p) = pass {
         target = proxy_target(ctx, p, defs, &path, kind, &inh);
+    } else if !explained && access.as_ref().is_some_and(|a| a.denies_all()) {
+        // `deny all` and nothing else answers: nginx refuses every
+        // request (files or scripts there are never reached).
+        route_answer = Some(Answer::Respond {
+            status: 403,
+            body: None,
+            content_type: None,
+        });
     } else if !explained && (alias.is_some() || inh.root.is_some()) && info.runs_scripts {
         // Serving this root as files would send the scripts' source for the
         // paths nginx gave the script runner (unconverted).
@@ -279,13 +287,6 @@ pub(crate) fn location<'a>(
             &captures,
         );
         explained = true;
-    } else if !explained && access.as_ref().is_some_and(|a| a.denies_all()) {
-        // `deny all` and nothing else answers: nginx refuses every request.
-        route_answer = Some(Answer::Respond {
-            status: 403,
-            body: None,
-            content_type: None,
-        });
     } else if !explained && nested.is_empty() && rewrites.is_empty() {
         ctx.warn(
             d,

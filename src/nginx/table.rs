@@ -226,7 +226,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["auth_basic", "auth_basic_user_file"],
         Step,
-        "`access: {basic_auth: {realm, users_file}}` (`auth_basic off` leaves it out); the file's path is kept and greenlight reads it at load (bcrypt, apr1, `{SHA}`, SHA-crypt, MD5-crypt): a file not on the importing machine is a warning to copy it",
+        "`access: {basic_auth: {realm, users_file}}` (`auth_basic off` leaves it out); the file's path is kept and greenlight reads it at load (bcrypt, apr1, `{SHA}`, SHA-crypt, MD5-crypt): a file not on the importing machine is a note to copy it",
     ),
     e(
         &["auth_request"],
