@@ -4,7 +4,8 @@
 //! trusted one is believed), IPv6 loopback; basic auth against htpasswd
 //! files made by the real `htpasswd` (`-B`, `-m`, `-s`) and `openssl passwd`
 //! (`-1`, `-5`, `-6`, `-apr1`), 401 with `WWW-Authenticate`, `basic_auth:
-//! off` on an inner route, a reload with a missing file kept out, a reload
+//! off` on an inner route, `satisfy: any` (an address or a password), a
+//! reload with a missing file kept out, a reload
 //! with a changed file taken; forward auth to a small auth service of the
 //! test that allows (copying a header, dropping a forged one), denies (its
 //! 401 and `WWW-Authenticate` pass through) and fails (500), by upstream
@@ -49,6 +50,9 @@ sites:
       - path: /public/
         upstream: app
         access: {basic_auth: off}
+      - path: /office/
+        upstream: app
+        access: {ip: [{allow: 127.0.0.2}, {deny: all}], satisfy: any}
   fwd:
     hosts: [fwd.test]
     tls: {cert: "{DIR}/access.crt", key: "{DIR}/access.key"}
@@ -305,6 +309,17 @@ async fn basic_auth_checks_every_format_the_real_tools_write() {
     assert_eq!(again.status, 200);
     let open = f.get("basic.test", "/public/x", &[]).await;
     assert_eq!(open.status, 200, "basic_auth: off on the inner route");
+    // satisfy any: the office address without a password, others with one.
+    let office = get_from("127.0.0.2", f.site.http, "basic.test", "/office/").await;
+    assert_eq!(office.status, 200, "{}", office.text());
+    let outside = f.get("basic.test", "/office/", &[]).await;
+    assert_eq!(outside.status, 401, "the password is asked for, not a 403");
+    assert!(outside.header("www-authenticate").is_some());
+    let who = basic("sha1", "s-pass");
+    let outside = f
+        .get("basic.test", "/office/", &[("Authorization", &who)])
+        .await;
+    assert_eq!(outside.status, 200);
     // h2 over TLS.
     let mut h2 = H2Conn::connect(f.site.https, "basic.test", &f.site.ca.cert_pem())
         .await

@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 #[serde(deny_unknown_fields)]
 pub struct FileAccess {
     /// `[{allow: CIDR}, {deny: all}, …]` in order: the first match decides.
-    pub ip: Option<Spanned<Vec<Spanned<IndexMap<String, Spanned<Scalar>>>>>>,
+    pub ip: Option<Spanned<Vec<Spanned<FileIpRule>>>>,
     /// `{realm, users_file}`, or `off`.
     pub basic_auth: Option<Spanned<FileOr<FileBasicAuth>>>,
     /// `{upstream, path} | {url}` with `copy_headers` etc., or `off`.
@@ -24,6 +24,9 @@ pub struct FileAccess {
     /// `all` (default) or `any`.
     pub satisfy: Option<Spanned<String>>,
 }
+
+/// One `ip` rule: a one-key map, `allow: NET` or `deny: NET`.
+pub type FileIpRule = IndexMap<String, Spanned<Scalar>>;
 
 /// `access.basic_auth`.
 #[derive(Debug, Deserialize)]

@@ -10,8 +10,7 @@
 //! `ip: []` drops the site's rules.
 
 use super::diag::Diagnostics;
-use super::file::Scalar;
-use super::file_access::{FileAccess, FileBasicAuth, FileForwardAuth, FileOr};
+use super::file_access::{FileAccess, FileBasicAuth, FileForwardAuth, FileIpRule, FileOr};
 use super::validate::pos;
 use super::validate_client_ip::parse_trusted;
 use super::values::{closest, duration_field};
@@ -82,10 +81,7 @@ fn off<T, U>(at: &Spanned<T>, word: &str, key: &str, ds: &mut Diagnostics) -> Op
 }
 
 /// `ip: [{allow: …}, {deny: …}]`; `None` for an empty list.
-fn ip_rules(
-    list: &Spanned<Vec<Spanned<indexmap::IndexMap<String, Spanned<Scalar>>>>>,
-    ds: &mut Diagnostics,
-) -> Option<IpRules> {
+fn ip_rules(list: &Spanned<Vec<Spanned<FileIpRule>>>, ds: &mut Diagnostics) -> Option<IpRules> {
     let mut rules = Vec::new();
     for item in &list.value {
         let mut entries = item.value.iter();
