@@ -24,6 +24,7 @@ missing() {
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
   fi
   type -P kill >/dev/null 2>&1 || need+=(procps)
+  command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)  # tests/access.rs
   if [ ${#need[@]} -gt 0 ]; then printf '%s\n' "${need[@]}"; fi
 }
 

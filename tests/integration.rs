@@ -5,6 +5,7 @@
 
 mod support;
 
+mod access;
 mod acme;
 mod acme_module;
 mod admin_api;

@@ -27,6 +27,7 @@ CERT_DIRECTIVES = {"ssl_certificate", "proxy_ssl_certificate", "grpc_ssl_certifi
 KEY_DIRECTIVES = {"ssl_certificate_key", "proxy_ssl_certificate_key",
                   "grpc_ssl_certificate_key"}
 MODULES_ENABLED = "/etc/nginx/modules-enabled"
+PROBE_USERS = "probe:$apr1$ZA5tAJoj$A.Z30yF5rmg5.Dgzdhmge1\n"
 PASS_DIRECTIVES = {"fastcgi_pass", "uwsgi_pass", "scgi_pass", "grpc_pass", "memcached_pass"}
 
 
@@ -261,6 +262,15 @@ def rewrite(main, *, listen_map, upstreams, cert, key, tmpdir, notes, for_nginx=
                 d.args = [quote(cert)]
             elif d.name in KEY_DIRECTIVES and d.args:
                 d.args = [quote(key)]
+            elif d.name == "auth_basic_user_file" and d.args:
+                # The author's htpasswd is not here: both sides read one of
+                # ours (user `probe`, password `probe-pass`, apr1).
+                users = os.path.join(tmpdir, "htpasswd")
+                with open(users, "w") as f:
+                    f.write(PROBE_USERS)
+                os.chmod(users, 0o644)
+                d.args = [quote(users)]
+                notes.append("auth_basic_user_file: a generated users file")
             elif d.name == "upstream" and d.block is not None and d.args:
                 fix_upstream(d)
             elif d.name == "proxy_pass" and d.args:

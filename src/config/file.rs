@@ -232,6 +232,8 @@ pub struct FileSite {
     pub error_pages: Option<Spanned<IndexMap<String, Spanned<FileErrorPage>>>>,
     /// Also replace the upstream's error answers (nginx `proxy_intercept_errors`).
     pub intercept_errors: Option<Spanned<bool>>,
+    /// Access control for every route (a route's own keys replace these).
+    pub access: Option<Spanned<super::file_access::FileAccess>>,
     /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
@@ -315,6 +317,8 @@ pub struct FileRoute {
     pub respond: Option<Spanned<FileRespond>>,
     /// Serve files from a directory instead of proxying.
     pub files: Option<Spanned<FileFiles>>,
+    /// Access control (each key replaces the site's).
+    pub access: Option<Spanned<super::file_access::FileAccess>>,
     /// Request headers to the upstream (merged over the site's).
     pub request_headers: Option<Spanned<FileRequestHeaders>>,
     /// Response headers to the client (merged over the site's).

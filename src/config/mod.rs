@@ -8,8 +8,10 @@
 
 pub mod diag;
 pub mod file;
+pub mod file_access;
 pub mod model;
 pub mod validate;
+mod validate_access;
 mod validate_checks;
 mod validate_client_ip;
 mod validate_files;

@@ -443,7 +443,9 @@ fn validate_sites(
         let max_body_size = body_size(&site.max_body_size, Some(defaults::MAX_BODY_SIZE), ds);
         let buffering = switch_field(&site.request_buffering, true, ds);
         let retry = retry_statuses(&site.retry_statuses, Default::default(), ds);
-        let steps = validate_steps::site_steps(site, maps, ds);
+        let mut steps = validate_steps::site_steps(site, maps, ds);
+        steps.access =
+            super::validate_access::access(&site.access, &Default::default(), upstreams, ds);
         let site_limits = super::validate_limits::SiteLimits::new(site, file, ds);
         let mut routes = Vec::new();
         let mut seen = super::validate_match::SeenRoutes::default();

@@ -38,6 +38,8 @@ pub(super) struct SiteSteps {
     maps: Vec<String>,
     /// The site's `checks:`, run before each route's own.
     checks: Vec<Arc<Check>>,
+    /// The site's `access:`, which routes inherit key by key.
+    pub(super) access: crate::plan::access::Access,
 }
 
 /// Headers greenlight itself keeps right (framing, hop-by-hop): no rule may
@@ -232,6 +234,7 @@ pub(super) fn site_steps(site: &FileSite, maps: &[String], ds: &mut Diagnostics)
     SiteSteps {
         maps: maps.to_vec(),
         checks: super::validate_checks::checks(&site.checks, &scope, ds),
+        access: Default::default(), // compiled by validate_access (it needs the upstreams)
         request: site
             .request_headers
             .as_ref()
@@ -514,6 +517,10 @@ pub(super) fn route_plan(
     let rw = rewrites(f, location, &loc, &site.maps, ds);
     if !rw.is_empty() {
         steps.push(Step::Rewrite(rw));
+    }
+    let access = super::validate_access::access(&f.access, &site.access, upstreams, ds);
+    if !access.is_empty() {
+        steps.push(Step::Access(access));
     }
     let req = f
         .request_headers

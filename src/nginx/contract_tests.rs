@@ -87,6 +87,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "limit_conn",
             "error_pages",
             "intercept_errors",
+            "access",
         ],
         errs,
     );
@@ -94,6 +95,14 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
         && let Err(why) = crate::plan::expires::parse(e)
     {
         errs.push(format!("{at}.expires: {why}"));
+    }
+    if let Some(a) = v.get("access") {
+        keys(
+            a,
+            &format!("{at}.access"),
+            &["ip", "basic_auth", "forward_auth", "satisfy"],
+            errs,
+        );
     }
     let path = v.get("path").and_then(Value::as_str).unwrap_or("");
     let (modifier, body) = path.split_once(' ').unwrap_or(("", path));

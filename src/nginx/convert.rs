@@ -369,6 +369,8 @@ pub(crate) struct Route<'a> {
     pub timeouts: Timeouts<'a>,
     /// Index of the emitted upstream (set when upstreams are assigned).
     pub upstream: usize,
+    /// `access:` (nginx's access directives in force for this location).
+    pub access: Option<super::access::AccessDef>,
 }
 
 /// How a site gets its certificate.

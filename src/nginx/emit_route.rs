@@ -174,6 +174,9 @@ pub(crate) fn route(
         out.line(4, &format!("methods: [{}]", m.join(", ")), None);
     }
     checks(out, 4, &r.checks);
+    if let Some(a) = &r.access {
+        super::access::emit(out, 4, a);
+    }
     if let Some(f) = &r.files {
         out.line(4, &files(f), None);
         if let Some(e) = &f.expires {

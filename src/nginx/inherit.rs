@@ -100,6 +100,8 @@ pub(crate) struct Inherit<'a> {
     pub files: super::files::FilesInherit<'a>,
     /// `limit_req`, `limit_conn`, `error_page` and their settings.
     pub rate: super::ratelimit::RateInherit<'a>,
+    /// `allow`/`deny`, `auth_basic*`, `auth_request`, `satisfy`.
+    pub access: super::access::AccessInh<'a>,
 }
 
 impl<'a> Inherit<'a> {
@@ -111,6 +113,7 @@ impl<'a> Inherit<'a> {
         c.hide_headers = self.hide_headers.child();
         c.real_ip.from = self.real_ip.from.child();
         c.rate = self.rate.child();
+        c.access = self.access.child();
         c
     }
 }
@@ -118,7 +121,10 @@ impl<'a> Inherit<'a> {
 /// Handles the directives that are converted at every level (body size,
 /// upstream timeouts, client limits). Returns false when `d` is not one of them.
 pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
-    if limits::record(ctx, d) || super::ratelimit::record(ctx, d, &mut inh.rate) {
+    if limits::record(ctx, d)
+        || super::ratelimit::record(ctx, d, &mut inh.rate)
+        || super::access::record(d, &mut inh.access)
+    {
         return true;
     }
     if super::files::record(ctx, d, &mut inh.files) {

@@ -31,7 +31,6 @@ const CONTENT_HANDLERS: &[&str] = &[
     "stub_status",
     "empty_gif",
     "internal",
-    "deny",
 ];
 
 /// How a location matches.
@@ -131,6 +130,11 @@ pub(crate) fn location<'a>(
         }
         return;
     }
+    if super::access::is_auth_target(info.d, d) {
+        // Its proxy_pass became the `forward_auth` of the routes whose
+        // auth_request names it (see `access.rs`); never a public route.
+        return;
+    }
     let captures = if regex {
         vars::named_groups(&path)
     } else {
@@ -213,6 +217,7 @@ pub(crate) fn location<'a>(
         .as_ref()
         .filter(|b| b.value != site_body)
         .map(|b| (b.value.clone(), ctx.at(b.d)));
+    let access = super::access::of(ctx, &inh.access, info.d);
     let mut files = None;
     let value = path_value(kind, &path);
     let mut route_answer = None;
@@ -234,6 +239,14 @@ pub(crate) fn location<'a>(
         }
     } else if let Some(p) = pass {
         target = proxy_target(ctx, p, defs, &path, kind, &inh);
+    } else if !explained && access.as_ref().is_some_and(|a| a.denies_all()) {
+        // `deny all` and nothing else answers: nginx refuses every
+        // request (files or scripts there are never reached).
+        route_answer = Some(Answer::Respond {
+            status: 403,
+            body: None,
+            content_type: None,
+        });
     } else if !explained && (alias.is_some() || inh.root.is_some()) && info.runs_scripts {
         // Serving this root as files would send the scripts' source for the
         // paths nginx gave the script runner (unconverted).
@@ -349,6 +362,7 @@ pub(crate) fn location<'a>(
                 retry: inh.retry.as_ref().map(|r| (r.value.clone(), ctx.at(r.d))),
                 timeouts: inh.timeouts.clone(),
                 upstream: 0,
+                access: access.clone(),
             });
             let base = info.routes.len() - 1;
             for (method, i) in &method_ifs {

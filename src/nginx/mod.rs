@@ -32,6 +32,7 @@
     )
 )]
 
+mod access;
 mod addr;
 mod answer;
 mod checks;

@@ -280,6 +280,7 @@ pub(crate) fn host_redirect_sites<'a>(
         own.default_on = "true";
         own.client_ip = None;
         own.routes = vec![super::convert::Route {
+            access: None,
             path: "/".to_string(),
             methods: None,
             loc: i,

@@ -221,6 +221,7 @@ pub(crate) fn analyze<'a>(
         }
         let (req, resp) = super::headers::steps(ctx, &inh, None, &[]);
         info.routes.push(Route {
+            access: None,
             path: "/".to_string(),
             methods: None,
             loc: r,
@@ -286,6 +287,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
             continue;
         }
         info.routes.push(Route {
+            access: None,
             path,
             methods: None,
             loc: d,

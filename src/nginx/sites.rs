@@ -279,6 +279,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
         to = format!("https://${host}$request_uri");
     }
     s.routes.push(super::convert::Route {
+        access: None,
         path: "/".to_string(),
         methods: None,
         loc: d,

@@ -234,6 +234,21 @@ pub(crate) const TABLE: &[Entry] = &[
         "greenlight's listings are HTML with exact sizes and UTC times",
     ),
     e(
+        &["allow", "deny", "satisfy"],
+        Step,
+        "`access: {ip: [{allow: NET}, {deny: all}], satisfy: any}` on each route, in nginx's first-match order on the real client IP, a level with its own list dropping the outer one; a location with `deny all` and nothing else to answer becomes `respond: {status: 403}`; host bits past a prefix are cleared (nginx ignores them)",
+    ),
+    e(
+        &["auth_basic", "auth_basic_user_file"],
+        Step,
+        "`access: {basic_auth: {realm, users_file}}` (`auth_basic off` leaves it out); the file's path is kept and greenlight reads it at load (bcrypt, apr1, `{SHA}`, SHA-crypt, MD5-crypt): a file not on the importing machine is a note to copy it",
+    ),
+    e(
+        &["auth_request"],
+        Step,
+        "`access: {forward_auth: {url}}` when the `internal` location answering the path proxies to a literal `http(s)://` URL (that location is then no route); variables or an upstream block there are a warning to write `forward_auth: {upstream, path}` by hand",
+    ),
+    e(
         &["map"],
         Step,
         "`maps: {NAME: {source, values, default}}` (exact keys, `~re` / `~*re` in order, values with variables and the key's regex groups); `map $http_upgrade $connection_upgrade` is built in (WebSocket upgrades, note); `hostnames` and `include` inside a map are a warning",
@@ -509,11 +524,9 @@ pub(crate) const TABLE: &[Entry] = &[
     ),
     e(
         &[
-            "auth_*",
+            "auth_request_set",
+            "auth_jwt*",
             "secure_link*",
-            "allow",
-            "deny",
-            "satisfy",
             "limit_except",
         ],
         Warning,

@@ -14,6 +14,7 @@
 //! regexes, header names and values — is parsed at load; at request time
 //! the hooks only run what the plan holds.
 
+pub mod access;
 pub mod answer;
 pub mod check;
 pub mod client_ip;
@@ -22,6 +23,7 @@ pub mod error_pages;
 pub mod files;
 pub mod headers;
 pub mod limits;
+pub mod htpasswd;
 pub mod location;
 pub mod map;
 pub mod retry;
@@ -146,6 +148,8 @@ pub enum Step {
     Limits(limits::Limits),
     /// `error_pages`: bodies for error answers (the site's merged in).
     ErrorPages(std::sync::Arc<error_pages::ErrorPages>),
+    /// `access:`: IP rules, basic auth, forward auth (after the rewrites).
+    Access(access::Access),
 }
 
 /// What answers a request once the steps ran: exactly one per route.
@@ -184,6 +188,14 @@ impl Plan {
     pub fn rewrites(&self) -> Option<&rewrite::Rewrites> {
         self.steps.iter().find_map(|s| match s {
             Step::Rewrite(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// The access control step, if any.
+    pub fn access(&self) -> Option<&access::Access> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Access(a) => Some(a),
             _ => None,
         })
     }

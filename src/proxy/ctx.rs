@@ -54,6 +54,8 @@ pub struct RequestCtx {
     pub(super) intercept: Option<Arc<crate::plan::error_pages::ErrorPages>>,
     /// An intercepted answer's page, sent instead of the upstream's body.
     pub(super) page_body: Option<bytes::Bytes>,
+    /// Headers a forward-auth answer set for the upstream request.
+    pub(super) access_headers: Option<super::access::Copied>,
 }
 
 impl RequestCtx {

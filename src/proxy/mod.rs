@@ -14,6 +14,7 @@
 //! 504 timeout). Nothing here panics on input, and
 //! no guard of the snapshot is held across an `.await`.
 
+mod access;
 mod answers;
 mod autoindex;
 mod body;
@@ -270,6 +271,9 @@ impl ProxyHttp for GreenlightProxy {
         };
         if let Some(s) = limits::apply(session, ctx, &snapshot).await {
             return respond(session, ctx, s, limits::refused_body(s), &[], false).await;
+        }
+        if let Some(denial) = access::check(session, ctx, &snapshot).await {
+            return access::send(session, ctx, denial).await;
         }
         // `steps::run` set the route of any plan with a terminal other than
         // `upstream`; `var_cx` reads the path as the rewrites left it.
@@ -596,6 +600,7 @@ impl ProxyHttp for GreenlightProxy {
             }
         };
         ctx.request_id = Some(id);
+        access::to_upstream(upstream_request, ctx)?;
         steps::to_upstream(session, upstream_request, ctx)
     }
 

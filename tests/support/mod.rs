@@ -26,7 +26,7 @@ pub mod cdp;
 pub mod client;
 pub mod exposition;
 pub mod h2raw;
-mod http1;
+pub mod http1;
 pub mod pebble;
 pub mod ports;
 pub mod proxy;
