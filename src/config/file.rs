@@ -213,6 +213,8 @@ pub struct FileSite {
     pub response_headers: Option<Spanned<FileResponseHeaders>>,
     /// Checks every route runs first (before its own).
     pub checks: Option<Spanned<Vec<Spanned<FileCheck>>>>,
+    /// Response compression for every route (routes override keys).
+    pub compress: Option<Spanned<super::file_compress::FileCompress>>,
     /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
@@ -295,6 +297,8 @@ pub struct FileRoute {
     pub request_headers: Option<Spanned<FileRequestHeaders>>,
     /// Response headers to the client (merged over the site's).
     pub response_headers: Option<Spanned<FileResponseHeaders>>,
+    /// Response compression (over the site's), precompressed siblings.
+    pub compress: Option<Spanned<super::file_compress::FileCompress>>,
 }
 
 /// `request_headers`: headers of the request sent upstream.

@@ -8,10 +8,12 @@
 
 pub mod diag;
 pub mod file;
+pub mod file_compress;
 pub mod model;
 pub mod validate;
 mod validate_checks;
 mod validate_client_ip;
+mod validate_compress;
 mod validate_files;
 mod validate_maps;
 pub mod validate_match;

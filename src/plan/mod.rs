@@ -17,6 +17,7 @@
 pub mod answer;
 pub mod check;
 pub mod client_ip;
+pub mod compress;
 pub mod files;
 pub mod headers;
 pub mod location;
@@ -136,6 +137,8 @@ pub enum Step {
     RequestHeaders(headers::RequestHeaderSteps),
     /// Headers added, set and removed on the response to the client.
     ResponseHeaders(headers::ResponseHeaderSteps),
+    /// `compress:`: responses compressed on the way out, precompressed siblings.
+    Compress(compress::Compress),
 }
 
 /// What answers a request once the steps ran: exactly one per route.
@@ -190,6 +193,14 @@ impl Plan {
     pub fn response_headers(&self) -> Option<&headers::ResponseHeaderSteps> {
         self.steps.iter().find_map(|s| match s {
             Step::ResponseHeaders(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// The compression step, if any.
+    pub fn compress(&self) -> Option<&compress::Compress> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Compress(c) => Some(c),
             _ => None,
         })
     }

@@ -1,7 +1,7 @@
 //! Per-request state ([`RequestCtx`]): what `request_filter` learns, the
 //! upstream attempt, and what `logging` reads, alive until after `logging()`.
 
-use super::{body, steps, websocket};
+use super::{body, compress, steps, websocket};
 use crate::metrics::{GaugeGuard, RouteMetrics};
 use crate::state::Snapshot;
 use crate::upstream::conns::DrainKill;
@@ -48,6 +48,8 @@ pub struct RequestCtx {
     pub(super) real_ip_from_proxy: bool,
     /// Path rewriting state, only for routes that rewrite ([`steps`]).
     pub(super) steps: Option<Box<steps::StepState>>,
+    /// The response's encoder, for routes that compress it ([`compress`]).
+    pub(super) encoder: Option<Box<compress::Encoder>>,
 }
 
 impl RequestCtx {

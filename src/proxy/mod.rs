@@ -17,6 +17,7 @@
 mod answers;
 mod body;
 mod client;
+mod compress;
 pub mod connections;
 mod ctx;
 mod files;
@@ -144,9 +145,8 @@ impl ProxyHttp for GreenlightProxy {
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
         // Pingora's default installs its response compression module switched
         // off (level 0), which still costs every request a boxed module
-        // context and three boxed filter calls that do nothing. greenlight
-        // does not compress yet; issue #16's compression installs the module
-        // here, and only when a route compresses.
+        // context and three boxed filter calls that do nothing. Routes with
+        // `compress:` keep their own encoder in the ctx instead ([`compress`]).
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -638,6 +638,7 @@ impl ProxyHttp for GreenlightProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         steps::to_client(session, upstream_response, ctx)?;
+        compress::proxied(session, upstream_response, ctx)?;
         // We speak HTTP/1.1 to HTTP/1.x clients whatever version the upstream
         // used (an HTTP/1.0 app must not turn off keep-alive for the client).
         if !session.is_http2() && session.req_header().version == http::Version::HTTP_11 {
@@ -658,6 +659,9 @@ impl ProxyHttp for GreenlightProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
+        if let Some(e) = ctx.encoder.as_mut() {
+            compress::body(e, body, end_of_stream)?;
+        }
         let Some(frames) = ctx.frames.as_mut() else {
             return Ok(None);
         };
