@@ -11,7 +11,13 @@ use super::values::{closest, parse_size};
 use crate::plan::compress::{Coding, Compress, TypePattern};
 use serde_saphyr::Spanned;
 
-const KEYS: [&str; 5] = ["algorithms", "types", "min_length", "level", "precompressed"];
+const KEYS: [&str; 5] = [
+    "algorithms",
+    "types",
+    "min_length",
+    "level",
+    "precompressed",
+];
 
 /// The codings a list of words names, each once.
 fn codings(list: &[Spanned<String>], what: &str, ds: &mut Diagnostics) -> Box<[Coding]> {
@@ -68,7 +74,11 @@ pub(super) fn compress(
             Some(k) => format!("did you mean `{k}`?"),
             None => format!("known keys: {}", KEYS.join(", ")),
         };
-        ds.error(pos(u), format!("unknown key '{}' in `compress`", u.value), fix);
+        ds.error(
+            pos(u),
+            format!("unknown key '{}' in `compress`", u.value),
+            fix,
+        );
     }
     if let Some(a) = &v.algorithms {
         out.codings = codings(&a.value, "algorithms", ds);

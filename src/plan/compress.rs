@@ -157,7 +157,10 @@ impl Default for Compress {
         Compress {
             codings: Coding::ALL.into(),
             levels: Levels::default(),
-            types: DEFAULT_TYPES.iter().map(|t| TypePattern::parse(t)).collect(),
+            types: DEFAULT_TYPES
+                .iter()
+                .map(|t| TypePattern::parse(t))
+                .collect(),
             min_length: DEFAULT_MIN_LENGTH,
             precompressed: Box::new([]),
         }
@@ -246,10 +249,12 @@ pub fn negotiate(accept: Option<&[u8]>, offer: &[Coding]) -> Option<Coding> {
             star = Some(q);
         } else if name.eq_ignore_ascii_case("identity") {
             identity = Some(q);
-        } else if let Some(i) = offer.iter().position(|c| name.eq_ignore_ascii_case(c.token())) {
-            if i < named.len() {
-                named[i] = Some(q);
-            }
+        } else if let Some(i) = offer
+            .iter()
+            .position(|c| name.eq_ignore_ascii_case(c.token()))
+            .filter(|i| *i < named.len())
+        {
+            named[i] = Some(q);
         }
     }
     let mut best: Option<(Coding, u16)> = None;
@@ -280,7 +285,11 @@ mod tests {
         assert_eq!(negotiate(None, &Coding::ALL), None, "no header: identity");
         assert_eq!(pick(""), None);
         assert_eq!(pick("gzip"), Some(Gzip));
-        assert_eq!(pick("gzip, deflate, br, zstd"), Some(Zstd), "ties: server order");
+        assert_eq!(
+            pick("gzip, deflate, br, zstd"),
+            Some(Zstd),
+            "ties: server order"
+        );
         assert_eq!(pick("gzip, deflate, br"), Some(Br));
         assert_eq!(pick("GZIP"), Some(Gzip), "tokens are case-insensitive");
         assert_eq!(pick("br;q=0.5, gzip;q=0.8"), Some(Gzip));
@@ -295,7 +304,11 @@ mod tests {
         assert_eq!(pick("identity"), None);
         assert_eq!(pick("gzip;q=0.5, identity"), None, "identity preferred");
         assert_eq!(pick("gzip, identity;q=0.5"), Some(Gzip));
-        assert_eq!(pick("gzip;q=2, br"), Some(Br), "a bad q-value drops its entry");
+        assert_eq!(
+            pick("gzip;q=2, br"),
+            Some(Br),
+            "a bad q-value drops its entry"
+        );
         assert_eq!(pick("gzip;q=0.1234"), None);
         assert_eq!(pick("compress, deflate"), None, "nothing greenlight makes");
         assert_eq!(
@@ -321,7 +334,10 @@ mod tests {
             ..Compress::default()
         };
         assert!(any.type_ok(Some(b"image/png")));
-        assert_eq!(TypePattern::parse("Text/*"), TypePattern::Prefix("text/".into()));
+        assert_eq!(
+            TypePattern::parse("Text/*"),
+            TypePattern::Prefix("text/".into())
+        );
     }
 
     #[test]

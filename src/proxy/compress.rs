@@ -62,7 +62,9 @@ impl Encoder {
                 levels.br,
                 BROTLI_LGWIN,
             ))),
-            Coding::Zstd => Inner::Zstd(zstd::stream::write::Encoder::new(Vec::new(), levels.zstd)?),
+            Coding::Zstd => {
+                Inner::Zstd(zstd::stream::write::Encoder::new(Vec::new(), levels.zstd)?)
+            }
         };
         Ok(Encoder { inner: Some(inner) })
     }
@@ -201,7 +203,11 @@ pub(super) fn start(
 
 /// `response_filter` of a proxied response: starts compressing it when
 /// its route compresses and the response qualifies.
-pub(super) fn proxied(session: &Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+pub(super) fn proxied(
+    session: &Session,
+    resp: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
     let Some(c) = compress_of(ctx) else {
         return Ok(());
     };
@@ -398,7 +404,10 @@ mod tests {
             assert!(none(request("GET", gz), status, &[], false), "{status}");
         }
         let enc = [("content-encoding", "br")];
-        assert!(none(request("GET", gz), 200, &enc, false), "encoded already");
+        assert!(
+            none(request("GET", gz), 200, &enc, false),
+            "encoded already"
+        );
         let range = [("content-range", "bytes 0-9/5000")];
         assert!(none(request("GET", gz), 200, &range, false), "a range");
         let nt = [("cache-control", "public, No-Transform")];
@@ -407,18 +416,41 @@ mod tests {
         old.set_version(http::Version::HTTP_10);
         assert!(none(old, 200, &[], false), "HTTP/1.0");
         assert!(none(request("GET", None), 200, &[], false), "not accepted");
-        let mut small = response(200, &[("content-type", "text/html"), ("content-length", "19")]);
-        assert!(start(&c, &request("GET", gz), &mut small, false).expect("s").is_none());
-        assert!(small.headers.get("vary").is_none(), "too short: does not vary");
+        let mut small = response(
+            200,
+            &[("content-type", "text/html"), ("content-length", "19")],
+        );
+        assert!(
+            start(&c, &request("GET", gz), &mut small, false)
+                .expect("s")
+                .is_none()
+        );
+        assert!(
+            small.headers.get("vary").is_none(),
+            "too short: does not vary"
+        );
         let mut png = response(200, &[("content-type", "image/png")]);
-        assert!(start(&c, &request("GET", gz), &mut png, false).expect("s").is_none());
+        assert!(
+            start(&c, &request("GET", gz), &mut png, false)
+                .expect("s")
+                .is_none()
+        );
         let mut refused = response(200, &html);
-        assert!(start(&c, &request("GET", Some("gzip;q=0")), &mut refused, false)
-            .expect("s")
-            .is_none());
-        assert_eq!(refused.headers["vary"], "Accept-Encoding", "it varies all the same");
+        assert!(
+            start(&c, &request("GET", Some("gzip;q=0")), &mut refused, false)
+                .expect("s")
+                .is_none()
+        );
+        assert_eq!(
+            refused.headers["vary"], "Accept-Encoding",
+            "it varies all the same"
+        );
         let mut stream = response(200, &[("content-type", "text/event-stream")]);
-        assert!(start(&c, &request("GET", Some("br")), &mut stream, false).expect("s").is_some(),
-            "no length: compressed");
+        assert!(
+            start(&c, &request("GET", Some("br")), &mut stream, false)
+                .expect("s")
+                .is_some(),
+            "no length: compressed"
+        );
     }
 }

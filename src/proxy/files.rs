@@ -117,7 +117,10 @@ impl http_serve::Entity for Entity {
 
 /// Opens `path` if it is a regular file inside `root` (symlinks resolved);
 /// `Ok(None)` when it does not exist or is not a file.
-pub(super) fn open_inside(root: &Path, path: &Path) -> std::io::Result<Option<(File, std::fs::Metadata)>> {
+pub(super) fn open_inside(
+    root: &Path,
+    path: &Path,
+) -> std::io::Result<Option<(File, std::fs::Metadata)>> {
     let meta = match std::fs::metadata(path) {
         Ok(m) if m.is_file() => m,
         Ok(_) => return Ok(None),
