@@ -80,6 +80,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "request_buffering",
             "checks",
             "files",
+            "compress",
         ],
         errs,
     );
@@ -279,6 +280,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                 "trusted_proxies",
                 "client_ip_from",
                 "checks",
+                "compress",
             ],
             &mut errs,
         );

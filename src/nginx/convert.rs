@@ -358,6 +358,8 @@ pub(crate) struct Route<'a> {
     pub timeouts: Timeouts<'a>,
     /// Index of the emitted upstream (set when upstreams are assigned).
     pub upstream: usize,
+    /// `compress:` from the `gzip*`/`brotli*` in force.
+    pub compress: Option<super::compress::CompressDef>,
 }
 
 /// How a site gets its certificate.

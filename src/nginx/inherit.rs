@@ -94,6 +94,8 @@ pub(crate) struct Inherit<'a> {
     pub root: Option<&'a Directive>,
     /// `index` in force.
     pub index: Option<&'a Directive>,
+    /// `gzip*`/`brotli*` in force (see `compress.rs`).
+    pub gzip: super::compress::GzipIn<'a>,
 }
 
 impl<'a> Inherit<'a> {
@@ -111,7 +113,7 @@ impl<'a> Inherit<'a> {
 /// Handles the directives that are converted at every level (body size,
 /// upstream timeouts, client limits). Returns false when `d` is not one of them.
 pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<'a>) -> bool {
-    if limits::record(ctx, d) {
+    if limits::record(ctx, d) || super::compress::record(ctx, d, &mut inh.gzip) {
         return true;
     }
     let name = d.name.as_str();

@@ -345,6 +345,7 @@ pub(crate) fn location<'a>(
             if let Some(r) = target.as_ref().and_then(|t| t.path_rewrite.clone()) {
                 rules.push(r);
             }
+            let compress = super::compress::def(ctx, &inh.gzip, files.is_some());
             info.routes.push(Route {
                 path: value,
                 methods: None,
@@ -361,6 +362,7 @@ pub(crate) fn location<'a>(
                 request_buffering: inh.request_buffering.as_ref().map(|s| s.value),
                 timeouts: inh.timeouts.clone(),
                 upstream: 0,
+                compress,
             });
             let base = info.routes.len() - 1;
             for (method, i) in &method_ifs {

@@ -35,6 +35,7 @@
 mod addr;
 mod answer;
 mod checks;
+mod compress;
 mod convert;
 mod directives;
 mod emit;

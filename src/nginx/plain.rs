@@ -298,6 +298,7 @@ pub(crate) fn host_redirect_sites<'a>(
             request_buffering: None,
             timeouts: info.inh.timeouts.clone(),
             upstream: 0,
+            compress: None,
         }];
         out.push(own);
     }

@@ -236,6 +236,7 @@ pub(crate) fn analyze<'a>(
             request_buffering: None,
             timeouts: inh.timeouts.clone(),
             upstream: 0,
+            compress: None,
         });
     } else if let Some(r) = whole_server.filter(|_| !locations.is_empty()) {
         ctx.note(
@@ -302,6 +303,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
             request_buffering: None,
             timeouts: Default::default(),
             upstream: 0,
+            compress: None,
         });
     }
 }
