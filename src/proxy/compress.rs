@@ -43,8 +43,9 @@ enum Inner {
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
 }
 
-/// Brotli's window (log2 bytes): its default, 4 MiB.
-const BROTLI_LGWIN: u32 = 22;
+/// Brotli's window (log2 bytes): 512 KiB, ngx_brotli's `brotli_window`
+/// default; brotli's own 4 MiB would cost each compressed answer megabytes.
+const BROTLI_LGWIN: u32 = 19;
 /// Brotli's internal buffer.
 const BROTLI_BUFFER: usize = 16 * 1024;
 
@@ -140,7 +141,12 @@ fn add_vary(resp: &mut ResponseHeader) -> Result<()> {
 /// Whether this response may be compressed at all (see the module header).
 fn transformable(req: &RequestHeader, resp: &ResponseHeader, end: bool) -> bool {
     let h = &resp.headers;
-    !end && req.method != http::Method::HEAD
+    // An empty body stays empty (a coding's frame around nothing is not).
+    let empty = h
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    !end && !empty
+        && req.method != http::Method::HEAD
         && req.version >= http::Version::HTTP_11
         && matches!(resp.status.as_u16(), 200 | 403 | 404)
         && h.get(http::header::CONTENT_ENCODING)
@@ -400,6 +406,16 @@ mod tests {
         };
         assert!(none(request("HEAD", gz), 200, &[], false), "HEAD");
         assert!(none(request("GET", gz), 200, &[], true), "no body");
+        let zero = Compress {
+            min_length: 0,
+            ..Compress::default()
+        };
+        let mut empty = response(
+            200,
+            &[("content-type", "text/html"), ("content-length", "0")],
+        );
+        let e = start(&zero, &request("GET", gz), &mut empty, false).expect("start");
+        assert!(e.is_none(), "an empty body");
         for status in [101, 204, 206, 301, 304, 500] {
             assert!(none(request("GET", gz), status, &[], false), "{status}");
         }
