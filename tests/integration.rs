@@ -15,6 +15,7 @@ mod checks_maps;
 mod cli;
 mod cli_conventions;
 mod client_ip;
+mod compress;
 mod config_size;
 mod container;
 mod core_proxy;

@@ -234,6 +234,8 @@ pub struct FileSite {
     pub intercept_errors: Option<Spanned<bool>>,
     /// Access control for every route (a route's own keys replace these).
     pub access: Option<Spanned<super::file_access::FileAccess>>,
+    /// Response compression for every route (routes override keys).
+    pub compress: Option<Spanned<super::file_compress::FileCompress>>,
     /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
@@ -333,6 +335,8 @@ pub struct FileRoute {
     pub error_pages: Option<Spanned<IndexMap<String, Spanned<FileErrorPage>>>>,
     /// Also replace the upstream's error answers (overrides the site's).
     pub intercept_errors: Option<Spanned<bool>>,
+    /// Response compression (over the site's), precompressed siblings.
+    pub compress: Option<Spanned<super::file_compress::FileCompress>>,
 }
 
 /// `limit_req_zones.<name>`: nginx `limit_req_zone KEY zone=NAME:SIZE rate=R`.

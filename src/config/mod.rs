@@ -9,11 +9,13 @@
 pub mod diag;
 pub mod file;
 pub mod file_access;
+pub mod file_compress;
 pub mod model;
 pub mod validate;
 mod validate_access;
 mod validate_checks;
 mod validate_client_ip;
+mod validate_compress;
 mod validate_files;
 mod validate_limits;
 mod validate_maps;

@@ -40,6 +40,8 @@ pub(super) struct SiteSteps {
     checks: Vec<Arc<Check>>,
     /// The site's `access:`, which routes inherit key by key.
     pub(super) access: crate::plan::access::Access,
+    /// The site's `compress:`, which routes start from.
+    compress: Option<crate::plan::compress::Compress>,
 }
 
 /// Headers greenlight itself keeps right (framing, hop-by-hop): no rule may
@@ -245,6 +247,10 @@ pub(super) fn site_steps(site: &FileSite, maps: &[String], ds: &mut Diagnostics)
             .as_ref()
             .map(|f| response_headers(f, &scope, ds))
             .unwrap_or_default(),
+        compress: site
+            .compress
+            .as_ref()
+            .and_then(|c| super::validate_compress::compress(c, None, ds)),
     }
 }
 
@@ -550,6 +556,16 @@ pub(super) fn route_plan(
                 "write `30d`, `12h`, `-1` (no-cache), `max`, `epoch`, `off` or `modified +1h`",
             ),
         }
+    }
+    let compress = match &f.compress {
+        Some(c) => {
+            super::validate_compress::check_route(c, f.files.is_some(), ds);
+            super::validate_compress::compress(c, site.compress.as_ref(), ds)
+        }
+        None => site.compress.clone(),
+    };
+    if let Some(c) = compress {
+        steps.push(Step::Compress(c));
     }
     let upstream = f.upstream.as_ref().map(|u| u.value.clone());
     (

@@ -88,6 +88,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "error_pages",
             "intercept_errors",
             "access",
+            "compress",
         ],
         errs,
     );
@@ -305,6 +306,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                 "trusted_proxies",
                 "client_ip_from",
                 "checks",
+                "compress",
             ],
             &mut errs,
         );

@@ -371,6 +371,8 @@ pub(crate) struct Route<'a> {
     pub upstream: usize,
     /// `access:` (nginx's access directives in force for this location).
     pub access: Option<super::access::AccessDef>,
+    /// `compress:` from the `gzip*`/`brotli*` in force.
+    pub compress: Option<super::compress::CompressDef>,
 }
 
 /// How a site gets its certificate.

@@ -180,6 +180,8 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
             emit_route::headers(&mut w.out, 2, "response_headers", h);
         }
         emit_route::checks(&mut w.out, 2, &s.checks);
+        let compress = super::compress::shared(s);
+        super::compress::site(&mut w.out, compress.as_ref());
         w.out.line(2, "routes:", None);
         for r in &s.routes {
             let mut c = w.from(r.loc);
@@ -188,6 +190,7 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
                 c.push_str(extra);
             }
             emit_route::route(&mut w.out, m, r, &c, &shared);
+            super::compress::route(&mut w.out, r, compress.as_ref());
         }
     }
     w.out.blank();

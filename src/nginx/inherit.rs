@@ -102,6 +102,8 @@ pub(crate) struct Inherit<'a> {
     pub rate: super::ratelimit::RateInherit<'a>,
     /// `allow`/`deny`, `auth_basic*`, `auth_request`, `satisfy`.
     pub access: super::access::AccessInh<'a>,
+    /// `gzip*`/`brotli*` in force (see `compress.rs`).
+    pub gzip: super::compress::GzipIn<'a>,
 }
 
 impl<'a> Inherit<'a> {
@@ -124,6 +126,7 @@ pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<
     if limits::record(ctx, d)
         || super::ratelimit::record(ctx, d, &mut inh.rate)
         || super::access::record(d, &mut inh.access)
+        || super::compress::record(ctx, d, &mut inh.gzip)
     {
         return true;
     }

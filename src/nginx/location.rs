@@ -344,6 +344,7 @@ pub(crate) fn location<'a>(
                 rules.push(r);
             }
             super::ratelimit::record_route(ctx, d, &inh.rate, inh.root);
+            let compress = super::compress::def(ctx, &inh.gzip, files.is_some());
             info.routes.push(Route {
                 path: value,
                 methods: None,
@@ -363,6 +364,7 @@ pub(crate) fn location<'a>(
                 timeouts: inh.timeouts.clone(),
                 upstream: 0,
                 access: access.clone(),
+                compress,
             });
             let base = info.routes.len() - 1;
             for (method, i) in &method_ifs {

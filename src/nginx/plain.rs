@@ -301,6 +301,7 @@ pub(crate) fn host_redirect_sites<'a>(
             retry: None,
             timeouts: info.inh.timeouts.clone(),
             upstream: 0,
+            compress: None,
         }];
         out.push(own);
     }

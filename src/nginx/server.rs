@@ -239,6 +239,7 @@ pub(crate) fn analyze<'a>(
             retry: None,
             timeouts: inh.timeouts.clone(),
             upstream: 0,
+            compress: None,
         });
     } else if let Some(r) = whole_server.filter(|_| !locations.is_empty()) {
         ctx.note(
@@ -309,6 +310,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
             retry: None,
             timeouts: Default::default(),
             upstream: 0,
+            compress: None,
         });
     }
 }

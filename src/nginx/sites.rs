@@ -297,6 +297,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
         retry: None,
         timeouts: s.inh.timeouts.clone(),
         upstream: 0,
+        compress: None,
     });
     s.redirects.clear();
     rest.insert(0, s);

@@ -468,9 +468,50 @@ pub(crate) const TABLE: &[Entry] = &[
         "greenlight does not serve files: keep them on a static upstream (any small HTTP file server) and add a route to it",
     ),
     e(
-        &["gzip*", "gunzip", "brotli*"],
+        &[
+            "gzip",
+            "gzip_types",
+            "gzip_min_length",
+            "gzip_comp_level",
+            "gzip_static",
+            "brotli",
+            "brotli_types",
+            "brotli_min_length",
+            "brotli_comp_level",
+            "brotli_static",
+        ],
+        Step,
+        "`compress: {algorithms, types, min_length, level, precompressed}` per route (written once at site level when every route shares it), each directive inherited on its own as in nginx: `gzip on` → gzip, `brotli on` → br (preferred), `*_types` → `types` with nginx's implicit `text/html`, `*_comp_level` → `level`, `gzip_min_length` → `min_length`, `gzip_static`/`brotli_static` → `precompressed` on `files:` routes (`always` is a warning: siblings go only to clients that accept them)",
+    ),
+    e(
+        &["gzip_vary"],
+        Note,
+        "greenlight always adds `Vary: Accept-Encoding` to answers it could compress",
+    ),
+    e(
+        &["gzip_proxied"],
+        Note,
+        "greenlight compresses proxied answers whatever the request's Via header (nginx's default `off` skips requests that came through another proxy); answers with `Cache-Control: no-transform` or a `Content-Encoding` are never compressed",
+    ),
+    e(
+        &["gzip_disable"],
+        Note,
+        "the browsers it was for (`msie6`) are gone; greenlight compresses for every client that asks",
+    ),
+    e(
+        &["gzip_http_version"],
+        Note,
+        "greenlight compresses for HTTP/1.1 and HTTP/2 clients, never HTTP/1.0 (nginx's default `1.1`)",
+    ),
+    e(
+        &["gzip_buffers", "brotli_buffers", "brotli_window"],
+        Note,
+        "greenlight sizes its compression buffers itself",
+    ),
+    e(
+        &["gunzip*", "gzip*", "brotli*"],
         Warning,
-        "greenlight does not compress responses; compress in the upstream app if you need it",
+        "greenlight does not decompress answers for clients without gzip, nor take this setting; compress in the upstream app if you need it",
     ),
     e(
         &["proxy_cache*", "proxy_no_cache", "proxy_store*"],
@@ -707,7 +748,9 @@ mod table_tests {
 
     #[test]
     fn patterns() {
-        assert_eq!(lookup("gzip_types").map(|e| e.kind), Some(Warning));
+        assert_eq!(lookup("gzip_types").map(|e| e.kind), Some(Step));
+        assert_eq!(lookup("gzip_vary").map(|e| e.kind), Some(Note));
+        assert_eq!(lookup("gunzip").map(|e| e.kind), Some(Warning));
         assert_eq!(lookup("proxy_buffering").map(|e| e.kind), Some(Note));
         assert_eq!(
             lookup("server_names_hash_bucket_size").map(|e| e.kind),

@@ -20,6 +20,7 @@ pub mod check;
 pub mod client_ip;
 pub mod expires;
 pub mod error_pages;
+pub mod compress;
 pub mod files;
 pub mod headers;
 pub mod limits;
@@ -150,6 +151,8 @@ pub enum Step {
     ErrorPages(std::sync::Arc<error_pages::ErrorPages>),
     /// `access:`: IP rules, basic auth, forward auth (after the rewrites).
     Access(access::Access),
+    /// `compress:`: responses compressed on the way out, precompressed siblings.
+    Compress(compress::Compress),
 }
 
 /// What answers a request once the steps ran: exactly one per route.
@@ -236,6 +239,14 @@ impl Plan {
     pub fn error_pages(&self) -> Option<&std::sync::Arc<error_pages::ErrorPages>> {
         self.steps.iter().find_map(|s| match s {
             Step::ErrorPages(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// The compression step, if any.
+    pub fn compress(&self) -> Option<&compress::Compress> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Compress(c) => Some(c),
             _ => None,
         })
     }

@@ -1,7 +1,7 @@
 //! Per-request state ([`RequestCtx`]): what `request_filter` learns, the
 //! upstream attempt, and what `logging` reads, alive until after `logging()`.
 
-use super::{body, steps, websocket};
+use super::{body, compress, steps, websocket};
 use crate::metrics::{GaugeGuard, RouteMetrics};
 use crate::state::Snapshot;
 use crate::upstream::conns::DrainKill;
@@ -56,6 +56,8 @@ pub struct RequestCtx {
     pub(super) page_body: Option<bytes::Bytes>,
     /// Headers a forward-auth answer set for the upstream request.
     pub(super) access_headers: Option<super::access::Copied>,
+    /// The response's encoder, for routes that compress it ([`compress`]).
+    pub(super) encoder: Option<Box<compress::Encoder>>,
 }
 
 impl RequestCtx {

@@ -123,7 +123,10 @@ impl http_serve::Entity for Entity {
 
 /// Opens `path` if it is a regular file inside `root` (symlinks resolved);
 /// `Ok(None)` when it does not exist or is not a file.
-fn open_inside(root: &Path, path: &Path) -> std::io::Result<Option<(File, std::fs::Metadata)>> {
+pub(super) fn open_inside(
+    root: &Path,
+    path: &Path,
+) -> std::io::Result<Option<(File, std::fs::Metadata)>> {
     let meta = match std::fs::metadata(path) {
         Ok(m) if m.is_file() => m,
         Ok(_) => return Ok(None),
@@ -326,6 +329,15 @@ pub(super) async fn send(
             return super::respond(session, ctx, code, body, &[], false).await;
         }
     };
+    // A precompressed sibling keeps the original's type (`compress::sibling`).
+    let (coding, file, meta) = match super::compress::sibling(session, ctx, &path) {
+        Ok(Some((c, f, m))) => (Some(c), f, m),
+        Ok(None) => (None, file, meta),
+        Err(e) => {
+            log::warn!("files: sibling of {}: {e}", path.display());
+            (None, file, meta)
+        }
+    };
     let content_type = mime_guess::from_path(&path).first_raw().map_or_else(
         || http::HeaderValue::from_static("application/octet-stream"),
         http::HeaderValue::from_static,
@@ -359,6 +371,7 @@ pub(super) async fn send(
     }
     super::steps::to_client(session, &mut resp, ctx)?;
     let empty = method == http::Method::HEAD || hyper::body::Body::is_end_stream(&body);
+    let mut encoder = super::compress::file_answer(session, ctx, &mut resp, coding, empty)?;
     session.write_response_header(Box::new(resp), empty).await?;
     if empty {
         return Ok(true);
@@ -369,9 +382,19 @@ pub(super) async fn send(
             Error::explain(ErrorType::ReadError, "reading a served file")
         })?;
         if let Ok(data) = frame.into_data() {
-            session.write_response_body(Some(data), false).await?;
+            let mut data = Some(data);
+            if let Some(e) = encoder.as_mut() {
+                super::compress::body(e, &mut data, false)?;
+            }
+            if data.is_some() {
+                session.write_response_body(data, false).await?;
+            }
         }
     }
-    session.write_response_body(None, true).await?;
+    let mut tail = None;
+    if let Some(e) = encoder.as_mut() {
+        super::compress::body(e, &mut tail, true)?;
+    }
+    session.write_response_body(tail, true).await?;
     Ok(true)
 }

@@ -20,6 +20,7 @@ mod autoindex;
 mod body;
 mod client;
 mod client_limits;
+mod compress;
 pub mod connections;
 mod ctx;
 mod error_pages;
@@ -153,9 +154,8 @@ impl ProxyHttp for GreenlightProxy {
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
         // Pingora's default installs its response compression module switched
         // off (level 0), which still costs every request a boxed module
-        // context and three boxed filter calls that do nothing. greenlight
-        // does not compress yet; issue #16's compression installs the module
-        // here, and only when a route compresses.
+        // context and three boxed filter calls that do nothing. Routes with
+        // `compress:` keep their own encoder in the ctx instead ([`compress`]).
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -644,6 +644,10 @@ impl ProxyHttp for GreenlightProxy {
             error_pages::intercept(upstream_response, ctx)?;
         }
         steps::to_client(session, upstream_response, ctx)?;
+        if ctx.page_body.is_none() {
+            // An intercepted answer's page is sent as it is.
+            compress::proxied(session, upstream_response, ctx)?;
+        }
         // We speak HTTP/1.1 to HTTP/1.x clients whatever version the upstream
         // used (an HTTP/1.0 app must not turn off keep-alive for the client).
         if !session.is_http2() && session.req_header().version == http::Version::HTTP_11 {
@@ -667,6 +671,9 @@ impl ProxyHttp for GreenlightProxy {
         if ctx.page_body.is_some() {
             error_pages::replace_body(body, end_of_stream, ctx);
             return Ok(None);
+        }
+        if let Some(e) = ctx.encoder.as_mut() {
+            compress::body(e, body, end_of_stream)?;
         }
         let Some(frames) = ctx.frames.as_mut() else {
             return Ok(None);
