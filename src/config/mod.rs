@@ -10,6 +10,7 @@ pub mod diag;
 pub mod file;
 pub mod file_access;
 pub mod file_compress;
+pub mod file_limits;
 pub mod model;
 pub mod validate;
 mod validate_access;

@@ -26,8 +26,8 @@ mod ctx;
 mod error_pages;
 mod files;
 pub mod headers;
-mod named;
 mod limits;
+mod named;
 mod record;
 mod retry;
 mod steps;
@@ -58,25 +58,6 @@ const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-
 /// The proxy service's logic.
 pub struct GreenlightProxy {
     state: StateHandle,
-}
-
-/// Passive health: records a failed attempt (connect error or timeout) on
-/// the server the request used. A pool of one server is never marked down
-/// (as in nginx): taking it out would only turn a slow answer into a 503.
-fn passive_failure(ctx: &RequestCtx) {
-    if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx)
-        && p.servers().len() > 1
-        && let Some(s) = p.servers().get(i)
-        && s.health.request_failed(s.max_fails, s.fail_timeout)
-    {
-        log::warn!(
-            "upstream '{}' pool '{}' server {}: marked down for {:?} after failed requests",
-            p.upstream,
-            p.name,
-            s.label,
-            s.fail_timeout
-        );
-    }
 }
 
 impl GreenlightProxy {
@@ -480,7 +461,7 @@ impl ProxyHttp for GreenlightProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         let remaining = ctx.pool.as_ref().is_some_and(|p| p.any_left(&ctx.attempts));
-        passive_failure(ctx);
+        retry::passive_failure(ctx);
         if let Some(why) = crate::upstream::tls::handshake_failure(&e) {
             // One clear line per server; fail_to_proxy does not repeat it.
             log::error!(
@@ -767,7 +748,7 @@ impl ProxyHttp for GreenlightProxy {
         if code == 504 && *e.etype() != ErrorType::ConnectTimedout {
             // An upstream timeout counts like a refused connection (connect
             // timeouts were counted in `fail_to_connect`).
-            passive_failure(ctx);
+            retry::passive_failure(ctx);
         }
         if client_gone {
             // The client went away mid-request: routine, not an error.

@@ -40,7 +40,7 @@ pub(super) fn on_status(session: &mut Session, ctx: &RequestCtx, status: u16) ->
         return Verdict::Pass;
     }
     if !matches!(status, 403 | 404) {
-        super::passive_failure(ctx);
+        passive_failure(ctx);
     }
     let idempotent = session.req_header().method.is_idempotent();
     let left = ctx.pool.as_ref().is_some_and(|p| p.any_left(&ctx.attempts));
@@ -59,4 +59,23 @@ pub(super) fn on_status(session: &mut Session, ctx: &RequestCtx, status: u16) ->
     );
     e.set_retry(true);
     Verdict::Retry(e)
+}
+
+/// Passive health: records a failed attempt (connect error or timeout) on
+/// the server the request used. A pool of one server is never marked down
+/// (as in nginx): taking it out would only turn a slow answer into a 503.
+pub(super) fn passive_failure(ctx: &RequestCtx) {
+    if let (Some(p), Some(i)) = (ctx.pool.as_ref(), ctx.server_idx)
+        && p.servers().len() > 1
+        && let Some(s) = p.servers().get(i)
+        && s.health.request_failed(s.max_fails, s.fail_timeout)
+    {
+        log::warn!(
+            "upstream '{}' pool '{}' server {}: marked down for {:?} after failed requests",
+            p.upstream,
+            p.name,
+            s.label,
+            s.fail_timeout
+        );
+    }
 }
