@@ -468,9 +468,11 @@ where
         };
 
         // greenlight patch: the connect future (TCP and TLS connect, about 9 KiB)
-        // is boxed, so the request future, which lives until the response
-        // ends, is not sized for it once the connection is made.
-        let client_session = Box::pin(self.client_upstream.get_http_session(&*peer)).await;
+        // is boxed inside the connector, on the new-connection path only
+        // (pingora-core `TransportConnector::get_stream`), so the request future,
+        // which lives until the response ends, is not sized for it, and a request
+        // that reuses a pooled connection does not allocate and copy it.
+        let client_session = self.client_upstream.get_http_session(&*peer).await;
         match client_session {
             Ok((client_session, client_reused)) => {
                 let (server_reused, error) = match client_session {
