@@ -362,14 +362,18 @@ where
                 biased; // biased select is cheaper, and we don't want to drop already buffered requests
                 // greenlight patch: bound the whole header of a keep-alive
                 // request too (slowloris on a reused connection).
+                // greenlight patch (issue #15): the bound is a deadline the
+                // session's reads observe (`read_request_within`), not a
+                // second timer around the read.
                 res = async {
                     match self.reused_request_header_timeout {
-                        Some(limit) => tokio::time::timeout(limit, downstream_session.read_request())
+                        Some(limit) => downstream_session
+                            .read_request_within(limit)
                             .await
-                            .unwrap_or_else(|_| {
+                            .map(|read| read.unwrap_or_else(|| {
                                 debug!("keep-alive request header not complete within {limit:?}; closing");
-                                Ok(false)
-                            }),
+                                false
+                            })),
                         None => downstream_session.read_request().await,
                     }
                 } => { res }
@@ -380,9 +384,11 @@ where
             }
         } else {
             match self.first_request_header_timeout {
-                Some(limit) => match tokio::time::timeout(limit, downstream_session.read_request()).await {
-                    Ok(res) => res,
-                    Err(_) => {
+                // greenlight patch (issue #15): see the keep-alive case above
+                Some(limit) => match downstream_session.read_request_within(limit).await {
+                    Ok(Some(read)) => Ok(read),
+                    Err(e) => Err(e),
+                    Ok(None) => {
                         // A client that trickles its header (slowloris): drop it.
                         debug!("request header not complete within {limit:?}; closing");
                         downstream_session.shutdown().await;
