@@ -80,6 +80,66 @@ async fn forwarded_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
     assert_eq!(seen.version, "HTTP/1.1", "HTTP/1.1 to the upstream");
 }
 
+/// The hop-by-hop fields greenlight leaves to Pingora (its own strip covers
+/// `Connection` and what it names, `Keep-Alive`, `Proxy-Connection`, `TE`,
+/// `Upgrade`) still never reach the upstream, alone or together, over h1 and
+/// h2: the vendored pingora-proxy skips its removals only when a request has
+/// none of them (issue #15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_fields_left_to_pingora_do_not_reach_the_upstream() {
+    let s = Scene::start().await;
+    let fields = [
+        "Proxy-Authorization",
+        "Proxy-Authenticate",
+        "HTTP2-Settings",
+        "Trailer",
+    ];
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    for field in fields {
+        let r = c
+            .request(
+                "GET",
+                "/api/one",
+                "app.test",
+                &[(field, "x"), ("X-Kept", "1")],
+                b"",
+            )
+            .await
+            .expect("response");
+        assert_eq!(r.status, 200, "{field}: {}", r.text());
+        let seen = s.api.last_request().expect("the upstream got the request");
+        assert_eq!(seen.header(field), None, "{field} reached the upstream");
+        assert_eq!(seen.header("x-kept"), Some("1"));
+    }
+    let all: Vec<(&str, &str)> = fields.iter().map(|f| (*f, "x")).collect();
+    let r = c
+        .request("GET", "/api/all", "app.test", &all, b"")
+        .await
+        .expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = s.api.last_request().expect("the upstream got the request");
+    for field in fields {
+        assert_eq!(seen.header(field), None, "{field} (among others)");
+    }
+
+    let mut h2 = H2Conn::connect(s.https, "app.test", &s.root())
+        .await
+        .expect("h2");
+    let r = h2
+        .request(
+            "GET",
+            "/api/h2",
+            &[("proxy-authorization", "x"), ("x-kept", "1")],
+            b"",
+        )
+        .await
+        .expect("h2 response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = s.api.last_request().expect("h2 request arrived");
+    assert_eq!(seen.header("proxy-authorization"), None);
+    assert_eq!(seen.header("x-kept"), Some("1"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_get_413_and_never_reach_the_upstream() {
     let s = Scene::start().await;

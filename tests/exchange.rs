@@ -238,6 +238,16 @@ async fn body_less_requests_of_every_kind_are_answered_whole_on_a_kept_connectio
     assert!(r.body.is_empty());
     let r = h2.get("/bytes?n=70000").await.expect("h2 big");
     assert_eq!(r.body.len(), 70_000);
+    // A chunked upstream answer: its `Transfer-Encoding` must not reach an
+    // h2 client (the h2 crate resets a stream whose header has one), which
+    // the vendored pingora-core now checks in one pass before removing.
+    let r = h2
+        .get("/chunked?n=5000&chunk=700")
+        .await
+        .expect("h2 chunked");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 5000);
+    assert_eq!(r.header("transfer-encoding"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,9 @@ fn script(target: &str) -> Vec<u8> {
     let head: &[u8] = match target {
         "/raw/dup" => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
         "/raw/dup-list" => b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello",
+        "/raw/list-conflict" => b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\nhello!",
+        "/raw/letter" => b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello",
+        "/raw/signed" => b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
         "/raw/conflict" => {
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
         }
@@ -134,6 +137,14 @@ async fn differing_content_lengths_from_the_upstream_get_502() {
         .await
         .expect("h2 response");
     assert_eq!(r.status, 502, "{}", r.text());
+    // One field that is not one plain number: the vendored pingora-core reads
+    // plain digits directly and leaves every other form to the general rules.
+    for path in ["/raw/list-conflict", "/raw/letter", "/raw/signed"] {
+        let r = http_get(b.http, "app.test", path)
+            .await
+            .expect("h1 response");
+        assert_eq!(r.status, 502, "{path}: {}", r.text());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

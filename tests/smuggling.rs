@@ -51,6 +51,20 @@ async fn ambiguous_framing_is_refused_with_400_and_never_forwarded() {
             "two different Content-Lengths",
             b"POST /api/d HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd",
         ),
+        // One Content-Length field that is not plain digits (the vendored
+        // pingora-core reads plain digits directly, the rest as before).
+        (
+            "a Content-Length list that disagrees",
+            b"POST /api/g HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4, 40\r\n\r\nabcd",
+        ),
+        (
+            "a signed Content-Length",
+            b"POST /api/h HTTP/1.1\r\nHost: app.test\r\nContent-Length: +4\r\n\r\nabcd",
+        ),
+        (
+            "a Content-Length with a letter",
+            b"POST /api/i HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4a\r\n\r\nabcd",
+        ),
         (
             "HTTP/1.0 with chunked",
             b"POST /api/e HTTP/1.0\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",

@@ -108,10 +108,19 @@ async fn serve(
             shared.requests.lock().unwrap().push((path.clone(), id));
             if write_open {
                 let body = format!("conn={id} path={path}");
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
+                // What the answer says about its connection, by path (the
+                // connection itself is kept open either way): see
+                // `what_an_answer_says_about_its_connection_is_honoured`.
+                let head = if path.starts_with("/close") {
+                    "HTTP/1.1 200 OK\r\nConnection: close"
+                } else if path.starts_with("/http10-ka") {
+                    "HTTP/1.0 200 OK\r\nConnection: keep-alive"
+                } else if path.starts_with("/http10") {
+                    "HTTP/1.0 200 OK"
+                } else {
+                    "HTTP/1.1 200 OK"
+                };
+                let resp = format!("{head}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
                 tcp.write_all(resp.as_bytes()).await?;
             }
         }
@@ -180,6 +189,39 @@ async fn sequential_requests_reuse_one_upstream_connection() {
     assert!(
         accepted <= 2,
         "{accepted} upstream connections for 10 sequential requests: {:?}",
+        up.requests()
+    );
+}
+
+/// The upstream's answer decides whether its connection is kept: an
+/// HTTP/1.1 answer is kept unless it says `Connection: close`, an HTTP/1.0
+/// one only when it says `Connection: keep-alive`. (The vendored pingora-core
+/// hands the response header itself to the proxy and keeps only this
+/// decision, taken when the header is read: issue #15.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_an_answer_says_about_its_connection_is_honoured() {
+    let (up, _proxy, http) = start().await;
+    let mut c = H1Conn::connect(http).await.expect("connect");
+    let paths = [
+        "/a",
+        "/b",
+        "/close",
+        "/c",
+        "/http10",
+        "/d",
+        "/http10-ka",
+        "/e",
+    ];
+    for path in paths {
+        let r = c.get(path, "a.test").await.expect(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(r.text().ends_with(&format!(" path={path}")), "{}", r.text());
+    }
+    let conns: Vec<u64> = up.requests().into_iter().map(|(_, id)| id).collect();
+    assert_eq!(
+        conns,
+        vec![1, 1, 1, 2, 2, 3, 3, 3],
+        "upstream connection per request: {:?}",
         up.requests()
     );
 }

@@ -362,14 +362,18 @@ where
                 biased; // biased select is cheaper, and we don't want to drop already buffered requests
                 // greenlight patch: bound the whole header of a keep-alive
                 // request too (slowloris on a reused connection).
+                // greenlight patch (issue #15): the bound is a deadline the
+                // session's reads observe (`read_request_within`), not a
+                // second timer around the read.
                 res = async {
                     match self.reused_request_header_timeout {
-                        Some(limit) => tokio::time::timeout(limit, downstream_session.read_request())
+                        Some(limit) => downstream_session
+                            .read_request_within(limit)
                             .await
-                            .unwrap_or_else(|_| {
+                            .map(|read| read.unwrap_or_else(|| {
                                 debug!("keep-alive request header not complete within {limit:?}; closing");
-                                Ok(false)
-                            }),
+                                false
+                            })),
                         None => downstream_session.read_request().await,
                     }
                 } => { res }
@@ -380,9 +384,11 @@ where
             }
         } else {
             match self.first_request_header_timeout {
-                Some(limit) => match tokio::time::timeout(limit, downstream_session.read_request()).await {
-                    Ok(res) => res,
-                    Err(_) => {
+                // greenlight patch (issue #15): see the keep-alive case above
+                Some(limit) => match downstream_session.read_request_within(limit).await {
+                    Ok(Some(read)) => Ok(read),
+                    Err(e) => Err(e),
+                    Ok(None) => {
                         // A client that trickles its header (slowloris): drop it.
                         debug!("request header not complete within {limit:?}; closing");
                         downstream_session.shutdown().await;
@@ -468,9 +474,11 @@ where
         };
 
         // greenlight patch: the connect future (TCP and TLS connect, about 9 KiB)
-        // is boxed, so the request future, which lives until the response
-        // ends, is not sized for it once the connection is made.
-        let client_session = Box::pin(self.client_upstream.get_http_session(&*peer)).await;
+        // is boxed inside the connector, on the new-connection path only
+        // (pingora-core `TransportConnector::get_stream`), so the request future,
+        // which lives until the response ends, is not sized for it, and a request
+        // that reuses a pooled connection does not allocate and copy it.
+        let client_session = self.client_upstream.get_http_session(&*peer).await;
         match client_session {
             Ok((client_session, client_reused)) => {
                 let (server_reused, error) = match client_session {

@@ -175,7 +175,34 @@ impl ConnectionNominations {
     }
 }
 
+/// greenlight patch (issue #15): whether the request has any field that
+/// [strip_standard_hop_by_hop_headers] or the upgrade policy removes. One pass
+/// over the names the request has (usually a handful) replaces up to thirteen
+/// lookups in both header maps, each of which parses its name first, for the
+/// common request that has none of them.
+fn has_hop_by_hop_field(req: &RequestHeader) -> bool {
+    req.headers.keys().any(|name| {
+        matches!(
+            name.as_str(),
+            "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "proxy-authenticate"
+                | "proxy-authorization"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "http2-settings"
+        )
+    })
+}
+
 fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {
+    // greenlight patch: nothing to remove (see `has_hop_by_hop_field`)
+    if !has_hop_by_hop_field(req) {
+        return;
+    }
     req.remove_header(KEEP_ALIVE);
     req.remove_header(PROXY_CONNECTION);
     req.remove_header(&header::PROXY_AUTHENTICATE);
@@ -354,24 +381,31 @@ pub(crate) fn sanitize_h1_upstream_request(
         nominations.remove_from(req);
     }
 
-    if policy.strip_hop_by_hop {
+    // greenlight patch: skip the removals when there is nothing to remove
+    // (see `has_hop_by_hop_field`); one scan serves both steps.
+    let any_hop_by_hop = has_hop_by_hop_field(req);
+    if policy.strip_hop_by_hop && any_hop_by_hop {
         strip_standard_hop_by_hop_headers(req);
     }
 
     match policy.h1_upgrade {
         H1UpgradePolicy::WebSocketOnly => {
-            req.remove_header(&header::CONNECTION);
-            req.remove_header(&header::UPGRADE);
-            req.remove_header(HTTP2_SETTINGS);
+            if any_hop_by_hop {
+                req.remove_header(&header::CONNECTION);
+                req.remove_header(&header::UPGRADE);
+                req.remove_header(HTTP2_SETTINGS);
+            }
             if websocket_upgrade {
                 req.insert_header(header::CONNECTION, "Upgrade")?;
                 req.insert_header(header::UPGRADE, "websocket")?;
             }
         }
         H1UpgradePolicy::Deny => {
-            req.remove_header(&header::CONNECTION);
-            req.remove_header(&header::UPGRADE);
-            req.remove_header(HTTP2_SETTINGS);
+            if any_hop_by_hop {
+                req.remove_header(&header::CONNECTION);
+                req.remove_header(&header::UPGRADE);
+                req.remove_header(HTTP2_SETTINGS);
+            }
         }
         H1UpgradePolicy::Preserve => {}
     }
@@ -559,6 +593,45 @@ mod tests {
                 .unwrap();
         }
         request
+    }
+
+    /// greenlight patch: the one-pass check (`has_hop_by_hop_field`) must not
+    /// let any of the stripped fields through, alone or among others, in either
+    /// upgrade policy that strips, and must leave a request without them as is.
+    #[test]
+    fn h1_upstream_strips_each_hop_by_hop_field_alone() {
+        let fields = [
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "Proxy-Authenticate",
+            "Proxy-Authorization",
+            "TE",
+            "Trailer",
+            "Transfer-Encoding",
+            "Upgrade",
+            "HTTP2-Settings",
+        ];
+        for upgrade in [H1UpgradePolicy::WebSocketOnly, H1UpgradePolicy::Deny] {
+            let policy = HttpUpstreamRequestPolicy {
+                h1_upgrade: upgrade,
+                ..HttpUpstreamRequestPolicy::standard()
+            };
+            for field in fields {
+                let mut request =
+                    request_with_headers(&[("Host", "a.example"), (field, "x"), ("Accept", "*/*")]);
+                sanitize_h1_upstream_request(&mut request, policy, true).unwrap();
+                assert!(
+                    request.headers.get(field).is_none(),
+                    "{field} reached the upstream"
+                );
+                assert_eq!(request.headers.len(), 2, "{field}: only it is removed");
+            }
+            let mut plain = request_with_headers(&[("Host", "a.example"), ("Accept", "*/*")]);
+            sanitize_h1_upstream_request(&mut plain, policy, true).unwrap();
+            assert_eq!(plain.headers.len(), 2);
+            assert_eq!(plain.headers[header::ACCEPT], "*/*");
+        }
     }
 
     #[test]

@@ -301,7 +301,11 @@ impl TransportConnector {
         if let Some(s) = reused_stream {
             Ok((s, true))
         } else {
-            let s = self.new_stream(peer).await?;
+            // greenlight patch: the connect future (TCP and TLS handshake, about
+            // 9 KiB) is boxed here, on the new-connection path only, so that the
+            // future of a request that reuses a pooled stream stays small and is
+            // neither allocated nor copied at that size (issue #15).
+            let s = Box::pin(self.new_stream(peer)).await?;
             Ok((s, false))
         }
     }

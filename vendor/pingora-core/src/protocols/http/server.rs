@@ -127,6 +127,25 @@ impl Session {
         }
     }
 
+    /// greenlight patch (issue #15): [`Self::read_request`] with the whole
+    /// header bounded by `limit`; `Ok(None)` when it was not complete in time.
+    /// For HTTP/1 the bound shortens the reads' own timeouts rather than
+    /// adding a timer (see the v1 `read_request_within`); an HTTP/2 or custom
+    /// session's request is already read.
+    pub async fn read_request_within(&mut self, limit: Duration) -> Result<Option<bool>> {
+        match self {
+            Self::H1(s) => Ok(s
+                .read_request_within(limit)
+                .await?
+                .map(|read| read.is_some())),
+            Self::H2(_) | Self::Custom(_) => Ok(Some(true)),
+            Self::Subrequest(_) => match tokio::time::timeout(limit, self.read_request()).await {
+                Ok(read) => read.map(Some),
+                Err(_) => Ok(None),
+            },
+        }
+    }
+
     /// Return the request header it just read.
     /// # Panic
     /// This function will panic if [`Self::read_request()`] is not called.

@@ -77,6 +77,12 @@ pub struct HttpSession {
     // §6.3), but a server that sends both may frame it differently itself, so
     // the connection is never reused (HAProxy's rule; RFC 9112 §6.1).
     framing_conflict: bool,
+    // greenlight patch (issue #15): set when `read_response_task` handed the
+    // final response header itself to the caller instead of a copy: its status
+    // and what its header said about keep-alive (the argument
+    // `respect_keepalive` passes to `set_keepalive`), the only parts of it this
+    // session still needs. `response_header` is `None` from then on.
+    handed_over: Option<(StatusCode, Option<u64>)>,
 }
 
 /// HTTP 1.x client session
@@ -118,6 +124,7 @@ impl HttpSession {
             received_upgrade_req_body: false,
             close_delimited_resp: false,
             allow_h1_response_invalid_content_length: false,
+            handed_over: None,       // greenlight patch
             framing_conflict: false, // greenlight patch
         }
     }
@@ -481,6 +488,10 @@ impl HttpSession {
     }
 
     /// Return a reference of the [`ResponseHeader`] if the response is read
+    ///
+    /// greenlight patch: `None` once [`Self::read_response_task`] has handed
+    /// the final response header over (its task holds it); [`Self::get_status`]
+    /// still answers.
     pub fn resp_header(&self) -> Option<&ResponseHeader> {
         self.response_header.as_deref()
     }
@@ -502,7 +513,11 @@ impl HttpSession {
 
     /// Return the status code of the response if read
     pub fn get_status(&self) -> Option<StatusCode> {
-        self.response_header.as_ref().map(|h| h.status)
+        self.response_header
+            .as_ref()
+            .map(|h| h.status)
+            // greenlight patch: see `handed_over`
+            .or(self.handed_over.map(|(status, _)| status))
     }
 
     async fn do_read_body(&mut self) -> Result<Option<BufRef>> {
@@ -630,6 +645,20 @@ impl HttpSession {
             return;
         }
 
+        // greenlight patch: what the response header says, decided when it
+        // was handed over (see `handed_over`) or now.
+        let keepalive = match self.handed_over {
+            Some((_, keepalive)) => keepalive,
+            None => self.keepalive_from_header(),
+        };
+        self.set_keepalive(keepalive);
+    }
+
+    /// What the response header (with the request's `Connection`) says about
+    /// keeping the connection: the argument for `set_keepalive`.
+    /// greenlight patch: split out of `respect_keepalive` (unchanged), so
+    /// that it can be decided before the header is handed over.
+    fn keepalive_from_header(&self) -> Option<u64> {
         // Per [RFC 9112 Section 6.1-16](https://datatracker.ietf.org/doc/html/rfc9112#section-6.1-16),
         // if Transfer-Encoding is received in HTTP/1.0 response, connection MUST be closed after processing.
         if self.resp_header().map(|h| h.version) == Some(Version::HTTP_10)
@@ -638,24 +667,23 @@ impl HttpSession {
                 .and_then(|h| h.headers.get(header::TRANSFER_ENCODING))
                 .is_some()
         {
-            self.set_keepalive(None);
-            return;
+            return None;
         }
         if let Some(keepalive) = self.is_connection_keepalive() {
             if keepalive {
                 let (timeout, _max_use) = self.get_keepalive_values();
                 // TODO: respect max_use
                 match timeout {
-                    Some(d) => self.set_keepalive(Some(d)),
-                    None => self.set_keepalive(Some(0)), // infinite
+                    Some(d) => Some(d),
+                    None => Some(0), // infinite
                 }
             } else {
-                self.set_keepalive(None);
+                None
             }
         } else if self.resp_header().map(|h| h.version) == Some(Version::HTTP_11) {
-            self.set_keepalive(Some(0)); // on by default for http 1.1
+            Some(0) // on by default for http 1.1
         } else {
-            self.set_keepalive(None); // off by default for http 1.0
+            None // off by default for http 1.0
         }
     }
 
@@ -873,8 +901,24 @@ impl HttpSession {
 
     pub async fn read_response_task(&mut self) -> Result<HttpTask> {
         if self.should_read_resp_header() {
-            let resp_header = self.read_resp_header_parts().await?;
+            // greenlight patch (issue #15): a final response header whose body
+            // framing is already set up is handed over itself, not copied (a
+            // copy of both header maps per request, and its drop); the session
+            // keeps its status and keep-alive decision (`handed_over`).
+            // Informational (1xx) headers are copied as before.
+            self.read_response().await?;
             let end_of_body = self.is_body_done();
+            let final_header = self
+                .get_status()
+                .is_some_and(|status| status.as_u16() >= 200);
+            let resp_header = if final_header && !self.body_reader.need_init() {
+                let keepalive = self.keepalive_from_header();
+                let header = self.response_header.take().expect("just read");
+                self.handed_over = Some((header.status, keepalive));
+                header
+            } else {
+                Box::new(self.resp_header().expect("just read").clone())
+            };
             debug!("Response header: {resp_header:?}");
             trace!(
                 "Raw Response header: {:?}",

@@ -338,6 +338,15 @@ pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
     // If multiple Content-Length headers were sent, everything can still be
     // alright if they all contain the same value, and all parse correctly. If
     // not, then it's an error.
+    // greenlight patch (issue #15): one `Content-Length` of plain digits, the
+    // usual case, is read directly (the general loop below gives the same
+    // value for it); this runs several times per proxied request.
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let (Some(only), None) = (values.next(), values.next()) {
+        if let Some(n) = from_digits(only.as_bytes()) {
+            return Some(n);
+        }
+    }
     let mut content_length: Option<u64> = None;
     for value in headers.get_all(header::CONTENT_LENGTH) {
         // A non-visible-ASCII value can't be a valid Content-Length, so the

@@ -158,6 +158,12 @@ pub struct HttpSession {
     /// [`super::super::HttpPersistentSettings`] into the next session.
     /// Scoped narrowly so it cannot affect FIN / `abort_on_close` semantics.
     pipelined_idle_bytes_stashed: bool,
+    /// greenlight patch (issue #15): while [`Self::read_request_within`] runs,
+    /// the instant by which the whole request header must have arrived; each
+    /// read waits at most until then (and no longer than its own timeout).
+    header_deadline: Option<std::time::Instant>,
+    /// greenlight patch: a read ended because `header_deadline` passed.
+    header_deadline_passed: bool,
 }
 
 impl HttpSession {
@@ -206,7 +212,27 @@ impl HttpSession {
             pipelining_enabled: false,
             pipelined_prefix: None,
             pipelined_idle_bytes_stashed: false,
+            header_deadline: None,         // greenlight patch
+            header_deadline_passed: false, // greenlight patch
         }
+    }
+
+    /// greenlight patch (issue #15): [`Self::read_request`] with the whole
+    /// header bounded by `limit` (a client trickling its header, slowloris).
+    /// `Ok(None)` when the header was not complete within `limit`.
+    ///
+    /// The bound shortens the reads' own timeouts (keep-alive or read
+    /// timeout) instead of adding a timer around the whole read: one timer per
+    /// read, as without a bound, instead of two per request.
+    pub async fn read_request_within(&mut self, limit: Duration) -> Result<Option<Option<usize>>> {
+        self.header_deadline = Some(std::time::Instant::now() + limit);
+        self.header_deadline_passed = false;
+        let read = self.read_request().await;
+        self.header_deadline = None;
+        if std::mem::take(&mut self.header_deadline_passed) {
+            return Ok(None);
+        }
+        read.map(Some)
     }
 
     async fn read_request_buf(
@@ -214,9 +240,31 @@ impl HttpSession {
         buf: &mut BytesMut,
         already_read: usize,
     ) -> Result<Option<usize>> {
+        // greenlight patch: the whole-header deadline of `read_request_within`,
+        // when it comes before this read's own timeout, is this read's timeout.
+        let to_deadline = self.header_deadline.and_then(|deadline| {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let own = match self.keepalive_timeout {
+                KeepaliveStatus::Timeout(d) => Some(d),
+                KeepaliveStatus::Infinite => None,
+                KeepaliveStatus::Off => self.read_timeout,
+            };
+            own.is_none_or(|own| left <= own).then_some(left)
+        });
         let read_result = {
             let read_event = self.underlying_stream.read_buf(buf);
             match self.keepalive_timeout {
+                // greenlight patch: see `to_deadline`
+                _ if to_deadline.is_some() => {
+                    match timeout(to_deadline.unwrap_or_default(), read_event).await {
+                        Ok(res) => res,
+                        Err(_) => {
+                            debug!("request header not complete by its deadline");
+                            self.header_deadline_passed = true;
+                            return Ok(None);
+                        }
+                    }
+                }
                 KeepaliveStatus::Timeout(d) => match timeout(d, read_event).await {
                     Ok(res) => res,
                     Err(e) => {

@@ -643,11 +643,21 @@ impl HttpSession {
 
         // remove other h1 hop headers that cannot be present in H2
         // https://httpwg.org/specs/rfc7540.html#n-connection-specific-header-fields
-        header.remove_header(&header::TRANSFER_ENCODING);
-        header.remove_header(&header::CONNECTION);
-        header.remove_header(&header::UPGRADE);
-        header.remove_header(&HeaderName::from_static("keep-alive"));
-        header.remove_header(&HeaderName::from_static("proxy-connection"));
+        // greenlight patch (issue #15): only when the response has one of them
+        // (one pass over its names instead of five removals from both maps).
+        let has_h1_hop_header = header.headers.keys().any(|name| {
+            matches!(
+                name.as_str(),
+                "transfer-encoding" | "connection" | "upgrade" | "keep-alive" | "proxy-connection"
+            )
+        });
+        if has_h1_hop_header {
+            header.remove_header(&header::TRANSFER_ENCODING);
+            header.remove_header(&header::CONNECTION);
+            header.remove_header(&header::UPGRADE);
+            header.remove_header(&HeaderName::from_static("keep-alive"));
+            header.remove_header(&HeaderName::from_static("proxy-connection"));
+        }
 
         let resp = Response::from_parts(header.as_owned_parts(), ());
 
