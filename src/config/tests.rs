@@ -437,7 +437,7 @@ upstreams:
             "g.yaml:7:22: map key '~^/(' of 'cc' is not a valid regex: error: unclosed group — fix the pattern (Rust regex syntax, close to PCRE without look-around)",
             "g.yaml:7:37: map key '*.a.test' of 'cc' is a host wildcard — write it as a regex key, e.g. `~^(.+\\.)?example\\.com$`",
             "g.yaml:7:45: '$cc' in map 'cc' reads another map — a map's source and values may use any variable but another map's; choose from the source of that map instead",
-            "g.yaml:15:19: file tests (`-f`, `-d`, `-e`, `-x`) are not supported: greenlight serves no files in condition '-f $uri' — write it as nginx does: `$var`, `$var = text`, `$var != text`, `$var ~ regex` (or `~*`, `!~`, `!~*`)",
+            "g.yaml:15:19: file tests (`-f`, `-d`, `-e`, `-x`) are not supported: a condition never looks at the disk (a `files:` route with `try_files` does) in condition '-f $uri' — write it as nginx does: `$var`, `$var = text`, `$var != text`, `$var ~ regex` (or `~*`, `!~`, `!~*`)",
             "g.yaml:16:24: unknown operator: use `=`, `!=`, `~`, `~*`, `!~` or `!~*` in condition '$uri == /x' — write it as nginx does: `$var`, `$var = text`, `$var != text`, `$var ~ regex` (or `~*`, `!~`, `!~*`)",
             "g.yaml:17:29: not a valid regex: error: unclosed group in condition '$http_a ~ (' — write it as nginx does: `$var`, `$var = text`, `$var != text`, `$var ~ regex` (or `~*`, `!~`, `!~*`)",
             "g.yaml:18:13: check '$cc' needs exactly one of `redirect` and `respond` — give it `redirect: {to: URL}` or `respond: {status: 403}`",

@@ -125,7 +125,7 @@ pub(crate) fn location<'a>(
             // A real loss: certbot's webroot renewals would fail.
             ctx.warn(
                 d,
-                format!("directive 'root' of location '{spec}' served certbot's webroot challenges, and greenlight does not serve files: `certbot renew --webroot` would fail; import with --acme EMAIL (greenlight obtains and renews the certificates itself) or renew with certbot's standalone or DNS mode"),
+                format!("directive 'root' of location '{spec}' served certbot's webroot challenges and was not converted (plain_http answers those paths): `certbot renew --webroot` would fail; import with --acme EMAIL (greenlight obtains and renews the certificates itself) or renew with certbot's standalone or DNS mode"),
             );
         }
         return;

@@ -465,7 +465,7 @@ pub(crate) const TABLE: &[Entry] = &[
             "flv",
         ],
         Warning,
-        "greenlight does not serve files: keep them on a static upstream (any small HTTP file server) and add a route to it",
+        "greenlight's `files:` routes have no such setting (they always send ETag and Last-Modified and answer conditional requests, refuse symlinks that leave the root, and `internal` locations are not converted); if a site relies on one, keep those files on a static upstream",
     ),
     e(
         &[

@@ -70,7 +70,7 @@ pub fn split(text: &str) -> Result<Parts<'_>, ConditionError> {
     if t.starts_with('-') || t.starts_with("!-") {
         return Err(err(
             lead,
-            "file tests (`-f`, `-d`, `-e`, `-x`) are not supported: greenlight serves no files",
+            "file tests (`-f`, `-d`, `-e`, `-x`) are not supported: a condition never looks at the disk (a `files:` route with `try_files` does)",
         ));
     }
     if !t.starts_with('$') {

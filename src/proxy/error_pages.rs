@@ -7,7 +7,7 @@
 //! A route without pages pays an `Option` check in `respond` and
 //! `response_filter`, nothing else.
 
-use super::{RequestCtx, steps};
+use super::RequestCtx;
 use crate::plan::error_pages::{ErrorPages, Page};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -47,15 +47,7 @@ pub(super) async fn send(
             resp.insert_header(*k, v.as_str())?;
         }
     }
-    steps::to_client(session, &mut resp, ctx)?;
-    if close {
-        session.set_keepalive(None);
-    }
-    session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(page.body.clone()), true)
-        .await?;
-    Ok(true)
+    super::send_answer(session, ctx, resp, page.body.clone(), close).await
 }
 
 /// Headers of the upstream's answer that describe its own body.

@@ -113,14 +113,24 @@ async fn respond(
     for (k, v) in extra {
         resp.insert_header(*k, v.as_str())?;
     }
+    send_answer(session, ctx, resp, Bytes::from(body), close).await
+}
+
+/// Ends the request with `resp` and `body` (an answer greenlight makes):
+/// the route's or site's response header steps apply last.
+async fn send_answer(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    mut resp: ResponseHeader,
+    body: Bytes,
+    close: bool,
+) -> Result<bool> {
     steps::to_client(session, &mut resp, ctx)?;
     if close {
         session.set_keepalive(None);
     }
     session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await?;
+    session.write_response_body(Some(body), true).await?;
     Ok(true)
 }
 
