@@ -23,6 +23,23 @@ FILES = {
 # Every file's modification time: fixed, so Last-Modified and ETag do not
 # depend on when the run wrote them.
 MTIME = 1_700_000_000
+# The body of every `error_page` target a config names (`/50x.html`): each
+# served directory holds one, so both sides can send the page.
+PAGE = b"<!doctype html><title>parity error</title><p>error page</p>\n"
+# The error_page URIs of the config being rewritten (set by rewrite_roots).
+_pages = []
+
+
+def _error_pages(block):
+    """The `/uri` targets of every `error_page` in block, nested included."""
+    out = []
+    for d in block or []:
+        if d.name == "error_page" and d.args:
+            target = unquote(d.args[-1])
+            if target.startswith("/") and "$" not in target:
+                out.append(target)
+        out.extend(_error_pages(d.block))
+    return out
 
 
 def _location(d):
@@ -46,7 +63,8 @@ def _fill(base, exact_file=False):
             fh.write(TEXT)
         os.utime(base, (MTIME, MTIME))
         return
-    for rel, data in FILES.items():
+    pages = {page.lstrip("/"): PAGE for page in _pages}
+    for rel, data in {**pages, **FILES}.items():
         p = os.path.join(base, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "wb") as fh:
@@ -60,6 +78,7 @@ def rewrite_roots(main, docroot, notes):
     files]} for probes.static_paths."""
     served = {}
     count = 0
+    _pages[:] = list(dict.fromkeys(_error_pages(main)))
     for srv in servers(main):
         prefixes = []
         server_root = None
