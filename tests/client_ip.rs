@@ -61,7 +61,11 @@ sites:
   strict:
     hosts: [strict.test]
     trusted_proxies: [10.0.0.0/8]
-    routes: [{{path: /, upstream: web}}]
+    routes:
+      - {{path: /, upstream: web}}
+      - path: /check/
+        upstream: web
+        checks: [{{if: "$remote_addr = 203.0.113.7", respond: {{status: 403}}}}]
 upstreams:
   web: {{active: main, pools: {{main: ["127.0.0.1:{w}"]}}}}
 "#,
@@ -222,6 +226,13 @@ async fn a_trusted_peer_names_the_client_through_several_trusted_hops() {
         s.seen("/strict").header("x-forwarded-for"),
         Some("203.0.113.7, 127.0.0.1")
     );
+    // Its checks read the same client (127.0.0.1), not the top level's.
+    s.get(
+        "strict.test",
+        "/check/x",
+        &[("X-Forwarded-For", "203.0.113.7")],
+    )
+    .await;
 
     // The same over h2 (TLS listener).
     let mut h2 = H2Conn::connect(s.https, "app.test", &s.root)
