@@ -384,6 +384,21 @@ pub enum Decision {
     Misdirected,
 }
 
+impl Decision {
+    /// The site the request was routed to, if any.
+    pub fn site(&self) -> Option<usize> {
+        match self {
+            Decision::Proxy { site, .. }
+            | Decision::NoRoute { site }
+            | Decision::Redirect { site, .. }
+            | Decision::MethodNotAllowed { site, .. }
+            | Decision::HttpsOnly { site }
+            | Decision::AddSlash { site } => Some(*site),
+            Decision::NoSite | Decision::Misdirected => None,
+        }
+    }
+}
+
 impl Router {
     /// Builds the router; `upstream_index` maps an upstream name to its index.
     pub fn build(

@@ -115,9 +115,6 @@ pub(super) async fn check(
         .get(route)?
         .plan
         .access()?;
-    // The site's own `trusted_proxies`, if any, name the client (the proxy
-    // path resolves them after routing; access needs them now).
-    super::client::resolve_for_site(session, ctx, snap, site);
     run(access, session, ctx, snap).await
 }
 

@@ -256,6 +256,13 @@ impl ProxyHttp for GreenlightProxy {
             })
         };
         let decision = route_for(session.req_header().uri.path());
+        if let Some(site) = decision.site() {
+            // Once, as soon as the site is known: a site's own
+            // trusted_proxies name the client for everything after this
+            // (checks, limits, access, answers, the proxy path). A `last`
+            // rewrite routes again within the same host, so the same site.
+            client::resolve_for_site(session, ctx, &snapshot, site);
+        }
         let decision = match steps::run(session, ctx, &snapshot, decision, route_for) {
             Ok(d) => d,
             Err(a) => return respond(session, ctx, a.status, a.body, &a.headers, false).await,
@@ -295,14 +302,12 @@ impl ProxyHttp for GreenlightProxy {
             }
             Decision::NoRoute { site } => {
                 ctx.site = Some(site);
-                client::resolve_for_site(session, ctx, &snapshot, site);
                 let name = &snapshot.router.site(site).name;
                 let body = format!("404 Not Found: site '{name}' has no route for this path\n");
                 return respond(session, ctx, 404, body, &[], false).await;
             }
             Decision::MethodNotAllowed { site, allow } => {
                 ctx.site = Some(site);
-                client::resolve_for_site(session, ctx, &snapshot, site);
                 let allow = allow
                     .iter()
                     .map(http::Method::as_str)
@@ -313,7 +318,6 @@ impl ProxyHttp for GreenlightProxy {
             }
             Decision::HttpsOnly { site } => {
                 ctx.site = Some(site);
-                client::resolve_for_site(session, ctx, &snapshot, site);
                 let name = &snapshot.router.site(site).name;
                 let body = format!("404 Not Found: site '{name}' is served over https only\n");
                 return respond(session, ctx, 404, body, &[], false).await;
@@ -324,7 +328,6 @@ impl ProxyHttp for GreenlightProxy {
             }
             Decision::Redirect { site, status } => {
                 ctx.site = Some(site);
-                client::resolve_for_site(session, ctx, &snapshot, site);
                 let location = match &snapshot.router.site(site).plain_redirect_to {
                     Some(to) => {
                         let cx = steps::var_cx(session, ctx, &snapshot);
@@ -351,7 +354,6 @@ impl ProxyHttp for GreenlightProxy {
             None => snapshot.router.site(site).max_body_size,
         };
         ctx.site = Some(site);
-        client::resolve_for_site(session, ctx, &snapshot, site);
         ctx.max_body = limit;
         ctx.upstream = snapshot.upstreams.get(upstream).cloned();
         if let (Some(limit), Some(len)) = (limit, body::declared_length(session.req_header()))

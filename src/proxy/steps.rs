@@ -158,11 +158,6 @@ pub fn run(
         if !rewritten && plan.steps.is_empty() && matches!(plan.terminal, Terminal::Proxy) {
             return Ok(decision);
         }
-        if ctx.site != Some(site) {
-            // The site's own trusted_proxies decide `$remote_addr` for its
-            // checks, rewrites and answers too, not only on the proxy path.
-            super::client::resolve_for_site(session, ctx, snap, site);
-        }
         ctx.site = Some(site);
         ctx.route = Some(route);
         match ctx.steps.as_deref_mut() {
