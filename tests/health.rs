@@ -274,7 +274,7 @@ async fn a_server_with_its_own_max_fails_is_marked_down_by_its_own_count() {
         strict.port(),
         lenient.port()
     );
-    let _p = ProxyProcess::start_ready(&yaml, &[http, admin])
+    let p = ProxyProcess::start_ready(&yaml, &[http, admin])
         .await
         .expect("starts");
     for i in 0..3 {
@@ -285,6 +285,10 @@ async fn a_server_with_its_own_max_fails_is_marked_down_by_its_own_count() {
     }
     let s = health_of(admin, strict.port()).await;
     assert_eq!(s["down_reason"], "failed requests", "{s}");
+    // The lenient server failed too (so `up` below is its own count's
+    // verdict, not a server that was never tried).
+    let failed = format!("connect to 127.0.0.1:{} failed", lenient.port());
+    assert!(p.wait_for_stderr(&failed, IO_TIMEOUT).await, "{failed}");
     let l = health_of(admin, lenient.port()).await;
     assert_eq!(l["up"], true, "under its upstream's max_fails: {l}");
 }
