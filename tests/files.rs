@@ -6,7 +6,6 @@
 //! dots and slashes, NUL, backslashes, dotfiles, a symlink out of the root).
 
 use crate::support::*;
-use std::path::Path;
 
 const YAML: &str = r#"
 listeners:
@@ -36,32 +35,26 @@ struct Fixture {
     big: Vec<u8>,
 }
 
-fn write(root: &Path, rel: &str, data: &[u8]) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, data).expect("write");
-}
-
 impl Fixture {
     async fn start() -> Fixture {
         let www = tempfile::tempdir().expect("tempdir");
         let root = www.path().join("www");
         let assets = www.path().join("assets");
-        write(&root, "index.html", b"<h1>home</h1>\n");
-        write(&root, "app.js", b"console.log('hi');\n");
-        write(&root, "sub/index.html", b"<p>sub</p>\n");
-        write(&root, "empty/keep.txt", b"x");
-        write(&root, ".env", b"SECRET=1\n");
-        write(&root, "spa/index.html", b"<div id=app></div>\n");
-        write(&root, "spa/main.css", b"body{}\n");
-        write(&root, "strict/here.txt", b"here\n");
-        write(&assets, "img/logo.svg", b"<svg/>\n");
-        write(&assets, "home.html", b"assets home\n");
-        write(www.path(), "secret.txt", b"outside the root\n");
+        write_file(&root, "index.html", b"<h1>home</h1>\n");
+        write_file(&root, "app.js", b"console.log('hi');\n");
+        write_file(&root, "sub/index.html", b"<p>sub</p>\n");
+        write_file(&root, "empty/keep.txt", b"x");
+        write_file(&root, ".env", b"SECRET=1\n");
+        write_file(&root, "spa/index.html", b"<div id=app></div>\n");
+        write_file(&root, "spa/main.css", b"body{}\n");
+        write_file(&root, "strict/here.txt", b"here\n");
+        write_file(&assets, "img/logo.svg", b"<svg/>\n");
+        write_file(&assets, "home.html", b"assets home\n");
+        write_file(www.path(), "secret.txt", b"outside the root\n");
         std::os::unix::fs::symlink(www.path().join("secret.txt"), root.join("link.txt"))
             .expect("symlink");
         let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-        write(&root, "big.bin", &big);
+        write_file(&root, "big.bin", &big);
         let template = YAML
             .replace("{WWW}", &root.display().to_string())
             .replace("{ASSETS}", &assets.display().to_string());

@@ -7,7 +7,6 @@
 //! path routed again as nginx's internal redirect.
 
 use crate::support::*;
-use std::path::Path;
 
 const YAML: &str = r#"
 listeners:
@@ -61,26 +60,20 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-fn write(root: &Path, rel: &str, data: &[u8]) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, data).expect("write");
-}
-
 impl Fixture {
     async fn start() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let www = dir.path().join("www");
-        write(&www, "index.html", b"<h1>home</h1>\n");
-        write(&www, "app.css", b"body{color:red}\n");
-        write(&www, "list/b.txt", b"bee\n");
-        write(&www, "list/a <&> \"q\".txt", b"odd\n");
-        write(&www, "list/.hidden", b"secret\n");
-        write(&www, "list/sub/x.txt", b"x\n");
-        write(&www, "mod/m.txt", b"m\n");
-        write(&www, "spa/index.html", b"<div id=app></div>\n");
-        write(&www, "strict/index.html", b"not by $uri\n");
-        write(dir.path(), "outside.txt", b"outside the root\n");
+        write_file(&www, "index.html", b"<h1>home</h1>\n");
+        write_file(&www, "app.css", b"body{color:red}\n");
+        write_file(&www, "list/b.txt", b"bee\n");
+        write_file(&www, "list/a <&> \"q\".txt", b"odd\n");
+        write_file(&www, "list/.hidden", b"secret\n");
+        write_file(&www, "list/sub/x.txt", b"x\n");
+        write_file(&www, "mod/m.txt", b"m\n");
+        write_file(&www, "spa/index.html", b"<div id=app></div>\n");
+        write_file(&www, "strict/index.html", b"not by $uri\n");
+        write_file(dir.path(), "outside.txt", b"outside the root\n");
         std::os::unix::fs::symlink(dir.path().join("outside.txt"), www.join("list/escape"))
             .expect("symlink");
         let web = HttpUpstream::start("web").await;

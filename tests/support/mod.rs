@@ -166,3 +166,11 @@ pub async fn timed_for<T>(
 pub(crate) fn io_err(context: &str, err: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{context}: {err}"))
 }
+
+/// Writes `data` to `root/rel`, creating the directories on the way
+/// (docroots of the static-file tests).
+pub fn write_file(root: &std::path::Path, rel: &str, data: &[u8]) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, data).expect("write");
+}
