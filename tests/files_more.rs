@@ -222,3 +222,62 @@ async fn autoindex_lists_a_directory_safely() {
     // Without autoindex: nginx's 403.
     assert_eq!(f.get("/nolist/").await.status, 403);
 }
+
+/// certbot's webroot next to a TLS site whose plain requests redirect:
+/// a `scheme: http` route serves the challenge files over plain HTTP, every
+/// other plain path still gets the redirect, and over TLS the same path is
+/// the app's (the plain-only route does not exist there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_only_route_serves_certbot_s_webroot_beside_the_redirect() {
+    const WEBROOT: &str = r#"
+listeners:
+  http: {address: "127.0.0.1:{HTTP}"}
+  https: {address: "127.0.0.1:{HTTPS}", tls: true}
+admin: {address: "127.0.0.1:{ADMIN}"}
+sites:
+  site:
+    hosts: [webroot.test]
+    tls: {cert: "{DIR}/webroot.crt", key: "{DIR}/webroot.key"}
+    plain_http: redirect 301
+    routes:
+      - path: /
+        upstream: web
+      - path: /.well-known/acme-challenge/
+        scheme: http
+        files: {root: "{WWW}"}
+upstreams:
+  web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
+"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_file(
+        dir.path(),
+        ".well-known/acme-challenge/tok",
+        b"tok.thumbprint",
+    );
+    let web = HttpUpstream::start("web").await;
+    let yaml = WEBROOT.replace("{WWW}", &dir.path().display().to_string());
+    let site = TlsSite::start(&yaml, &["webroot.test"], "webroot", &[("WEB", web.port())]).await;
+    let plain = |path: &'static str| async move {
+        let mut c = H1Conn::connect(site.http).await.expect("connect");
+        c.get(path, "webroot.test").await.expect("response")
+    };
+    let r = plain("/.well-known/acme-challenge/tok").await;
+    assert_eq!((r.status, r.text().as_str()), (200, "tok.thumbprint"));
+    assert_eq!(web.request_count(), 0, "served from the webroot");
+    let r = plain("/.well-known/acme-challenge/none").await;
+    assert_eq!(r.status, 404, "a missing token is the files route's 404");
+    let r = plain("/app?x=1").await;
+    assert_eq!(r.status, 301);
+    let to = format!("https://webroot.test:{}/app?x=1", site.https.port());
+    assert_eq!(r.header("location"), Some(to.as_str()));
+    // Over TLS the challenge path is the app's.
+    let mut h2 = H2Conn::connect(site.https, "webroot.test", &site.ca.cert_pem())
+        .await
+        .expect("h2");
+    let r = h2
+        .get("/.well-known/acme-challenge/tok")
+        .await
+        .expect("h2 get");
+    assert_eq!((r.status, r.header("x-upstream")), (200, Some("web")));
+    assert_eq!(web.request_count(), 1);
+}

@@ -302,6 +302,9 @@ pub struct FileRoute {
     /// Request methods this route takes (`[OPTIONS]`); absent = every
     /// method. Routes of one location choose by method.
     pub methods: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `http` or `https`: the route takes only requests that arrived that
+    /// way (certbot's webroot on plain HTTP next to a TLS site's redirect).
+    pub scheme: Option<Spanned<String>>,
     /// Upstream name (one of `upstream`, `redirect`, `respond`).
     pub upstream: Option<Spanned<String>>,
     /// `on`/`off`: overrides the site's `request_buffering`.

@@ -223,6 +223,20 @@ pub enum PlainHttp {
     NotFound,
 }
 
+/// Which requests a route takes by how they arrived (`scheme:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RouteScheme {
+    /// Both (no `scheme:`).
+    #[default]
+    Any,
+    /// Plain HTTP only. On a TLS site whose `plain_http` redirects (or
+    /// answers 404), these routes are served over plain HTTP and every
+    /// other path is redirected.
+    Http,
+    /// TLS only.
+    Https,
+}
+
 /// Which listeners a site is the catch-all of (nginx has a default server
 /// per port; a plain port's default may differ from the TLS one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -306,6 +320,8 @@ pub struct RouteConfig {
     /// The request methods it takes; `None` = every method (the route of
     /// its location that takes what no other one names).
     pub methods: Option<Vec<http::Method>>,
+    /// Which requests it takes by how they arrived (`scheme:`).
+    pub scheme: RouteScheme,
     /// Upstream name (known to exist); `None` for a route that answers
     /// itself (`redirect`, `respond`).
     pub upstream: Option<String>,

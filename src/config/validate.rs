@@ -463,9 +463,11 @@ fn validate_sites(
             let plan = site_limits.route_plan(plan, &r.value, file, ds);
             let Some(location) = location else { continue };
             let methods = super::validate_match::route_methods(&r.value.methods, ds);
+            let scheme = super::validate_match::route_scheme(&r.value.scheme, tls.is_some(), ds);
             routes.push(RouteConfig {
                 location,
                 methods,
+                scheme,
                 upstream,
                 plan,
                 request_buffering: switch_field(&r.value.request_buffering, buffering, ds),

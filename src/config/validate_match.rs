@@ -187,6 +187,39 @@ pub(super) struct SeenRoutes(HashMap<String, Vec<SeenRoute>>);
 /// A route's path as written and its methods (`None` = every method).
 type SeenRoute = (String, Option<Vec<String>>);
 
+/// A route's `scheme:` (`http` or `https`). `https` on a site without TLS
+/// would never be chosen, so it is an error there.
+pub(super) fn route_scheme(
+    value: &Option<Spanned<String>>,
+    site_tls: bool,
+    ds: &mut Diagnostics,
+) -> crate::config::model::RouteScheme {
+    use crate::config::model::RouteScheme;
+    let Some(v) = value else {
+        return RouteScheme::Any;
+    };
+    match v.value.as_str() {
+        "http" => RouteScheme::Http,
+        "https" if site_tls => RouteScheme::Https,
+        "https" => {
+            ds.error(
+                pos(v),
+                "route `scheme: https` on a site without TLS is never chosen",
+                "give the site `tls:`, or remove `scheme`",
+            );
+            RouteScheme::Any
+        }
+        other => {
+            ds.error(
+                pos(v),
+                format!("route scheme '{other}' is not `http` or `https`"),
+                "write `scheme: http` (plain-HTTP requests only) or `scheme: https` (TLS only), or leave it out to take both",
+            );
+            RouteScheme::Any
+        }
+    }
+}
+
 /// A route's `methods:`, checked: HTTP method tokens in upper case (methods
 /// are case-sensitive, RFC 9110 section 9.1), at least one.
 pub(super) fn route_methods(

@@ -125,6 +125,15 @@ pub(crate) fn of<'a>(
     if let Some(r) = a.request.filter(|r| r.arg0() != "off") {
         def.forward = forward_url(ctx, r, server);
     }
+    if def
+        .ip
+        .first()
+        .is_some_and(|(allow, net)| *allow && net == "all")
+    {
+        // A list that begins with `allow all` lets everyone in (certbot's
+        // webroot location writes it): no rule to emit.
+        def.ip.clear();
+    }
     def.any = a.satisfy.is_some_and(|s| s.arg0() == "any");
     (!def.ip.is_empty() || def.basic.is_some() || def.forward.is_some()).then_some(def)
 }

@@ -70,6 +70,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
         &[
             "path",
             "methods",
+            "scheme",
             "upstream",
             "redirect",
             "respond",

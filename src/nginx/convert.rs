@@ -338,6 +338,9 @@ pub(crate) struct Route<'a> {
     /// Request methods the route takes (`if ($request_method = M)`);
     /// `None` = every method.
     pub methods: Option<Vec<String>>,
+    /// `scheme: http`: a location of a plain-HTTP block carried onto the
+    /// TLS site that block redirects to (certbot's webroot).
+    pub plain_only: bool,
     /// The `location` directive.
     pub loc: &'a Directive,
     /// Extra comment (e.g. the route was an exact location).

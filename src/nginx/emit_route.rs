@@ -173,6 +173,9 @@ pub(crate) fn route(
     if let Some(m) = &r.methods {
         out.line(4, &format!("methods: [{}]", m.join(", ")), None);
     }
+    if r.plain_only {
+        out.line(4, "scheme: http", None);
+    }
     checks(out, 4, &r.checks);
     if let Some(a) = &r.access {
         super::access::emit(out, 4, a);

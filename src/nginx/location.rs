@@ -115,19 +115,17 @@ pub(crate) fn location<'a>(
         );
         return;
     }
-    if path.starts_with("/.well-known/acme-challenge") {
-        if ctx.acme {
-            ctx.note(
-                d,
-                format!("location '{spec}' answered certbot's HTTP challenges and is not needed: with `tls: acme` greenlight answers them itself"),
-            );
-        } else {
-            // A real loss: certbot's webroot renewals would fail.
-            ctx.warn(
-                d,
-                format!("directive 'root' of location '{spec}' served certbot's webroot challenges and was not converted (plain_http answers those paths): `certbot renew --webroot` would fail; import with --acme EMAIL (greenlight obtains and renews the certificates itself) or renew with certbot's standalone or DNS mode"),
-            );
-        }
+    // certbot's webroot: greenlight answers the challenges itself under
+    // `tls: acme`; otherwise it is served as nginx did. In a plain-only
+    // block it is set aside (`info.webroot`): that block usually becomes a
+    // TLS site's `plain_http` redirect, and the route goes to that site
+    // with `scheme: http` (see `plain::place_webroots`).
+    let webroot = path.starts_with("/.well-known/acme-challenge") && !info.has_tls;
+    if path.starts_with("/.well-known/acme-challenge") && ctx.acme {
+        ctx.note(
+            d,
+            format!("location '{spec}' answered certbot's HTTP challenges and is not needed: with `tls: acme` greenlight answers them itself"),
+        );
         return;
     }
     if super::access::is_auth_target(info.d, d) {
@@ -345,9 +343,10 @@ pub(crate) fn location<'a>(
             }
             super::ratelimit::record_route(ctx, d, &inh.rate, inh.root);
             let compress = super::compress::def(ctx, &inh.gzip, files.is_some());
-            info.routes.push(Route {
+            let route = Route {
                 path: value,
                 methods: None,
+                plain_only: false,
                 loc: d,
                 comment: None,
                 target,
@@ -365,14 +364,19 @@ pub(crate) fn location<'a>(
                 upstream: 0,
                 access: access.clone(),
                 compress,
-            });
-            let base = info.routes.len() - 1;
-            for (method, i) in &method_ifs {
-                if let Some(r) = method_route(ctx, info, base, method, i, &inh, &captures) {
-                    info.routes.push(r);
+            };
+            if webroot {
+                info.webroot.push(route);
+            } else {
+                info.routes.push(route);
+                let base = info.routes.len() - 1;
+                for (method, i) in &method_ifs {
+                    if let Some(r) = method_route(ctx, info, base, method, i, &inh, &captures) {
+                        info.routes.push(r);
+                    }
                 }
+                method_ifs.clear();
             }
-            method_ifs.clear();
         }
     }
     for (_, i) in &method_ifs {

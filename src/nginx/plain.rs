@@ -245,6 +245,62 @@ pub(crate) fn scope_defaults<'a>(
     }
 }
 
+/// Gives each site the certbot webroot locations of the plain-HTTP block
+/// its plain behaviour came from (`plain_source`, as in `scope_defaults`):
+/// on a TLS site they become `scheme: http` routes, served on plain HTTP
+/// while every other path still gets the redirect, as nginx's port-80
+/// block did; a plain site's own block keeps them as ordinary routes. A
+/// webroot no site takes is a warning: certbot's renewals would fail.
+pub(crate) fn place_webroots<'a>(
+    ctx: &mut Ctx<'a>,
+    infos: &[ServerInfo<'a>],
+    sites: &mut [Site<'a>],
+    plain_source: &[Option<&'a Directive>],
+) {
+    let mut placed: Vec<&'a Directive> = Vec::new();
+    for (site, src) in sites.iter_mut().zip(plain_source) {
+        let block = match site.tls {
+            None => Some(site.server),
+            Some(_) => src.filter(|d| !std::ptr::eq(*d, site.server)),
+        };
+        let Some(info) = block.and_then(|b| {
+            infos
+                .iter()
+                .find(|i| std::ptr::eq(i.d, b) && !i.webroot.is_empty())
+        }) else {
+            continue;
+        };
+        for r in &info.webroot {
+            if let Some(other) = site.routes.iter().find(|x| x.path == r.path) {
+                let at = ctx.at(other.loc);
+                ctx.warn(
+                    r.loc,
+                    format!("certbot's webroot location '{}' was not converted: the site already has that route (from {at}), and greenlight keeps one route per path", r.path),
+                );
+                continue;
+            }
+            let mut r = r.clone();
+            r.plain_only = site.tls.is_some();
+            site.routes.push(r);
+        }
+        placed.push(info.d);
+    }
+    let mut warned: Vec<&'a Directive> = Vec::new();
+    for info in infos.iter().filter(|i| !i.webroot.is_empty()) {
+        let seen = |l: &[&'a Directive]| l.iter().any(|d| std::ptr::eq(*d, info.d));
+        if seen(&placed) || seen(&warned) {
+            continue;
+        }
+        warned.push(info.d);
+        for r in &info.webroot {
+            ctx.warn(
+                r.loc,
+                format!("location '{}' served certbot's webroot challenges on plain HTTP and was not converted: no site takes this block's plain requests; `certbot renew --webroot` would fail; import with --acme EMAIL (greenlight obtains and renews the certificates itself) or renew with certbot's standalone or DNS mode", r.path),
+            );
+        }
+    }
+}
+
 /// Splits the names a server-level `if ($host = name) { return 3xx URL; }`
 /// answers out of `site` into sites of their own whose one route redirects
 /// (nginx runs that `if` before choosing a location, so the name never
@@ -281,6 +337,7 @@ pub(crate) fn host_redirect_sites<'a>(
         own.client_ip = None;
         own.routes = vec![super::convert::Route {
             access: None,
+            plain_only: false,
             path: "/".to_string(),
             methods: None,
             loc: i,

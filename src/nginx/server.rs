@@ -38,6 +38,9 @@ pub(crate) struct ServerInfo<'a> {
     pub inh: Inherit<'a>,
     /// Routes from its locations.
     pub routes: Vec<Route<'a>>,
+    /// certbot's webroot location of a plain-only block, kept apart so the
+    /// block still reads as a redirect (see `plain::place_webroots`).
+    pub webroot: Vec<Route<'a>>,
     /// `return 301 https://$host$request_uri` (server level, `location /`
     /// or certbot's `if ($host = ...)`), with the status code.
     pub redirects: Vec<(&'a Directive, u16)>,
@@ -95,6 +98,7 @@ pub(crate) fn analyze<'a>(
         key: None,
         inh: http.inh.clone(),
         routes: Vec::new(),
+        webroot: Vec::new(),
         redirects: Vec::new(),
         scheme_redirect: None,
         answer: None,
@@ -222,6 +226,7 @@ pub(crate) fn analyze<'a>(
         let (req, resp) = super::headers::steps(ctx, &inh, None, &[]);
         info.routes.push(Route {
             access: None,
+            plain_only: false,
             path: "/".to_string(),
             methods: None,
             loc: r,
@@ -289,6 +294,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
         }
         info.routes.push(Route {
             access: None,
+            plain_only: false,
             path,
             methods: None,
             loc: d,
@@ -531,7 +537,7 @@ pub(crate) fn https_redirect(d: &Directive, own_hosts: &[String]) -> Option<u16>
         .filter(|c| matches!(c, 301 | 302 | 303 | 307 | 308))?;
     let host = url.strip_prefix("https://")?.strip_suffix("$request_uri")?;
     let same_host = matches!(host, "$host" | "$server_name" | "$http_host")
-        || matches!(own_hosts, [only] if only.eq_ignore_ascii_case(host));
+        || own_hosts.iter().any(|h| h.eq_ignore_ascii_case(host));
     same_host.then_some(code)
 }
 

@@ -231,6 +231,7 @@ pub(crate) fn build<'a>(
         }
     }
     super::plain::scope_defaults(ctx, infos, &mut sites, &plain_sources);
+    super::plain::place_webroots(ctx, infos, &mut sites, &plain_sources);
     sites
 }
 
@@ -280,6 +281,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
     }
     s.routes.push(super::convert::Route {
         access: None,
+        plain_only: false,
         path: "/".to_string(),
         methods: None,
         loc: d,

@@ -187,7 +187,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["location"],
         Setting,
-        "a route: `/p` prefix, `= /p` exact, `^~ /p`, `~ re`, `~* re` in `path:`; nested locations become their own routes; `location @name` becomes a route `path: \"@name\"` that a files route's `try_files … @name` hands requests to",
+        "a route: `/p` prefix, `= /p` exact, `^~ /p`, `~ re`, `~* re` in `path:`; nested locations become their own routes; `location @name` becomes a route `path: \"@name\"` that a files route's `try_files … @name` hands requests to; certbot's webroot (`location /.well-known/acme-challenge/ { root …; }`) in a port-80 block that redirects to https becomes a `scheme: http` files route on the TLS site (with `--acme` it is a note: greenlight answers the challenges itself)",
     ),
     e(
         &["proxy_pass"],

@@ -24,7 +24,7 @@
 //! tried — unless some location is exactly that path.
 
 use crate::config::Config;
-use crate::config::model::{HostPattern, PlainHttp};
+use crate::config::model::{HostPattern, PlainHttp, RouteScheme};
 use crate::metrics::{Metrics, NONE, RouteMetrics};
 use crate::plan::Captures;
 use crate::plan::location::Location;
@@ -47,8 +47,15 @@ pub struct SiteRoutes {
     pub max_body_size: Option<u64>,
     /// Headers with `_` in their names are passed to the app.
     pub underscores_in_headers: bool,
-    /// The site's locations, arranged for nginx's selection order.
+    /// The site's locations, arranged for nginx's selection order (all
+    /// but `scheme: http` routes; every route when none names a scheme).
     paths: PathTable,
+    /// The locations plain-HTTP requests choose from, when that differs
+    /// from `paths`: on a TLS site whose `plain_http` redirects (or answers
+    /// 404), its `scheme: http` routes only (`None`: none, every plain
+    /// request is redirected); elsewhere every route but `scheme: https`
+    /// ones (`None`: no route names a scheme, `paths` serves both).
+    plain_paths: Option<PathTable>,
     /// Per route in file order: its upstream's index (`None`: answered locally).
     upstreams: Vec<Option<usize>>,
     /// Per route (file order): read request bodies whole before connecting.
@@ -123,6 +130,13 @@ impl SiteRoutes {
     /// the order.
     pub fn find_route(&self, path: &str) -> PathMatch {
         self.paths.find(path)
+    }
+
+    /// Whether plain-HTTP requests only see the site's `scheme: http`
+    /// routes, everything else being redirected (or refused) by
+    /// `plain_http`.
+    fn plain_guarded(&self) -> bool {
+        self.tls && self.plain_http != PlainHttp::Serve
     }
 }
 
@@ -418,6 +432,10 @@ impl Router {
         };
         for (i, s) in config.sites.iter().enumerate() {
             let mut paths = PathTable::default();
+            let guarded = s.tls.is_some() && s.plain_http != PlainHttp::Serve;
+            let restricted = s.routes.iter().any(|rc| rc.scheme != RouteScheme::Any);
+            let plain_only = s.routes.iter().any(|rc| rc.scheme == RouteScheme::Http);
+            let mut plain_paths = (restricted && (plain_only || !guarded)).then(PathTable::default);
             let upstreams: Vec<Option<usize>> = s
                 .routes
                 .iter()
@@ -433,7 +451,18 @@ impl Router {
                 // different methods) share its entry: the first stands for it.
                 let first = *first_of.entry(rc.location.identity()).or_insert(route);
                 if first == route {
-                    paths.add(&rc.location, route, upstreams[route].is_some());
+                    let proxies = upstreams[route].is_some();
+                    if rc.scheme != RouteScheme::Http {
+                        paths.add(&rc.location, route, proxies);
+                    }
+                    let on_plain = match rc.scheme {
+                        RouteScheme::Http => true,
+                        RouteScheme::Https => false,
+                        RouteScheme::Any => !guarded,
+                    };
+                    if let (true, Some(p)) = (on_plain, plain_paths.as_mut()) {
+                        p.add(&rc.location, route, proxies);
+                    }
                 }
                 // Empty unless some route of the site names methods.
                 if let Some(choice) = by_method.get_mut(first) {
@@ -444,6 +473,9 @@ impl Router {
                 }
             }
             paths.finish();
+            if let Some(p) = plain_paths.as_mut() {
+                p.finish();
+            }
             let buffering = s.routes.iter().map(|rc| rc.request_buffering).collect();
             let body_limits = s.routes.iter().map(|rc| rc.max_body_size).collect();
             let retry = s.routes.iter().map(|rc| rc.retry_statuses).collect();
@@ -491,6 +523,7 @@ impl Router {
                 max_body_size: s.max_body_size,
                 underscores_in_headers: s.underscores_in_headers,
                 paths,
+                plain_paths,
                 upstreams,
                 buffering,
                 body_limits,
@@ -551,14 +584,22 @@ impl Router {
             return Decision::NoSite;
         };
         let s = &self.sites[site];
-        match (input.tls, s.tls, s.plain_http) {
-            (false, true, PlainHttp::Redirect(status)) => {
-                return Decision::Redirect { site, status };
-            }
-            (false, true, PlainHttp::NotFound) => return Decision::HttpsOnly { site },
-            _ => {}
+        let guarded = !input.tls && s.plain_guarded();
+        let found = match (input.tls, &s.plain_paths) {
+            (true, _) => s.paths.find(input.path),
+            (false, Some(plain)) => plain.find(input.path),
+            (false, None) if guarded => PathMatch::None,
+            (false, None) => s.paths.find(input.path),
+        };
+        if guarded && !matches!(found, PathMatch::Route(..)) {
+            // Only a `scheme: http` route (certbot's webroot) is served on
+            // plain HTTP; `plain_http` answers every other path.
+            return match s.plain_http {
+                PlainHttp::Redirect(status) => Decision::Redirect { site, status },
+                _ => Decision::HttpsOnly { site },
+            };
         }
-        match s.find_route(input.path) {
+        match found {
             PathMatch::Route(first, captures) => {
                 let route = match s.by_method.get(first).map(|c| c.pick(input.method)) {
                     Some(Ok(r)) => r,

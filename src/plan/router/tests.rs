@@ -569,3 +569,92 @@ fn routes_of_one_location_choose_by_method() {
         "{err}"
     );
 }
+
+#[test]
+fn scheme_routes_choose_by_how_the_request_arrived() {
+    let yaml = r#"
+listeners:
+  http: {address: "127.0.0.1:8080"}
+  https: {address: "127.0.0.1:8443", tls: true}
+sites:
+  redirecting:
+    hosts: [r.test]
+    tls: self_signed
+    plain_http: redirect 301
+    routes:
+      - {path: /, upstream: app}
+      - {path: /.well-known/acme-challenge/, upstream: api, scheme: http}
+  serving:
+    hosts: [s.test]
+    tls: self_signed
+    plain_http: serve
+    routes:
+      - {path: /, upstream: app}
+      - {path: /tls/, upstream: api, scheme: https}
+      - {path: /plain/, upstream: api, scheme: http}
+  refusing:
+    hosts: [n.test]
+    tls: self_signed
+    plain_http: not_found
+    routes:
+      - {path: /, upstream: app}
+upstreams:
+  app: {active: a, pools: {a: ["127.0.0.1:1"]}}
+  api: {active: a, pools: {a: ["127.0.0.1:2"]}}
+"#;
+    let cfg = load_str(Path::new("t.yaml"), yaml).expect("valid");
+    let idx = cfg
+        .upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.name.clone(), i))
+        .collect();
+    let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
+    let up = |d: Decision| match d {
+        Decision::Proxy { upstream, .. } => upstream,
+        other => panic!("unexpected {other:?}"),
+    };
+    let challenge = "/.well-known/acme-challenge/tok";
+    // Plain: the webroot route is served, everything else redirected.
+    assert_eq!(up(go(&r, "r.test", challenge, false, None)), Some(API));
+    assert_eq!(
+        go(&r, "r.test", "/x", false, None),
+        Decision::Redirect {
+            site: 0,
+            status: 301
+        }
+    );
+    // TLS: the plain-only route does not exist, `/` takes the path.
+    assert_eq!(
+        up(go(&r, "r.test", challenge, true, Some("r.test"))),
+        Some(APP)
+    );
+    // plain_http: serve: each scheme sees its own routes and the shared ones.
+    assert_eq!(
+        up(go(&r, "s.test", "/tls/a", true, Some("s.test"))),
+        Some(API)
+    );
+    assert_eq!(up(go(&r, "s.test", "/tls/a", false, None)), Some(APP));
+    assert_eq!(up(go(&r, "s.test", "/plain/a", false, None)), Some(API));
+    assert_eq!(
+        up(go(&r, "s.test", "/plain/a", true, Some("s.test"))),
+        Some(APP)
+    );
+    assert_eq!(up(go(&r, "s.test", "/", false, None)), Some(APP));
+    // No scheme route: not_found stays 404 on every plain path.
+    assert_eq!(
+        go(&r, "n.test", challenge, false, None),
+        Decision::HttpsOnly { site: 2 }
+    );
+    // `scheme: https` on a site without TLS is never chosen: refused.
+    let bad = yaml.replace("    tls: self_signed\n    plain_http: not_found\n", "");
+    let bad = bad.replace(
+        "{path: /, upstream: app}\nupstreams",
+        "{path: /, upstream: app}\n      - {path: /t/, upstream: app, scheme: https}\nupstreams",
+    );
+    let err = load_str(Path::new("t.yaml"), &bad).expect_err("https on plain site");
+    assert!(err.to_string().contains("scheme: https"), "{err}");
+    let odd = yaml.replace("scheme: http}", "scheme: ftp}");
+    let err = load_str(Path::new("t.yaml"), &odd).expect_err("ftp");
+    assert!(err.to_string().contains("'ftp'"), "{err}");
+}
