@@ -341,6 +341,9 @@ pub(crate) struct Route<'a> {
     /// `scheme: http`: a location of a plain-HTTP block carried onto the
     /// TLS site that block redirects to (certbot's webroot).
     pub plain_only: bool,
+    /// `expires:` of a route that proxies or answers (a files route keeps
+    /// its own in `files`).
+    pub expires: Option<String>,
     /// The `location` directive.
     pub loc: &'a Directive,
     /// Extra comment (e.g. the route was an exact location).

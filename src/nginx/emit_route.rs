@@ -186,6 +186,9 @@ pub(crate) fn route(
             out.line(4, &format!("expires: {}", quoted(e)), None);
         }
     }
+    if let Some(e) = &r.expires {
+        out.line(4, &format!("expires: {}", quoted(e)), None);
+    }
     match (&r.target, &r.answer) {
         (_, Some(a)) => out.line(4, &answer(a), None),
         (Some(_), None) => {

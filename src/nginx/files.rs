@@ -9,8 +9,8 @@
 //! which becomes a route `path: "@app"` of its own (see [`link_named`]).
 //! `autoindex on` and `expires` (in force at any level) go with the
 //! location's `files:`; `autoindex_*` details are notes (greenlight lists
-//! exact sizes, UTC times, HTML), `expires` on a location that proxies is
-//! a warning (the route takes `expires:`, the importer does not write it).
+//! exact sizes, UTC times, HTML); on a location that proxies or answers,
+//! `expires` becomes the route's own `expires:`.
 
 use super::convert::Ctx;
 use super::directives::shown;
@@ -68,19 +68,6 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut FilesInh
             true
         }
         _ => false,
-    }
-}
-
-/// Warns that an `expires` in force is lost on a location that does not
-/// serve files (a proxy or an answer).
-pub(crate) fn expires_lost(ctx: &mut Ctx<'_>, inh: &FilesInherit<'_>) {
-    if let Some((d, v)) = &inh.expires
-        && v != "off"
-    {
-        ctx.warn(
-            d,
-            format!("'{}' on a location that proxies or answers is not converted: add `expires: {v}` to its route", shown(d)),
-        );
     }
 }
 

@@ -273,9 +273,15 @@ pub(crate) fn location<'a>(
             format!("location '{spec}' has no proxy_pass, so no route was created for it (greenlight routes proxy, redirect or answer)"),
         );
     }
-    if files.is_none() && (target.is_some() || ret.is_some()) {
-        super::files::expires_lost(ctx, &inh.files);
-    }
+    // nginx's `expires` also stamps proxied answers and `return`s (2xx and
+    // redirects), which the route's own `expires:` does.
+    let route_expires = inh
+        .files
+        .expires
+        .as_ref()
+        .filter(|_| files.is_none())
+        .map(|(_, v)| v.clone())
+        .filter(|v| v != "off");
     let has_terminal = target.is_some() || route_answer.is_some() || files.is_some();
     let mut rules = if_rules;
     for r in &rewrites {
@@ -347,6 +353,7 @@ pub(crate) fn location<'a>(
                 path: value,
                 methods: None,
                 plain_only: false,
+                expires: route_expires,
                 loc: d,
                 comment: None,
                 target,

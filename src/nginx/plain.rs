@@ -338,6 +338,7 @@ pub(crate) fn host_redirect_sites<'a>(
         own.routes = vec![super::convert::Route {
             access: None,
             plain_only: false,
+            expires: None,
             path: "/".to_string(),
             methods: None,
             loc: i,

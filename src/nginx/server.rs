@@ -227,6 +227,7 @@ pub(crate) fn analyze<'a>(
         info.routes.push(Route {
             access: None,
             plain_only: false,
+            expires: None,
             path: "/".to_string(),
             methods: None,
             loc: r,
@@ -295,6 +296,7 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
         info.routes.push(Route {
             access: None,
             plain_only: false,
+            expires: None,
             path,
             methods: None,
             loc: d,

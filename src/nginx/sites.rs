@@ -282,6 +282,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
     s.routes.push(super::convert::Route {
         access: None,
         plain_only: false,
+        expires: None,
         path: "/".to_string(),
         methods: None,
         loc: d,

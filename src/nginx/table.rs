@@ -222,7 +222,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["autoindex", "expires"],
         Step,
-        "`autoindex on` → `files: {autoindex: true}` (nginx's HTML listing; dotfiles and symlinks out of the root are not listed); `expires TIME|max|epoch|modified TIME` → the route's `expires:` on a files location (`off` needs nothing); `expires` on a location that proxies is a warning (write `expires:` on its route), `@time` of day is a warning",
+        "`autoindex on` → `files: {autoindex: true}` (nginx's HTML listing; dotfiles and symlinks out of the root are not listed); `expires TIME|max|epoch|modified TIME` → the route's `expires:` on a files location (`off` needs nothing); on a location that proxies or answers (`return`), the route's own `expires:` (nginx stamps those answers too: 2xx and redirects); `@time` of day is a warning",
     ),
     e(
         &[
