@@ -66,6 +66,9 @@ sites:
       - path: /dead/
         upstream: app
         access: {forward_auth: {url: "http://127.0.0.1:{DEAD}/verify", timeout: 2s}}
+      - path: /tpl/
+        upstream: app
+        access: {forward_auth: {upstream: auth, path: "/grant$request_uri"}}
 upstreams:
   app: {active: p, pools: {p: ["127.0.0.1:{APP}"]}}
   auth: {active: p, pools: {p: ["127.0.0.1:{AUTH}"]}}
@@ -471,6 +474,18 @@ async fn forward_auth_allows_denies_and_fails() {
     let (line, headers) = f.seen.lock().expect("lock").last().cloned().expect("seen");
     assert_eq!(line, "GET /url-verify HTTP/1.1");
     assert_eq!(http1::header(&headers, "cookie"), None, "not listed");
+    // A path with variables (nginx: `proxy_pass http://auth/grant$request_uri`
+    // in the auth location) is rendered per request.
+    let r = f
+        .get(
+            "fwd.test",
+            "/tpl/doc?id=3",
+            &[("Authorization", "Bearer good")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let (line, _) = f.seen.lock().expect("lock").last().cloned().expect("seen");
+    assert_eq!(line, "GET /grant/tpl/doc?id=3 HTTP/1.1");
     // h2 over TLS, both ways.
     let mut h2 = H2Conn::connect(f.site.https, "fwd.test", &f.site.ca.cert_pem())
         .await

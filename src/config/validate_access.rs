@@ -226,9 +226,15 @@ fn forward_auth(
                 };
                 ds.error(pos(u), format!("unknown upstream '{}'", u.value), fix);
             }
+            let path = path_of(&f.path, ds)?;
+            let vars = match &f.path {
+                Some(p) => path_vars(p, &path, ds)?,
+                None => None,
+            };
             AuthTarget::Upstream {
                 name: u.value.clone(),
-                path: path_of(&f.path, ds)?,
+                path,
+                vars,
             }
         }
         (None, Some(url)) => {
@@ -258,6 +264,22 @@ fn forward_auth(
         timeout,
         connector: pingora::connectors::http::Connector::new(None),
     })
+}
+
+/// The auth request's path compiled when it names variables (nginx's
+/// `proxy_pass http://auth/check$request_uri` in the auth location):
+/// `Some(None)` for a literal path, `None` when a variable is refused.
+fn path_vars(
+    at: &Spanned<String>,
+    path: &str,
+    ds: &mut Diagnostics,
+) -> Option<Option<Box<crate::plan::template::Template>>> {
+    if !path.contains('$') {
+        return Some(None);
+    }
+    let scope = crate::plan::template::Scope::default();
+    let t = super::validate_steps::template(at, pos(at), path, &scope, ds)?;
+    Some(Some(Box::new(t)))
 }
 
 /// `http://host:port/path` or `https://…`, resolved now.
@@ -297,12 +319,14 @@ fn url_target(url: &Spanned<String>, ds: &mut Diagnostics) -> Option<AuthTarget>
     };
     let mut peer = pingora::upstreams::peer::HttpPeer::new(addr, tls, host.to_string());
     peer.options.connection_timeout = Some(FORWARD_TIMEOUT);
+    let path = uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
     Some(AuthTarget::Url {
         peer: Box::new(peer),
         host: auth.as_str().to_string(),
-        path: uri
-            .path_and_query()
-            .map_or("/".to_string(), |p| p.as_str().to_string()),
+        vars: path_vars(url, &path, ds)?,
+        path,
     })
 }
 
@@ -385,6 +409,12 @@ mod tests {
         assert!(e.contains("`basic_auth: on` is not a setting"), "{e}");
         let e = load("", "        access: {forward_auth: {path: /a}}\n").expect_err("invalid");
         assert!(e.contains("exactly one of `upstream` and `url`"), "{e}");
+        let e = load(
+            "",
+            "        access: {forward_auth: {upstream: u, path: \"/a$nosuch\"}}\n",
+        )
+        .expect_err("invalid");
+        assert!(e.contains("unknown variable"), "{e}");
     }
 
     #[test]

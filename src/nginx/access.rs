@@ -205,7 +205,16 @@ fn forward_url(ctx: &mut Ctx<'_>, r: &Directive, server: &Directive) -> Option<S
         return None;
     };
     let url = pass.arg0();
-    let literal = (url.starts_with("http://") || url.starts_with("https://")) && !url.contains('$');
+    // Variables may follow the host (`/check$request_uri`: greenlight's
+    // `forward_auth` path is a template); the host itself must be literal.
+    let authority = url
+        .split_once("://")
+        .map_or("", |(_, r)| r.split('/').next().unwrap_or(""));
+    let literal = (url.starts_with("http://") || url.starts_with("https://"))
+        && !authority.contains('$')
+        && super::vars::refs(url).iter().all(|v| {
+            !v.name.starts_with(|c: char| c.is_ascii_digit()) && super::vars::known(&v.name, &[])
+        });
     let ok = literal
         && url
             .parse::<http::Uri>()

@@ -246,7 +246,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["auth_request"],
         Step,
-        "`access: {forward_auth: {url}}` when the `internal` location answering the path proxies to a literal `http(s)://` URL (that location is then no route); variables or an upstream block there are a warning to write `forward_auth: {upstream, path}` by hand",
+        "`access: {forward_auth: {url}}` when the `internal` location answering the path proxies to an `http(s)://` URL with a literal host (that location is then no route); variables after the host carry over (`/grant$request_uri`: greenlight renders them per request); a variable host or an upstream block there is a warning to write `forward_auth: {upstream, path}` by hand",
     ),
     e(
         &["map"],

@@ -168,8 +168,10 @@ pub enum AuthTarget {
     Upstream {
         /// Upstream name (known to exist).
         name: String,
-        /// Request target sent, e.g. `/auth`.
+        /// Request target sent, e.g. `/auth`, as written.
         path: String,
+        /// `path` compiled, when it holds variables (`/auth$request_uri`).
+        vars: Option<Box<crate::plan::template::Template>>,
     },
     /// A fixed URL.
     Url {
@@ -177,9 +179,26 @@ pub enum AuthTarget {
         peer: Box<pingora::upstreams::peer::HttpPeer>,
         /// `Host` header (the URL's authority).
         host: String,
-        /// Request target sent.
+        /// Request target sent, as written.
         path: String,
+        /// `path` compiled, when it holds variables.
+        vars: Option<Box<crate::plan::template::Template>>,
     },
+}
+
+impl AuthTarget {
+    /// The request target for this request: `path`, or its template
+    /// rendered with `cx` (built only when there are variables).
+    pub fn target<'c>(
+        &self,
+        cx: impl FnOnce() -> crate::plan::vars::VarCx<'c>,
+    ) -> std::borrow::Cow<'_, str> {
+        let (AuthTarget::Upstream { path, vars, .. } | AuthTarget::Url { path, vars, .. }) = self;
+        match vars {
+            Some(t) => std::borrow::Cow::Owned(t.render(&cx())),
+            None => std::borrow::Cow::Borrowed(path),
+        }
+    }
 }
 
 /// Forward auth (nginx `auth_request`, Traefik `forwardAuth`).

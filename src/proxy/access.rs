@@ -218,7 +218,7 @@ async fn forward(
     snap: &Snapshot,
 ) -> Result<Copied, Denial> {
     let what = || match &f.target {
-        AuthTarget::Upstream { name, path } => format!("upstream '{name}' {path}"),
+        AuthTarget::Upstream { name, path, .. } => format!("upstream '{name}' {path}"),
         AuthTarget::Url { host, path, .. } => format!("{host}{path}"),
     };
     let summary = || {
@@ -279,9 +279,10 @@ async fn subrequest(
     snap: &Snapshot,
 ) -> Result<(ResponseHeader, Bytes), String> {
     let client = session.req_header();
-    let (mut peer, path, host, _guard) = match &f.target {
-        AuthTarget::Url { peer, host, path } => (peer.as_ref().clone(), path, host.clone(), None),
-        AuthTarget::Upstream { name, path } => {
+    let path = f.target.target(|| super::steps::var_cx(session, ctx, snap));
+    let (mut peer, host, _guard) = match &f.target {
+        AuthTarget::Url { peer, host, .. } => (peer.as_ref().clone(), host.clone(), None),
+        AuthTarget::Upstream { name, .. } => {
             let up = snap
                 .upstream(name)
                 .ok_or_else(|| format!("no upstream '{name}'"))?;
@@ -296,7 +297,7 @@ async fn subrequest(
                 .ok_or_else(|| format!("pool '{}' has no healthy server", pool.name))?;
             let peer = *pool.servers()[idx].peer();
             let host = request_host(session).unwrap_or("").to_string();
-            (peer, path, host, Some(guard))
+            (peer, host, Some(guard))
         }
     };
     // One request per subrequest: HTTP/1.1 (h2 would need an authority
