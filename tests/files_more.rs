@@ -223,7 +223,8 @@ async fn autoindex_lists_a_directory_safely() {
     assert_eq!(f.get("/nolist/").await.status, 403);
 }
 
-/// certbot's webroot next to a TLS site whose plain requests redirect:
+/// certbot's webroot next to a TLS site whose plain requests redirect
+/// (with headers of that redirect's own):
 /// a `scheme: http` route serves the challenge files over plain HTTP, every
 /// other plain path still gets the redirect, and over TLS the same path is
 /// the app's (the plain-only route does not exist there).
@@ -238,7 +239,7 @@ sites:
   site:
     hosts: [webroot.test]
     tls: {cert: "{DIR}/webroot.crt", key: "{DIR}/webroot.key"}
-    plain_http: redirect 301
+    plain_http: {redirect: 301, response_headers: {set: {X-Plain: redirect}}}
     routes:
       - path: /
         upstream: web
@@ -264,12 +265,14 @@ upstreams:
     let r = plain("/.well-known/acme-challenge/tok").await;
     assert_eq!((r.status, r.text().as_str()), (200, "tok.thumbprint"));
     assert_eq!(web.request_count(), 0, "served from the webroot");
+    assert_eq!(r.header("x-plain"), None, "the redirect's own header");
     let r = plain("/.well-known/acme-challenge/none").await;
     assert_eq!(r.status, 404, "a missing token is the files route's 404");
     let r = plain("/app?x=1").await;
     assert_eq!(r.status, 301);
     let to = format!("https://webroot.test:{}/app?x=1", site.https.port());
     assert_eq!(r.header("location"), Some(to.as_str()));
+    assert_eq!(r.header("x-plain"), Some("redirect"));
     // Over TLS the challenge path is the app's.
     let mut h2 = H2Conn::connect(site.https, "webroot.test", &site.ca.cert_pem())
         .await
@@ -279,5 +282,6 @@ upstreams:
         .await
         .expect("h2 get");
     assert_eq!((r.status, r.header("x-upstream")), (200, Some("web")));
+    assert_eq!(r.header("x-plain"), None);
     assert_eq!(web.request_count(), 1);
 }

@@ -634,8 +634,10 @@ pub enum FilePlainHttp {
     Redirect {
         /// The status (`redirect:`); `None` = 308.
         status: Option<Spanned<Scalar>>,
-        /// The target (`to:`); `None` when missing.
+        /// The target (`to:`); `None`: the request's own URL on https.
         to: Option<Spanned<String>>,
+        /// Headers of the redirect answer only (`response_headers:`).
+        response_headers: Option<Box<Spanned<FileResponseHeaders>>>,
         /// Unknown keys.
         unknown: Vec<Spanned<String>>,
     },
@@ -654,10 +656,12 @@ impl<'de> Deserialize<'de> for FilePlainHttp {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FilePlainHttp, A::Error> {
                 let (mut status, mut to, mut unknown) = (None, None, Vec::new());
+                let mut response_headers = None;
                 while let Some(k) = map.next_key::<Spanned<String>>()? {
                     match k.value.as_str() {
                         "redirect" => status = Some(map.next_value()?),
                         "to" => to = Some(map.next_value()?),
+                        "response_headers" => response_headers = Some(map.next_value()?),
                         _ => {
                             map.next_value::<de::IgnoredAny>()?;
                             unknown.push(k);
@@ -667,6 +671,7 @@ impl<'de> Deserialize<'de> for FilePlainHttp {
                 Ok(FilePlainHttp::Redirect {
                     status,
                     to,
+                    response_headers,
                     unknown,
                 })
             }

@@ -118,7 +118,7 @@ sites:
   b:
     hosts: [b.test]
     tls: self_signed
-    plain_http: {redirect: 301}
+    plain_http: {redirect: 301, response_headers: {set: {\"bad name\": x}}}
     routes: [{path: /, upstream: u}]
 upstreams:
   u: {active: p, pools: {p: [127.0.0.1:1]}}
@@ -130,8 +130,8 @@ upstreams:
             "g.yaml:7:14: default 'both' is not known — use `true` (unknown hosts on every listener), `https` (TLS listeners only) or `http` (plain listeners only)",
             "g.yaml:9:28: plain_http redirect status '200' is not a redirect — use 301, 302, 303, 307 or 308",
             "g.yaml:9:46: unknown variable `$hots` in 'https://$hots$request_uri' — did you mean `$host`? Known variables: $host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, $request_method, $upstream_addr, $1..$9, named regex captures and the names under `maps:`",
-            "g.yaml:9:66: plain_http has no key 'code' — a plain_http map takes `redirect:` (the status) and `to:` (the URL)",
-            "g.yaml:14:17: plain_http redirect has no `to:` — add `to: \"https://example.com$request_uri\"`, or write `plain_http: redirect` to keep the request's host",
+            "g.yaml:9:66: plain_http has no key 'code' — a plain_http map takes `redirect:` (the status), `to:` (the URL) and `response_headers:`",
+            "g.yaml:14:70: 'bad name' is not a header name — use letters, digits and `-`, like `X-Frame-Options`",
         ]
     );
 }

@@ -439,7 +439,8 @@ fn validate_sites(
                 "add a listener with `tls: true`, e.g. `https: {address: 0.0.0.0:443, tls: true}`",
             );
         }
-        let (plain_http, plain_redirect_to) = super::validate_site::plain_http(name, s, ds);
+        let (plain_http, plain_redirect_to, plain_headers) =
+            super::validate_site::plain_http(name, s, ds);
         let max_body_size = body_size(&site.max_body_size, Some(defaults::MAX_BODY_SIZE), ds);
         let buffering = switch_field(&site.request_buffering, true, ds);
         let retry = retry_statuses(&site.retry_statuses, Default::default(), ds);
@@ -491,7 +492,7 @@ fn validate_sites(
                 .is_some_and(|u| u.value),
             client_ip: None, // filled by validate_client_ip
             routes,
-            plan: site_limits.site_plan(validate_steps::site_plan(&steps)),
+            plan: site_limits.site_plan(validate_steps::site_plan(&steps, plain_headers)),
         });
     }
     if has_tls_listener && !out.iter().any(|s| s.tls.is_some()) && !out.is_empty() {

@@ -82,8 +82,8 @@ pub(super) fn plain_http(
     name: &str,
     site: &Spanned<FileSite>,
     ds: &mut Diagnostics,
-) -> (PlainHttp, Option<Arc<Template>>) {
-    let fallback = (PlainHttp::Redirect(308), None);
+) -> PlainSetting {
+    let fallback = (PlainHttp::Redirect(308), None, None);
     let Some(p) = &site.value.plain_http else {
         return fallback;
     };
@@ -96,7 +96,7 @@ pub(super) fn plain_http(
     }
     match &p.value {
         FilePlainHttp::Mode(m) => match plain_http_mode(m) {
-            Some(mode) => (mode, None),
+            Some(mode) => (mode, None, None),
             None => {
                 ds.error(
                     pos(p),
@@ -109,6 +109,7 @@ pub(super) fn plain_http(
         FilePlainHttp::Redirect {
             status,
             to,
+            response_headers,
             unknown,
         } => {
             let code = match status {
@@ -128,26 +129,31 @@ pub(super) fn plain_http(
                     }
                 },
             };
-            let Some(to) = to else {
-                ds.error(
-                    pos(p),
-                    "plain_http redirect has no `to:`",
-                    "add `to: \"https://example.com$request_uri\"`, or write `plain_http: redirect` to keep the request's host",
-                );
-                return (PlainHttp::Redirect(code), None);
-            };
-            let t = super::validate_steps::template(to, pos(to), &to.value, &Scope::default(), ds);
+            let headers = response_headers
+                .as_ref()
+                .map(|h| super::validate_steps::response_headers(h, &Scope::default(), ds));
+            let t = to.as_ref().and_then(|to| {
+                super::validate_steps::template(to, pos(to), &to.value, &Scope::default(), ds)
+            });
             for k in unknown {
                 ds.error(
                     pos(k),
                     format!("plain_http has no key '{}'", k.value),
-                    "a plain_http map takes `redirect:` (the status) and `to:` (the URL)",
+                    "a plain_http map takes `redirect:` (the status), `to:` (the URL) and `response_headers:`",
                 );
             }
-            (PlainHttp::Redirect(code), t.map(Arc::new))
+            (PlainHttp::Redirect(code), t.map(Arc::new), headers)
         }
     }
 }
+
+/// A site's `plain_http`: the mode, the redirect's own target (`None`: the
+/// request's URL on https) and the redirect's own response headers.
+pub(super) type PlainSetting = (
+    PlainHttp,
+    Option<Arc<Template>>,
+    Option<crate::plan::headers::ResponseHeaderSteps>,
+);
 
 /// `redirect`, `redirect NNN` (a redirect status) or `serve`.
 fn plain_http_mode(value: &str) -> Option<PlainHttp> {

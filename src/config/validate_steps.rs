@@ -182,7 +182,7 @@ fn request_headers(
     }
 }
 
-fn response_headers(
+pub(super) fn response_headers(
     f: &Spanned<FileResponseHeaders>,
     scope: &Scope<'_>,
     ds: &mut Diagnostics,
@@ -255,10 +255,14 @@ pub(super) fn site_steps(site: &FileSite, maps: &[String], ds: &mut Diagnostics)
 }
 
 /// The site's own plan (for answers made without a route).
-pub(super) fn site_plan(steps: &SiteSteps) -> Arc<SitePlan> {
+pub(super) fn site_plan(
+    steps: &SiteSteps,
+    plain_redirect_headers: Option<crate::plan::headers::ResponseHeaderSteps>,
+) -> Arc<SitePlan> {
     Arc::new(SitePlan {
         response_headers: (!steps.response.is_empty()).then(|| steps.response.clone()),
         error_pages: None,
+        plain_redirect_headers: plain_redirect_headers.filter(|h| !h.is_empty()),
     })
 }
 

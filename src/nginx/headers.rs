@@ -175,14 +175,13 @@ pub(crate) fn steps(
             continue;
         }
         for a in &d.args {
-            let Some((name, raw)) = a.split_once(':') else {
+            let Some((name, raw)) = more_header(a) else {
                 ctx.warn(
                     d,
-                    format!("more_set_headers '{a}' is not 'Name: value'; ignored"),
+                    format!("more_set_headers '{a}' names no header; ignored"),
                 );
                 continue;
             };
-            let (name, raw) = (name.trim(), raw.trim());
             if raw.is_empty() {
                 resp.remove.push(name.to_string());
             } else if let Some(v) = value(ctx, d, raw, inh, captures) {
@@ -192,4 +191,36 @@ pub(crate) fn steps(
         }
     }
     (req, resp)
+}
+
+/// A `more_set_headers` argument read as headers-more reads it: the name
+/// ends at the first `:` or white space, and the value starts after the
+/// `:`s and spaces that follow (`"X-A: 1"`, `"X-A 1"` and `"X-A:1"` are
+/// the same header). `None` when there is no name.
+pub(crate) fn more_header(arg: &str) -> Option<(&str, &str)> {
+    let t = arg.trim_start();
+    let end = t
+        .find(|c: char| c == ':' || c.is_whitespace())
+        .unwrap_or(t.len());
+    let (name, rest) = t.split_at(end);
+    let value = rest.trim_start_matches(|c: char| c == ':' || c.is_whitespace());
+    (!name.is_empty()).then_some((name, value.trim_end()))
+}
+
+#[cfg(test)]
+mod more_header_tests {
+    use super::more_header;
+
+    #[test]
+    fn names_end_at_a_colon_or_a_space_like_headers_more() {
+        assert_eq!(more_header("X-A: 1"), Some(("X-A", "1")));
+        assert_eq!(more_header("X-A:1"), Some(("X-A", "1")));
+        assert_eq!(
+            more_header("X-Up $upstream_addr"),
+            Some(("X-Up", "$upstream_addr"))
+        );
+        assert_eq!(more_header("  Server:"), Some(("Server", "")));
+        assert_eq!(more_header("X-A: a b "), Some(("X-A", "a b")));
+        assert_eq!(more_header(" : x"), None);
+    }
 }

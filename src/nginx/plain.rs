@@ -10,6 +10,7 @@
 //! `default: https` (the TLS catch-all only) or `default: http`.
 
 use super::convert::{Ctx, PlainHttp, Site};
+use super::directives::shown;
 use super::parse::Directive;
 use super::server::ServerInfo;
 
@@ -299,6 +300,138 @@ pub(crate) fn place_webroots<'a>(
             );
         }
     }
+}
+
+/// Response headers a plain-HTTP block that only redirects sets itself
+/// (`add_header`, `more_set_headers` at server level): returned for
+/// [`place_redirect_headers`]. HSTS is a note and not returned: browsers
+/// ignore it over plain HTTP (RFC 6797 section 8.1).
+pub(crate) fn redirect_headers<'a>(ctx: &mut Ctx<'a>, s: &ServerInfo<'a>) -> Vec<&'a Directive> {
+    let mut out = Vec::new();
+    for c in s.d.children() {
+        if !matches!(c.name.as_str(), "add_header" | "more_set_headers") {
+            continue;
+        }
+        let hsts = c.args.iter().any(|a| {
+            a.to_ascii_lowercase()
+                .starts_with("strict-transport-security")
+        });
+        if hsts {
+            ctx.note(
+                c,
+                format!("'{}' on a plain-HTTP redirect is not needed: browsers ignore HSTS received over plain HTTP", shown(c)),
+            );
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Gives each TLS site whose `plain_http` redirect came from a block in
+/// `pending` (block, its header directives) those headers, as
+/// `plain_http: {redirect, response_headers}` (nginx sends them on that
+/// redirect: `add_header` on 3xx, `more_set_headers` always). Headers no
+/// site takes, or that cannot be written, are a warning.
+pub(crate) fn place_redirect_headers<'a>(
+    ctx: &mut Ctx<'a>,
+    sites: &mut [Site<'a>],
+    plain_source: &[Option<&'a Directive>],
+    pending: &[(&'a Directive, Vec<&'a Directive>)],
+) {
+    let mut placed: Vec<&'a Directive> = Vec::new();
+    for (block, headers) in pending.iter().filter(|(_, h)| !h.is_empty()) {
+        let Some(text) = headers_text(ctx, headers) else {
+            continue;
+        };
+        for (site, src) in sites.iter_mut().zip(plain_source) {
+            let from_block = src.is_some_and(|d| std::ptr::eq(d, *block));
+            let Some(p) = site.plain_http.as_mut().filter(|_| from_block) else {
+                continue;
+            };
+            let mode = p.mode.trim();
+            let map = if let Some(code) = mode.strip_prefix("redirect") {
+                let code = code.trim();
+                let code = if code.is_empty() { "308" } else { code };
+                format!("{{redirect: {code}, response_headers: {text}}}")
+            } else if let Some(open) = mode
+                .strip_suffix('}')
+                .filter(|m| m.starts_with("{redirect"))
+            {
+                format!("{open}, response_headers: {text}}}")
+            } else {
+                continue;
+            };
+            p.mode = map;
+            placed.push(block);
+        }
+    }
+    for (block, headers) in pending {
+        if placed.iter().any(|d| std::ptr::eq(*d, *block)) {
+            continue;
+        }
+        for c in headers {
+            ctx.warn(
+                c,
+                format!("'{}' is not sent: this block's redirect did not become a TLS site's plain_http, which is where greenlight keeps a redirect's own headers", shown(c)),
+            );
+        }
+    }
+}
+
+/// `{add: {…}, set: {…}}` for header directives; `None` (with a warning
+/// each) when one cannot be carried over.
+fn headers_text(ctx: &mut Ctx<'_>, headers: &[&Directive]) -> Option<String> {
+    let (mut add, mut set) = (Vec::new(), Vec::new());
+    let known = |v: &str| {
+        super::vars::refs(v).iter().all(|r| {
+            !r.name.starts_with(|c: char| c.is_ascii_digit()) && super::vars::known(&r.name, &[])
+        })
+    };
+    let mut ok = true;
+    for c in headers {
+        let pairs: Vec<(String, String)> = match (c.name.as_str(), c.args.as_slice()) {
+            ("add_header", [n, v] | [n, v, _]) => vec![(n.clone(), v.clone())],
+            ("more_set_headers", args) if !args.iter().any(|a| a.starts_with('-')) => args
+                .iter()
+                .filter_map(|a| super::headers::more_header(a))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let valid = !pairs.is_empty()
+            && pairs.iter().all(|(n, v)| {
+                !v.is_empty() && known(v) && http::HeaderName::from_bytes(n.as_bytes()).is_ok()
+            });
+        if !valid {
+            ok = false;
+            ctx.warn(
+                c,
+                format!("'{}' on a plain-HTTP redirect was not converted (a header name and a value with known variables are needed)", shown(c)),
+            );
+            continue;
+        }
+        let into = if c.name == "add_header" {
+            &mut add
+        } else {
+            &mut set
+        };
+        for (n, v) in pairs {
+            into.push(format!(
+                "{}: {}",
+                super::yaml::scalar(&n),
+                super::yaml::quoted(&v)
+            ));
+        }
+    }
+    let mut parts = Vec::new();
+    if !add.is_empty() {
+        parts.push(format!("add: {{{}}}", add.join(", ")));
+    }
+    if !set.is_empty() {
+        parts.push(format!("set: {{{}}}", set.join(", ")));
+    }
+    (ok && !parts.is_empty()).then(|| format!("{{{}}}", parts.join(", ")))
 }
 
 /// Splits the names a server-level `if ($host = name) { return 3xx URL; }`

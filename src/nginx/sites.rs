@@ -36,6 +36,8 @@ pub(crate) fn build<'a>(
 ) -> Vec<Site<'a>> {
     let mut redirect_servers: Vec<ServerInfo<'a>> = Vec::new();
     let mut candidates: Vec<(usize, &ServerInfo<'a>)> = Vec::new();
+    // Response headers of blocks that only redirect, for their TLS sites.
+    let mut pending_headers = Vec::new();
     let tls_hosts: Vec<String> = infos
         .iter()
         .filter(|s| s.has_tls && !s.routes.is_empty())
@@ -54,7 +56,7 @@ pub(crate) fn build<'a>(
                 || (s.routes.is_empty() && !s.redirects.is_empty())
                 || matches!(s.answer, Some((_, Answer::Redirect { .. }))));
         if redirect_only {
-            redirect_headers(ctx, s);
+            pending_headers.push((s.d, super::plain::redirect_headers(ctx, s)));
         }
         let redirects_all = !s.has_tls
             && (s.scheme_redirect.is_some() || (s.routes.is_empty() && !s.redirects.is_empty()));
@@ -232,6 +234,7 @@ pub(crate) fn build<'a>(
     }
     super::plain::scope_defaults(ctx, infos, &mut sites, &plain_sources);
     super::plain::place_webroots(ctx, infos, &mut sites, &plain_sources);
+    super::plain::place_redirect_headers(ctx, &mut sites, &plain_sources, &pending_headers);
     sites
 }
 
@@ -329,32 +332,6 @@ fn to_https_elsewhere<'a>(
         format!("'{}' became the plain_http redirect of the TLS site of these hosts (nginx's status and target), where that site answers as nginx's TLS server did", shown(r)),
     );
     Some((r, *status))
-}
-
-/// Response headers a plain-HTTP redirect block sets itself: greenlight's
-/// redirect of plain requests carries none of them. HSTS is a note: browsers
-/// ignore it over plain HTTP (RFC 6797 section 8.1).
-fn redirect_headers<'a>(ctx: &mut Ctx<'a>, s: &ServerInfo<'a>) {
-    for c in s.d.children() {
-        if !matches!(c.name.as_str(), "add_header" | "more_set_headers") {
-            continue;
-        }
-        let hsts = c.args.iter().any(|a| {
-            a.to_ascii_lowercase()
-                .starts_with("strict-transport-security")
-        });
-        if hsts {
-            ctx.note(
-                c,
-                format!("'{}' on a plain-HTTP redirect is not needed: browsers ignore HSTS received over plain HTTP", shown(c)),
-            );
-        } else {
-            ctx.warn(
-                c,
-                format!("'{}' is not sent: greenlight's redirect of plain requests (plain_http) carries no response headers of its own", shown(c)),
-            );
-        }
-    }
 }
 
 /// True when two server blocks listen on exactly the same addresses (so

@@ -261,13 +261,13 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["add_header"],
         Step,
-        "`response_headers.add` (`always` → `{value, always: true}`); nginx's inheritance is computed at import and a note says where a location dropped the server's headers",
+        "`response_headers.add` (`always` → `{value, always: true}`); nginx's inheritance is computed at import and a note says where a location dropped the server's headers; in a port-80 block that only redirects to https, `plain_http: {redirect, response_headers: {add}}` on the TLS site (HSTS there is a note: browsers ignore it over plain HTTP)",
     ),
     e(&["proxy_hide_header"], Step, "`response_headers.remove`"),
     e(
         &["more_set_headers"],
         Step,
-        "`response_headers.set` (headers-more; `-s`/`-t` filters are a warning)",
+        "`response_headers.set` (headers-more; the name ends at `:` or a space, as headers-more reads it; `-s`/`-t` filters are a warning); in a port-80 block that only redirects, `plain_http: {…, response_headers: {set}}`",
     ),
     e(
         &["proxy_request_buffering"],

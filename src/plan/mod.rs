@@ -261,6 +261,9 @@ pub struct SitePlan {
     pub response_headers: Option<headers::ResponseHeaderSteps>,
     /// The site-level `error_pages`, if any.
     pub error_pages: Option<std::sync::Arc<error_pages::ErrorPages>>,
+    /// `plain_http: {response_headers}`: on the plain-HTTP redirect only,
+    /// after the site's own.
+    pub plain_redirect_headers: Option<headers::ResponseHeaderSteps>,
 }
 
 #[cfg(test)]

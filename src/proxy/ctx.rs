@@ -32,6 +32,8 @@ pub struct RequestCtx {
     pub(super) started: Option<Instant>,
     pub(super) upstream_started: Option<Instant>,
     pub(super) route: Option<usize>,
+    /// The answer is the site's `plain_http` redirect (its own headers).
+    pub(super) plain_redirect: bool,
     /// Capture spans of the regex location that chose the route (over the
     /// request path), for the plan's later steps.
     pub(super) captures: Option<crate::plan::Captures>,

@@ -11,8 +11,8 @@
 //! `logging`; an upgraded WebSocket takes the whole ctx (guard included) to
 //! a task of its own once the 101 is out ([`tunnel`]); `fail_to_proxy`
 //! turns errors into short pages that name the upstream (502 unreachable,
-//! 504 timeout). Nothing here panics on input, and
-//! no guard of the snapshot is held across an `.await`.
+//! 504 timeout). Nothing here panics on input, and no guard of the snapshot
+//! is held across an `.await`.
 
 mod access;
 mod answers;
@@ -328,6 +328,7 @@ impl ProxyHttp for GreenlightProxy {
             }
             Decision::Redirect { site, status } => {
                 ctx.site = Some(site);
+                ctx.plain_redirect = true;
                 let location = match &snapshot.router.site(site).plain_redirect_to {
                     Some(to) => {
                         let cx = steps::var_cx(session, ctx, &snapshot);

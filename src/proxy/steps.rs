@@ -369,9 +369,14 @@ pub fn to_client(
         None if ctx.route.is_some() => None,
         None => site_plan(snap, site).and_then(|p| p.response_headers.as_ref()),
     };
-    match steps {
+    if let Some(s) = steps {
         // Gathered only if a value has variables.
-        Some(s) => s.apply(resp, || var_cx(session, ctx, snap)),
-        None => Ok(()),
+        s.apply(resp, || var_cx(session, ctx, snap))?;
     }
+    if ctx.plain_redirect
+        && let Some(own) = site_plan(snap, site).and_then(|p| p.plain_redirect_headers.as_ref())
+    {
+        own.apply(resp, || var_cx(session, ctx, snap))?;
+    }
+    Ok(())
 }
