@@ -50,6 +50,15 @@ sites:
         files: {root: "{WWW}", try_files: ["$uri", "/loop/missing"]}
       - path: "@spa"
         files: {root: "{WWW}", try_files: ["/spa/index.html", "=404"]}
+      - path: /cs/
+        files: {root: "{WWW}"}
+        charset: utf-8
+      - path: = /cs-answer
+        respond: {status: 200, body: "<p>hi</p>", content_type: text/html}
+        charset: koi8-r
+      - path: /csapi/
+        upstream: web
+        charset: utf-8
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
 "#;
@@ -71,6 +80,8 @@ impl Fixture {
         write_file(&www, "list/.hidden", b"secret\n");
         write_file(&www, "list/sub/x.txt", b"x\n");
         write_file(&www, "mod/m.txt", b"m\n");
+        write_file(&www, "cs/a.html", b"<p>a</p>\n");
+        write_file(&www, "cs/b.json", b"{}\n");
         write_file(&www, "spa/index.html", b"<div id=app></div>\n");
         write_file(&www, "strict/index.html", b"not by $uri\n");
         write_file(dir.path(), "outside.txt", b"outside the root\n");
@@ -221,6 +232,31 @@ async fn autoindex_lists_a_directory_safely() {
     assert_eq!(f.get("/list/escape").await.status, 404);
     // Without autoindex: nginx's 403.
     assert_eq!(f.get("/nolist/").await.status, 403);
+}
+
+/// `charset:` names the charset on text answers that name none — a file,
+/// greenlight's own answer — and leaves other types alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charset_labels_text_answers_only() {
+    let f = Fixture::start().await;
+    let ct = |r: &Response| r.header("content-type").map(str::to_string);
+    let r = f.get("/cs/a.html").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(ct(&r).as_deref(), Some("text/html; charset=utf-8"));
+    let r = f.get("/cs/b.json").await;
+    assert_eq!(ct(&r).as_deref(), Some("application/json"));
+    let r = f.get("/cs-answer").await;
+    assert_eq!(ct(&r).as_deref(), Some("text/html; charset=koi8-r"));
+    let r = f.get("/csapi/x").await;
+    assert_eq!(r.header("x-upstream"), Some("web"));
+    assert_eq!(
+        ct(&r).as_deref(),
+        Some("application/json"),
+        "not a text type"
+    );
+    // A route without `charset:` is left as it was.
+    let r = f.get("/").await;
+    assert_eq!(ct(&r).as_deref(), Some("text/html"));
 }
 
 /// certbot's webroot next to a TLS site whose plain requests redirect

@@ -334,6 +334,8 @@ pub struct FileRoute {
     pub response_headers: Option<Spanned<FileResponseHeaders>>,
     /// `Expires`/`Cache-Control` on successful answers (nginx `expires`).
     pub expires: Option<Spanned<Scalar>>,
+    /// `charset=` added to text answers that name none (nginx `charset`).
+    pub charset: Option<Spanned<String>>,
     /// Request-rate limits (replace the site's, as in nginx).
     pub limit_req: Option<Spanned<Vec<Spanned<FileLimitReq>>>>,
     /// Connection limits (replace the site's, as in nginx).

@@ -550,6 +550,17 @@ pub(super) fn route_plan(
     if !resp.is_empty() {
         steps.push(Step::ResponseHeaders(resp));
     }
+    if let Some(c) = &f.charset {
+        match crate::plan::charset::Charset::parse(&c.value) {
+            Ok(Some(x)) => steps.push(Step::Charset(x)),
+            Ok(None) => {}
+            Err(why) => ds.error(
+                pos(c),
+                why,
+                "write a charset name such as `utf-8`, or `off`",
+            ),
+        }
+    }
     if let Some(e) = &f.expires {
         match crate::plan::expires::parse(&e.value.0) {
             Ok(Some(x)) => steps.push(Step::Expires(x)),

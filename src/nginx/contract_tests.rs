@@ -84,6 +84,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "checks",
             "files",
             "expires",
+            "charset",
             "limit_req",
             "limit_conn",
             "error_pages",

@@ -344,6 +344,8 @@ pub(crate) struct Route<'a> {
     /// `expires:` of a route that proxies or answers (a files route keeps
     /// its own in `files`).
     pub expires: Option<String>,
+    /// `charset:` (nginx `charset` in force).
+    pub charset: Option<String>,
     /// The `location` directive.
     pub loc: &'a Directive,
     /// Extra comment (e.g. the route was an exact location).

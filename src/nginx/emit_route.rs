@@ -189,6 +189,9 @@ pub(crate) fn route(
     if let Some(e) = &r.expires {
         out.line(4, &format!("expires: {}", quoted(e)), None);
     }
+    if let Some(c) = &r.charset {
+        out.line(4, &format!("charset: {}", quoted(c)), None);
+    }
     match (&r.target, &r.answer) {
         (_, Some(a)) => out.line(4, &answer(a), None),
         (Some(_), None) => {

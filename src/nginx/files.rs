@@ -42,9 +42,11 @@ pub(crate) struct FilesInherit<'a> {
     pub expires: Option<(&'a Directive, String)>,
     /// `autoindex on|off`.
     pub autoindex: Option<&'a Directive>,
+    /// `charset NAME` in force (`None` also for `charset off`).
+    pub charset: Option<String>,
 }
 
-/// Takes `expires`, `autoindex` and `autoindex_*` at any level; false for
+/// Takes `expires`, `charset`, `autoindex` and `autoindex_*` at any level; false for
 /// other directives.
 pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut FilesInherit<'a>) -> bool {
     match d.name.as_str() {
@@ -58,6 +60,13 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut FilesInh
         }
         "autoindex" => {
             inh.autoindex = Some(d);
+            true
+        }
+        "charset" => {
+            match crate::plan::charset::Charset::parse(d.arg0()) {
+                Ok(c) => inh.charset = c.map(|c| c.name().to_string()),
+                Err(why) => ctx.warn(d, format!("'{}': {why}; not converted", shown(d))),
+            }
             true
         }
         "autoindex_exact_size" | "autoindex_format" | "autoindex_localtime" => {

@@ -354,6 +354,7 @@ pub(crate) fn location<'a>(
                 methods: None,
                 plain_only: false,
                 expires: route_expires,
+                charset: inh.files.charset.clone(),
                 loc: d,
                 comment: None,
                 target,

@@ -472,6 +472,7 @@ pub(crate) fn host_redirect_sites<'a>(
             access: None,
             plain_only: false,
             expires: None,
+            charset: None,
             path: "/".to_string(),
             methods: None,
             loc: i,

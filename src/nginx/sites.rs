@@ -286,6 +286,7 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
         access: None,
         plain_only: false,
         expires: None,
+        charset: None,
         path: "/".to_string(),
         methods: None,
         loc: d,

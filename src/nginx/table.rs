@@ -422,7 +422,7 @@ pub(crate) const TABLE: &[Entry] = &[
         "nginx-internal tuning with no greenlight equivalent",
     ),
     e(
-        &["types", "default_type", "charset_types"],
+        &["types", "default_type"],
         Note,
         "file types only matter for files nginx serves itself; greenlight passes the upstream's Content-Type through",
     ),
@@ -674,9 +674,14 @@ pub(crate) const TABLE: &[Entry] = &[
         "greenlight does not reject TLS handshakes for unknown names this way; unknown names get the default site",
     ),
     e(
-        &["charset", "source_charset", "override_charset"],
+        &["charset"],
+        Step,
+        "the route's `charset:` (nginx inheritance computed at import): `; charset=NAME` on text answers (nginx's default `charset_types`) that name none; `off` needs nothing",
+    ),
+    e(
+        &["source_charset", "override_charset", "charset_types"],
         Warning,
-        "greenlight does not convert character sets; set the charset in the app",
+        "greenlight labels answers with `charset:` but does not convert character sets, and labels nginx's default types only; set the charset in the app",
     ),
     e(
         &[

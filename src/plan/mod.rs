@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod answer;
+pub mod charset;
 pub mod check;
 pub mod client_ip;
 pub mod compress;
@@ -145,6 +146,8 @@ pub enum Step {
     ResponseHeaders(headers::ResponseHeaderSteps),
     /// `expires:`: `Expires` and `Cache-Control` on successful answers.
     Expires(expires::Expires),
+    /// `charset:`: the charset named on text answers that name none.
+    Charset(charset::Charset),
     /// `limit_req` / `limit_conn`: run after the rewrites, before the terminal.
     Limits(limits::Limits),
     /// `error_pages`: bodies for error answers (the site's merged in).
@@ -207,6 +210,14 @@ impl Plan {
     pub fn request_headers(&self) -> Option<&headers::RequestHeaderSteps> {
         self.steps.iter().find_map(|s| match s {
             Step::RequestHeaders(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// The `charset` step, if any.
+    pub fn charset(&self) -> Option<&charset::Charset> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Charset(c) => Some(c),
             _ => None,
         })
     }

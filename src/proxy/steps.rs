@@ -364,6 +364,9 @@ pub fn to_client(
             if let Some(e) = p.expires() {
                 e.apply(resp, std::time::SystemTime::now())?;
             }
+            if let Some(c) = p.charset() {
+                c.apply(resp)?;
+            }
             p.response_headers()
         }
         None if ctx.route.is_some() => None,
