@@ -221,6 +221,10 @@ pub enum PlainHttp {
     /// Answer 404 (`plain_http: not_found`): the site is not served over
     /// plain HTTP at all, not even with a redirect.
     NotFound,
+    /// `plain_http: default`: the plain listeners' default site answers,
+    /// as if the name were unknown there (nginx, when no plain-HTTP server
+    /// block names a TLS server's hosts); 404 when there is none.
+    Default,
 }
 
 /// Which requests a route takes by how they arrived (`scheme:`).

@@ -101,7 +101,7 @@ pub(super) fn plain_http(
                 ds.error(
                     pos(p),
                     format!("plain_http '{m}' is not known"),
-                    "use `redirect` (308), `redirect 301` (or 302, 303, 307, 308), `serve`, `not_found`, or `{redirect: 301, to: \"https://example.com$request_uri\"}`",
+                    "use `redirect` (308), `redirect 301` (or 302, 303, 307, 308), `serve`, `not_found`, `default`, or `{redirect: 301, to: \"https://example.com$request_uri\"}`",
                 );
                 fallback
             }
@@ -161,6 +161,7 @@ fn plain_http_mode(value: &str) -> Option<PlainHttp> {
     let mode = match (words.next()?, words.next()) {
         ("serve", None) => PlainHttp::Serve,
         ("not_found", None) => PlainHttp::NotFound,
+        ("default", None) => PlainHttp::Default,
         ("redirect", None) => PlainHttp::Redirect(308),
         ("redirect", Some(code)) => match code.parse() {
             Ok(c @ (301 | 302 | 303 | 307 | 308)) => PlainHttp::Redirect(c),
@@ -184,6 +185,7 @@ mod tests {
         );
         assert_eq!(plain_http_mode("serve"), Some(PlainHttp::Serve));
         assert_eq!(plain_http_mode("not_found"), Some(PlainHttp::NotFound));
+        assert_eq!(plain_http_mode("default"), Some(PlainHttp::Default));
         for bad in ["redirect 200", "redirect 301 x", "serve 301", "proxy", ""] {
             assert_eq!(plain_http_mode(bad), None, "{bad:?}");
         }

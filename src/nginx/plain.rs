@@ -149,11 +149,10 @@ fn answers_unknown_with_404(s: &ServerInfo<'_>) -> bool {
 /// `plain_http` of a TLS site that no plain-HTTP block names: nginx sent
 /// plain requests for its hosts to the plain port's default server. When
 /// that block answers unknown names 404 (certbot's), so does the site
-/// (`not_found`); otherwise the loss is a warning.
+/// (`not_found`); otherwise that default answers them (`default`).
 pub(crate) fn from_plain_default<'a>(
     ctx: &mut Ctx<'a>,
     infos: &[ServerInfo<'a>],
-    site: &Site<'a>,
 ) -> Option<PlainHttp> {
     match plain_default(infos) {
         Some(p) if answers_unknown_with_404(p) => Some(PlainHttp {
@@ -163,13 +162,14 @@ pub(crate) fn from_plain_default<'a>(
                 ctx.at(p.d)
             ),
         }),
-        _ => {
-            ctx.warn(
-                site.server,
-                format!("TLS site '{}' had no plain-HTTP server block in nginx, so plain requests for its hosts went to the port's default server; plain_http was left unset (greenlight's default applies): set it to redirect or serve", site.name),
-            );
-            None
-        }
+        Some(p) => Some(PlainHttp {
+            mode: "default".to_string(),
+            detail: format!(
+                "no plain-HTTP block names these hosts: nginx's plain default server ({}) answered them",
+                ctx.at(p.d)
+            ),
+        }),
+        None => None,
     }
 }
 

@@ -214,7 +214,7 @@ pub(crate) fn build<'a>(
             site.plain_http = plain;
             plain_sources.push(source);
             if site.plain_http.is_none() && any_plain && !site.hosts.is_empty() {
-                site.plain_http = super::plain::from_plain_default(ctx, infos, &site);
+                site.plain_http = super::plain::from_plain_default(ctx, infos);
             }
         } else {
             plain_sources.push(None);

@@ -63,7 +63,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["http", "server"],
         Setting,
-        "`sites`: one site per server block, named after its first host name; a file of `location` blocks without a server (an include fragment) becomes one catch-all site (note)",
+        "`sites`: one site per server block, named after its first host name; a file of `location` blocks without a server (an include fragment) becomes one catch-all site (note); a TLS server that no plain-HTTP block names gets `plain_http: default` (nginx answered its plain requests with the plain port's default server), or `not_found` when that server is certbot's 404",
     ),
     e(
         &["include"],

@@ -580,9 +580,16 @@ impl Router {
         } else {
             self.default_plain
         };
-        let Some(site) = named.or(default) else {
+        let Some(mut site) = named.or(default) else {
             return Decision::NoSite;
         };
+        if !input.tls && self.sites[site].tls && self.sites[site].plain_http == PlainHttp::Default {
+            // The name is unknown to plain listeners: their default answers.
+            match self.default_plain {
+                Some(d) => site = d,
+                None => return Decision::NoSite,
+            }
+        }
         let s = &self.sites[site];
         let guarded = !input.tls && s.plain_guarded();
         let found = match (input.tls, &s.plain_paths) {

@@ -658,3 +658,48 @@ upstreams:
     let err = load_str(Path::new("t.yaml"), &odd).expect_err("ftp");
     assert!(err.to_string().contains("'ftp'"), "{err}");
 }
+
+#[test]
+fn plain_http_default_hands_plain_requests_to_the_plain_default_site() {
+    let yaml = r#"
+listeners:
+  http: {address: "127.0.0.1:8080"}
+  https: {address: "127.0.0.1:8443", tls: true}
+sites:
+  plainsite:
+    hosts: [p.test]
+    default: http
+    routes: [{path: /, upstream: api}]
+  secure:
+    hosts: [s.test]
+    default: https
+    tls: self_signed
+    plain_http: default
+    routes: [{path: /, upstream: app}]
+upstreams:
+  app: {active: a, pools: {a: ["127.0.0.1:1"]}}
+  api: {active: a, pools: {a: ["127.0.0.1:2"]}}
+"#;
+    let cfg = load_str(Path::new("t.yaml"), yaml).expect("valid");
+    let idx = cfg
+        .upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.name.clone(), i))
+        .collect();
+    let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
+    let up = |d: Decision| match d {
+        Decision::Proxy { site, upstream, .. } => (site, upstream),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(up(go(&r, "s.test", "/x", false, None)), (0, Some(API)));
+    assert_eq!(
+        up(go(&r, "s.test", "/x", true, Some("s.test"))),
+        (1, Some(APP))
+    );
+    // No plain default: nothing answers the name on plain HTTP.
+    let none = yaml.replace("    default: http\n", "");
+    let cfg = load_str(Path::new("t.yaml"), &none).expect("valid");
+    let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
+    assert_eq!(go(&r, "s.test", "/x", false, None), Decision::NoSite);
+}
