@@ -46,6 +46,8 @@ sites:
             respond: {status: 429, body: "slow down, $1 $2\n"}
           - if: "$arg_v !~ ^[0-9]*$"
             respond: {status: 400, body: "bad v\n"}
+          - if: '$http_user_agent ~ ^docker/1\.(5(?!\.[0-9]-dev))'
+            respond: {status: 404, body: "old docker $1\n"}
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
 "#;
@@ -106,6 +108,25 @@ async fn checks_answer_in_order_and_let_the_rest_through() {
     assert_eq!(f.web.last_request().expect("seen").path, "/api/x?v=12");
     let r = f.h1("app.test", "/api/x?v=1a", &[token]).await;
     assert_eq!(r.status, 400);
+
+    // PCRE look-ahead (nginx's docker-registry check): 1.5 is refused,
+    // 1.5.1-dev is not, and the group reaches the answer.
+    let r = f
+        .h1(
+            "app.test",
+            "/api/x",
+            &[token, ("User-Agent", "docker/1.5.0")],
+        )
+        .await;
+    assert_eq!((r.status, r.text().as_str()), (404, "old docker 5\n"));
+    let r = f
+        .h1(
+            "app.test",
+            "/api/x",
+            &[token, ("User-Agent", "docker/1.5.1-dev")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "the look-ahead lets it through");
 
     // The site's checks run on every route, before the route's own.
     let r = f

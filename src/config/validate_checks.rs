@@ -43,7 +43,7 @@ pub(super) fn checks(
         let groups = condition
             .as_ref()
             .and_then(Condition::regex)
-            .map(super::validate_steps::group_names)
+            .map(crate::plan::pattern::Pattern::group_names)
             .unwrap_or_default();
         let answer_scope = Scope {
             last: &groups,

@@ -246,7 +246,7 @@ fn convert_if(
     };
     let mut names: Vec<String> = captures.to_vec();
     if let Some(re) = condition.regex() {
-        names.extend(re.capture_names().flatten().map(str::to_string));
+        names.extend(re.group_names().into_iter().map(|(n, _)| n));
     }
     let answer = answer::of_return(ctx, ret, set, &names)?;
     Some(CheckDef {

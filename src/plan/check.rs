@@ -26,9 +26,9 @@ pub enum Test {
     /// `!= text`.
     NotEqual(Template),
     /// `~ re` / `~* re`.
-    Matches(regex::Regex),
+    Matches(super::pattern::Pattern),
     /// `!~ re` / `!~* re`.
-    NotMatches(regex::Regex),
+    NotMatches(super::pattern::Pattern),
 }
 
 /// A compiled condition.
@@ -131,15 +131,12 @@ impl Condition {
             } else {
                 p.operand.to_string()
             };
-            regex::Regex::new(&pattern).map_err(|e| {
-                let why = e.to_string();
-                ConditionError {
-                    offset: p.operand_at,
-                    what: format!(
-                        "not a valid regex: {}",
-                        why.lines().last().unwrap_or("").trim()
-                    ),
-                }
+            super::pattern::Pattern::new(&pattern).map_err(|why| ConditionError {
+                offset: p.operand_at,
+                what: format!(
+                    "not a valid regex: {}",
+                    why.lines().last().unwrap_or("").trim()
+                ),
             })
         };
         let text_of = || {
@@ -161,7 +158,7 @@ impl Condition {
     }
 
     /// The regex whose groups the answer may read, if any.
-    pub fn regex(&self) -> Option<&regex::Regex> {
+    pub fn regex(&self) -> Option<&super::pattern::Pattern> {
         match &self.test {
             Test::Matches(re) => Some(re),
             _ => None,
@@ -178,9 +175,8 @@ impl Condition {
             Test::Equal(t) => t.render(cx) == s,
             Test::NotEqual(t) => t.render(cx) != s,
             Test::Matches(re) => {
-                let mut locs = re.capture_locations();
-                let matched = re.captures_read(&mut locs, &s).is_some();
-                return matched.then(|| (Some(Captures::from_locations(locs)), s));
+                let captures = re.captures(&s)?;
+                return Some((Some(captures), s));
             }
             Test::NotMatches(re) => !re.is_match(&s),
         };

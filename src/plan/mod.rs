@@ -28,6 +28,7 @@ pub mod htpasswd;
 pub mod limits;
 pub mod location;
 pub mod map;
+pub mod pattern;
 pub mod retry;
 pub mod rewrite;
 pub mod router;
