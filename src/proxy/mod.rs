@@ -39,7 +39,8 @@ use crate::metrics::RouteMetrics;
 use crate::plan::router::{Decision, RouteInput};
 use crate::state::StateHandle;
 use crate::tls::SniName;
-use crate::upstream::conns::ConnId;
+use crate::upstream::addr::ServerAddr;
+use crate::upstream::conns::{ConnId, Local};
 use crate::upstream::{InflightGuard, Upstream};
 use answers::{error_body, error_kind, https_location, slash_location, status_for};
 use async_trait::async_trait;
@@ -543,8 +544,8 @@ impl ProxyHttp for GreenlightProxy {
         let cached = digest.and_then(|d| d.socket_digest.as_ref()).and_then(|s| {
             Some(ConnId {
                 fd,
-                local: *s.local_addr()?.as_inet()?,
-                peer: *s.peer_addr()?.as_inet()?,
+                local: Local::Inet(*s.local_addr()?.as_inet()?),
+                peer: ServerAddr::Inet(*s.peer_addr()?.as_inet()?),
             })
         });
         if let (Some(guard), Some(conn)) =
