@@ -43,5 +43,6 @@ mod route_metrics;
 mod slow_clients;
 mod smuggling;
 mod steps;
+mod unix_upstream;
 mod upstream_pool;
 mod upstream_tls;

@@ -494,7 +494,7 @@ impl ProxyHttp for GreenlightProxy {
                 "upstream '{}' pool '{}': connect to {} failed: {}{}",
                 ctx.upstream_name(),
                 ctx.pool_name(),
-                peer._address,
+                crate::upstream::addr::describe(&peer._address),
                 e.etype().as_str(),
                 if remaining {
                     "; trying the next server"

@@ -68,6 +68,15 @@ impl std::fmt::Display for ServerAddr {
     }
 }
 
+/// A peer's address for a log line: `ip:port`, or `unix:/path` (Pingora
+/// prints a unix peer as a bare path).
+pub fn describe(addr: &pingora::protocols::l4::socket::SocketAddr) -> String {
+    match addr.as_unix().and_then(|u| u.as_pathname()) {
+        Some(p) => format!("{UNIX_PREFIX}{}", p.display()),
+        None => addr.to_string(),
+    }
+}
+
 /// A connection opened by [`ServerAddr::connect`].
 #[derive(Debug)]
 pub enum Stream {

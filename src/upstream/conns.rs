@@ -26,9 +26,9 @@
 //! `shutdown(2)` would send the FIN first). A second kill of the same request
 //! (the shutdown timeout after a drain) shuts the socket down regardless.
 
+use super::addr::ServerAddr;
 use nix::sys::socket::{Shutdown, SockaddrStorage, getpeername, getsockname, shutdown};
 use std::collections::HashMap;
-use super::addr::ServerAddr;
 use std::net::SocketAddr;
 use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -89,7 +89,10 @@ impl ConnId {
 fn socket_inode(fd: RawFd) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
     let text = link.to_str()?;
-    text.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    text.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 fn to_std(s: SockaddrStorage) -> Option<SocketAddr> {

@@ -22,11 +22,11 @@
 //! rebuilt because a setting changed) drains just those servers
 //! ([`DrainScope::Servers`]): requests on the servers it keeps are not touched.
 
+use super::addr::ServerAddr;
 use super::{DrainScope, DrainTicket, Pool};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use super::addr::ServerAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;

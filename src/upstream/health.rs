@@ -17,12 +17,12 @@
 //! A server is used when it is up by both measures. A pool whose servers are
 //! all down answers 503 at once instead of waiting on connect timeouts.
 
+use super::addr::{ServerAddr, Stream};
 use crate::config::model::HealthConfig;
 use crate::state::StateHandle;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use super::addr::{ServerAddr, Stream};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};

@@ -23,9 +23,9 @@ pub mod health;
 pub mod tls;
 
 use crate::config::model::{PoolConfig, UpstreamConfig};
+use addr::ServerAddr;
 use conns::{ConnId, ConnRegistry, DrainKill};
 use pingora::upstreams::peer::HttpPeer;
-use addr::ServerAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
