@@ -343,9 +343,10 @@ fn missing_includes_are_warnings() {
 #[test]
 fn upstream_placeholders_and_unix_sockets() {
     let (y, w) = convert(
-        "upstream u { server unix:/run/a.sock; server bad_host!:8082; }\n\
+        "upstream u { server unix:/run/a.sock weight=2; server unix:rel.sock; server bad_host!:8082; }\n\
          server { server_name a.b; location / { proxy_pass http://u; } }",
     );
+    assert!(y.contains("{address: unix:/run/a.sock, weight: 2}"), "{y}");
     assert!(y.contains("- \"EDIT-ME:80\""), "{y}");
     assert!(y.contains("- \"EDIT-ME:8082\""), "{y}");
     assert_eq!(
@@ -353,6 +354,32 @@ fn upstream_placeholders_and_unix_sockets() {
         2,
         "{w:?}"
     );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("'unix:rel.sock' is not an absolute unix socket path")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn proxy_pass_to_a_unix_socket_becomes_a_unix_server() {
+    let (y, w) = convert(
+        "server { server_name a.b;\n\
+         location / { proxy_pass http://unix:/run/gunicorn.sock; }\n\
+         location /api/ { proxy_pass http://unix:/run/api.sock:/v1/; proxy_set_header Host $host; } }",
+    );
+    assert!(y.contains("unix:/run/gunicorn.sock"), "{y}");
+    assert!(y.contains("unix:/run/api.sock"), "{y}");
+    assert!(y.contains("upstream_path: \"/v1/\""), "{y}");
+    // nginx sends `Host: localhost` ($proxy_host of a unix socket) unless told otherwise.
+    assert!(y.contains("Host: \"localhost\""), "{y}");
+    assert!(
+        !w.iter()
+            .any(|w| w.contains("placeholder") || w.contains("unix")),
+        "{w:?}"
+    );
+    let cfg = crate::config::load_str(std::path::Path::new("g.yaml"), &y);
+    assert!(cfg.is_ok(), "{y}\n{:?}", cfg.err());
 }
 
 #[test]
