@@ -37,6 +37,7 @@ mod matching;
 mod misdirected;
 mod observability;
 mod protocol;
+mod proxy_redirect;
 mod quiet_logs;
 mod retry;
 mod route_metrics;

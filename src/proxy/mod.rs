@@ -29,6 +29,7 @@ pub mod headers;
 mod limits;
 mod named;
 mod record;
+mod redirects;
 mod retry;
 mod steps;
 mod tunnel;
@@ -625,6 +626,7 @@ impl ProxyHttp for GreenlightProxy {
             ctx.websocket_gauge = ctx.route_metrics().map(RouteMetrics::websocket_opened);
         }
         headers::strip_response_hop_by_hop(upstream_response);
+        redirects::apply(session, upstream_response, ctx)?;
         headers::fold_content_length(upstream_response)
     }
 

@@ -13,6 +13,7 @@
 //! | `/bytes?n=N`         | N bytes of `abc…xyzabc…` (Content-Length framed)         |
 //! | `/chunked?n=N&chunk=M` | N pattern bytes sent chunked, M bytes per chunk (default 1000) |
 //! | `/close`             | JSON echo with `Connection: close`, then closes          |
+//! | `ANY?reply_status=NNN` | status NNN with the JSON echo, on any path             |
 //! | anything else        | `200` JSON echo                                          |
 //!
 //! Every response carries `x-upstream: <name>`, plus one header line per
@@ -316,6 +317,13 @@ fn route(target: &str) -> Action {
             chunk: query_param(query, "chunk").unwrap_or(1000),
         },
         "/close" => Action::Close,
+        // `?reply_status=NNN` on any path (one `upstream_path` may not strip).
+        _ if query_param(query, "reply_status").is_some_and(|s| (200..=599).contains(&s)) => {
+            Action::Echo {
+                status: query_param(query, "reply_status").unwrap_or(200) as u16,
+                delay: None,
+            }
+        }
         _ => match path
             .strip_prefix("/status/")
             .and_then(|s| s.parse::<u16>().ok())
