@@ -550,3 +550,46 @@ fn no_message_promises_what_greenlight_already_has() {
         );
     }
 }
+
+#[test]
+fn proxy_redirect_forms_become_rewrite_location_rules() {
+    let (y, w) = convert(
+        "server { server_name a.b;\n\
+         proxy_redirect http:// https://;\n\
+         location / { proxy_pass http://127.0.0.1:8000; }\n\
+         location /one/ { proxy_pass http://127.0.0.1:8000/two/; proxy_redirect default; proxy_redirect ~*^http://x(/.*)$ $scheme://$host$1; }\n\
+         location /tpl/ { proxy_pass http://localhost:1519/; proxy_redirect http://localhost:1519/$request_uri https://$server_name/; }\n\
+         location /off/ { proxy_pass http://127.0.0.1:8000; proxy_redirect off; }\n\
+         location /bad/ { proxy_pass http://127.0.0.1:8000; proxy_redirect http:// $nosuch; } }",
+    );
+    // The server's rule reaches locations without their own.
+    assert!(y.contains("- path: /  # from test.conf:3\n        upstream: app\n        rewrite_location:\n          - {from: \"http://\", to: \"https://\"}  # from test.conf:2\n"), "{y}");
+    // `default` written out, then the location's regex; the server's is replaced.
+    assert!(y.contains("          - {from: \"http://127.0.0.1:8000/two/\", to: \"/one/\"}  # from test.conf:4 (`default`: the proxy_pass URL → the location)\n          - {from: \"~*^http://x(/.*)$\", to: \"$scheme://$host$1\"}  # from test.conf:4\n"), "{y}");
+    assert!(
+        y.contains("{from: \"http://localhost:1519/$request_uri\", to: \"https://$server_name/\"}"),
+        "{y}"
+    );
+    // `off`: no rules, and a note; an unknown variable: a warning.
+    assert!(
+        !y.contains(
+            "- path: /off/  # from test.conf:6\n        upstream: app\n        rewrite_location"
+        ),
+        "{y}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("test.conf:7") && w.contains("$nosuch")),
+        "{w:?}"
+    );
+    let cfg = crate::config::load_str(std::path::Path::new("g.yaml"), &y);
+    assert!(cfg.is_ok(), "{y}\n{:?}", cfg.err());
+    // nginx's implicit default, where the app sees the proxy_pass host.
+    let (y, _) = convert(
+        "server { server_name a.b;\n\
+         location /implicit/ { proxy_pass http://127.0.0.1:9000/v2/; }\n\
+         location /host/ { proxy_pass http://127.0.0.1:9000; proxy_set_header Host $host; } }",
+    );
+    assert!(y.contains("{from: \"http://127.0.0.1:9000/v2/\", to: \"/implicit/\"}  # nginx's implicit `proxy_redirect default`"), "{y}");
+    assert_eq!(y.matches("rewrite_location").count(), 1, "{y}");
+}

@@ -495,6 +495,7 @@ fn placeholder<'a>(
         hint: "app".to_string(),
         tls: None,
         proxy_host: String::new(),
+        redirects: Vec::new(),
     }
 }
 
@@ -717,7 +718,20 @@ fn proxy_target<'a>(
         Some(u) if u != loc_path => upstream_path = Some(u.to_string()),
         Some(_) => {}
     }
+    let host_set = inh
+        .proxy_headers
+        .list
+        .iter()
+        .any(|d| d.arg0().eq_ignore_ascii_case("host"));
+    let pass = super::redirects::PassUrl {
+        url: &url,
+        variable: raw.contains('$'),
+        has_uri: uri.is_some(),
+        location: if regex { "" } else { loc_path },
+    };
+    let redirects = super::redirects::rules(ctx, inh, &pass, host_set);
     Some(Target {
+        redirects,
         key,
         d: p,
         addr,

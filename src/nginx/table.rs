@@ -299,8 +299,8 @@ pub(crate) const TABLE: &[Entry] = &[
     ),
     e(
         &["proxy_redirect"],
-        Note,
-        "greenlight does not rewrite the upstream's `Location` headers (`off`, or `default` with a `proxy_pass` without URI, change nothing); other forms are a warning",
+        Step,
+        "`rewrite_location:` on the route: `FROM TO` → `{from, to}` (`~regex`/`~*regex` kept, variables as in templates), `default` → the `proxy_pass` URL → the location prefix, written out (also nginx's implicit default, where the route sends the `proxy_pass` host as `Host`), `off` → no rules; inherited like nginx (a level with its own list replaces the outer one)",
     ),
     e(
         &["proxy_pass_request_headers", "proxy_pass_request_body"],
