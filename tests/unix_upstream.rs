@@ -235,3 +235,42 @@ async fn a_websocket_runs_through_a_unix_socket() {
     assert!(ws.wait_for_open(1, IO_TIMEOUT).await);
     assert_eq!(ws.handshakes()[0].path, "/ws/chat");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_deadline_ends_a_websocket_on_a_unix_socket() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = sock(&dir, "blue.sock");
+    let blue = WsUpstream::start_unix("ws-blue", &path).await;
+    let green = WsUpstream::start("ws-green").await;
+    let (_p, http, admin) = start_single_upstream(
+        "app",
+        &format!(
+            "    active: blue\n    drain_timeout: 1s\n    pools:\n      blue: [\"unix:{}\"]\n      green: [\"127.0.0.1:{}\"]\n",
+            path.display(),
+            green.port()
+        ),
+    )
+    .await;
+    let url = format!("ws://a.test:{}/ws", http.port());
+    let mut ws = ws_connect(&url, None).await.expect("ws upgrade");
+    assert_eq!(ws.recv_text().await.expect("hello"), "hello from ws-blue");
+    // The switch waits for blue: the tunnel is found by its unix connection
+    // (the registry tells it apart by the socket's inode) and ended at 1 s.
+    let o = admin_cli(admin, &["switch", "app", "green", "--wait"]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let close = ws.expect_close().await.expect("close frame");
+    assert_eq!(close.code, Some(1001), "Going Away");
+    let mut c = H1Conn::connect(admin).await.expect("admin");
+    let r = c
+        .get("/api/upstreams", &admin.to_string())
+        .await
+        .expect("api");
+    let pool = r.json()["upstreams"][0]["pools"][0].clone();
+    assert_eq!(pool["state"], "drained", "{pool}");
+    assert_eq!(pool["last_drain_forced"], 1, "{pool}");
+    assert!(
+        blue.wait_for_open(0, IO_TIMEOUT).await,
+        "blue's side closed"
+    );
+    assert_eq!(blue.closes_received(), vec![Some(1001)]);
+}
