@@ -304,7 +304,7 @@ async fn probe(
             }
             continue;
         }
-        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(server.addr)).await {
+        match tokio::time::timeout(timeout, server.addr.connect()).await {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) => problems.push(format!("{label}: {e}")),
             Err(_) => problems.push(format!("{label}: no answer in {timeout:?}")),

@@ -574,11 +574,11 @@ impl StateHandle {
                     continue;
                 };
                 // A server a reload put back stops draining.
-                let back: Vec<(String, std::net::SocketAddr)> = pool
+                let back: Vec<(String, crate::upstream::addr::ServerAddr)> = pool
                     .servers()
                     .iter()
-                    .filter(|s| pool.is_removed(s.addr))
-                    .map(|s| (s.label.clone(), s.addr))
+                    .filter(|s| pool.is_removed(&s.addr))
+                    .map(|s| (s.label.clone(), s.addr.clone()))
                     .collect();
                 pool.set_removed(&back, None);
                 let removed = pool.removed_since(before);

@@ -85,6 +85,7 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
     diff("status", a["status"], b["status"], ws_rule)
     diff("Location", _url(norm_a(_hdr(a["headers"], "location"))),
          _url(norm_b(_hdr(b["headers"], "location"))))
+    diff("Refresh", norm_a(_hdr(a["headers"], "refresh")), norm_b(_hdr(b["headers"], "refresh")))
     for name in add_names:
         if name == "content-length" or (name == "content-type" and max(a["status"], b["status"]) >= 400):
             continue  # framing, and the type of an error page: not what the config meant

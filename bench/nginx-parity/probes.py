@@ -244,11 +244,46 @@ def plan(main, notes, static=None):
     for name, value in condition_headers(main):
         probes += [p._replace(spoof=(name, value)) for p in probes
                    if not p.ws and not p.spoof and "?" not in p.path and p.method == "GET"]
+    # configs with proxy_redirect: the upstream answers 302 with a Location
+    # (and Refresh) chosen by the probe (reflector.py, X-Parity-Redirect)
+    probes += redirect_probes(main, probes)
     probes = list(dict.fromkeys(probes))
     if len(probes) > MAX_PROBES:
         notes.append(f"{len(probes)} probes, only the first {MAX_PROBES} sent")
         probes = probes[:MAX_PROBES]
     return probes
+
+
+REDIRECT_HEADER = "X-Parity-Redirect"
+
+
+def redirect_probes(main, probes):
+    """For a config with `proxy_redirect`: each plain GET probe once more per
+    Location the upstream answers with — the public host over http://, the
+    upstream's own address (`@self`, which the reflector spells
+    http://127.0.0.1:PORT: nginx's `default`), and each literal `from` of the
+    config (its $request_uri, $host and $scheme filled in)."""
+    froms = []
+    for d, _ in walk(main):
+        v = d.values() if d.name == "proxy_redirect" else []
+        if len(v) == 2 and not v[0].startswith("~"):
+            froms.append(v[0])
+    if not any(d.name == "proxy_redirect" for d, _ in walk(main)):
+        return []
+    out = []
+    for p in probes:
+        if p.ws or p.spoof or p.static or p.method != "GET" or "?" in p.path:
+            continue
+        scheme = "https" if p.tls else "http"
+        values = [f"http://{p.host}/parity-redirect", "@self/parity-redirect"]
+        for f in froms:
+            v = (f.replace("$request_uri", p.path).replace("$host", p.host)
+                 .replace("$scheme", scheme))
+            if "$" not in v:
+                values.append(v + "parity-redirect")
+        for v in dict.fromkeys(values):
+            out.append(p._replace(extra=((REDIRECT_HEADER, v),)))
+    return out
 
 
 def static_probes(port, tls, host, prefixes):

@@ -5,7 +5,8 @@ listening on as many loopback ports as the config had upstream targets (so
 the answer can say which original upstream a request reached). Each answer is
 200 with a JSON body {upstream, method, path, query, headers}, and the header
 X-Parity-Upstream; a WebSocket upgrade gets 101 (and the connection is then
-closed). Ports of upstreams that nginx reached with `proxy_pass https://` are
+closed); a request with `X-Parity-Redirect: URL` gets 302 with that Location
+and `Refresh: 0; url=URL` (`@self` in it is this port's own http:// address). Ports of upstreams that nginx reached with `proxy_pass https://` are
 served over TLS with the run's certificate; targets of fastcgi_pass and the
 other non-HTTP *_pass directives accept and close at once (nginx: 502).
 python3 stdlib only.
@@ -54,7 +55,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         body = json.dumps(seen).encode()
-        self.send_response(200)
+        # a probe of a config with proxy_redirect asks for a redirect (probes.py);
+        # `@self` is this upstream's own address, as nginx's `default` expects it
+        redirect = self.headers.get("X-Parity-Redirect")
+        if redirect:
+            where = redirect.replace("@self", f"http://127.0.0.1:{self.server.server_address[1]}")
+            self.send_response(302)
+            self.send_header("Location", where)
+            self.send_header("Refresh", f"0; url={where}")
+        else:
+            self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Parity-Upstream", self.server.label)

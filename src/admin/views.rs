@@ -41,7 +41,7 @@ fn pool_view(p: &Pool, now: SystemTime, removed: bool) -> Value {
         })).collect::<Vec<_>>(),
         "removed_servers": p.removed_servers().iter().map(|r| json!({
             "server": r.label,
-            "inflight": p.conns().inflight_to(&[r.addr]),
+            "inflight": p.conns().inflight_to(std::slice::from_ref(&r.addr)),
             "drain_deadline": unix(Some(r.deadline)),
         })).collect::<Vec<_>>(),
         "inflight": p.inflight(),

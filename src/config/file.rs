@@ -240,6 +240,8 @@ pub struct FileSite {
     pub access: Option<Spanned<super::file_access::FileAccess>>,
     /// Response compression for every route (routes override keys).
     pub compress: Option<Spanned<super::file_compress::FileCompress>>,
+    /// The upstream's `Location`/`Refresh` rewritten (routes with their own replace it).
+    pub rewrite_location: Option<Spanned<super::file_proxy_redirect::FileProxyRedirect>>,
     /// Routes in file order (the order regex locations are tried in).
     pub routes: Spanned<Vec<Spanned<FileRoute>>>,
 }
@@ -346,6 +348,8 @@ pub struct FileRoute {
     pub intercept_errors: Option<Spanned<bool>>,
     /// Response compression (over the site's), precompressed siblings.
     pub compress: Option<Spanned<super::file_compress::FileCompress>>,
+    /// The upstream's `Location`/`Refresh` rewritten (replaces the site's).
+    pub rewrite_location: Option<Spanned<super::file_proxy_redirect::FileProxyRedirect>>,
 }
 
 /// `request_headers`: headers of the request sent upstream.

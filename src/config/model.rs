@@ -450,8 +450,8 @@ pub struct PoolConfig {
 pub struct ServerConfig {
     /// As written (`localhost:8082`), for logs and the API.
     pub label: String,
-    /// Resolved address.
-    pub addr: SocketAddr,
+    /// Resolved address, or a unix socket path.
+    pub addr: crate::upstream::addr::ServerAddr,
     /// Share of requests relative to the pool's other servers (at least 1).
     pub weight: u32,
     /// Takes requests only while every primary server of the pool is down.

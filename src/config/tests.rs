@@ -176,6 +176,33 @@ upstreams:
 }
 
 #[test]
+fn unix_socket_servers_need_an_absolute_path_but_not_an_existing_socket() {
+    let yaml = |server: &str, tls: &str| {
+        format!(
+            "listeners:\n  http: {{address: 127.0.0.1:8080}}\nsites:\n  a: {{hosts: [x.test], routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"{server}\"]}}{tls}}}\n"
+        )
+    };
+    // The socket does not exist: the app may start after greenlight.
+    let cfg =
+        load_str(Path::new("g.yaml"), &yaml("unix:/nonexistent/app.sock", "")).expect("valid");
+    let s = &cfg.upstreams[0].pools[0].servers[0];
+    assert_eq!(s.addr.to_string(), "unix:/nonexistent/app.sock");
+    assert_eq!(
+        problems(&yaml("unix:run/app.sock", "")),
+        [
+            "g.yaml:6:30: server 'unix:run/app.sock' is not an absolute socket path — write `unix:` followed by the socket's absolute path, e.g. `unix:/run/app/gunicorn.sock`"
+        ]
+    );
+    let p = problems(&yaml("unix:/run/app.sock", ", tls: true"));
+    assert!(
+        p.len() == 1
+            && p[0].starts_with("g.yaml:6:")
+            && p[0].contains("`tls: true` and a unix socket server"),
+        "{p:?}"
+    );
+}
+
+#[test]
 fn acme_settings_are_checked_with_their_positions() {
     let base = |acme: &str, listeners: &str, host: &str| {
         format!(

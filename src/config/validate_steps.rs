@@ -42,6 +42,8 @@ pub(super) struct SiteSteps {
     pub(super) access: crate::plan::access::Access,
     /// The site's `compress:`, which routes start from.
     compress: Option<crate::plan::compress::Compress>,
+    /// The site's `rewrite_location:`, for routes without their own.
+    proxy_redirect: Option<Arc<crate::plan::proxy_redirect::ProxyRedirect>>,
 }
 
 /// Headers greenlight itself keeps right (framing, hop-by-hop): no rule may
@@ -251,6 +253,10 @@ pub(super) fn site_steps(site: &FileSite, maps: &[String], ds: &mut Diagnostics)
             .compress
             .as_ref()
             .and_then(|c| super::validate_compress::compress(c, None, ds)),
+        proxy_redirect: site
+            .rewrite_location
+            .as_ref()
+            .and_then(|f| super::validate_proxy_redirect::proxy_redirect(f, &scope, ds)),
     }
 }
 
@@ -511,6 +517,13 @@ pub(super) fn route_plan(
     } else {
         Terminal::Proxy
     };
+    if let (Some(r), false) = (&f.rewrite_location, f.upstream.is_some()) {
+        ds.error(
+            pos(r),
+            "`rewrite_location` only applies to a route with an `upstream`",
+            "remove it: greenlight's own redirects are already absolute",
+        );
+    }
     if let (Some(up), false) = (&f.upstream_path, f.upstream.is_some()) {
         ds.error(
             pos(up),
@@ -581,6 +594,13 @@ pub(super) fn route_plan(
     };
     if let Some(c) = compress {
         steps.push(Step::Compress(c));
+    }
+    let redirects = match &f.rewrite_location {
+        Some(own) => super::validate_proxy_redirect::proxy_redirect(own, &scope, ds),
+        None => site.proxy_redirect.clone(),
+    };
+    if let Some(r) = redirects {
+        steps.push(Step::ProxyRedirect(r));
     }
     let upstream = f.upstream.as_ref().map(|u| u.value.clone());
     (

@@ -11,6 +11,7 @@ use super::file::{FileBalance, FileServer, FileUpstream, Scalar};
 use super::model::*;
 use super::validate::{check_name, pos};
 use super::values::{closest, count_field, duration_field, parse_status_range};
+use crate::upstream::addr::{self, ServerAddr, UnixAddrError};
 use crate::upstream::balance::HashKey;
 use serde_saphyr::Spanned;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -82,6 +83,9 @@ pub(super) fn validate_upstream(
     let fail_timeout = dur(&f.fail_timeout, defaults::FAIL_TIMEOUT, ds);
     let balance = validate_balance(&f.balance, ds);
     let tls = validate_tls(f, ds);
+    if let (Some(t), true) = (&f.tls, tls.is_some()) {
+        refuse_tls_to_unix(name, &pools, pos(t), ds);
+    }
     Some(UpstreamConfig {
         balance,
         tls,
@@ -138,13 +142,59 @@ fn validate_health(
     }
 }
 
+/// A `unix:/path` server: the syntax only (see [`addr::parse_unix`] for why
+/// the socket need not exist at load).
+fn unix_server(text: &str, path: &str, at: Pos, ds: &mut Diagnostics) -> Option<ServerAddr> {
+    match addr::parse_unix(path) {
+        Ok(a) => Some(a),
+        Err(UnixAddrError::NotAbsolute) => {
+            ds.error(
+                at,
+                format!("server '{text}' is not an absolute socket path"),
+                "write `unix:` followed by the socket's absolute path, e.g. `unix:/run/app/gunicorn.sock`",
+            );
+            None
+        }
+        Err(UnixAddrError::TooLong) => {
+            ds.error(
+                at,
+                format!("server '{text}': the socket path is longer than 107 bytes, the most a unix socket address holds"),
+                "use a shorter path for the app's socket (e.g. under /run)",
+            );
+            None
+        }
+    }
+}
+
+/// TLS over a unix socket is not supported (nginx allows it; it is rare, and
+/// the socket's file permissions already guard it).
+fn refuse_tls_to_unix(name: &str, pools: &[PoolConfig], at: Pos, ds: &mut Diagnostics) {
+    let unix = pools
+        .iter()
+        .flat_map(|p| &p.servers)
+        .find(|s| s.addr.unix_path().is_some());
+    if let Some(s) = unix {
+        ds.error(
+            at,
+            format!(
+                "upstream '{name}' has `tls: true` and a unix socket server '{}'",
+                s.label
+            ),
+            "remove `tls: true` (greenlight speaks plain HTTP over unix sockets), or list `host:port` servers",
+        );
+    }
+}
+
 /// Resolves an upstream `host:port` at load time. An IPv4 result is preferred
 /// for names (`localhost` -> 127.0.0.1), matching what apps bound to
 /// `localhost` usually listen on.
-fn resolve_server(text: &str, at: Pos, ds: &mut Diagnostics) -> Option<SocketAddr> {
+fn resolve_server(text: &str, at: Pos, ds: &mut Diagnostics) -> Option<ServerAddr> {
     let text = text.trim();
     if let Ok(a) = text.parse::<SocketAddr>() {
-        return Some(a);
+        return Some(ServerAddr::Inet(a));
+    }
+    if let Some(path) = text.strip_prefix(addr::UNIX_PREFIX) {
+        return unix_server(text, path, at, ds);
     }
     if is_placeholder(text) {
         ds.error(
@@ -188,7 +238,7 @@ fn resolve_server(text: &str, at: Pos, ds: &mut Diagnostics) -> Option<SocketAdd
             if pick.is_none() {
                 bad(ds, format!("host '{host}' resolved to no address"));
             }
-            pick
+            pick.map(ServerAddr::Inet)
         }
         Err(e) => {
             bad(ds, format!("cannot resolve '{host}': {e}"));

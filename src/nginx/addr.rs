@@ -186,6 +186,27 @@ pub(crate) fn parse_upstream_addr(arg: &str, default_port: u16) -> Result<String
     ))
 }
 
+/// Parses an nginx unix socket server (`unix:/run/app.sock`, from an
+/// `upstream` block's `server` or a `proxy_pass http://unix:…:`) into
+/// greenlight's same form, with the checks `greenlight check` makes (an
+/// absolute path that fits a socket address; not that it exists).
+pub(crate) fn parse_unix_upstream(arg: &str) -> Result<String, BadAddr> {
+    let path = arg.strip_prefix("unix:").unwrap_or(arg);
+    match crate::upstream::addr::parse_unix(path) {
+        Ok(a) => Ok(a.to_string()),
+        Err(crate::upstream::addr::UnixAddrError::NotAbsolute) => Err(BadAddr::new(
+            Some(80),
+            arg,
+            "is not an absolute unix socket path",
+        )),
+        Err(crate::upstream::addr::UnixAddrError::TooLong) => Err(BadAddr::new(
+            Some(80),
+            arg,
+            "is a unix socket path longer than 107 bytes",
+        )),
+    }
+}
+
 /// Parses an nginx size (`512`, `64k`, `10M`, `1g`) into greenlight's form
 /// (lower-case unit).
 pub(crate) fn parse_size(s: &str) -> Option<String> {
@@ -349,6 +370,11 @@ mod tests {
             Ok("[::1]:3000")
         );
         assert!(parse_upstream_addr("$backend", 80).is_err());
+        assert_eq!(
+            parse_unix_upstream("unix:/run/app.sock").as_deref(),
+            Ok("unix:/run/app.sock")
+        );
+        assert!(parse_unix_upstream("unix:app.sock").is_err());
         assert!(parse_upstream_addr("a..b:1", 80).is_err());
         assert!(parse_upstream_addr("1.2.3:80", 80).is_err());
         assert_eq!(

@@ -343,9 +343,10 @@ fn missing_includes_are_warnings() {
 #[test]
 fn upstream_placeholders_and_unix_sockets() {
     let (y, w) = convert(
-        "upstream u { server unix:/run/a.sock; server bad_host!:8082; }\n\
+        "upstream u { server unix:/run/a.sock weight=2; server unix:rel.sock; server bad_host!:8082; }\n\
          server { server_name a.b; location / { proxy_pass http://u; } }",
     );
+    assert!(y.contains("{address: unix:/run/a.sock, weight: 2}"), "{y}");
     assert!(y.contains("- \"EDIT-ME:80\""), "{y}");
     assert!(y.contains("- \"EDIT-ME:8082\""), "{y}");
     assert_eq!(
@@ -353,6 +354,32 @@ fn upstream_placeholders_and_unix_sockets() {
         2,
         "{w:?}"
     );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("'unix:rel.sock' is not an absolute unix socket path")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn proxy_pass_to_a_unix_socket_becomes_a_unix_server() {
+    let (y, w) = convert(
+        "server { server_name a.b;\n\
+         location / { proxy_pass http://unix:/run/gunicorn.sock; }\n\
+         location /api/ { proxy_pass http://unix:/run/api.sock:/v1/; proxy_set_header Host $host; } }",
+    );
+    assert!(y.contains("unix:/run/gunicorn.sock"), "{y}");
+    assert!(y.contains("unix:/run/api.sock"), "{y}");
+    assert!(y.contains("upstream_path: \"/v1/\""), "{y}");
+    // nginx sends `Host: localhost` ($proxy_host of a unix socket) unless told otherwise.
+    assert!(y.contains("Host: \"localhost\""), "{y}");
+    assert!(
+        !w.iter()
+            .any(|w| w.contains("placeholder") || w.contains("unix")),
+        "{w:?}"
+    );
+    let cfg = crate::config::load_str(std::path::Path::new("g.yaml"), &y);
+    assert!(cfg.is_ok(), "{y}\n{:?}", cfg.err());
 }
 
 #[test]
@@ -522,4 +549,47 @@ fn no_message_promises_what_greenlight_already_has() {
             "{name}: {w:#?}"
         );
     }
+}
+
+#[test]
+fn proxy_redirect_forms_become_rewrite_location_rules() {
+    let (y, w) = convert(
+        "server { server_name a.b;\n\
+         proxy_redirect http:// https://;\n\
+         location / { proxy_pass http://127.0.0.1:8000; }\n\
+         location /one/ { proxy_pass http://127.0.0.1:8000/two/; proxy_redirect default; proxy_redirect ~*^http://x(/.*)$ $scheme://$host$1; }\n\
+         location /tpl/ { proxy_pass http://localhost:1519/; proxy_redirect http://localhost:1519/$request_uri https://$server_name/; }\n\
+         location /off/ { proxy_pass http://127.0.0.1:8000; proxy_redirect off; }\n\
+         location /bad/ { proxy_pass http://127.0.0.1:8000; proxy_redirect http:// $nosuch; } }",
+    );
+    // The server's rule reaches locations without their own.
+    assert!(y.contains("- path: /  # from test.conf:3\n        upstream: app\n        rewrite_location:\n          - {from: \"http://\", to: \"https://\"}  # from test.conf:2\n"), "{y}");
+    // `default` written out, then the location's regex; the server's is replaced.
+    assert!(y.contains("          - {from: \"http://127.0.0.1:8000/two/\", to: \"/one/\"}  # from test.conf:4 (`default`: the proxy_pass URL → the location)\n          - {from: \"~*^http://x(/.*)$\", to: \"$scheme://$host$1\"}  # from test.conf:4\n"), "{y}");
+    assert!(
+        y.contains("{from: \"http://localhost:1519/$request_uri\", to: \"https://$server_name/\"}"),
+        "{y}"
+    );
+    // `off`: no rules, and a note; an unknown variable: a warning.
+    assert!(
+        !y.contains(
+            "- path: /off/  # from test.conf:6\n        upstream: app\n        rewrite_location"
+        ),
+        "{y}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("test.conf:7") && w.contains("$nosuch")),
+        "{w:?}"
+    );
+    let cfg = crate::config::load_str(std::path::Path::new("g.yaml"), &y);
+    assert!(cfg.is_ok(), "{y}\n{:?}", cfg.err());
+    // nginx's implicit default, where the app sees the proxy_pass host.
+    let (y, _) = convert(
+        "server { server_name a.b;\n\
+         location /implicit/ { proxy_pass http://127.0.0.1:9000/v2/; }\n\
+         location /host/ { proxy_pass http://127.0.0.1:9000; proxy_set_header Host $host; } }",
+    );
+    assert!(y.contains("{from: \"http://127.0.0.1:9000/v2/\", to: \"/implicit/\"}  # nginx's implicit `proxy_redirect default`"), "{y}");
+    assert_eq!(y.matches("rewrite_location").count(), 1, "{y}");
 }

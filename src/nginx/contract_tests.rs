@@ -91,9 +91,23 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
             "intercept_errors",
             "access",
             "compress",
+            "rewrite_location",
         ],
         errs,
     );
+    if let Some(list) = v.get("rewrite_location") {
+        let rules_ok = list.as_array().is_some_and(|l| {
+            l.iter().all(|r| {
+                r.get("from").is_some_and(Value::is_string)
+                    && r.get("to").is_some_and(Value::is_string)
+            })
+        });
+        if !rules_ok {
+            errs.push(format!(
+                "{at}.rewrite_location: expected a list of {{from, to}}"
+            ));
+        }
+    }
     if let Some(e) = v.get("expires").and_then(Value::as_str)
         && let Err(why) = crate::plan::expires::parse(e)
     {

@@ -254,6 +254,8 @@ pub(crate) struct Target<'a> {
     pub tls: Option<UpTls>,
     /// nginx's `$proxy_host`: the Host it sends when none is set.
     pub proxy_host: String,
+    /// `rewrite_location:` rules (nginx `proxy_redirect`, explicit or implicit).
+    pub redirects: Vec<super::redirects::RedirectRule>,
 }
 
 /// TLS to an upstream (`proxy_pass https://` and `proxy_ssl_*`).

@@ -30,9 +30,6 @@ pub(crate) fn explain(d: &Directive) -> String {
     }
     let arg = d.arg0();
     let special = match name {
-        "proxy_redirect" if !matches!(arg, "off" | "default") => Some(
-            "greenlight does not rewrite the upstream's Location headers, so the upstream's own URLs reach the client",
-        ),
         "proxy_pass_request_headers" | "proxy_pass_request_body" if arg == "off" => {
             Some("greenlight always forwards request headers and bodies")
         }

@@ -207,6 +207,16 @@ pub(crate) fn route(
     if let Some(p) = &r.upstream_path {
         out.line(4, &format!("upstream_path: {}", quoted(p)), None);
     }
+    if let Some(t) = r.target.as_ref().filter(|t| !t.redirects.is_empty()) {
+        out.line(4, "rewrite_location:", None);
+        for w in &t.redirects {
+            out.line(
+                5,
+                &format!("- {{from: {}, to: {}}}", quoted(&w.from), quoted(&w.to)),
+                Some(&w.comment),
+            );
+        }
+    }
     if !r.rewrites.is_empty() {
         out.line(4, "rewrite:", None);
         for w in &r.rewrites {

@@ -104,6 +104,8 @@ pub(crate) struct Inherit<'a> {
     pub access: super::access::AccessInh<'a>,
     /// `gzip*`/`brotli*` in force (see `compress.rs`).
     pub gzip: super::compress::GzipIn<'a>,
+    /// `proxy_redirect` (a level with its own replaces the outer ones).
+    pub redirects: Level<'a>,
 }
 
 impl<'a> Inherit<'a> {
@@ -116,6 +118,7 @@ impl<'a> Inherit<'a> {
         c.real_ip.from = self.real_ip.from.child();
         c.rate = self.rate.child();
         c.access = self.access.child();
+        c.redirects = self.redirects.child();
         c
     }
 }
@@ -127,6 +130,7 @@ pub(crate) fn common<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut Inherit<
         || super::ratelimit::record(ctx, d, &mut inh.rate)
         || super::access::record(d, &mut inh.access)
         || super::compress::record(ctx, d, &mut inh.gzip)
+        || super::redirects::record(d, &mut inh.redirects)
     {
         return true;
     }

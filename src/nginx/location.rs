@@ -507,6 +507,7 @@ fn placeholder<'a>(
         hint: "app".to_string(),
         tls: None,
         proxy_host: String::new(),
+        redirects: Vec::new(),
     }
 }
 
@@ -650,8 +651,18 @@ fn proxy_target<'a>(
             80,
         ));
     };
-    let (authority, uri) = match rest.find('/') {
-        Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..)),
+    // `unix:/run/app.sock:/uri`: the socket path ends at the first ':'.
+    let split = match rest.strip_prefix("unix:") {
+        Some(path) => Some(5 + path.find(':').unwrap_or(path.len())),
+        None => rest.find('/'),
+    };
+    let (authority, uri) = match split {
+        Some(i) => (
+            rest.get(..i).unwrap_or(""),
+            rest.get(i..)
+                .map(|u| u.strip_prefix(':').unwrap_or(u))
+                .filter(|u| !u.is_empty()),
+        ),
         None => (rest, None),
     };
     let (authority, uri) = match authority.strip_suffix("$request_uri") {
@@ -659,11 +670,11 @@ fn proxy_target<'a>(
         None => (authority, uri),
     };
     let default_port = if https { 443 } else { 80 };
-    if authority.starts_with("unix:") {
+    if authority.starts_with("unix:") && https {
         let bad = BadAddr::new(
             None,
             rest,
-            "is a unix socket, which greenlight upstreams do not support (make the app listen on a TCP port)",
+            "is HTTPS over a unix socket, which greenlight does not speak (plain http://unix: is supported)",
         );
         return Some(placeholder(ctx, p, &url, bad, default_port));
     }
@@ -686,6 +697,10 @@ fn proxy_target<'a>(
             String::new(),
             defs.get(i).map(|u| u.name.clone()).unwrap_or_default(),
         ),
+        _ if authority.starts_with("unix:") => match addr::parse_unix_upstream(authority) {
+            Ok(a) => (TargetKey::Addr(a.clone()), a, "app".to_string()),
+            Err(bad) => return Some(placeholder(ctx, p, &url, bad, default_port)),
+        },
         _ => match addr::parse_upstream_addr(authority, default_port) {
             Ok(a) => (TargetKey::Addr(a.clone()), a.clone(), host_hint(&a)),
             Err(bad) => return Some(placeholder(ctx, p, &url, bad, default_port)),
@@ -715,7 +730,20 @@ fn proxy_target<'a>(
         Some(u) if u != loc_path => upstream_path = Some(u.to_string()),
         Some(_) => {}
     }
+    let host_set = inh
+        .proxy_headers
+        .list
+        .iter()
+        .any(|d| d.arg0().eq_ignore_ascii_case("host"));
+    let pass = super::redirects::PassUrl {
+        url: &url,
+        variable: raw.contains('$'),
+        has_uri: uri.is_some(),
+        location: if regex { "" } else { loc_path },
+    };
+    let redirects = super::redirects::rules(ctx, inh, &pass, host_set);
     Some(Target {
+        redirects,
         key,
         d: p,
         addr,
@@ -725,9 +753,14 @@ fn proxy_target<'a>(
         path_rewrite,
         hint,
         tls,
-        proxy_host: authority
-            .to_ascii_lowercase()
-            .trim_end_matches(if https { ":443" } else { ":80" })
-            .to_string(),
+        // nginx's `$proxy_host` for a unix socket is `localhost`.
+        proxy_host: if authority.starts_with("unix:") {
+            "localhost".to_string()
+        } else {
+            authority
+                .to_ascii_lowercase()
+                .trim_end_matches(if https { ":443" } else { ":80" })
+                .to_string()
+        },
     })
 }

@@ -51,6 +51,7 @@ mod parse;
 mod plain;
 mod ratelimit;
 mod realip;
+mod redirects;
 mod server;
 mod sites;
 mod table;

@@ -141,7 +141,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["upstream"],
         Setting,
-        "`upstreams.<name>`: `server` lines → pool `main` (`weight=` → `weight`, `backup` → `backup: true`, `down` left out, `max_fails`/`fail_timeout` → passive health: the values most servers share on the upstream, the others on their servers)",
+        "`upstreams.<name>`: `server` lines → pool `main` (`unix:/path` stays a unix socket server; `weight=` → `weight`, `backup` → `backup: true`, `down` left out, `max_fails`/`fail_timeout` → passive health: the values most servers share on the upstream, the others on their servers)",
     ),
     e(
         &["least_conn", "ip_hash", "hash"],
@@ -192,7 +192,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["proxy_pass"],
         Terminal,
-        "`upstream:` (an `upstream` block by name, else `host:port`); a URI part → `upstream_path` (replaces the location prefix, `/` strips it); `https://` → upstream `tls: true`; `$var` from `set` is resolved at import; without `proxy_set_header Host` the route sets `Host` to the `proxy_pass` host, like nginx (`$proxy_host`)",
+        "`upstream:` (an `upstream` block by name, else `host:port`; `http://unix:/x.sock[:/uri]` → a `unix:/x.sock` server, `Host: localhost` as nginx sends); a URI part → `upstream_path` (replaces the location prefix, `/` strips it); `https://` → upstream `tls: true`; `$var` from `set` is resolved at import; without `proxy_set_header Host` the route sets `Host` to the `proxy_pass` host, like nginx (`$proxy_host`)",
     ),
     e(
         &["return"],
@@ -299,8 +299,8 @@ pub(crate) const TABLE: &[Entry] = &[
     ),
     e(
         &["proxy_redirect"],
-        Note,
-        "greenlight does not rewrite the upstream's `Location` headers (`off`, or `default` with a `proxy_pass` without URI, change nothing); other forms are a warning",
+        Step,
+        "`rewrite_location:` on the route: `FROM TO` → `{from, to}` (`~regex`/`~*regex` kept, variables as in templates), `default` → the `proxy_pass` URL → the location prefix, written out (also nginx's implicit default, where the route sends the `proxy_pass` host as `Host`), `off` → no rules; inherited like nginx (a level with its own list replaces the outer one)",
     ),
     e(
         &["proxy_pass_request_headers", "proxy_pass_request_body"],

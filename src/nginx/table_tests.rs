@@ -39,7 +39,6 @@ fn no_directive_is_listed_twice() {
 #[test]
 fn messages_follow_the_table() {
     let by_argument = [
-        "proxy_redirect",
         "proxy_pass_request_headers",
         "proxy_pass_request_body",
         "proxy_cache_bypass",

@@ -164,30 +164,26 @@ pub(crate) fn upstream_def<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> UpstreamD
 /// Parses `server ADDRESS [params];` of an upstream block.
 fn upstream_server<'a>(ctx: &mut Ctx<'a>, c: &'a Directive) -> ServerLine<'a> {
     let raw = c.arg0();
-    let (addr, edit) = if raw.starts_with("unix:") {
-        let edit = format!(
-            "'{raw}' from {} is a unix socket, which greenlight upstreams do not support; make the app listen on a TCP port and put its host:port",
-            ctx.at(c)
-        );
-        ctx.warn(c, format!("upstream server '{raw}' is a unix socket, which greenlight does not support; a placeholder was emitted"));
-        (format!("{}:80", addr::EDIT_ME), Some(edit))
+    let parsed = if raw.starts_with("unix:") {
+        addr::parse_unix_upstream(raw)
     } else {
-        match addr::parse_upstream_addr(raw, 80) {
-            Ok(a) => (a, None),
-            Err(bad) => {
-                ctx.warn(
-                    c,
-                    format!(
-                        "upstream server {}; a placeholder was emitted",
-                        bad.reason()
-                    ),
-                );
-                let edit = format!(
-                    "{}; put the upstream's host:port",
-                    bad.reason_at(&ctx.at(c))
-                );
-                (bad.placeholder(), Some(edit))
-            }
+        addr::parse_upstream_addr(raw, 80)
+    };
+    let (addr, edit) = match parsed {
+        Ok(a) => (a, None),
+        Err(bad) => {
+            ctx.warn(
+                c,
+                format!(
+                    "upstream server {}; a placeholder was emitted",
+                    bad.reason()
+                ),
+            );
+            let edit = format!(
+                "{}; put the upstream's host:port",
+                bad.reason_at(&ctx.at(c))
+            );
+            (bad.placeholder(), Some(edit))
         }
     };
     let mut line = ServerLine {

@@ -29,6 +29,7 @@ pub mod limits;
 pub mod location;
 pub mod map;
 pub mod pattern;
+pub mod proxy_redirect;
 pub mod retry;
 pub mod rewrite;
 pub mod router;
@@ -157,6 +158,8 @@ pub enum Step {
     Access(access::Access),
     /// `compress:`: responses compressed on the way out, precompressed siblings.
     Compress(compress::Compress),
+    /// `rewrite_location:`: the upstream's `Location`/`Refresh` rewritten.
+    ProxyRedirect(std::sync::Arc<proxy_redirect::ProxyRedirect>),
 }
 
 /// What answers a request once the steps ran: exactly one per route.
@@ -251,6 +254,14 @@ impl Plan {
     pub fn error_pages(&self) -> Option<&std::sync::Arc<error_pages::ErrorPages>> {
         self.steps.iter().find_map(|s| match s {
             Step::ErrorPages(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// The `rewrite_location` rules, if any.
+    pub fn proxy_redirect(&self) -> Option<&std::sync::Arc<proxy_redirect::ProxyRedirect>> {
+        self.steps.iter().find_map(|s| match s {
+            Step::ProxyRedirect(r) => Some(r),
             _ => None,
         })
     }

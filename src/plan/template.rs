@@ -50,7 +50,7 @@ pub enum Var {
     LocationNamed(u8),
     /// A variable defined by a top-level `maps:` entry: its index there.
     Map(u16),
-    /// `$upstream_addr`: `ip:port` of the upstream server this request
+    /// `$upstream_addr`: `ip:port` (or `unix:/path`) of the upstream server this request
     /// went to (empty before one is chosen, and for answers greenlight
     /// makes itself).
     UpstreamAddr,

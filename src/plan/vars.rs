@@ -49,7 +49,7 @@ pub struct VarCx<'a> {
     /// The compiled `maps:` ([`Var::Map`] indexes into it).
     pub maps: &'a [super::map::VarMap],
     /// The upstream server chosen for the request, once there is one.
-    pub upstream_addr: Option<std::net::SocketAddr>,
+    pub upstream_addr: Option<&'a crate::upstream::addr::ServerAddr>,
 }
 
 impl<'a> VarCx<'a> {

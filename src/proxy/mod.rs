@@ -29,6 +29,7 @@ pub mod headers;
 mod limits;
 mod named;
 mod record;
+mod redirects;
 mod retry;
 mod steps;
 mod tunnel;
@@ -39,7 +40,8 @@ use crate::metrics::RouteMetrics;
 use crate::plan::router::{Decision, RouteInput};
 use crate::state::StateHandle;
 use crate::tls::SniName;
-use crate::upstream::conns::ConnId;
+use crate::upstream::addr::ServerAddr;
+use crate::upstream::conns::{ConnId, Local};
 use crate::upstream::{InflightGuard, Upstream};
 use answers::{error_body, error_kind, https_location, slash_location, status_for};
 use async_trait::async_trait;
@@ -494,7 +496,7 @@ impl ProxyHttp for GreenlightProxy {
                 "upstream '{}' pool '{}': connect to {} failed: {}{}",
                 ctx.upstream_name(),
                 ctx.pool_name(),
-                peer._address,
+                crate::upstream::addr::describe(&peer._address),
                 e.etype().as_str(),
                 if remaining {
                     "; trying the next server"
@@ -544,8 +546,8 @@ impl ProxyHttp for GreenlightProxy {
         let cached = digest.and_then(|d| d.socket_digest.as_ref()).and_then(|s| {
             Some(ConnId {
                 fd,
-                local: *s.local_addr()?.as_inet()?,
-                peer: *s.peer_addr()?.as_inet()?,
+                local: Local::Inet(*s.local_addr()?.as_inet()?),
+                peer: ServerAddr::Inet(*s.peer_addr()?.as_inet()?),
             })
         });
         if let (Some(guard), Some(conn)) =
@@ -625,6 +627,7 @@ impl ProxyHttp for GreenlightProxy {
             ctx.websocket_gauge = ctx.route_metrics().map(RouteMetrics::websocket_opened);
         }
         headers::strip_response_hop_by_hop(upstream_response);
+        redirects::apply(session, upstream_response, ctx)?;
         headers::fold_content_length(upstream_response)
     }
 

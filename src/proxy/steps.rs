@@ -82,7 +82,7 @@ pub(super) fn var_cx<'a>(
             .as_ref()
             .zip(ctx.server_idx)
             .and_then(|(p, i)| p.servers().get(i))
-            .map(|s| s.addr),
+            .map(|s| &s.addr),
         ..VarCx::of_request(req)
     };
     if let Some(st) = ctx.steps.as_deref() {

@@ -178,11 +178,14 @@ impl Balancer {
             Balance::IpHash | Balance::Hash(_) => {
                 let buckets: Vec<Bucket> = primaries
                     .iter()
-                    .map(|&i| Bucket::new(servers[i].addr, servers[i].weight))
+                    .map(|&i| Bucket::new(servers[i].addr.ring_addr(), servers[i].weight))
                     .collect();
                 Method::Ring {
                     ring: Continuum::new(&buckets),
-                    nodes: primaries.iter().map(|&i| (servers[i].addr, i)).collect(),
+                    nodes: primaries
+                        .iter()
+                        .map(|&i| (servers[i].addr.ring_addr(), i))
+                        .collect(),
                     hash: match balance {
                         Balance::Hash(h) => Some(h.clone()),
                         _ => None,

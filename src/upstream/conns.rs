@@ -15,7 +15,9 @@
 //! entry therefore records the connection's local and peer address, and a
 //! socket is only shut down if the descriptor *still* has exactly those two
 //! addresses — the local ephemeral port makes the pair unique to that one
-//! connection. Nothing is ever closed (the descriptor stays Pingora's); only
+//! connection. A unix socket connection has no local name; its socket's
+//! inode number (unique among open sockets) stands in for the local address,
+//! and its peer is the server's socket path. Nothing is ever closed (the descriptor stays Pingora's); only
 //! `shutdown` is called, which cannot invalidate anyone's descriptor.
 //!
 //! A WebSocket that greenlight's own tunnel task carries (`proxy/tunnel.rs`)
@@ -24,6 +26,7 @@
 //! `shutdown(2)` would send the FIN first). A second kill of the same request
 //! (the shutdown timeout after a drain) shuts the socket down regardless.
 
+use super::addr::ServerAddr;
 use nix::sys::socket::{Shutdown, SockaddrStorage, getpeername, getsockname, shutdown};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,24 +34,42 @@ use std::os::unix::io::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// One upstream TCP connection, identified beyond its descriptor number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One upstream connection, identified beyond its descriptor number.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnId {
     /// Descriptor (owned by Pingora).
     pub fd: RawFd,
-    /// Our side's address.
-    pub local: SocketAddr,
-    /// The server's address.
-    pub peer: SocketAddr,
+    /// Our side.
+    pub local: Local,
+    /// The server's address (a unix socket's path).
+    pub peer: ServerAddr,
+}
+
+/// Our end of an upstream connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Local {
+    /// A TCP connection's local address (the ephemeral port makes it unique).
+    Inet(SocketAddr),
+    /// A unix socket connection: the socket's inode number.
+    Unix(u64),
 }
 
 impl ConnId {
     /// Reads the addresses of a connected socket.
     pub fn of_fd(fd: RawFd) -> Option<ConnId> {
+        let peer = getpeername::<SockaddrStorage>(fd).ok()?;
+        if let Some(path) = peer.as_unix_addr().and_then(|u| u.path()) {
+            let ino = socket_inode(fd)?;
+            return Some(ConnId {
+                fd,
+                local: Local::Unix(ino),
+                peer: ServerAddr::Unix(path.to_path_buf()),
+            });
+        }
         Some(ConnId {
             fd,
-            local: to_std(getsockname::<SockaddrStorage>(fd).ok()?)?,
-            peer: to_std(getpeername::<SockaddrStorage>(fd).ok()?)?,
+            local: Local::Inet(to_std(getsockname::<SockaddrStorage>(fd).ok()?)?),
+            peer: ServerAddr::Inet(to_std(peer)?),
         })
     }
 
@@ -61,6 +82,17 @@ impl ConnId {
     pub fn shutdown(&self) -> bool {
         self.still_valid() && shutdown(self.fd, Shutdown::Both).is_ok()
     }
+}
+
+/// The inode number of socket `fd`, from `/proc/self/fd` (`socket:[N]`):
+/// `fstat` would need an unsafe borrow of a descriptor Pingora owns.
+fn socket_inode(fd: RawFd) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 fn to_std(s: SockaddrStorage) -> Option<SocketAddr> {
@@ -112,7 +144,7 @@ struct Table {
     /// Guard ids whose connection is an upgraded tunnel (WebSocket).
     tunnels: std::collections::HashSet<u64, IdHash>,
     /// Every connection opened for this pool (idle ones included).
-    known: HashMap<(SocketAddr, SocketAddr), RawFd>,
+    known: HashMap<(Local, ServerAddr), RawFd>,
 }
 
 /// The connection registry of one pool.
@@ -196,7 +228,7 @@ impl ConnRegistry {
         let kill = DrainKill::default();
         let mut t = self.lock();
         if !reused {
-            t.known.insert((conn.local, conn.peer), conn.fd);
+            t.known.insert((conn.local, conn.peer.clone()), conn.fd);
         }
         if !reused && t.known.len() > PRUNE_AT {
             t.known.retain(|(local, peer), fd| {
@@ -235,7 +267,7 @@ impl ConnRegistry {
     }
 
     /// Requests in flight on connections to any of `servers`.
-    pub fn inflight_to(&self, servers: &[SocketAddr]) -> usize {
+    pub fn inflight_to(&self, servers: &[ServerAddr]) -> usize {
         self.lock()
             .inflight
             .values()
@@ -244,7 +276,7 @@ impl ConnRegistry {
     }
 
     /// Ends the in-flight requests to any of `servers`; returns how many.
-    pub fn kill_inflight_to(&self, servers: &[SocketAddr]) -> usize {
+    pub fn kill_inflight_to(&self, servers: &[ServerAddr]) -> usize {
         let victims: Vec<(ConnId, DrainKill)> = self
             .lock()
             .inflight
@@ -257,13 +289,13 @@ impl ConnRegistry {
 
     /// Shuts down the idle known connections to any of `servers` (servers a
     /// reload removed, once nothing is in flight on them); returns how many.
-    pub fn close_idle_to(&self, servers: &[SocketAddr]) -> usize {
+    pub fn close_idle_to(&self, servers: &[ServerAddr]) -> usize {
         let idle: Vec<ConnId> = {
             let mut t = self.lock();
-            let busy: Vec<(SocketAddr, SocketAddr)> = t
+            let busy: Vec<(Local, ServerAddr)> = t
                 .inflight
                 .values()
-                .map(|(c, _)| (c.local, c.peer))
+                .map(|(c, _)| (c.local, c.peer.clone()))
                 .collect();
             let picked: Vec<ConnId> = t
                 .known
@@ -272,11 +304,11 @@ impl ConnRegistry {
                 .map(|((local, peer), fd)| ConnId {
                     fd: *fd,
                     local: *local,
-                    peer: *peer,
+                    peer: peer.clone(),
                 })
                 .collect();
             for c in &picked {
-                t.known.remove(&(c.local, c.peer));
+                t.known.remove(&(c.local, c.peer.clone()));
             }
             picked
         };
@@ -309,14 +341,14 @@ impl ConnRegistry {
     /// Shuts down every remaining known connection (the pool is drained, so
     /// these are idle keep-alive sockets); returns how many.
     pub fn close_idle(&self) -> usize {
-        let known: Vec<((SocketAddr, SocketAddr), RawFd)> = self.lock().known.drain().collect();
+        let known: Vec<((Local, ServerAddr), RawFd)> = self.lock().known.drain().collect();
         known
             .into_iter()
             .filter(|((local, peer), fd)| {
                 ConnId {
                     fd: *fd,
                     local: *local,
-                    peer: *peer,
+                    peer: peer.clone(),
                 }
                 .shutdown()
             })
@@ -337,7 +369,7 @@ mod tests {
         let (mut accepted, _) = server.accept().expect("accept");
         let id = ConnId::of_fd(client.as_raw_fd()).expect("id");
         let reg = ConnRegistry::default();
-        let kill = reg.attach(1, id, false);
+        let kill = reg.attach(1, id.clone(), false);
         assert_eq!(reg.kill_inflight(), 1);
         assert!(kill.is_killed());
         let mut buf = [0u8; 1];
@@ -348,9 +380,40 @@ mod tests {
         let stale = ConnId {
             fd: other.as_raw_fd(),
             local: id.local,
-            peer: id.peer,
+            peer: id.peer.clone(),
         };
         assert!(!stale.shutdown());
+    }
+
+    #[test]
+    fn unix_socket_connections_are_told_apart_by_inode() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("app.sock");
+        let server = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let client = std::os::unix::net::UnixStream::connect(&path).expect("c");
+        let (mut accepted, _) = server.accept().expect("accept");
+        let id = ConnId::of_fd(client.as_raw_fd()).expect("id");
+        assert_eq!(id.peer, ServerAddr::Unix(path.clone()));
+        let other = std::os::unix::net::UnixStream::connect(&path).expect("c2");
+        let (mut accepted2, _) = server.accept().expect("accept2");
+        let other_id = ConnId::of_fd(other.as_raw_fd()).expect("id2");
+        assert_ne!(id.local, other_id.local, "two connections, two inodes");
+        // The entry of `client` used with `other`'s descriptor number: left alone.
+        let stale = ConnId {
+            fd: other.as_raw_fd(),
+            ..id.clone()
+        };
+        assert!(!stale.shutdown());
+        accepted2
+            .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .expect("timeout");
+        let mut buf = [0u8; 1];
+        assert!(accepted2.read(&mut buf).is_err(), "still open");
+        let reg = ConnRegistry::default();
+        reg.attach(1, id, false);
+        assert_eq!(reg.inflight_to(&[ServerAddr::Unix(path)]), 1);
+        assert_eq!(reg.kill_inflight(), 1);
+        assert_eq!(accepted.read(&mut buf).expect("eof"), 0, "peer saw FIN");
     }
 
     #[tokio::test]

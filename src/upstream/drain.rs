@@ -22,11 +22,11 @@
 //! rebuilt because a setting changed) drains just those servers
 //! ([`DrainScope::Servers`]): requests on the servers it keeps are not touched.
 
+use super::addr::ServerAddr;
 use super::{DrainScope, DrainTicket, Pool};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -127,9 +127,9 @@ async fn drain_pool(pool: Arc<Pool>, epoch: u64, deadline: Instant) -> bool {
 /// waits (on the registry's change notification, with the deadline) until
 /// none of their connections carries a request, ends what is left at the
 /// deadline, then closes greenlight's idle connections to them.
-async fn drain_servers(pool: Arc<Pool>, servers: Vec<(String, SocketAddr)>, deadline: Instant) {
+async fn drain_servers(pool: Arc<Pool>, servers: Vec<(String, ServerAddr)>, deadline: Instant) {
     let started = Instant::now();
-    let addrs: Vec<SocketAddr> = servers.iter().map(|(_, a)| *a).collect();
+    let addrs: Vec<ServerAddr> = servers.iter().map(|(_, a)| a.clone()).collect();
     let labels = servers
         .iter()
         .map(|(l, _)| l.as_str())
@@ -140,11 +140,11 @@ async fn drain_servers(pool: Arc<Pool>, servers: Vec<(String, SocketAddr)>, dead
     let _watching = conns.watch();
     let mut killed = false;
     // Servers a later reload put back are no longer this drain's.
-    let still_removed = || -> Vec<SocketAddr> {
+    let still_removed = || -> Vec<ServerAddr> {
         addrs
             .iter()
-            .copied()
-            .filter(|a| pool.is_removed(*a))
+            .filter(|a| pool.is_removed(a))
+            .cloned()
             .collect()
     };
     loop {

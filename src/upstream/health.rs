@@ -17,12 +17,12 @@
 //! A server is used when it is up by both measures. A pool whose servers are
 //! all down answers 503 at once instead of waiting on connect timeouts.
 
+use super::addr::{ServerAddr, Stream};
 use crate::config::model::HealthConfig;
 use crate::state::StateHandle;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -153,26 +153,30 @@ pub struct CheckTls<'a> {
 /// One active check: `GET path` must answer a status in the expected range
 /// within the timeout; over TLS when `tls` is given. `Err` says why not, for logs.
 pub async fn check(
-    addr: SocketAddr,
+    addr: &ServerAddr,
     cfg: &HealthConfig,
     tls: Option<CheckTls<'_>>,
 ) -> Result<u16, String> {
     let work = async {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let host = match &tls {
-            Some(t) => t.name.to_str().into_owned(),
-            None => addr.to_string(),
+        let conn = addr.connect().await.map_err(|e| format!("connect: {e}"))?;
+        // nginx sends `Host: localhost` over a unix socket (`$proxy_host`);
+        // the check does the same, as an app's allowed-hosts list has it.
+        let host = match (&tls, addr) {
+            (Some(t), _) => t.name.to_str().into_owned(),
+            (None, ServerAddr::Unix(_)) => "localhost".to_string(),
+            (None, ServerAddr::Inet(a)) => a.to_string(),
         };
-        let mut s: Box<dyn Io> = match tls {
-            None => Box::new(tcp),
-            Some(t) => Box::new(
+        let mut s: Box<dyn Io> = match (tls, conn) {
+            (None, Stream::Tcp(tcp)) => Box::new(tcp),
+            (None, Stream::Unix(unix)) => Box::new(unix),
+            (Some(t), Stream::Tcp(tcp)) => Box::new(
                 t.connector
                     .connect(t.name, tcp)
                     .await
                     .map_err(|e| format!("TLS handshake: {e}"))?,
             ),
+            // Validation refuses `tls: true` with unix socket servers.
+            (Some(_), Stream::Unix(_)) => return Err("TLS over a unix socket".to_string()),
         };
         let req = format!(
             "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: greenlight-health\r\nConnection: close\r\n\r\n",
@@ -224,11 +228,11 @@ pub async fn check_server(
                     connector: &t.health,
                     name,
                 };
-                check(server.addr, cfg, Some(tls)).await
+                check(&server.addr, cfg, Some(tls)).await
             }
             Err(e) => Err(format!("server name '{name}': {e}")),
         },
-        _ => check(server.addr, cfg, None).await,
+        _ => check(&server.addr, cfg, None).await,
     }
 }
 

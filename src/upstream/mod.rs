@@ -15,6 +15,7 @@
 //! WebSocket tunnel); dropping it decrements the count and wakes anyone
 //! waiting for the pool to become empty. Nothing here does I/O.
 
+pub mod addr;
 pub mod balance;
 pub mod conns;
 pub mod drain;
@@ -22,9 +23,9 @@ pub mod health;
 pub mod tls;
 
 use crate::config::model::{PoolConfig, UpstreamConfig};
+use addr::ServerAddr;
 use conns::{ConnId, ConnRegistry, DrainKill};
 use pingora::upstreams::peer::HttpPeer;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -89,7 +90,7 @@ pub enum DrainScope {
         epoch: u64,
     },
     /// Only these servers, which a reload removed from a pool that goes on.
-    Servers(Vec<(String, SocketAddr)>),
+    Servers(Vec<(String, ServerAddr)>),
 }
 
 /// A drain to run: handed from `StateHandle::apply` to the drain service.
@@ -109,7 +110,7 @@ pub struct RemovedServer {
     /// As it was written in the config.
     pub label: String,
     /// Its address.
-    pub addr: SocketAddr,
+    pub addr: ServerAddr,
     /// When its drain must end.
     pub deadline: SystemTime,
 }
@@ -119,8 +120,8 @@ pub struct RemovedServer {
 pub struct Server {
     /// As written in the config (`localhost:8082`).
     pub label: String,
-    /// Resolved address.
-    pub addr: std::net::SocketAddr,
+    /// Resolved address, or a unix socket path.
+    pub addr: ServerAddr,
     /// Active and passive health (kept across rebuilds of the pool).
     pub health: Arc<health::ServerHealth>,
     /// Relative share of requests (`weight`).
@@ -263,7 +264,7 @@ impl Pool {
             .map(|s| {
                 let mut peer = match &tls {
                     Some(t) => t.peer(s),
-                    None => HttpPeer::new(s.addr, false, String::new()),
+                    None => plain_peer(&s.addr),
                 };
                 peer.options.connection_timeout = Some(upstream.connect_timeout);
                 peer.options.read_timeout = Some(upstream.read_timeout);
@@ -272,7 +273,7 @@ impl Pool {
                 let kept = old.iter().find(|o| o.addr == s.addr && o.label == s.label);
                 Server {
                     label: s.label.clone(),
-                    addr: s.addr,
+                    addr: s.addr.clone(),
                     health: kept.map_or_else(Default::default, |o| o.health.clone()),
                     busy: kept.map_or_else(Default::default, |o| o.busy.clone()),
                     weight: s.weight,
@@ -316,11 +317,11 @@ impl Pool {
 
     /// The servers of `old` (an earlier build of this pool) that this build
     /// no longer has.
-    pub fn removed_since(&self, old: &Pool) -> Vec<(String, SocketAddr)> {
+    pub fn removed_since(&self, old: &Pool) -> Vec<(String, ServerAddr)> {
         old.servers
             .iter()
             .filter(|o| !self.servers.iter().any(|s| s.addr == o.addr))
-            .map(|o| (o.label.clone(), o.addr))
+            .map(|o| (o.label.clone(), o.addr.clone()))
             .collect()
     }
 
@@ -331,18 +332,18 @@ impl Pool {
 
     /// True while `addr` is listed as removed and draining (a later reload
     /// may have put it back, which ends its drain).
-    pub fn is_removed(&self, addr: SocketAddr) -> bool {
-        lock(&self.core.removed).iter().any(|r| r.addr == addr)
+    pub fn is_removed(&self, addr: &ServerAddr) -> bool {
+        lock(&self.core.removed).iter().any(|r| r.addr == *addr)
     }
 
     /// Records (or, with `None`, forgets) the drain of removed servers.
-    pub fn set_removed(&self, servers: &[(String, SocketAddr)], deadline: Option<SystemTime>) {
+    pub fn set_removed(&self, servers: &[(String, ServerAddr)], deadline: Option<SystemTime>) {
         let mut r = lock(&self.core.removed);
         r.retain(|x| !servers.iter().any(|(_, a)| *a == x.addr));
         if let Some(deadline) = deadline {
             r.extend(servers.iter().map(|(label, addr)| RemovedServer {
                 label: label.clone(),
-                addr: *addr,
+                addr: addr.clone(),
                 deadline,
             }));
         }
@@ -494,6 +495,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The peer of a plain-HTTP server: TCP, or a unix socket.
+fn plain_peer(addr: &ServerAddr) -> HttpPeer {
+    let inet = |a: std::net::SocketAddr| HttpPeer::new(a, false, String::new());
+    match addr {
+        ServerAddr::Inet(a) => inet(*a),
+        ServerAddr::Unix(path) => {
+            match HttpPeer::new_uds(&path.to_string_lossy(), false, String::new()) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Validation keeps paths absolute and short enough, so
+                    // this is not expected; the unconnectable peer makes
+                    // each request a 502 rather than a panic.
+                    log::error!("unix socket server {addr}: {e}");
+                    inet(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+                }
+            }
+        }
+    }
+}
+
 fn timeouts(u: &UpstreamConfig) -> [Duration; 3] {
     [u.connect_timeout, u.read_timeout, u.write_timeout]
 }
@@ -634,7 +655,7 @@ mod tests {
                     .iter()
                     .map(|(s, weight, backup)| ServerConfig {
                         label: s.to_string(),
-                        addr: s.parse().expect("addr"),
+                        addr: addr::ServerAddr::Inet(s.parse().expect("addr")),
                         weight: *weight,
                         backup: *backup,
                         max_fails: None,

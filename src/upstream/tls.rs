@@ -15,6 +15,7 @@
 //! `http/1.1` by ALPN; WebSocket upgrades always offer HTTP/1.1 only.
 
 use crate::config::model::{CaCerts, ServerConfig, UpstreamTls};
+use crate::upstream::addr::ServerAddr;
 use pingora::protocols::ALPN;
 use pingora::tls::{
     CertificateDer, ClientConfig, DigitallySignedStruct, HandshakeSignatureValid, RootCertStore,
@@ -70,7 +71,12 @@ impl PoolTls {
 
     /// A peer for `server`, with verification, CA and ALPN set.
     pub fn peer(&self, server: &ServerConfig) -> HttpPeer {
-        let mut peer = HttpPeer::new(server.addr, true, self.server_name(server));
+        // Validation refuses `tls: true` with a unix socket server.
+        let addr = match &server.addr {
+            ServerAddr::Inet(a) => *a,
+            ServerAddr::Unix(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let mut peer = HttpPeer::new(addr, true, self.server_name(server));
         let o = &mut peer.options;
         o.verify_cert = self.config.verify;
         o.verify_hostname = self.config.verify;

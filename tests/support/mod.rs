@@ -70,6 +70,30 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncIo for T {}
 /// A type-erased [`AsyncIo`] stream.
 pub type BoxedIo = Box<dyn AsyncIo>;
 
+/// Where a test server listens: a TCP port, or a unix socket (an app behind
+/// `unix:/path`, as gunicorn is run).
+pub enum AnyListener {
+    /// `127.0.0.1:port`.
+    Tcp(tokio::net::TcpListener),
+    /// A socket file.
+    Unix(tokio::net::UnixListener),
+}
+
+impl AnyListener {
+    /// The next connection, like [`accept`] (cancel-safe).
+    pub async fn accept(&self) -> BoxedIo {
+        match self {
+            AnyListener::Tcp(l) => Box::new(accept(l).await),
+            AnyListener::Unix(l) => loop {
+                match l.accept().await {
+                    Ok((s, _)) => return Box::new(s),
+                    Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+                }
+            },
+        }
+    }
+}
+
 /// The next connection `listener` accepts, for the test servers' accept
 /// loops. An accept error (out of descriptors, say) is waited out for a
 /// [`POLL_INTERVAL`] instead of retried at once, which would spin.

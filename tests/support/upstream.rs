@@ -13,6 +13,7 @@
 //! | `/bytes?n=N`         | N bytes of `abc…xyzabc…` (Content-Length framed)         |
 //! | `/chunked?n=N&chunk=M` | N pattern bytes sent chunked, M bytes per chunk (default 1000) |
 //! | `/close`             | JSON echo with `Connection: close`, then closes          |
+//! | `ANY?reply_status=NNN` | status NNN with the JSON echo, on any path             |
 //! | anything else        | `200` JSON echo                                          |
 //!
 //! Every response carries `x-upstream: <name>`, plus one header line per
@@ -37,7 +38,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use super::http1::{self, BodyKind};
-use super::{AsyncIo, BoxedIo, deadline_in, wait_until_async};
+use super::{AnyListener, AsyncIo, BoxedIo, deadline_in, wait_until_async};
 
 /// One request as received by an [`HttpUpstream`].
 #[derive(Debug, Clone)]
@@ -128,6 +129,24 @@ impl HttpUpstream {
             .await
             .expect("bind upstream on 127.0.0.1");
         let addr = listener.local_addr().expect("upstream local_addr");
+        Self::spawn_listener(name, tls, AnyListener::Tcp(listener), addr)
+    }
+
+    /// Starts a plain-HTTP upstream listening on the unix socket `path`
+    /// (its [`addr`](Self::addr) is then `0.0.0.0:0`, meaningless). Stopping
+    /// it leaves the socket file in place, as a crashed app does.
+    pub async fn start_unix(name: &str, path: &std::path::Path) -> HttpUpstream {
+        let listener = tokio::net::UnixListener::bind(path).expect("bind upstream unix socket");
+        let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self::spawn_listener(name, None, AnyListener::Unix(listener), addr)
+    }
+
+    fn spawn_listener(
+        name: &str,
+        tls: Option<TlsAcceptor>,
+        listener: AnyListener,
+        addr: SocketAddr,
+    ) -> HttpUpstream {
         let shared = Arc::new(Shared::default());
         let task = tokio::spawn(accept_loop(listener, name.to_string(), shared.clone(), tls));
         HttpUpstream {
@@ -221,7 +240,7 @@ impl Drop for HttpUpstream {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener: AnyListener,
     name: String,
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
@@ -229,7 +248,7 @@ async fn accept_loop(
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            tcp = crate::support::accept(&listener) => {
+            tcp = listener.accept() => {
                 let conn_id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                 shared.open.fetch_add(1, Ordering::SeqCst);
                 let guard = OpenGuard(shared.clone());
@@ -298,6 +317,13 @@ fn route(target: &str) -> Action {
             chunk: query_param(query, "chunk").unwrap_or(1000),
         },
         "/close" => Action::Close,
+        // `?reply_status=NNN` on any path (one `upstream_path` may not strip).
+        _ if query_param(query, "reply_status").is_some_and(|s| (200..=599).contains(&s)) => {
+            Action::Echo {
+                status: query_param(query, "reply_status").unwrap_or(200) as u16,
+                delay: None,
+            }
+        }
         _ => match path
             .strip_prefix("/status/")
             .and_then(|s| s.parse::<u16>().ok())

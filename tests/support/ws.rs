@@ -36,7 +36,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::tls::{NegotiatedInfo, client_config, tls_connect_with};
-use super::{BoxedIo, IO_TIMEOUT, deadline_in, io_err, timed, timed_for, wait_until_async};
+use super::{
+    AnyListener, BoxedIo, IO_TIMEOUT, deadline_in, io_err, timed, timed_for, wait_until_async,
+};
 
 /// One WebSocket handshake as received by a [`WsUpstream`].
 #[derive(Debug, Clone)]
@@ -101,6 +103,23 @@ impl WsUpstream {
             .await
             .expect("bind ws upstream on 127.0.0.1:0");
         let addr = listener.local_addr().expect("ws upstream local_addr");
+        Self::spawn_listener(name, tls, AnyListener::Tcp(listener), addr)
+    }
+
+    /// Starts a plain echo upstream on the unix socket `path` (its
+    /// [`addr`](Self::addr) is then `0.0.0.0:0`).
+    pub async fn start_unix(name: &str, path: &std::path::Path) -> WsUpstream {
+        let listener = tokio::net::UnixListener::bind(path).expect("bind ws unix socket");
+        let addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self::spawn_listener(name, None, AnyListener::Unix(listener), addr)
+    }
+
+    fn spawn_listener(
+        name: &str,
+        tls: Option<TlsAcceptor>,
+        listener: AnyListener,
+        addr: SocketAddr,
+    ) -> WsUpstream {
         let shared = Arc::new(WsShared::default());
         let (close_tx, close_rx) = watch::channel(1000);
         let task = tokio::spawn(accept_loop(
@@ -183,7 +202,7 @@ impl Drop for WsUpstream {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    listener: AnyListener,
     name: String,
     shared: Arc<WsShared>,
     tls: Option<TlsAcceptor>,
@@ -192,7 +211,7 @@ async fn accept_loop(
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            tcp = crate::support::accept(&listener) => {
+            tcp = listener.accept() => {
                 let conn_id = shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
                 let (name, shared, tls) = (name.clone(), shared.clone(), tls.clone());
                 let mut close_rx = close_rx.clone();
