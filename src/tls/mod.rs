@@ -9,6 +9,8 @@
 //! one rustls `ServerConfig` per listener lives for the whole process (session
 //! tickets stay valid across swaps). Nothing here runs per request.
 
+pub mod client_auth;
+pub mod client_cert;
 pub mod handshake;
 mod load;
 pub(crate) mod selfsigned;
