@@ -312,6 +312,42 @@ mod tests {
     }
 
     #[test]
+    fn variables_read_the_request_verdict_and_none_where_nothing_was_asked() {
+        use super::super::client_auth::Verdict;
+        let der = cert(&[(DnType::CommonName, "bob")], &[0x42]);
+        let peer = PeerCert::new(std::slice::from_ref(&der)).map(Arc::new);
+        let vars = ClientVars {
+            peer,
+            verdict: Verdict::Failed("certificate has expired"),
+        };
+        let read = |name: &str, vars: Option<&ClientVars>| {
+            let mut out = String::new();
+            SslClientVar::from_name(name)
+                .expect("known")
+                .write(vars, &mut out);
+            out
+        };
+        assert_eq!(
+            read("ssl_client_verify", Some(&vars)),
+            "FAILED:certificate has expired"
+        );
+        assert_eq!(read("ssl_client_s_dn", Some(&vars)), "CN=bob");
+        assert_eq!(read("ssl_client_i_dn", Some(&vars)), "CN=bob");
+        assert_eq!(read("ssl_client_serial", Some(&vars)), "42");
+        assert_eq!(read("ssl_client_fingerprint", Some(&vars)).len(), 40);
+        assert!(read("ssl_client_escaped_cert", Some(&vars)).starts_with("-----BEGIN%20"));
+        assert_eq!(read("ssl_client_verify", None), "NONE");
+        assert_eq!(read("ssl_client_s_dn", None), "");
+        assert!(SslClientVar::from_name("ssl_client_raw_cert").is_none());
+        // Templates know them (and the importer asks templates).
+        let t = crate::plan::template::Template::parse(
+            "$ssl_client_verify/$ssl_client_s_dn",
+            &Default::default(),
+        );
+        assert!(t.is_ok(), "{t:?}");
+    }
+
+    #[test]
     fn serials_and_values_outside_printable_ascii() {
         assert_eq!(serial_hex(&[0x01, 0x02]), "0102");
         assert_eq!(serial_hex(&[0x00]), "00");
