@@ -221,6 +221,31 @@ async fn a_certificate_from_the_sites_ca_passes_over_h1_and_h2_and_the_app_sees_
     let serial = openssl_x509(&alice.cert_path, &["-serial"]);
     assert_eq!(seen.header("x-serial"), Some(serial.as_str()));
 
+    // A resumed TLS session (same client config, TLS 1.3 ticket) still
+    // carries the certificate.
+    let config = client(&f.site.ca, Some(&alice), &["http/1.1"]);
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let tcp = tokio::net::TcpStream::connect(f.site.https)
+            .await
+            .expect("tcp");
+        let name = rustls::pki_types::ServerName::try_from("mtls.test").expect("name");
+        let tls = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name, tcp)
+            .await
+            .expect("TLS");
+        kinds.push(tls.get_ref().1.handshake_kind());
+        let mut c = H1Conn::from_stream(tls);
+        let r = c.get("/", "mtls.test").await.expect("response");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(f.last_seen().header("x-verify"), Some("SUCCESS"));
+    }
+    assert_eq!(
+        kinds[1],
+        Some(rustls::HandshakeKind::Resumed),
+        "the second session was resumed: {kinds:?}"
+    );
+
     // h2: several streams on one connection, judged once, all passed.
     let config = client(&f.site.ca, Some(&alice), &["h2"]);
     let mut c = H2Conn::connect_with(f.site.https, "mtls.test", config)
