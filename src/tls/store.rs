@@ -4,7 +4,8 @@
 //! lookups are lock-free; [`CertStore::swap`] replaces the whole map at once
 //! (reload, renewal) without touching open connections. [`SniCapture`] records
 //! the SNI a connection used, so the proxy can tell a Host header that does not
-//! belong to the connection's certificate (421, RFC 9110 §15.5.20).
+//! belong to the connection's certificate (421, RFC 9110 §15.5.20), and the
+//! client certificate it sent when asked (`client_auth:`).
 
 use super::{CertInfo, LoadedCert, ensure_self_signed, load_pem_pair};
 use crate::config::Config;
