@@ -482,3 +482,63 @@ async fn no_certificate_is_asked_until_a_site_wants_one_and_a_broken_ca_keeps_th
     assert_eq!(f.h1("mtls.test", Some(&alice)).await.status, 200);
     assert_eq!(f.h1("mtls.test", None).await.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_certificate_pinned_in_the_ca_file_passes_like_in_nginx() {
+    let mut f = Fixture::start(true).await;
+    // What an nginx user makes for one client and lists in
+    // ssl_client_certificate: `openssl req -x509` (CA:TRUE, self-signed).
+    let dir = f.clients.dir.path();
+    let (crt, key) = (dir.join("pinned.crt"), dir.join("pinned.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=pinned client", "-days", "2"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{out:?}");
+    let pinned = ClientCert {
+        cert_pem: std::fs::read_to_string(&crt).expect("crt"),
+        key_pem: std::fs::read_to_string(&key).expect("key"),
+        cert_path: crt,
+        key_path: key,
+    };
+    assert_eq!(
+        f.h1("mtls.test", Some(&pinned)).await.status,
+        400,
+        "not listed yet"
+    );
+    let mut ca = std::fs::read_to_string(f.clients.path()).expect("ca");
+    ca.push_str(&pinned.cert_pem);
+    std::fs::write(f.clients.path(), ca).expect("write");
+    let mark = f.site.proxy.log_mark();
+    f.site.proxy.signal("HUP").expect("hup");
+    assert!(
+        f.site
+            .proxy
+            .wait_for_stderr_after(mark, "configuration reloaded", IO_TIMEOUT)
+            .await,
+        "{}",
+        f.site.proxy.stderr()
+    );
+    let r = f.h1("mtls.test", Some(&pinned)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = f.last_seen();
+    assert_eq!(seen.header("x-verify"), Some("SUCCESS"));
+    assert_eq!(seen.header("x-dn"), Some("CN=pinned client"));
+    // The CA's own clients still pass.
+    let alice = f.clients.issue("alice");
+    assert_eq!(f.h1("mtls.test", Some(&alice)).await.status, 200);
+    assert!(pinned.cert_path.exists() && pinned.key_path.exists());
+}

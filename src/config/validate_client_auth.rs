@@ -50,12 +50,12 @@ pub(super) fn client_auth(
     let depth = match c.value.depth.as_ref() {
         None => DEFAULT_DEPTH,
         Some(d) => match d.value.0.trim().parse::<u8>() {
-            Ok(n) if n >= 1 => n,
+            Ok(n) => n,
             _ => {
                 ds.error(
                     pos(d),
-                    format!("depth '{}' is not a number from 1 to 255", d.value.0),
-                    "give how many CA certificates may stand above the client's: 1 = issued directly by a CA of `ca:`",
+                    format!("depth '{}' is not a number from 0 to 255", d.value.0),
+                    "give how many CA certificates may stand above the client's: 1 = issued directly by a CA of `ca:`, 0 = only certificates the `ca:` file holds itself",
                 );
                 return None;
             }
@@ -145,8 +145,8 @@ mod tests {
                 "verify 'sometimes' is not known",
             ),
             (
-                format!("{{ca: {ca}, depth: 0}}"),
-                "depth '0' is not a number",
+                format!("{{ca: {ca}, depth: 256}}"),
+                "depth '256' is not a number",
             ),
             (format!("{{ca: {ca}, dept: 2}}"), "unknown field `dept`"),
         ];

@@ -58,6 +58,9 @@ pub struct CaRoots {
     anchors: Vec<TrustAnchor<'static>>,
     /// Their subjects, sent to clients as the acceptable CA names.
     subjects: Vec<DistinguishedName>,
+    /// The certificates themselves: a client may present one of them
+    /// (a pinned self-signed certificate), which OpenSSL trusts as is.
+    certs: Vec<CertificateDer<'static>>,
 }
 
 impl CaRoots {
@@ -80,6 +83,7 @@ impl CaRoots {
         };
         let mut anchors = Vec::new();
         let mut subjects = Vec::new();
+        let mut certs = Vec::new();
         for der in CertificateDer::pem_slice_iter(pem) {
             let der = der.map_err(|e| bad(e.to_string()))?;
             let anchor = webpki::anchor_from_trusted_cert(&der)
@@ -87,6 +91,7 @@ impl CaRoots {
                 .to_owned();
             subjects.push(DistinguishedName::in_sequence(anchor.subject.as_ref()));
             anchors.push(anchor);
+            certs.push(der);
         }
         if anchors.is_empty() {
             return Err(TlsError::Empty {
@@ -98,6 +103,7 @@ impl CaRoots {
             path: path.to_path_buf(),
             anchors,
             subjects,
+            certs,
         })
     }
 }
@@ -169,6 +175,9 @@ impl ClientAuth {
         let Some(roots) = &self.roots else {
             return Verdict::Failed("unable to get local issuer certificate");
         };
+        if roots.certs.iter().any(|c| c.as_ref() == leaf.as_ref()) {
+            return pinned(leaf, now);
+        }
         let leaf = match webpki::EndEntityCert::try_from(leaf) {
             Ok(l) => l,
             Err(e) => return Verdict::Failed(reason(&e)),
@@ -205,6 +214,25 @@ impl ClientAuth {
             }
             _ => None,
         }
+    }
+}
+
+/// The verdict on a certificate the CA file itself holds (nginx users pin a
+/// self-signed client certificate this way; OpenSSL trusts it at depth 0,
+/// webpki would refuse a CA certificate as a client's): only its validity
+/// period is left to check.
+fn pinned(der: &CertificateDer<'_>, now: UnixTime) -> Verdict {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Verdict::Failed("unspecified certificate verification error");
+    };
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let v = cert.validity();
+    if now < v.not_before.timestamp() {
+        Verdict::Failed("certificate is not yet valid")
+    } else if now > v.not_after.timestamp() {
+        Verdict::Failed("certificate has expired")
+    } else {
+        Verdict::Success
     }
 }
 
@@ -451,6 +479,25 @@ mod tests {
         assert_eq!(
             a.verdict(&[der(&leaf)], later),
             Verdict::Failed("certificate has expired")
+        );
+    }
+
+    #[test]
+    fn a_certificate_pinned_in_the_ca_file_passes_even_as_its_own_ca() {
+        // nginx users list a self-signed client certificate (CA:TRUE, as
+        // `openssl req -x509` makes it) in ssl_client_certificate.
+        let me = ca("pinned client");
+        let a = auth(&[&me], 1, VerifyMode::Required);
+        assert_eq!(a.verdict(&[der(&me)], UnixTime::now()), Verdict::Success);
+        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(100_000_000_000));
+        assert_eq!(
+            a.verdict(&[der(&me)], later),
+            Verdict::Failed("certificate has expired")
+        );
+        // Another self-signed certificate is not trusted for it.
+        assert_ne!(
+            a.verdict(&[der(&ca("pinned client"))], UnixTime::now()),
+            Verdict::Success
         );
     }
 
