@@ -31,59 +31,62 @@ pub(super) fn client_auth(
         );
         return None;
     }
+    // Every problem is reported, so each part is read before giving up.
     let mode = match c.value.verify.as_ref() {
-        None => VerifyMode::Required,
+        None => Some(VerifyMode::Required),
         Some(v) => match v.value.trim() {
-            "required" | "on" => VerifyMode::Required,
-            "optional" => VerifyMode::Optional,
-            "optional_no_ca" => VerifyMode::OptionalNoCa,
+            "required" | "on" => Some(VerifyMode::Required),
+            "optional" => Some(VerifyMode::Optional),
+            "optional_no_ca" => Some(VerifyMode::OptionalNoCa),
             other => {
                 ds.error(
                     pos(v),
                     format!("verify '{other}' is not known"),
                     "use `required` (no or untrusted certificate: 400), `optional` (untrusted: 400) or `optional_no_ca` (ask, never refuse)",
                 );
-                return None;
+                None
             }
         },
     };
     let depth = match c.value.depth.as_ref() {
-        None => DEFAULT_DEPTH,
+        None => Some(DEFAULT_DEPTH),
         Some(d) => match d.value.0.trim().parse::<u8>() {
-            Ok(n) => n,
+            Ok(n) => Some(n),
             _ => {
                 ds.error(
                     pos(d),
                     format!("depth '{}' is not a number from 0 to 255", d.value.0),
                     "give how many CA certificates may stand above the client's: 1 = issued directly by a CA of `ca:`, 0 = only certificates the `ca:` file holds itself",
                 );
-                return None;
+                None
             }
         },
     };
     let roots = match c.value.ca.as_ref() {
         Some(f) => match CaRoots::load(Path::new(f.value.trim())) {
-            Ok(r) => Some(r),
+            Ok(r) => Some(Some(r)),
             Err(e) => {
                 ds.error(
                     pos(f),
                     format!("client_auth ca: {e}"),
                     "give a readable PEM file of the CA certificates that issue client certificates",
                 );
-                return None;
+                None
             }
         },
-        None if mode == VerifyMode::OptionalNoCa => None,
+        // optional_no_ca needs none (and a bad `verify:` is reported already).
+        None if !matches!(mode, Some(VerifyMode::Required | VerifyMode::Optional)) => Some(None),
         None => {
             ds.error(
                 pos(c),
                 format!("client_auth of site '{name}' has no `ca:`"),
                 "add `ca: FILE` (PEM, the CA certificates that issue client certificates), or use `verify: optional_no_ca`",
             );
-            return None;
+            None
         }
     };
     // A site without a certificate already has its own error.
+    let (mode, depth, roots) = (mode?, depth?, roots?);
     tls.then(|| Arc::new(ClientAuth { mode, roots, depth }))
 }
 
@@ -154,6 +157,12 @@ mod tests {
             let err = load_str(&site(&value)).expect_err(&value);
             assert!(err.contains(want), "{value}: {err}");
         }
+        // Every problem at once.
+        let err = load_str(&site("{ca: /nonexistent/ca.pem, verify: sometimes}")).expect_err("two");
+        assert!(
+            err.contains("verify 'sometimes'") && err.contains("cannot read"),
+            "{err}"
+        );
         let garbage = dir.path().join("bad.pem");
         std::fs::write(&garbage, "not a certificate\n").expect("write");
         let err = load_str(&site(&format!("{{ca: {}}}", garbage.display()))).expect_err("bad");
