@@ -231,6 +231,8 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
             let mut tls = TlsSettings::with_callbacks(Box::new(SniCapture))
                 .map_err(|e| ServerError::Setup(e.to_string()))?;
             tls.set_cert_resolver(state.cert_store());
+            // Asks for client certificates only while a site has `client_auth:`.
+            tls.set_client_cert_verifier(state.cert_store().client_verifier());
             tls.enable_h2();
             endpoint = endpoint.tls(tls);
         }

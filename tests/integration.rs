@@ -14,6 +14,7 @@ mod body;
 mod checks_maps;
 mod cli;
 mod cli_conventions;
+mod client_certs;
 mod client_ip;
 mod compress;
 mod config_size;

@@ -207,6 +207,8 @@ pub struct FileSite {
     pub default: Option<Spanned<Scalar>>,
     /// Certificate source.
     pub tls: Option<Spanned<FileTls>>,
+    /// Client certificates (mutual TLS): `{ca, verify, depth}`.
+    pub client_auth: Option<Spanned<super::file_client_auth::FileClientAuth>>,
     /// `redirect [NNN]`, `serve`, or `{redirect: NNN, to: TEMPLATE}`.
     pub plain_http: Option<Spanned<FilePlainHttp>>,
     /// Request body limit.

@@ -9,6 +9,7 @@
 pub mod diag;
 pub mod file;
 pub mod file_access;
+pub mod file_client_auth;
 pub mod file_compress;
 pub mod file_limits;
 pub mod file_proxy_redirect;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod validate;
 mod validate_access;
 mod validate_checks;
+mod validate_client_auth;
 mod validate_client_ip;
 mod validate_compress;
 mod validate_files;

@@ -297,6 +297,8 @@ pub struct SiteConfig {
     pub tls: Option<TlsSource>,
     /// Where `tls:` was written, for certificate errors found later.
     pub tls_origin: Origin,
+    /// Client certificates asked of TLS clients, CA roots loaded.
+    pub client_auth: Option<Arc<crate::tls::client_auth::ClientAuth>>,
     /// Behaviour on plain listeners when `tls` is set.
     pub plain_http: PlainHttp,
     /// Where `plain_http: {redirect: NNN, to: URL}` sends plain requests;

@@ -481,6 +481,7 @@ fn validate_sites(
             name: name.clone(),
             hosts,
             default,
+            client_auth: super::validate_client_auth::client_auth(name, site, tls.is_some(), ds),
             tls,
             tls_origin,
             plain_http,

@@ -323,10 +323,22 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                 "client_ip_from",
                 "checks",
                 "compress",
+                "client_auth",
             ],
             &mut errs,
         );
         checks(s, &at, &maps, &mut errs);
+        if let Some(c) = s.get("client_auth") {
+            keys(
+                c,
+                &format!("{at}.client_auth"),
+                &["ca", "verify", "depth"],
+                &mut errs,
+            );
+            if s.get("tls").is_none() {
+                errs.push(format!("{at}: client_auth without tls"));
+            }
+        }
         let no_hosts = s
             .get("hosts")
             .and_then(Value::as_array)

@@ -436,6 +436,8 @@ pub(crate) struct Site<'a> {
     pub client_ip: Option<ClientIp>,
     /// `checks:` from the server's `if … return`s.
     pub checks: Vec<super::checks::CheckDef>,
+    /// `client_auth:` of a TLS site (`ssl_verify_client` …).
+    pub client_auth: Option<super::client_auth::ClientAuthOut<'a>>,
 }
 
 /// An emitted upstream: a target with one set of timeouts.
@@ -486,6 +488,8 @@ pub(crate) struct HttpLevel<'a> {
     pub cert: Option<&'a Directive>,
     /// `ssl_certificate_key` at http level.
     pub key: Option<&'a Directive>,
+    /// `ssl_client_certificate`, `ssl_verify_client`, … at http level.
+    pub client_auth: super::client_auth::ClientAuthDirs<'a>,
 }
 
 #[derive(Default)]
@@ -638,6 +642,7 @@ fn walk_http<'a>(
             ("upstream", true) => found.upstreams.push(d),
             ("ssl_certificate", false) => set_cert(ctx, &mut http.cert, d),
             ("ssl_certificate_key", false) => set_cert(ctx, &mut http.key, d),
+            (_, false) if http.client_auth.record(d) => {}
             ("map", true) => {
                 if let Some(m) = super::checks::map(ctx, d, &mut http.inh.set_vars) {
                     ctx.maps.push(m);

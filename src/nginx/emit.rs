@@ -149,6 +149,11 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
                 w.out.line(2, "tls: self_signed", None);
             }
         }
+        if let Some(c) = &s.client_auth {
+            let cfg = w.cfg;
+            let from = |d: &Directive| format!("from {}:{}", cfg.file_name(d.file), d.line);
+            super::client_auth::emit(&mut w.out, 2, c, from);
+        }
         if let Some(p) = &s.plain_http {
             w.out
                 .line(2, &format!("plain_http: {}", p.mode), Some(&p.detail));

@@ -36,6 +36,7 @@ mod access;
 mod addr;
 mod answer;
 mod checks;
+mod client_auth;
 mod compress;
 mod convert;
 mod directives;

@@ -64,6 +64,8 @@ pub(crate) struct ServerInfo<'a> {
     /// https one: that name answers the redirect on every path (host, the
     /// `if`, status, target).
     pub host_redirects: Vec<(String, &'a Directive, u16, String)>,
+    /// Client certificates asked (`ssl_verify_client` …), when it has TLS.
+    pub client_auth: Option<super::client_auth::ClientAuthOut<'a>>,
 }
 
 impl ServerInfo<'_> {
@@ -106,6 +108,7 @@ pub(crate) fn analyze<'a>(
         checks: Vec::new(),
         listen_keys: Vec::new(),
         host_redirects: Vec::new(),
+        client_auth: None,
         runs_scripts: runs_scripts(d),
         real_ip_own: d.children().iter().any(|c| {
             matches!(
@@ -117,6 +120,7 @@ pub(crate) fn analyze<'a>(
     info.inh = http.inh.child();
     let mut cert = None;
     let mut key = None;
+    let mut client_auth = super::client_auth::ClientAuthDirs::default();
     let mut locations = Vec::new();
     let mut returns = Vec::new();
     let mut ifs = Vec::new();
@@ -131,6 +135,7 @@ pub(crate) fn analyze<'a>(
             ("server_name", false) => server_name(ctx, c, &mut info),
             ("ssl_certificate", false) => set_cert(ctx, &mut cert, c),
             ("ssl_certificate_key", false) => set_cert(ctx, &mut key, c),
+            (_, false) if client_auth.record(c) => {}
             ("ssl", false) if c.arg0() == "on" => ctx.note(
                 c,
                 "'ssl on' is obsolete nginx syntax; the listens of this server were converted as TLS listeners",
@@ -163,6 +168,8 @@ pub(crate) fn analyze<'a>(
     }
     info.cert = cert.or(http.cert);
     info.key = key.or(http.key);
+    info.client_auth =
+        super::client_auth::convert(ctx, &client_auth.over(&http.client_auth), info.has_tls);
 
     let own = exact_hosts(&info.hosts);
     for i in ifs {

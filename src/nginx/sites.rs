@@ -186,6 +186,7 @@ pub(crate) fn build<'a>(
                     None
                 },
                 checks: s.checks.clone(),
+                client_auth: None,
             });
         }
     }
@@ -206,6 +207,7 @@ pub(crate) fn build<'a>(
         site.name = names.alloc(&name_base(&site, info), "site");
         if info.has_tls {
             site.tls = Some(site_tls(ctx, info, opts));
+            site.client_auth = info.client_auth.clone();
             let (plain, source) =
                 match plain_http(ctx, info, &site, merged.get(&i).copied(), &redirects) {
                     Some((p, d)) => (Some(p), d),

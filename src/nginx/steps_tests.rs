@@ -161,12 +161,12 @@ fn proxy_set_header_and_hide_header_are_steps() {
 #[test]
 fn an_unknown_variable_is_a_warning_that_names_it() {
     let (y, w, _) = run(&server(
-        "location / { proxy_pass http://127.0.0.1:1; proxy_set_header X-Dn $ssl_client_s_dn; }",
+        "location / { proxy_pass http://127.0.0.1:1; proxy_set_header X-Dn $geoip_country_code; }",
     ));
     assert!(!y.contains("X-Dn"), "{y}");
     assert!(
         w.iter()
-            .any(|w| w.contains("'$ssl_client_s_dn', which greenlight does not know")),
+            .any(|w| w.contains("'$geoip_country_code', which greenlight does not know")),
         "{w:#?}"
     );
 }

@@ -558,10 +558,14 @@ pub(crate) const TABLE: &[Entry] = &[
             "ssl_verify_client",
             "ssl_verify_depth",
             "ssl_client_certificate",
-            "ssl_crl",
         ],
+        Setting,
+        "a TLS site's `client_auth: {ca, verify, depth}` (server or http level): `ssl_verify_client on` → `verify: required`, `optional`, `optional_no_ca`; `off` (nginx's default) → note; a missing or untrusted certificate is answered 400 like nginx; `ssl_trusted_certificate` stands in for `ca` when only it is given",
+    ),
+    e(
+        &["ssl_crl"],
         Warning,
-        "client certificates (mutual TLS) are not supported: greenlight accepts clients without certificates, so whatever this protected is now open; protect it in the app",
+        "certificate revocation lists are not checked: a revoked client certificate from the site's CA is accepted; revoke by re-issuing the CA, or check `$ssl_client_serial` in the app",
     ),
     e(
         &[

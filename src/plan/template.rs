@@ -54,6 +54,9 @@ pub enum Var {
     /// went to (empty before one is chosen, and for answers greenlight
     /// makes itself).
     UpstreamAddr,
+    /// `$ssl_client_verify`, `$ssl_client_s_dn`, …: the client certificate
+    /// of a `client_auth:` site.
+    SslClient(crate::tls::client_cert::SslClientVar),
 }
 
 impl Var {
@@ -71,6 +74,7 @@ impl Var {
                 | Var::ServerName
                 | Var::LocationNamed(_)
                 | Var::UpstreamAddr
+                | Var::SslClient(_)
         )
     }
 }
@@ -263,6 +267,9 @@ fn resolve(name: &str, scope: &Scope<'_>) -> Option<Var> {
         "server_name" => Var::ServerName,
         "request_method" => Var::RequestMethod,
         "upstream_addr" => Var::UpstreamAddr,
+        _ if name.starts_with("ssl_client_") => {
+            Var::SslClient(crate::tls::client_cert::SslClientVar::from_name(name)?)
+        }
         _ => {
             if let Some(a) = name.strip_prefix("arg_").filter(|a| !a.is_empty()) {
                 Var::Arg(a.into())

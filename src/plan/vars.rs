@@ -50,6 +50,8 @@ pub struct VarCx<'a> {
     pub maps: &'a [super::map::VarMap],
     /// The upstream server chosen for the request, once there is one.
     pub upstream_addr: Option<&'a crate::upstream::addr::ServerAddr>,
+    /// The client certificate on a `client_auth:` site (`$ssl_client_*`).
+    pub client_cert: Option<&'a crate::tls::client_cert::ClientVars>,
 }
 
 impl<'a> VarCx<'a> {
@@ -67,6 +69,7 @@ impl<'a> VarCx<'a> {
             location: None,
             maps: &[],
             upstream_addr: None,
+            client_cert: None,
         }
     }
 
@@ -139,6 +142,7 @@ impl<'a> VarCx<'a> {
                     m.write(self, out);
                 }
             }
+            Var::SslClient(v) => v.write(self.client_cert, out),
         }
     }
 

@@ -60,6 +60,9 @@ pub struct RequestCtx {
     pub(super) access_headers: Option<super::access::Copied>,
     /// The response's encoder, for routes that compress it ([`compress`]).
     pub(super) encoder: Option<Box<compress::Encoder>>,
+    /// The client certificate and the site's verdict, on `client_auth:`
+    /// sites ([`super::client_cert`]).
+    pub(super) client_cert: Option<Box<crate::tls::client_cert::ClientVars>>,
 }
 
 impl RequestCtx {

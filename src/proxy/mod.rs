@@ -19,6 +19,7 @@ mod answers;
 mod autoindex;
 mod body;
 mod client;
+mod client_cert;
 mod client_limits;
 mod compress;
 pub mod connections;
@@ -171,7 +172,7 @@ impl ProxyHttp for GreenlightProxy {
         let sni = ssl
             .as_ref()
             .and_then(|s| s.extension.get::<SniName>())
-            .map(|n| n.0.clone());
+            .and_then(|n| n.name.clone());
         let req = session.req_header();
         // The raw header is only needed (and only copied) to see a
         // Content-Length that Pingora dropped next to a Transfer-Encoding.
@@ -264,6 +265,9 @@ impl ProxyHttp for GreenlightProxy {
             // (checks, limits, access, answers, the proxy path). A `last`
             // rewrite routes again within the same host, so the same site.
             client::resolve_for_site(session, ctx, &snapshot, site);
+            if let Some((status, body)) = client_cert::check(session, ctx, &snapshot, site) {
+                return respond(session, ctx, status, body, &[], false).await;
+            }
         }
         let decision = match steps::run(session, ctx, &snapshot, decision, route_for) {
             Ok(d) => d,

@@ -83,6 +83,7 @@ pub(super) fn var_cx<'a>(
             .zip(ctx.server_idx)
             .and_then(|(p, i)| p.servers().get(i))
             .map(|s| &s.addr),
+        client_cert: ctx.client_cert.as_deref(),
         ..VarCx::of_request(req)
     };
     if let Some(st) = ctx.steps.as_deref() {

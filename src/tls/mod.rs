@@ -8,7 +8,13 @@
 //! it in, so handshakes in progress and open connections are never touched and
 //! one rustls `ServerConfig` per listener lives for the whole process (session
 //! tickets stay valid across swaps). Nothing here runs per request.
+//!
+//! Client certificates (`client_auth:`): [`client_auth`] holds a site's CA
+//! roots and the listeners' certificate request, [`client_cert`] what one
+//! connection sent; the routed site judges it in `proxy::client_cert`.
 
+pub mod client_auth;
+pub mod client_cert;
 pub mod handshake;
 mod load;
 pub(crate) mod selfsigned;

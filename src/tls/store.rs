@@ -4,7 +4,8 @@
 //! lookups are lock-free; [`CertStore::swap`] replaces the whole map at once
 //! (reload, renewal) without touching open connections. [`SniCapture`] records
 //! the SNI a connection used, so the proxy can tell a Host header that does not
-//! belong to the connection's certificate (421, RFC 9110 §15.5.20).
+//! belong to the connection's certificate (421, RFC 9110 §15.5.20), and the
+//! client certificate it sent when asked (`client_auth:`).
 
 use super::{CertInfo, LoadedCert, ensure_self_signed, load_pem_pair};
 use crate::config::Config;
@@ -28,6 +29,9 @@ pub struct CertMap {
     fallback: Option<Arc<CertifiedKey>>,
     /// Per TLS site: its name and what its certificate says (status API).
     pub sites: Vec<(String, CertInfo)>,
+    /// The `client_auth:` of every TLS site that has one: while any does,
+    /// the listeners ask clients for a certificate.
+    pub client_auth: Vec<Arc<super::client_auth::ClientAuth>>,
 }
 
 impl CertMap {
@@ -114,6 +118,7 @@ pub fn build_cert_map(
             map.fallback = Some(loaded.key.clone());
         }
         map.sites.push((site.name.clone(), loaded.info));
+        map.client_auth.extend(site.client_auth.clone());
     }
     if problems.is_empty() {
         Ok(map)
@@ -127,6 +132,8 @@ pub fn build_cert_map(
 pub struct CertStore {
     map: ArcSwap<CertMap>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The listeners' client-certificate request, set with every map.
+    client_auth: Arc<super::client_auth::ClientAuthOffer>,
 }
 
 impl std::fmt::Debug for CertStore {
@@ -140,9 +147,12 @@ impl std::fmt::Debug for CertStore {
 impl CertStore {
     /// A store serving `map`.
     pub fn new(map: CertMap) -> CertStore {
+        let client_auth = Arc::new(super::client_auth::ClientAuthOffer::default());
+        client_auth.set(map.client_auth.iter().map(|a| &**a));
         CertStore {
             map: ArcSwap::from_pointee(map),
             metrics: None,
+            client_auth,
         }
     }
 
@@ -154,7 +164,15 @@ impl CertStore {
 
     /// Replaces every certificate at once.
     pub fn swap(&self, map: CertMap) {
+        self.client_auth.set(map.client_auth.iter().map(|a| &**a));
         self.map.store(Arc::new(map));
+    }
+
+    /// The rustls client-certificate verifier every TLS listener installs:
+    /// it asks for a certificate only while the current map has a site
+    /// with `client_auth:`.
+    pub fn client_verifier(&self) -> Arc<super::client_auth::ClientAuthOffer> {
+        self.client_auth.clone()
     }
 
     /// The current map (for status output).
@@ -175,11 +193,19 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// The SNI of a TLS connection, attached to its digest by [`SniCapture`].
-#[derive(Debug, Clone)]
-pub struct SniName(pub String);
+/// What greenlight keeps of a TLS handshake, attached to the connection's
+/// digest by [`SniCapture`]: the client's SNI, and the certificate it sent
+/// when the listener asked for one (some site has `client_auth:`).
+#[derive(Debug, Clone, Default)]
+pub struct SniName {
+    /// The SNI, lower-case; `None` when the client sent none.
+    pub name: Option<String>,
+    /// The client's certificate chain, read once.
+    pub client_cert: Option<Arc<super::client_cert::PeerCert>>,
+}
 
-/// Pingora TLS callback that stores the client's SNI with the connection.
+/// Pingora TLS callback that stores the client's SNI (and certificate) with
+/// the connection.
 pub struct SniCapture;
 
 #[async_trait]
@@ -188,7 +214,14 @@ impl TlsAccept for SniCapture {
         &self,
         tls: &TlsRef,
     ) -> Option<Arc<dyn Any + Send + Sync>> {
-        tls.server_name()
-            .map(|n| Arc::new(SniName(n.to_ascii_lowercase())) as Arc<dyn Any + Send + Sync>)
+        let name = tls.server_name().map(str::to_ascii_lowercase);
+        let client_cert = tls
+            .peer_cert_chain_der()
+            .and_then(super::client_cert::PeerCert::new)
+            .map(Arc::new);
+        if name.is_none() && client_cert.is_none() {
+            return None;
+        }
+        Some(Arc::new(SniName { name, client_cert }) as Arc<dyn Any + Send + Sync>)
     }
 }
