@@ -95,7 +95,7 @@ fn missing_file_is_io_error() {
 #[test]
 fn nothing_usable_is_exit_code_2() {
     let text = "server { listen 80; server_name a.com; location / { fastcgi_pass unix:/run/php.sock; } }\n\
-                server { listen 81; root /srv; }";
+                server { listen 81; index index.html; }";
     let err = import_str("x.conf", text, &opts()).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     let msg = err.to_string();

@@ -46,7 +46,7 @@ fn headers(v: &Value, at: &str, response: bool, maps: &[String], errs: &mut Vec<
         for (name, value) in m {
             let here = format!("{at}.{part}.{name}");
             match value {
-                Value::Object(o) if response && part == "add" => {
+                Value::Object(o) if response => {
                     keys(value, &here, &["value", "always"], errs);
                     if let Some(x) = o.get("value") {
                         template(x, &here, maps, errs);

@@ -39,8 +39,16 @@ pub(crate) fn headers(out: &mut Out, indent: usize, key: &str, h: &Headers) {
     out.line(indent, &format!("{key}:"), None);
     if !h.set.is_empty() {
         out.line(indent + 1, "set:", None);
+        // A response `set` comes from headers-more, which sets on every
+        // status (not only 2xx/3xx, as add_header): `always`.
+        let always = key == "response_headers";
         for (n, v) in &h.set {
-            out.line(indent + 2, &format!("{}: {}", scalar(n), quoted(v)), None);
+            let v = if always {
+                format!("{{value: {}, always: true}}", quoted(v))
+            } else {
+                quoted(v)
+            };
+            out.line(indent + 2, &format!("{}: {v}", scalar(n)), None);
         }
     }
     if !h.add.is_empty() {

@@ -54,6 +54,7 @@ mod ratelimit;
 mod realip;
 mod redirects;
 mod server;
+mod server_root;
 mod sites;
 mod table;
 mod upstream;

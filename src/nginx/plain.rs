@@ -344,6 +344,18 @@ pub(crate) fn place_redirect_headers<'a>(
         let Some(text) = headers_text(ctx, headers) else {
             continue;
         };
+        for site in sites.iter_mut().filter(|s| std::ptr::eq(s.server, *block)) {
+            // The block's own site (hosts no TLS site serves): its
+            // redirect route carries them.
+            for r in site.routes.iter_mut() {
+                if matches!(r.answer, Some(super::convert::Answer::Redirect { .. })) {
+                    for c in headers.iter() {
+                        redirect_route_headers(c, &mut r.resp);
+                    }
+                    placed.push(block);
+                }
+            }
+        }
         for (site, src) in sites.iter_mut().zip(plain_source) {
             let from_block = src.is_some_and(|d| std::ptr::eq(d, *block));
             let Some(p) = site.plain_http.as_mut().filter(|_| from_block) else {
@@ -376,6 +388,20 @@ pub(crate) fn place_redirect_headers<'a>(
                 format!("'{}' is not sent: this block's redirect did not become a TLS site's plain_http, which is where greenlight keeps a redirect's own headers", shown(c)),
             );
         }
+    }
+}
+
+/// One header directive of a redirect block onto a redirect route's
+/// response headers (already checked by [`headers_text`]).
+fn redirect_route_headers(c: &Directive, resp: &mut super::convert::Headers) {
+    match (c.name.as_str(), c.args.as_slice()) {
+        ("add_header", [n, v] | [n, v, _]) => resp.add.push((n.clone(), v.clone(), false)),
+        ("more_set_headers", args) => {
+            for (n, v) in args.iter().filter_map(|a| super::headers::more_header(a)) {
+                resp.set.push((n.to_string(), v.to_string()));
+            }
+        }
+        _ => {}
     }
 }
 

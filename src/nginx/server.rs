@@ -264,6 +264,7 @@ pub(crate) fn analyze<'a>(
         for l in locations {
             location(ctx, l, &inh, defs, &mut info);
         }
+        super::server_root::add(ctx, d, &inh, &mut info);
         super::files::link_named(ctx, &mut info.routes);
     }
     if !info.rewrites.is_empty() {

@@ -466,7 +466,7 @@ fn named_fallbacks_convert_and_what_greenlight_cannot_serve_stays_a_warning() {
          location @php { empty_gif; }\n\
          location /api/ { proxy_pass http://127.0.0.1:1; }",
     ));
-    assert!(!y.contains("files:"), "{y}");
+    assert!(!y.contains("try_files"), "{y}");
     assert!(
         w.iter()
             .any(|w| w.contains("falls back to the named location @php")),

@@ -217,7 +217,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["root", "alias", "index", "try_files"],
         Step,
-        "a location with no `proxy_pass`, `return` or other content handler serves files: `files: {root | alias, index, try_files}` from the `root` in force or its `alias` (prefix locations); `try_files` converts when its last entry is a path, `=CODE` or a named location `@name` (which becomes a route `path: \"@name\"`, reached only from there; its fallback is dropped with a warning when the named location does not convert); a location with no known root (nginx's compiled-in default) stays a warning, and a server that runs scripts (`fastcgi_pass`, `uwsgi_pass`, `scgi_pass`) gets no `files:` routes, so a script's source is never sent as a file",
+        "a server `root` with no `location /` also serves every path no location takes (nginx's static handler): a `/` files route; a location with no `proxy_pass`, `return` or other content handler serves files: `files: {root | alias, index, try_files}` from the `root` in force or its `alias` (prefix locations); `try_files` converts when its last entry is a path, `=CODE` or a named location `@name` (which becomes a route `path: \"@name\"`, reached only from there; its fallback is dropped with a warning when the named location does not convert); a location with no known root (nginx's compiled-in default) stays a warning, and a server that runs scripts (`fastcgi_pass`, `uwsgi_pass`, `scgi_pass`) gets no `files:` routes, so a script's source is never sent as a file",
     ),
     e(
         &["autoindex", "expires"],
