@@ -427,18 +427,17 @@ pub(super) async fn send(
     if empty {
         return Ok(true);
     }
-    if let Some(range) = range {
-        if encoder.is_none() && range.end - range.start > INLINE {
-            if let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut() {
-                if h1.can_write_body_file() {
-                    // Plain HTTP/1: the kernel sends it (nginx's `sendfile on`).
-                    let n = (range.end - range.start) as usize;
-                    h1.write_body_file(&file, range.start, n).await?;
-                    session.write_response_body(None, true).await?;
-                    return Ok(true);
-                }
-            }
-        }
+    // Plain HTTP/1: the kernel sends a larger body (nginx's `sendfile on`).
+    if let Some(range) = range
+        && encoder.is_none()
+        && range.end - range.start > INLINE
+        && let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut()
+        && h1.can_write_body_file()
+    {
+        let n = (range.end - range.start) as usize;
+        h1.write_body_file(&file, range.start, n).await?;
+        session.write_response_body(None, true).await?;
+        return Ok(true);
     }
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
