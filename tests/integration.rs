@@ -25,6 +25,7 @@ mod early_hup;
 mod exchange;
 mod files;
 mod files_more;
+mod files_send;
 mod fixture;
 mod grafana;
 mod h2_flood;

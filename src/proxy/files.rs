@@ -2,10 +2,15 @@
 //! `index`, `try_files` order, through [`Files::map`]), then answering with
 //! `http_serve`, which does conditional requests (ETag, If-None-Match,
 //! If-Modified-Since, If-Range → 304/412), byte ranges (206, multipart,
-//! 416) and HEAD. The file is read in 64 KiB chunks on the blocking pool
-//! as the client takes them: never whole into memory, and HTTP/2 flow
-//! control holds the reads back through Pingora's body writes. Finding the
-//! file (stat, open) runs inline, as in nginx without `aio threads`.
+//! 416) and HEAD. How the body goes out: on plain HTTP/1 a body over
+//! [`INLINE`] is handed to the kernel with sendfile(2) (nginx's `sendfile
+//! on`; a vendored pingora-core addition, `write_body_file`), no byte
+//! through user space. Otherwise (TLS, h2, compression, multipart ranges)
+//! the file is read in 64 KiB chunks on the blocking pool as the client
+//! takes them: never whole into memory, and HTTP/2 flow control holds the
+//! reads back through Pingora's body writes. A body up to [`INLINE`] is read
+//! on the request's thread. Finding the file (stat, open) runs inline, as in
+//! nginx without `aio threads`.
 //!
 //! The ETag is nginx's (`"<mtime hex>-<size hex>"`), so caches primed by
 //! nginx stay valid after a switch. A path that is a directory without its
@@ -28,6 +33,13 @@ use std::time::SystemTime;
 
 /// Bytes read from disk per body chunk.
 const CHUNK: u64 = 64 * 1024;
+
+/// A body up to this size is read on the request's own thread (one
+/// `pread` of a page-cached file costs less than handing it to the blocking
+/// pool and back, as nginx reads without `aio threads`) and, on plain
+/// HTTP/1, written with the header in one `write`; a larger one goes by
+/// sendfile(2) where the connection allows it.
+const INLINE: u64 = 16 * 1024;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,13 +94,17 @@ impl http_serve::Entity for Entity {
             let n = (left.end - left.start).min(CHUNK) as usize;
             let f = Arc::clone(&file);
             let at = left.start;
-            let read = tokio::task::spawn_blocking(move || {
+            let read_chunk = move || {
                 let mut buf = vec![0u8; n];
                 let got = f.read_at(&mut buf, at)?;
                 buf.truncate(got);
                 Ok::<_, std::io::Error>(buf)
-            })
-            .await;
+            };
+            let read = if n as u64 <= INLINE {
+                Ok(read_chunk())
+            } else {
+                tokio::task::spawn_blocking(read_chunk).await
+            };
             let item = match read {
                 Ok(Ok(buf)) if !buf.is_empty() => buf,
                 Ok(Ok(_)) => {
@@ -301,6 +317,38 @@ pub(super) fn find(files: &Files, cx: &VarCx<'_>) -> Outcome {
     }
 }
 
+/// The bytes of the file a `200` or single-range `206` answer carries (its
+/// `Content-Length` agreeing); `None` for anything else (multipart ranges,
+/// 304, 412, 416), whose body only `http_serve` knows how to build.
+fn single_range(parts: &http::response::Parts, len: u64) -> Option<std::ops::Range<u64>> {
+    let range = match parts.status {
+        http::StatusCode::OK => 0..len,
+        http::StatusCode::PARTIAL_CONTENT => {
+            // `bytes FIRST-LAST/LEN`, as http_serve writes it.
+            let v = parts
+                .headers
+                .get(http::header::CONTENT_RANGE)?
+                .to_str()
+                .ok()?;
+            let (first, last) = v
+                .strip_prefix("bytes ")?
+                .split_once('/')?
+                .0
+                .split_once('-')?;
+            first.parse().ok()?..last.parse::<u64>().ok()?.checked_add(1)?
+        }
+        _ => return None,
+    };
+    let cl: u64 = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    (range.start <= range.end && range.end <= len && cl == range.end - range.start).then_some(range)
+}
+
 /// Sends what [`find`] decided; `Ok(true)` always (the request is done).
 pub(super) async fn send(
     session: &mut Session,
@@ -342,9 +390,11 @@ pub(super) async fn send(
         || http::HeaderValue::from_static("application/octet-stream"),
         http::HeaderValue::from_static,
     );
+    let file = Arc::new(file);
+    let len = meta.len();
     let entity = Entity {
-        file: Arc::new(file),
-        len: meta.len(),
+        file: Arc::clone(&file),
+        len,
         // Whole seconds, as Last-Modified carries them: else a file's own
         // date in If-Modified-Since reads as older than the file (200, not 304).
         mtime: meta
@@ -380,9 +430,22 @@ pub(super) async fn send(
         super::steps::to_client(session, &mut resp, ctx)?;
     }
     let empty = method == http::Method::HEAD || hyper::body::Body::is_end_stream(&body);
+    let range = single_range(&parts, len);
     let mut encoder = super::compress::file_answer(session, ctx, &mut resp, coding, empty)?;
     session.write_response_header(Box::new(resp), empty).await?;
     if empty {
+        return Ok(true);
+    }
+    // Plain HTTP/1: the kernel sends a larger body (nginx's `sendfile on`).
+    if let Some(range) = range
+        && encoder.is_none()
+        && range.end - range.start > INLINE
+        && let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut()
+        && h1.can_write_body_file()
+    {
+        let n = (range.end - range.start) as usize;
+        h1.write_body_file(&file, range.start, n).await?;
+        session.write_response_body(None, true).await?;
         return Ok(true);
     }
     while let Some(frame) = body.frame().await {

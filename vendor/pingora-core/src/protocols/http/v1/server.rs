@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::body::{BodyReader, BodyWriter};
+use super::body::{BodyMode, BodyReader, BodyWriter};
 use super::common::*;
 use super::header::HeaderWriter;
 use crate::protocols::http::{
@@ -1036,6 +1036,86 @@ impl HttpSession {
             },
             None => self.do_write_body(buf).await,
         }
+    }
+
+    /// greenlight patch: whether [`Self::write_body_file`] can send this
+    /// response's body: framed by `Content-Length`, to a plain socket (not
+    /// TLS, which must encrypt in user space). Linux only (sendfile(2)).
+    pub fn can_write_body_file(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            matches!(self.body_writer.body_mode, BodyMode::ContentLength(..))
+                && self
+                    .underlying_stream
+                    .as_any()
+                    .downcast_ref::<crate::protocols::l4::stream::Stream>()
+                    .is_some_and(|s| s.can_send_file())
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// greenlight patch: writes `len` bytes of `file` from `offset` as
+    /// (part of) the response body with sendfile(2), as nginx's `sendfile
+    /// on`: no copy through user space, no read buffer. Call only when
+    /// [`Self::can_write_body_file`] says yes. Each wait for the client is
+    /// bounded as one [`Self::write_body`] is (nginx's `send_timeout`: time
+    /// without progress, not for the whole file). A file shorter than asked
+    /// is an error (the response cannot be completed).
+    #[cfg(target_os = "linux")]
+    pub async fn write_body_file(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: usize,
+    ) -> Result<usize> {
+        /// At most this much per sendfile(2) call (nginx's `sendfile_max_chunk`
+        /// default), so that one fast client does not hold the thread.
+        const MAX_CHUNK: usize = 2 << 20;
+        let BodyMode::ContentLength(total, written) = self.body_writer.body_mode else {
+            return Error::e_explain(InternalError, "sendfile: the body is not length-framed");
+        };
+        let len = len.min(total.saturating_sub(written));
+        // The header (and anything before it) leaves first.
+        self.underlying_stream
+            .flush()
+            .await
+            .or_err(WriteError, "flushing before sendfile")?;
+        let wait = self.write_timeout(len.min(MAX_CHUNK));
+        let Some(stream) = self
+            .underlying_stream
+            .as_any()
+            .downcast_ref::<crate::protocols::l4::stream::Stream>()
+        else {
+            return Error::e_explain(InternalError, "sendfile: not a plain socket");
+        };
+        let mut sent = 0;
+        while sent < len {
+            let max = (len - sent).min(MAX_CHUNK);
+            let step = stream.send_file_some(file, offset + sent as u64, max);
+            let n = match wait {
+                Some(t) => match timeout(t, step).await {
+                    Ok(res) => res,
+                    Err(_) => {
+                        return Error::e_explain(
+                            WriteTimedout,
+                            format!("writing body, timeout: {t:?}"),
+                        )
+                    }
+                },
+                None => step.await,
+            }
+            .or_err(WriteError, "while sending a file")?;
+            if n == 0 {
+                return Error::e_explain(WriteError, "the file is shorter than its length");
+            }
+            sent += n;
+            self.body_writer.body_mode = BodyMode::ContentLength(total, written + sent);
+            self.body_bytes_sent += n;
+            // Other tasks on this thread get their turn between calls.
+            tokio::task::consume_budget().await;
+        }
+        Ok(sent)
     }
 
     /// Whether the cancel-safe proxy task API is enabled for this session.
