@@ -408,8 +408,12 @@ pub(crate) const TABLE: &[Entry] = &[
         "nginx process setting; greenlight runs as one process with its own worker threads (set its user and limits in its service unit)",
     ),
     e(
+        &["sendfile*"],
+        Note,
+        "greenlight always sends `files:` bodies over 16 KiB by sendfile(2) on plain HTTP/1 (at most 2 MiB per call, nginx's `sendfile_max_chunk`); TLS and HTTP/2 answers are copied",
+    ),
+    e(
         &[
-            "sendfile*",
             "tcp_nopush",
             "tcp_nodelay",
             "aio",
