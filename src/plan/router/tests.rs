@@ -34,7 +34,12 @@ upstreams:
 "#;
 
 fn router() -> Router {
-    let cfg = load_str(Path::new("t.yaml"), YAML).expect("valid");
+    router_of(YAML)
+}
+
+/// The router of a config text (which must be valid).
+fn router_of(yaml: &str) -> Router {
+    let cfg = load_str(Path::new("t.yaml"), yaml).expect("valid");
     let idx = cfg
         .upstreams
         .iter()
@@ -602,14 +607,7 @@ upstreams:
   app: {active: a, pools: {a: ["127.0.0.1:1"]}}
   api: {active: a, pools: {a: ["127.0.0.1:2"]}}
 "#;
-    let cfg = load_str(Path::new("t.yaml"), yaml).expect("valid");
-    let idx = cfg
-        .upstreams
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.name.clone(), i))
-        .collect();
-    let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
+    let r = router_of(yaml);
     let up = |d: Decision| match d {
         Decision::Proxy { upstream, .. } => upstream,
         other => panic!("unexpected {other:?}"),
@@ -680,14 +678,7 @@ upstreams:
   app: {active: a, pools: {a: ["127.0.0.1:1"]}}
   api: {active: a, pools: {a: ["127.0.0.1:2"]}}
 "#;
-    let cfg = load_str(Path::new("t.yaml"), yaml).expect("valid");
-    let idx = cfg
-        .upstreams
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.name.clone(), i))
-        .collect();
-    let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
+    let r = router_of(yaml);
     let up = |d: Decision| match d {
         Decision::Proxy { site, upstream, .. } => (site, upstream),
         other => panic!("unexpected {other:?}"),
@@ -699,7 +690,6 @@ upstreams:
     );
     // No plain default: nothing answers the name on plain HTTP.
     let none = yaml.replace("    default: http\n", "");
-    let cfg = load_str(Path::new("t.yaml"), &none).expect("valid");
-    let r = Router::build(&cfg, &idx, &Metrics::new().expect("metrics"));
+    let r = router_of(&none);
     assert_eq!(go(&r, "s.test", "/x", false, None), Decision::NoSite);
 }
