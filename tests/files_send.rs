@@ -180,3 +180,33 @@ async fn a_client_that_stops_reading_a_large_file_is_closed_after_send_timeout()
     );
     assert!(got.len() < 16 << 20, "read {} bytes of 32 MiB", got.len());
 }
+
+/// A client that resets the connection in the middle of a large file is
+/// the client's doing: the request ends without an ERROR line (nor a 500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_resets_mid_file_is_not_an_error() {
+    let f = Fixture::start().await;
+    let mut tcp = timed("connect", tokio::net::TcpStream::connect(f.site.http))
+        .await
+        .expect("connect");
+    tcp.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: send.test\r\n\r\n")
+        .await
+        .expect("request");
+    let mut first = vec![0u8; 64 << 10];
+    timed("the first bytes", tcp.read_exact(&mut first))
+        .await
+        .expect("read");
+    // SO_LINGER 0: closing sends a reset, as a browser's cancelled download.
+    tcp.set_linger(Some(Duration::ZERO)).expect("linger");
+    drop(tcp);
+    let line = f.logged("/huge.bin", Duration::from_secs(20)).await;
+    let sent = line["bytes_sent"].as_u64().expect("bytes_sent");
+    assert!(sent < 32 << 20, "the whole file cannot have gone: {sent}");
+    let stderr = f.site.proxy.stderr();
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("/huge.bin")),
+        "{stderr}"
+    );
+}

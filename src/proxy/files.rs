@@ -432,7 +432,12 @@ pub(super) async fn send(
     let empty = method == http::Method::HEAD || hyper::body::Body::is_end_stream(&body);
     let range = single_range(&parts, len);
     let mut encoder = super::compress::file_answer(session, ctx, &mut resp, coding, empty)?;
-    session.write_response_header(Box::new(resp), empty).await?;
+    // Write errors are the client's doing (gone, reset, too slow): marked
+    // so, they end the request quietly instead of as a 500 and an ERROR.
+    session
+        .write_response_header(Box::new(resp), empty)
+        .await
+        .map_err(|e| e.into_down())?;
     if empty {
         return Ok(true);
     }
@@ -444,8 +449,13 @@ pub(super) async fn send(
         && h1.can_write_body_file()
     {
         let n = (range.end - range.start) as usize;
-        h1.write_body_file(&file, range.start, n).await?;
-        session.write_response_body(None, true).await?;
+        h1.write_body_file(&file, range.start, n)
+            .await
+            .map_err(|e| e.into_down())?;
+        session
+            .write_response_body(None, true)
+            .await
+            .map_err(|e| e.into_down())?;
         return Ok(true);
     }
     while let Some(frame) = body.frame().await {
@@ -459,7 +469,10 @@ pub(super) async fn send(
                 super::compress::body(e, &mut data, false)?;
             }
             if data.is_some() {
-                session.write_response_body(data, false).await?;
+                session
+                    .write_response_body(data, false)
+                    .await
+                    .map_err(|e| e.into_down())?;
             }
         }
     }
@@ -467,6 +480,9 @@ pub(super) async fn send(
     if let Some(e) = encoder.as_mut() {
         super::compress::body(e, &mut tail, true)?;
     }
-    session.write_response_body(tail, true).await?;
+    session
+        .write_response_body(tail, true)
+        .await
+        .map_err(|e| e.into_down())?;
     Ok(true)
 }
