@@ -186,7 +186,10 @@ async fn a_client_that_stops_reading_a_large_file_is_closed_after_send_timeout()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_resets_mid_file_is_not_an_error() {
     let f = Fixture::start().await;
-    let mut tcp = timed("connect", tokio::net::TcpStream::connect(f.site.http))
+    // SO_LINGER 0: closing sends a reset, as a browser's cancelled download.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_zero_linger().expect("linger");
+    let mut tcp = timed("connect", socket.connect(f.site.http))
         .await
         .expect("connect");
     tcp.write_all(b"GET /huge.bin HTTP/1.1\r\nHost: send.test\r\n\r\n")
@@ -196,8 +199,6 @@ async fn a_client_that_resets_mid_file_is_not_an_error() {
     timed("the first bytes", tcp.read_exact(&mut first))
         .await
         .expect("read");
-    // SO_LINGER 0: closing sends a reset, as a browser's cancelled download.
-    tcp.set_linger(Some(Duration::ZERO)).expect("linger");
     drop(tcp);
     let line = f.logged("/huge.bin", Duration::from_secs(20)).await;
     let sent = line["bytes_sent"].as_u64().expect("bytes_sent");
