@@ -508,7 +508,13 @@ fn server_name<'a>(ctx: &mut Ctx<'a>, c: &'a Directive, info: &mut ServerInfo<'a
                 "server_name \"\" (requests without a Host header) is not needed: greenlight sends those to the default site",
             );
         } else if n.starts_with('~') {
-            push(info, n.clone());
+            // Checked as greenlight's `check` will: an expression it cannot
+            // compile (`~.${VAR}` in an envsubst template) is left out here
+            // instead of making the output fail `check`.
+            match crate::config::validate_match::parse_host_pattern(n) {
+                Ok(_) => push(info, n.clone()),
+                Err(e) => ctx.warn(c, format!("server_name '{n}' was left out: {}", e.what)),
+            }
         } else if n.contains('$') {
             ctx.warn(
                 c,
