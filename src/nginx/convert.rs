@@ -407,6 +407,38 @@ pub(crate) struct PlainHttp {
     pub detail: String,
 }
 
+impl<'a> Route<'a> {
+    /// A route at `path` from `loc` with nothing else set: the importer's
+    /// routes that are not locations (a server-level answer, a redirect
+    /// site, a server's root) fill in what they have with `..Route::bare`.
+    pub(crate) fn bare(path: String, loc: &'a Directive) -> Route<'a> {
+        Route {
+            path,
+            methods: None,
+            plain_only: false,
+            expires: None,
+            charset: None,
+            loc,
+            comment: None,
+            target: None,
+            answer: None,
+            files: None,
+            upstream_path: None,
+            rewrites: Vec::new(),
+            checks: Vec::new(),
+            req: Headers::default(),
+            resp: Headers::default(),
+            request_buffering: None,
+            max_body_size: None,
+            retry: None,
+            timeouts: Timeouts::default(),
+            upstream: 0,
+            access: None,
+            compress: None,
+        }
+    }
+}
+
 /// A greenlight site, made from one server block.
 #[derive(Debug, Clone)]
 pub(crate) struct Site<'a> {

@@ -495,31 +495,13 @@ pub(crate) fn host_redirect_sites<'a>(
         own.default_on = "true";
         own.client_ip = None;
         own.routes = vec![super::convert::Route {
-            access: None,
-            plain_only: false,
-            expires: None,
-            charset: None,
-            path: "/".to_string(),
-            methods: None,
-            loc: i,
             comment: Some("nginx answered this name before choosing a location".to_string()),
-            target: None,
             answer: Some(super::convert::Answer::Redirect {
                 to: to.clone(),
                 status: *code,
             }),
-            upstream_path: None,
-            rewrites: Vec::new(),
-            checks: Vec::new(),
-            files: None,
-            req: Default::default(),
-            resp: Default::default(),
-            request_buffering: None,
-            max_body_size: None,
-            retry: None,
             timeouts: info.inh.timeouts.clone(),
-            upstream: 0,
-            compress: None,
+            ..super::convert::Route::bare("/".to_string(), i)
         }];
         out.push(own);
     }

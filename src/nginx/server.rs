@@ -232,28 +232,12 @@ pub(crate) fn analyze<'a>(
         }
         let (req, resp) = super::headers::steps(ctx, &inh, None, &[]);
         info.routes.push(Route {
-            access: None,
-            plain_only: false,
-            expires: None,
-            charset: None,
-            path: "/".to_string(),
-            methods: None,
-            loc: r,
             comment: Some("a server-level return".to_string()),
-            target: None,
             answer: Some(a),
-            files: None,
-            upstream_path: None,
-            rewrites: Vec::new(),
-            checks: Vec::new(),
             req,
             resp,
-            request_buffering: None,
-            max_body_size: None,
-            retry: None,
             timeouts: inh.timeouts.clone(),
-            upstream: 0,
-            compress: None,
+            ..Route::bare("/".to_string(), r)
         });
     } else if let Some(r) = whole_server.filter(|_| !locations.is_empty()) {
         ctx.note(
@@ -303,32 +287,14 @@ fn server_rewrites<'a>(d: &'a Directive, info: &mut ServerInfo<'a>) {
             continue;
         }
         info.routes.push(Route {
-            access: None,
-            plain_only: false,
-            expires: None,
-            charset: None,
-            path,
-            methods: None,
-            loc: d,
             comment: Some(format!("the server-level rewrite at {}", rule.at)),
-            target: None,
             answer: Some(Answer::Respond {
                 status: 404,
                 body: None,
                 content_type: None,
             }),
-            upstream_path: None,
             rewrites: vec![rule],
-            checks: Vec::new(),
-            files: None,
-            req: Default::default(),
-            resp: Default::default(),
-            request_buffering: None,
-            max_body_size: None,
-            retry: None,
-            timeouts: Default::default(),
-            upstream: 0,
-            compress: None,
+            ..Route::bare(path, d)
         });
     }
 }

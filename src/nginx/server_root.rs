@@ -54,27 +54,14 @@ pub(crate) fn add<'a>(
     let (req, resp) = super::headers::steps(ctx, inh, None, &[]);
     super::ratelimit::record_route(ctx, d, &inh.rate, inh.root);
     info.routes.push(Route {
-        path: "/".to_string(),
-        methods: None,
-        plain_only: false,
-        expires: None,
         charset: inh.files.charset.clone(),
-        loc: d,
         comment: Some("no location takes these paths: nginx served the server's root".to_string()),
-        target: None,
-        answer: None,
         files: Some(files),
-        upstream_path: None,
-        rewrites: Vec::new(),
-        checks: Vec::new(),
         req,
         resp,
-        request_buffering: None,
-        max_body_size: None,
-        retry: None,
         timeouts: inh.timeouts.clone(),
-        upstream: 0,
         access: super::access::of(ctx, &inh.access, d),
         compress: super::compress::def(ctx, &inh.gzip, true),
+        ..Route::bare("/".to_string(), d)
     });
 }

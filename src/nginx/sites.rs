@@ -285,28 +285,10 @@ fn redirect_site<'a>(s: &ServerInfo<'a>, tls_hosts: &[String]) -> Vec<ServerInfo
         to = format!("https://${host}$request_uri");
     }
     s.routes.push(super::convert::Route {
-        access: None,
-        plain_only: false,
-        expires: None,
-        charset: None,
-        path: "/".to_string(),
-        methods: None,
-        loc: d,
         comment: Some("no TLS site serves these hosts, so the redirect is a route".to_string()),
-        target: None,
         answer: Some(Answer::Redirect { to, status }),
-        files: None,
-        upstream_path: None,
-        rewrites: Vec::new(),
-        checks: Vec::new(),
-        req: Default::default(),
-        resp: Default::default(),
-        request_buffering: None,
-        max_body_size: None,
-        retry: None,
         timeouts: s.inh.timeouts.clone(),
-        upstream: 0,
-        compress: None,
+        ..super::convert::Route::bare("/".to_string(), d)
     });
     s.redirects.clear();
     rest.insert(0, s);
