@@ -341,17 +341,17 @@ pub(crate) fn place_redirect_headers<'a>(
 ) {
     let mut placed: Vec<&'a Directive> = Vec::new();
     for (block, headers) in pending.iter().filter(|(_, h)| !h.is_empty()) {
-        let Some(text) = headers_text(ctx, headers) else {
+        let Some(own) = redirect_headers_of(ctx, headers) else {
             continue;
         };
+        let text = headers_text(&own);
         for site in sites.iter_mut().filter(|s| std::ptr::eq(s.server, *block)) {
             // The block's own site (hosts no TLS site serves): its
             // redirect route carries them.
             for r in site.routes.iter_mut() {
                 if matches!(r.answer, Some(super::convert::Answer::Redirect { .. })) {
-                    for c in headers.iter() {
-                        redirect_route_headers(c, &mut r.resp);
-                    }
+                    r.resp.add.extend(own.add.iter().cloned());
+                    r.resp.set.extend(own.set.iter().cloned());
                     placed.push(block);
                 }
             }
@@ -391,24 +391,13 @@ pub(crate) fn place_redirect_headers<'a>(
     }
 }
 
-/// One header directive of a redirect block onto a redirect route's
-/// response headers (already checked by [`headers_text`]).
-fn redirect_route_headers(c: &Directive, resp: &mut super::convert::Headers) {
-    match (c.name.as_str(), c.args.as_slice()) {
-        ("add_header", [n, v] | [n, v, _]) => resp.add.push((n.clone(), v.clone(), false)),
-        ("more_set_headers", args) => {
-            for (n, v) in args.iter().filter_map(|a| super::headers::more_header(a)) {
-                resp.set.push((n.to_string(), v.to_string()));
-            }
-        }
-        _ => {}
-    }
-}
-
-/// `{add: {…}, set: {…}}` for header directives; `None` (with a warning
-/// each) when one cannot be carried over.
-fn headers_text(ctx: &mut Ctx<'_>, headers: &[&Directive]) -> Option<String> {
-    let (mut add, mut set) = (Vec::new(), Vec::new());
+/// The response headers of a redirect block's header directives; `None`
+/// (with a warning each) when one cannot be carried over.
+fn redirect_headers_of(
+    ctx: &mut Ctx<'_>,
+    headers: &[&Directive],
+) -> Option<super::convert::Headers> {
+    let mut out = super::convert::Headers::default();
     let known = |v: &str| {
         super::vars::refs(v).iter().all(|r| {
             !r.name.starts_with(|c: char| c.is_ascii_digit()) && super::vars::known(&r.name, &[])
@@ -437,27 +426,30 @@ fn headers_text(ctx: &mut Ctx<'_>, headers: &[&Directive]) -> Option<String> {
             );
             continue;
         }
-        let into = if c.name == "add_header" {
-            &mut add
-        } else {
-            &mut set
-        };
         for (n, v) in pairs {
-            into.push(format!(
-                "{}: {}",
-                super::yaml::scalar(&n),
-                super::yaml::quoted(&v)
-            ));
+            if c.name == "add_header" {
+                out.add.push((n, v, false));
+            } else {
+                out.set.push((n, v));
+            }
         }
     }
+    (ok && !out.is_empty()).then_some(out)
+}
+
+/// `{add: {…}, set: {…}}`: `plain_http`'s `response_headers` in flow form.
+fn headers_text(h: &super::convert::Headers) -> String {
+    let pair = |n: &str, v: &str| format!("{}: {}", super::yaml::scalar(n), super::yaml::quoted(v));
     let mut parts = Vec::new();
-    if !add.is_empty() {
+    if !h.add.is_empty() {
+        let add: Vec<String> = h.add.iter().map(|(n, v, _)| pair(n, v)).collect();
         parts.push(format!("add: {{{}}}", add.join(", ")));
     }
-    if !set.is_empty() {
+    if !h.set.is_empty() {
+        let set: Vec<String> = h.set.iter().map(|(n, v)| pair(n, v)).collect();
         parts.push(format!("set: {{{}}}", set.join(", ")));
     }
-    (ok && !parts.is_empty()).then(|| format!("{{{}}}", parts.join(", ")))
+    format!("{{{}}}", parts.join(", "))
 }
 
 /// Splits the names a server-level `if ($host = name) { return 3xx URL; }`
