@@ -119,8 +119,8 @@ pub struct FileLimits {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileAcme {
-    /// Contact e-mail.
-    pub email: Spanned<String>,
+    /// Contact e-mail (optional: an account may have no contact).
+    pub email: Option<Spanned<String>>,
     /// `letsencrypt`, `letsencrypt-staging`, or a directory URL.
     pub directory: Option<Spanned<String>>,
     /// PEM root to trust for the directory (private CAs, tests).

@@ -213,6 +213,9 @@ fn acme_settings_are_checked_with_their_positions() {
         "  http: {address: \"127.0.0.1:80\"}\n  https: {address: \"127.0.0.1:443\", tls: true}\n";
     let good = "acme:\n  email: ops@example.com\n  storage: /tmp/greenlight-acme-test\n";
     assert!(problems(&base(good, both, "a.example.com")).is_empty());
+    // The e-mail may be left out: an account without contact.
+    let no_email = "acme:\n  storage: /tmp/greenlight-acme-test\n";
+    assert!(problems(&base(no_email, both, "a.example.com")).is_empty());
 
     let p = problems(&base("", both, "a.example.com"));
     assert!(p.iter().any(|l| l.contains("no `acme:` section")), "{p:?}");

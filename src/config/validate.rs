@@ -119,18 +119,24 @@ fn validate_acme(
 ) -> crate::acme::AcmeConfig {
     use crate::acme::{ChallengeKind, LETSENCRYPT, LETSENCRYPT_STAGING};
     let f = &a.value;
-    let email = f.email.value.trim().to_string();
-    let email_ok = email.split_once('@').is_some_and(|(user, domain)| {
-        !user.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-    }) && !email.chars().any(|c| c.is_whitespace() || c == ',');
-    if !email_ok {
+    // Without an address the account has no contact: Let's Encrypt allows
+    // that (so does Caddy), it only means nobody hears about problems.
+    let email = f
+        .email
+        .as_ref()
+        .map_or(String::new(), |e| e.value.trim().to_string());
+    let email_ok = email.is_empty()
+        || email.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        }) && !email.chars().any(|c| c.is_whitespace() || c == ',');
+    if let (false, Some(at)) = (email_ok, &f.email) {
         ds.error(
-            pos(&f.email),
+            pos(at),
             format!("'{email}' is not an e-mail address"),
-            "give the address Let's Encrypt may write to about expiring certificates",
+            "give the address Let's Encrypt may write to about expiring certificates, or leave `email` out",
         );
     }
     let directory = match f.directory.as_ref().map(|d| d.value.trim()) {

@@ -395,11 +395,35 @@ fn plain_and_tls_in_one_server_serves_plain() {
 }
 
 #[test]
-fn tls_without_certificate_is_self_signed() {
+fn tls_without_certificate_is_acme_for_public_names_and_self_signed_otherwise() {
     let (y, w) = convert(
-        "server { listen 443 ssl; server_name a.b; location / { proxy_pass http://127.0.0.1:1; } }",
+        "server { listen 443 ssl; server_name a.example.net; location / { proxy_pass http://127.0.0.1:1; } }",
+    );
+    assert!(
+        y.contains("    tls: acme  # nginx had no usable certificate here\n"),
+        "{y}"
+    );
+    // No plain listener: the challenge goes over TLS; no e-mail was given.
+    assert!(
+        y.contains("acme:\n  # add `email: you@example.com` here"),
+        "{y}"
+    );
+    assert!(y.contains("  challenge: tls-alpn-01"), "{y}");
+    assert!(
+        w.iter().all(|w| w.contains(": note: ")),
+        "notes, not warnings: {w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("orders a certificate for a.example.net")),
+        "{w:?}"
+    );
+
+    let (y, w) = convert(
+        "server { listen 443 ssl; server_name nas.lan; location / { proxy_pass http://127.0.0.1:1; } }",
     );
     assert!(y.contains("    tls: self_signed\n"), "{y}");
+    assert!(!y.contains("acme:"), "{y}");
     assert!(w.iter().any(|w| w.contains("self_signed")), "{w:?}");
 }
 

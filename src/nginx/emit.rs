@@ -6,7 +6,7 @@ use super::addr::format_duration;
 use super::convert::{ClientIp, Model, SiteTls, Timeouts, UpServer, Upstream};
 use super::emit_route;
 use super::parse::{Config, Directive};
-use super::sites::is_letsencrypt;
+use super::site_tls::is_letsencrypt;
 use super::yaml::{Out, quoted, scalar};
 
 struct W<'c> {
@@ -37,12 +37,7 @@ pub(crate) fn yaml(m: &Model<'_>, cfg: &Config) -> String {
         "Review the warnings printed with it, and edit every line marked EDIT before use.",
     );
     w.out.blank();
-    if let Some(email) = &m.acme_email {
-        w.out.line(0, "acme:", None);
-        w.out.line(1, &format!("email: {}", scalar(email)), None);
-        w.out.line(1, "directory: letsencrypt", None);
-        w.out.blank();
-    }
+    acme(&mut w, m);
     if let Some(d) = m.access_log_off {
         let from = w.from(d);
         w.out.line(0, "access_log: \"off\"", Some(&from));
@@ -65,6 +60,36 @@ pub(crate) fn yaml(m: &Model<'_>, cfg: &Config) -> String {
     sites(&mut w, m);
     upstreams(&mut w, m);
     w.out.finish()
+}
+
+/// The `acme:` section: with `--acme EMAIL`, or when a TLS server without a
+/// certificate became `tls: acme` (then without a contact, which the user
+/// is told to add). HTTP-01 needs a plain listener; without one, TLS-ALPN-01.
+fn acme(w: &mut W<'_>, m: &Model<'_>) {
+    let any_acme = m
+        .sites
+        .iter()
+        .any(|s| matches!(s.tls, Some(SiteTls::Acme { .. })));
+    if m.acme_email.is_none() && !any_acme {
+        return;
+    }
+    w.out.line(0, "acme:", None);
+    match &m.acme_email {
+        Some(email) => w.out.line(1, &format!("email: {}", scalar(email)), None),
+        None => w.out.comment(
+            1,
+            "add `email: you@example.com` here to hear from Let's Encrypt about expiring certificates",
+        ),
+    }
+    w.out.line(1, "directory: letsencrypt", None);
+    if !m.listeners.iter().any(|l| !l.tls) {
+        w.out.line(
+            1,
+            "challenge: tls-alpn-01",
+            Some("no plain listener for http-01"),
+        );
+    }
+    w.out.blank();
 }
 
 fn listeners(w: &mut W<'_>, m: &Model<'_>) {

@@ -55,6 +55,7 @@ mod realip;
 mod redirects;
 mod server;
 mod server_root;
+mod site_tls;
 mod sites;
 mod table;
 mod upstream;

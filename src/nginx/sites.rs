@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::ImportOptions;
-use super::convert::{Answer, Ctx, Host, Listeners, PlainHttp, Site, SiteTls};
+use super::convert::{Answer, Ctx, Host, Listeners, PlainHttp, Site};
 use super::directives::shown;
 use super::parse::Directive;
 use super::server::ServerInfo;
@@ -206,7 +206,7 @@ pub(crate) fn build<'a>(
         };
         site.name = names.alloc(&name_base(&site, info), "site");
         if info.has_tls {
-            site.tls = Some(site_tls(ctx, info, opts));
+            site.tls = Some(super::site_tls::site_tls(ctx, info, &site.hosts, opts));
             site.client_auth = info.client_auth.clone();
             let (plain, source) =
                 match plain_http(ctx, info, &site, merged.get(&i).copied(), &redirects) {
@@ -711,43 +711,4 @@ fn plain_http<'a>(
         return Some(redirect(r));
     }
     redirects.catch_all.map(redirect)
-}
-
-fn site_tls<'a>(ctx: &mut Ctx<'a>, info: &ServerInfo<'a>, opts: &ImportOptions) -> SiteTls<'a> {
-    let usable = |d: Option<&'a Directive>| d.filter(|d| !d.arg0().contains('$'));
-    for d in [info.cert, info.key].into_iter().flatten() {
-        if d.arg0().contains('$') {
-            ctx.warn(
-                d,
-                format!("'{}' uses a variable, which greenlight does not support: name the certificate files per site", shown(d)),
-            );
-        }
-    }
-    match (usable(info.cert), usable(info.key)) {
-        (Some(cert), Some(key)) => {
-            if opts.acme_email.is_some() && is_letsencrypt(cert.arg0()) {
-                SiteTls::Acme { cert: Some(cert) }
-            } else {
-                SiteTls::Files { cert, key }
-            }
-        }
-        _ => {
-            let what = "this TLS server has no usable ssl_certificate and ssl_certificate_key pair";
-            if opts.acme_email.is_some() {
-                ctx.warn(info.d, format!("{what}; it was given tls: acme"));
-                SiteTls::Acme { cert: None }
-            } else {
-                ctx.warn(
-                    info.d,
-                    format!("{what}; it was given tls: self_signed, which browsers reject: set cert and key, or use acme"),
-                );
-                SiteTls::SelfSigned
-            }
-        }
-    }
-}
-
-/// True for certificates managed by certbot.
-pub(crate) fn is_letsencrypt(path: &str) -> bool {
-    path.starts_with("/etc/letsencrypt/live/")
 }

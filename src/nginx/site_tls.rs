@@ -1,0 +1,168 @@
+//! The certificate of a site imported from a TLS server block.
+//!
+//! `ssl_certificate` + `ssl_certificate_key` become `tls: {cert, key}`
+//! (with `--acme EMAIL`, a certbot certificate becomes `tls: acme`).
+//!
+//! A TLS server block with no usable pair is a configuration nginx refuses
+//! to start with ("no ssl_certificate is defined for the listen … ssl
+//! directive"): the pair lives somewhere the file does not say (a missing
+//! include, certbot lines removed before publishing). When every name of the
+//! block is a public DNS name, greenlight can do what the operator plainly
+//! wants — serve those names over TLS with a certificate browsers trust — by
+//! ordering one (`tls: acme`); that is a note, not a warning, because no
+//! behaviour of the file is lost. Otherwise (no names, wildcards, regexes,
+//! IP addresses, names only a LAN resolves) no CA can validate the names, so
+//! the site gets `tls: self_signed` and a warning.
+
+use super::ImportOptions;
+use super::convert::{Ctx, Host, SiteTls};
+use super::directives::shown;
+use super::parse::Directive;
+use super::server::ServerInfo;
+
+/// The `tls:` of the site made from `info`, whose hosts are `hosts`.
+pub(super) fn site_tls<'a>(
+    ctx: &mut Ctx<'a>,
+    info: &ServerInfo<'a>,
+    hosts: &[Host<'a>],
+    opts: &ImportOptions,
+) -> SiteTls<'a> {
+    let usable = |d: Option<&'a Directive>| d.filter(|d| !d.arg0().contains('$'));
+    for d in [info.cert, info.key].into_iter().flatten() {
+        if d.arg0().contains('$') {
+            ctx.warn(
+                d,
+                format!("'{}' uses a variable, which greenlight does not support: name the certificate files per site", shown(d)),
+            );
+        }
+    }
+    if let (Some(cert), Some(key)) = (usable(info.cert), usable(info.key)) {
+        return if opts.acme_email.is_some() && is_letsencrypt(cert.arg0()) {
+            SiteTls::Acme { cert: Some(cert) }
+        } else {
+            SiteTls::Files { cert, key }
+        };
+    }
+    let what = "this TLS server has no usable ssl_certificate and ssl_certificate_key pair";
+    if public_names(hosts) {
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        ctx.note(
+            info.d,
+            format!(
+                "{what} (nginx does not start like this); greenlight orders a certificate for {} from Let's Encrypt itself (tls: acme), once DNS points here",
+                names.join(", ")
+            ),
+        );
+        SiteTls::Acme { cert: None }
+    } else if opts.acme_email.is_some() {
+        ctx.warn(
+            info.d,
+            format!("{what}, and its names are not all public DNS names a CA could check; it was given tls: acme"),
+        );
+        SiteTls::Acme { cert: None }
+    } else {
+        ctx.warn(
+            info.d,
+            format!("{what}, and its names are not all public DNS names a CA could check; it was given tls: self_signed, which browsers reject: set cert and key"),
+        );
+        SiteTls::SelfSigned
+    }
+}
+
+/// True when there is at least one name and every name is one a public CA
+/// could validate over HTTP-01 or TLS-ALPN-01: an exact DNS name under a
+/// public-looking suffix (no wildcard, regex, IP address, single label, or
+/// a suffix reserved for local or test use).
+pub(super) fn public_names(hosts: &[Host<'_>]) -> bool {
+    !hosts.is_empty() && hosts.iter().all(|h| public_name(&h.name))
+}
+
+/// Suffixes no public CA issues for (RFC 2606, RFC 6761, RFC 6762, RFC
+/// 8375, and the private-use names home routers hand out).
+const LOCAL_SUFFIXES: &[&str] = &[
+    "localhost",
+    "local",
+    "lan",
+    "home",
+    "internal",
+    "intranet",
+    "corp",
+    "test",
+    "example",
+    "invalid",
+    "home.arpa",
+];
+
+fn public_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    let labels: Vec<&str> = name.split('.').collect();
+    let valid_label = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if labels.len() < 2
+        || !labels.iter().all(valid_label)
+        || name.parse::<std::net::IpAddr>().is_ok()
+    {
+        return false;
+    }
+    // The top-level label of a DNS name is never all digits (an IPv4
+    // address written oddly, or a typo).
+    if labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    !LOCAL_SUFFIXES
+        .iter()
+        .any(|s| lower == *s || lower.ends_with(&format!(".{s}")))
+}
+
+/// True for certificates managed by certbot.
+pub(crate) fn is_letsencrypt(path: &str) -> bool {
+    path.starts_with("/etc/letsencrypt/live/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_name;
+
+    #[test]
+    fn only_names_a_public_ca_can_check_are_public() {
+        for ok in [
+            "example.com",
+            "www.tensy.ru",
+            "a-b.duckdns.org",
+            "Mixed.Example.ORG.",
+        ] {
+            assert!(public_name(ok), "{ok}");
+        }
+        for no in [
+            "localhost",
+            "nas.local",
+            "router.lan",
+            "app.test",
+            "a.example",
+            "printer.home.arpa",
+            "intranet",
+            "*.example.com",
+            "~^www\\.",
+            "192.168.1.2",
+            "::1",
+            "10.0.0.300",
+            "_",
+            "",
+            "a..b.com",
+            "-a.com",
+            "${DOMAIN}",
+            "{$DOMAIN}.com",
+        ] {
+            assert!(!public_name(no), "{no}");
+        }
+    }
+}
