@@ -22,6 +22,7 @@ mod container;
 mod core_proxy;
 mod dashboard;
 mod early_hup;
+mod env_refs;
 mod exchange;
 mod files;
 mod files_more;

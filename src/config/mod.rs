@@ -7,6 +7,7 @@
 //! state; `state` and `reload` decide what to do with a new `Config`.
 
 pub mod diag;
+pub mod env;
 pub mod file;
 pub mod file_access;
 pub mod file_client_auth;
@@ -192,16 +193,37 @@ fn too_large_text(size: u64) -> String {
 /// Parses and validates `text`, reporting problems against `name`.
 pub fn load_str(name: &Path, text: &str) -> Result<Config, ConfigError> {
     let mut ds = Diagnostics::new(name);
-    let file: file::FileConfig = match serde_saphyr::from_str(text) {
-        Ok(f) => f,
-        Err(e) => {
-            ds.push(yaml_error(name, &e));
+    let expanded = match env::expand(text, |n| std::env::var(n).ok()) {
+        Ok(e) => e,
+        Err(problems) => {
+            for p in problems {
+                ds.error(p.pos, p.what, p.fix);
+            }
             return Err(ConfigError::Invalid(ds.into_sorted()));
         }
     };
+    // Positions come from the expanded text: report them in the file's.
+    let to_raw = |mut list: Vec<Diagnostic>| {
+        for d in &mut list {
+            d.origin.pos = expanded.raw_pos(d.origin.pos);
+        }
+        list
+    };
+    let file: file::FileConfig = match serde_saphyr::from_str(&expanded.text) {
+        Ok(f) => f,
+        Err(e) => {
+            ds.push(yaml_error(name, &e));
+            return Err(ConfigError::Invalid(to_raw(ds.into_sorted())));
+        }
+    };
     match validate::validate(file, &mut ds) {
-        Some(cfg) if ds.is_empty() => Ok(cfg),
-        _ => Err(ConfigError::Invalid(ds.into_sorted())),
+        Some(mut cfg) if ds.is_empty() => {
+            for u in &mut cfg.upstreams {
+                u.active_origin.pos = expanded.raw_pos(u.active_origin.pos);
+            }
+            Ok(cfg)
+        }
+        _ => Err(ConfigError::Invalid(to_raw(ds.into_sorted()))),
     }
 }
 

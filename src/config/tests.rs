@@ -511,3 +511,61 @@ upstreams:
         ]
     );
 }
+
+#[test]
+fn servers_may_be_written_as_urls_and_env_references_are_expanded() {
+    let y = |servers: &str, tls: &str| {
+        format!(
+            "listeners:\n  http: {{address: \"127.0.0.1:80\"}}\nsites:\n  s:\n    hosts: [a.example]\n    routes: [{{path: /, upstream: u}}]\nupstreams:\n  u: {{active: p, {tls}pools: {{p: [{servers}]}}}}\n"
+        )
+    };
+    let labels = |yaml: &str| -> Vec<String> {
+        let c = load_str(Path::new("g.yaml"), yaml).expect("valid");
+        c.upstreams[0].pools[0]
+            .servers
+            .iter()
+            .map(|s| s.label.clone())
+            .collect()
+    };
+    assert_eq!(
+        labels(&y("\"http://127.0.0.1:3000/\", \"http://localhost\"", "")),
+        ["127.0.0.1:3000", "localhost:80"]
+    );
+    assert_eq!(
+        labels(&y("\"https://localhost\"", "tls: true, ")),
+        ["localhost:443"]
+    );
+    let p = problems(&y("\"https://127.0.0.1:8443\"", ""));
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("g.yaml:8:") && l.contains("says https")),
+        "{p:?}"
+    );
+    let p = problems(&y("\"http://127.0.0.1:3000/api\"", ""));
+    assert!(p.iter().any(|l| l.contains("has a path")), "{p:?}");
+
+    // `{$NAME}` comes from the environment; an unset one is an error at
+    // its own column, and later columns on the line are the file's.
+    let with_env = y("\"{$GREENLIGHT_TEST_UNSET_APP}\", \"127.0.0.1:x\"", "");
+    let p = problems(&with_env);
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("g.yaml:8:31:")
+                && l.contains("GREENLIGHT_TEST_UNSET_APP is not set")),
+        "{p:?}"
+    );
+    let defaulted = with_env.replace("APP}", "APP:http://127.0.0.1:3000}");
+    let p = problems(&defaulted);
+    let col = defaulted
+        .lines()
+        .nth(7)
+        .unwrap()
+        .find("\"127.0.0.1:x")
+        .unwrap()
+        + 1;
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with(&format!("g.yaml:8:{col}:")) && l.contains("valid port")),
+        "{col} {p:?}"
+    );
+}

@@ -44,8 +44,9 @@ pub(super) fn validate_upstream(
             );
         }
         let mut list = Vec::new();
+        let tls_on = f.tls.as_ref().is_some_and(|t| t.value);
         for s in &servers.value {
-            if let Some(server) = validate_server(s, ds) {
+            if let Some(server) = validate_server(s, tls_on, ds) {
                 list.push(server);
             }
         }
@@ -253,8 +254,42 @@ pub(super) fn is_placeholder(text: &str) -> bool {
     text.to_ascii_uppercase().starts_with("EDIT-ME")
 }
 
-/// One pool entry: `host:port`, or `{address, weight, backup}`.
-fn validate_server(s: &Spanned<FileServer>, ds: &mut Diagnostics) -> Option<ServerConfig> {
+/// A server written as a URL, `http://host[:port][/]` or `https://…` (as
+/// Caddy's `reverse_proxy` and nginx's `proxy_pass` take it, and as an
+/// environment variable often holds it): the `host:port` (port 80 or 443
+/// when left out) and whether it said https. `None` for any other text.
+fn server_url(text: &str) -> Option<(String, bool)> {
+    let (rest, https) = if let Some(r) = text.strip_prefix("http://") {
+        (r, false)
+    } else if let Some(r) = text.strip_prefix("https://") {
+        (r, true)
+    } else {
+        return None;
+    };
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    let has_port = match hostport.rsplit_once(':') {
+        Some((h, p)) => {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!h.starts_with('[') || h.ends_with(']'))
+        }
+        None => false,
+    };
+    let port = if https { 443 } else { 80 };
+    Some(if has_port {
+        (hostport.to_string(), https)
+    } else {
+        (format!("{hostport}:{port}"), https)
+    })
+}
+
+/// One pool entry: `host:port`, `http(s)://host[:port]`, or `{address,
+/// weight, backup}`. `tls_on`: the upstream has `tls: true`.
+fn validate_server(
+    s: &Spanned<FileServer>,
+    tls_on: bool,
+    ds: &mut Diagnostics,
+) -> Option<ServerConfig> {
     let f = &s.value;
     for u in &f.unknown {
         ds.error(
@@ -301,9 +336,42 @@ fn validate_server(s: &Spanned<FileServer>, ds: &mut Diagnostics) -> Option<Serv
         .fail_timeout
         .is_some()
         .then(|| super::values::duration_field(&f.fail_timeout, Duration::ZERO, false, ds));
-    let addr = resolve_server(&address.value.0, at, ds)?;
+    let written = address.value.0.trim();
+    let label = match server_url(written) {
+        Some((hostport, https)) => {
+            if https != tls_on {
+                let (said, fix) = if https {
+                    (
+                        "https",
+                        "add `tls: true` to the upstream (TLS is set per upstream), or write `http://`",
+                    )
+                } else {
+                    (
+                        "http",
+                        "write `https://` or just `host:port`: the upstream has `tls: true`",
+                    )
+                };
+                ds.error(
+                    at,
+                    format!("server '{written}' says {said}, which the upstream's `tls` does not"),
+                    fix,
+                );
+            }
+            if hostport.contains('/') {
+                ds.error(
+                    at,
+                    format!("server '{written}' has a path"),
+                    "a server is only an address: rewrite paths on the route (`strip_prefix`, `rewrite`)",
+                );
+                return None;
+            }
+            hostport
+        }
+        None => written.to_string(),
+    };
+    let addr = resolve_server(&label, at, ds)?;
     Some(ServerConfig {
-        label: address.value.0.trim().to_string(),
+        label,
         addr,
         weight,
         backup: f.backup.as_ref().is_some_and(|b| b.value),
