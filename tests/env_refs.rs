@@ -18,7 +18,9 @@ sites:
     hosts: ["{$GL_TEST_DOMAIN}", "www.{$GL_TEST_DOMAIN}"]
     response_headers:
       set: {X-Env: "{$GL_TEST_LABEL:no label}"}
-    routes: [{path: /, upstream: app}]
+    routes:
+      - {path: /, upstream: app}
+      - {path: /nginx-host/, upstream: app, request_headers: {set: {Host: $proxy_host}}}
 upstreams:
   app: {active: main, pools: {main: ["{$GL_TEST_APP}"]}}
 "#;
@@ -58,7 +60,7 @@ async fn host_port_and_upstream_come_from_the_environment() {
     // A reload reads the references again (same environment, new text).
     let mark = proxy.log_mark();
     proxy
-        .write_config(&yaml.replace("/, upstream: app", "/v2/, upstream: app"))
+        .write_config(&yaml.replace("{path: /, upstream: app}", "{path: /v2/, upstream: app}"))
         .expect("write");
     proxy.signal("HUP").expect("hup");
     assert!(

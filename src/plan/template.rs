@@ -54,6 +54,10 @@ pub enum Var {
     /// went to (empty before one is chosen, and for answers greenlight
     /// makes itself).
     UpstreamAddr,
+    /// `$proxy_host`: the host of the upstream server this request goes to,
+    /// as written in the config (with its port unless 80 or 443) — what
+    /// nginx sends as `Host` by default. Empty before a server is chosen.
+    ProxyHost,
     /// `$ssl_client_verify`, `$ssl_client_s_dn`, …: the client certificate
     /// of a `client_auth:` site.
     SslClient(crate::tls::client_cert::SslClientVar),
@@ -74,6 +78,7 @@ impl Var {
                 | Var::ServerName
                 | Var::LocationNamed(_)
                 | Var::UpstreamAddr
+                | Var::ProxyHost
                 | Var::SslClient(_)
         )
     }
@@ -82,7 +87,7 @@ impl Var {
 /// The variable names `check` lists when a name is unknown.
 pub const KNOWN: &str = "$host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, \
 $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, \
-$request_method, $upstream_addr, $1..$9, named regex captures and the names under `maps:`";
+$request_method, $upstream_addr, $proxy_host, $1..$9, named regex captures and the names under `maps:`";
 
 /// One piece of a template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,6 +272,7 @@ fn resolve(name: &str, scope: &Scope<'_>) -> Option<Var> {
         "server_name" => Var::ServerName,
         "request_method" => Var::RequestMethod,
         "upstream_addr" => Var::UpstreamAddr,
+        "proxy_host" => Var::ProxyHost,
         _ if name.starts_with("ssl_client_") => {
             Var::SslClient(crate::tls::client_cert::SslClientVar::from_name(name)?)
         }

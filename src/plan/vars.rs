@@ -50,6 +50,8 @@ pub struct VarCx<'a> {
     pub maps: &'a [super::map::VarMap],
     /// The upstream server chosen for the request, once there is one.
     pub upstream_addr: Option<&'a crate::upstream::addr::ServerAddr>,
+    /// That server as written in the config (`app.internal:8080`).
+    pub upstream_label: Option<&'a str>,
     /// The client certificate on a `client_auth:` site (`$ssl_client_*`).
     pub client_cert: Option<&'a crate::tls::client_cert::ClientVars>,
 }
@@ -69,6 +71,7 @@ impl<'a> VarCx<'a> {
             location: None,
             maps: &[],
             upstream_addr: None,
+            upstream_label: None,
             client_cert: None,
         }
     }
@@ -114,6 +117,11 @@ impl<'a> VarCx<'a> {
                 if let Some(a) = self.upstream_addr {
                     use std::fmt::Write;
                     let _ = write!(out, "{a}");
+                }
+            }
+            Var::ProxyHost => {
+                if let Some(l) = self.upstream_label {
+                    out.push_str(proxy_host(l));
                 }
             }
             Var::Http(name) => {
@@ -162,6 +170,19 @@ impl<'a> VarCx<'a> {
 }
 
 /// The value of query parameter `name` (first one), as sent.
+/// nginx's `$proxy_host` of a server written `host:port`: the port is left
+/// out when it is a scheme's default (80, 443); a unix socket is
+/// `localhost`, as nginx sends it.
+fn proxy_host(label: &str) -> &str {
+    if label.starts_with(crate::upstream::addr::UNIX_PREFIX) {
+        return "localhost";
+    }
+    label
+        .strip_suffix(":80")
+        .or_else(|| label.strip_suffix(":443"))
+        .unwrap_or(label)
+}
+
 fn query_arg<'s>(args: &'s str, name: &str) -> Option<&'s str> {
     args.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -388,5 +409,14 @@ mod tests {
             ..only_location
         };
         assert_eq!(t.render(&after_rewrite), "ab-page");
+    }
+
+    #[test]
+    fn proxy_host_is_the_server_as_written_without_a_default_port() {
+        assert_eq!(super::proxy_host("app.internal:80"), "app.internal");
+        assert_eq!(super::proxy_host("api.example:443"), "api.example");
+        assert_eq!(super::proxy_host("127.0.0.1:3000"), "127.0.0.1:3000");
+        assert_eq!(super::proxy_host("[::1]:8080"), "[::1]:8080");
+        assert_eq!(super::proxy_host("unix:/run/app.sock"), "localhost");
     }
 }

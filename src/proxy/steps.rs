@@ -68,6 +68,11 @@ pub(super) fn var_cx<'a>(
     snap: &'a Snapshot,
 ) -> VarCx<'a> {
     let req = session.req_header();
+    let server = ctx
+        .pool
+        .as_ref()
+        .zip(ctx.server_idx)
+        .and_then(|(p, i)| p.servers().get(i));
     let mut cx = VarCx {
         tls: ctx.tls,
         client_ip: Some(super::client_ip(session, ctx)),
@@ -77,12 +82,8 @@ pub(super) fn var_cx<'a>(
             .map(|a| a.port()),
         server_name: server_name(snap, ctx.site),
         maps: &snap.config.maps,
-        upstream_addr: ctx
-            .pool
-            .as_ref()
-            .zip(ctx.server_idx)
-            .and_then(|(p, i)| p.servers().get(i))
-            .map(|s| &s.addr),
+        upstream_addr: server.map(|s| &s.addr),
+        upstream_label: server.map(|s| s.label.as_str()),
         client_cert: ctx.client_cert.as_deref(),
         ..VarCx::of_request(req)
     };
