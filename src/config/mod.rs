@@ -192,8 +192,18 @@ fn too_large_text(size: u64) -> String {
 
 /// Parses and validates `text`, reporting problems against `name`.
 pub fn load_str(name: &Path, text: &str) -> Result<Config, ConfigError> {
+    load_str_env(name, text, |n| std::env::var(n).ok())
+}
+
+/// [`load_str`] with `{$NAME}` references read through `lookup` instead of
+/// the process environment (tests, and anything that must not depend on it).
+pub fn load_str_env(
+    name: &Path,
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let mut ds = Diagnostics::new(name);
-    let expanded = match env::expand(text, |n| std::env::var(n).ok()) {
+    let expanded = match env::expand(text, lookup) {
         Ok(e) => e,
         Err(problems) => {
             for p in problems {

@@ -511,6 +511,31 @@ fn placeholder<'a>(
     }
 }
 
+/// `proxy_pass ${APP_URL}` in an envsubst template: an upstream whose one
+/// server is `{$APP_URL}`, read from the environment at load (greenlight
+/// takes `http://host:port` URLs there). nginx sends that URL's host as
+/// `Host`; `$proxy_host` is the same at request time.
+fn env_target<'a>(ctx: &mut Ctx<'a>, p: &'a Directive, raw: &str, name: &str) -> Target<'a> {
+    let addr = format!("{{${name}}}");
+    ctx.note(
+        p,
+        format!("proxy_pass {raw}: the URL comes from the environment variable {name} (an envsubst template): the upstream's server is '{addr}', read at load; it must be http://host:port (https:// needs `tls: true` on the upstream)"),
+    );
+    Target {
+        key: TargetKey::Addr(addr.clone()),
+        d: p,
+        addr,
+        edit: None,
+        comment: None,
+        upstream_path: None,
+        path_rewrite: None,
+        hint: name.to_ascii_lowercase(),
+        tls: None,
+        proxy_host: "$proxy_host".to_string(),
+        redirects: Vec::new(),
+    }
+}
+
 /// Name hint for an inline upstream: "app" for local addresses, the host
 /// name otherwise.
 fn host_hint(addr: &str) -> String {
@@ -632,6 +657,9 @@ fn proxy_target<'a>(
         return None;
     };
     let (url, unknown) = vars::resolve(raw, &inh.set_vars, &[]);
+    if let Some(name) = super::envsubst::whole(&url) {
+        return Some(env_target(ctx, p, raw, name));
+    }
     let lower = url.to_ascii_lowercase();
     let (https, rest) = if lower.starts_with("http://") {
         (false, url.get(7..).unwrap_or(""))

@@ -42,6 +42,7 @@ mod convert;
 mod directives;
 mod emit;
 mod emit_route;
+mod envsubst;
 mod files;
 mod headers;
 mod include;

@@ -481,6 +481,13 @@ fn server_name<'a>(ctx: &mut Ctx<'a>, c: &'a Directive, info: &mut ServerInfo<'a
                 Ok(_) => push(info, n.clone()),
                 Err(e) => ctx.warn(c, format!("server_name '{n}' was left out: {}", e.what)),
             }
+        } else if super::envsubst::has_refs(n) && super::envsubst::literal_but_refs(n) {
+            let name = super::envsubst::to_greenlight(n);
+            ctx.note(
+                c,
+                format!("server_name '{n}' is filled in by envsubst: it became '{name}', which greenlight reads from its environment at load"),
+            );
+            push(info, name);
         } else if n.contains('$') {
             ctx.warn(
                 c,

@@ -78,7 +78,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["server_name"],
         Setting,
-        "`hosts`: exact names, `*.a.com`, `www.a.*`, `~regex` as written; `.a.com` → `a.com` + `*.a.com`; `_` or no name → `default: true` (without hosts); names with variables are a warning",
+        "`hosts`: exact names, `*.a.com`, `www.a.*`, `~regex` as written; `.a.com` → `a.com` + `*.a.com`; `_` or no name → `default: true` (without hosts); an envsubst template's `${NAME}` (upper case) → `{$NAME}`, read from greenlight's environment; names with other variables are a warning",
     ),
     e(
         &["ssl_certificate", "ssl_certificate_key"],
@@ -192,7 +192,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["proxy_pass"],
         Terminal,
-        "`upstream:` (an `upstream` block by name, else `host:port`; `http://unix:/x.sock[:/uri]` → a `unix:/x.sock` server, `Host: localhost` as nginx sends); a URI part → `upstream_path` (replaces the location prefix, `/` strips it); `https://` → upstream `tls: true`; `$var` from `set` is resolved at import; without `proxy_set_header Host` the route sets `Host` to the `proxy_pass` host, like nginx (`$proxy_host`)",
+        "`upstream:` (an `upstream` block by name, else `host:port`; `http://unix:/x.sock[:/uri]` → a `unix:/x.sock` server, `Host: localhost` as nginx sends); a URI part → `upstream_path` (replaces the location prefix, `/` strips it); `https://` → upstream `tls: true`; `$var` from `set` is resolved at import; an envsubst `${NAME}` URL → an upstream whose server is `{$NAME}` (a URL read at load); without `proxy_set_header Host` the route sets `Host` to the `proxy_pass` host, like nginx (`$proxy_host`)",
     ),
     e(
         &["return"],
