@@ -92,6 +92,11 @@ fn acme(w: &mut W<'_>, m: &Model<'_>) {
     w.out.blank();
 }
 
+/// A certificate path, its envsubst `${NAME}` references as `{$NAME}`.
+fn env_path(d: &Directive) -> String {
+    super::envsubst::to_greenlight(d.arg0())
+}
+
 fn listeners(w: &mut W<'_>, m: &Model<'_>) {
     w.out.line(0, "listeners:", None);
     for l in &m.listeners {
@@ -154,9 +159,9 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
                 w.out.line(2, "tls:", None);
                 let (cf, kf) = (w.from(cert), w.from(key));
                 w.out
-                    .line(3, &format!("cert: {}", scalar(cert.arg0())), Some(&cf));
+                    .line(3, &format!("cert: {}", scalar(&env_path(cert))), Some(&cf));
                 w.out
-                    .line(3, &format!("key: {}", scalar(key.arg0())), Some(&kf));
+                    .line(3, &format!("key: {}", scalar(&env_path(key))), Some(&kf));
             }
             Some(SiteTls::Acme { cert: Some(cert) }) => {
                 let why = format!("was {} ({})", cert.arg0(), w.at(cert));

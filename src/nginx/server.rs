@@ -473,6 +473,15 @@ fn server_name<'a>(ctx: &mut Ctx<'a>, c: &'a Directive, info: &mut ServerInfo<'a
                 c,
                 "server_name \"\" (requests without a Host header) is not needed: greenlight sends those to the default site",
             );
+        } else if n.starts_with('~') && super::envsubst::has_refs(n) {
+            // `~.${DOMAIN}`: a regex only once the environment is read,
+            // so it cannot be compiled here; greenlight's `check` does.
+            let name = super::envsubst::to_greenlight(n);
+            ctx.note(
+                c,
+                format!("server_name '{n}' is filled in by envsubst: it became '{name}', which greenlight reads from its environment at load"),
+            );
+            push(info, name);
         } else if n.starts_with('~') {
             // Checked as greenlight's `check` will: an expression it cannot
             // compile (`~.${VAR}` in an envsubst template) is left out here

@@ -27,9 +27,13 @@ pub(super) fn site_tls<'a>(
     hosts: &[Host<'a>],
     opts: &ImportOptions,
 ) -> SiteTls<'a> {
-    let usable = |d: Option<&'a Directive>| d.filter(|d| !d.arg0().contains('$'));
+    // A path with only envsubst references (`/ssl/${DOMAIN}.crt`) is one
+    // greenlight fills in from its environment (written `{$DOMAIN}`).
+    let fixed =
+        |d: &Directive| !d.arg0().contains('$') || super::envsubst::literal_but_refs(d.arg0());
+    let usable = |d: Option<&'a Directive>| d.filter(|d| fixed(d));
     for d in [info.cert, info.key].into_iter().flatten() {
-        if d.arg0().contains('$') {
+        if !fixed(d) {
             ctx.warn(
                 d,
                 format!("'{}' uses a variable, which greenlight does not support: name the certificate files per site", shown(d)),

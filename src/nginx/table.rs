@@ -78,12 +78,12 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["server_name"],
         Setting,
-        "`hosts`: exact names, `*.a.com`, `www.a.*`, `~regex` as written; `.a.com` → `a.com` + `*.a.com`; `_` or no name → `default: true` (without hosts); an envsubst template's `${NAME}` (upper case) → `{$NAME}`, read from greenlight's environment; names with other variables are a warning",
+        "`hosts`: exact names, `*.a.com`, `www.a.*`, `~regex` as written; `.a.com` → `a.com` + `*.a.com`; `_` or no name → `default: true` (without hosts); an envsubst template's `${NAME}` (upper case, also inside `~regex` names) → `{$NAME}`, read from greenlight's environment; names with other variables are a warning",
     ),
     e(
         &["ssl_certificate", "ssl_certificate_key"],
         Setting,
-        "`tls: {cert, key}` (server or http level); with `--acme EMAIL` a Let's Encrypt certificate becomes `tls: acme`; none (nginx refuses to start) → `tls: acme` with a note when every name is a public DNS name (plus an `acme:` section, `challenge: tls-alpn-01` when there is no plain listener), else `tls: self_signed` + warning",
+        "`tls: {cert, key}` (server or http level; envsubst `${NAME}` in a path → `{$NAME}`); with `--acme EMAIL` a Let's Encrypt certificate becomes `tls: acme`; none (nginx refuses to start) → `tls: acme` with a note when every name is a public DNS name (plus an `acme:` section, `challenge: tls-alpn-01` when there is no plain listener), else `tls: self_signed` + warning",
     ),
     e(
         &["ssl"],
