@@ -556,4 +556,22 @@ mod tests {
         );
         assert_eq!(replace_scalar_at("a: b\n", 9, 1, "x"), None);
     }
+
+    /// `{$NAME}` before `active:` on its line moves the parsed column; the
+    /// switch still rewrites the file as written, references kept.
+    #[test]
+    fn switch_rewrites_active_after_an_environment_reference() {
+        let text = "listeners:\n  http: {address: \"127.0.0.1:1\"}\nsites:\n  s:\n    hosts: [a.example]\n    routes: [{path: /, upstream: app}]\nupstreams:\n  app: {pools: {blue: [\"{$GL_TEST_NEVER_SET_BLUE:127.0.0.1:3000}\"], green: [\"127.0.0.1:3001\"]}, active: blue}\n";
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("g.yaml");
+        std::fs::write(&path, text).expect("write");
+        let (config, before) = rewrite_active(&path, "app", "green").expect("switched");
+        assert_eq!(before, text);
+        assert_eq!(
+            config.upstream("app").map(|u| u.active.as_str()),
+            Some("green")
+        );
+        let after = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(after, text.replace("active: blue}", "active: green}"));
+    }
 }

@@ -129,7 +129,7 @@ upstreams:
         vec![
             "g.yaml:7:14: default 'both' is not known — use `true` (unknown hosts on every listener), `https` (TLS listeners only) or `http` (plain listeners only)",
             "g.yaml:9:28: plain_http redirect status '200' is not a redirect — use 301, 302, 303, 307 or 308",
-            "g.yaml:9:46: unknown variable `$hots` in 'https://$hots$request_uri' — did you mean `$host`? Known variables: $host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, $request_method, $upstream_addr, $1..$9, named regex captures and the names under `maps:`",
+            "g.yaml:9:46: unknown variable `$hots` in 'https://$hots$request_uri' — did you mean `$host`? Known variables: $host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, $request_method, $upstream_addr, $proxy_host, $1..$9, named regex captures and the names under `maps:`",
             "g.yaml:9:66: plain_http has no key 'code' — a plain_http map takes `redirect:` (the status), `to:` (the URL) and `response_headers:`",
             "g.yaml:14:70: 'bad name' is not a header name — use letters, digits and `-`, like `X-Frame-Options`",
         ]
@@ -463,7 +463,7 @@ upstreams:
         p,
         vec![
             "g.yaml:4:9: map name 'host' is a variable greenlight already has (`$host`) — choose another name for the map's variable",
-            "g.yaml:6:13: unknown variable `$ur` in '$ur' — did you mean `$uri`? Known variables: $host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, $request_method, $upstream_addr, $1..$9, named regex captures and the names under `maps:`",
+            "g.yaml:6:13: unknown variable `$ur` in '$ur' — did you mean `$uri`? Known variables: $host, $scheme, $request_uri, $uri, $document_uri, $args, $query_string, $is_args, $arg_NAME, $remote_addr, $server_port, $server_name, $http_NAME, $cookie_NAME, $request_method, $upstream_addr, $proxy_host, $1..$9, named regex captures and the names under `maps:`",
             "g.yaml:7:22: map key '~^/(' of 'cc' is not a valid regex: error: unclosed group — fix the pattern (Rust regex syntax, close to PCRE without look-around)",
             "g.yaml:7:37: map key '*.a.test' of 'cc' is a host wildcard — write it as a regex key, e.g. `~^(.+\\.)?example\\.com$`",
             "g.yaml:7:45: '$cc' in map 'cc' reads another map — a map's source and values may use any variable but another map's; choose from the source of that map instead",
