@@ -351,3 +351,51 @@ async fn a_listener_closes_connections_over_its_max_and_recovers() {
     })
     .await;
 }
+
+/// A site's own `keepalive_timeout` replaces the global one for the
+/// connection it answered on: `0` closes after the answer, `1s` closes an
+/// idle connection long before the global 30s would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sites_own_keepalive_timeout_replaces_the_global_one() {
+    let app = HttpUpstream::start("app").await;
+    let (http, admin) = (free_port(), free_port());
+    let yaml = format!(
+        "access_log: off\nlimits: {{keepalive_timeout: 30s}}\nlisteners:\n  http: {{address: \"127.0.0.1:{http}\"}}\nadmin: {{address: \"127.0.0.1:{admin}\"}}\nsites:\n  long: {{hosts: [long.test], routes: [{{path: /, upstream: u}}]}}\n  short: {{hosts: [short.test], keepalive_timeout: 1s, routes: [{{path: /, upstream: u}}]}}\n  off: {{hosts: [off.test], keepalive_timeout: 0, routes: [{{path: /, upstream: u}}]}}\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:{}\"]}}}}\n",
+        app.port()
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], http).into();
+    let _p = ProxyProcess::start_ready(&yaml, &[addr])
+        .await
+        .expect("start");
+    let close = |r: &Response| {
+        r.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    };
+
+    // `long` keeps the connection; the next request on it, for `off`, ends it.
+    let mut c = H1Conn::connect(addr).await.expect("connect");
+    let r = c.get("/1", "long.test").await.expect("answer");
+    assert!(r.status == 200 && !close(&r), "long keeps it open");
+    let r = c
+        .get("/2", "off.test")
+        .await
+        .expect("answer on the same connection");
+    assert_eq!(r.status, 200);
+    assert!(
+        close(&r),
+        "keepalive_timeout: 0 answers with Connection: close"
+    );
+    assert!(
+        c.wait_closed_by_peer(Duration::from_secs(4)).await,
+        "and closes"
+    );
+
+    // `short`: idle for its 1s, not the global 30s.
+    let mut c = H1Conn::connect(addr).await.expect("connect");
+    let r = c.get("/3", "short.test").await.expect("answer");
+    assert!(r.status == 200 && !close(&r));
+    assert!(
+        c.wait_closed_by_peer(Duration::from_secs(5)).await,
+        "the site's 1s keep-alive closed the idle connection"
+    );
+}

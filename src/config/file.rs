@@ -213,6 +213,8 @@ pub struct FileSite {
     pub plain_http: Option<Spanned<FilePlainHttp>>,
     /// Request body limit.
     pub max_body_size: Option<Spanned<Scalar>>,
+    /// This site's HTTP/1.1 keep-alive wait (`0`: close after each answer).
+    pub keepalive_timeout: Option<Spanned<Scalar>>,
     /// Pass request headers whose names contain `_` (nginx's directive).
     pub underscores_in_headers: Option<Spanned<bool>>,
     /// `on`/`off`: read request bodies whole before connecting (routes may override).

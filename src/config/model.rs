@@ -306,6 +306,10 @@ pub struct SiteConfig {
     pub plain_redirect_to: Option<std::sync::Arc<crate::plan::template::Template>>,
     /// Request body limit in bytes; `None` = unlimited.
     pub max_body_size: Option<u64>,
+    /// HTTP/1.1 keep-alive wait for requests this site answers, instead of
+    /// `limits.keepalive_timeout`; zero closes the connection after the
+    /// answer (nginx `keepalive_timeout` in a server block).
+    pub keepalive_timeout: Option<std::time::Duration>,
     /// Request headers with `_` in their names reach the app (nginx's
     /// `underscores_in_headers on`); off by default, they are dropped.
     pub underscores_in_headers: bool,

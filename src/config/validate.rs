@@ -493,6 +493,10 @@ fn validate_sites(
             plain_http,
             plain_redirect_to,
             max_body_size,
+            keepalive_timeout: site
+                .keepalive_timeout
+                .as_ref()
+                .map(|_| duration_field(&site.keepalive_timeout, Duration::ZERO, true, ds)),
             underscores_in_headers: site
                 .underscores_in_headers
                 .as_ref()

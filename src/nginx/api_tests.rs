@@ -486,22 +486,34 @@ fn a_limit_every_server_sets_ignores_nginxs_default() {
 }
 
 #[test]
-fn a_limit_one_server_lowers_keeps_nginxs_default_for_the_rest() {
+fn a_servers_own_keepalive_timeout_becomes_its_sites() {
     let (y, w) = convert(
         "server { listen 80; server_name a.b; keepalive_timeout 10s;\n\
          location / { proxy_pass http://127.0.0.1:1; } }\n\
          server { listen 80; server_name c.d;\n\
-         location / { proxy_pass http://127.0.0.1:2; } }\n",
+         location / { proxy_pass http://127.0.0.1:2; } }\n\
+         server { listen 80; server_name e.f; keepalive_timeout 0;\n\
+         location / { keepalive_timeout 5s; proxy_pass http://127.0.0.1:3; } }\n",
     );
+    // The rest keep nginx's default; each block's own value is its site's.
     assert!(
-        y.contains("  keepalive_timeout: 75s  # nginx's default"),
+        y.contains("  keepalive_timeout: 75s  # nginx's default; server blocks with their own value have it on their site"),
         "{y}"
     );
     assert!(
-        w.iter()
-            .any(|w| w
-                .starts_with("test.conf:1: 'keepalive_timeout 10s' was not converted as written")),
-        "{w:#?}"
+        y.contains("    keepalive_timeout: 10s  # from test.conf:1"),
+        "{y}"
+    );
+    assert!(
+        y.contains("    keepalive_timeout: 0  # from test.conf:5"),
+        "{y}"
+    );
+    assert_eq!(y.matches("    keepalive_timeout:").count(), 2, "{y}");
+    let real: Vec<&String> = w.iter().filter(|w| !w.contains(": note: ")).collect();
+    assert_eq!(real.len(), 1, "{real:#?}");
+    assert!(
+        real[0].starts_with("test.conf:6: 'keepalive_timeout 5s' in a location was not converted"),
+        "{real:#?}"
     );
 }
 

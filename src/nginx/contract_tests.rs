@@ -314,6 +314,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                 "tls",
                 "plain_http",
                 "max_body_size",
+                "keepalive_timeout",
                 "underscores_in_headers",
                 "request_buffering",
                 "routes",

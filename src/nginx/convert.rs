@@ -460,6 +460,9 @@ pub(crate) struct Site<'a> {
     pub plain_http: Option<PlainHttp>,
     /// `client_max_body_size` in force (None: nginx's 1m default).
     pub body: Option<Setting<'a, String>>,
+    /// `keepalive_timeout` of its server block where it differs from the
+    /// global `limits.keepalive_timeout` (formatted duration).
+    pub keepalive: Option<Setting<'a, String>>,
     /// `underscores_in_headers` in force (None: nginx's `off`).
     pub underscores: Option<Setting<'a, bool>>,
     /// Routes in source order.
@@ -603,12 +606,13 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
     for info in &infos {
         super::ratelimit::resolve_pages(&mut ctx, &info.routes);
     }
-    let limits = limits::resolve(&mut ctx, found.servers.len());
+    let (limits, keepalive) = limits::resolve(&mut ctx, found.servers.len());
 
     let mut sites = sites::build(&mut ctx, &infos, &listeners, opts);
     if sites.iter().all(|s| s.routes.is_empty()) {
         return Err(ImportError::NothingUsable(nothing_usable(&ctx, &infos)));
     }
+    limits::give_sites(&mut sites, &found.servers, keepalive);
 
     let upstreams = assign_upstreams(&mut sites, &mut defs);
     for def in defs.iter().filter(|d| !d.used) {

@@ -200,6 +200,11 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
                 Some("keeps nginx's default (no client_max_body_size was set)"),
             ),
         }
+        if let Some(k) = &s.keepalive {
+            let from = w.from(k.d);
+            w.out
+                .line(2, &format!("keepalive_timeout: {}", k.value), Some(&from));
+        }
         if let Some(u) = s.underscores.as_ref().filter(|u| u.value) {
             let from = w.from(u.d);
             w.out.line(2, "underscores_in_headers: true", Some(&from));

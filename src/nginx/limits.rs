@@ -10,7 +10,7 @@
 //! differ from nginx's).
 
 use super::addr::{self, format_duration};
-use super::convert::Ctx;
+use super::convert::{Ctx, Setting};
 use super::directives::shown;
 use super::parse::Directive;
 
@@ -150,9 +150,13 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive) -> bool {
         _ => None,
     };
     match value {
+        // A server's `keepalive_timeout 0` becomes its site's (see `resolve`).
+        Some(0) if key == LimitKey::KeepaliveTimeout && matches!(ctx.scope, Scope::Server(_)) => {
+            push(ctx, key, 0, d, None)
+        }
         Some(0) if key == LimitKey::KeepaliveTimeout => ctx.warn(
             d,
-            "'keepalive_timeout 0' (no keep-alive) is not supported: greenlight keeps idle client connections open for limits.keepalive_timeout; its default applies",
+            "'keepalive_timeout 0' (no keep-alive) is only converted in a server block (a site's keepalive_timeout: 0); here greenlight keeps idle client connections open for limits.keepalive_timeout, its default",
         ),
         Some(v) if v > 0 => push(ctx, key, v, d, None),
         _ => {
@@ -224,16 +228,31 @@ fn push<'a>(
     });
 }
 
+/// Per nginx server block (its index), the `keepalive_timeout` its site
+/// gets because it differs from the global one.
+pub(crate) type SiteKeepalive<'a> = Vec<(usize, Setting<'a, String>)>;
+
 /// The `limits:` lines for everything recorded, warning about every value
 /// that greenlight's single global value replaces. `servers` is the number
 /// of nginx server blocks (a limit not set on every one of them keeps the
-/// http-level value, or nginx's default, somewhere).
-pub(crate) fn resolve(ctx: &mut Ctx<'_>, servers: usize) -> Vec<LimitLine> {
+/// http-level value, or nginx's default, somewhere). `keepalive_timeout`
+/// is also a site key: a server block's own value becomes its site's.
+pub(crate) fn resolve<'a>(
+    ctx: &mut Ctx<'a>,
+    servers: usize,
+) -> (Vec<LimitLine>, SiteKeepalive<'a>) {
     let seen = std::mem::take(&mut ctx.limits);
     let mut lines = Vec::new();
+    let mut site_keepalive = Vec::new();
     for key in LimitKey::ALL {
         let of_key: Vec<&LimitSeen<'_>> = seen.iter().filter(|s| s.key == key).collect();
         if of_key.is_empty() {
+            continue;
+        }
+        if key == LimitKey::KeepaliveTimeout {
+            let (line, per_site) = keepalive(ctx, &of_key, servers);
+            lines.extend(line);
+            site_keepalive = per_site;
             continue;
         }
         let mut overriding: Vec<usize> = of_key
@@ -301,7 +320,100 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>, servers: usize) -> Vec<LimitLine> {
             why,
         });
     }
-    lines
+    (lines, site_keepalive)
+}
+
+/// Gives each site made from a server block with its own keep-alive value
+/// (`servers[n]` is block n) that value.
+pub(crate) fn give_sites<'a>(
+    sites: &mut [super::convert::Site<'a>],
+    servers: &[&'a Directive],
+    keepalive: SiteKeepalive<'a>,
+) {
+    for (n, value) in keepalive {
+        let Some(server) = servers.get(n) else {
+            continue;
+        };
+        for site in sites.iter_mut().filter(|s| std::ptr::eq(s.server, *server)) {
+            site.keepalive = Some(value.clone());
+        }
+    }
+}
+
+/// `keepalive_timeout`: the global value is the one server blocks without
+/// their own inherit (the http level's, or nginx's 75s); each server block
+/// with another value gives its site that value (`0`: no keep-alive).
+/// Values in locations stay warnings: greenlight's is per site.
+fn keepalive<'a>(
+    ctx: &mut Ctx<'a>,
+    of_key: &[&LimitSeen<'a>],
+    servers: usize,
+) -> (Option<LimitLine>, SiteKeepalive<'a>) {
+    let key = LimitKey::KeepaliveTimeout;
+    let http = of_key.iter().find(|s| s.scope == Scope::Http);
+    let mut own: Vec<&LimitSeen<'a>> = Vec::new();
+    for s in of_key
+        .iter()
+        .filter(|s| matches!(s.scope, Scope::Server(_)))
+    {
+        // The last one of a block wins, as in nginx's merge.
+        own.retain(|o| o.scope != s.scope);
+        own.push(s);
+    }
+    let base_applies = own.len() < servers;
+    let (global, why) = match (http, base_applies) {
+        (Some(h), _) => (h.value, format!("from {}", ctx.at(h.d))),
+        (None, true) => (key.nginx_default(), "nginx's default".to_string()),
+        (None, false) => {
+            // Every block sets its own: the global only bounds HTTP/2.
+            let s = own.iter().max_by_key(|s| s.value).copied();
+            match s {
+                Some(s) => (s.value, format!("from {}", ctx.at(s.d))),
+                None => return (None, Vec::new()),
+            }
+        }
+    };
+    let mut per_site = Vec::new();
+    for s in &own {
+        if s.value != global
+            && let Scope::Server(n) = s.scope
+        {
+            let value = if s.value == 0 {
+                "0".to_string()
+            } else {
+                key.format(s.value)
+            };
+            per_site.push((n, Setting { value, d: s.d }));
+        }
+    }
+    for s in of_key.iter() {
+        let Scope::Location(n) = s.scope else {
+            continue;
+        };
+        let server = own
+            .iter()
+            .find(|o| o.scope == Scope::Server(n))
+            .map_or(global, |o| o.value);
+        if s.value == server {
+            continue;
+        }
+        ctx.warn(
+            s.d,
+            format!(
+                "'{}' in a location was not converted: greenlight's keepalive_timeout is per site (its server block's value applies)",
+                shown(s.d)
+            ),
+        );
+    }
+    let line = (http.is_some() || !per_site.is_empty() || !base_applies).then(|| LimitLine {
+        text: format!("{}: {}", key.key(), key.format(global)),
+        why: if per_site.is_empty() {
+            why
+        } else {
+            format!("{why}; server blocks with their own value have it on their site")
+        },
+    });
+    (line, per_site)
 }
 
 /// An nginx size (`512`, `8k`, `1m`, `1g`) in bytes.

@@ -178,6 +178,7 @@ pub(crate) fn build<'a>(
                 tls: None,
                 plain_http: None,
                 body: s.inh.body.clone(),
+                keepalive: None,
                 underscores: s.inh.underscores.clone(),
                 routes: s.routes.clone(),
                 client_ip: if s.real_ip_own {

@@ -125,7 +125,7 @@ pub(crate) const TABLE: &[Entry] = &[
             "http2_max_concurrent_streams",
         ],
         Setting,
-        "the global `limits` (`keepalive_timeout`, `keepalive_requests`, `header_timeout`, `body_timeout`, `send_timeout`, `max_uri_length` + `max_header_size`, `h2_max_concurrent_streams`); several values keep the largest, each other value is a warning",
+        "the global `limits` (`keepalive_timeout`, `keepalive_requests`, `header_timeout`, `body_timeout`, `send_timeout`, `max_uri_length` + `max_header_size`, `h2_max_concurrent_streams`); several values keep the largest, each other value is a warning — except `keepalive_timeout`: the global is what blocks without their own inherit, and a server block's own value (`0` included) becomes its site's `keepalive_timeout`",
     ),
     e(
         &["set_real_ip_from", "real_ip_header", "real_ip_recursive"],

@@ -47,6 +47,8 @@ pub struct SiteRoutes {
     pub max_body_size: Option<u64>,
     /// Headers with `_` in their names are passed to the app.
     pub underscores_in_headers: bool,
+    /// The site's own HTTP/1.1 keep-alive wait (zero: close after each answer).
+    pub keepalive_timeout: Option<std::time::Duration>,
     /// The site's locations, arranged for nginx's selection order (all
     /// but `scheme: http` routes; every route when none names a scheme).
     paths: PathTable,
@@ -522,6 +524,7 @@ impl Router {
                 plain_redirect_to: s.plain_redirect_to.clone(),
                 max_body_size: s.max_body_size,
                 underscores_in_headers: s.underscores_in_headers,
+                keepalive_timeout: s.keepalive_timeout,
                 paths,
                 plain_paths,
                 upstreams,

@@ -2,7 +2,8 @@
 //! for an overlong target, 431 for too many or too large header fields; and
 //! the keep-alive settings of the connection (`keepalive_timeout`,
 //! `keepalive_requests`), set on every request so that a reload applies to
-//! the next request of a kept-alive connection.
+//! the next request of a kept-alive connection; a site's own
+//! `keepalive_timeout` replaces the global one once the site is known.
 
 use crate::config::model::LimitsConfig;
 use pingora::proxy::Session;
@@ -43,4 +44,22 @@ pub(super) fn apply(session: &mut Session, limits: &LimitsConfig) -> Option<(u16
         session.set_keepalive_reuses_remaining(Some(limits.keepalive_requests - 1));
     }
     None
+}
+
+/// A site's own `keepalive_timeout` (HTTP/1.1: an HTTP/2 connection carries
+/// every site's streams, so `limits.keepalive_timeout` stays its idle
+/// limit): zero closes the connection after this answer, as nginx's
+/// `keepalive_timeout 0` does; a longer or shorter wait replaces the global.
+pub(super) fn for_site(session: &mut Session, site: &crate::plan::router::SiteRoutes) {
+    let Some(t) = site.keepalive_timeout else {
+        return;
+    };
+    if session.get_keepalive().is_none() {
+        return; // the client (or an earlier limit) already ends it
+    }
+    if t.is_zero() {
+        session.set_keepalive(None);
+    } else {
+        session.set_keepalive(Some(t.as_secs().max(1)));
+    }
 }

@@ -265,6 +265,7 @@ impl ProxyHttp for GreenlightProxy {
             // (checks, limits, access, answers, the proxy path). A `last`
             // rewrite routes again within the same host, so the same site.
             client::resolve_for_site(session, ctx, &snapshot, site);
+            client_limits::for_site(session, snapshot.router.site(site));
             if let Some((status, body)) = client_cert::check(session, ctx, &snapshot, site) {
                 return respond(session, ctx, status, body, &[], false).await;
             }
