@@ -284,7 +284,11 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
             .filter(|s| s.tls == Some(TlsSource::Acme))
             .map(|s| AcmeSite {
                 name: s.name.clone(),
-                names: s.hosts.iter().filter_map(HostPattern::cert_name).collect(),
+                names: if s.acme_names.is_empty() {
+                    s.hosts.iter().filter_map(HostPattern::cert_name).collect()
+                } else {
+                    s.acme_names.clone()
+                },
             })
             .collect();
         let for_install = state.clone();

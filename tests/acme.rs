@@ -210,6 +210,43 @@ async fn http01_issues_a_certificate_that_is_served_and_reused_after_a_restart()
     assert!(a.app.request_count() >= 1);
 }
 
+/// `tls: {acme: [names]}` on a catch-all site (no `hosts`, nginx's default
+/// server without a server_name): the certificate carries the listed names
+/// and is served for them and for any other name the site answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_all_site_gets_a_certificate_for_the_names_it_lists() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, pebble) = scene("http-01", None, dir.path()).await;
+    let root = pebble.issued_root_pem();
+    let from = "    hosts: [app.test]\n    tls: acme\n";
+    assert!(a.yaml.contains(from), "{}", a.yaml);
+    let yaml = a
+        .yaml
+        .replace(from, "    default: true\n    tls: {acme: [app.test]}\n");
+    let _proxy = ProxyProcess::start_ready(&yaml, &[a.http, a.https, a.admin])
+        .await
+        .expect("starts");
+    eventually(ISSUE, "the ACME certificate is served", || async {
+        served_by(a.https, &root).await.is_some()
+    })
+    .await;
+    let (r, tls) = h2_get(a.https, "app.test", "/hello", &root)
+        .await
+        .expect("h2 with the ACME certificate");
+    assert_eq!(r.status, 200);
+    assert_eq!(tls.subject_alt_names, ["app.test".to_string()]);
+    // The catch-all answers other names with the same certificate.
+    let (_, other) = tls_connect_with(
+        a.https,
+        "other.test",
+        crate::support::tls::insecure_client_config(&["http/1.1"]),
+    )
+    .await
+    .expect("the same certificate for a name it does not carry");
+    assert_eq!(other.serial, tls.serial);
+    assert_eq!(pebble.order_count(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_alpn01_issues_a_certificate_with_only_the_tls_listener_used() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -255,15 +255,27 @@ pub struct FileSite {
 pub enum FileTls {
     /// `tls: self_signed` or `tls: acme` (or anything else, reported by validate).
     Mode(String),
-    /// `tls: {cert: PATH, key: PATH}`.
+    /// `tls: {cert: PATH, key: PATH}`, or `tls: {acme: [NAME, ...]}`.
     Files {
         /// Certificate chain PEM path.
         cert: Option<Spanned<String>>,
         /// Private key PEM path.
         key: Option<Spanned<String>>,
+        /// ACME with these names instead of the site's hosts.
+        acme: Option<Spanned<Vec<Spanned<String>>>>,
         /// Keys other than cert/key, with their positions.
         unknown: Vec<Spanned<String>>,
     },
+}
+
+impl FileTls {
+    /// `tls: acme` or `tls: {acme: [names]}`.
+    pub fn is_acme(&self) -> bool {
+        match self {
+            FileTls::Mode(m) => m == "acme",
+            FileTls::Files { acme, .. } => acme.is_some(),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for FileTls {
@@ -272,7 +284,9 @@ impl<'de> Deserialize<'de> for FileTls {
         impl<'de> Visitor<'de> for TlsVisitor {
             type Value = FileTls;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("`self_signed`, `acme`, or a map with `cert` and `key`")
+                f.write_str(
+                    "`self_signed`, `acme`, a map with `cert` and `key`, or `{acme: [names]}`",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<FileTls, E> {
                 Ok(FileTls::Mode(v.to_string()))
@@ -282,17 +296,24 @@ impl<'de> Deserialize<'de> for FileTls {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileTls, A::Error> {
                 let (mut cert, mut key, mut unknown) = (None, None, Vec::new());
+                let mut acme = None;
                 while let Some(k) = map.next_key::<Spanned<String>>()? {
                     match k.value.as_str() {
                         "cert" => cert = Some(map.next_value()?),
                         "key" => key = Some(map.next_value()?),
+                        "acme" => acme = Some(map.next_value()?),
                         _ => {
                             map.next_value::<de::IgnoredAny>()?;
                             unknown.push(k);
                         }
                     }
                 }
-                Ok(FileTls::Files { cert, key, unknown })
+                Ok(FileTls::Files {
+                    cert,
+                    key,
+                    acme,
+                    unknown,
+                })
             }
         }
         d.deserialize_any(TlsVisitor)

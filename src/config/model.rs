@@ -297,6 +297,9 @@ pub struct SiteConfig {
     pub tls: Option<TlsSource>,
     /// Where `tls:` was written, for certificate errors found later.
     pub tls_origin: Origin,
+    /// `tls: {acme: [names]}`: the names ordered (lower case); empty = the
+    /// site's exact hosts.
+    pub acme_names: Vec<String>,
     /// Client certificates asked of TLS clients, CA roots loaded.
     pub client_auth: Option<Arc<crate::tls::client_auth::ClientAuth>>,
     /// Behaviour on plain listeners when `tls` is set.

@@ -569,3 +569,43 @@ fn servers_may_be_written_as_urls_and_env_references_are_expanded() {
         "{col} {p:?}"
     );
 }
+
+#[test]
+fn acme_names_may_be_listed_for_a_catch_all_site() {
+    let y = |tls: &str| {
+        format!(
+            "acme: {{storage: /tmp/greenlight-acme-test}}\nlisteners:\n  http: {{address: \"127.0.0.1:80\"}}\n  https: {{address: \"127.0.0.1:443\", tls: true}}\nsites:\n  s:\n    default: true\n    tls: {tls}\n    routes: [{{path: /, upstream: u}}]\nupstreams:\n  u: {{active: p, pools: {{p: [\"127.0.0.1:1\"]}}}}\n"
+        )
+    };
+    let c = load_str(
+        Path::new("g.yaml"),
+        &y("{acme: [A.example.com, www.a.example.com.]}"),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.sites[0].acme_names,
+        ["a.example.com", "www.a.example.com"]
+    );
+    // `tls: acme` on a site without hosts has nothing to order.
+    let p = problems(&y("acme"));
+    assert!(
+        p.iter().any(|l| l.contains("no host name to order")),
+        "{p:?}"
+    );
+    let p = problems(&y("{acme: []}"));
+    assert!(
+        p.iter().any(|l| l.contains("no host name to order")),
+        "{p:?}"
+    );
+    let p = problems(&y("{acme: [\"*.a.example.com\"]}"));
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("g.yaml:8:") && l.contains("wildcard")),
+        "{p:?}"
+    );
+    let p = problems(&y("{acme: [a.example.com], cert: c.pem, key: k.pem}"));
+    assert!(
+        p.iter().any(|l| l.contains("both `acme` and `cert`")),
+        "{p:?}"
+    );
+}

@@ -49,9 +49,10 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
     let limits = validate_limits(&file, ds);
     let access_log = validate_access_log(&file, ds);
     let acme = file.acme.as_ref().map(|a| validate_acme(a, &certs_dir, ds));
-    let uses_acme = file.sites.values().any(
-        |s| matches!(s.value.tls.as_ref().map(|t| &t.value), Some(FileTls::Mode(m)) if m == "acme"),
-    );
+    let uses_acme = file
+        .sites
+        .values()
+        .any(|s| s.value.tls.as_ref().is_some_and(|t| t.value.is_acme()));
     if let (Some(a), Some(f), true) = (&acme, &file.acme, uses_acme) {
         // The CA validates on the plain listener (HTTP-01) or a TLS one
         // (TLS-ALPN-01): without one, no order could ever succeed.
@@ -72,7 +73,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
     }
     for (name, site) in &file.sites {
         let Some(t) = &site.value.tls else { continue };
-        if !matches!(&t.value, FileTls::Mode(m) if m == "acme") {
+        if !t.value.is_acme() {
             continue;
         }
         if file.acme.is_none() {
@@ -488,6 +489,14 @@ fn validate_sites(
             hosts,
             default,
             client_auth: super::validate_client_auth::client_auth(name, site, tls.is_some(), ds),
+            acme_names: match site.tls.as_ref().map(|t| &t.value) {
+                Some(FileTls::Files { acme: Some(a), .. }) => a
+                    .value
+                    .iter()
+                    .map(|n| n.value.trim().trim_end_matches('.').to_ascii_lowercase())
+                    .collect(),
+                _ => Vec::new(),
+            },
             tls,
             tls_origin,
             plain_http,
@@ -537,13 +546,28 @@ fn validate_tls(t: &Spanned<FileTls>, ds: &mut Diagnostics) -> Option<TlsSource>
             );
             None
         }
-        FileTls::Files { cert, key, unknown } => {
+        FileTls::Files {
+            cert,
+            key,
+            acme,
+            unknown,
+        } => {
             for u in unknown {
                 ds.error(
                     pos(u),
                     format!("unknown key '{}' in tls", u.value),
-                    "tls takes `cert` and `key`",
+                    "tls takes `cert` and `key`, or `acme: [names]`",
                 );
+            }
+            if let Some(a) = acme {
+                if cert.is_some() || key.is_some() {
+                    ds.error(
+                        pos(a),
+                        "tls has both `acme` and `cert`/`key`",
+                        "either greenlight orders the certificate (`acme: [names]`) or you give it (`cert`, `key`)",
+                    );
+                }
+                return Some(TlsSource::Acme);
             }
             match (cert, key) {
                 (Some(c), Some(k)) => Some(TlsSource::Files {

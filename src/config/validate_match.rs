@@ -150,7 +150,13 @@ pub(super) fn site_hosts(
 /// A `tls: acme` site needs names a certificate can carry, and not wildcards
 /// (the DNS-01 challenge, which greenlight does not do).
 pub(super) fn acme_hosts(name: &str, site: &Spanned<FileSite>, ds: &mut Diagnostics) {
-    let list = site.value.hosts.as_ref();
+    // `tls: {acme: [names]}` names the certificate itself (a catch-all
+    // site has no hosts to take them from).
+    let own = match site.value.tls.as_ref().map(|t| &t.value) {
+        Some(crate::config::file::FileTls::Files { acme: Some(a), .. }) => Some(a),
+        _ => None,
+    };
+    let list = own.or(site.value.hosts.as_ref());
     let mut exact = 0;
     for h in list.iter().flat_map(|l| &l.value) {
         match parse_host_pattern(&h.value) {
@@ -165,6 +171,7 @@ pub(super) fn acme_hosts(name: &str, site: &Spanned<FileSite>, ds: &mut Diagnost
                 format!("'{}' is a routing pattern: no certificate can name it", h.value),
                 "list the exact host names the certificate should carry (the pattern may stay in a site without `tls: acme`)",
             ),
+            Err(e) if own.is_some() => ds.error(pos(h), e.what, e.fix),
             Err(_) => {}
         }
     }

@@ -84,11 +84,14 @@ pub fn build_cert_map(
             TlsSource::Acme => match acme.get(&site.name) {
                 Some(c) => Ok(c.clone()),
                 None if generate => {
-                    let names: Vec<String> = site
-                        .hosts
-                        .iter()
-                        .filter_map(HostPattern::cert_name)
-                        .collect();
+                    let names: Vec<String> = if site.acme_names.is_empty() {
+                        site.hosts
+                            .iter()
+                            .filter_map(HostPattern::cert_name)
+                            .collect()
+                    } else {
+                        site.acme_names.clone()
+                    };
                     ensure_self_signed(&config.certs_dir, &site.name, &names)
                 }
                 None => continue,
@@ -113,6 +116,12 @@ pub fn build_cert_map(
                 // Routing-only forms: no certificate names them.
                 HostPattern::TrailingWildcard(_) | HostPattern::Regex(_) => None,
             };
+        }
+        // `tls: {acme: [names]}`: those names (a catch-all site's) get it too.
+        for n in &site.acme_names {
+            map.exact
+                .entry(n.clone())
+                .or_insert_with(|| loaded.key.clone());
         }
         if site.default.covers(true) || map.fallback.is_none() {
             map.fallback = Some(loaded.key.clone());
