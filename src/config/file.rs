@@ -261,8 +261,9 @@ pub enum FileTls {
         cert: Option<Spanned<String>>,
         /// Private key PEM path.
         key: Option<Spanned<String>>,
-        /// ACME with these names instead of the site's hosts.
-        acme: Option<Spanned<Vec<Spanned<String>>>>,
+        /// ACME with these names instead of the site's hosts (boxed: the
+        /// rare form should not grow every site's `tls`).
+        acme: Option<Box<Spanned<Vec<Spanned<String>>>>>,
         /// Keys other than cert/key, with their positions.
         unknown: Vec<Spanned<String>>,
     },

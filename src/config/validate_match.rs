@@ -153,7 +153,7 @@ pub(super) fn acme_hosts(name: &str, site: &Spanned<FileSite>, ds: &mut Diagnost
     // `tls: {acme: [names]}` names the certificate itself (a catch-all
     // site has no hosts to take them from).
     let own = match site.value.tls.as_ref().map(|t| &t.value) {
-        Some(crate::config::file::FileTls::Files { acme: Some(a), .. }) => Some(a),
+        Some(crate::config::file::FileTls::Files { acme: Some(a), .. }) => Some(&**a),
         _ => None,
     };
     let list = own.or(site.value.hosts.as_ref());
