@@ -324,6 +324,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                 "checks",
                 "compress",
                 "client_auth",
+                "listeners",
             ],
             &mut errs,
         );

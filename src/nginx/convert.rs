@@ -178,6 +178,19 @@ impl<'a> Listeners<'a> {
         }
     }
 
+    /// The index of the listener for `key` (a block's listen key).
+    pub fn index_of(&self, key: &str) -> Option<usize> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The key of listener `i`.
+    pub fn key_of(&self, i: usize) -> Option<&str> {
+        self.by_key
+            .iter()
+            .find(|(_, v)| **v == i)
+            .map(|(k, _)| k.as_str())
+    }
+
     /// True when some listener is plain HTTP.
     pub fn any_plain(&self) -> bool {
         self.list.iter().any(|l| !l.tls)
@@ -470,6 +483,9 @@ pub(crate) struct Site<'a> {
     pub checks: Vec<super::checks::CheckDef>,
     /// `client_auth:` of a TLS site (`ssl_verify_client` …).
     pub client_auth: Option<super::client_auth::ClientAuthOut<'a>>,
+    /// `listeners:` (indexes into the model's listeners); empty = every
+    /// listener (`bind`).
+    pub listeners: Vec<usize>,
 }
 
 /// An emitted upstream: a target with one set of timeouts.
