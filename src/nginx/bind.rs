@@ -113,7 +113,17 @@ pub(crate) fn bind<'a>(
         ids.dedup();
         site.listeners = ids;
     }
-    defaults(ctx, infos, sites, binding, listeners);
+    plain_for_tls(sites, listeners);
+    // The defaults chosen per kind before (`sites::choose_default`): they
+    // stand in on a listener whose nginx default became no site (a
+    // catch-all redirect block folded into the TLS sites' plain_http).
+    let prior: Vec<(usize, &'static str)> = sites
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.default.is_some())
+        .map(|(i, s)| (i, s.default_on))
+        .collect();
+    defaults(ctx, infos, sites, binding, listeners, &prior);
     // A block without a name that is nobody's default: nginx never chose it
     // (no Host matches an empty name but a request without one, which
     // greenlight does not route apart).
@@ -168,13 +178,16 @@ pub(crate) fn defaults_differ<'a>(infos: &[ServerInfo<'a>], listeners: &Listener
 /// Each listener's default site: nginx's `default_server` block listening
 /// there, else the first block listening there. A site is made the default
 /// of a kind of listener only when it is nginx's default on every listener
-/// of that kind it has (a `default:` covers all of them).
+/// of that kind it has (a `default:` covers all of them); a site that is
+/// the default on some of them only is split in two: a copy on those
+/// listeners is their default, the site keeps the others.
 fn defaults<'a>(
     ctx: &mut Ctx<'a>,
     infos: &[ServerInfo<'a>],
-    sites: &mut [Site<'a>],
+    sites: &mut Vec<Site<'a>>,
     binding: &Binding<'a>,
     listeners: &Listeners<'a>,
+    prior: &[(usize, &'static str)],
 ) {
     let n = listeners.list.len();
     // Per listener: the site (index into `sites`) nginx answers unknown
@@ -200,18 +213,37 @@ fn defaults<'a>(
                             .position(|x| std::ptr::eq(x.server, *s) && x.listeners.contains(&l))
                     })
             });
-        if let Some(s) = site {
-            *slot = Some((s, format!("{why} ({})", ctx.at(block.d))));
+        let tls = listeners.list.get(l).is_some_and(|x| x.tls);
+        let covers = |on: &str| on == "true" || (on == "https") == tls;
+        match site {
+            Some(s) => *slot = Some((s, format!("{why} ({})", ctx.at(block.d)))),
+            None => {
+                *slot = prior
+                    .iter()
+                    .find(|(s, on)| {
+                        covers(on) && sites.get(*s).is_some_and(|x| x.listeners.contains(&l))
+                    })
+                    .map(|(s, _)| {
+                        (
+                            *s,
+                            format!(
+                                "nginx's default there ({}) is no site of its own",
+                                ctx.at(block.d)
+                            ),
+                        )
+                    })
+            }
         }
     }
+    split_partial(ctx, sites, &mut chosen, listeners);
     for (i, site) in sites.iter_mut().enumerate() {
         let mine = |l: usize| {
             chosen
                 .get(l)
                 .is_some_and(|c| c.as_ref().is_some_and(|(s, _)| *s == i))
         };
-        // (default on every listener of the kind, on some only, has none)
-        let kind = |tls: bool| -> (bool, bool, bool) {
+        // (default on every listener of the kind, has none of the kind)
+        let kind = |tls: bool| -> (bool, bool) {
             let of_kind: Vec<usize> = site
                 .listeners
                 .iter()
@@ -219,11 +251,11 @@ fn defaults<'a>(
                 .filter(|&l| listeners.list.get(l).is_some_and(|x| x.tls == tls))
                 .collect();
             let all = !of_kind.is_empty() && of_kind.iter().all(|&l| mine(l));
-            let some = of_kind.iter().any(|&l| mine(l));
-            (all, some && !all, of_kind.is_empty())
+            (all, of_kind.is_empty())
         };
-        let (tls_all, tls_part, no_tls) = kind(true);
-        let (plain_all, plain_part, no_plain) = kind(false);
+        // `split_partial` left no site a default on part of a kind.
+        let (tls_all, no_tls) = kind(true);
+        let (plain_all, no_plain) = kind(false);
         // A kind the site has no listener of does not narrow `default:`.
         site.default_on = match (tls_all || no_tls, plain_all || no_plain) {
             (true, false) => "https",
@@ -239,11 +271,96 @@ fn defaults<'a>(
                 .unwrap_or_default();
             format!("nginx's default server on its listen addresses: {why}")
         });
-        if tls_part || plain_part {
-            ctx.warn(
-                site.server,
-                "this server block is nginx's default server on some of its listen addresses only; a greenlight site is the default on all its listeners of a kind or none, so unknown hosts on those addresses get no site here",
+    }
+}
+
+/// Splits each site that is nginx's default on some of its listeners of a
+/// kind only: a copy takes those listeners (and is their default), the
+/// site keeps the rest. The routes are the same; the copy is what nginx
+/// answers unknown hosts with there.
+fn split_partial<'a>(
+    ctx: &mut Ctx<'a>,
+    sites: &mut Vec<Site<'a>>,
+    chosen: &mut [Option<(usize, String)>],
+    listeners: &Listeners<'a>,
+) {
+    let original = sites.len();
+    for i in 0..original {
+        for tls in [true, false] {
+            let Some(site) = sites.get(i) else { continue };
+            let of_kind: Vec<usize> = site
+                .listeners
+                .iter()
+                .copied()
+                .filter(|&l| listeners.list.get(l).is_some_and(|x| x.tls == tls))
+                .collect();
+            let mine: Vec<usize> = of_kind
+                .iter()
+                .copied()
+                .filter(|&l| {
+                    chosen
+                        .get(l)
+                        .is_some_and(|c| c.as_ref().is_some_and(|(s, _)| *s == i))
+                })
+                .collect();
+            if mine.is_empty() || mine.len() == of_kind.len() {
+                continue;
+            }
+            let mut copy = site.clone();
+            let mut name = format!("{}-default", site.name);
+            let mut n = 2;
+            while sites.iter().any(|s| s.name == name) {
+                name = format!("{}-default-{n}", site.name);
+                n += 1;
+            }
+            copy.name = name;
+            copy.listeners = mine.clone();
+            let at = sites.len();
+            for &l in &mine {
+                if let Some(Some((s, _))) = chosen.get_mut(l) {
+                    *s = at;
+                }
+            }
+            if let Some(site) = sites.get_mut(i) {
+                site.listeners.retain(|l| !mine.contains(l));
+            }
+            ctx.note(
+                copy.server,
+                format!(
+                    "this server block is nginx's default server on some of its listen addresses only: site '{}' is a copy of its site on those, and their default",
+                    copy.name
+                ),
             );
+            sites.push(copy);
+        }
+    }
+}
+
+/// A TLS site that says what plain HTTP does for its names (`plain_http`)
+/// keeps that on every plain listener where no other site names one of its
+/// hosts: the block it came from (a catch-all redirect) may be no site.
+fn plain_for_tls(sites: &mut [Site<'_>], listeners: &Listeners<'_>) {
+    for i in 0..sites.len() {
+        let Some(site) = sites.get(i) else { continue };
+        if site.tls.is_none() || site.plain_http.is_none() {
+            continue;
+        }
+        let free: Vec<usize> = (0..listeners.list.len())
+            .filter(|&l| listeners.list.get(l).is_some_and(|x| !x.tls))
+            .filter(|l| !site.listeners.contains(l))
+            .filter(|l| {
+                !sites.iter().enumerate().any(|(j, o)| {
+                    j != i
+                        && o.listeners.contains(l)
+                        && o.hosts
+                            .iter()
+                            .any(|h| site.hosts.iter().any(|m| m.name == h.name))
+                })
+            })
+            .collect();
+        if let Some(site) = sites.get_mut(i) {
+            site.listeners.extend(free);
+            site.listeners.sort_unstable();
         }
     }
 }
