@@ -147,3 +147,76 @@ async fn tls_listeners_present_their_own_sites_certificates() {
         assert_eq!(r.header("x-upstream"), Some(want), "{addr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rebinds_sites_and_an_overlap_is_rejected() {
+    let (one, two, three) = (
+        HttpUpstream::start("one").await,
+        HttpUpstream::start("two").await,
+        HttpUpstream::start("three").await,
+    );
+    let ports = free_ports(3);
+    let fills = [
+        ("A", ports[0]),
+        ("B", ports[1]),
+        ("ADMIN", ports[2]),
+        ("ONE", one.port()),
+        ("TWO", two.port()),
+        ("THREE", three.port()),
+    ];
+    let yaml = fill_ports(PLAIN, &fills);
+    let a: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let b: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let mut p = ProxyProcess::start_ready(&yaml, &[a, b])
+        .await
+        .expect("greenlight starts");
+    assert_eq!(answered_by(a, "same.test").await, "one");
+    // Swap the two sites' listeners.
+    let swapped = yaml
+        .replace(
+            "listeners: [front]\n    routes: [{path: /, upstream: one}]",
+            "listeners: [back]\n    routes: [{path: /, upstream: one}]",
+        )
+        .replacen(
+            "listeners: [back]\n    routes: [{path: /, upstream: two}]",
+            "listeners: [front]\n    routes: [{path: /, upstream: two}]",
+            1,
+        );
+    assert_ne!(swapped, yaml);
+    let mark = p.log_mark();
+    p.write_config(&swapped).expect("write");
+    p.signal("HUP").expect("hup");
+    assert!(
+        p.wait_for_stderr_after(mark, "configuration reloaded", IO_TIMEOUT)
+            .await,
+        "{}",
+        p.stderr()
+    );
+    assert_eq!(answered_by(a, "same.test").await, "two");
+    assert_eq!(answered_by(b, "same.test").await, "one");
+    // Both on `front`: refused, the running bindings stay.
+    let overlap = swapped.replace(
+        "listeners: [back]\n    routes: [{path: /, upstream: one}]",
+        "listeners: [front]\n    routes: [{path: /, upstream: one}]",
+    );
+    let mark = p.log_mark();
+    p.write_config(&overlap).expect("write");
+    p.signal("HUP").expect("hup");
+    assert!(
+        p.wait_for_stderr_after(
+            mark,
+            "reload rejected, still serving the previous configuration",
+            IO_TIMEOUT
+        )
+        .await,
+        "{}",
+        p.stderr()
+    );
+    assert!(
+        p.stderr()
+            .contains("is named by sites 'front_app' and 'back_app' on listener 'front'"),
+        "{}",
+        p.stderr()
+    );
+    assert_eq!(answered_by(a, "same.test").await, "two");
+}

@@ -60,6 +60,25 @@ pub(super) fn site_listeners(
     Some(out)
 }
 
+impl super::model::Config {
+    /// Puts the `running` listeners in place of this config's (a reload
+    /// keeps the listeners the process started with) and maps each site's
+    /// `listeners:` onto them by name; one that is not running drops out.
+    pub fn keep_listeners(&mut self, running: &[ListenerConfig]) {
+        let written = &self.listeners;
+        for s in &mut self.sites {
+            if let Some(ls) = &mut s.listeners {
+                *ls = ls
+                    .iter()
+                    .filter_map(|&i| written.get(i))
+                    .filter_map(|l| running.iter().position(|r| r.name == l.name))
+                    .collect();
+            }
+        }
+        self.listeners = running.to_vec();
+    }
+}
+
 /// True when site `s` takes requests on listener `l`.
 fn on(s: &SiteConfig, l: usize) -> bool {
     s.listeners.as_ref().is_none_or(|ls| ls.contains(&l))
@@ -238,6 +257,20 @@ sites:
                 "g.yaml:8:16: sites 'x' and 'y' are both the default site on listener 'a' — keep one default per listener: remove `default:` from one site, or give them `listeners:` that do not overlap"
             ]
         );
+    }
+
+    #[test]
+    fn a_reload_maps_sites_onto_the_running_listeners_by_name() {
+        let ok = "  x: {hosts: [h.test], listeners: [b], routes: [{path: /, upstream: u}]}\n";
+        let mut cfg = load_str(Path::new("g.yaml"), &format!("{HEAD}{ok}")).expect("valid");
+        assert_eq!(cfg.sites[0].listeners, Some(vec![1]));
+        // The running process has `b` first and no `a`.
+        let mut running = cfg.listeners.clone();
+        running.reverse();
+        running.pop();
+        cfg.keep_listeners(&running);
+        assert_eq!(cfg.sites[0].listeners, Some(vec![0]));
+        assert_eq!(cfg.listeners[0].name, "b");
     }
 
     #[test]
