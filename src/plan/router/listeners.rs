@@ -191,6 +191,52 @@ upstreams:
     }
 
     #[test]
+    fn a_bound_tls_site_redirects_on_its_plain_listeners_only() {
+        let r = router(
+            r#"
+listeners:
+  a: {address: "127.0.0.1:8001"}
+  b: {address: "127.0.0.1:8002"}
+  s: {address: "127.0.0.1:8443", tls: true}
+sites:
+  secure:
+    hosts: [h.test]
+    listeners: [s, a]
+    tls: self_signed
+    routes: [{path: /, upstream: u1}]
+  other:
+    listeners: [b]
+    default: true
+    routes: [{path: /, upstream: u1}]
+upstreams:
+  u1: {active: p, pools: {p: ["127.0.0.1:1"]}}
+"#,
+        );
+        let go = |l: usize| {
+            r.route(&RouteInput {
+                host: Some("h.test"),
+                path: "/",
+                tls: false,
+                sni: None,
+                method: &http::Method::GET,
+                listener: Some(l),
+            })
+        };
+        assert_eq!(
+            go(0),
+            Decision::Redirect {
+                site: 0,
+                status: 308
+            }
+        );
+        // `b` does not know the name: its default answers.
+        assert_eq!(go(1).site(), Some(1));
+        // Without SNI the TLS listener's own fallback certificate is
+        // `secure`'s: no 421.
+        assert_eq!(site(&r, "h.test", true, Some(2)).as_deref(), Some("secure"));
+    }
+
+    #[test]
     fn without_bound_sites_the_listener_is_never_looked_up() {
         let r = router(
             r#"
