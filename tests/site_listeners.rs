@@ -73,6 +73,14 @@ async fn one_host_goes_to_the_site_of_the_listener_it_arrived_on() {
     assert_eq!(answered_by(b, "unknown.test").await, "one");
     // A name known on one listener only is unknown on the other.
     assert_eq!(answered_by(a, "other.test").await, "three");
+    // The status API names each site's listeners.
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[2]).into();
+    let host = format!("127.0.0.1:{}", ports[2]);
+    let r = http_get(admin, &host, "/api/status").await.expect("status");
+    let status = r.json();
+    let sites = status["sites"].as_array().expect("sites");
+    assert_eq!(sites[0]["listeners"], serde_json::json!(["front"]), "{status}");
+    assert_eq!(sites[1]["listeners"], serde_json::json!(["back"]), "{status}");
 }
 
 const MIXED: &str = r#"
