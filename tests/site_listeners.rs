@@ -79,8 +79,16 @@ async fn one_host_goes_to_the_site_of_the_listener_it_arrived_on() {
     let r = http_get(admin, &host, "/api/status").await.expect("status");
     let status = r.json();
     let sites = status["sites"].as_array().expect("sites");
-    assert_eq!(sites[0]["listeners"], serde_json::json!(["front"]), "{status}");
-    assert_eq!(sites[1]["listeners"], serde_json::json!(["back"]), "{status}");
+    assert_eq!(
+        sites[0]["listeners"],
+        serde_json::json!(["front"]),
+        "{status}"
+    );
+    assert_eq!(
+        sites[1]["listeners"],
+        serde_json::json!(["back"]),
+        "{status}"
+    );
 }
 
 const MIXED: &str = r#"

@@ -20,6 +20,21 @@ use super::convert::{Ctx, Listeners, Site};
 use super::parse::Directive;
 use super::server::ServerInfo;
 
+impl Listeners<'_> {
+    /// The index of the listener for `key` (a block's listen key).
+    fn index_of(&self, key: &str) -> Option<usize> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The key of listener `i`.
+    fn key_of(&self, i: usize) -> Option<&str> {
+        self.by_key
+            .iter()
+            .find(|(_, v)| **v == i)
+            .map(|(k, _)| k.as_str())
+    }
+}
+
 /// What the site assembly found that needs listeners.
 #[derive(Debug, Default)]
 pub(crate) struct Binding<'a> {
@@ -361,6 +376,14 @@ fn plain_for_tls(sites: &mut [Site<'_>], listeners: &Listeners<'_>) {
         if let Some(site) = sites.get_mut(i) {
             site.listeners.extend(free);
             site.listeners.sort_unstable();
+            // On no plain listener, it would say nothing.
+            if !site
+                .listeners
+                .iter()
+                .any(|&l| listeners.list.get(l).is_some_and(|x| !x.tls))
+            {
+                site.plain_http = None;
+            }
         }
     }
 }

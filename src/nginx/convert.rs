@@ -130,7 +130,8 @@ pub(crate) struct Listener<'a> {
 pub(crate) struct Listeners<'a> {
     /// The listeners.
     pub list: Vec<Listener<'a>>,
-    by_key: HashMap<String, usize>,
+    /// Listen key (a block's `listen_keys`) -> index into `list`.
+    pub(super) by_key: HashMap<String, usize>,
 }
 
 impl<'a> Listeners<'a> {
@@ -176,19 +177,6 @@ impl<'a> Listeners<'a> {
         if let Some(l) = self.by_key.get(key).and_then(|&i| self.list.get_mut(i)) {
             l.proxy_protocol = true;
         }
-    }
-
-    /// The index of the listener for `key` (a block's listen key).
-    pub fn index_of(&self, key: &str) -> Option<usize> {
-        self.by_key.get(key).copied()
-    }
-
-    /// The key of listener `i`.
-    pub fn key_of(&self, i: usize) -> Option<&str> {
-        self.by_key
-            .iter()
-            .find(|(_, v)| **v == i)
-            .map(|(k, _)| k.as_str())
     }
 
     /// True when some listener is plain HTTP.

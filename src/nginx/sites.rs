@@ -114,7 +114,19 @@ pub(crate) fn build<'a>(
                 }
                 Some(o) => {
                     let other = infos.get(o);
-                    if !s.has_tls && other.is_some_and(|x| x.has_tls) {
+                    let tls_twin = !s.has_tls && other.is_some_and(|x| x.has_tls);
+                    if let Some(x) =
+                        other.filter(|x| tls_twin && !same_routes(x, s) && binding.split(x, s))
+                    {
+                        // Its own locations on its own port: nginx serves
+                        // them there, so it stays a site (`bind`).
+                        all_ignored_by_nginx = false;
+                        ctx.note(
+                            h.d,
+                            format!("host '{}' is also served by the TLS server block at {}, with other locations; nginx chose between them by listen address, so the sites got `listeners:`", h.name, ctx.at(x.d)),
+                        );
+                        hosts.push(h.clone());
+                    } else if tls_twin {
                         merged_into.get_or_insert(o);
                         if let Some(x) = other {
                             binding.also(x.d, s.d);
