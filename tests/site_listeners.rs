@@ -161,6 +161,25 @@ async fn tls_listeners_present_their_own_sites_certificates() {
         );
         assert_eq!(r.status, 200, "{addr}: {}", r.text());
         assert_eq!(r.header("x-upstream"), Some(want), "{addr}");
+        // Without SNI (an IP address): the listener's own site's
+        // certificate, and its site answers, no 421.
+        let config = crate::support::tls::insecure_client_config(&["http/1.1"]);
+        let mut c = H1Conn::connect_tls_with(addr, "127.0.0.1", config)
+            .await
+            .expect("TLS without SNI");
+        let tls = c.tls.clone().expect("TLS info");
+        assert!(
+            tls.subject_alt_names.iter().any(|n| n == san),
+            "{addr} without SNI: {:?}",
+            tls.subject_alt_names
+        );
+        let r = c.get("/", "same.test").await.expect("response");
+        assert_eq!(
+            r.header("x-upstream"),
+            Some(want),
+            "{addr} without SNI: {}",
+            r.text()
+        );
     }
 }
 
