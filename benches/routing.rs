@@ -66,6 +66,7 @@ fn main() {
                 tls: false,
                 sni: None,
                 method: &http::Method::GET,
+                listener: None,
             }));
         });
         bench(&format!("route wildcard host, {sites} site(s)"), || {
@@ -75,6 +76,7 @@ fn main() {
                 tls: true,
                 sni: Some("x.example.org"),
                 method: &http::Method::GET,
+                listener: None,
             }));
         });
         bench(
@@ -86,6 +88,7 @@ fn main() {
                     tls: false,
                     sni: None,
                     method: &http::Method::GET,
+                    listener: None,
                 }));
             },
         );
@@ -98,6 +101,7 @@ fn main() {
                     tls: false,
                     sni: None,
                     method: &http::Method::GET,
+                    listener: None,
                 }));
             },
         );
@@ -110,6 +114,7 @@ fn main() {
                     tls: false,
                     sni: None,
                     method: &http::Method::GET,
+                    listener: None,
                 }));
             },
         );

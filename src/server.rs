@@ -209,7 +209,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         "greenlight proxy".to_string(),
         CountedApp::new(app, slots, watermark.clone()),
     );
-    for l in &config.listeners {
+    for (i, l) in config.listeners.iter().enumerate() {
         let addr = l.addr.to_string();
         // An IPv6 listener is IPv6-only, as in nginx (`ipv6only=on` is its
         // default): `[::]:443` and `0.0.0.0:443` can then both be listed, the
@@ -230,7 +230,11 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         if l.tls {
             let mut tls = TlsSettings::with_callbacks(Box::new(SniCapture))
                 .map_err(|e| ServerError::Setup(e.to_string()))?;
-            tls.set_cert_resolver(state.cert_store());
+            // This listener's sites' certificates (all, unless some site
+            // has `listeners:`).
+            tls.set_cert_resolver(std::sync::Arc::new(
+                crate::tls::listener_certs::ListenerResolver::new(state.cert_store(), i),
+            ));
             // Asks for client certificates only while a site has `client_auth:`.
             tls.set_client_cert_verifier(state.cert_store().client_verifier());
             tls.enable_h2();

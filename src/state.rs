@@ -406,7 +406,7 @@ impl StateHandle {
         let mut restart = Vec::new();
         if config.listeners != old.config.listeners {
             restart.push("listeners changed: restart greenlight to apply them".to_string());
-            config.listeners = old.config.listeners.clone();
+            config.keep_listeners(&old.config.listeners);
         }
         if config.admin != old.config.admin {
             restart.push("admin changed: restart greenlight to apply it".to_string());

@@ -44,6 +44,7 @@ mod proxy_redirect;
 mod quiet_logs;
 mod retry;
 mod route_metrics;
+mod site_listeners;
 mod slow_clients;
 mod smuggling;
 mod steps;

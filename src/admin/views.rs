@@ -143,6 +143,8 @@ fn sites(snap: &Snapshot) -> Value {
                 "name": s.name,
                 "hosts": s.hosts.iter().map(|h| h.as_written()).collect::<Vec<_>>(),
                 "default": s.default.as_json(),
+                // `null`: every listener.
+                "listeners": s.listeners.as_ref().map(|ls| ls.iter().filter_map(|&l| snap.config.listeners.get(l)).map(|l| l.name.as_str()).collect::<Vec<_>>()),
                 "tls": s.tls.as_ref().map(tls_source),
                 "routes": s.routes.iter().map(|r| json!({
                     "path": r.location.as_written(),

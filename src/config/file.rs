@@ -205,6 +205,9 @@ pub struct FileSite {
     /// Serve unknown hosts: `true` (on every listener), `https` (TLS
     /// listeners only) or `http` (plain listeners only).
     pub default: Option<Spanned<Scalar>>,
+    /// The listeners (by name) whose requests this site takes; absent =
+    /// every listener.
+    pub listeners: Option<Spanned<Vec<Spanned<String>>>>,
     /// Certificate source.
     pub tls: Option<Spanned<FileTls>>,
     /// Client certificates (mutual TLS): `{ca, verify, depth}`.

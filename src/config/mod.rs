@@ -23,6 +23,7 @@ mod validate_client_ip;
 mod validate_compress;
 mod validate_files;
 mod validate_limits;
+mod validate_listeners;
 mod validate_maps;
 pub mod validate_match;
 mod validate_proxy_redirect;

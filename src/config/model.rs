@@ -293,6 +293,9 @@ pub struct SiteConfig {
     pub hosts: Vec<HostPattern>,
     /// Serves hosts no site names (on which listeners).
     pub default: SiteDefault,
+    /// `listeners:`: the listeners (indexes into [`Config::listeners`])
+    /// whose requests this site takes; `None` = every listener.
+    pub listeners: Option<Vec<usize>>,
     /// Certificate source; `None` for a plain-HTTP-only site.
     pub tls: Option<TlsSource>,
     /// Where `tls:` was written, for certificate errors found later.

@@ -435,8 +435,16 @@ fn validate_sites(
     for (name, s) in &file.sites {
         let site = &s.value;
         check_name("site", name, pos(s), ds);
-        let default = super::validate_site::site_default(name, &site.default, &mut defaults, ds);
-        let hosts = super::validate_match::site_hosts(name, s, default.any(), &mut owners, ds);
+        let bound = super::validate_listeners::site_listeners(name, s, file, listeners, ds);
+        // A site bound to listeners shares hosts and defaults per listener:
+        // `validate_listeners::check_sites` checks those, not the global maps.
+        let (mut own_owners, mut own_defaults) = Default::default();
+        let (owners, defaults) = match bound {
+            Some(_) => (&mut own_owners, &mut own_defaults),
+            None => (&mut owners, &mut defaults),
+        };
+        let default = super::validate_site::site_default(name, &site.default, defaults, ds);
+        let hosts = super::validate_match::site_hosts(name, s, default.any(), owners, ds);
         let tls = site.tls.as_ref().and_then(|t| validate_tls(t, ds));
         let tls_origin = ds.origin(site.tls.as_ref().map(pos).unwrap_or(pos(s)));
         if tls.is_some() && !has_tls_listener {
@@ -488,6 +496,7 @@ fn validate_sites(
             name: name.clone(),
             hosts,
             default,
+            listeners: bound,
             client_auth: super::validate_client_auth::client_auth(name, site, tls.is_some(), ds),
             acme_names: match site.tls.as_ref().map(|t| &t.value) {
                 Some(FileTls::Files { acme: Some(a), .. }) => a
@@ -515,6 +524,7 @@ fn validate_sites(
             plan: site_limits.site_plan(validate_steps::site_plan(&steps, plain_headers)),
         });
     }
+    super::validate_listeners::check_sites(file, &out, listeners, ds);
     if has_tls_listener && !out.iter().any(|s| s.tls.is_some()) && !out.is_empty() {
         let l = listeners.iter().find(|l| l.tls).map(|l| l.name.clone());
         let at = l

@@ -325,6 +325,7 @@ pub(super) fn check(yaml: &str) -> Vec<String> {
                 "checks",
                 "compress",
                 "client_auth",
+                "listeners",
             ],
             &mut errs,
         );

@@ -130,7 +130,8 @@ pub(crate) struct Listener<'a> {
 pub(crate) struct Listeners<'a> {
     /// The listeners.
     pub list: Vec<Listener<'a>>,
-    by_key: HashMap<String, usize>,
+    /// Listen key (a block's `listen_keys`) -> index into `list`.
+    pub(super) by_key: HashMap<String, usize>,
 }
 
 impl<'a> Listeners<'a> {
@@ -473,6 +474,9 @@ pub(crate) struct Site<'a> {
     pub checks: Vec<super::checks::CheckDef>,
     /// `client_auth:` of a TLS site (`ssl_verify_client` …).
     pub client_auth: Option<super::client_auth::ClientAuthOut<'a>>,
+    /// `listeners:` (indexes into the model's listeners); empty = every
+    /// listener (`bind`).
+    pub listeners: Vec<usize>,
 }
 
 /// An emitted upstream: a target with one set of timeouts.

@@ -143,6 +143,19 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
             w.out
                 .line(2, &format!("default: {}", s.default_on), Some(why));
         }
+        if !s.listeners.is_empty() {
+            let names: Vec<String> = s
+                .listeners
+                .iter()
+                .filter_map(|&l| m.listeners.get(l))
+                .map(|l| scalar(&l.name))
+                .collect();
+            w.out.line(
+                2,
+                &format!("listeners: [{}]", names.join(", ")),
+                Some("nginx chose server blocks by listen address: the addresses of this block"),
+            );
+        }
         match &s.tls {
             None => {}
             Some(SiteTls::Files { cert, key }) => {

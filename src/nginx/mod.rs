@@ -35,6 +35,7 @@
 mod access;
 mod addr;
 mod answer;
+mod bind;
 mod checks;
 mod client_auth;
 mod compress;

@@ -101,6 +101,7 @@ pub(crate) fn build<'a>(
     let mut owner: HashMap<String, usize> = HashMap::new();
     let mut slots: Vec<Option<Site<'a>>> = infos.iter().map(|_| None).collect();
     let mut merged: HashMap<usize, &'a Directive> = HashMap::new();
+    let mut binding = super::bind::Binding::default();
     for (i, s) in order {
         let mut hosts: Vec<Host<'a>> = Vec::new();
         let mut merged_into: Option<usize> = None;
@@ -113,8 +114,23 @@ pub(crate) fn build<'a>(
                 }
                 Some(o) => {
                     let other = infos.get(o);
-                    if !s.has_tls && other.is_some_and(|x| x.has_tls) {
+                    let tls_twin = !s.has_tls && other.is_some_and(|x| x.has_tls);
+                    if let Some(x) =
+                        other.filter(|x| tls_twin && !same_routes(x, s) && binding.split(x, s))
+                    {
+                        // Its own locations on its own port: nginx serves
+                        // them there, so it stays a site (`bind`).
+                        all_ignored_by_nginx = false;
+                        ctx.note(
+                            h.d,
+                            format!("host '{}' is also served by the TLS server block at {}, with other locations; nginx chose between them by listen address, so the sites got `listeners:`", h.name, ctx.at(x.d)),
+                        );
+                        hosts.push(h.clone());
+                    } else if tls_twin {
                         merged_into.get_or_insert(o);
+                        if let Some(x) = other {
+                            binding.also(x.d, s.d);
+                        }
                     } else {
                         let at = other.map(|x| ctx.at(x.d)).unwrap_or_default();
                         if other.is_some_and(|x| same_sockets(x, s)) {
@@ -123,6 +139,15 @@ pub(crate) fn build<'a>(
                                 h.d,
                                 format!("host '{}' is already served by the server block at {at} on the same listen addresses; nginx ignores this one too (\"conflicting server name\"), so it was left out here", h.name),
                             );
+                        } else if let Some(x) = other.filter(|x| binding.split(x, s)) {
+                            // nginx chose by listen address: both sites
+                            // keep the host, on their own listeners (`bind`).
+                            all_ignored_by_nginx = false;
+                            ctx.note(
+                                h.d,
+                                format!("host '{}' is also served by the server block at {}; nginx chose between them by listen address, so the sites got `listeners:`", h.name, ctx.at(x.d)),
+                            );
+                            hosts.push(h.clone());
                         } else {
                             all_ignored_by_nginx = false;
                             ctx.warn(
@@ -188,12 +213,15 @@ pub(crate) fn build<'a>(
                 },
                 checks: s.checks.clone(),
                 client_auth: None,
+                listeners: Vec::new(),
             });
         }
     }
 
     let redirect_blocks: Vec<&Directive> = redirect_servers.iter().map(|s| s.d).collect();
-    choose_default(ctx, infos, &mut slots, &redirect_blocks);
+    // Each listener gets nginx's default server then (`bind`).
+    let bound = binding.needed() || super::bind::defaults_differ(infos, listeners);
+    choose_default(ctx, infos, &mut slots, &redirect_blocks, bound);
 
     let redirect_refs: Vec<&ServerInfo<'a>> = redirect_servers.iter().collect();
     let redirects = RedirectMap::new(ctx, &redirect_refs, &owner, infos, originals);
@@ -238,6 +266,15 @@ pub(crate) fn build<'a>(
     super::plain::scope_defaults(ctx, infos, &mut sites, &plain_sources);
     super::plain::place_webroots(ctx, infos, &mut sites, &plain_sources);
     super::plain::place_redirect_headers(ctx, &mut sites, &plain_sources, &pending_headers);
+    super::bind::bind(
+        ctx,
+        infos,
+        &mut sites,
+        &mut binding,
+        &redirect_servers,
+        &owner,
+        listeners,
+    );
     sites
 }
 
@@ -402,6 +439,7 @@ fn choose_default<'a>(
     infos: &[ServerInfo<'a>],
     slots: &mut [Option<Site<'a>>],
     redirect_blocks: &[&Directive],
+    bound: bool,
 ) {
     // The block that took each kind: (TLS, plain).
     let mut chosen: (Option<String>, Option<String>) = (None, None);
@@ -444,6 +482,7 @@ fn choose_default<'a>(
                 site.default = Some(reason);
                 site.default_on = on;
             }
+            None if bound => {}
             None => {
                 let first = first.unwrap_or_default();
                 ctx.warn(

@@ -73,7 +73,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["listen"],
         Setting,
-        "`listeners` (deduplicated; `ssl` → `tls: true`; `proxy_protocol` → `proxy_protocol: true`; `default_server` → the site's `default: true` (`https`/`http` when the plain and TLS ports' defaults differ); `localhost` → `127.0.0.1`; `[::]:P ipv6only=off` → `[::]:P` and `0.0.0.0:P`; socket tuning such as `reuseport`, `backlog=` is a note; a non-IP address becomes `EDIT-ME` with an `# EDIT:` comment)",
+        "`listeners` (deduplicated; `ssl` → `tls: true`; `proxy_protocol` → `proxy_protocol: true`; `default_server` → the site's `default: true` (`https`/`http` when the plain and TLS ports' defaults differ); when blocks name one host on different addresses, or two ports of a kind have different default servers, every site gets `listeners:` (its block's addresses, less those where an earlier block names the host) and each listener nginx's default server (the `default_server` block, else the first listening there); `localhost` → `127.0.0.1`; `[::]:P ipv6only=off` → `[::]:P` and `0.0.0.0:P`; socket tuning such as `reuseport`, `backlog=` is a note; a non-IP address becomes `EDIT-ME` with an `# EDIT:` comment)",
     ),
     e(
         &["server_name"],

@@ -290,9 +290,10 @@ impl HostTable {
     }
 }
 
-/// Host + path -> site and upstream, for one snapshot.
-pub struct Router {
-    sites: Vec<SiteRoutes>,
+/// Which site a host names, and the defaults, for a set of sites (every
+/// site, or those of one listener: [`listeners`]).
+#[derive(Debug, Default)]
+struct HostView {
     hosts: HostTable,
     /// TLS sites by the names their certificates carry, with certificate
     /// semantics (`tls::store::CertMap::lookup`): exact, then one label.
@@ -306,6 +307,53 @@ pub struct Router {
     /// TLS site (or it sent none): the default site's, else the first TLS
     /// site's — the same choice as `tls::store::build_cert_map`.
     cert_fallback: Option<usize>,
+}
+
+impl HostView {
+    /// Adds site `i`'s names, certificate names and default.
+    fn add_site(&mut self, i: usize, s: &crate::config::model::SiteConfig) {
+        for h in &s.hosts {
+            self.hosts.add(h, i);
+            if s.tls.is_some() {
+                match h {
+                    HostPattern::Exact(n) => self.cert_exact.insert(n.clone(), i),
+                    HostPattern::Wildcard(sfx) => self.cert_wildcard.insert(sfx.clone(), i),
+                    HostPattern::TrailingWildcard(_) | HostPattern::Regex(_) => None,
+                };
+            }
+        }
+        if s.default.covers(true) {
+            self.default = Some(i);
+        }
+        if s.default.covers(false) {
+            self.default_plain = Some(i);
+        }
+        if s.tls.is_some() && (s.default.covers(true) || self.cert_fallback.is_none()) {
+            self.cert_fallback = Some(i);
+        }
+    }
+
+    /// The site whose certificate a connection with this SNI was given, by
+    /// the certificate store's rules.
+    fn cert_site(&self, sni: Option<&str>) -> Option<usize> {
+        let named = sni.map(|n| n.trim_end_matches('.')).and_then(|n| {
+            self.cert_exact.get(n).copied().or_else(|| {
+                let dot = n.find('.')?;
+                self.cert_wildcard.get(&n[dot..]).copied()
+            })
+        });
+        named.or(self.cert_fallback)
+    }
+}
+
+/// Host + path -> site and upstream, for one snapshot.
+pub struct Router {
+    sites: Vec<SiteRoutes>,
+    /// Every site: what a request of a listener without its own view sees.
+    all: HostView,
+    /// Per listener, when some site has `listeners:` (`None`: every
+    /// listener sees `all`, at the cost of one check).
+    by_listener: Option<Box<listeners::ByListener>>,
     /// For requests no site takes.
     pub none_metrics: RouteMetrics,
 }
@@ -343,6 +391,9 @@ pub struct RouteInput<'a> {
     pub sni: Option<&'a str>,
     /// The request method (routes may take some methods only).
     pub method: &'a http::Method,
+    /// The listener it arrived on (index into the config's listeners),
+    /// when the router tells listeners apart ([`Router::listener_of`]).
+    pub listener: Option<usize>,
 }
 
 /// The routing decision.
@@ -424,12 +475,8 @@ impl Router {
     ) -> Router {
         let mut r = Router {
             sites: Vec::new(),
-            hosts: HostTable::default(),
-            cert_exact: HashMap::new(),
-            cert_wildcard: HashMap::new(),
-            default: None,
-            default_plain: None,
-            cert_fallback: None,
+            all: HostView::default(),
+            by_listener: listeners::ByListener::build(config),
             none_metrics: metrics.route_handles(NONE, NONE, NONE, NONE),
         };
         for (i, s) in config.sites.iter().enumerate() {
@@ -498,25 +545,7 @@ impl Router {
                         .collect()
                 })
                 .collect();
-            for h in &s.hosts {
-                r.hosts.add(h, i);
-                if s.tls.is_some() {
-                    match h {
-                        HostPattern::Exact(n) => r.cert_exact.insert(n.clone(), i),
-                        HostPattern::Wildcard(sfx) => r.cert_wildcard.insert(sfx.clone(), i),
-                        HostPattern::TrailingWildcard(_) | HostPattern::Regex(_) => None,
-                    };
-                }
-            }
-            if s.default.covers(true) {
-                r.default = Some(i);
-            }
-            if s.default.covers(false) {
-                r.default_plain = Some(i);
-            }
-            if s.tls.is_some() && (s.default.covers(true) || r.cert_fallback.is_none()) {
-                r.cert_fallback = Some(i);
-            }
+            r.all.add_site(i, s);
             r.sites.push(SiteRoutes {
                 name: s.name.clone(),
                 tls: s.tls.is_some(),
@@ -544,27 +573,16 @@ impl Router {
         &self.sites[i]
     }
 
-    /// The site whose certificate a connection with this SNI was given, by
-    /// the certificate store's rules.
-    fn cert_site(&self, sni: Option<&str>) -> Option<usize> {
-        let named = sni.map(|n| n.trim_end_matches('.')).and_then(|n| {
-            self.cert_exact.get(n).copied().or_else(|| {
-                let dot = n.find('.')?;
-                self.cert_wildcard.get(&n[dot..]).copied()
-            })
-        });
-        named.or(self.cert_fallback)
-    }
-
     /// Decides where a request goes.
     pub fn route(&self, input: &RouteInput<'_>) -> Decision {
+        let view = self.view(input.listener);
         let host = input.host.map(normalize_host);
-        let named = host.as_deref().and_then(|h| self.hosts.find(h));
+        let named = host.as_deref().and_then(|h| view.hosts.find(h));
         if let (true, Some(h)) = (input.tls, named) {
             // RFC 9110 §15.5.20: the connection was set up (and its
             // certificate chosen) for another site. Without SNI, or with
             // one that names no TLS site, that is the fallback certificate's.
-            if self.cert_site(input.sni).is_some_and(|s| s != h) {
+            if view.cert_site(input.sni).is_some_and(|s| s != h) {
                 return Decision::Misdirected;
             }
         }
@@ -576,19 +594,19 @@ impl Router {
                 .then_some(input.sni)
                 .flatten()
                 .filter(|_| input.tls)
-                .and_then(|sni| self.hosts.find(sni))
+                .and_then(|sni| view.hosts.find(sni))
         });
         let default = if input.tls {
-            self.default
+            view.default
         } else {
-            self.default_plain
+            view.default_plain
         };
         let Some(mut site) = named.or(default) else {
             return Decision::NoSite;
         };
         if !input.tls && self.sites[site].tls && self.sites[site].plain_http == PlainHttp::Default {
             // The name is unknown to plain listeners: their default answers.
-            match self.default_plain {
+            match view.default_plain {
                 Some(d) => site = d,
                 None => return Decision::NoSite,
             }
@@ -646,5 +664,6 @@ pub fn normalize_host(raw: &str) -> Cow<'_, str> {
     }
 }
 
+mod listeners;
 #[cfg(test)]
 mod tests;

@@ -247,6 +247,8 @@ impl ProxyHttp for GreenlightProxy {
             }
         }
         let tls = ctx.tls;
+        // `None` at once unless some site has `listeners:`.
+        let listener = snapshot.router.listener_of_digest(session.digest());
         // A standard method is copied without allocating.
         let method = session.req_header().method.clone();
         let route_for = |path: &str| {
@@ -256,6 +258,7 @@ impl ProxyHttp for GreenlightProxy {
                 tls,
                 sni: sni.as_deref(),
                 method: &method,
+                listener,
             })
         };
         let decision = route_for(session.req_header().uri.path());

@@ -16,6 +16,7 @@
 pub mod client_auth;
 pub mod client_cert;
 pub mod handshake;
+pub mod listener_certs;
 mod load;
 pub(crate) mod selfsigned;
 mod store;

@@ -32,6 +32,9 @@ pub struct CertMap {
     /// The `client_auth:` of every TLS site that has one: while any does,
     /// the listeners ask clients for a certificate.
     pub client_auth: Vec<Arc<super::client_auth::ClientAuth>>,
+    /// Per listener, when some site has `listeners:` (empty otherwise):
+    /// the certificates of the sites on it (`super::listener_certs`).
+    pub(super) by_listener: Vec<super::listener_certs::ListenerCerts>,
 }
 
 impl CertMap {
@@ -68,7 +71,9 @@ pub fn build_cert_map(
 ) -> Result<CertMap, Vec<Diagnostic>> {
     let mut map = CertMap::default();
     let mut problems = Vec::new();
-    for site in &config.sites {
+    // (site index, its key), for the per-listener tables.
+    let mut keys = Vec::new();
+    for (i, site) in config.sites.iter().enumerate() {
         let Some(src) = &site.tls else { continue };
         let loaded = match src {
             TlsSource::Files { cert, key } => load_pem_pair(cert, key),
@@ -126,9 +131,11 @@ pub fn build_cert_map(
         if site.default.covers(true) || map.fallback.is_none() {
             map.fallback = Some(loaded.key.clone());
         }
+        keys.push((i, loaded.key.clone()));
         map.sites.push((site.name.clone(), loaded.info));
         map.client_auth.extend(site.client_auth.clone());
     }
+    map.by_listener = super::listener_certs::build(config, &keys);
     if problems.is_empty() {
         Ok(map)
     } else {
@@ -190,13 +197,20 @@ impl CertStore {
     }
 }
 
+impl CertStore {
+    /// Counts a handshake refused for want of a certificate.
+    pub(super) fn count_no_certificate(&self) {
+        if let Some(m) = &self.metrics {
+            m.tls_handshake_failed(crate::metrics::TlsFailure::NoCertificate);
+        }
+    }
+}
+
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let found = self.map.load().lookup(hello.server_name());
-        if found.is_none()
-            && let Some(m) = &self.metrics
-        {
-            m.tls_handshake_failed(crate::metrics::TlsFailure::NoCertificate);
+        if found.is_none() {
+            self.count_no_certificate();
         }
         found
     }

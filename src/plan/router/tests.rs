@@ -56,6 +56,7 @@ fn go(r: &Router, host: &str, path: &str, tls: bool, sni: Option<&str>) -> Decis
         tls,
         sni,
         method: &http::Method::GET,
+        listener: None,
     })
 }
 
@@ -110,6 +111,7 @@ fn a_request_without_host_on_tls_goes_to_the_site_of_its_sni() {
             tls,
             sni,
             method: &http::Method::GET,
+            listener: None,
         })
     };
     assert!(matches!(
@@ -213,6 +215,7 @@ fn without_default_an_unknown_host_has_no_site() {
             tls: false,
             sni: None,
             method: &http::Method::GET,
+            listener: None,
         }),
         Decision::NoSite
     );
@@ -464,6 +467,7 @@ fn hosts_are_chosen_in_nginx_server_name_order() {
             tls: false,
             sni: None,
             method: &http::Method::GET,
+            listener: None,
         }),
         Decision::Proxy { site: 7, .. }
     ));
@@ -549,6 +553,7 @@ fn routes_of_one_location_choose_by_method() {
             tls: true,
             sni: Some("example.com"),
             method,
+            listener: None,
         })
     };
     let route_of = |d: Decision| match d {
