@@ -396,6 +396,9 @@ pub(crate) enum SiteTls<'a> {
     Acme {
         cert: Option<&'a Directive>,
     },
+    /// `tls: {acme: [names]}`: a catch-all TLS server without a certificate
+    /// that plain-HTTP redirects send these names to.
+    AcmeNames(Vec<String>),
     SelfSigned,
 }
 

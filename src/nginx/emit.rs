@@ -69,7 +69,7 @@ fn acme(w: &mut W<'_>, m: &Model<'_>) {
     let any_acme = m
         .sites
         .iter()
-        .any(|s| matches!(s.tls, Some(SiteTls::Acme { .. })));
+        .any(|s| matches!(s.tls, Some(SiteTls::Acme { .. } | SiteTls::AcmeNames(_))));
     if m.acme_email.is_none() && !any_acme {
         return;
     }
@@ -183,6 +183,14 @@ fn sites(w: &mut W<'_>, m: &Model<'_>) {
             Some(SiteTls::Acme { cert: None }) => {
                 w.out
                     .line(2, "tls: acme", Some("nginx had no usable certificate here"));
+            }
+            Some(SiteTls::AcmeNames(names)) => {
+                let list: Vec<String> = names.iter().map(|n| scalar(n)).collect();
+                w.out.line(
+                    2,
+                    &format!("tls: {{acme: [{}]}}", list.join(", ")),
+                    Some("the names plain HTTP redirects here; nginx had no usable certificate"),
+                );
             }
             Some(SiteTls::SelfSigned) => {
                 w.out.comment(

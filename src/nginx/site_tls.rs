@@ -13,6 +13,14 @@
 //! behaviour of the file is lost. Otherwise (no names, wildcards, regexes,
 //! IP addresses, names only a LAN resolves) no CA can validate the names, so
 //! the site gets `tls: self_signed` and a warning.
+//!
+//! A catch-all TLS server (no `server_name`: nginx's default server for its
+//! port) has no names of its own. When plain-HTTP blocks redirect names to
+//! `https://` and no TLS block names them, nginx's default TLS server is
+//! where those clients arrive, so those are the names its certificate must
+//! carry (certbot issued it for them: the "managed by Certbot" lines that
+//! publishers strip): it gets `tls: {acme: [names]}`. Its `$server_name`
+//! stays empty, as in nginx, since its `hosts` do not change.
 
 use super::ImportOptions;
 use super::convert::{Ctx, Host, SiteTls};
@@ -20,11 +28,35 @@ use super::directives::shown;
 use super::parse::Directive;
 use super::server::ServerInfo;
 
-/// The `tls:` of the site made from `info`, whose hosts are `hosts`.
+/// Exact names of plain-HTTP blocks that only redirect to `https://` and
+/// that no TLS block names: where a catch-all TLS server's clients come from.
+pub(super) fn redirected_names(infos: &[ServerInfo<'_>]) -> Vec<String> {
+    let tls_named: Vec<String> = infos
+        .iter()
+        .filter(|i| i.has_tls)
+        .flat_map(ServerInfo::own_hosts)
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for i in infos
+        .iter()
+        .filter(|i| !i.has_tls && !i.redirects.is_empty())
+    {
+        for h in i.own_hosts() {
+            if !tls_named.contains(&h) && !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    out
+}
+
+/// The `tls:` of the site made from `info`, whose hosts are `hosts`;
+/// `redirected`: see [`redirected_names`].
 pub(super) fn site_tls<'a>(
     ctx: &mut Ctx<'a>,
     info: &ServerInfo<'a>,
     hosts: &[Host<'a>],
+    redirected: &[String],
     opts: &ImportOptions,
 ) -> SiteTls<'a> {
     // A path with only envsubst references (`/ssl/${DOMAIN}.crt`) is one
@@ -58,6 +90,18 @@ pub(super) fn site_tls<'a>(
             ),
         );
         SiteTls::Acme { cert: None }
+    } else if hosts.is_empty()
+        && !redirected.is_empty()
+        && redirected.iter().all(|n| public_name(n))
+    {
+        ctx.note(
+            info.d,
+            format!(
+                "{what} (nginx does not start like this), and no server_name: plain-HTTP blocks send {} here over https, so greenlight orders a certificate for those names from Let's Encrypt (tls: {{acme: [...]}}), once DNS points here",
+                redirected.join(", ")
+            ),
+        );
+        SiteTls::AcmeNames(redirected.to_vec())
     } else if opts.acme_email.is_some() {
         ctx.warn(
             info.d,

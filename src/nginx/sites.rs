@@ -226,6 +226,8 @@ pub(crate) fn build<'a>(
     let redirect_refs: Vec<&ServerInfo<'a>> = redirect_servers.iter().collect();
     let redirects = RedirectMap::new(ctx, &redirect_refs, &owner, infos, originals);
     let any_plain = listeners.any_plain();
+    // Before `redirect_site` turned lone redirects into routes.
+    let redirected = super::site_tls::redirected_names(originals);
     let mut names = super::addr::Names::default();
     let mut sites = Vec::new();
     let mut plain_sources = Vec::new();
@@ -235,7 +237,13 @@ pub(crate) fn build<'a>(
         };
         site.name = names.alloc(&name_base(&site, info), "site");
         if info.has_tls {
-            site.tls = Some(super::site_tls::site_tls(ctx, info, &site.hosts, opts));
+            site.tls = Some(super::site_tls::site_tls(
+                ctx,
+                info,
+                &site.hosts,
+                &redirected,
+                opts,
+            ));
             site.client_auth = info.client_auth.clone();
             let (plain, source) =
                 match plain_http(ctx, info, &site, merged.get(&i).copied(), &redirects) {

@@ -83,7 +83,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["ssl_certificate", "ssl_certificate_key"],
         Setting,
-        "`tls: {cert, key}` (server or http level; envsubst `${NAME}` in a path → `{$NAME}`); with `--acme EMAIL` a Let's Encrypt certificate becomes `tls: acme`; none (nginx refuses to start) → `tls: acme` with a note when every name is a public DNS name (plus an `acme:` section, `challenge: tls-alpn-01` when there is no plain listener), else `tls: self_signed` + warning",
+        "`tls: {cert, key}` (server or http level; envsubst `${NAME}` in a path → `{$NAME}`); with `--acme EMAIL` a Let's Encrypt certificate becomes `tls: acme`; none (nginx refuses to start) → `tls: acme` with a note when every name is a public DNS name (plus an `acme:` section, `challenge: tls-alpn-01` when there is no plain listener); a catch-all TLS server (no `server_name`) → `tls: {acme: [names]}` with the names plain-HTTP blocks redirect to https and no TLS block names; else `tls: self_signed` + warning",
     ),
     e(
         &["ssl"],
