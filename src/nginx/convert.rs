@@ -5,10 +5,10 @@
 //! blocks (pools and passive health) in `upstream.rs`, inherited settings
 //! in `inherit.rs`, client limits in
 //! `limits.rs`; this file holds the shared model and the http-level walk;
-//! sites are assembled in `sites.rs` and the YAML is written by `emit.rs`.
+//! sites are assembled in `sites.rs`, upstreams grouped in `finish.rs` and
+//! the YAML is written by `emit.rs`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use super::addr::Names;
 use super::directives;
@@ -617,11 +617,13 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
 
     let mut sites = sites::build(&mut ctx, &infos, &listeners, opts);
     if sites.iter().all(|s| s.routes.is_empty()) {
-        return Err(ImportError::NothingUsable(nothing_usable(&ctx, &infos)));
+        return Err(ImportError::NothingUsable(super::finish::nothing_usable(
+            &ctx, &infos,
+        )));
     }
     limits::give_sites(&mut sites, &found.servers, keepalive);
 
-    let upstreams = assign_upstreams(&mut sites, &mut defs);
+    let upstreams = super::finish::assign_upstreams(&mut sites, &mut defs);
     for def in defs.iter().filter(|d| !d.used) {
         ctx.warn(
             def.d,
@@ -636,7 +638,7 @@ pub(crate) fn convert(cfg: &Config, opts: &ImportOptions) -> Result<ImportOutput
     for l in &mut listeners.list {
         l.name = names.alloc(if l.tls { "https" } else { "http" }, "listener");
     }
-    overlapping_listeners(&mut ctx, &listeners.list);
+    super::finish::overlapping_listeners(&mut ctx, &listeners.list);
 
     let client_ip = realip::client_ip(&mut ctx, &http.inh.real_ip);
     let model = Model {
@@ -723,99 +725,4 @@ pub(crate) fn set_cert<'a>(ctx: &mut Ctx<'a>, slot: &mut Option<&'a Directive>, 
             );
         }
     }
-}
-
-/// Groups routes into emitted upstreams: one per target and set of timeouts.
-fn assign_upstreams<'a>(sites: &mut [Site<'a>], defs: &mut [UpstreamDef<'a>]) -> Vec<Upstream<'a>> {
-    let mut upstreams: Vec<Upstream<'a>> = Vec::new();
-    type Key = (TargetKey, Option<UpTls>, [Option<u64>; 3]);
-    let mut index: HashMap<Key, usize> = HashMap::new();
-    let mut names = Names::default();
-    for site in sites.iter_mut() {
-        for route in &mut site.routes {
-            let Some(target) = &route.target else {
-                continue;
-            };
-            let key = (target.key.clone(), target.tls.clone(), route.timeouts.key());
-            if let Some(&i) = index.get(&key) {
-                route.upstream = i;
-                continue;
-            }
-            if let TargetKey::Named(i) = target.key
-                && let Some(def) = defs.get_mut(i)
-            {
-                def.used = true;
-            }
-            let twin_of = upstreams
-                .iter()
-                .find(|u| u.target.key == target.key)
-                .map(|u| u.name.clone());
-            let name = names.alloc(&target.hint, "app");
-            route.upstream = upstreams.len();
-            index.insert(key, upstreams.len());
-            upstreams.push(Upstream {
-                name,
-                target: target.clone(),
-                timeouts: route.timeouts.clone(),
-                twin_of,
-            });
-        }
-    }
-    upstreams
-}
-
-fn overlapping_listeners(ctx: &mut Ctx<'_>, list: &[Listener<'_>]) {
-    for l in list {
-        let Ok(addr) = l.address.parse::<SocketAddr>() else {
-            continue;
-        };
-        if addr.ip().is_unspecified() {
-            continue;
-        }
-        let wild = list.iter().find(|w| {
-            w.address.parse::<SocketAddr>().is_ok_and(|w| {
-                w.ip().is_unspecified() && w.port() == addr.port() && w.is_ipv4() == addr.is_ipv4()
-            })
-        });
-        if let Some(w) = wild {
-            let at = ctx.at(w.d);
-            ctx.warn(
-                l.d,
-                format!(
-                    "listener {} overlaps {} (from {at}): nginx serves both from the wildcard socket, but greenlight binds each listener and the second bind may fail; keep only one of them",
-                    l.address, w.address
-                ),
-            );
-        }
-    }
-}
-
-fn nothing_usable(ctx: &Ctx<'_>, infos: &[ServerInfo<'_>]) -> String {
-    if infos.is_empty() {
-        return "no server block found (greenlight sites are made from nginx server blocks)"
-            .to_string();
-    }
-    let mut parts: Vec<String> = infos
-        .iter()
-        .take(5)
-        .map(|s| {
-            let what = if s.routes.is_empty() {
-                if s.redirects.is_empty() {
-                    "no location with proxy_pass"
-                } else {
-                    "only redirects to https"
-                }
-            } else {
-                "its hosts are served by another site"
-            };
-            format!("{} {}", ctx.at(s.d), what)
-        })
-        .collect();
-    if infos.len() > 5 {
-        parts.push(format!("and {} more", infos.len() - 5));
-    }
-    format!(
-        "no server block yields a site with a route (a location with proxy_pass or return): {}",
-        parts.join("; ")
-    )
 }

@@ -45,6 +45,7 @@ mod emit;
 mod emit_route;
 mod envsubst;
 mod files;
+mod finish;
 mod headers;
 mod include;
 mod inherit;
