@@ -38,6 +38,7 @@ mod live_config;
 mod matching;
 mod misdirected;
 mod observability;
+mod pages;
 mod protocol;
 mod proxy_redirect;
 mod quiet_logs;

@@ -463,7 +463,7 @@ fn named_fallbacks_convert_and_what_greenlight_cannot_serve_stays_a_warning() {
     let (y, w, _) = run(&server(
         "root /srv/site;\n\
          location /app/ { try_files $uri @php; }\n\
-         location @php { empty_gif; }\n\
+         location @php { memcached_pass 127.0.0.1:11211; }\n\
          location /api/ { proxy_pass http://127.0.0.1:1; }",
     ));
     assert!(!y.contains("try_files"), "{y}");

@@ -200,6 +200,11 @@ pub(crate) const TABLE: &[Entry] = &[
         "3xx with a URL → `redirect: {to, status}`; other codes → `respond: {status, body}`; a plain-HTTP server that only redirects to `https://$host$request_uri` → `plain_http: redirect NNN` on the TLS site, with nginx's status (`redirect` alone is 308); to one fixed host (`https://example.com$request_uri`, or `$server_name`) → `plain_http: {redirect: NNN, to: URL}`. When port 80's default server is another block than the TLS one (e.g. certbot's, answering unknown hosts 404), the TLS default becomes `default: https` (and that block's site `default: http`)",
     ),
     e(
+        &["empty_gif"],
+        Terminal,
+        "`respond: {status: 200, content_type: image/gif, body_base64: …}`: the same 43-byte transparent GIF, sent from memory (HEAD gets the headers only)",
+    ),
+    e(
         &["rewrite"],
         Step,
         "`rewrite: [{from, to, flag}]` (`last`, `break`, `redirect`, `permanent`); a URL replacement redirects; without a flag nginx goes on to the next rewrite while greenlight stops at the first match (`last`; a warning when more rules follow); a server-level `rewrite ^ https://$host$request_uri? permanent` is the https redirect (`plain_http: redirect`); other server-level rewrites run first on every proxied route and also get a regex route of their own (`break` there becomes `last`)",
@@ -464,7 +469,6 @@ pub(crate) const TABLE: &[Entry] = &[
             "etag",
             "if_modified_since",
             "random_index",
-            "empty_gif",
             "mp4*",
             "flv",
         ],

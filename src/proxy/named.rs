@@ -73,7 +73,8 @@ pub(super) async fn serve_files(
                 decision = match steps::run(session, ctx, snap, reroute(&path), &reroute) {
                     Ok(d) => d,
                     Err(a) => {
-                        super::respond(session, ctx, a.status, a.body, &a.headers, false).await?;
+                        super::respond_bytes(session, ctx, a.status, a.body, &a.headers, false)
+                            .await?;
                         return Ok(None);
                     }
                 };
@@ -97,7 +98,7 @@ pub(super) async fn serve_files(
         decision = match steps::run(session, ctx, snap, next, &reroute) {
             Ok(d) => d,
             Err(a) => {
-                super::respond(session, ctx, a.status, a.body, &a.headers, false).await?;
+                super::respond_bytes(session, ctx, a.status, a.body, &a.headers, false).await?;
                 return Ok(None);
             }
         };

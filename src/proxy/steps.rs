@@ -43,8 +43,8 @@ pub struct StepState {
 pub struct Answer {
     /// Status code.
     pub status: u16,
-    /// Body.
-    pub body: String,
+    /// Body (text, or a `respond` route's bytes).
+    pub body: bytes::Bytes,
     /// Extra headers (`Location`, `Content-Type`).
     pub headers: Vec<(&'static str, String)>,
 }
@@ -293,7 +293,8 @@ fn redirect(status: u16, location: String) -> Answer {
                 .ok()
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("Redirect")
-        ),
+        )
+        .into(),
         headers: vec![("location", location)],
     }
 }
