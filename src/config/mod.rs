@@ -16,6 +16,7 @@ pub mod file_proxy_redirect;
 pub mod model;
 pub mod validate;
 mod validate_access;
+mod validate_alias;
 mod validate_answer;
 mod validate_checks;
 mod validate_client_auth;

@@ -34,6 +34,7 @@
 
 mod access;
 mod addr;
+mod alias;
 mod answer;
 mod checks;
 mod client_auth;
