@@ -1,6 +1,8 @@
 //! Answers that nginx sites lean on and greenlight makes itself (the
-//! `pages` work): a binary `respond` body (nginx `empty_gif`), through the
-//! real binary over HTTP/1.1 and h2 over TLS, with a reflecting upstream.
+//! `pages` work): a binary `respond` body (nginx `empty_gif`) and error
+//! pages whose target is a path the site's routes answer (nginx
+//! `error_page 404 /404.html` with `/404.html` proxied), through the real
+//! binary over HTTP/1.1 and h2 over TLS, with a reflecting upstream.
 
 use crate::support::*;
 
@@ -17,8 +19,24 @@ sites:
     hosts: [app.test]
     tls: {cert: "{DIR}/app.crt", key: "{DIR}/app.key"}
     plain_http: serve
+    error_pages: {404: {uri: /404.html}}
     routes:
       - {path: /, upstream: web}
+      - path: /static/
+        files: {root: "{WWW}"}
+      - {path: /missing, respond: {status: 404, body: "not sent\n"}}
+      - {path: /gone, respond: {status: 410}}
+      - path: /teapot
+        respond: {status: 404}
+        error_pages: {404: {uri: "/local?from=teapot", status: 200}}
+      - {path: = /local, respond: {status: 200, body: "local page $args\n"}}
+      - path: /loop
+        respond: {status: 404}
+        error_pages: {404: {uri: /loop2}}
+      - {path: /loop2, respond: {status: 404, body: "second error\n"}}
+      - path: /checked
+        checks: [{if: "$arg_deny", respond: {status: 404}}]
+        upstream: web
       - path: = /pixel.gif
         respond:
           content_type: image/gif
@@ -30,13 +48,21 @@ upstreams:
 struct Pages {
     site: TlsSite,
     web: HttpUpstream,
+    _www: tempfile::TempDir,
 }
 
 impl Pages {
     async fn start() -> Pages {
         let web = HttpUpstream::start("web").await;
-        let site = TlsSite::start(YAML, &["app.test"], "app", &[("WEB", web.port())]).await;
-        Pages { site, web }
+        let www = tempfile::tempdir().expect("tempdir");
+        write_file(www.path(), "static/here.txt", b"here\n");
+        let yaml = YAML.replace("{WWW}", &www.path().display().to_string());
+        let site = TlsSite::start(&yaml, &["app.test"], "app", &[("WEB", web.port())]).await;
+        Pages {
+            site,
+            web,
+            _www: www,
+        }
     }
 
     async fn h1(&self, method: &str, path: &str) -> Response {
@@ -88,4 +114,66 @@ async fn a_base64_respond_body_is_sent_byte_for_byte_with_its_type_and_length() 
         p.web.last_request().is_none(),
         "answered without the upstream"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_error_page_is_answered_by_the_route_of_its_path_with_the_original_status() {
+    let p = Pages::start().await;
+    // A files route's 404: the upstream serves /404.html, sent as 404;
+    // GET, and the page's own (empty) query, as nginx's internal redirect.
+    for r in [
+        p.h1("GET", "/static/nope.txt?q=1").await,
+        p.h2("GET", "/static/nope.txt?q=1").await,
+    ] {
+        assert_eq!(r.status, 404, "{}", r.version);
+        assert_eq!(r.header("x-upstream"), Some("web"), "{}", r.version);
+        let seen = p
+            .web
+            .last_request()
+            .expect("the upstream got the page request");
+        assert_eq!(
+            (seen.method.as_str(), seen.path.as_str()),
+            ("GET", "/404.html")
+        );
+    }
+    assert_eq!(p.h1("GET", "/static/here.txt").await.text(), "here\n");
+    // A `respond` 404, asked with POST: the page is asked for with GET.
+    let r = p.h1("POST", "/missing").await;
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("not sent"), "{}", r.text());
+    let seen = p.web.last_request().expect("page request");
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("GET", "/404.html")
+    );
+    // HEAD stays HEAD.
+    let r = p.h1("HEAD", "/missing").await;
+    assert_eq!((r.status, r.body.len()), (404, 0));
+    assert_eq!(p.web.last_request().expect("head").method, "HEAD");
+    // A check's answer too.
+    let r = p.h1("GET", "/checked?deny=1").await;
+    assert_eq!((r.status, r.header("x-upstream")), (404, Some("web")));
+    assert_eq!(p.web.last_request().expect("page").path, "/404.html");
+    let r = p.h1("GET", "/checked").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(p.web.last_request().expect("proxied").path, "/checked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_error_page_takes_its_status_and_query_and_never_redirects_twice() {
+    let p = Pages::start().await;
+    // `status: 200` (nginx's `=200`), and the page's own query.
+    let r = p.h1("GET", "/teapot?x=1").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "local page from=teapot\n")
+    );
+    // An error while answering the page is not redirected again
+    // (nginx's recursive_error_pages off): its own answer, status kept.
+    let r = p.h2("GET", "/loop").await;
+    assert_eq!((r.status, r.text().as_str()), (404, "second error\n"));
+    // A status without a page: greenlight's own short page.
+    let r = p.h1("GET", "/gone").await;
+    assert_eq!((r.status, r.text().as_str()), (410, "410 Gone\n"));
+    assert!(p.web.last_request().is_none(), "nothing went upstream");
 }

@@ -22,6 +22,7 @@ mod validate_checks;
 mod validate_client_auth;
 mod validate_client_ip;
 mod validate_compress;
+mod validate_error_uri;
 mod validate_files;
 mod validate_limits;
 mod validate_maps;

@@ -611,7 +611,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["error_page", "proxy_intercept_errors"],
         Step,
-        "`error_pages: {CODE: FILE}` on each route (`=200` → `{file, status: 200}`), the file resolved from the location that serves the URI (`location = /50x.html { root …; }`) or the `root` in force; `proxy_intercept_errors on` → `intercept_errors: true`; a named location or a URL target is a warning",
+        "`error_pages: {CODE: FILE}` on each route (`=200` → `{file, status: 200}`), the file resolved from the location that serves the URI (`location = /50x.html { root …; }`) or the `root` in force; a URI whose location proxies or answers (not files) → `{uri: PATH}`, answered by the site's routes with the original status (for greenlight's own answers; an upstream's errors get file pages only); `proxy_intercept_errors on` → `intercept_errors: true`; a named location or a URL target is a warning",
     ),
     e(
         &["recursive_error_pages"],

@@ -25,6 +25,7 @@ mod compress;
 pub mod connections;
 mod ctx;
 mod error_pages;
+mod error_uri;
 mod files;
 pub mod headers;
 mod limits;

@@ -172,6 +172,14 @@ pub fn run(
         if let Some(checks) = plan.checks() {
             let cx = var_cx(session, ctx, snap);
             if let Some((check, caps, subject)) = checks.first(&cx) {
+                if let CheckAnswer::Respond(r) = &check.answer
+                    && let Some((uri, send)) = super::error_uri::page(ctx, r.status)
+                {
+                    // nginx's error_page to a path: routed again (error_uri.rs).
+                    let path = super::error_uri::take_over(session.req_header(), ctx, &uri, send);
+                    decision = reroute(&path);
+                    continue;
+                }
                 let cx = crate::plan::check::with_match(&cx, caps.as_ref(), &subject);
                 return Err(match &check.answer {
                     CheckAnswer::Redirect(r) => redirect(r.status, r.location(&cx)),
@@ -239,7 +247,14 @@ pub fn run(
                 let location = r.location(&var_cx(session, ctx, snap));
                 Err(redirect(r.status, location))
             }
-            Terminal::Respond(r) => Err(respond(r, &var_cx(session, ctx, snap))),
+            Terminal::Respond(r) => {
+                if let Some((uri, send)) = super::error_uri::page(ctx, r.status) {
+                    let path = super::error_uri::take_over(session.req_header(), ctx, &uri, send);
+                    decision = reroute(&path);
+                    continue;
+                }
+                Err(respond(r, &var_cx(session, ctx, snap)))
+            }
         };
     }
     log::error!(
@@ -316,6 +331,7 @@ pub fn to_upstream(
     {
         set_target(req, target)?;
     }
+    super::error_uri::method(req, ctx);
     let Some(steps) = plan_of(snap, ctx).and_then(Plan::request_headers) else {
         return Ok(());
     };
@@ -355,6 +371,7 @@ pub fn to_client(
     resp: &mut ResponseHeader,
     ctx: &RequestCtx,
 ) -> pingora::Result<()> {
+    super::error_uri::status(resp, ctx)?;
     let Some(snap) = ctx.snapshot.as_deref() else {
         return Ok(());
     };

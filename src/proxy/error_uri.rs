@@ -1,0 +1,90 @@
+//! `error_pages` with `uri:` (nginx `error_page 404 /404.html` where a
+//! proxied location serves `/404.html`): nginx's internal redirect. An
+//! answer greenlight would make with a status that has such a page is not
+//! sent; the request is routed again with the page's path instead, and
+//! whatever route takes it answers — an upstream, files, a `respond` —
+//! with the original status (or the page's `status:`, nginx's `=200`).
+//!
+//! As in nginx: the method becomes GET (HEAD stays HEAD), the query is the
+//! page's own (none unless it has `?…`), and a second error on the way is
+//! not redirected again (nginx's `recursive_error_pages off`): it is
+//! answered with its own page.
+//!
+//! Which answers are covered: those made before the request goes
+//! upstream, where the hooks can still route it again — a `respond:` or
+//! `checks:` answer (`steps::run`, which re-routes like a `last`
+//! rewrite) and a files route's 404/403 (`named::serve_files`, like a
+//! `try_files` fallback). Not covered: an upstream's own answer (with
+//! `intercept_errors` only file pages apply: Pingora has sent the
+//! request by then) and the 502/504 of a failed upstream (`fail_to_proxy`
+//! can only write an answer, not start another proxy attempt).
+//!
+//! A request without `uri:` pages pays an `Option` check.
+
+use super::RequestCtx;
+use super::steps::StepState;
+use crate::plan::rewrite::PathState;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+
+/// The `uri:` page for an answer of `status` in force for the request's
+/// route (or site), unless an error page already took the request over.
+pub(super) fn page(ctx: &RequestCtx, status: u16) -> Option<(Box<str>, u16)> {
+    if ctx.error_status.is_some() {
+        return None;
+    }
+    let site = ctx.snapshot.as_deref()?.config.sites.get(ctx.site?)?;
+    let pages = match ctx.route {
+        Some(r) => site.routes.get(r)?.plan.error_pages()?,
+        None => site.plan.error_pages.as_ref()?,
+    };
+    let (uri, send) = pages.uri(status)?;
+    Some((uri.into(), send))
+}
+
+/// Makes the page's `uri` the request's current path and query (the
+/// request's own query is dropped, as nginx does) and marks the request;
+/// returns the path to route.
+pub(super) fn take_over(req: &RequestHeader, ctx: &mut RequestCtx, uri: &str, send: u16) -> String {
+    ctx.error_status = Some(send);
+    let (path, args) = match uri.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string()).filter(|q| !q.is_empty())),
+        None => (uri, None),
+    };
+    let st = ctx.steps.get_or_insert_with(|| {
+        Box::new(StepState {
+            path: PathState {
+                path: None,
+                args: req.uri.query().map(str::to_string),
+                last: None,
+            },
+            ..StepState::default()
+        })
+    });
+    st.path.path = Some(path.to_string());
+    st.path.args = args;
+    // A route matched by the page's path has its own captures (or none).
+    st.location = None;
+    path.to_string()
+}
+
+/// On every answer to a taken-over request: the original status.
+pub(super) fn status(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+    if let Some(s) = ctx.error_status
+        && resp.status.as_u16() != s
+    {
+        resp.set_status(s)?;
+    }
+    Ok(())
+}
+
+/// On the request to the upstream: nginx asks for the page with GET
+/// (HEAD stays HEAD).
+pub(super) fn method(req: &mut RequestHeader, ctx: &RequestCtx) {
+    if ctx.error_status.is_some()
+        && req.method != http::Method::GET
+        && req.method != http::Method::HEAD
+    {
+        req.set_method(http::Method::GET);
+    }
+}
