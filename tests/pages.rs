@@ -7,7 +7,7 @@
 use crate::support::*;
 
 /// nginx's `empty_gif`: a 1x1 transparent GIF, 43 bytes.
-const EMPTY_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x01\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x00\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3b";
+const EMPTY_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x01\x00\x00\x00\x00\xff\xff\xff\x21\xf9\x04\x01\x00\x00\x01\x00\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x4c\x01\x00\x3b";
 
 const YAML: &str = r#"
 listeners:
@@ -40,7 +40,7 @@ sites:
       - path: = /pixel.gif
         respond:
           content_type: image/gif
-          body_base64: R0lGODlhAQABAIABAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==
+          body_base64: R0lGODlhAQABAIABAAAAAP///yH5BAEAAAEALAAAAAABAAEAAAICTAEAOw==
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
 "#;

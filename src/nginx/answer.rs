@@ -11,10 +11,11 @@ use super::vars::{self, SetVars};
 const REDIRECTS: &[u16] = &[301, 302, 303, 307, 308];
 
 /// nginx's `empty_gif` answer: a 1x1 transparent GIF89a (43 bytes: a
-/// two-colour table, a graphic control extension marking colour 0
-/// transparent, one LZW-coded pixel), base64.
+/// black-and-white colour table, a graphic control extension marking
+/// colour 1 transparent, one LZW-coded pixel of it), base64 — the bytes
+/// real nginx sends, which the parity harness compares.
 pub(crate) const EMPTY_GIF_BASE64: &str =
-    "R0lGODlhAQABAIABAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==";
+    "R0lGODlhAQABAIABAAAAAP///yH5BAEAAAEALAAAAAABAAEAAAICTAEAOw==";
 
 /// The route answer of a location with `empty_gif`.
 pub(crate) fn empty_gif() -> Answer {
