@@ -41,6 +41,14 @@ sites:
         respond:
           content_type: image/gif
           body_base64: R0lGODlhAQABAIABAAAAAP///yH5BAEAAAEALAAAAAABAAEAAAICTAEAOw==
+  bare:
+    hosts: [bare.test]
+    error_pages: {404: {uri: /404.html}}
+    routes:
+      - {path: = /404.html, upstream: web}
+      - path: /private/
+        access: {ip: [{deny: all}]}
+        upstream: web
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
 "#;
@@ -172,6 +180,16 @@ async fn a_uri_error_page_takes_its_status_and_query_and_never_redirects_twice()
     // (nginx's recursive_error_pages off): its own answer, status kept.
     let r = p.h2("GET", "/loop").await;
     assert_eq!((r.status, r.text().as_str()), (404, "second error\n"));
+    // A path no route of the site takes: its 404 page's route answers.
+    let mut c = H1Conn::connect(p.site.http).await.expect("connect");
+    let r = c.get("/nowhere?x=1", "bare.test").await.expect("response");
+    assert_eq!((r.status, r.header("x-upstream")), (404, Some("web")));
+    let seen = p.web.last_request().expect("the page request");
+    assert_eq!(seen.path, "/404.html");
+    // An access refusal is answered as before (not covered: see README).
+    let r = c.get("/private/x", "bare.test").await.expect("response");
+    assert_eq!(r.status, 403);
+    p.web.clear_requests();
     // A status without a page: greenlight's own short page.
     let r = p.h1("GET", "/gone").await;
     assert_eq!((r.status, r.text().as_str()), (410, "410 Gone\n"));

@@ -12,9 +12,12 @@
 //!
 //! Which answers are covered: those made before the request goes
 //! upstream, where the hooks can still route it again — a `respond:` or
-//! `checks:` answer (`steps::run`, which re-routes like a `last`
-//! rewrite) and a files route's 404/403 (`named::serve_files`, like a
-//! `try_files` fallback). Not covered: an upstream's own answer (with
+//! `checks:` answer and a path no route of the site takes (404)
+//! (`steps::run`, which re-routes like a `last` rewrite), and a files
+//! route's 404/403 (`named::serve_files`, like a `try_files` fallback).
+//! Limits and access answers are not: they are made in `request_filter`
+//! itself, between the plan and the files, and routing again there
+//! would mean a second copy of that flow in `mod.rs`. Not covered: an upstream's own answer (with
 //! `intercept_errors` only file pages apply: Pingora has sent the
 //! request by then) and the 502/504 of a failed upstream (`fail_to_proxy`
 //! can only write an answer, not start another proxy attempt).
@@ -86,5 +89,46 @@ pub(super) fn method(req: &mut RequestHeader, ctx: &RequestCtx) {
         && req.method != http::Method::HEAD
     {
         req.set_method(http::Method::GET);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_over_sets_the_page_path_and_its_own_query_only() {
+        let req = RequestHeader::build("POST", b"/missing?q=1", None).expect("req");
+        let mut ctx = RequestCtx::default();
+        assert_eq!(take_over(&req, &mut ctx, "/404.html", 404), "/404.html");
+        let st = ctx.steps.as_deref().expect("state");
+        assert_eq!(st.path.path(req.uri.path()), "/404.html");
+        assert_eq!(st.path.args, None, "the request's query is dropped");
+        assert_eq!(ctx.error_status, Some(404));
+        let mut ctx = RequestCtx::default();
+        take_over(&req, &mut ctx, "/err?code=404", 200);
+        let st = ctx.steps.as_deref().expect("state");
+        assert_eq!(st.path.args.as_deref(), Some("code=404"));
+        assert!(
+            page(&ctx, 404).is_none(),
+            "a taken-over request is not redirected again"
+        );
+    }
+
+    #[test]
+    fn the_status_and_method_change_only_for_a_taken_over_request() {
+        let mut ctx = RequestCtx::default();
+        let mut resp = ResponseHeader::build(200, None).expect("resp");
+        let mut req = RequestHeader::build("POST", b"/404.html", None).expect("req");
+        status(&mut resp, &ctx).expect("status");
+        method(&mut req, &ctx);
+        assert_eq!((resp.status.as_u16(), req.method.as_str()), (200, "POST"));
+        ctx.error_status = Some(404);
+        status(&mut resp, &ctx).expect("status");
+        method(&mut req, &ctx);
+        assert_eq!((resp.status.as_u16(), req.method.as_str()), (404, "GET"));
+        let mut head = RequestHeader::build("HEAD", b"/404.html", None).expect("req");
+        method(&mut head, &ctx);
+        assert_eq!(head.method, http::Method::HEAD);
     }
 }

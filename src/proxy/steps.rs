@@ -150,6 +150,15 @@ pub fn run(
         else {
             // A `last` may end on no route: the site's own answer follows.
             ctx.route = None;
+            if let Decision::NoRoute { site } = decision {
+                // Unless the site's 404 page is a path (error_uri.rs).
+                ctx.site = Some(site);
+                if let Some((uri, send)) = super::error_uri::page(ctx, 404) {
+                    let path = super::error_uri::take_over(session.req_header(), ctx, &uri, send);
+                    decision = reroute(&path);
+                    continue;
+                }
+            }
             return Ok(decision);
         };
         let Some(plan) = plan(snap, site, route) else {
