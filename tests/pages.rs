@@ -38,6 +38,7 @@ sites:
         checks: [{if: "$arg_deny", respond: {status: 404}}]
         upstream: web
       - path: = /pixel.gif
+        methods: [GET, HEAD]    # as the importer writes nginx's empty_gif
         respond:
           content_type: image/gif
           body_base64: R0lGODlhAQABAIABAAAAAP///yH5BAEAAAEALAAAAAABAAEAAAICTAEAOw==
@@ -118,6 +119,8 @@ async fn a_base64_respond_body_is_sent_byte_for_byte_with_its_type_and_length() 
     let r = p.h2("HEAD", "/pixel.gif").await;
     assert_eq!((r.status, r.body.len()), (200, 0));
     assert_eq!(r.header("content-length"), Some("43"));
+    // nginx's empty_gif takes GET and HEAD only.
+    assert_eq!(p.h1("POST", "/pixel.gif").await.status, 405);
     assert!(
         p.web.last_request().is_none(),
         "answered without the upstream"

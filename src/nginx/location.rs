@@ -353,9 +353,11 @@ pub(crate) fn location<'a>(
             }
             super::ratelimit::record_route(ctx, d, &inh.rate, inh.root);
             let compress = super::compress::def(ctx, &inh.gzip, files.is_some());
+            // nginx's empty_gif answers GET and HEAD only (405 otherwise).
+            let gif = matches!(route_answer, Some(Answer::Bytes { .. }));
             let route = Route {
                 path: value,
-                methods: None,
+                methods: gif.then(|| vec!["GET".into(), "HEAD".into()]),
                 plain_only: false,
                 expires: route_expires,
                 charset: inh.files.charset.clone(),

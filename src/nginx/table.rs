@@ -202,7 +202,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["empty_gif"],
         Terminal,
-        "`respond: {status: 200, content_type: image/gif, body_base64: …}`: the same 43-byte transparent GIF, sent from memory (HEAD gets the headers only)",
+        "`respond: {status: 200, content_type: image/gif, body_base64: …}`: the same 43-byte transparent GIF, sent from memory (HEAD gets the headers only), with `methods: [GET, HEAD]` (other methods get 405, as from nginx)",
     ),
     e(
         &["rewrite"],
