@@ -37,6 +37,9 @@ sites:
       - path: /checked
         checks: [{if: "$arg_deny", respond: {status: 404}}]
         upstream: web
+      - path: /private/
+        access: {ip: [{deny: all}]}
+        upstream: web
       - path: = /pixel.gif
         methods: [GET, HEAD]    # as the importer writes nginx's empty_gif
         respond:
@@ -47,9 +50,6 @@ sites:
     error_pages: {404: {uri: /404.html}}
     routes:
       - {path: = /404.html, upstream: web}
-      - path: /private/
-        access: {ip: [{deny: all}]}
-        upstream: web
 upstreams:
   web: {active: main, pools: {main: ["127.0.0.1:{WEB}"]}}
 "#;
@@ -190,8 +190,18 @@ async fn a_uri_error_page_takes_its_status_and_query_and_never_redirects_twice()
     let seen = p.web.last_request().expect("the page request");
     assert_eq!(seen.path, "/404.html");
     // An access refusal is answered as before (not covered: see README).
-    let r = c.get("/private/x", "bare.test").await.expect("response");
+    let r = p.h1("GET", "/private/x").await;
     assert_eq!(r.status, 403);
+    // HEAD of an answer greenlight makes: headers only, over h2 too (a
+    // DATA frame on a HEAD answer is a stream error there).
+    let mut h2 = H2Conn::connect(p.site.https, "app.test", &p.site.ca.cert_pem())
+        .await
+        .expect("h2 connect");
+    let r = h2
+        .request("HEAD", "/private/x", &[], b"")
+        .await
+        .expect("h2 HEAD of a refusal");
+    assert_eq!((r.status, r.body.len()), (403, 0));
     p.web.clear_requests();
     // A status without a page: greenlight's own short page.
     let r = p.h1("GET", "/gone").await;
