@@ -148,6 +148,26 @@ async fn a_uri_error_page_is_answered_by_the_route_of_its_path_with_the_original
         );
     }
     assert_eq!(p.h1("GET", "/static/here.txt").await.text(), "here\n");
+    // A WebSocket handshake: the page is asked for as a plain request.
+    let mut c = H1Conn::connect(p.site.http).await.expect("connect");
+    let ws = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let r = c
+        .request("GET", "/static/nope.txt", "app.test", &ws, b"")
+        .await
+        .expect("response");
+    assert_eq!(r.status, 404);
+    let seen = p.web.last_request().expect("page request");
+    assert_eq!(seen.path, "/404.html");
+    assert_eq!(
+        seen.header("upgrade"),
+        None,
+        "no tunnel to the page's route"
+    );
     // A `respond` 404, asked with POST: the page is asked for with GET.
     let r = p.h1("POST", "/missing").await;
     assert_eq!(r.status, 404);

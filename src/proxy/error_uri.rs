@@ -82,13 +82,18 @@ pub(super) fn status(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> 
 }
 
 /// On the request to the upstream: nginx asks for the page with GET
-/// (HEAD stays HEAD).
+/// (HEAD stays HEAD), and as a plain request: a WebSocket handshake that
+/// ended in an error page must not become a tunnel to the page's route.
 pub(super) fn method(req: &mut RequestHeader, ctx: &RequestCtx) {
-    if ctx.error_status.is_some()
-        && req.method != http::Method::GET
-        && req.method != http::Method::HEAD
-    {
+    if ctx.error_status.is_none() {
+        return;
+    }
+    if req.method != http::Method::GET && req.method != http::Method::HEAD {
         req.set_method(http::Method::GET);
+    }
+    if req.headers.contains_key(http::header::UPGRADE) {
+        req.remove_header(&http::header::UPGRADE);
+        req.remove_header(&http::header::CONNECTION);
     }
 }
 
@@ -130,5 +135,10 @@ mod tests {
         let mut head = RequestHeader::build("HEAD", b"/404.html", None).expect("req");
         method(&mut head, &ctx);
         assert_eq!(head.method, http::Method::HEAD);
+        let mut ws = RequestHeader::build("GET", b"/404.html", None).expect("req");
+        ws.insert_header("upgrade", "websocket").expect("h");
+        ws.insert_header("connection", "upgrade").expect("h");
+        method(&mut ws, &ctx);
+        assert!(ws.headers.get("upgrade").is_none() && ws.headers.get("connection").is_none());
     }
 }
