@@ -27,6 +27,10 @@ sites:
         files: {root: "{WWW}", try_files: ["$uri", "$uri/", "/spa/index.html"]}
       - path: /strict/
         files: {root: "{WWW}", try_files: ["$uri", "=410"]}
+      - path: "~ ^/~(.+?)(/.*)?$"
+        files: {alias: "{HOMES}/$1/public_html$2"}
+      - path: "~ ^/docs/(?<ver>v[0-9]+)/(?<page>.*)$"
+        files: {alias: "{WWW}/docs-$ver/$page"}
 "#;
 
 struct Fixture {
@@ -51,13 +55,25 @@ impl Fixture {
         write_file(&assets, "img/logo.svg", b"<svg/>\n");
         write_file(&assets, "home.html", b"assets home\n");
         write_file(www.path(), "secret.txt", b"outside the root\n");
+        let homes = www.path().join("homes");
+        write_file(&homes, "alice/public_html/index.html", b"alice's page\n");
+        write_file(&homes, "alice/public_html/a b.txt", b"alice a b\n");
+        write_file(&homes, "alice/private.txt", b"SECRET of alice\n");
+        write_file(&homes, "bob/public_html/keep.txt", b"bob\n");
+        write_file(&root, "docs-v2/intro.html", b"docs v2 intro\n");
+        std::os::unix::fs::symlink(
+            www.path().join("secret.txt"),
+            homes.join("bob/public_html/out.txt"),
+        )
+        .expect("symlink");
         std::os::unix::fs::symlink(www.path().join("secret.txt"), root.join("link.txt"))
             .expect("symlink");
         let big: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
         write_file(&root, "big.bin", &big);
         let template = YAML
             .replace("{WWW}", &root.display().to_string())
-            .replace("{ASSETS}", &assets.display().to_string());
+            .replace("{ASSETS}", &assets.display().to_string())
+            .replace("{HOMES}", &homes.display().to_string());
         let site = TlsSite::start(&template, &["files.test"], "files", &[]).await;
         Fixture {
             site,
@@ -138,6 +154,19 @@ async fn files_are_served_with_types_validators_and_nginx_paths() {
     );
     assert_eq!(f.get("/static/", &[]).await.text(), "assets home\n");
 
+    // alias with a regex route's captures: the alias, filled, is the file.
+    assert_eq!(f.get("/~alice/", &[]).await.text(), "alice's page\n");
+    assert_eq!(f.get("/~alice/a%20b.txt", &[]).await.text(), "alice a b\n");
+    let r = f.get("/~alice", &[]).await;
+    assert_eq!(r.status, 301, "a directory named without its slash");
+    let want = format!("http://files.test:{}/~alice/", f.site.http.port());
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    assert_eq!(f.get("/~carol/", &[]).await.status, 404);
+    assert_eq!(
+        f.get("/docs/v2/intro.html", &[]).await.text(),
+        "docs v2 intro\n"
+    );
+
     // HEAD: the headers of the GET, no body.
     let r = f.h1("HEAD", "/app.js", &[]).await;
     assert_eq!((r.status, r.header("content-length")), (200, Some("19")));
@@ -216,6 +245,20 @@ async fn nothing_outside_the_root_nor_a_dotfile_is_served() {
         "/%2eenv",
         "/link.txt",
         "/static/..%2f..%2fsecret.txt",
+        // Regex alias templates: captures that try to climb out.
+        "/~../secret.txt",
+        "/~%2e%2e/secret.txt",
+        "/~alice/../private.txt",
+        "/~alice/..%2fprivate.txt",
+        "/~alice%2f..%2f..%2fsecret.txt",
+        "/~alice/%2e%2e/%2e%2e/%2e%2e/secret.txt",
+        "/~alice%2fpublic_html%2f..%2fprivate.txt",
+        "/~alice/index.html%00.txt",
+        "/~alice/..%5cprivate.txt",
+        "/~alice\\..\\private.txt",
+        "/~bob/out.txt",
+        "/docs/v2/..%2f..%2fsecret.txt",
+        "/docs/v2%2f..%2f..%2fsecret.txt",
     ] {
         let r = f.get(path, &[]).await;
         assert!(

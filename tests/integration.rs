@@ -39,6 +39,7 @@ mod live_config;
 mod matching;
 mod misdirected;
 mod observability;
+mod pages;
 mod protocol;
 mod proxy_redirect;
 mod quiet_logs;

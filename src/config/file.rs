@@ -524,6 +524,8 @@ pub struct FileRespond {
     pub status: Option<Spanned<Scalar>>,
     /// Body (a template).
     pub body: Option<Spanned<Scalar>>,
+    /// Body bytes in base64 (instead of `body`): a binary answer.
+    pub body_base64: Option<Spanned<String>>,
     /// `Content-Type` (default `text/plain; charset=utf-8`).
     pub content_type: Option<Spanned<String>>,
 }

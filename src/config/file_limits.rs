@@ -57,13 +57,17 @@ pub struct FileLimitConn {
     pub status: Option<Spanned<Scalar>>,
 }
 
-/// `error_pages.<status>`: `FILE` or `{file: FILE, status: CODE}`.
+/// `error_pages.<status>`: `FILE`, `{file: FILE, status: CODE}` or
+/// `{uri: PATH, status: CODE}`.
 #[derive(Debug, Default)]
 pub struct FileErrorPage {
     /// The page's file.
     pub file: Option<Spanned<String>>,
     /// The status to answer with instead (nginx `error_page 404 =200`).
     pub status: Option<Spanned<Scalar>>,
+    /// A path the site's own routes answer instead of a file (nginx
+    /// `error_page 404 /404.html` where a proxied location serves it).
+    pub uri: Option<Spanned<String>>,
     /// Keys other than file/status, with their positions.
     pub unknown: Vec<Spanned<String>>,
 }
@@ -92,6 +96,7 @@ impl<'de> Deserialize<'de> for FileErrorPage {
                     match k.value.as_str() {
                         "file" => out.file = Some(map.next_value()?),
                         "status" => out.status = Some(map.next_value()?),
+                        "uri" => out.uri = Some(map.next_value()?),
                         _ => {
                             map.next_value::<de::IgnoredAny>()?;
                             out.unknown.push(k);

@@ -36,6 +36,9 @@ pub(super) fn files(
     };
     let base = match (&v.root, &v.alias) {
         (Some(r), None) => Base::Root(dir(r, ds)?),
+        (None, Some(a)) if matches!(location, Some(Location::Regex(_))) => Base::AliasTemplate(
+            Box::new(super::validate_alias::alias_template(v, a, scope, ds)?),
+        ),
         (None, Some(a)) => {
             let prefix = match location {
                 Some(Location::Prefix(p) | Location::PrefixNoRegex(p) | Location::Exact(p)) => {
@@ -44,7 +47,7 @@ pub(super) fn files(
                 _ => {
                     ds.error(
                         pos(a),
-                        "`alias` needs a prefix route; this route's path is a regex",
+                        "`alias` needs a prefix or regex route; this route's path is a name",
                         "use `root` (the file is root + the whole path)",
                     );
                     return None;

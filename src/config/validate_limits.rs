@@ -303,9 +303,31 @@ fn pages(map: &FilePages, intercept: bool, ds: &mut Diagnostics) -> ErrorPages {
                 }
             },
         };
-        let Some(f) = &p.value.file else {
-            ds.error(at, "the error page has no `file`", "add `file: PATH`");
-            continue;
+        let f = match (&p.value.file, &p.value.uri) {
+            (Some(f), None) => f,
+            (None, Some(u)) => {
+                let page = super::validate_error_uri::uri_page(u, ds);
+                if let (Some(code), Some(status), Some(page)) = (code, new_status, page) {
+                    out.push((code, Page { status, ..page }));
+                }
+                continue;
+            }
+            (Some(_), Some(_)) => {
+                ds.error(
+                    at,
+                    "the error page has both `file` and `uri`",
+                    "keep `file` for a page read at load, or `uri` for a path this site's routes answer",
+                );
+                continue;
+            }
+            (None, None) => {
+                ds.error(
+                    at,
+                    "the error page has no `file`",
+                    "add `file: PATH` (or `uri: /PATH` for a page this site's routes answer)",
+                );
+                continue;
+            }
         };
         let fat = if pos(f).line == 0 { at } else { pos(f) };
         let page = read_page(f.value.trim(), fat, ds);
@@ -317,6 +339,7 @@ fn pages(map: &FilePages, intercept: bool, ds: &mut Diagnostics) -> ErrorPages {
                     path,
                     body,
                     status,
+                    uri: None,
                 },
             ));
         }

@@ -14,7 +14,7 @@ use super::file::{
 };
 use super::validate::pos;
 use super::values::closest;
-use crate::plan::answer::{DEFAULT_CONTENT_TYPE, REDIRECT_STATUSES, Redirect, Respond};
+use crate::plan::answer::{Body, DEFAULT_CONTENT_TYPE, REDIRECT_STATUSES, Redirect, Respond};
 use crate::plan::check::{Check, Checks};
 use crate::plan::headers::{
     HeaderVal, RequestHeaderSteps, ResponseHeaderEntry, ResponseHeaderSteps,
@@ -426,11 +426,19 @@ pub(super) fn respond_of(
             ds,
         )
     });
-    let body = rs
-        .value
-        .body
-        .as_ref()
-        .map(|b| template(b, pos(b), &b.value.0, scope, ds));
+    let body = match (&rs.value.body, &rs.value.body_base64) {
+        (Some(b), None) => Some(template(b, pos(b), &b.value.0, scope, ds).map(Body::Text)),
+        (None, Some(b)) => Some(super::validate_answer::binary_body(b, ds).map(Body::Binary)),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            ds.error(
+                pos(rs),
+                "`respond` has both `body` and `body_base64`",
+                "keep one: `body` for text, `body_base64` for bytes",
+            );
+            Some(None)
+        }
+    };
     let content_type = match &rs.value.content_type {
         None => Some(HeaderValue::from_static(DEFAULT_CONTENT_TYPE)),
         Some(c) => HeaderValue::from_str(c.value.trim())

@@ -1,5 +1,6 @@
-//! `return` → `redirect:` / `respond:`, and `rewrite` → `rewrite:` rules,
-//! with the variables in their values checked (see `vars.rs`).
+//! `return` → `redirect:` / `respond:`, `empty_gif` → a `respond:` with
+//! the GIF's bytes, and `rewrite` → `rewrite:` rules, with the variables in
+//! their values checked (see `vars.rs`).
 
 use super::convert::{Answer, Ctx, Rewrite};
 use super::directives::shown;
@@ -8,6 +9,21 @@ use super::vars::{self, SetVars};
 
 /// Status codes greenlight redirects with.
 const REDIRECTS: &[u16] = &[301, 302, 303, 307, 308];
+
+/// nginx's `empty_gif` answer: a 1x1 transparent GIF89a (43 bytes: a
+/// black-and-white colour table, a graphic control extension marking
+/// colour 1 transparent, one LZW-coded pixel of it), base64 — the bytes
+/// real nginx sends, which the parity harness compares.
+pub(crate) const EMPTY_GIF_BASE64: &str =
+    "R0lGODlhAQABAIABAAAAAP///yH5BAEAAAEALAAAAAABAAEAAAICTAEAOw==";
+
+/// The route answer of a location with `empty_gif`.
+pub(crate) fn empty_gif() -> Answer {
+    Answer::Bytes {
+        content_type: "image/gif",
+        base64: EMPTY_GIF_BASE64,
+    }
+}
 
 fn is_url(s: &str) -> bool {
     let l = s.to_ascii_lowercase();

@@ -180,7 +180,7 @@ fn route(v: &Value, at: &str, maps: &[String], errs: &mut Vec<String>) {
         keys(
             r,
             &format!("{at}.respond"),
-            &["status", "body", "content_type"],
+            &["status", "body", "body_base64", "content_type"],
             errs,
         );
         if let Some(b) = r.get("body") {

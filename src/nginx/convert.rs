@@ -289,6 +289,14 @@ pub(crate) enum Answer {
         /// From `add_header Content-Type` or `default_type`.
         content_type: Option<String>,
     },
+    /// `respond: {status: 200, content_type, body_base64}`: fixed bytes
+    /// (nginx `empty_gif`).
+    Bytes {
+        /// The media type.
+        content_type: &'static str,
+        /// The body, base64.
+        base64: &'static str,
+    },
 }
 
 /// One `rewrite:` entry.

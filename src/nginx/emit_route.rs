@@ -102,6 +102,13 @@ fn answer(a: &Answer) -> String {
             s.push('}');
             s
         }
+        Answer::Bytes {
+            content_type,
+            base64,
+        } => format!(
+            "respond: {{status: 200, content_type: {content_type}, body_base64: {}}}",
+            quoted(base64)
+        ),
     }
 }
 

@@ -149,17 +149,15 @@ pub(crate) fn files_of(
     };
     match (alias, root) {
         (Some(a), _) => {
+            let dir = dir_of(ctx, a)?;
             if !matches!(
                 kind,
                 LocKind::Prefix | LocKind::PrefixNoRegex | LocKind::Exact
-            ) {
-                ctx.warn(
-                    a,
-                    format!("'{}' in a regex location is not supported (greenlight's alias replaces a literal prefix); the files of this location are not served", shown(a)),
-                );
+            ) && !super::alias::regex_alias(ctx, a, &dir, captures, try_files)
+            {
                 return None;
             }
-            def.alias = Some(dir_of(ctx, a)?);
+            def.alias = Some(dir);
         }
         (None, Some(r)) => def.root = Some(dir_of(ctx, r)?),
         (None, None) => return None,

@@ -151,6 +151,7 @@ pub(crate) fn location<'a>(
     let mut default_type = None;
     let mut alias = None;
     let mut try_files = None;
+    let mut empty_gif = None;
     for c in d.children() {
         match (c.name.as_str(), c.block.is_some()) {
             ("proxy_pass", false) => match pass {
@@ -174,6 +175,7 @@ pub(crate) fn location<'a>(
             ("rewrite", false) => rewrites.push(c),
             ("alias", false) => alias = Some(c),
             ("try_files", false) => try_files = Some(c),
+            ("empty_gif", false) => (explained, empty_gif) = (true, Some(c)),
             ("if", true) => match (super::server::if_rewrite(ctx, c), method_if(c)) {
                 (Some(rule), _) => if_rules.push(rule),
                 (None, Some(m)) => method_ifs.push((m, c)),
@@ -235,6 +237,8 @@ pub(crate) fn location<'a>(
                 );
             }
         }
+    } else if empty_gif.is_some() {
+        route_answer = Some(super::answer::empty_gif());
     } else if let Some(p) = pass {
         target = proxy_target(ctx, p, defs, &path, kind, &inh);
     } else if !explained && access.as_ref().is_some_and(|a| a.denies_all()) {
@@ -349,9 +353,11 @@ pub(crate) fn location<'a>(
             }
             super::ratelimit::record_route(ctx, d, &inh.rate, inh.root);
             let compress = super::compress::def(ctx, &inh.gzip, files.is_some());
+            // nginx's empty_gif answers GET and HEAD only (405 otherwise).
+            let gif = matches!(route_answer, Some(Answer::Bytes { .. }));
             let route = Route {
                 path: value,
-                methods: None,
+                methods: gif.then(|| vec!["GET".into(), "HEAD".into()]),
                 plain_only: false,
                 expires: route_expires,
                 charset: inh.files.charset.clone(),

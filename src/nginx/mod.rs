@@ -34,6 +34,7 @@
 
 mod access;
 mod addr;
+mod alias;
 mod answer;
 mod bind;
 mod checks;

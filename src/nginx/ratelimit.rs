@@ -10,7 +10,9 @@
 //! default is 429). An `error_page` URI is resolved to a file the way nginx
 //! would serve it: from the route of the same server whose location takes
 //! the URI and serves files (`location = /50x.html { root …; }`), else from
-//! the `root` in force in the route's location.
+//! the `root` in force in the route's location. A URI whose location does
+//! not serve files (it proxies, or answers) becomes `{uri: PATH}`: the
+//! site's routes answer it, as nginx's internal redirect does.
 
 use super::convert::{Ctx, Route};
 use super::inherit::Level;
@@ -73,8 +75,9 @@ pub(crate) struct RouteLimits<'a> {
     req: Vec<String>,
     conn: Vec<String>,
     pages: Vec<PageDef<'a>>,
-    /// Resolved `error_pages` entries (status → file).
-    resolved: Vec<(u16, String, Option<u16>)>,
+    /// Resolved `error_pages` entries (status → file, or → `uri:` when
+    /// the true flag says a route that does not serve files answers it).
+    resolved: Vec<(u16, String, Option<u16>, bool)>,
     intercept: bool,
 }
 
@@ -292,14 +295,22 @@ pub(crate) fn resolve_pages<'a>(ctx: &mut Ctx<'a>, routes: &[Route<'a>]) {
             let file = match file_for(routes, &p.uri) {
                 Ok(f) => f.or_else(|| p.root.as_ref().map(|r| format!("{r}{}", p.uri))),
                 Err(()) => {
-                    ctx.warn(p.d, format!("the error page '{}' is a path nginx proxies (its location does not serve files): greenlight's pages are files; not converted: add a `location = {}` with a `root`, or `error_pages` with the file's path", p.uri, p.uri));
+                    // nginx's internal redirect to a path a proxied (or
+                    // answering) location serves: `uri:`, which greenlight
+                    // routes the same way.
+                    if lim.intercept {
+                        ctx.warn(p.d, format!("the error page '{}' is a path nginx proxies: it becomes `uri:`, which greenlight uses for the answers it makes itself (files 404, `respond`), not for the upstream's own errors that proxy_intercept_errors replaced", p.uri));
+                    }
+                    for c in &p.codes {
+                        lim.resolved.push((*c, p.uri.clone(), p.status, true));
+                    }
                     continue;
                 }
             };
             match file {
                 Some(f) => {
                     for c in &p.codes {
-                        lim.resolved.push((*c, f.clone(), p.status));
+                        lim.resolved.push((*c, f.clone(), p.status, false));
                     }
                 }
                 None => {
@@ -376,15 +387,17 @@ pub(crate) fn route(out: &mut Out, st: &RateState<'_>, r: &Route<'_>) {
     }
     if !l.resolved.is_empty() {
         out.line(4, "error_pages:", None);
-        for (code, file, status) in &l.resolved {
-            let v = match status {
-                Some(s) => format!("{{file: {}, status: {s}}}", quoted(file)),
-                None => quoted(file),
+        for (code, file, status, uri) in &l.resolved {
+            let v = match (status, uri) {
+                (Some(s), false) => format!("{{file: {}, status: {s}}}", quoted(file)),
+                (None, false) => quoted(file),
+                (Some(s), true) => format!("{{uri: {}, status: {s}}}", quoted(file)),
+                (None, true) => format!("{{uri: {}}}", quoted(file)),
             };
             out.line(5, &format!("{code}: {v}"), None);
         }
     }
-    if l.intercept && !l.resolved.is_empty() {
+    if l.intercept && l.resolved.iter().any(|p| !p.3) {
         out.line(4, "intercept_errors: true", None);
     }
 }

@@ -448,10 +448,16 @@ fn named_fallbacks_convert_and_what_greenlight_cannot_serve_stays_a_warning() {
          location /app/ { try_files $uri @backend; }\n\
          location @backend { proxy_pass http://127.0.0.1:1; }\n\
          location ~ ^/u/(.+)$ { alias /srv/u/$1; }\n\
+         location ~ ^/h/(.+)$ { alias /srv/$host/$1; }\n\
          location /api/ { proxy_pass http://127.0.0.1:1; }",
     ));
     let has = |a: &str| w.iter().any(|w| w.contains(a));
-    assert!(has("in a regex location is not supported"), "{w:#?}");
+    assert!(
+        has("in a regex location is not converted: it reads $host"),
+        "{w:#?}"
+    );
+    assert!(!has("alias /srv/u/$1"), "captures convert: {w:#?}");
+    assert!(y.contains("files: {alias: \"/srv/u/$1\"}"), "{y}");
     assert!(!has("@backend"), "the named location converts: {w:#?}");
     for want in [
         "files: {root: \"/srv/site\", try_files: [\"$uri\", \"@backend\"]}",
@@ -463,7 +469,7 @@ fn named_fallbacks_convert_and_what_greenlight_cannot_serve_stays_a_warning() {
     let (y, w, _) = run(&server(
         "root /srv/site;\n\
          location /app/ { try_files $uri @php; }\n\
-         location @php { empty_gif; }\n\
+         location @php { memcached_pass 127.0.0.1:11211; }\n\
          location /api/ { proxy_pass http://127.0.0.1:1; }",
     ));
     assert!(!y.contains("try_files"), "{y}");

@@ -200,6 +200,11 @@ pub(crate) const TABLE: &[Entry] = &[
         "3xx with a URL → `redirect: {to, status}`; other codes → `respond: {status, body}`; a plain-HTTP server that only redirects to `https://$host$request_uri` → `plain_http: redirect NNN` on the TLS site, with nginx's status (`redirect` alone is 308); to one fixed host (`https://example.com$request_uri`, or `$server_name`) → `plain_http: {redirect: NNN, to: URL}`. When port 80's default server is another block than the TLS one (e.g. certbot's, answering unknown hosts 404), the TLS default becomes `default: https` (and that block's site `default: http`)",
     ),
     e(
+        &["empty_gif"],
+        Terminal,
+        "`respond: {status: 200, content_type: image/gif, body_base64: …}`: the same 43-byte transparent GIF, sent from memory (HEAD gets the headers only), with `methods: [GET, HEAD]` (other methods get 405, as from nginx)",
+    ),
+    e(
         &["rewrite"],
         Step,
         "`rewrite: [{from, to, flag}]` (`last`, `break`, `redirect`, `permanent`); a URL replacement redirects; without a flag nginx goes on to the next rewrite while greenlight stops at the first match (`last`; a warning when more rules follow); a server-level `rewrite ^ https://$host$request_uri? permanent` is the https redirect (`plain_http: redirect`); other server-level rewrites run first on every proxied route and also get a regex route of their own (`break` there becomes `last`)",
@@ -217,7 +222,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["root", "alias", "index", "try_files"],
         Step,
-        "a server `root` with no `location /` also serves every path no location takes (nginx's static handler): a `/` files route; a location with no `proxy_pass`, `return` or other content handler serves files: `files: {root | alias, index, try_files}` from the `root` in force or its `alias` (prefix locations); `try_files` converts when its last entry is a path, `=CODE` or a named location `@name` (which becomes a route `path: \"@name\"`, reached only from there; its fallback is dropped with a warning when the named location does not convert); a location with no known root (nginx's compiled-in default) stays a warning, and a server that runs scripts (`fastcgi_pass`, `uwsgi_pass`, `scgi_pass`) gets no `files:` routes, so a script's source is never sent as a file",
+        "a server `root` with no `location /` also serves every path no location takes (nginx's static handler): a `/` files route; a location with no `proxy_pass`, `return` or other content handler serves files: `files: {root | alias, index, try_files}` from the `root` in force or its `alias` (prefix locations; in a regex location an `alias` with the location's captures, `alias /home/$1/public_html$2`, becomes `files: {alias: TEMPLATE}` on the regex route — any other variable, or `try_files` beside it, is a warning); `try_files` converts when its last entry is a path, `=CODE` or a named location `@name` (which becomes a route `path: \"@name\"`, reached only from there; its fallback is dropped with a warning when the named location does not convert); a location with no known root (nginx's compiled-in default) stays a warning, and a server that runs scripts (`fastcgi_pass`, `uwsgi_pass`, `scgi_pass`) gets no `files:` routes, so a script's source is never sent as a file",
     ),
     e(
         &["autoindex", "expires"],
@@ -464,7 +469,6 @@ pub(crate) const TABLE: &[Entry] = &[
             "etag",
             "if_modified_since",
             "random_index",
-            "empty_gif",
             "mp4*",
             "flv",
         ],
@@ -607,7 +611,7 @@ pub(crate) const TABLE: &[Entry] = &[
     e(
         &["error_page", "proxy_intercept_errors"],
         Step,
-        "`error_pages: {CODE: FILE}` on each route (`=200` → `{file, status: 200}`), the file resolved from the location that serves the URI (`location = /50x.html { root …; }`) or the `root` in force; `proxy_intercept_errors on` → `intercept_errors: true`; a named location or a URL target is a warning",
+        "`error_pages: {CODE: FILE}` on each route (`=200` → `{file, status: 200}`), the file resolved from the location that serves the URI (`location = /50x.html { root …; }`) or the `root` in force; a URI whose location proxies or answers (not files) → `{uri: PATH}`, answered by the site's routes with the original status (for greenlight's own answers; an upstream's errors get file pages only); `proxy_intercept_errors on` → `intercept_errors: true`; a named location or a URL target is a warning",
     ),
     e(
         &["recursive_error_pages"],

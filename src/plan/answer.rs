@@ -3,7 +3,10 @@
 //! `return 200 'ok'`, health endpoints, `.well-known` JSON).
 //!
 //! Both hold templates parsed at load; rendering them is the only work a
-//! request does. A relative location is made absolute like nginx does
+//! request does. A `respond` body may also be bytes given as base64
+//! (`body_base64:`, decoded at load): nginx's `empty_gif` is the 43-byte
+//! GIF written that way, and any small binary answer (a pixel, an icon)
+//! fits without a `files:` directory. A relative location is made absolute like nginx does
 //! (`absolute_redirect on`): `$scheme://$host`, plus the port the request
 //! arrived on unless it is the scheme's default.
 
@@ -30,9 +33,19 @@ pub struct Respond {
     pub status: u16,
     /// The body; `None` for greenlight's short page of the status
     /// (`404 Not Found`), or nothing for 204/304.
-    pub body: Option<Template>,
+    pub body: Option<Body>,
     /// `Content-Type` of the body.
     pub content_type: HeaderValue,
+}
+
+/// A `respond` body: text rendered per request, or fixed bytes.
+#[derive(Debug)]
+pub enum Body {
+    /// `body:`, a template.
+    Text(Template),
+    /// `body_base64:`, decoded at load; sent as it is (a cheap `Bytes`
+    /// clone per request, no copy).
+    Binary(bytes::Bytes),
 }
 
 /// The default `respond.content_type`.
@@ -40,10 +53,11 @@ pub const DEFAULT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 impl Respond {
     /// The body for this request.
-    pub fn body(&self, cx: &VarCx<'_>) -> String {
+    pub fn body(&self, cx: &VarCx<'_>) -> bytes::Bytes {
         match &self.body {
-            Some(t) => t.render(cx),
-            None if matches!(self.status, 204 | 304) || self.status < 200 => String::new(),
+            Some(Body::Text(t)) => t.render(cx).into(),
+            Some(Body::Binary(b)) => b.clone(),
+            None if matches!(self.status, 204 | 304) || self.status < 200 => bytes::Bytes::new(),
             None => format!(
                 "{} {}\n",
                 self.status,
@@ -51,7 +65,8 @@ impl Respond {
                     .ok()
                     .and_then(|s| s.canonical_reason())
                     .unwrap_or("")
-            ),
+            )
+            .into(),
         }
     }
 }
@@ -125,11 +140,17 @@ mod tests {
         let cx = VarCx::of_request(&req);
         let mk = |status, body: Option<&str>| Respond {
             status,
-            body: body.map(t),
+            body: body.map(|b| Body::Text(t(b))),
             content_type: HeaderValue::from_static(DEFAULT_CONTENT_TYPE),
         };
         assert_eq!(mk(200, Some("ok $request_method\n")).body(&cx), "ok GET\n");
         assert_eq!(mk(404, None).body(&cx), "404 Not Found\n");
         assert_eq!(mk(204, None).body(&cx), "");
+        let gif = Respond {
+            status: 200,
+            body: Some(Body::Binary(bytes::Bytes::from_static(b"GIF89a\0\xff"))),
+            content_type: HeaderValue::from_static("image/gif"),
+        };
+        assert_eq!(gif.body(&cx), &b"GIF89a\0\xff"[..]);
     }
 }

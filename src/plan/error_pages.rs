@@ -25,6 +25,10 @@ pub struct Page {
     pub content_type: HeaderValue,
     /// The status to answer with instead of the original (nginx's `=CODE`).
     pub status: Option<u16>,
+    /// `uri:` instead of a file: the path (and maybe `?query`) the site's
+    /// routes answer, nginx's internal redirect (`body` is then empty;
+    /// see `proxy::error_uri`).
+    pub uri: Option<Box<str>>,
 }
 
 /// A site's or route's pages (a route's merged over its site's).
@@ -51,8 +55,19 @@ impl ErrorPages {
         ErrorPages { pages, intercept }
     }
 
-    /// The page for `status`, if one is configured.
+    /// The file page for `status`, if one is configured.
     pub fn get(&self, status: u16) -> Option<&Page> {
+        self.any(status).filter(|p| p.uri.is_none())
+    }
+
+    /// The `uri:` page for `status`, if one is configured: the path and
+    /// the status to answer with (nginx's `=CODE`, else `status`).
+    pub fn uri(&self, status: u16) -> Option<(&str, u16)> {
+        let p = self.any(status)?;
+        Some((p.uri.as_deref()?, p.status.unwrap_or(status)))
+    }
+
+    fn any(&self, status: u16) -> Option<&Page> {
         self.pages
             .binary_search_by_key(&status, |(s, _)| *s)
             .ok()
@@ -101,6 +116,7 @@ mod tests {
             body: Bytes::from_static(body.as_bytes()),
             content_type: HeaderValue::from_static("text/html"),
             status: None,
+            uri: None,
         }
     }
 
@@ -114,6 +130,28 @@ mod tests {
         assert!(m.get(500).is_none());
         assert!(m.intercept, "the site's intercept when the route sets none");
         assert!(!site.merge(&route, Some(false)).intercept);
+    }
+
+    #[test]
+    fn uri_pages_are_apart_from_file_pages_and_merge_the_same_way() {
+        let uri = |u: &str, status| Page {
+            uri: Some(u.into()),
+            status,
+            ..page("")
+        };
+        let site = ErrorPages::new(
+            [
+                (404, uri("/404.html", None)),
+                (500, uri("/oops", Some(200))),
+            ],
+            false,
+        );
+        assert_eq!(site.uri(404), Some(("/404.html", 404)));
+        assert_eq!(site.uri(500), Some(("/oops", 200)), "nginx's =200");
+        assert!(site.get(404).is_none(), "no file page to send");
+        let m = site.merge(&ErrorPages::new([(404, page("r404"))], false), None);
+        assert!(m.uri(404).is_none(), "the route's file page wins");
+        assert!(m.get(404).is_some());
     }
 
     #[test]

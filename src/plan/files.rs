@@ -26,6 +26,9 @@ pub enum Base {
         /// Length of the route's literal prefix.
         prefix_len: usize,
     },
+    /// nginx `alias` with captures on a regex route: the file is the
+    /// alias with the captures put in ([`super::alias`]).
+    AliasTemplate(Box<super::alias::AliasTemplate>),
 }
 
 /// The last entry of `try_files`.
@@ -104,6 +107,16 @@ impl Files {
     pub fn dir(&self) -> &Path {
         match &self.base {
             Base::Root(d) | Base::Alias { dir: d, .. } => d,
+            Base::AliasTemplate(a) => &a.dir,
+        }
+    }
+
+    /// The file system path for this request: [`Files::map`] of `uri`, or
+    /// the alias template filled with the route's captures.
+    pub fn map_request(&self, uri: &str, cx: &super::vars::VarCx<'_>) -> Result<PathBuf, Refused> {
+        match &self.base {
+            Base::AliasTemplate(a) => a.map(cx),
+            _ => self.map(uri),
         }
     }
 
@@ -112,24 +125,34 @@ impl Files {
         let rest = match &self.base {
             Base::Root(_) => path,
             Base::Alias { prefix_len, .. } => path.get(*prefix_len..).unwrap_or(""),
+            // Its path comes from the captures (`map_request`); a request
+            // path alone names no file there.
+            Base::AliasTemplate(_) => return Err(Refused),
         };
         let decoded = percent_decode_str(rest)
             .decode_utf8()
             .map_err(|_| Refused)?;
-        if decoded.contains(['\0', '\\']) {
-            return Err(Refused);
-        }
-        let mut out = self.dir().to_path_buf();
-        for seg in decoded.split('/') {
-            match seg {
-                "" | "." => {}
-                ".." => return Err(Refused),
-                s if s.starts_with('.') && s != ".well-known" => return Err(Refused),
-                s => out.push(s),
-            }
-        }
-        Ok(out)
+        push_segments(self.dir().to_path_buf(), &decoded)
     }
+}
+
+/// `dir` with the segments of `decoded` (a decoded path) pushed on, or
+/// [`Refused`] for a NUL, a backslash, a `..` segment or a hidden one: the
+/// one check every files path goes through (`root`, `alias`, alias
+/// templates).
+pub(super) fn push_segments(mut out: PathBuf, decoded: &str) -> Result<PathBuf, Refused> {
+    if decoded.contains(['\0', '\\']) {
+        return Err(Refused);
+    }
+    for seg in decoded.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => return Err(Refused),
+            s if s.starts_with('.') && s != ".well-known" => return Err(Refused),
+            s => out.push(s),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! the hooks only run what the plan holds.
 
 pub mod access;
+pub mod alias;
 pub mod answer;
 pub mod charset;
 pub mod check;

@@ -387,8 +387,12 @@ pub(super) async fn send(session: &mut Session, ctx: &RequestCtx, d: Denial) -> 
     }
     resp.insert_header(http::header::CONTENT_LENGTH, d.body.len().to_string())?;
     steps::to_client(session, &mut resp, ctx)?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(d.body), true).await?;
+    // HEAD: headers only (over h2 a body is a protocol error).
+    let head = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(d.body), true).await?;
+    }
     Ok(true)
 }
 

@@ -56,6 +56,10 @@ pub struct RequestCtx {
     pub(super) intercept: Option<Arc<crate::plan::error_pages::ErrorPages>>,
     /// An intercepted answer's page, sent instead of the upstream's body.
     pub(super) page_body: Option<bytes::Bytes>,
+    /// Set once a `uri:` error page took the request over (nginx's
+    /// internal redirect, [`super::error_uri`]): the status every answer
+    /// then goes out with; also stops a second redirect.
+    pub(super) error_status: Option<u16>,
     /// Headers a forward-auth answer set for the upstream request.
     pub(super) access_headers: Option<super::access::Copied>,
     /// The response's encoder, for routes that compress it ([`compress`]).

@@ -200,8 +200,9 @@ fn no_index(files: &Files, dir: &Path, uri: &str) -> std::io::Result<Found> {
 }
 
 /// nginx's lookup for one request path (no `try_files`).
-fn lookup(files: &Files, uri: &str) -> std::io::Result<Found> {
-    let Ok(path) = files.map(uri) else {
+fn lookup(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
+    let uri = cx.uri;
+    let Ok(path) = files.map_request(uri, cx) else {
         return Ok(Found::Status(404));
     };
     if uri.ends_with('/') {
@@ -234,7 +235,7 @@ fn names_dir(t: &crate::plan::template::Template) -> bool {
 /// nginx's `try_files`: candidates in order, then the fallback.
 fn try_files(files: &Files, cx: &VarCx<'_>) -> std::io::Result<Found> {
     let Some(tf) = &files.try_files else {
-        return lookup(files, cx.uri);
+        return lookup(files, cx);
     };
     for c in tf.candidates.iter() {
         let uri = c.render(cx);

@@ -25,6 +25,7 @@ mod compress;
 pub mod connections;
 mod ctx;
 mod error_pages;
+mod error_uri;
 mod files;
 pub mod headers;
 mod limits;
@@ -104,6 +105,18 @@ async fn respond(
     extra: &[(&'static str, String)],
     close: bool,
 ) -> Result<bool> {
+    respond_bytes(session, ctx, status, Bytes::from(body), extra, close).await
+}
+
+/// [`respond`] with a body of bytes (a `respond` route's `body_base64`).
+async fn respond_bytes(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    body: Bytes,
+    extra: &[(&'static str, String)],
+    close: bool,
+) -> Result<bool> {
     if let Some(page) = error_pages::page(ctx, status) {
         return error_pages::send(session, ctx, status, page, extra, close).await;
     }
@@ -116,7 +129,7 @@ async fn respond(
     for (k, v) in extra {
         resp.insert_header(*k, v.as_str())?;
     }
-    send_answer(session, ctx, resp, Bytes::from(body), close).await
+    send_answer(session, ctx, resp, body, close).await
 }
 
 /// Ends the request with `resp` and `body` (an answer greenlight makes):
@@ -132,8 +145,13 @@ async fn send_answer(
     if close {
         session.set_keepalive(None);
     }
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await?;
+    // HEAD: the headers (Content-Length included) and no body; over h2 a
+    // DATA frame on a HEAD answer is a protocol error (RFC 9113 §8.1.1).
+    let head = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(body), true).await?;
+    }
     Ok(true)
 }
 
@@ -275,7 +293,9 @@ impl ProxyHttp for GreenlightProxy {
         }
         let decision = match steps::run(session, ctx, &snapshot, decision, route_for) {
             Ok(d) => d,
-            Err(a) => return respond(session, ctx, a.status, a.body, &a.headers, false).await,
+            Err(a) => {
+                return respond_bytes(session, ctx, a.status, a.body, &a.headers, false).await;
+            }
         };
         if let Some(s) = limits::apply(session, ctx, &snapshot).await {
             return respond(session, ctx, s, limits::refused_body(s), &[], false).await;

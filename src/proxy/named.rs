@@ -9,6 +9,9 @@
 //! answers (with its `expires` and steps), and a fallback that never finds
 //! a file ends in a 500 as nginx's redirection cycle does.
 //!
+//! A files route's 404 (or 403) with an error page `uri:` in force goes the
+//! same way (`error_uri.rs`): routed again with the page's path.
+//!
 //! This file only chains the two plans; finding files is `files.rs`'s,
 //! running a plan `steps.rs`'s.
 
@@ -73,7 +76,8 @@ pub(super) async fn serve_files(
                 decision = match steps::run(session, ctx, snap, reroute(&path), &reroute) {
                     Ok(d) => d,
                     Err(a) => {
-                        super::respond(session, ctx, a.status, a.body, &a.headers, false).await?;
+                        super::respond_bytes(session, ctx, a.status, a.body, &a.headers, false)
+                            .await?;
                         return Ok(None);
                     }
                 };
@@ -81,6 +85,22 @@ pub(super) async fn serve_files(
             }
             files::Outcome::Internal(_) => break,
             outcome => {
+                if let files::Outcome::Status(code) = &outcome
+                    && let Some((uri, send)) = super::error_uri::page(ctx, *code)
+                {
+                    // An error page with `uri:` (nginx's internal redirect
+                    // to a path): routed again like a fallback path.
+                    let path = super::error_uri::take_over(session.req_header(), ctx, &uri, send);
+                    decision = match steps::run(session, ctx, snap, reroute(&path), &reroute) {
+                        Ok(d) => d,
+                        Err(a) => {
+                            super::respond_bytes(session, ctx, a.status, a.body, &a.headers, false)
+                                .await?;
+                            return Ok(None);
+                        }
+                    };
+                    continue;
+                }
                 files::send(session, ctx, outcome).await?;
                 return Ok(None);
             }
@@ -97,7 +117,7 @@ pub(super) async fn serve_files(
         decision = match steps::run(session, ctx, snap, next, &reroute) {
             Ok(d) => d,
             Err(a) => {
-                super::respond(session, ctx, a.status, a.body, &a.headers, false).await?;
+                super::respond_bytes(session, ctx, a.status, a.body, &a.headers, false).await?;
                 return Ok(None);
             }
         };

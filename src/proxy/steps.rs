@@ -43,8 +43,8 @@ pub struct StepState {
 pub struct Answer {
     /// Status code.
     pub status: u16,
-    /// Body.
-    pub body: String,
+    /// Body (text, or a `respond` route's bytes).
+    pub body: bytes::Bytes,
     /// Extra headers (`Location`, `Content-Type`).
     pub headers: Vec<(&'static str, String)>,
 }
@@ -151,6 +151,15 @@ pub fn run(
         else {
             // A `last` may end on no route: the site's own answer follows.
             ctx.route = None;
+            if let Decision::NoRoute { site } = decision {
+                // Unless the site's 404 page is a path (error_uri.rs).
+                ctx.site = Some(site);
+                if let Some((uri, send)) = super::error_uri::page(ctx, 404) {
+                    let path = super::error_uri::take_over(session.req_header(), ctx, &uri, send);
+                    decision = reroute(&path);
+                    continue;
+                }
+            }
             return Ok(decision);
         };
         let Some(plan) = plan(snap, site, route) else {
@@ -173,6 +182,14 @@ pub fn run(
         if let Some(checks) = plan.checks() {
             let cx = var_cx(session, ctx, snap);
             if let Some((check, caps, subject)) = checks.first(&cx) {
+                if let CheckAnswer::Respond(r) = &check.answer
+                    && let Some((uri, send)) = super::error_uri::page(ctx, r.status)
+                {
+                    // nginx's error_page to a path: routed again (error_uri.rs).
+                    let path = super::error_uri::take_over(session.req_header(), ctx, &uri, send);
+                    decision = reroute(&path);
+                    continue;
+                }
                 let cx = crate::plan::check::with_match(&cx, caps.as_ref(), &subject);
                 return Err(match &check.answer {
                     CheckAnswer::Redirect(r) => redirect(r.status, r.location(&cx)),
@@ -240,7 +257,14 @@ pub fn run(
                 let location = r.location(&var_cx(session, ctx, snap));
                 Err(redirect(r.status, location))
             }
-            Terminal::Respond(r) => Err(respond(r, &var_cx(session, ctx, snap))),
+            Terminal::Respond(r) => {
+                if let Some((uri, send)) = super::error_uri::page(ctx, r.status) {
+                    let path = super::error_uri::take_over(session.req_header(), ctx, &uri, send);
+                    decision = reroute(&path);
+                    continue;
+                }
+                Err(respond(r, &var_cx(session, ctx, snap)))
+            }
         };
     }
     log::error!(
@@ -294,7 +318,8 @@ fn redirect(status: u16, location: String) -> Answer {
                 .ok()
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or("Redirect")
-        ),
+        )
+        .into(),
         headers: vec![("location", location)],
     }
 }
@@ -316,6 +341,7 @@ pub fn to_upstream(
     {
         set_target(req, target)?;
     }
+    super::error_uri::method(req, ctx);
     let Some(steps) = plan_of(snap, ctx).and_then(Plan::request_headers) else {
         return Ok(());
     };
@@ -355,6 +381,7 @@ pub fn to_client(
     resp: &mut ResponseHeader,
     ctx: &RequestCtx,
 ) -> pingora::Result<()> {
+    super::error_uri::status(resp, ctx)?;
     let Some(snap) = ctx.snapshot.as_deref() else {
         return Ok(());
     };
