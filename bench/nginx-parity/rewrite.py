@@ -435,3 +435,27 @@ def original_ports(main):
             if "ssl" in v[1:] or ssl_on:
                 tls.add(port)
     return list(dict.fromkeys(ports)), tls
+
+
+ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+
+
+def envsubst(text, notes):
+    """An envsubst template (the nginx Docker image's): every upper-case
+    ${NAME} is filled in before either side sees the file, as the container
+    does before nginx starts — a URL where it is a proxy_pass target (itself
+    or through `set`), else a host name. greenlight's own reading of the
+    environment ({$NAME}) is tested in tests/env_refs.rs."""
+    names = sorted(set(ENV_REF.findall(text)))
+    if not names:
+        return text
+    urls = set()
+    for n in names:
+        ref = re.escape("${" + n + "}")
+        if re.search(r"proxy_pass\s+" + ref, text) or re.search(r"\bset\s+\$\w+\s+" + ref, text):
+            urls.add(n)
+    def value(n):
+        host = n.lower().replace("_", "-") + ".env.test"
+        return "http://" + host if n in urls else host
+    notes.append("an envsubst template: " + ", ".join(f"${{{n}}}={value(n)}" for n in names))
+    return ENV_REF.sub(lambda m: value(m.group(1)), text)

@@ -309,5 +309,18 @@ class CompareTests(unittest.TestCase):
                                  ("upstream x-real-ip", "127.0.0.1", None)])
 
 
+class EnvsubstTest(unittest.TestCase):
+    def test_templates_are_filled_urls_where_proxied(self):
+        notes = []
+        text = "server_name ${DOM} www.${DOM};\nset $app ${APP};\nproxy_pass $app;\nlocation / { proxy_pass ${API}; }\n$host ${uri}"
+        out = rewrite.envsubst(text, notes)
+        self.assertIn("server_name dom.env.test www.dom.env.test;", out)
+        self.assertIn("set $app http://app.env.test;", out)
+        self.assertIn("proxy_pass http://api.env.test;", out)
+        self.assertIn("$host ${uri}", out)  # nginx's own variables stay
+        self.assertEqual(len(notes), 1)
+        self.assertEqual(rewrite.envsubst("proxy_pass http://a;", notes), "proxy_pass http://a;")
+
+
 if __name__ == "__main__":
     unittest.main()
