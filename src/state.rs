@@ -439,6 +439,11 @@ impl StateHandle {
                 restart.push(format!("{what} changed: restart greenlight to apply it"));
             }
         }
+        // Fleet mode is set up at start (member key, watch): kept as it is.
+        if config.cluster != old.config.cluster {
+            restart.push("cluster changed: restart greenlight to apply it".to_string());
+            config.cluster = old.config.cluster.clone();
+        }
         config.limits.header_timeout = old.config.limits.header_timeout;
         config.limits.h2_max_concurrent_streams = old.config.limits.h2_max_concurrent_streams;
         config.shutdown_timeout = old.config.shutdown_timeout;
