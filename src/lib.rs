@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cli_admin;
 pub mod cli_docs;
 pub mod cli_watch;
+pub mod cluster;
 pub mod config;
 pub mod lifecycle;
 pub mod listen;

@@ -89,7 +89,13 @@ pub(super) fn validate(c: &Spanned<FileCluster>, ds: &mut Diagnostics) -> Option
             None
         }
     };
-    if !tls && let Some(e) = f.etcd.value.iter().find(|e| e.value.0.starts_with("https://")) {
+    if !tls
+        && let Some(e) = f
+            .etcd
+            .value
+            .iter()
+            .find(|e| e.value.0.starts_with("https://"))
+    {
         ds.error(
             pos(e),
             "an https:// etcd endpoint needs `cluster.ca`",
@@ -166,18 +172,36 @@ upstreams: {app: {active: blue, pools: {blue: [127.0.0.1:8001]}}}
     fn bad_values_are_named_at_their_position_with_the_fix() {
         let e = load("  etcd: [nohost, 'ftp://x:1']\n  prefix: greenlight/\n  lease_ttl: 1500ms\n  username: u\n")
             .unwrap_err();
-        assert!(e.contains("g.yaml:5:10: 'nohost' is not an etcd endpoint"), "{e}");
-        assert!(e.contains("g.yaml:5:18: 'ftp://x:1': etcd speaks http or https"), "{e}");
-        assert!(e.contains("g.yaml:6:11: 'greenlight/' is not a key prefix"), "{e}");
+        assert!(
+            e.contains("g.yaml:5:10: 'nohost' is not an etcd endpoint"),
+            "{e}"
+        );
+        assert!(
+            e.contains("g.yaml:5:18: 'ftp://x:1': etcd speaks http or https"),
+            "{e}"
+        );
+        assert!(
+            e.contains("g.yaml:6:11: 'greenlight/' is not a key prefix"),
+            "{e}"
+        );
         assert!(e.contains("/greenlight/shop"), "{e}");
-        assert!(e.contains("g.yaml:7:14: '1500ms' is not a lease TTL"), "{e}");
-        assert!(e.contains("g.yaml:8:13: `cluster.username` and `cluster.password` go together"), "{e}");
+        assert!(
+            e.contains("g.yaml:7:14: '1500ms' is not a lease TTL"),
+            "{e}"
+        );
+        assert!(
+            e.contains("g.yaml:8:13: `cluster.username` and `cluster.password` go together"),
+            "{e}"
+        );
     }
 
     #[test]
     fn https_needs_a_ca_and_ca_makes_bare_endpoints_https() {
         let e = load("  etcd: ['https://e1:2379']\n  prefix: /g\n").unwrap_err();
-        assert!(e.contains("g.yaml:5:10: an https:// etcd endpoint needs `cluster.ca`"), "{e}");
+        assert!(
+            e.contains("g.yaml:5:10: an https:// etcd endpoint needs `cluster.ca`"),
+            "{e}"
+        );
         let c = load("  etcd: [e1:2379]\n  prefix: /g\n  ca: ca.pem\n")
             .unwrap()
             .cluster
