@@ -46,6 +46,8 @@ pub struct Cluster {
     /// The admin API address, published in the member's status.
     pub admin: String,
     client: Mutex<Option<etcd_client::Client>>,
+    /// The etcd endpoint of the live session.
+    endpoint: Mutex<String>,
     connected: AtomicBool,
     last_error: Mutex<String>,
     /// Per upstream: the `active/` key as last seen and applied.
@@ -87,6 +89,7 @@ impl Cluster {
             id: format!("{host}:{}", admin.port()),
             admin: admin.to_string(),
             client: Mutex::new(None),
+            endpoint: Mutex::new(String::new()),
             connected: AtomicBool::new(false),
             last_error: Mutex::new("not connected yet".to_string()),
             seen: Mutex::new(HashMap::new()),
@@ -131,8 +134,14 @@ impl Cluster {
         lock(&self.client).clone()
     }
 
-    /// Marks the session up with `client`.
-    fn set_connected(&self, client: etcd_client::Client) {
+    /// The etcd endpoint of the live (or last) session.
+    pub fn endpoint(&self) -> String {
+        lock(&self.endpoint).clone()
+    }
+
+    /// Marks the session up with `client`, talking to `endpoint`.
+    fn set_connected(&self, client: etcd_client::Client, endpoint: &str) {
+        *lock(&self.endpoint) = endpoint.to_string();
         *lock(&self.client) = Some(client);
         self.connected.store(true, Ordering::SeqCst);
         self.metrics.cluster_connected(true);

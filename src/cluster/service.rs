@@ -16,7 +16,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// First retry delay after a failed session; doubled up to [`MAX_BACKOFF`].
@@ -31,6 +31,8 @@ pub struct ClusterService {
     cluster: Arc<Cluster>,
     state: StateHandle,
     lease: AtomicI64,
+    /// The endpoint the next session tries first.
+    next: AtomicUsize,
 }
 
 impl ClusterService {
@@ -40,6 +42,7 @@ impl ClusterService {
             cluster,
             state,
             lease: AtomicI64::new(0),
+            next: AtomicUsize::new(0),
         }
     }
 
@@ -75,15 +78,38 @@ impl ClusterService {
         backoff: &mut Duration,
     ) -> Result<std::convert::Infallible, String> {
         let cl = &self.cluster;
-        let mut client = timed(
-            "connect",
-            Client::connect(&cl.config.endpoints, Some(self.options()?)),
-        )
-        .await?;
+        // One endpoint per session, the next one after a failure: the
+        // client's own balancing keeps sending to a dead member, so a killed
+        // etcd member would otherwise fail session after session.
+        let endpoints = &cl.config.endpoints;
         let ttl = cl.config.lease_ttl.as_secs() as i64;
-        let lease = timed("lease grant", client.lease_grant(ttl, None))
-            .await?
-            .id();
+        let mut problems = Vec::new();
+        let mut found = None;
+        for _ in 0..endpoints.len() {
+            let i = self.next.fetch_add(1, Ordering::SeqCst) % endpoints.len();
+            let endpoint = &endpoints[i];
+            let attempt = async {
+                let mut c = timed(
+                    "connect",
+                    Client::connect([endpoint], Some(self.options()?)),
+                )
+                .await?;
+                let lease = timed("lease grant", c.lease_grant(ttl, None)).await?.id();
+                Ok::<_, String>((c, lease, endpoint.clone()))
+            };
+            match attempt.await {
+                Ok(ok) => {
+                    // Stay on this endpoint while it works.
+                    self.next.store(i, Ordering::SeqCst);
+                    found = Some(ok);
+                    break;
+                }
+                Err(e) => problems.push(format!("{endpoint}: {e}")),
+            }
+        }
+        let Some((mut client, lease, endpoint)) = found else {
+            return Err(problems.join("; "));
+        };
         self.lease.store(lease, Ordering::SeqCst);
         let (mut keeper, mut alive) =
             timed("lease keep-alive", client.lease_keep_alive(lease)).await?;
@@ -129,11 +155,11 @@ impl ClusterService {
             ),
         )
         .await?;
-        cl.set_connected(client.clone());
+        cl.set_connected(client.clone(), &endpoint);
         *backoff = MIN_BACKOFF;
         log::info!(
             "cluster: connected to etcd ({}) as member '{}' under {}; {} switch key(s) at revision {revision}",
-            cl.config.endpoints.join(", "),
+            endpoint,
             cl.id,
             cl.config.prefix,
             got.kvs().len()

@@ -171,6 +171,7 @@ fn fleet(cluster: &Cluster, active: &BTreeMap<String, (String, i64)>, members: &
         .collect();
     json!({
         "cluster": "connected",
+        "endpoint": cluster.endpoint(),
         "member": cluster.id,
         "prefix": cluster.config.prefix,
         "revision": revision,

@@ -182,6 +182,7 @@ pub async fn fleet_switch(
     }
     let revision = resp.header().map_or(0, |h| h.revision());
     cluster.set_last_write(revision, written_at);
+    cluster.status_changed.notify_one();
     log::info!(
         "cluster: upstream '{upstream}' switched to pool '{pool}' for the fleet (etcd revision {revision})"
     );
