@@ -12,6 +12,7 @@ pub mod acme;
 pub mod admin;
 pub mod cli;
 pub mod cli_admin;
+pub mod cli_cluster;
 pub mod cli_docs;
 pub mod cli_watch;
 pub mod cluster;

@@ -231,10 +231,58 @@ async fn a_switch_through_one_member_reaches_all_three_and_concurrent_switches_n
         Some("1")
     );
 
-    let r = switch(f.members[0].admin, "green").await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let revision = r.json()["cluster_revision"].as_i64().expect("revision");
-    assert!(revision > 0, "{}", r.text());
+    // A long request held on member 2's blue: `switch --wait` through member
+    // 0 must return only after it finished, naming the member it waits for.
+    let http2 = f.members[2].http;
+    let slow = tokio::spawn(async move {
+        let r = http_get(http2, "app.test", "/slow?ms=1500")
+            .await
+            .expect("slow");
+        (r, std::time::Instant::now())
+    });
+    let admin2 = f.members[2].admin;
+    let held = wait_until_async(deadline_in(IO_TIMEOUT), || async move {
+        let r = admin_call(admin2, "GET", "/api/upstreams", "").await;
+        r.json()["upstreams"][0]["pools"][0]["inflight"] == 1
+    })
+    .await;
+    assert!(held, "the slow request is in flight on member 2's blue");
+    let o = admin_cli(
+        f.members[0].admin,
+        &["switch", "app", "green", "--wait", "--timeout", "20s"],
+    )
+    .await;
+    let wait_returned = std::time::Instant::now();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}\n{}", f.report().await);
+    assert!(
+        !text.contains("already active"),
+        "{text}\n{}",
+        f.report().await
+    );
+    let (r, finished) = slow.await.expect("slow task");
+    assert_eq!(r.header("x-upstream"), Some("blue"), "it finished on blue");
+    assert!(
+        finished <= wait_returned,
+        "--wait returned before the request on member 2 finished:\n{text}"
+    );
+    let member2 = cluster_view(admin2).await["member"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    assert!(
+        text.contains(&format!("{member2}: draining — 1 in flight")),
+        "progress names member 2: {text}"
+    );
+    assert!(text.contains("is drained on all 3 member(s)"), "{text}");
+    let revision = cluster_view(admin2).await["revision"]
+        .as_i64()
+        .expect("revision");
+    assert!(revision > 0);
     f.wait_serving("green").await;
     assert_eq!(f.stored_pool().await.as_deref(), Some("green"));
     // Any member tells the fleet: all applied the switch, blue drained.

@@ -204,10 +204,12 @@ pub async fn fleet_switch(
         },
     );
     Ok(FleetSwitched {
+        // `None`: this member's watch applied the key before etcd's answer
+        // was read here — still a switch that was done, not a no-op.
         applied: applied.unwrap_or(Applied {
             generation: state.load().generation,
             restart_needed: vec![],
-            already_active: true,
+            already_active: false,
         }),
         revision,
     })
