@@ -256,6 +256,9 @@ impl ClusterService {
 impl BackgroundService for ClusterService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut backoff = MIN_BACKOFF;
+        // The same failure again (etcd still down) is logged at debug: one
+        // warning per outage and per new reason, not one per retry.
+        let mut last_why = String::new();
         loop {
             let why = tokio::select! {
                 why = self.session(&mut backoff) => why,
@@ -268,9 +271,12 @@ impl BackgroundService for ClusterService {
                 log::warn!(
                     "cluster: disconnected from etcd ({why}); serving the last state, switches are refused until etcd is back"
                 );
+            } else if why != last_why {
+                log::warn!("cluster: cannot reach etcd ({why}); retrying with backoff");
             } else {
-                log::warn!("cluster: cannot reach etcd ({why}); retrying in {backoff:?}");
+                log::debug!("cluster: cannot reach etcd ({why}); retrying in {backoff:?}");
             }
+            last_why = why;
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = shutdown.changed() => return,
