@@ -354,6 +354,25 @@ async fn a_switch_through_one_member_reaches_all_three_and_concurrent_switches_n
         f.wait_serving("green").await;
     }
     assert!(conflicts > 0, "no round had two overlapping switches");
+
+    // A reload keeps the fleet's stored pool (the file still says blue), and
+    // a changed `cluster:` section is reported and not applied.
+    let stored = f.stored_pool().await.expect("a stored pool");
+    let m = &f.members[0];
+    let text = std::fs::read_to_string(m.proxy.config_path()).expect("config");
+    m.proxy
+        .write_config(&text.replace("/greenlight/test", "/greenlight/other"))
+        .expect("write config");
+    let r = admin_call(m.admin, "POST", "/api/reload", "{}").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("cluster changed: restart greenlight to apply it"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(serving(m.http).await, stored);
+    assert_eq!(cluster_view(m.admin).await["prefix"], "/greenlight/test");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
