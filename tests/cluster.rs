@@ -4,7 +4,8 @@
 //! switches to different pools give one winner and one conflict, never a
 //! mixed fleet; with etcd's quorum lost or etcd gone a switch is refused and
 //! every member keeps serving, and when etcd is back they converge on the
-//! stored key. Every wait is a bounded poll.
+//! stored key; `switch --wait` waits for every member and stops counting one
+//! killed mid-drain once its lease expires. Every wait is a bounded poll.
 
 use crate::support::etcd::EtcdCluster;
 use crate::support::*;
@@ -442,4 +443,61 @@ async fn without_etcd_quorum_a_switch_is_refused_the_fleet_keeps_serving_and_con
     for m in &f.members {
         assert_eq!(connected_gauge(m.admin).await.as_deref(), Some("1"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_wait_stops_counting_a_member_killed_mid_drain_and_names_it() {
+    let mut f = Fleet::start().await;
+    // A request that would hold member 2's blue for a minute.
+    let http2 = f.members[2].http;
+    let _slow = tokio::spawn(async move { http_get(http2, "app.test", "/slow?ms=60000").await });
+    let admin2 = f.members[2].admin;
+    let held = wait_until_async(deadline_in(IO_TIMEOUT), || async move {
+        let r = admin_call(admin2, "GET", "/api/upstreams", "").await;
+        r.json()["upstreams"][0]["pools"][0]["inflight"] == 1
+    })
+    .await;
+    assert!(held, "the slow request is in flight on member 2's blue");
+    let member2 = cluster_view(admin2).await["member"]
+        .as_str()
+        .expect("member id")
+        .to_string();
+    let admin0 = f.members[0].admin;
+    let wait = tokio::spawn(async move {
+        admin_cli(
+            admin0,
+            &["switch", "app", "green", "--wait", "--timeout", "30s"],
+        )
+        .await
+    });
+    // Member 2 drains (its request holds blue), then dies.
+    let draining = wait_until_async(deadline_in(CONVERGE), || async {
+        let v = cluster_view(admin0).await;
+        v["members"].as_array().is_some_and(|ms| {
+            ms.iter().any(|m| {
+                m["id"] == member2.as_str() && m["draining"] == serde_json::json!(["app/blue"])
+            })
+        })
+    })
+    .await;
+    assert!(draining, "member 2 drains blue\n{}", f.report().await);
+    assert!(
+        !wait.is_finished(),
+        "--wait returned while member 2 still drained"
+    );
+    f.members[2].proxy.kill().await;
+    let o = wait.await.expect("cli task");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "member {member2} left the fleet (its lease expired)"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("is drained on all 2 member(s)"), "{text}");
 }
