@@ -7,7 +7,9 @@
 #
 # The programs are Debian packages: `pebble` (Let's Encrypt's test CA, for the
 # ACME tests), `chromium` (the dashboard's browser test; or set CHROMIUM to a
-# Chromium binary) and `procps` (`kill`, to signal the proxy under test).
+# Chromium binary), `procps` (`kill`, to signal the proxy under test),
+# `apache2-utils` (`htpasswd`) and `etcd-server` (a real etcd cluster for the
+# fleet-mode tests; the tests start their own members on free ports).
 # Root installs them with apt-get, anyone else through `sudo -n` (never a
 # password prompt); when neither works, one line says what to install and the
 # script exits 1. With the programs present it is exactly `cargo test --locked`.
@@ -25,6 +27,7 @@ missing() {
   fi
   type -P kill >/dev/null 2>&1 || need+=(procps)
   command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)  # tests/access.rs
+  command -v etcd >/dev/null 2>&1 || need+=(etcd-server)        # tests/cluster.rs
   if [ ${#need[@]} -gt 0 ]; then printf '%s\n' "${need[@]}"; fi
 }
 

@@ -101,6 +101,10 @@ pub fn switch(
     if !wait || from.is_empty() || from == pool {
         return 0;
     }
+    // Fleet mode: the switch went to etcd; wait for every member.
+    if let Some(revision) = body["cluster_revision"].as_i64() {
+        return crate::cli_cluster::wait_fleet(&c, upstream, &from, pool, revision, limit);
+    }
     wait_drained(&c, upstream, &from, limit)
 }
 

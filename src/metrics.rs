@@ -283,6 +283,8 @@ pub struct Metrics {
     tls_handshake_failures: IntCounterVec,
     proxy_protocol_errors: IntCounterVec,
     acme_orders: IntCounterVec,
+    /// `greenlight_cluster_connected`, registered in cluster mode only.
+    cluster_connected: std::sync::OnceLock<IntGauge>,
 }
 
 impl fmt::Debug for Metrics {
@@ -455,6 +457,7 @@ impl Metrics {
                 &["site", "kind", "result"],
             )?,
             registry: r.clone(),
+            cluster_connected: std::sync::OnceLock::new(),
         };
         let process = prometheus::process_collector::ProcessCollector::for_self();
         r.register(Box::new(process))
@@ -463,6 +466,23 @@ impl Metrics {
                 source,
             })?;
         Ok(m)
+    }
+
+    /// Fleet mode: whether the etcd session is up (the gauge exists only in
+    /// cluster mode, so a single instance does not look disconnected).
+    pub fn cluster_connected(&self, up: bool) {
+        let gauge = self.cluster_connected.get_or_init(|| {
+            let g = IntGauge::new(
+                "greenlight_cluster_connected",
+                "1 while this member's etcd session is up (cluster mode), 0 while disconnected.",
+            )
+            .expect("a valid metric name");
+            if let Err(e) = self.registry.register(Box::new(g.clone())) {
+                log::error!("greenlight_cluster_connected not registered: {e}");
+            }
+            g
+        });
+        gauge.set(i64::from(up));
     }
 
     /// Handles for requests routed to `site` / `route` / `upstream` / `pool`.

@@ -71,7 +71,10 @@ pub fn reload(state: &StateHandle) -> Result<Applied, ApplyError> {
     result
 }
 
-fn load_with_overrides(source: &ConfigSource, writer: &Writer) -> Result<Config, ApplyError> {
+pub(crate) fn load_with_overrides(
+    source: &ConfigSource,
+    writer: &Writer,
+) -> Result<Config, ApplyError> {
     let mut cfg = source.load()?;
     for u in &mut cfg.upstreams {
         if let Some(p) = writer.active_overrides.get(&u.name)
@@ -83,7 +86,7 @@ fn load_with_overrides(source: &ConfigSource, writer: &Writer) -> Result<Config,
     Ok(cfg)
 }
 
-fn record(state: &StateHandle, action: &str, result: &Result<Applied, ApplyError>) {
+pub(crate) fn record(state: &StateHandle, action: &str, result: &Result<Applied, ApplyError>) {
     state.metrics().reload(result.is_ok());
     let generation = state.load().generation;
     state.record_reload(match result {
@@ -277,7 +280,7 @@ fn file_names_active(source: &ConfigSource, upstream: &str, pool: &str) -> bool 
 /// checks, passive marking) *and* accepts a TCP connection within the connect
 /// timeout now — and answers the health path as expected when one is
 /// configured.
-async fn probe(
+pub(crate) async fn probe(
     upstream: &str,
     pool: &Pool,
     cfg: &crate::config::model::UpstreamConfig,

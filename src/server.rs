@@ -306,6 +306,14 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
         server.add_service(background_service("greenlight acme", acme));
     }
 
+    if let Some(c) = config.cluster.clone() {
+        let cluster = crate::cluster::Cluster::new(c, config.admin.addr, state.metrics().clone());
+        state.set_cluster(cluster.clone());
+        server.add_service(background_service(
+            "greenlight cluster",
+            crate::cluster::ClusterService::new(cluster, state.clone()),
+        ));
+    }
     let (drains, tx) = DrainService::new();
     state.set_drain_sender(tx);
     server.add_service(background_service("greenlight drains", drains));

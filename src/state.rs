@@ -138,6 +138,8 @@ struct Inner {
     acme: Option<Arc<AcmeManager>>,
     /// Live ACME status (set once the service exists).
     acme_status: Mutex<Option<AcmeStatus>>,
+    /// Fleet mode, when the config has a `cluster:` section (set at start).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 /// The ACME pieces a state starts with.
@@ -252,8 +254,19 @@ impl StateHandle {
                 acme_certs: Mutex::new(acme.certs),
                 acme: acme.manager,
                 acme_status: Mutex::new(None),
+                cluster: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Fleet mode's state, once set at start.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.inner.cluster.set(cluster);
+    }
+
+    /// Fleet mode's state (`None`: no `cluster:` section).
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.inner.cluster.get()
     }
 
     /// The ACME challenge answers (HTTP-01 path, TLS-ALPN-01 certificates).
@@ -438,6 +451,11 @@ impl StateHandle {
             if changed {
                 restart.push(format!("{what} changed: restart greenlight to apply it"));
             }
+        }
+        // Fleet mode is set up at start (member key, watch): kept as it is.
+        if config.cluster != old.config.cluster {
+            restart.push("cluster changed: restart greenlight to apply it".to_string());
+            config.cluster = old.config.cluster.clone();
         }
         config.limits.header_timeout = old.config.limits.header_timeout;
         config.limits.h2_max_concurrent_streams = old.config.limits.h2_max_concurrent_streams;

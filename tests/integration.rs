@@ -16,6 +16,7 @@ mod cli;
 mod cli_conventions;
 mod client_certs;
 mod client_ip;
+mod cluster;
 mod compress;
 mod config_size;
 mod container;

@@ -8,6 +8,7 @@
 //! | GET | `/api/upstreams` | every upstream and pool: state, servers, in flight, WebSockets, drain times |
 //! | POST | `/api/upstreams/{name}/switch` | body `{"pool": "green", "force": false}` |
 //! | POST | `/api/reload` | re-read the config file |
+//! | GET | `/api/cluster` | fleet mode: live members, applied switch, drained (`cluster::status`) |
 //! | GET | `/metrics` | Prometheus text format (see `metrics`) |
 //!
 //! Every request first passes the cross-site and DNS-rebinding checks of
@@ -114,6 +115,10 @@ impl AdminApi {
                 ),
             ),
             (&Method::POST, ["api", "reload"]) => self.reload().await,
+            (&Method::GET, ["api", "cluster"]) => {
+                crate::cluster::status::api_view(self.state.cluster().map(|c| &**c), &self.state)
+                    .await
+            }
             (&Method::POST, ["api", "upstreams", name, "switch"]) => {
                 let name = name.to_string();
                 match read_json(session).await {
@@ -121,7 +126,14 @@ impl AdminApi {
                     Err(e) => error(StatusCode::BAD_REQUEST, &e),
                 }
             }
-            (_, [""] | ["api", "status" | "upstreams" | "reload" | "certificates"])
+            (
+                _,
+                [""]
+                | [
+                    "api",
+                    "status" | "upstreams" | "reload" | "certificates" | "cluster",
+                ],
+            )
             | (_, ["api", "upstreams", _, "switch"]) => {
                 error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
             }
@@ -149,6 +161,9 @@ impl AdminApi {
             );
         };
         let force = body.get("force").and_then(Value::as_bool).unwrap_or(false);
+        if let Some(c) = self.state.cluster() {
+            return crate::cluster::status::api_switch(c, &self.state, upstream, pool, force).await;
+        }
         let from = self
             .state
             .load()

@@ -58,6 +58,8 @@ pub struct FileConfig {
     /// Named upstreams.
     #[serde(default)]
     pub upstreams: IndexMap<String, Spanned<FileUpstream>>,
+    /// Fleet mode: several instances coordinated through etcd.
+    pub cluster: Option<Spanned<super::file_cluster::FileCluster>>,
 }
 
 /// `maps.<name>`: defines `$name`.

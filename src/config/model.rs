@@ -46,6 +46,8 @@ pub struct Config {
     pub maps: std::sync::Arc<[crate::plan::map::VarMap]>,
     /// `limit_req_zones` and `limit_conn_zones` (plans index into them).
     pub zones: crate::plan::limits::Zones,
+    /// Fleet mode (`cluster:`), fixed at start.
+    pub cluster: Option<super::validate_cluster::ClusterConfig>,
 }
 
 impl Config {

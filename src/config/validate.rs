@@ -92,6 +92,10 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         .as_ref()
         .map(|s| PathBuf::from(&s.value))
         .unwrap_or_else(|| PathBuf::from(defaults::UPGRADE_SOCKET));
+    let cluster = file
+        .cluster
+        .as_ref()
+        .and_then(|c| super::validate_cluster::validate(c, ds));
     if !ds.is_empty() {
         return None;
     }
@@ -110,6 +114,7 @@ pub fn validate(file: FileConfig, ds: &mut Diagnostics) -> Option<Config> {
         upstreams,
         maps: maps.into(),
         zones,
+        cluster,
     })
 }
 

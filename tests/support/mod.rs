@@ -24,6 +24,7 @@
 
 pub mod cdp;
 pub mod client;
+pub mod etcd;
 pub mod exposition;
 pub mod h2raw;
 pub mod http1;
