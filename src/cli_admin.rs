@@ -181,7 +181,7 @@ pub fn status(args: &AdminArgs, as_json: bool) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let (status, body) = match c.call("GET", "/api/status", None) {
+    let (status, body) = match status_body(&c) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -197,6 +197,22 @@ pub fn status(args: &AdminArgs, as_json: bool) -> i32 {
     }
     print!("{}", render_status(&body));
     0
+}
+
+/// `GET /api/status`, with `cluster` (`GET /api/cluster`) added in fleet
+/// mode, so `status` shows the whole fleet; without fleet mode that answers
+/// 404 and nothing is added.
+pub(crate) fn status_body(
+    c: &crate::admin::client::AdminClient,
+) -> Result<(u16, Value), crate::admin::client::ClientError> {
+    let (status, mut body) = c.call("GET", "/api/status", None)?;
+    if status == 200
+        && let Ok((200, fleet)) = c.call("GET", "/api/cluster", None)
+        && let Some(o) = body.as_object_mut()
+    {
+        o.insert("cluster".into(), fleet);
+    }
+    Ok((status, body))
 }
 
 /// A pool's servers, each marked when it is down or removed and draining.
@@ -331,6 +347,60 @@ pub fn render_status(b: &Value) -> String {
             ]);
         }
         out.push('\n');
+        out.push_str(&table(&rows));
+    }
+    if !b["cluster"].is_null() {
+        out.push('\n');
+        out.push_str(&render_fleet(&b["cluster"]));
+    }
+    out
+}
+
+/// Fleet mode (`GET /api/cluster`): the connection to etcd, the stored
+/// switch, and per live member whether it applied it and drained the old
+/// pool — the fleet-wide "safe to stop".
+fn render_fleet(f: &Value) -> String {
+    let yes = |v: &Value| if v == &Value::Bool(true) { "yes" } else { "no" };
+    let mut out = match f["cluster"].as_str() {
+        Some("connected") => format!(
+            "fleet: connected to etcd at {} as member {} — switch revision {} — all applied: {}, all drained: {}, safe to stop: {}\n",
+            f["endpoint"].as_str().unwrap_or("?"),
+            f["member"].as_str().unwrap_or("?"),
+            f["revision"],
+            yes(&f["all_applied"]),
+            yes(&f["all_drained"]),
+            yes(&f["safe_to_stop"]),
+        ),
+        other => format!(
+            "fleet: {} ({}): serving the last state; switches are refused until etcd is back\n",
+            other.unwrap_or("?").to_uppercase(),
+            f["error"].as_str().unwrap_or("no detail")
+        ),
+    };
+    let mut rows = vec![vec![
+        "MEMBER".to_string(),
+        "ADMIN".into(),
+        "APPLIED".into(),
+        "DRAINED".into(),
+        "WAITING FOR".into(),
+        "PROPAGATION".into(),
+    ]];
+    for m in f["members"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            m["id"].as_str().unwrap_or("?").into(),
+            m["admin"].as_str().unwrap_or("?").into(),
+            format!("{} (rev {})", yes(&m["applied"]), m["applied_revision"]),
+            yes(&m["drained"]).into(),
+            match join_strs(&m["draining"]) {
+                s if s.is_empty() => "-".into(),
+                s => s,
+            },
+            m["propagation_ms"]
+                .as_f64()
+                .map_or("-".into(), |ms| format!("{ms:.1} ms")),
+        ]);
+    }
+    if rows.len() > 1 {
         out.push_str(&table(&rows));
     }
     out

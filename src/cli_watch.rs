@@ -182,7 +182,7 @@ fn status_text(client: &AdminClient, json: bool, mode: Mode) -> (String, i32) {
         };
         (text, 1)
     };
-    match client.call("GET", "/api/status", None) {
+    match crate::cli_admin::status_body(client) {
         Ok((200, body)) if json && mode == Mode::Append => (format!("{body}\n"), 0),
         Ok((200, body)) if json => (
             format!(

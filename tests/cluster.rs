@@ -301,6 +301,32 @@ async fn a_switch_through_one_member_reaches_all_three_and_concurrent_switches_n
         .collect();
     eprintln!("switch propagation (ms after the etcd write answered), per member: {propagation:?}");
     assert!(propagation.iter().all(|p| p.is_number()), "{v}");
+    // `greenlight status` on any member shows the fleet.
+    let o = admin_cli(f.members[1].admin, &["status"]).await;
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("fleet: connected to etcd at")
+            && text.contains(&format!("switch revision {revision}"))
+            && text.contains("safe to stop: yes"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(&format!("yes (rev {revision})")).count(),
+        3,
+        "{text}"
+    );
+    let o = admin_cli(f.members[1].admin, &["status", "--json"]).await;
+    let j: Value = serde_json::from_slice(&o.stdout).expect("status --json");
+    assert_eq!(
+        j["cluster"]["members"].as_array().map(Vec::len),
+        Some(3),
+        "{j}"
+    );
+    assert!(
+        !j["upstreams"].is_null(),
+        "the status itself is still there: {j}"
+    );
 
     // Two operators at once, through two members, to two different pools.
     let mut conflicts = 0;
@@ -427,6 +453,12 @@ async fn without_etcd_quorum_a_switch_is_refused_the_fleet_keeps_serving_and_con
     let r = switch(f.members[0].admin, "red").await;
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(f.serving_now().await, ["blue", "blue", "blue"]);
+    let o = admin_cli(f.members[0].admin, &["status"]).await;
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("fleet: DISCONNECTED (") && text.contains("switches are refused"),
+        "{text}"
+    );
 
     // etcd back, and someone (etcdctl, say) stored another pool meanwhile:
     // every member reconnects and converges on the stored key.
