@@ -5,7 +5,9 @@
 //! mixed fleet; with etcd's quorum lost or etcd gone a switch is refused and
 //! every member keeps serving, and when etcd is back they converge on the
 //! stored key; `switch --wait` waits for every member and stops counting one
-//! killed mid-drain once its lease expires. Every wait is a bounded poll.
+//! killed mid-drain once its lease expires; a switch of the fleet under HTTP
+//! load with WebSockets open fails no request and cuts no WebSocket. Every
+//! wait is a bounded poll.
 
 use crate::support::etcd::EtcdCluster;
 use crate::support::*;
@@ -532,4 +534,200 @@ async fn switch_wait_stops_counting_a_member_killed_mid_drain_and_names_it() {
         "{text}"
     );
     assert!(text.contains("is drained on all 2 member(s)"), "{text}");
+}
+
+const LOAD_YAML: &str = r#"
+access_log: off
+listeners:
+  http: {address: "127.0.0.1:{HTTP}"}
+admin:
+  address: "127.0.0.1:{ADMIN}"
+sites:
+  app:
+    hosts: [app.test]
+    default: true
+    routes: [{path: /, upstream: app}, {path: /ws, upstream: ws}]
+upstreams:
+  app: {active: blue, pools: {blue: ["127.0.0.1:{BLUE}"], green: ["127.0.0.1:{GREEN}"]}}
+  ws: {active: blue, pools: {blue: ["127.0.0.1:{WSBLUE}"], green: ["127.0.0.1:{WSGREEN}"]}}
+cluster:
+  etcd: ETCD
+  prefix: /greenlight/load
+  lease_ttl: 2s
+"#;
+
+/// A fleet switch of both upstreams under HTTP load through all three
+/// members, with WebSockets open through each: not one request fails, the
+/// open WebSockets keep working on blue (which drains), and new ones go to
+/// green. The load is bounded in count and time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_switch_under_load_fails_no_request_and_cuts_no_websocket() {
+    let etcd = EtcdCluster::start(3).await;
+    let (blue, green) = (
+        HttpUpstream::start("blue").await,
+        HttpUpstream::start("green").await,
+    );
+    let (ws_blue, ws_green) = (
+        WsUpstream::start("ws-blue").await,
+        WsUpstream::start("ws-green").await,
+    );
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let ports = free_ports(2);
+        let yaml = fill_ports(
+            LOAD_YAML,
+            &[
+                ("HTTP", ports[0]),
+                ("ADMIN", ports[1]),
+                ("BLUE", blue.port()),
+                ("GREEN", green.port()),
+                ("WSBLUE", ws_blue.port()),
+                ("WSGREEN", ws_green.port()),
+            ],
+        )
+        .replace("ETCD", &etcd.yaml_list());
+        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+        let proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
+            .await
+            .expect("greenlight starts");
+        members.push(Member { http, admin, proxy });
+    }
+    let connected = wait_until_async(deadline_in(CONVERGE), || async {
+        for m in &members {
+            let v = cluster_view(m.admin).await;
+            if v["cluster"] != "connected" || v["members"].as_array().map(Vec::len) != Some(3) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(connected, "three connected members");
+
+    // A WebSocket through each member, on blue.
+    let mut sockets = Vec::new();
+    for m in &members {
+        let url = format!("ws://app.test:{}/ws", m.http.port());
+        let mut ws = ws_connect(&url, None).await.expect("ws");
+        assert_eq!(ws.recv_text().await.expect("hello"), "hello from ws-blue");
+        sockets.push(ws);
+    }
+
+    // Load: one client per member, each request on a kept-alive connection
+    // (a new one after any close), until told to stop or a bound is hit.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for m in &members {
+        let (addr, stop) = (m.http, stop.clone());
+        load.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut pools) =
+                (0u32, Vec::new(), std::collections::BTreeSet::new());
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let mut conn = H1Conn::connect(addr).await.ok();
+            for i in 0..20_000u32 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed)
+                    || std::time::Instant::now() > deadline
+                {
+                    break;
+                }
+                let c = match conn.as_mut() {
+                    Some(c) => c,
+                    None => {
+                        conn = H1Conn::connect(addr).await.ok();
+                        match conn.as_mut() {
+                            Some(c) => c,
+                            None => {
+                                failed.push(format!("{i}: connect"));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                match c.get(&format!("/load/{i}"), "app.test").await {
+                    Ok(r) if r.status == 200 => {
+                        ok += 1;
+                        pools.insert(r.header("x-upstream").unwrap_or("?").to_string());
+                        if r.header("connection")
+                            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                        {
+                            conn = None;
+                        }
+                    }
+                    Ok(r) => failed.push(format!("{i}: {}", r.status)),
+                    Err(e) => {
+                        failed.push(format!("{i}: {e}"));
+                        conn = None;
+                    }
+                }
+            }
+            (ok, failed, pools)
+        }));
+    }
+    // Some load on blue first.
+    let before = blue.request_count();
+    let busy = wait_until_async(deadline_in(CONVERGE), || async {
+        blue.request_count() >= before + 1000
+    })
+    .await;
+    assert!(busy, "the load reached blue");
+
+    for up in ["app", "ws"] {
+        let r = admin_call(
+            members[0].admin,
+            "POST",
+            &format!("/api/upstreams/{up}/switch"),
+            r#"{"pool": "green"}"#,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{up}: {}", r.text());
+    }
+    // The whole fleet serves green, under the same load.
+    let on_green = green.request_count();
+    let moved = wait_until_async(deadline_in(CONVERGE), || async {
+        for m in &members {
+            if serving(m.http).await != "green" {
+                return false;
+            }
+        }
+        green.request_count() >= on_green + 1000
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(moved, "the fleet did not move to green");
+    let mut total = 0;
+    for (i, task) in load.into_iter().enumerate() {
+        let (ok, failed, pools) = task.await.expect("load task");
+        assert!(
+            failed.is_empty(),
+            "member {i}: {} failed: {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(
+            pools.contains("blue") && pools.contains("green"),
+            "member {i}: {pools:?}"
+        );
+        total += ok;
+    }
+    eprintln!("{total} requests through the fleet switch, 0 failed");
+
+    // The WebSockets opened before still talk to blue; new ones reach green.
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        ws.send_text(&format!("still here {i}"))
+            .await
+            .expect("send");
+        assert_eq!(
+            ws.recv_text().await.expect("echo"),
+            format!("still here {i}"),
+            "member {i}"
+        );
+    }
+    assert_eq!(ws_blue.open_websockets(), 3, "none was cut");
+    for m in &members {
+        let url = format!("ws://app.test:{}/ws", m.http.port());
+        let mut ws = ws_connect(&url, None).await.expect("ws");
+        assert_eq!(ws.recv_text().await.expect("hello"), "hello from ws-green");
+    }
+    drop(etcd);
 }
