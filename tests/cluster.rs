@@ -731,3 +731,47 @@ async fn a_fleet_switch_under_load_fails_no_request_and_cuts_no_websocket() {
     }
     drop(etcd);
 }
+
+/// The dashboard of any member shows the fleet (a real browser): connected,
+/// every member and whether it applied the switch and drained the old pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_fleet() {
+    // First, so that a missing Chromium fails with its one line.
+    let mut b = crate::support::cdp::Browser::launch(1280, 900).await;
+    let f = Fleet::start().await;
+    let r = switch(f.members[0].admin, "green").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    f.wait_all(
+        |v| v["safe_to_stop"] == true,
+        "switch applied and blue drained",
+    )
+    .await;
+    b.navigate(
+        &format!("http://{}/", f.members[2].admin),
+        Duration::from_secs(30),
+    )
+    .await;
+    let v = b
+        .wait_for(
+            "the fleet section with three members",
+            "(() => { const s = document.getElementById('fleet'); return { hidden: s.hidden, \
+             state: (s.querySelector('.fleet-state') || {}).textContent || '', \
+             rows: [...s.querySelectorAll('tbody tr')].map((r) => r.textContent) }; })()",
+            Duration::from_secs(30),
+            |v| v["hidden"] == false && v["rows"].as_array().is_some_and(|r| r.len() == 3),
+        )
+        .await;
+    let state = v["state"].as_str().unwrap_or_default();
+    assert!(
+        state.starts_with("connected to etcd") && state.contains("safe to stop: yes"),
+        "{v:#}"
+    );
+    for row in v["rows"].as_array().into_iter().flatten() {
+        let row = row.as_str().unwrap_or_default();
+        assert!(
+            row.contains("yes (revision") && row.contains(" ms"),
+            "{row}"
+        );
+    }
+    b.close().await;
+}

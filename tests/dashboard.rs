@@ -191,6 +191,11 @@ async fn the_dashboard_follows_a_deploy_and_turns_green_when_blue_is_safe_to_sto
         .await;
     assert_eq!(c["light"], "none", "{c:#}");
     assert_eq!(c["verdict"], "No drain in progress");
+    // Not in fleet mode: no fleet section.
+    assert_eq!(
+        b.eval("document.getElementById('fleet').hidden").await,
+        true
+    );
     assert_eq!(c["rows"]["green"][1], "idle");
     assert!(
         c["rows"]["blue"][5].as_str().unwrap().contains("up"),
