@@ -6,7 +6,9 @@
 //! every member keeps serving, and when etcd is back they converge on the
 //! stored key; `switch --wait` waits for every member and stops counting one
 //! killed mid-drain once its lease expires; a switch of the fleet under HTTP
-//! load with WebSockets open fails no request and cuts no WebSocket. Every
+//! load with WebSockets open fails no request and cuts no WebSocket; with
+//! etcd authentication on, the right password connects and a wrong one is
+//! reported as `disconnected` with etcd's reason. Every
 //! wait is a bounded poll.
 
 use crate::support::etcd::EtcdCluster;
@@ -774,4 +776,91 @@ async fn the_dashboard_shows_the_fleet() {
         );
     }
     b.close().await;
+}
+
+/// etcd with authentication on: a member with the right `username` and
+/// `password` connects and switches; one with a wrong password says
+/// `disconnected` with etcd's reason, serves its file's pool, and refuses to
+/// switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_authentication_is_used_and_a_wrong_password_is_reported() {
+    let cluster = EtcdCluster::start(1).await;
+    {
+        let mut c = cluster.client().await;
+        etcd(c.user_add("root", "root-pass", None)).await;
+        etcd(c.user_grant_role("root", "root")).await;
+        etcd(c.user_add("greenlight", "fleet-pass", None)).await;
+        etcd(c.role_add("fleet")).await;
+        let perm = etcd_client::Permission::read_write("/greenlight/").with_prefix();
+        etcd(c.role_grant_permission("fleet", perm)).await;
+        etcd(c.user_grant_role("greenlight", "fleet")).await;
+        etcd(c.auth_enable()).await;
+    }
+    let (blue, green) = (
+        HttpUpstream::start("blue").await,
+        HttpUpstream::start("green").await,
+    );
+    let start = |password: &'static str| {
+        let ports = free_ports(2);
+        let yaml = fill_ports(
+            YAML,
+            &[
+                ("HTTP", ports[0]),
+                ("ADMIN", ports[1]),
+                ("BLUE", blue.port()),
+                ("GREEN", green.port()),
+                ("RED", green.port()),
+            ],
+        )
+        .replace("ETCD", &cluster.yaml_list())
+        .replace(
+            "  lease_ttl: 2s\n",
+            &format!("  lease_ttl: 2s\n  username: greenlight\n  password: \"{password}\"\n"),
+        );
+        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+        (yaml, http, admin)
+    };
+    let (yaml, http, admin) = start("fleet-pass");
+    let _good = ProxyProcess::start_ready(&yaml, &[http, admin])
+        .await
+        .expect("starts");
+    let (yaml, bad_http, bad_admin) = start("wrong-pass");
+    let bad = ProxyProcess::start_ready(&yaml, &[bad_http, bad_admin])
+        .await
+        .expect("starts");
+
+    let ok = wait_until_async(deadline_in(CONVERGE), || async {
+        cluster_view(admin).await["cluster"] == "connected"
+    })
+    .await;
+    assert!(ok, "{}", cluster_view(admin).await);
+    let r = switch(admin, "green").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ok = wait_until_async(deadline_in(CONVERGE), || async {
+        serving(http).await == "green"
+    })
+    .await;
+    assert!(ok, "the authenticated member applied its own switch");
+
+    // Its first attempt fails with etcd's reason.
+    let told = wait_until_async(deadline_in(CONVERGE), || async {
+        let v = cluster_view(bad_admin).await;
+        let why = v["error"].as_str().unwrap_or_default().to_ascii_lowercase();
+        v["cluster"] == "disconnected" && (why.contains("auth") || why.contains("password"))
+    })
+    .await;
+    assert!(told, "{}", cluster_view(bad_admin).await);
+    assert_eq!(
+        serving(bad_http).await,
+        "blue",
+        "the file's pool, not the fleet's"
+    );
+    let r = switch(bad_admin, "green").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        bad.stderr().contains("cluster:"),
+        "the failure is logged: {}",
+        bad.stderr()
+    );
 }
