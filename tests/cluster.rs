@@ -8,7 +8,8 @@
 //! killed mid-drain once its lease expires; a switch of the fleet under HTTP
 //! load with WebSockets open fails no request and cuts no WebSocket; with
 //! etcd authentication on, the right password connects and a wrong one is
-//! reported as `disconnected` with etcd's reason. Every
+//! reported as `disconnected` with etcd's reason; over TLS only the
+//! configured CA is trusted. Every
 //! wait is a bounded poll.
 
 use crate::support::etcd::EtcdCluster;
@@ -863,4 +864,76 @@ async fn etcd_authentication_is_used_and_a_wrong_password_is_reported() {
         "the failure is logged: {}",
         bad.stderr()
     );
+}
+
+/// etcd whose clients must use TLS: a member given the CA that issued
+/// etcd's certificate (`ca:`; bare endpoints then mean https) connects and
+/// switches; one given another CA refuses the certificate and reads
+/// `disconnected` with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_over_tls_is_trusted_through_the_configured_ca_only() {
+    let ca = crate::support::tls::TestCa::new();
+    let leaf = ca.issue_files(&["127.0.0.1", "localhost"]);
+    let other = crate::support::tls::TestCa::new();
+    let cluster = EtcdCluster::start_tls(1, leaf.cert_path.clone(), leaf.key_path.clone()).await;
+    let (blue, green) = (
+        HttpUpstream::start("blue").await,
+        HttpUpstream::start("green").await,
+    );
+    let start = |ca_path: &std::path::Path| {
+        let ports = free_ports(2);
+        let yaml = fill_ports(
+            YAML,
+            &[
+                ("HTTP", ports[0]),
+                ("ADMIN", ports[1]),
+                ("BLUE", blue.port()),
+                ("GREEN", green.port()),
+                ("RED", green.port()),
+            ],
+        )
+        .replace("ETCD", &cluster.yaml_list())
+        .replace(
+            "  lease_ttl: 2s\n",
+            &format!("  lease_ttl: 2s\n  ca: \"{}\"\n", ca_path.display()),
+        );
+        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+        (yaml, http, admin)
+    };
+    let (yaml, http, admin) = start(&ca.ca_path());
+    let _good = ProxyProcess::start_ready(&yaml, &[http, admin])
+        .await
+        .expect("starts");
+    let (yaml, _, bad_admin) = start(&other.ca_path());
+    let _bad = ProxyProcess::start_ready(&yaml, &[bad_admin])
+        .await
+        .expect("starts");
+
+    let ok = wait_until_async(deadline_in(CONVERGE), || async {
+        cluster_view(admin).await["cluster"] == "connected"
+    })
+    .await;
+    assert!(ok, "{}", cluster_view(admin).await);
+    let r = switch(admin, "green").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ok = wait_until_async(deadline_in(CONVERGE), || async {
+        serving(http).await == "green"
+    })
+    .await;
+    assert!(ok, "the member that trusts etcd's CA switched");
+
+    let refused = wait_until_async(deadline_in(CONVERGE), || async {
+        let v = cluster_view(bad_admin).await;
+        v["cluster"] == "disconnected" && v["error"] != "not connected yet"
+    })
+    .await;
+    assert!(refused, "{}", cluster_view(bad_admin).await);
+    let why = cluster_view(bad_admin).await["error"].to_string();
+    assert!(
+        why.contains("certificate"),
+        "the reason names the certificate: {why}"
+    );
+    let r = switch(bad_admin, "green").await;
+    assert_eq!(r.status, 503, "{}", r.text());
 }

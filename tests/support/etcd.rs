@@ -20,6 +20,9 @@ struct Member {
     name: String,
     client: u16,
     peer: u16,
+    /// Plain-HTTP `/health` (etcd's metrics listener), so health is read
+    /// the same way when clients must use TLS.
+    metrics: u16,
     data: PathBuf,
     child: Option<Child>,
 }
@@ -29,6 +32,8 @@ pub struct EtcdCluster {
     dir: tempfile::TempDir,
     members: Vec<Member>,
     initial: String,
+    /// Client TLS: certificate and key files (clients then need https).
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 fn etcd_bin() -> PathBuf {
@@ -45,9 +50,19 @@ fn etcd_bin() -> PathBuf {
 impl EtcdCluster {
     /// Starts `n` members and waits until every one answers healthy.
     pub async fn start(n: usize) -> EtcdCluster {
+        EtcdCluster::start_with(n, None).await
+    }
+
+    /// [`EtcdCluster::start`] with client TLS (`cert`, `key`: PEM files for
+    /// 127.0.0.1); peers still talk plain HTTP on loopback.
+    pub async fn start_tls(n: usize, cert: PathBuf, key: PathBuf) -> EtcdCluster {
+        EtcdCluster::start_with(n, Some((cert, key))).await
+    }
+
+    async fn start_with(n: usize, tls: Option<(PathBuf, PathBuf)>) -> EtcdCluster {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            let mut c = EtcdCluster::spawn(n);
+            let mut c = EtcdCluster::spawn(n, tls.clone());
             if c.wait_healthy(START_TIMEOUT).await {
                 return c;
             }
@@ -57,14 +72,15 @@ impl EtcdCluster {
         panic!("etcd did not start in {START_ATTEMPTS} attempts; last log:\n{last}");
     }
 
-    fn spawn(n: usize) -> EtcdCluster {
+    fn spawn(n: usize, tls: Option<(PathBuf, PathBuf)>) -> EtcdCluster {
         let dir = tempfile::tempdir().expect("temporary directory for etcd");
-        let ports = free_ports(2 * n);
+        let ports = free_ports(3 * n);
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client: ports[2 * i],
-                peer: ports[2 * i + 1],
+                client: ports[3 * i],
+                peer: ports[3 * i + 1],
+                metrics: ports[3 * i + 2],
                 data: dir.path().join(format!("m{i}")),
                 child: None,
             })
@@ -78,6 +94,7 @@ impl EtcdCluster {
             dir,
             members,
             initial,
+            tls,
         };
         for i in 0..n {
             c.start_member(i);
@@ -93,9 +110,15 @@ impl EtcdCluster {
             .open(self.dir.path().join(format!("m{i}.log")))
             .expect("etcd log file");
         let m = &self.members[i];
-        let client = format!("http://127.0.0.1:{}", m.client);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
-        let child = Command::new(etcd_bin())
+        let metrics = format!("http://127.0.0.1:{}", m.metrics);
+        let mut cmd = Command::new(etcd_bin());
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
+        }
+        let child = cmd
             .args(["--name", &m.name, "--data-dir"])
             .arg(&m.data)
             .args([
@@ -110,6 +133,7 @@ impl EtcdCluster {
                 "--initial-advertise-peer-urls",
                 &peer,
             ])
+            .args(["--listen-metrics-urls", &metrics])
             .args(["--initial-cluster", &self.initial])
             .args(["--initial-cluster-token", "greenlight-test"])
             .args(["--initial-cluster-state", "new"])
@@ -160,13 +184,14 @@ impl EtcdCluster {
         format!("[{}]", self.endpoints().join(", "))
     }
 
-    /// Waits until every running member answers `/health` with true.
+    /// Waits until every running member answers `/health` with true (on
+    /// its plain metrics listener).
     pub async fn wait_healthy(&self, timeout: Duration) -> bool {
         let ports: Vec<u16> = self
             .members
             .iter()
             .filter(|m| m.child.is_some())
-            .map(|m| m.client)
+            .map(|m| m.metrics)
             .collect();
         wait_until_async(deadline_in(timeout), || {
             let ports = ports.clone();
