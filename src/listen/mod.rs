@@ -33,8 +33,20 @@ struct Listener {
 
 impl Listener {
     fn serves(&self, local: SocketAddr) -> bool {
-        self.addr == local || (self.addr.ip().is_unspecified() && self.addr.port() == local.port())
+        accepts(self.addr, local)
     }
+}
+
+/// Whether a socket bound to `bound` accepts connections to `local`: the
+/// same address, or the wildcard of the same family and port. `0.0.0.0:80`
+/// and `[::]:80` are two listeners (greenlight's `[::]` sockets are
+/// IPv6-only), so an IPv6 connection is never counted against, or given the
+/// settings of, the IPv4 wildcard.
+pub fn accepts(bound: SocketAddr, local: SocketAddr) -> bool {
+    bound == local
+        || (bound.ip().is_unspecified()
+            && bound.port() == local.port()
+            && bound.is_ipv4() == local.is_ipv4())
 }
 
 /// The pre-TLS hook of the proxy service's listeners.
@@ -92,5 +104,23 @@ impl PreTlsProcess for PreTls {
             Some(acme) if l.tls => acme.process(stream).await,
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod accepts_tests {
+    use super::accepts;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn a_wildcard_takes_its_own_family_only() {
+        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert!(accepts(a("0.0.0.0:80"), a("127.0.0.1:80")));
+        assert!(accepts(a("[::]:80"), a("[::1]:80")));
+        assert!(!accepts(a("0.0.0.0:80"), a("[::1]:80")));
+        assert!(!accepts(a("[::]:80"), a("127.0.0.1:80")));
+        assert!(!accepts(a("0.0.0.0:80"), a("127.0.0.1:81")));
+        assert!(accepts(a("127.0.0.1:80"), a("127.0.0.1:80")));
+        assert!(!accepts(a("127.0.0.1:80"), a("127.0.0.2:80")));
     }
 }

@@ -43,7 +43,7 @@ impl ListenerSlot {
     }
 
     fn serves(&self, local: SocketAddr) -> bool {
-        self.addr == local || (self.addr.ip().is_unspecified() && self.addr.port() == local.port())
+        crate::listen::accepts(self.addr, local)
     }
 }
 

@@ -51,11 +51,10 @@ impl ByListener {
 /// by: the one bound to exactly that address, else the wildcard one of the
 /// same family and port (`0.0.0.0:80` and `[::]:80` are two listeners).
 pub(crate) fn listener_at(addrs: &[SocketAddr], local: SocketAddr) -> Option<usize> {
-    addrs.iter().position(|a| *a == local).or_else(|| {
-        addrs.iter().position(|a| {
-            a.ip().is_unspecified() && a.port() == local.port() && a.is_ipv4() == local.is_ipv4()
-        })
-    })
+    addrs
+        .iter()
+        .position(|a| *a == local)
+        .or_else(|| addrs.iter().position(|a| crate::listen::accepts(*a, local)))
 }
 
 impl Router {
