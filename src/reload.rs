@@ -155,18 +155,27 @@ pub enum SwitchError {
     Apply(#[from] ApplyError),
 }
 
-/// Switches `upstream` to `pool`: check, rewrite `active:`, apply.
-pub async fn switch(
-    state: &StateHandle,
+impl Applied {
+    /// A switch to the pool already active: nothing changed.
+    pub fn unchanged(generation: u64) -> Applied {
+        Applied {
+            generation,
+            restart_needed: vec![],
+            already_active: true,
+        }
+    }
+}
+
+/// The upstream a switch names and its pool `pool`, or why not (the same
+/// for a switch of this proxy and of the fleet).
+pub(crate) fn switch_target(
+    snap: &crate::state::Snapshot,
     upstream: &str,
     pool: &str,
-    force: bool,
-) -> Result<Applied, SwitchError> {
-    let snap = state.load();
+) -> Result<(Arc<crate::upstream::Upstream>, Arc<crate::upstream::Pool>), SwitchError> {
     let up = snap
         .upstream(upstream)
-        .ok_or_else(|| SwitchError::UnknownUpstream(upstream.to_string()))?
-        .clone();
+        .ok_or_else(|| SwitchError::UnknownUpstream(upstream.to_string()))?;
     let target = up.pool(pool).ok_or_else(|| SwitchError::UnknownPool {
         upstream: upstream.to_string(),
         pool: pool.to_string(),
@@ -177,6 +186,18 @@ pub async fn switch(
             .collect::<Vec<_>>()
             .join(", "),
     })?;
+    Ok((up.clone(), target.clone()))
+}
+
+/// Switches `upstream` to `pool`: check, rewrite `active:`, apply.
+pub async fn switch(
+    state: &StateHandle,
+    upstream: &str,
+    pool: &str,
+    force: bool,
+) -> Result<Applied, SwitchError> {
+    let snap = state.load();
+    let (up, target) = switch_target(&snap, upstream, pool)?;
     let refused = |e: SwitchError| {
         state
             .metrics()
@@ -187,14 +208,12 @@ pub async fn switch(
         // Nothing to do: a new generation or a rewritten file would only
         // make a no-op look like a change (and wake every watcher of both).
         log::info!("upstream '{upstream}': pool '{pool}' is already active, nothing changed");
-        return Ok(Applied {
-            generation: snap.generation,
-            restart_needed: vec![],
-            already_active: true,
-        });
+        return Ok(Applied::unchanged(snap.generation));
     }
     if !force {
-        probe(upstream, target, &up.config).await.map_err(refused)?;
+        probe(upstream, &target, &up.config)
+            .await
+            .map_err(refused)?;
     }
     drop(snap);
     let mut writer = state.writer();

@@ -276,48 +276,16 @@ async fn etcd_authentication_is_used_and_a_wrong_password_is_reported() {
         HttpUpstream::start("blue").await,
         HttpUpstream::start("green").await,
     );
-    let start = |password: &'static str| {
-        let ports = free_ports(2);
-        let yaml = fill_ports(
-            YAML,
-            &[
-                ("HTTP", ports[0]),
-                ("ADMIN", ports[1]),
-                ("BLUE", blue.port()),
-                ("GREEN", green.port()),
-                ("RED", green.port()),
-            ],
-        )
-        .replace("ETCD", &cluster.yaml_list())
-        .replace(
-            "  lease_ttl: 2s\n",
-            &format!("  lease_ttl: 2s\n  username: greenlight\n  password: \"{password}\"\n"),
-        );
-        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-        let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        (yaml, http, admin)
-    };
-    let (yaml, http, admin) = start("fleet-pass");
-    let _good = ProxyProcess::start_ready(&yaml, &[http, admin])
-        .await
-        .expect("starts");
-    let (yaml, bad_http, bad_admin) = start("wrong-pass");
-    let bad = ProxyProcess::start_ready(&yaml, &[bad_http, bad_admin])
-        .await
-        .expect("starts");
-
-    let ok = wait_until_async(deadline_in(CONVERGE), || async {
-        cluster_view(admin).await["cluster"] == "connected"
-    })
+    let creds = |password: &str| format!("  username: greenlight\n  password: \"{password}\"\n");
+    let (_good, http, admin) = member_with(&cluster, &blue, &green, &creds("fleet-pass")).await;
+    let (bad, bad_http, bad_admin) =
+        member_with(&cluster, &blue, &green, &creds("wrong-pass")).await;
+    connects_and_switches(
+        http,
+        admin,
+        "the authenticated member applied its own switch",
+    )
     .await;
-    assert!(ok, "{}", cluster_view(admin).await);
-    let r = switch(admin, "green").await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let ok = wait_until_async(deadline_in(CONVERGE), || async {
-        serving(http).await == "green"
-    })
-    .await;
-    assert!(ok, "the authenticated member applied its own switch");
 
     // Its first attempt fails with etcd's reason.
     let told = wait_until_async(deadline_in(CONVERGE), || async {
@@ -355,48 +323,11 @@ async fn etcd_over_tls_is_trusted_through_the_configured_ca_only() {
         HttpUpstream::start("blue").await,
         HttpUpstream::start("green").await,
     );
-    let start = |ca_path: &std::path::Path| {
-        let ports = free_ports(2);
-        let yaml = fill_ports(
-            YAML,
-            &[
-                ("HTTP", ports[0]),
-                ("ADMIN", ports[1]),
-                ("BLUE", blue.port()),
-                ("GREEN", green.port()),
-                ("RED", green.port()),
-            ],
-        )
-        .replace("ETCD", &cluster.yaml_list())
-        .replace(
-            "  lease_ttl: 2s\n",
-            &format!("  lease_ttl: 2s\n  ca: \"{}\"\n", ca_path.display()),
-        );
-        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-        let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        (yaml, http, admin)
-    };
-    let (yaml, http, admin) = start(&ca.ca_path());
-    let _good = ProxyProcess::start_ready(&yaml, &[http, admin])
-        .await
-        .expect("starts");
-    let (yaml, _, bad_admin) = start(&other.ca_path());
-    let _bad = ProxyProcess::start_ready(&yaml, &[bad_admin])
-        .await
-        .expect("starts");
-
-    let ok = wait_until_async(deadline_in(CONVERGE), || async {
-        cluster_view(admin).await["cluster"] == "connected"
-    })
-    .await;
-    assert!(ok, "{}", cluster_view(admin).await);
-    let r = switch(admin, "green").await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let ok = wait_until_async(deadline_in(CONVERGE), || async {
-        serving(http).await == "green"
-    })
-    .await;
-    assert!(ok, "the member that trusts etcd's CA switched");
+    let ca_line = |path: std::path::PathBuf| format!("  ca: \"{}\"\n", path.display());
+    let (_good, http, admin) = member_with(&cluster, &blue, &green, &ca_line(ca.ca_path())).await;
+    let (_bad, _, bad_admin) =
+        member_with(&cluster, &blue, &green, &ca_line(other.ca_path())).await;
+    connects_and_switches(http, admin, "the member that trusts etcd's CA switched").await;
 
     let refused = wait_until_async(deadline_in(CONVERGE), || async {
         let v = cluster_view(bad_admin).await;
@@ -411,4 +342,53 @@ async fn etcd_over_tls_is_trusted_through_the_configured_ca_only() {
     );
     let r = switch(bad_admin, "green").await;
     assert_eq!(r.status, 503, "{}", r.text());
+}
+
+/// One member of `cluster` with `cluster_extra` added to its `cluster:`
+/// section (credentials, a CA), started and listening.
+async fn member_with(
+    cluster: &EtcdCluster,
+    blue: &HttpUpstream,
+    green: &HttpUpstream,
+    cluster_extra: &str,
+) -> (ProxyProcess, SocketAddr, SocketAddr) {
+    let ports = free_ports(2);
+    let yaml = fill_ports(
+        YAML,
+        &[
+            ("HTTP", ports[0]),
+            ("ADMIN", ports[1]),
+            ("BLUE", blue.port()),
+            ("GREEN", green.port()),
+            ("RED", green.port()),
+        ],
+    )
+    .replace("ETCD", &cluster.yaml_list())
+    .replace(
+        "  lease_ttl: 2s\n",
+        &format!("  lease_ttl: 2s\n{cluster_extra}"),
+    );
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
+        .await
+        .expect("starts");
+    (proxy, http, admin)
+}
+
+/// The member at `http`/`admin` connects to etcd and its switch to green
+/// is applied (`why`: which member, for the failure message).
+async fn connects_and_switches(http: SocketAddr, admin: SocketAddr, why: &str) {
+    let ok = wait_until_async(deadline_in(CONVERGE), || async {
+        cluster_view(admin).await["cluster"] == "connected"
+    })
+    .await;
+    assert!(ok, "{}", cluster_view(admin).await);
+    let r = switch(admin, "green").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ok = wait_until_async(deadline_in(CONVERGE), || async {
+        serving(http).await == "green"
+    })
+    .await;
+    assert!(ok, "{why}");
 }

@@ -71,31 +71,19 @@ pub async fn fleet_switch(
     force: bool,
 ) -> Result<FleetSwitched, FleetSwitchError> {
     let snap = state.load();
-    let up = snap
-        .upstream(upstream)
-        .ok_or_else(|| SwitchError::UnknownUpstream(upstream.to_string()))?
-        .clone();
-    let Some(target) = up.pool(pool) else {
-        return Err(SwitchError::UnknownPool {
-            upstream: upstream.to_string(),
-            pool: pool.to_string(),
-            known: up
-                .pools
-                .iter()
-                .map(|p| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
-        .into());
+    let (up, target) = reload::switch_target(&snap, upstream, pool)?;
+    // Every refusal is counted, as for a switch of one proxy.
+    let refused = || {
+        state
+            .metrics()
+            .switch(upstream, crate::metrics::SwitchResult::Refused)
     };
     let unavailable = |detail: String| FleetSwitchError::Unavailable {
         upstream: upstream.to_string(),
         detail,
     };
     let Some(mut client) = cluster.client() else {
-        state
-            .metrics()
-            .switch(upstream, crate::metrics::SwitchResult::Refused);
+        refused();
         return Err(unavailable(format!(
             "not connected: {}",
             cluster.last_error()
@@ -110,20 +98,14 @@ pub async fn fleet_switch(
             "upstream '{upstream}': pool '{pool}' is already active on the fleet, nothing changed"
         );
         return Ok(FleetSwitched {
-            applied: Applied {
-                generation: snap.generation,
-                restart_needed: vec![],
-                already_active: true,
-            },
+            applied: Applied::unchanged(snap.generation),
             revision: s.revision,
         });
     }
     if !force {
-        let checked = reload::probe(upstream, target, &up.config).await;
+        let checked = reload::probe(upstream, &target, &up.config).await;
         if let Err(e) = checked {
-            state
-                .metrics()
-                .switch(upstream, crate::metrics::SwitchResult::Refused);
+            refused();
             return Err(e.into());
         }
     }
@@ -148,18 +130,14 @@ pub async fn fleet_switch(
     let resp = match timed("switch transaction", client.txn(txn)).await {
         Ok(r) => r,
         Err(e) => {
-            state
-                .metrics()
-                .switch(upstream, crate::metrics::SwitchResult::Refused);
+            refused();
             log::warn!("cluster: switch of '{upstream}' to '{pool}' refused: {e}");
             return Err(unavailable(e));
         }
     };
     let written_at = SystemTime::now();
     if !resp.succeeded() {
-        state
-            .metrics()
-            .switch(upstream, crate::metrics::SwitchResult::Refused);
+        refused();
         let (now, revision) = resp
             .op_responses()
             .into_iter()
