@@ -154,12 +154,18 @@ fn reference(s: &str) -> Option<(&str, Option<&str>, usize)> {
         Some((n, d)) => (n, Some(d)),
         None => (inner, None),
     };
+    is_name(name).then_some((name, default, 2 + close + 1))
+}
+
+/// An environment variable name greenlight reads: `[A-Z_][A-Z0-9_]*` (upper
+/// case keeps it apart from template variables; the importer uses the same
+/// rule to tell an envsubst reference from an nginx variable).
+pub fn is_name(name: &str) -> bool {
     let mut bytes = name.bytes();
-    let first_ok = bytes
+    bytes
         .next()
-        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_');
-    let ok = first_ok && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    ok.then_some((name, default, 2 + close + 1))
+        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Byte offset where a YAML comment starts on `line` (its length if none):

@@ -16,11 +16,8 @@ fn reference(s: &str) -> Option<(&str, usize)> {
     let body = s.strip_prefix("${")?;
     let end = body.find('}')?;
     let name = &body[..end];
-    let mut bytes = name.bytes();
-    let first = bytes.next()?;
-    let upper = (first.is_ascii_uppercase() || first == b'_')
-        && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        && name.bytes().any(|b| b.is_ascii_uppercase());
+    // At least one letter: `${_}` is not an envsubst name anyone writes.
+    let upper = crate::config::env::is_name(name) && name.bytes().any(|b| b.is_ascii_uppercase());
     upper.then_some((name, 2 + end + 1))
 }
 
