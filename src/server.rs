@@ -13,7 +13,7 @@ use crate::acme::listener::AcmeTlsAlpn;
 use crate::acme::{AcmeService, AcmeSite, InstallFn};
 use crate::admin::AdminApi;
 use crate::config::ConfigSource;
-use crate::config::model::{HostPattern, TlsSource};
+use crate::config::model::TlsSource;
 use crate::lifecycle::Signals;
 use crate::proxy::GreenlightProxy;
 use crate::proxy::connections::{CountedApp, ListenerSlot};
@@ -288,11 +288,7 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
             .filter(|s| s.tls == Some(TlsSource::Acme))
             .map(|s| AcmeSite {
                 name: s.name.clone(),
-                names: if s.acme_names.is_empty() {
-                    s.hosts.iter().filter_map(HostPattern::cert_name).collect()
-                } else {
-                    s.acme_names.clone()
-                },
+                names: s.acme_cert_names(),
             })
             .collect();
         let for_install = state.clone();

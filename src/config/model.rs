@@ -476,6 +476,21 @@ pub struct ServerConfig {
     pub fail_timeout: Option<std::time::Duration>,
 }
 
+impl SiteConfig {
+    /// The names an ACME (or stand-in self-signed) certificate of this site
+    /// carries: `tls: {acme: [names]}`'s, else its exact hosts.
+    pub fn acme_cert_names(&self) -> Vec<String> {
+        if self.acme_names.is_empty() {
+            self.hosts
+                .iter()
+                .filter_map(HostPattern::cert_name)
+                .collect()
+        } else {
+            self.acme_names.clone()
+        }
+    }
+}
+
 impl ServerConfig {
     /// The host part of the label as written (`app.internal`, `127.0.0.1`,
     /// `::1` without brackets): the default TLS server name.

@@ -89,15 +89,7 @@ pub fn build_cert_map(
             TlsSource::Acme => match acme.get(&site.name) {
                 Some(c) => Ok(c.clone()),
                 None if generate => {
-                    let names: Vec<String> = if site.acme_names.is_empty() {
-                        site.hosts
-                            .iter()
-                            .filter_map(HostPattern::cert_name)
-                            .collect()
-                    } else {
-                        site.acme_names.clone()
-                    };
-                    ensure_self_signed(&config.certs_dir, &site.name, &names)
+                    ensure_self_signed(&config.certs_dir, &site.name, &site.acme_cert_names())
                 }
                 None => continue,
             },
