@@ -22,6 +22,7 @@ pub mod listen;
 pub mod logging;
 pub mod memtrim;
 pub mod metrics;
+pub mod mp4;
 pub mod nginx;
 pub mod plan;
 pub mod proxy;

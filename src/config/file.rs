@@ -493,6 +493,8 @@ pub struct FileFiles {
     pub try_files: Option<Spanned<Vec<Spanned<String>>>>,
     /// List a directory without index file (nginx `autoindex on`).
     pub autoindex: Option<Spanned<bool>>,
+    /// MP4 pseudo-streaming, `?start=`/`?end=` (nginx `mp4`).
+    pub mp4: Option<Spanned<super::file_mp4::FileMp4>>,
 }
 
 /// `checks[]`: a condition and the answer it gives.

@@ -14,6 +14,7 @@ pub mod file_client_auth;
 pub mod file_cluster;
 pub mod file_compress;
 pub mod file_limits;
+pub mod file_mp4;
 pub mod file_proxy_redirect;
 pub mod model;
 pub mod validate;
@@ -35,7 +36,7 @@ mod validate_proxy_redirect;
 mod validate_site;
 mod validate_steps;
 mod validate_upstream;
-mod values;
+pub(crate) mod values;
 
 use diag::{Diagnostic, Diagnostics, Origin, Pos};
 pub use model::Config;

@@ -5,9 +5,11 @@
 //! after greenlight starts (a missing file is a 404 then, as in nginx).
 
 use super::diag::Diagnostics;
-use super::file::FileFiles;
+use super::file::{FileFiles, Scalar};
+use super::file_mp4::{FileMp4, KEYS};
 use super::validate::pos;
 use super::validate_steps::template;
+use super::values::{closest, parse_size};
 use crate::plan::files::{Base, Fallback, Files, NamedRoute, TryFiles};
 use crate::plan::location::Location;
 use crate::plan::template::Scope;
@@ -140,7 +142,41 @@ pub(super) fn files(
         index,
         try_files,
         autoindex: v.autoindex.as_ref().is_some_and(|a| a.value),
+        mp4: v.mp4.as_ref().and_then(|m| mp4(m, ds)),
     })
+}
+
+/// `files.mp4`: nginx's defaults, changed by the map form.
+fn mp4(m: &Spanned<FileMp4>, ds: &mut Diagnostics) -> Option<crate::mp4::Options> {
+    let v = &m.value;
+    if v.switch == Some(false) {
+        return None;
+    }
+    let mut out = crate::mp4::Options::default();
+    for u in &v.unknown {
+        let fix = match closest(&u.value, KEYS.iter().copied()) {
+            Some(k) => format!("did you mean `{k}`?"),
+            None => format!("known keys: {}", KEYS.join(", ")),
+        };
+        ds.error(pos(u), format!("unknown key '{}' in `mp4`", u.value), fix);
+    }
+    let size = |s: &Option<Spanned<Scalar>>, into: &mut u64, ds: &mut Diagnostics| {
+        let Some(s) = s else { return };
+        match parse_size(&s.value.0) {
+            Some(n) if n > 0 => *into = n,
+            _ => ds.error(
+                pos(s),
+                format!("'{}' is not a size", s.value.0),
+                "write bytes with an optional unit: `512k`, `10m`",
+            ),
+        }
+    };
+    size(&v.buffer_size, &mut out.buffer_size, ds);
+    size(&v.max_buffer_size, &mut out.max_buffer_size, ds);
+    if let Some(k) = &v.start_key_frame {
+        out.start_key_frame = k.value;
+    }
+    Some(out)
 }
 
 /// Links every `try_files … @name` of a site's files routes to the route

@@ -130,6 +130,22 @@ fn files(f: &FilesDef) -> String {
     if f.autoindex {
         s.push_str(", autoindex: true");
     }
+    if let Some(m) = &f.mp4 {
+        let mut opts = Vec::new();
+        if let Some(b) = &m.buffer_size {
+            opts.push(format!("buffer_size: {}", quoted(b)));
+        }
+        if let Some(b) = &m.max_buffer_size {
+            opts.push(format!("max_buffer_size: {}", quoted(b)));
+        }
+        if m.start_key_frame {
+            opts.push("start_key_frame: true".to_string());
+        }
+        match opts.is_empty() {
+            true => s.push_str(", mp4: true"),
+            false => s.push_str(&format!(", mp4: {{{}}}", opts.join(", "))),
+        }
+    }
     s.push('}');
     s
 }

@@ -33,6 +33,19 @@ pub(crate) struct FilesDef {
     pub autoindex: bool,
     /// `expires` (nginx's value, checked by greenlight's parser).
     pub expires: Option<String>,
+    /// `mp4` in the location, with the `mp4_*` settings in force.
+    pub mp4: Option<Mp4Def>,
+}
+
+/// `mp4` and its settings, as greenlight writes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Mp4Def {
+    /// `mp4_buffer_size`.
+    pub buffer_size: Option<String>,
+    /// `mp4_max_buffer_size`.
+    pub max_buffer_size: Option<String>,
+    /// `mp4_start_key_frame on`.
+    pub start_key_frame: bool,
 }
 
 /// `expires` and `autoindex` in force at a level (inherited like `root`).
@@ -44,6 +57,20 @@ pub(crate) struct FilesInherit<'a> {
     pub autoindex: Option<&'a Directive>,
     /// `charset NAME` in force (`None` also for `charset off`).
     pub charset: Option<String>,
+    /// `mp4` of this very location (nginx does not inherit it).
+    pub mp4: Option<&'a Directive>,
+    /// `mp4_buffer_size`, `mp4_max_buffer_size`, `mp4_start_key_frame` in force.
+    pub mp4_settings: Mp4Def,
+}
+
+impl FilesInherit<'_> {
+    /// The settings a nested block starts with: `mp4` is the location's own.
+    pub fn child(&self) -> Self {
+        FilesInherit {
+            mp4: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// Takes `expires`, `charset`, `autoindex` and `autoindex_*` at any level; false for
@@ -67,6 +94,24 @@ pub(crate) fn record<'a>(ctx: &mut Ctx<'a>, d: &'a Directive, inh: &mut FilesInh
                 Ok(c) => inh.charset = c.map(|c| c.name().to_string()),
                 Err(why) => ctx.warn(d, format!("'{}': {why}; not converted", shown(d))),
             }
+            true
+        }
+        "mp4" => {
+            inh.mp4 = Some(d);
+            true
+        }
+        "mp4_buffer_size" | "mp4_max_buffer_size" => {
+            if crate::config::values::parse_size(d.arg0()).is_none_or(|n| n == 0) {
+                ctx.warn(d, format!("'{}': not a size; not converted", shown(d)));
+            } else if d.name == "mp4_buffer_size" {
+                inh.mp4_settings.buffer_size = Some(d.arg0().to_string());
+            } else {
+                inh.mp4_settings.max_buffer_size = Some(d.arg0().to_string());
+            }
+            true
+        }
+        "mp4_start_key_frame" => {
+            inh.mp4_settings.start_key_frame = d.arg0() == "on";
             true
         }
         "autoindex_exact_size" | "autoindex_format" | "autoindex_localtime" => {
@@ -146,6 +191,7 @@ pub(crate) fn files_of(
             .as_ref()
             .map(|(_, v)| v.clone())
             .filter(|v| v != "off"),
+        mp4: inh.mp4.map(|_| inh.mp4_settings.clone()),
     };
     match (alias, root) {
         (Some(a), _) => {

@@ -119,6 +119,7 @@ impl<'a> Inherit<'a> {
         c.rate = self.rate.child();
         c.access = self.access.child();
         c.redirects = self.redirects.child();
+        c.files = self.files.child();
         c
     }
 }

@@ -231,6 +231,16 @@ pub(crate) const TABLE: &[Entry] = &[
     ),
     e(
         &[
+            "mp4",
+            "mp4_buffer_size",
+            "mp4_max_buffer_size",
+            "mp4_start_key_frame",
+        ],
+        Step,
+        "`mp4` in a location that serves files → `files: {mp4: true}`: MP4 pseudo-streaming, `?start=SECONDS` and `&end=SECONDS` answer the part of the video between them, cut as nginx's module cuts it (the same bytes); `mp4_buffer_size`, `mp4_max_buffer_size` and `mp4_start_key_frame on` in force → `mp4: {buffer_size, max_buffer_size, start_key_frame}`",
+    ),
+    e(
+        &[
             "autoindex_exact_size",
             "autoindex_format",
             "autoindex_localtime",
@@ -469,7 +479,6 @@ pub(crate) const TABLE: &[Entry] = &[
             "etag",
             "if_modified_since",
             "random_index",
-            "mp4*",
             "flv",
         ],
         Warning,

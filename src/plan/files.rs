@@ -86,6 +86,8 @@ pub struct Files {
     /// nginx `autoindex on`: a directory without index file is listed
     /// (else 403).
     pub autoindex: bool,
+    /// MP4 pseudo-streaming (`?start=`, `?end=`, nginx `mp4`).
+    pub mp4: Option<crate::mp4::Options>,
 }
 
 impl Files {
@@ -165,6 +167,7 @@ mod tests {
             index: vec!["index.html".into()].into(),
             try_files: None,
             autoindex: false,
+            mp4: None,
         }
     }
 

@@ -183,7 +183,7 @@ fn proxy_host(label: &str) -> &str {
         .unwrap_or(label)
 }
 
-fn query_arg<'s>(args: &'s str, name: &str) -> Option<&'s str> {
+pub(crate) fn query_arg<'s>(args: &'s str, name: &str) -> Option<&'s str> {
     args.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         // nginx compares argument names case-insensitively.

@@ -20,7 +20,7 @@ use super::RequestCtx;
 use crate::plan::files::{Fallback, Files};
 use crate::plan::vars::VarCx;
 use bytes::Bytes;
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use http_body_util::BodyExt;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
@@ -64,11 +64,17 @@ pub(super) struct Opened {
     path: PathBuf,
     file: File,
     meta: std::fs::Metadata,
+    /// On an `mp4` route: its options, and the interval the query asks for.
+    mp4: Option<(crate::mp4::Options, Option<crate::mp4::Interval>)>,
 }
 
-/// One opened file as `http_serve` sees it.
+/// One answer from a file as `http_serve` sees it: `head` (bytes built in
+/// memory: the new boxes of a cut MP4; usually empty) then the file's bytes
+/// from offset `at`, `len` bytes in all.
 struct Entity {
     file: Arc<File>,
+    head: Bytes,
+    at: u64,
     len: u64,
     mtime: SystemTime,
     content_type: http::HeaderValue,
@@ -86,38 +92,17 @@ impl http_serve::Entity for Entity {
         &self,
         range: std::ops::Range<u64>,
     ) -> Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send + Sync>> {
-        let file = Arc::clone(&self.file);
-        Box::pin(stream::unfold((range, file), |(left, file)| async move {
-            if left.start >= left.end {
-                return None;
-            }
-            let n = (left.end - left.start).min(CHUNK) as usize;
-            let f = Arc::clone(&file);
-            let at = left.start;
-            let read_chunk = move || {
-                let mut buf = vec![0u8; n];
-                let got = f.read_at(&mut buf, at)?;
-                buf.truncate(got);
-                Ok::<_, std::io::Error>(buf)
-            };
-            let read = if n as u64 <= INLINE {
-                Ok(read_chunk())
-            } else {
-                tokio::task::spawn_blocking(read_chunk).await
-            };
-            let item = match read {
-                Ok(Ok(buf)) if !buf.is_empty() => buf,
-                Ok(Ok(_)) => {
-                    // The file shrank while being sent: end the body short
-                    // (the client sees a truncated response, not a hang).
-                    return Some((Err("file shorter than when opened".into()), (at..at, file)));
-                }
-                Ok(Err(e)) => return Some((Err(e.into()), (at..at, file))),
-                Err(e) => return Some((Err(e.into()), (at..at, file))),
-            };
-            let next = at + item.len() as u64..left.end;
-            Some((Ok(Bytes::from(item)), (next, file)))
-        }))
+        let head_len = self.head.len() as u64;
+        let in_file = self.at + range.start.max(head_len) - head_len
+            ..self.at + range.end.max(head_len) - head_len;
+        let file = file_chunks(Arc::clone(&self.file), in_file);
+        if range.start >= head_len {
+            return file;
+        }
+        let from_head = self
+            .head
+            .slice(range.start as usize..range.end.min(head_len) as usize);
+        Box::pin(stream::iter([Ok(from_head)]).chain(file))
     }
 
     fn add_headers(&self, h: &mut http::HeaderMap) {
@@ -135,6 +120,44 @@ impl http_serve::Entity for Entity {
     fn last_modified(&self) -> Option<SystemTime> {
         Some(self.mtime)
     }
+}
+
+/// The file's bytes `range`, read in [`CHUNK`]s as the body is taken.
+fn file_chunks(
+    file: Arc<File>,
+    range: std::ops::Range<u64>,
+) -> Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send + Sync>> {
+    Box::pin(stream::unfold((range, file), |(left, file)| async move {
+        if left.start >= left.end {
+            return None;
+        }
+        let n = (left.end - left.start).min(CHUNK) as usize;
+        let f = Arc::clone(&file);
+        let at = left.start;
+        let read_chunk = move || {
+            let mut buf = vec![0u8; n];
+            let got = f.read_at(&mut buf, at)?;
+            buf.truncate(got);
+            Ok::<_, std::io::Error>(buf)
+        };
+        let read = if n as u64 <= INLINE {
+            Ok(read_chunk())
+        } else {
+            tokio::task::spawn_blocking(read_chunk).await
+        };
+        let item = match read {
+            Ok(Ok(buf)) if !buf.is_empty() => buf,
+            Ok(Ok(_)) => {
+                // The file shrank while being sent: end the body short
+                // (the client sees a truncated response, not a hang).
+                return Some((Err("file shorter than when opened".into()), (at..at, file)));
+            }
+            Ok(Err(e)) => return Some((Err(e.into()), (at..at, file))),
+            Err(e) => return Some((Err(e.into()), (at..at, file))),
+        };
+        let next = at + item.len() as u64..left.end;
+        Some((Ok(Bytes::from(item)), (next, file)))
+    }))
 }
 
 /// Opens `path` if it is a regular file inside `root` (symlinks resolved);
@@ -166,7 +189,12 @@ pub(super) fn open_inside(
 }
 
 fn opened(path: PathBuf, file: File, meta: std::fs::Metadata) -> Box<Opened> {
-    Box::new(Opened { path, file, meta })
+    Box::new(Opened {
+        path,
+        file,
+        meta,
+        mp4: None,
+    })
 }
 
 fn is_missing(e: &std::io::Error) -> bool {
@@ -300,7 +328,14 @@ pub(super) fn find(files: &Files, cx: &VarCx<'_>) -> Outcome {
         Ok(Found::Named(route)) => Outcome::Named(route),
         Ok(Found::Internal(uri)) => Outcome::Internal(uri),
         Ok(_) if !read => Outcome::Status(405),
-        Ok(Found::File(o)) => Outcome::File(o),
+        Ok(Found::File(mut o)) => {
+            // nginx's mp4 handler serves whatever file the lookup found
+            // (an index file too), cut when the query asks for it.
+            o.mp4 = files
+                .mp4
+                .map(|opts| (opts, cx.args.and_then(crate::mp4::interval)));
+            Outcome::File(o)
+        }
         Ok(Found::Listing(page)) => Outcome::Listing(page),
         Ok(Found::AddSlash) => {
             let mut to = format!("{}/", cx.uri);
@@ -356,7 +391,12 @@ pub(super) async fn send(
     ctx: &RequestCtx,
     outcome: Outcome,
 ) -> Result<bool> {
-    let Opened { path, file, meta } = match outcome {
+    let Opened {
+        path,
+        file,
+        meta,
+        mp4,
+    } = match outcome {
         Outcome::File(o) => *o,
         Outcome::Redirect(to) => {
             let body = format!("301 Moved Permanently: {to}\n");
@@ -378,8 +418,13 @@ pub(super) async fn send(
             return super::respond(session, ctx, code, body, &[], false).await;
         }
     };
-    // A precompressed sibling keeps the original's type (`compress::sibling`).
-    let (coding, file, meta) = match super::compress::sibling(session, ctx, &path) {
+    // A precompressed sibling keeps the original's type (`compress::sibling`);
+    // nginx's mp4 handler sends no sibling.
+    let sibling = match mp4 {
+        Some(_) => Ok(None),
+        None => super::compress::sibling(session, ctx, &path),
+    };
+    let (coding, file, meta) = match sibling {
         Ok(Some((c, f, m))) => (Some(c), f, m),
         Ok(None) => (None, file, meta),
         Err(e) => {
@@ -392,9 +437,35 @@ pub(super) async fn send(
         http::HeaderValue::from_static,
     );
     let file = Arc::new(file);
-    let len = meta.len();
+    let mut len = meta.len();
+    let (mut head, mut at) = (Bytes::new(), 0);
+    if let Some((opts, Some(interval))) = mp4 {
+        let f = Arc::clone(&file);
+        let cut = tokio::task::spawn_blocking(move || crate::mp4::cut(&f, len, interval, &opts))
+            .await
+            .map_err(|e| Error::because(ErrorType::InternalError, "mp4 cut", e))?;
+        match cut {
+            Ok(None) => {}
+            Ok(Some(cut)) => {
+                len = cut.len();
+                at = cut.data.start;
+                head = Bytes::from(cut.head);
+            }
+            Err(e) => {
+                log::error!("files: {}: {e}", path.display());
+                let body = super::answers::plain_status(500);
+                return super::respond(session, ctx, 500, body, &[], false).await;
+            }
+        }
+    }
+    // A cut MP4 answers one range at most (nginx's `single_range`): a
+    // request for several gets the whole answer.
+    let one_range_only = !head.is_empty();
+    let head_len = head.len() as u64;
     let entity = Entity {
         file: Arc::clone(&file),
+        head,
+        at,
         len,
         // Whole seconds, as Last-Modified carries them: else a file's own
         // date in If-Modified-Since reads as older than the file (200, not 304).
@@ -410,6 +481,9 @@ pub(super) async fn send(
     let method = session.req_header().method.clone();
     let mut req = http::Request::builder().method(method.clone());
     for (k, v) in session.req_header().headers.iter() {
+        if one_range_only && k == http::header::RANGE && v.as_bytes().contains(&b',') {
+            continue;
+        }
         req = req.header(k, v);
     }
     let req = req
@@ -445,12 +519,13 @@ pub(super) async fn send(
     // Plain HTTP/1: the kernel sends a larger body (nginx's `sendfile on`).
     if let Some(range) = range
         && encoder.is_none()
+        && range.start >= head_len
         && range.end - range.start > INLINE
         && let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream_mut()
         && h1.can_write_body_file()
     {
         let n = (range.end - range.start) as usize;
-        h1.write_body_file(&file, range.start, n)
+        h1.write_body_file(&file, at + range.start - head_len, n)
             .await
             .map_err(|e| e.into_down())?;
         session
