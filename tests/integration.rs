@@ -28,6 +28,7 @@ mod env_refs;
 mod exchange;
 mod files;
 mod files_more;
+mod files_mp4;
 mod files_send;
 mod fixture;
 mod grafana;

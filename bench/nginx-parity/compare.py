@@ -9,6 +9,7 @@ numbers of the run are mapped back to the config's own before comparing.
 Four kinds of difference are intended (greenlight's design, counted equal
 and reported by name unless --strict): see INTENDED.
 """
+import hashlib
 import re
 
 FORWARDED = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip")
@@ -113,7 +114,7 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
         listing = probe.static and probe.path.endswith("/") and \
             b"Index of" in a["body"] and b"Index of" in b["body"]
         if not listing:  # a listing's layout is each server's own
-            diff("body", a["body"].decode("utf-8", "replace"), b["body"].decode("utf-8", "replace"))
+            diff("body", _body(a["body"]), _body(b["body"]))
         if probe.static:
             diff("Content-Type", _type(a), _type(b))
         else:
@@ -121,6 +122,15 @@ def compare(probe, a, b, norm_a, norm_b, add_names, set_names, strict):
     if probe.static and not sa and not sb:
         _static(a, b, diff)
     return diffs, intended
+
+
+def _body(raw):
+    """The body as text, or (not UTF-8: a video, an image) its length and
+    digest, so binary bodies compare byte for byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 def _type(r):

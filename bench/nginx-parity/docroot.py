@@ -9,6 +9,7 @@ sides answer 404 (or nginx 500), which compares nothing.
 """
 import os
 
+import mp4gen
 from nginxconf import quote, unquote, servers
 
 # What every served directory holds (names no real site uses).
@@ -54,7 +55,12 @@ def _location(d):
     return "", p
 
 
-def _fill(base, exact_file=False):
+class Mp4Prefix(str):
+    """A URL prefix served by a location with `mp4`: probes.py adds the
+    `?start=`/`&end=` probes there."""
+
+
+def _fill(base, exact_file=False, mp4=False):
     if "$" in base:
         return  # a variable part: nothing known to fill
     if exact_file:
@@ -64,7 +70,7 @@ def _fill(base, exact_file=False):
         os.utime(base, (MTIME, MTIME))
         return
     pages = {page.lstrip("/"): PAGE for page in _pages}
-    for rel, data in {**pages, **FILES}.items():
+    for rel, data in {**pages, **FILES, **(mp4gen.FILES if mp4 else {})}.items():
         p = os.path.join(base, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "wb") as fh:
@@ -105,17 +111,19 @@ def rewrite_roots(main, docroot, notes):
                 root = own_root or inherited_root
                 proxies = any(c.name.endswith("_pass") or c.name == "return" for c in d.block)
                 literal = mod in ("", "^~") and pat.startswith("/")
+                mp4 = any(c.name == "mp4" for c in d.block)
+                prefix = Mp4Prefix(pat) if mp4 else pat
                 if alias and mod == "=" and not alias.endswith("/"):
                     _fill(alias, exact_file=True)
                 elif alias and literal:
-                    _fill(alias)
+                    _fill(alias, mp4=mp4)
                     if pat.endswith("/") and not proxies:
-                        prefixes.append(pat)
+                        prefixes.append(prefix)
                 elif root:
                     if literal:
-                        _fill(root.rstrip("/") + (pat if pat.endswith("/") else os.path.dirname(pat) + "/"))
+                        _fill(root.rstrip("/") + (pat if pat.endswith("/") else os.path.dirname(pat) + "/"), mp4=mp4)
                         if pat.endswith("/") and not proxies:
-                            prefixes.append(pat)
+                            prefixes.append(prefix)
                     _fill(root)
                 visit(d.block, root)
 

@@ -11,6 +11,7 @@ upgrade on each location path.
 import re
 from collections import namedtuple
 
+from docroot import Mp4Prefix
 from nginxconf import walk, servers, server_names, locations
 from rewrite import listen_port
 
@@ -303,6 +304,34 @@ def static_probes(port, tls, host, prefixes):
                       (("Accept-Encoding", "gzip"),)):
             out.append(Probe(port, tls, host, f, False, extra=extra, static=True))
         out.append(Probe(port, tls, host, f, False, method="HEAD", static=True))
+        if isinstance(pre, Mp4Prefix):
+            out += mp4_probes(port, tls, host, pre)
+    return out
+
+
+# `?start=`/`&end=` on the mp4gen files (docroot.py): whole files, cuts at
+# sample and chunk boundaries and inside chunks, between key frames (a
+# location with mp4_start_key_frame then adds an edit list), a start past
+# the end (500),
+# arguments that are not times, a range of a cut answer, several ranges
+# (nginx answers those with the whole cut), HEAD.
+MP4_QUERIES = ("", "?start=0", "?start=2", "?start=1.3&end=3.9", "?end=2.5", "?start=2.0001",
+               "?start=7.77&end=9", "?start=2.3", "?start=5.5&end=8", "?start=99", "?start=abc",
+               "?start=3&end=1", "?START=1.5&x=1")
+
+
+def mp4_probes(port, tls, host, pre):
+    out = []
+    for q in MP4_QUERIES:
+        out.append(Probe(port, tls, host, pre + "parity.mp4" + q, False, static=True))
+    for name in ("parity-late.mp4", "parity-co64.mp4"):
+        for q in ("", "?start=0", "?start=2.5&end=4"):
+            out.append(Probe(port, tls, host, pre + name + q, False, static=True))
+    cut = pre + "parity.mp4?start=2"
+    for extra in ((("Range", "bytes=0-99"),), (("Range", "bytes=6000-"),),
+                  (("Range", "bytes=0-9,20-29"),), (("If-None-Match", "@etag"),)):
+        out.append(Probe(port, tls, host, cut, False, extra=extra, static=True))
+    out.append(Probe(port, tls, host, cut, False, method="HEAD", static=True))
     return out
 
 

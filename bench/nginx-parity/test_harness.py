@@ -231,6 +231,37 @@ server {
             self.assertIn(("/parity.txt", (), "HEAD"), static)
             self.assertFalse(any(p.path.startswith("/api/parity") for p in plan))
 
+    def test_an_mp4_location_gets_the_videos_and_the_cut_probes(self):
+        import tempfile
+        conf = "server { listen 80; server_name v.test; root /srv/v; location /videos/ { mp4; } " \
+               "location /plain/ { } }"
+        main, _ = nginxconf.as_main(nginxconf.parse(conf))
+        with tempfile.TemporaryDirectory() as tmp:
+            served = docroot.rewrite_roots(main, tmp, [])
+            self.assertTrue(os.path.isfile(os.path.join(tmp, "srv/v/videos/parity.mp4")))
+            self.assertFalse(os.path.exists(os.path.join(tmp, "srv/v/plain/parity.mp4")))
+            plan = probes.plan(main, [], served)
+            paths = {p.path for p in plan if p.static}
+            self.assertIn("/videos/parity.mp4?start=1.3&end=3.9", paths)
+            self.assertIn("/videos/parity-late.mp4?start=0", paths)
+            self.assertFalse(any(p.startswith("/plain/parity") and "mp4" in p for p in paths))
+
+    def test_the_synthetic_mp4_is_the_same_every_time_and_has_its_boxes(self):
+        import mp4gen
+        a, b = mp4gen.synthetic(), mp4gen.synthetic()
+        self.assertEqual(a, b)
+        self.assertEqual(a[4:8], b"ftyp")
+        for box in (b"moov", b"mdat", b"stss", b"ctts", b"stsc", b"stco"):
+            self.assertIn(box, a)
+        self.assertIn(b"co64", mp4gen.synthetic(audio=0, co64=True))
+        self.assertLess(len(a), 1 << 16, "the client reads bodies up to 64 KiB")
+        late = mp4gen.synthetic(moov_first=False)
+        self.assertLess(late.index(b"mdat"), late.index(b"moov"))
+
+    def test_binary_bodies_compare_by_digest(self):
+        self.assertEqual(compare._body(b"text"), "text")
+        self.assertNotEqual(compare._body(b"\xff\x00"), compare._body(b"\xff\x01"))
+
     def test_static_headers_are_compared_and_encoding_only_when_both_compress(self):
         p = probes.Probe(80, False, "s.test", "/parity.txt", False, static=True)
         ident = lambda s: s  # noqa: E731
