@@ -58,6 +58,7 @@ pub(super) fn files(
             Base::Alias {
                 dir: dir(a, ds)?,
                 prefix_len: prefix,
+                slash: a.value.trim().ends_with('/'),
             }
         }
         _ => {

@@ -25,6 +25,9 @@ pub enum Base {
         dir: PathBuf,
         /// Length of the route's literal prefix.
         prefix_len: usize,
+        /// The alias was written with a trailing `/`: a `try_files` name
+        /// without a leading `/` (`index.html`) is then a file inside it.
+        slash: bool,
     },
     /// nginx `alias` with captures on a regex route: the file is the
     /// alias with the captures put in ([`super::alias`]).
@@ -123,8 +126,17 @@ impl Files {
     }
 
     /// The file system path for request path `path` (raw, percent-encoded).
+    ///
+    /// A `try_files` name without a leading `/` is, in nginx, glued to the
+    /// directory as written: under an alias ending in `/` a file inside it
+    /// (`index.html` next to the app), else (a root, whose trailing `/`
+    /// nginx drops, or an alias without one) a sibling of the directory,
+    /// which greenlight never serves.
     pub fn map(&self, path: &str) -> Result<PathBuf, Refused> {
+        let relative = !path.starts_with('/');
         let rest = match &self.base {
+            Base::Alias { slash: true, .. } if relative => path,
+            Base::Root(_) | Base::Alias { .. } if relative => return Err(Refused),
             Base::Root(_) => path,
             Base::Alias { prefix_len, .. } => path.get(*prefix_len..).unwrap_or(""),
             // Its path comes from the captures (`map_request`); a request
@@ -179,6 +191,7 @@ mod tests {
             base: Base::Alias {
                 dir: "/srv/static/".into(),
                 prefix_len: "/static/".len(),
+                slash: true,
             },
             ..root()
         };
@@ -186,6 +199,20 @@ mod tests {
             alias.map("/static/img/x.png"),
             Ok("/srv/static/img/x.png".into())
         );
+        // A try_files name without `/`: inside an alias written with a
+        // trailing `/`; nginx's sibling of the directory otherwise (refused).
+        assert_eq!(alias.map("index.html"), Ok("/srv/static/index.html".into()));
+        assert_eq!(alias.map("../x"), Err(Refused));
+        let bare = Files {
+            base: Base::Alias {
+                dir: "/srv/static".into(),
+                prefix_len: "/static".len(),
+                slash: false,
+            },
+            ..root()
+        };
+        assert_eq!(bare.map("index.html"), Err(Refused));
+        assert_eq!(root().map("index.html"), Err(Refused));
         assert_eq!(
             root().map("/.well-known/security.txt"),
             Ok("/srv/www/.well-known/security.txt".into())

@@ -140,7 +140,7 @@ fn date(t: SystemTime) -> String {
 }
 
 /// Escapes text for HTML content and attributes.
-fn html(s: &str) -> String {
+pub(super) fn html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

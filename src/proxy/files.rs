@@ -399,8 +399,14 @@ pub(super) async fn send(
     } = match outcome {
         Outcome::File(o) => *o,
         Outcome::Redirect(to) => {
-            let body = format!("301 Moved Permanently: {to}\n");
-            return super::respond(session, ctx, 301, body, &[("location", to)], false).await;
+            // An HTML page, as nginx's static module sends for a directory
+            // named without its `/` (a browser shows it if it does not follow).
+            let link = super::autoindex::html(&to);
+            let body = format!(
+                "<!doctype html>\n<title>301 Moved Permanently</title>\n<p>Moved to <a href=\"{link}\">{link}</a>.</p>\n"
+            );
+            let headers = [("content-type", "text/html".to_string()), ("location", to)];
+            return super::respond(session, ctx, 301, body, &headers, false).await;
         }
         Outcome::Status(405) => {
             let body = "405 Method Not Allowed: this path serves files (GET, HEAD)\n";
