@@ -185,10 +185,11 @@ pub(crate) fn stored_account_json(config: &AcmeConfig) -> Option<Vec<u8>> {
 /// to another directory: the file stays as it was.
 pub(crate) fn adopt_account_json(config: &AcmeConfig, json: &[u8]) -> Result<bool, AcmeError> {
     let path = account_path(&config.storage);
-    let theirs: StoredAccount = serde_json::from_slice(json).map_err(|e| AcmeError::AccountFile {
-        path: path.clone(),
-        source: format!("the fleet's account does not parse: {e}").into(),
-    })?;
+    let theirs: StoredAccount =
+        serde_json::from_slice(json).map_err(|e| AcmeError::AccountFile {
+            path: path.clone(),
+            source: format!("the fleet's account does not parse: {e}").into(),
+        })?;
     if theirs.directory != config.directory {
         return Err(AcmeError::AccountFile {
             path,
@@ -255,7 +256,10 @@ mod tests {
         assert_eq!(stored_account_json(&config), None);
         let mine = account("https://ca.test/dir", "https://ca.test/acct/1");
         assert!(adopt_account_json(&config, &mine).expect("adopted"));
-        assert!(!adopt_account_json(&config, &mine).expect("same"), "unchanged");
+        assert!(
+            !adopt_account_json(&config, &mine).expect("same"),
+            "unchanged"
+        );
         assert_eq!(stored_account_json(&config), Some(mine.clone()));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(account_path(&config.storage))

@@ -46,6 +46,7 @@ pub use challenges::{
 pub use error::{AcmeError, chain};
 pub use order::AcmeManager;
 pub use schedule::{backoff, needs_order, renew_at};
+pub(crate) use schedule::{fmt_utc, name_set, seed_for};
 pub use service::{
     AcmeService, AcmeSite, AcmeStatus, InstallFn, Issuer, Obtained, ReportFn, SiteStatus, Updates,
 };

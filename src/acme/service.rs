@@ -27,10 +27,10 @@
 use super::error::{AcmeError, chain};
 use super::order::AcmeManager;
 use super::schedule::{backoff, fmt_utc, needs_order, renew_at, seed_for};
+use crate::tls::CertInfo;
 use crate::tls::LoadedCert;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
-use crate::tls::CertInfo;
 use pingora::services::background::BackgroundService;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -357,7 +357,20 @@ async fn run_site(mut task: SiteTask) {
                 // Nothing reached the CA: no order counted, no CA backoff.
                 next = e.retry_after().unwrap_or(now + FLEET_RETRY).max(now);
                 let text = chain(&e);
-                log::warn!(
+                // The same problem again (etcd still down) is logged once.
+                let again = task
+                    .status
+                    .snapshot()
+                    .get(task.index)
+                    .and_then(|s| s.last_error.clone())
+                    == Some(text.clone());
+                let level = if again {
+                    log::Level::Debug
+                } else {
+                    log::Level::Warn
+                };
+                log::log!(
+                    level,
                     "ACME site '{name}': {text} (next attempt {})",
                     fmt_utc(next)
                 );
@@ -541,11 +554,7 @@ mod tests {
 
     fn fleet_service(
         fake: Arc<FleetFake>,
-    ) -> (
-        AcmeService,
-        mpsc::UnboundedReceiver<String>,
-        Arc<AtomicU32>,
-    ) {
+    ) -> (AcmeService, mpsc::UnboundedReceiver<String>, Arc<AtomicU32>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let install: InstallFn = Arc::new(move |site: &str, c: LoadedCert| {
             let _ = tx.send(format!("{site}:{}", c.info.serial));
@@ -556,10 +565,11 @@ mod tests {
             name: "app".into(),
             names: vec!["app.test".into()],
         }];
-        let svc = AcmeService::new(fake, sites, install)
-            .with_report(Arc::new(move |_: &str, _: bool, _: bool| {
+        let svc = AcmeService::new(fake, sites, install).with_report(Arc::new(
+            move |_: &str, _: bool, _: bool| {
                 counted.fetch_add(1, Ordering::SeqCst);
-            }));
+            },
+        ));
         (svc, rx, reports)
     }
 
@@ -619,11 +629,7 @@ mod tests {
     async fn a_fleet_backoff_waits_for_the_fleets_time_without_counting_a_failure() {
         let (updates, _) = watch::channel(None);
         let fake = Arc::new(FleetFake {
-            fleet: cert(
-                &["app.test"],
-                Duration::ZERO,
-                Duration::from_secs(86_400),
-            ),
+            fleet: cert(&["app.test"], Duration::ZERO, Duration::from_secs(86_400)),
             wait: true,
             calls: AtomicU32::new(0),
             updates,
@@ -651,7 +657,10 @@ mod tests {
             .next_attempt
             .and_then(|n| n.duration_since(st.last_attempt.unwrap_or(n)).ok())
             .unwrap_or_default();
-        assert!(wait >= Duration::from_secs(3500), "the fleet's time: {wait:?}");
+        assert!(
+            wait >= Duration::from_secs(3500),
+            "the fleet's time: {wait:?}"
+        );
         assert_eq!(reports.load(Ordering::SeqCst), 0);
         stop.send(true).expect("stop");
         tokio::time::timeout(WAIT, running)
