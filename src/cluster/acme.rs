@@ -261,14 +261,16 @@ impl FleetAcme {
         }
     }
 
-    /// The live session's client, waiting up to [`CONNECT_WAIT`] for it.
+    /// The live session's client; at start-up (never connected yet) it is
+    /// waited for up to [`CONNECT_WAIT`], during an outage not at all.
     async fn connected(&self) -> Result<Client, AcmeError> {
         let deadline = Instant::now() + CONNECT_WAIT;
         loop {
             if let Some(c) = self.cluster.client() {
                 return Ok(c);
             }
-            if Instant::now() >= deadline {
+            let starting = self.cluster.endpoint().is_empty();
+            if !starting || Instant::now() >= deadline {
                 return Err(fleet(
                     format!(
                         "etcd is unreachable ({}); in fleet mode a certificate is ordered only \
