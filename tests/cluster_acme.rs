@@ -307,6 +307,42 @@ cluster:
         lb.picks().len()
     }
 
+    /// Measured from the members' log timestamps (same host, same clock):
+    /// the orderer's wait for every member to serve the answer, and per
+    /// member how long after the orderer stored `serial` it served it (ms).
+    fn measure(&self, serial: &str) -> (Vec<String>, Vec<i64>) {
+        let colon: Vec<String> = serial
+            .as_bytes()
+            .chunks(2)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        let colon = colon.join(":");
+        let logs: Vec<String> = self.members.iter().map(|m| m.proxy.stderr()).collect();
+        let find = |log: &str, what: &str| {
+            log.lines()
+                .find(|l| l.contains(what) && l.contains(&colon))
+                .and_then(log_ms)
+        };
+        let answers = logs
+            .iter()
+            .flat_map(|l| l.lines())
+            .filter_map(|l| {
+                l.split("every member serves the answer for app.test (")
+                    .nth(1)
+            })
+            .filter_map(|rest| rest.split(" after").next().map(str::to_string))
+            .collect();
+        let stored = logs
+            .iter()
+            .find_map(|l| find(l, "stored for the fleet"))
+            .expect("the orderer logged storing it");
+        let served = logs
+            .iter()
+            .map(|l| find(l, "now serving ACME certificate").map_or(-1, |t| t - stored))
+            .collect();
+        (answers, served)
+    }
+
     async fn orders_metric(&self) -> f64 {
         let mut sum = 0.0;
         for m in &self.members {
@@ -356,7 +392,10 @@ async fn the_fleet_orders_a_certificate_once_and_renews_it_once_on_every_member(
     }
 
     let renewed = f
-        .wait_same_serial(&[first.clone()], "the renewed certificate on all three")
+        .wait_same_serial(
+            std::slice::from_ref(&first),
+            "the renewed certificate on all three",
+        )
         .await;
     assert_eq!(
         f.pebble.order_count(),
@@ -368,6 +407,17 @@ async fn the_fleet_orders_a_certificate_once_and_renews_it_once_on_every_member(
     assert_eq!(f.stored().await.0, renewed);
     assert_eq!(f.orders_metric().await, 2.0);
     f.validations_reached_non_orderers(&f.http_lb);
+    for (round, serial) in [(1, &first), (2, &renewed)] {
+        let (_, served) = f.measure(serial);
+        eprintln!(
+            "fleet ACME round {round}: each member served the certificate {served:?} ms after \
+             the orderer stored it"
+        );
+    }
+    let (answers, _) = f.measure(&renewed);
+    eprintln!(
+        "fleet ACME: every member served the challenge answer {answers:?} after it was stored (per order)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,6 +498,16 @@ async fn with_etcd_down_no_member_orders_and_every_member_keeps_its_certificate(
         .await;
     assert_eq!(f.pebble.order_count(), 2, "one order\n{}", f.report().await);
     assert_eq!(f.stored().await.0, renewed);
+}
+
+/// A log line's time of day in ms (`[2026-12-07T13:55:58.722Z INFO ]`).
+fn log_ms(line: &str) -> Option<i64> {
+    let t = line.split('T').nth(1)?.split('Z').next()?;
+    let mut parts = t.split(':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3_600_000 + m * 60_000 + (s * 1000.0).round() as i64)
 }
 
 async fn admin_json(admin: SocketAddr, path: &str) -> serde_json::Value {

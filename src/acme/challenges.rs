@@ -281,7 +281,7 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
 
 /// The bytes of an even-length hex string, `None` if it is not one.
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }
     (0..s.len())

@@ -295,23 +295,23 @@ async fn run_site(mut task: SiteTask) {
     let mut failures: u32 = 0;
     let mut pending = early;
     loop {
-        if let Some(cert) = pending.take() {
-            if task.is_news(&cert) {
-                issued = true;
-                failures = 0;
-                next = next_renewal(&cert, seed, SystemTime::now());
-                log::info!(
-                    "ACME site '{name}': installing the certificate the fleet stored (serial {}); \
-                     next renewal {}",
-                    cert.info.serial,
-                    fmt_utc(next)
-                );
-                task.status.update(task.index, |s| {
-                    s.last_error = None;
-                    s.failures = 0;
-                });
-                task.install(cert);
-            }
+        if let Some(cert) = pending.take()
+            && task.is_news(&cert)
+        {
+            issued = true;
+            failures = 0;
+            next = next_renewal(&cert, seed, SystemTime::now());
+            log::info!(
+                "ACME site '{name}': installing the certificate the fleet stored (serial {}); \
+                 next renewal {}",
+                cert.info.serial,
+                fmt_utc(next)
+            );
+            task.status.update(task.index, |s| {
+                s.last_error = None;
+                s.failures = 0;
+            });
+            task.install(cert);
         }
         task.status
             .update(task.index, |s| s.next_attempt = Some(next));
