@@ -615,3 +615,110 @@ fn fleet(detail: String, retry_at: Option<SystemTime>) -> AcmeError {
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acme::{AcmeConfig, ChallengeKind};
+
+    fn fleet(storage: &Path) -> Arc<FleetAcme> {
+        let cluster = Cluster::new(
+            crate::config::validate_cluster::ClusterConfig {
+                endpoints: vec!["http://127.0.0.1:1".into()],
+                prefix: "/g".into(),
+                lease_ttl: Duration::from_secs(10),
+                credentials: None,
+                ca: None,
+            },
+            "127.0.0.1:9".parse().expect("addr"),
+            Arc::new(crate::metrics::Metrics::new().expect("metrics")),
+        );
+        let config = AcmeConfig {
+            email: String::new(),
+            directory: "https://ca.test/dir".into(),
+            ca_root: None,
+            storage: storage.to_path_buf(),
+            challenge: ChallengeKind::Http01,
+        };
+        let manager = Arc::new(AcmeManager::new(config, Challenges::new()).expect("manager"));
+        let sites = [AcmeSite {
+            name: "app".into(),
+            names: vec!["app.test".into(), "www.app.test".into()],
+        }];
+        FleetAcme::new(cluster, manager, &sites, Challenges::new())
+    }
+
+    fn stored(names: &[&str], directory: &str) -> StoredCert {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        StoredCert {
+            directory: directory.into(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            chain: cert.pem(),
+            key: key.serialize_pem(),
+            serial: "01".into(),
+            not_after: 0,
+            by: "other:1".into(),
+        }
+    }
+
+    #[test]
+    fn only_a_certificate_from_the_same_directory_for_the_same_names_is_taken() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let f = fleet(&tmp.path().join("acme"));
+        let good = stored(&["www.app.test", "APP.test"], "https://ca.test/dir");
+        let cert = f.check("app", &good).expect("fits");
+        // Taken from the fleet, it is also kept locally (the key 0600).
+        f.keep_locally("app", &good);
+        assert_eq!(
+            f.manager.stored("app").map(|c| c.info.serial),
+            Some(cert.info.serial)
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let key = tmp.path().join("acme/app/privkey.pem");
+        let mode = std::fs::metadata(key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let staging = stored(&["app.test", "www.app.test"], "https://staging.test/dir");
+        let e = f.check("app", &staging).expect_err("other directory");
+        assert!(e.contains("staging.test"), "{e}");
+        let fewer = stored(&["app.test"], "https://ca.test/dir");
+        let e = f.check("app", &fewer).expect_err("other names");
+        assert!(e.contains("needs app.test, www.app.test"), "{e}");
+        assert!(f.check("blog", &good).is_err(), "not a site of this member");
+        let mut broken = good.clone();
+        broken.key = stored(&["app.test"], "x").key;
+        assert!(
+            f.check("app", &broken).is_err(),
+            "key of another certificate"
+        );
+    }
+
+    #[test]
+    fn keys_live_under_the_prefix() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let f = fleet(tmp.path());
+        assert_eq!(f.cert_key("app"), "/g/acme/certs/app");
+        let http = ChallengeAnswer::Http01 {
+            host: "app.test".into(),
+            token: "tok".into(),
+            key_authorization: "tok.k".into(),
+        };
+        assert_eq!(
+            f.answer_key("app", &http),
+            "/g/acme/challenges/app/http-01/app.test/tok"
+        );
+        let alpn = ChallengeAnswer::TlsAlpn01 {
+            host: "app.test".into(),
+            digest: "00".into(),
+        };
+        assert_eq!(
+            f.answer_key("app", &alpn),
+            "/g/acme/challenges/app/tls-alpn-01/app.test"
+        );
+        assert_eq!(f.cluster.acme_challenges_seen(), Some(0), "published");
+    }
+}
