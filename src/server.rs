@@ -281,6 +281,12 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
     server.add_service(admin);
     log::info!("admin API on {}", config.admin.addr);
 
+    let cluster = config.cluster.clone().map(|c| {
+        let cluster = crate::cluster::Cluster::new(c, config.admin.addr, state.metrics().clone());
+        state.set_cluster(cluster.clone());
+        cluster
+    });
+    let mut fleet_acme = None;
     if let Some(manager) = state.acme().cloned() {
         let sites: Vec<AcmeSite> = config
             .sites
@@ -291,23 +297,35 @@ pub fn run(source: ConfigSource, upgrade: bool) -> Result<(), ServerError> {
                 names: s.acme_cert_names(),
             })
             .collect();
+        // Fleet mode: one order per certificate for the whole fleet.
+        let issuer: std::sync::Arc<dyn crate::acme::Issuer> = match &cluster {
+            Some(cluster) => {
+                let fleet = crate::cluster::acme::FleetAcme::new(
+                    cluster.clone(),
+                    manager,
+                    &sites,
+                    state.challenges().clone(),
+                );
+                fleet_acme = Some(fleet.clone());
+                fleet
+            }
+            None => manager,
+        };
         let for_install = state.clone();
         let install: InstallFn =
             std::sync::Arc::new(move |site: &str, cert| for_install.install_acme_cert(site, cert));
         let metrics = state.metrics().clone();
-        let acme = AcmeService::new(manager, sites, install).with_report(std::sync::Arc::new(
+        let acme = AcmeService::new(issuer, sites, install).with_report(std::sync::Arc::new(
             move |site: &str, renewal: bool, ok: bool| metrics.acme_order(site, renewal, ok),
         ));
         state.set_acme_status(acme.status_handle());
         server.add_service(background_service("greenlight acme", acme));
     }
 
-    if let Some(c) = config.cluster.clone() {
-        let cluster = crate::cluster::Cluster::new(c, config.admin.addr, state.metrics().clone());
-        state.set_cluster(cluster.clone());
+    if let Some(cluster) = cluster {
         server.add_service(background_service(
             "greenlight cluster",
-            crate::cluster::ClusterService::new(cluster, state.clone()),
+            crate::cluster::ClusterService::new(cluster, state.clone()).with_acme(fleet_acme),
         ));
     }
     let (drains, tx) = DrainService::new();

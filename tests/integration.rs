@@ -17,6 +17,7 @@ mod cli_conventions;
 mod client_certs;
 mod client_ip;
 mod cluster;
+mod cluster_acme;
 mod cluster_more;
 mod compress;
 mod config_size;

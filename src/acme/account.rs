@@ -171,6 +171,51 @@ fn contact(email: &str) -> Vec<String> {
     }
 }
 
+/// The bytes of `<storage>/account.json` when it parses and belongs to the
+/// configured directory (fleet mode shares them through etcd).
+pub(crate) fn stored_account_json(config: &AcmeConfig) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(account_path(&config.storage)).ok()?;
+    let stored: StoredAccount = serde_json::from_slice(&bytes).ok()?;
+    (stored.directory == config.directory).then_some(bytes)
+}
+
+/// Writes `json` (an account file from another member) as
+/// `<storage>/account.json` (0600) unless the file already says the same;
+/// true if written. Refused when it does not parse as an account or belongs
+/// to another directory: the file stays as it was.
+pub(crate) fn adopt_account_json(config: &AcmeConfig, json: &[u8]) -> Result<bool, AcmeError> {
+    let path = account_path(&config.storage);
+    let theirs: StoredAccount =
+        serde_json::from_slice(json).map_err(|e| AcmeError::AccountFile {
+            path: path.clone(),
+            source: format!("the fleet's account does not parse: {e}").into(),
+        })?;
+    if theirs.directory != config.directory {
+        return Err(AcmeError::AccountFile {
+            path,
+            source: format!(
+                "the fleet's account belongs to {}, not {}",
+                theirs.directory, config.directory
+            )
+            .into(),
+        });
+    }
+    let ours = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<StoredAccount>(&b).ok());
+    if ours.is_some_and(|o| o.account_url == theirs.account_url && o.email == theirs.email) {
+        return Ok(false);
+    }
+    ensure_private_dir(&config.storage)?;
+    write_file(&path, json, PRIVATE_MODE)?;
+    log::info!(
+        "ACME: using the fleet's account {} (stored in {})",
+        theirs.account_url,
+        path.display()
+    );
+    Ok(true)
+}
+
 /// The account URL recorded in `<storage>/account.json`, if any.
 pub(crate) fn stored_account_url(storage: &Path) -> Option<String> {
     let bytes = std::fs::read(account_path(storage)).ok()?;
@@ -187,6 +232,46 @@ mod tests {
     fn contacts_are_mailto_uris_or_none() {
         assert_eq!(contact(" ops@example.com "), vec!["mailto:ops@example.com"]);
         assert!(contact("").is_empty());
+    }
+
+    #[test]
+    fn an_account_from_the_fleet_is_adopted_only_for_the_same_directory() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let config = AcmeConfig {
+            email: String::new(),
+            directory: "https://ca.test/dir".into(),
+            ca_root: None,
+            storage: tmp.path().join("acme"),
+            challenge: super::super::ChallengeKind::Http01,
+        };
+        let account = |dir: &str, url: &str| {
+            serde_json::to_vec(&StoredAccount {
+                directory: dir.into(),
+                email: String::new(),
+                account_url: url.into(),
+                credentials: serde_json::json!({}),
+            })
+            .expect("json")
+        };
+        assert_eq!(stored_account_json(&config), None);
+        let mine = account("https://ca.test/dir", "https://ca.test/acct/1");
+        assert!(adopt_account_json(&config, &mine).expect("adopted"));
+        assert!(
+            !adopt_account_json(&config, &mine).expect("same"),
+            "unchanged"
+        );
+        assert_eq!(stored_account_json(&config), Some(mine.clone()));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(account_path(&config.storage))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let other = account("https://staging.test/dir", "https://staging.test/acct/9");
+        let e = adopt_account_json(&config, &other).expect_err("other directory");
+        assert!(e.to_string().contains("cannot be used"), "{e}");
+        assert!(adopt_account_json(&config, b"{").is_err(), "not json");
+        assert_eq!(stored_account_json(&config), Some(mine), "kept");
     }
 
     #[tokio::test]

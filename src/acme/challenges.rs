@@ -10,8 +10,16 @@
 //! removes the entry when the order completes, fails or is cancelled. The
 //! store is a cheap clone (one `Arc`); lookups take a read lock for a hash
 //! lookup and never wait on the network.
+//!
+//! Fleet mode: an order also hands each answer to a [`ChallengeSink`]
+//! (`cluster::acme` publishes it in etcd) before the CA is told to validate,
+//! and every member adds the answers it watches with [`Challenges::add`], so
+//! whichever member the CA reaches answers. An answer travels as a
+//! [`ChallengeAnswer`] (what the CA checks, no private key: each member makes
+//! its own tls-alpn-01 certificate from the digest).
 
 use super::AcmeError;
+use async_trait::async_trait;
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
@@ -24,6 +32,52 @@ pub const ACME_TLS_ALPN_PROTOCOL: &[u8] = b"acme-tls/1";
 
 /// The path prefix of http-01 requests; the rest of the path is the token.
 pub const HTTP01_PATH_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// One challenge answer, as an order makes it and as the fleet shares it
+/// (JSON in etcd: `{"type": "http-01", "host", "token", "key_authorization"}`
+/// or `{"type": "tls-alpn-01", "host", "digest"}` with the SHA-256 of the key
+/// authorization in hex).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum ChallengeAnswer {
+    /// Served at `/.well-known/acme-challenge/<token>` for `host`.
+    #[serde(rename = "http-01")]
+    Http01 {
+        /// The name being validated.
+        host: String,
+        /// The challenge token (the last path segment).
+        token: String,
+        /// The body to answer with.
+        key_authorization: String,
+    },
+    /// An RFC 8737 certificate for `host` carrying `digest`.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01 {
+        /// The name being validated.
+        host: String,
+        /// SHA-256 of the key authorization, lowercase hex.
+        digest: String,
+    },
+}
+
+impl ChallengeAnswer {
+    /// The name the answer is for.
+    pub fn host(&self) -> &str {
+        match self {
+            ChallengeAnswer::Http01 { host, .. } | ChallengeAnswer::TlsAlpn01 { host, .. } => host,
+        }
+    }
+}
+
+/// Somewhere else an order's answers must be published before the CA is
+/// told to validate them (fleet mode: etcd, for the other members).
+#[async_trait]
+pub trait ChallengeSink: Send + Sync {
+    /// Publishes `answer`; returns once it can be served where the CA may
+    /// connect. Withdrawing the answers after the order is the sink owner's
+    /// business (the order only ends).
+    async fn publish(&self, answer: &ChallengeAnswer) -> Result<(), AcmeError>;
+}
 
 /// Challenge answers, shared between the ACME service and the proxy.
 #[derive(Clone, Default)]
@@ -137,6 +191,25 @@ impl Challenges {
         })
     }
 
+    /// Publishes `answer` until the returned guard is dropped (the http-01 or
+    /// tls-alpn-01 `add_*` above, from its shared form).
+    pub fn add(&self, answer: &ChallengeAnswer) -> Result<ChallengeGuard, AcmeError> {
+        match answer {
+            ChallengeAnswer::Http01 {
+                host,
+                token,
+                key_authorization,
+            } => Ok(self.add_http01(host, token, key_authorization)),
+            ChallengeAnswer::TlsAlpn01 { host, digest } => {
+                let bytes = from_hex(digest).ok_or_else(|| AcmeError::ChallengeSetup {
+                    identifier: host.clone(),
+                    detail: format!("'{digest}' is not a hex digest"),
+                })?;
+                self.add_tls_alpn01(host, &bytes)
+            }
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Entries> {
         // A panic elsewhere while holding the lock cannot leave the maps
         // half-updated (single inserts/removes), so poisoning is ignored.
@@ -199,6 +272,22 @@ fn normalize_host(host: &str) -> String {
         host
     };
     bare.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of an even-length hex string, `None` if it is not one.
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// The RFC 8737 certificate for `host` and a key authorization digest.
@@ -299,6 +388,37 @@ mod tests {
             .err()
             .expect("refused");
         assert!(e.to_string().contains("SHA-256 has 32"), "{e}");
+    }
+
+    #[test]
+    fn shared_answers_round_trip_through_json_and_the_store() {
+        let c = Challenges::new();
+        let http: ChallengeAnswer = serde_json::from_str(
+            r#"{"type":"http-01","host":"app.example","token":"t","key_authorization":"t.k"}"#,
+        )
+        .expect("http-01 json");
+        let g1 = c.add(&http).expect("added");
+        assert_eq!(c.http01("app.example", "t").as_deref(), Some("t.k"));
+        let digest = to_hex(&[0xab; 32]);
+        let alpn = ChallengeAnswer::TlsAlpn01 {
+            host: "app.example".into(),
+            digest: digest.clone(),
+        };
+        let json = serde_json::to_string(&alpn).expect("json");
+        assert_eq!(
+            json,
+            format!(r#"{{"type":"tls-alpn-01","host":"app.example","digest":"{digest}"}}"#)
+        );
+        let g2 = c.add(&alpn).expect("added");
+        assert!(c.tls_alpn01_pending());
+        drop((g1, g2));
+        assert!(c.is_empty());
+        let bad = ChallengeAnswer::TlsAlpn01 {
+            host: "a".into(),
+            digest: "xyz".into(),
+        };
+        assert!(c.add(&bad).is_err(), "not hex");
+        assert_eq!(from_hex("0aFf"), Some(vec![0x0a, 0xff]));
     }
 
     #[test]

@@ -151,6 +151,16 @@ pub enum AcmeError {
     /// The request itself is not something ACME can do.
     #[error("invalid ACME request: {0}")]
     Invalid(String),
+    /// Fleet mode: coordinating with the other members through etcd failed,
+    /// or the fleet says to wait (another member's order failed recently).
+    /// No order was sent to the CA because of it.
+    #[error("fleet: {detail}")]
+    Fleet {
+        /// What happened and what the member does next.
+        detail: String,
+        /// When to try again, when the fleet decided it.
+        retry_at: Option<SystemTime>,
+    },
     /// The issued certificate and key could not be loaded back.
     #[error("the certificate issued for site '{site}' cannot be used")]
     Certificate {
@@ -163,12 +173,19 @@ pub enum AcmeError {
 }
 
 impl AcmeError {
-    /// When the CA asked to retry (rate limits), if it did.
+    /// When the CA asked to retry (rate limits), or the fleet did, if so.
     pub fn retry_after(&self) -> Option<SystemTime> {
         match self {
             AcmeError::RateLimited { retry_after, .. } => *retry_after,
+            AcmeError::Fleet { retry_at, .. } => *retry_at,
             _ => None,
         }
+    }
+
+    /// True for a fleet-coordination problem: nothing went to the CA, so it
+    /// is neither counted as a failed order nor backed off like one.
+    pub fn is_fleet(&self) -> bool {
+        matches!(self, AcmeError::Fleet { .. })
     }
 }
 

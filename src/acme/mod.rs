@@ -39,11 +39,17 @@ mod service;
 mod storage;
 mod tls_alpn;
 
-pub use challenges::{ACME_TLS_ALPN_PROTOCOL, ChallengeGuard, Challenges, HTTP01_PATH_PREFIX};
+pub use challenges::{
+    ACME_TLS_ALPN_PROTOCOL, ChallengeAnswer, ChallengeGuard, ChallengeSink, Challenges,
+    HTTP01_PATH_PREFIX,
+};
 pub use error::{AcmeError, chain};
 pub use order::AcmeManager;
 pub use schedule::{backoff, needs_order, renew_at};
-pub use service::{AcmeService, AcmeSite, AcmeStatus, InstallFn, Issuer, ReportFn, SiteStatus};
+pub(crate) use schedule::{fmt_utc, name_set, seed_for};
+pub use service::{
+    AcmeService, AcmeSite, AcmeStatus, InstallFn, Issuer, Obtained, ReportFn, SiteStatus, Updates,
+};
 pub use storage::{account_path, site_paths};
 pub use tls_alpn::{AlpnOutcome, ChallengeResolver, answer_tls_alpn01, is_acme_tls_alpn};
 

@@ -14,9 +14,15 @@
 //! key (0600), chain (0644) and `issued.json` (the directory) atomically ─▶
 //! load them back (the same checks as any certificate file). Orders run one
 //! at a time per manager.
+//!
+//! Fleet mode uses three more doors, all on the same files: [`AcmeManager::
+//! obtain_with`] also hands each answer to a [`ChallengeSink`] before the CA
+//! is told it is ready; [`AcmeManager::save_issued`] stores a certificate
+//! another member ordered (so a restart without etcd still has it);
+//! [`AcmeManager::issued_pem`] reads the stored PEM back to share it.
 
-use super::account::{load_or_create, stored_account_url};
-use super::challenges::{ChallengeGuard, Challenges};
+use super::account::{adopt_account_json, load_or_create, stored_account_json, stored_account_url};
+use super::challenges::{ChallengeAnswer, ChallengeGuard, ChallengeSink, Challenges, to_hex};
 use super::error::{AcmeError, chain, classify, problem_text};
 use super::http::AcmeHttp;
 use super::schedule::fmt_utc;
@@ -24,7 +30,7 @@ use super::storage::{
     PRIVATE_MODE, PUBLIC_MODE, issued_path, prepare_site, site_paths, write_file,
 };
 use super::{AcmeConfig, ChallengeKind};
-use crate::tls::{LoadedCert, TlsError, load_pem_pair};
+use crate::tls::{LoadedCert, TlsError, load_pem_bytes, load_pem_pair};
 use instant_acme::{
     Account, AuthorizationStatus, Identifier, NewOrder, Order, OrderStatus, Problem, RetryPolicy,
 };
@@ -124,9 +130,20 @@ impl AcmeManager {
     /// challenge, stores it as `<storage>/<site>/fullchain.pem` + `privkey.pem`
     /// and returns it loaded. Every wait has a deadline.
     pub async fn obtain(&self, site: &str, names: &[String]) -> Result<LoadedCert, AcmeError> {
+        self.obtain_with(site, names, None).await
+    }
+
+    /// [`AcmeManager::obtain`], also publishing every challenge answer in
+    /// `sink` (and waiting for it) before the CA is told to validate.
+    pub async fn obtain_with(
+        &self,
+        site: &str,
+        names: &[String],
+        sink: Option<&dyn ChallengeSink>,
+    ) -> Result<LoadedCert, AcmeError> {
         let names = order_names(names)?;
         let joined = names.join(", ");
-        let (chain_path, key_path) = prepare_site(&self.config.storage, site)?;
+        prepare_site(&self.config.storage, site)?;
         let mut slot = self.account.lock().await;
         let account = self.account_in(&mut slot).await?;
         self.orders.fetch_add(1, Ordering::Relaxed);
@@ -135,20 +152,8 @@ impl AcmeManager {
             self.config.directory,
             self.config.challenge
         );
-        let (chain_pem, key_pem) = self.run_order(&account, &names, &joined).await?;
-        write_file(&key_path, key_pem.as_bytes(), PRIVATE_MODE)?;
-        write_file(&chain_path, chain_pem.as_bytes(), PUBLIC_MODE)?;
-        let issued = serde_json::json!({ "directory": self.config.directory, "names": names });
-        write_file(
-            &issued_path(&self.config.storage, site)?,
-            issued.to_string().as_bytes(),
-            PUBLIC_MODE,
-        )?;
-        let cert =
-            load_pem_pair(&chain_path, &key_path).map_err(|source| AcmeError::Certificate {
-                site: site.to_string(),
-                source,
-            })?;
+        let (chain_pem, key_pem) = self.run_order(&account, &names, &joined, sink).await?;
+        let cert = self.write_issued(site, &names, &chain_pem, &key_pem)?;
         log::info!(
             "ACME site '{site}': obtained a certificate for {joined}, serial {}, issued by {}, \
              valid until {}",
@@ -157,6 +162,91 @@ impl AcmeManager {
             fmt_utc(cert.info.not_after)
         );
         Ok(cert)
+    }
+
+    /// Stores a certificate for `site` that was ordered elsewhere (another
+    /// member) from this manager's directory, exactly as an own order would,
+    /// and returns it loaded. Checked before anything is written: a chain
+    /// and key that do not load leave the stored files as they were.
+    pub fn save_issued(
+        &self,
+        site: &str,
+        names: &[String],
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<LoadedCert, AcmeError> {
+        let names = order_names(names)?;
+        let (chain_path, key_path) = site_paths(&self.config.storage, site)?;
+        load_pem_bytes(
+            chain_pem.as_bytes(),
+            &chain_path,
+            key_pem.as_bytes(),
+            &key_path,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|source| AcmeError::Certificate {
+            site: site.to_string(),
+            source,
+        })?;
+        prepare_site(&self.config.storage, site)?;
+        self.write_issued(site, &names, chain_pem, key_pem)
+    }
+
+    /// The stored chain and key PEM of `site` when they come from this
+    /// manager's directory (or are unrecorded), for sharing with the fleet.
+    pub fn issued_pem(&self, site: &str) -> Option<(String, String)> {
+        if self
+            .issued_by(site)
+            .is_some_and(|d| d != self.config.directory)
+        {
+            return None;
+        }
+        let (chain_path, key_path) = site_paths(&self.config.storage, site).ok()?;
+        let chain = std::fs::read_to_string(chain_path).ok()?;
+        let key = std::fs::read_to_string(key_path).ok()?;
+        Some((chain, key))
+    }
+
+    /// The stored account file's bytes when it belongs to the configured
+    /// directory (fleet mode shares it), without contacting the CA.
+    pub fn account_json(&self) -> Option<Vec<u8>> {
+        stored_account_json(&self.config)
+    }
+
+    /// Makes `json` (another member's `account.json`) this manager's account
+    /// from its next order on; true if it changed anything. Refused (with the
+    /// reason) when it does not parse or belongs to another directory.
+    pub async fn adopt_account(&self, json: &[u8]) -> Result<bool, AcmeError> {
+        let mut slot = self.account.lock().await;
+        let changed = adopt_account_json(&self.config, json)?;
+        if changed {
+            // Loaded again from the new file by the next order.
+            *slot = None;
+        }
+        Ok(changed)
+    }
+
+    /// Writes key (0600), chain and `issued.json`, then loads them back.
+    fn write_issued(
+        &self,
+        site: &str,
+        names: &[String],
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<LoadedCert, AcmeError> {
+        let (chain_path, key_path) = site_paths(&self.config.storage, site)?;
+        write_file(&key_path, key_pem.as_bytes(), PRIVATE_MODE)?;
+        write_file(&chain_path, chain_pem.as_bytes(), PUBLIC_MODE)?;
+        let issued = serde_json::json!({ "directory": self.config.directory, "names": names });
+        write_file(
+            &issued_path(&self.config.storage, site)?,
+            issued.to_string().as_bytes(),
+            PUBLIC_MODE,
+        )?;
+        load_pem_pair(&chain_path, &key_path).map_err(|source| AcmeError::Certificate {
+            site: site.to_string(),
+            source,
+        })
     }
 
     /// The directory recorded as the issuer of the site's certificate (`None`
@@ -182,6 +272,7 @@ impl AcmeManager {
         account: &Account,
         names: &[String],
         joined: &str,
+        sink: Option<&dyn ChallengeSink>,
     ) -> Result<(String, String), AcmeError> {
         let retry = self.http.retry_after();
         let order_err = |stage: &'static str| {
@@ -198,7 +289,7 @@ impl AcmeManager {
             .map_err(|e| classify(e, retry, order_err("creating the order")))?;
 
         // Answers stay published until this function returns.
-        let _guards = self.publish_answers(&mut order, joined).await?;
+        let _guards = self.publish_answers(&mut order, joined, sink).await?;
 
         let polling = |timeout| {
             RetryPolicy::new()
@@ -258,6 +349,7 @@ impl AcmeManager {
         &self,
         order: &mut Order,
         joined: &str,
+        sink: Option<&dyn ChallengeSink>,
     ) -> Result<Vec<ChallengeGuard>, AcmeError> {
         let retry = self.http.retry_after();
         let kind = self.config.challenge;
@@ -289,15 +381,21 @@ impl AcmeManager {
                 });
             };
             let key_auth = challenge.key_authorization();
-            guards.push(match kind {
-                ChallengeKind::Http01 => {
-                    self.challenges
-                        .add_http01(&identifier, &challenge.token, key_auth.as_str())
-                }
-                ChallengeKind::TlsAlpn01 => self
-                    .challenges
-                    .add_tls_alpn01(&identifier, key_auth.digest().as_ref())?,
-            });
+            let answer = match kind {
+                ChallengeKind::Http01 => ChallengeAnswer::Http01 {
+                    host: identifier.clone(),
+                    token: challenge.token.clone(),
+                    key_authorization: key_auth.as_str().to_string(),
+                },
+                ChallengeKind::TlsAlpn01 => ChallengeAnswer::TlsAlpn01 {
+                    host: identifier.clone(),
+                    digest: to_hex(key_auth.digest().as_ref()),
+                },
+            };
+            guards.push(self.challenges.add(&answer)?);
+            if let Some(sink) = sink {
+                sink.publish(&answer).await?;
+            }
             challenge.set_ready().await.map_err(|e| {
                 classify(e, retry, |source| AcmeError::Order {
                     names: joined.to_string(),

@@ -14,12 +14,20 @@
 //! | key | value | written by |
 //! |---|---|---|
 //! | `<prefix>/active/<upstream>` | `{"pool": "green", "by": member, "requested_at": µs}` (a bare pool name is accepted too) | a switch, in one transaction compared against the revision the member last saw |
-//! | `<prefix>/members/<id>` | the member's status ([`status::MemberStatus`]), bound to its lease | each member, on change |
+//! | `<prefix>/members/<id>` | the member's status ([`status::member_status`]), bound to its lease | each member, on change |
+//! | `<prefix>/acme/lock/<site>/<lease>` | (etcd's Lock API) | the member ordering or checking `<site>`'s certificate, bound to the lock's own lease ([`acme_lock`]) |
+//! | `<prefix>/acme/certs/<site>` | `{"directory", "names", "chain", "key", "serial", "not_after", "by"}`: PEM chain **and private key** | the member that ordered it, under the lock ([`acme`]); every member watches and installs it |
+//! | `<prefix>/acme/account` | the ACME account file (`account.json`: URL **and private key**) | the first member that ordered, under the lock; the others adopt it before they order |
+//! | `<prefix>/acme/challenges/<site>/<type>/<host>[/<token>]` | a challenge answer (`acme::ChallengeAnswer` JSON) | the orderer, bound to the lock's lease; every member serves it while it exists |
+//! | `<prefix>/acme/backoff/<site>` | `{"failures", "next_attempt", "error", "by"}` | the orderer after a failed order (deleted by a success): no member orders before `next_attempt` |
 //!
 //! etcd unreachable: members keep serving their last state, a switch is
 //! refused (a member never switches alone), the session is retried with
 //! backoff, and on reconnection every member converges on the stored keys.
 
+pub mod acme;
+mod acme_lock;
+mod acme_watch;
 pub mod service;
 pub mod status;
 pub mod switch;
@@ -57,6 +65,9 @@ pub struct Cluster {
     applied_at: AtomicI64,
     /// The revision and time (µs) of this member's last successful switch write.
     last_write: Mutex<Option<(i64, i64)>>,
+    /// The etcd revision through which this member serves the fleet's
+    /// challenge answers (-1: fleet ACME does not run here).
+    acme_challenges: AtomicI64,
     /// Wakes the service to publish the member status now.
     pub(crate) status_changed: tokio::sync::Notify,
     metrics: Arc<crate::metrics::Metrics>,
@@ -96,6 +107,7 @@ impl Cluster {
             applied_revision: AtomicI64::new(0),
             applied_at: AtomicI64::new(0),
             last_write: Mutex::new(None),
+            acme_challenges: AtomicI64::new(-1),
             status_changed: tokio::sync::Notify::new(),
             metrics,
         })
@@ -114,6 +126,30 @@ impl Cluster {
     /// The prefix of every member key.
     pub fn members_prefix(&self) -> String {
         format!("{}/members/", self.config.prefix)
+    }
+
+    /// Everything fleet ACME keeps under the prefix: `<prefix>/acme/`.
+    pub fn acme_prefix(&self) -> String {
+        format!("{}/acme/", self.config.prefix)
+    }
+
+    /// `<prefix>/acme/<rest>`.
+    pub fn acme_key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.acme_prefix())
+    }
+
+    /// The revision through which this member serves the fleet's challenge
+    /// answers (`None`: fleet ACME does not run here).
+    pub fn acme_challenges_seen(&self) -> Option<i64> {
+        let v = self.acme_challenges.load(Ordering::SeqCst);
+        (v >= 0).then_some(v)
+    }
+
+    /// Records that the answers up to `revision` are served here, and has
+    /// the member status say so now (the orderer waits for it).
+    pub(crate) fn mark_acme_challenges(&self, revision: i64) {
+        self.acme_challenges.fetch_max(revision, Ordering::SeqCst);
+        self.status_changed.notify_one();
     }
 
     /// Whether the last etcd session is up.

@@ -3,14 +3,20 @@
 //! alive. Any failure ends the session: the member is `disconnected` (log,
 //! metric, `/api/cluster`), keeps serving its last state, and retries with
 //! backoff; the next session converges on whatever etcd holds then.
+//!
+//! With fleet ACME (`acme:` and `cluster:` both set) the session also
+//! converges on and watches `<prefix>/acme/` ([`FleetAcme::start_watch`],
+//! `acme_watch.rs`): certificates stored by other members and their
+//! challenge answers reach this member the same way a switch does.
 
+use super::acme::FleetAcme;
 use super::switch::{apply_remote, pool_of, requested_at};
 use super::{Cluster, REQUEST_TIMEOUT, timed};
 use crate::state::StateHandle;
 use async_trait::async_trait;
 use etcd_client::{
     Certificate, Client, ConnectOptions, EventType, GetOptions, PutOptions, TlsOptions,
-    WatchOptions,
+    WatchOptions, WatchResponse, WatchStream,
 };
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -33,6 +39,8 @@ pub struct ClusterService {
     lease: AtomicI64,
     /// The endpoint the next session tries first.
     next: AtomicUsize,
+    /// Fleet ACME, when this member has ACME sites.
+    acme: Option<Arc<FleetAcme>>,
 }
 
 impl ClusterService {
@@ -43,7 +51,14 @@ impl ClusterService {
             state,
             lease: AtomicI64::new(0),
             next: AtomicUsize::new(0),
+            acme: None,
         }
+    }
+
+    /// Also keeps fleet ACME's certificates and answers in step with etcd.
+    pub fn with_acme(mut self, acme: Option<Arc<FleetAcme>>) -> ClusterService {
+        self.acme = acme;
+        self
     }
 
     fn options(&self) -> Result<ConnectOptions, String> {
@@ -155,6 +170,10 @@ impl ClusterService {
             ),
         )
         .await?;
+        let mut acme_watch = match &self.acme {
+            Some(a) => Some(a.start_watch(&mut client).await?),
+            None => None,
+        };
         cl.set_connected(client.clone(), &endpoint);
         *backoff = MIN_BACKOFF;
         log::info!(
@@ -189,6 +208,17 @@ impl ClusterService {
                             EventType::Delete => None,
                         };
                         self.apply(upstream, pool.as_deref(), kv.mod_revision(), kv.value());
+                    }
+                }
+                msg = next_message(&mut acme_watch) => {
+                    let msg = msg
+                        .map_err(|e| format!("ACME watch: {e}"))?
+                        .ok_or_else(|| "ACME watch: etcd closed the stream".to_string())?;
+                    if msg.canceled() {
+                        return Err(format!("ACME watch canceled by etcd: {}", msg.cancel_reason()));
+                    }
+                    if let Some(a) = &self.acme {
+                        a.on_watch(&msg);
                     }
                 }
                 _ = keep_alive.tick() => {
@@ -249,6 +279,16 @@ impl ClusterService {
         {
             let _ = tokio::time::timeout(Duration::from_secs(1), c.lease_revoke(lease)).await;
         }
+    }
+}
+
+/// The next message of an optional watch; never resolves without one.
+async fn next_message(
+    watch: &mut Option<WatchStream>,
+) -> Result<Option<WatchResponse>, etcd_client::Error> {
+    match watch {
+        Some(w) => w.message().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 /// This member's status, as published under `<prefix>/members/<id>`: the
 /// switch revision it applied, its running active pools and, per live pool,
-/// in-flight requests, WebSockets and state. No clock in it except the
+/// in-flight requests, WebSockets and state; with fleet ACME also the
+/// revision through which it serves the fleet's challenge answers. No clock in it except the
 /// applied time, so an unchanged member is not re-published.
 pub fn member_status(cluster: &Cluster, state: &StateHandle) -> Value {
     let snap = state.load();
@@ -39,7 +40,7 @@ pub fn member_status(cluster: &Cluster, state: &StateHandle) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut status = json!({
         "id": cluster.id,
         "admin": cluster.admin,
         "applied_revision": applied_revision,
@@ -47,7 +48,13 @@ pub fn member_status(cluster: &Cluster, state: &StateHandle) -> Value {
         "last_write": cluster.last_write().map(|(r, at)| json!({"revision": r, "at_us": at})),
         "active": active,
         "pools": pools,
-    })
+    });
+    // Fleet ACME: the orderer waits until every member serving answers
+    // has seen its answer before it lets the CA validate.
+    if let Some(seen) = cluster.acme_challenges_seen() {
+        status["acme_challenges"] = json!(seen);
+    }
+    status
 }
 
 /// `GET /api/cluster` (`None`: not in cluster mode).

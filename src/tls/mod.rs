@@ -21,7 +21,7 @@ mod load;
 pub(crate) mod selfsigned;
 mod store;
 
-pub use load::{CertInfo, LoadedCert, load_pem_pair};
+pub use load::{CertInfo, LoadedCert, load_pem_bytes, load_pem_pair};
 pub use selfsigned::ensure_self_signed;
 pub use store::{CertMap, CertStore, SniCapture, SniName, build_cert_map};
 

@@ -22,6 +22,7 @@
 // Each test file uses only part of the harness; unused helpers are expected.
 #![allow(dead_code, unused_imports)]
 
+pub mod balancer;
 pub mod cdp;
 pub mod client;
 pub mod etcd;
