@@ -160,12 +160,15 @@ impl Movie {
         .map(|_| ())
     }
 
-    /// `(start, length)` of the interval in `timescale` units.
-    fn span(&self, timescale: u32) -> (u64, u64) {
-        (
-            to_units(self.at.start, timescale),
-            to_units(self.at.length, timescale),
-        )
+    /// A duration in `timescale` units cut to the interval: from `start`,
+    /// at most the asked length; `None` when it ends at or before `start`.
+    fn cut_duration(&self, duration: u64, timescale: u32) -> Option<u64> {
+        let start = to_units(self.at.start, timescale);
+        let left = duration.checked_sub(start).filter(|&d| d > 0)?;
+        Some(match self.at.length {
+            0 => left,
+            ms => left.min(to_units(ms, timescale)),
+        })
     }
 
     fn read_mvhd(&mut self, d: &[u8]) -> Result<(), Mp4Error> {
@@ -176,20 +179,16 @@ impl Movie {
         if d.len() < if v1 { 112 } else { 100 } {
             return err("mp4 mvhd atom too small");
         }
-        let (ts, mut duration) = if v1 {
+        let (ts, duration) = if v1 {
             (be32(d, 20), be64(d, 24))
         } else {
             (be32(d, 12), u64::from(be32(d, 16)))
         };
         self.timescale = ts;
-        let (start, length) = self.span(ts);
-        if duration < start {
+        if duration < to_units(self.at.start, ts) {
             return err("mp4 start time exceeds file duration");
         }
-        duration -= start;
-        if self.at.length != 0 {
-            duration = duration.min(length);
-        }
+        let duration = self.cut_duration(duration, ts).unwrap_or(0);
         let mut atom = boxed(b"mvhd", d);
         if v1 {
             set64(&mut atom, 32, duration);
@@ -274,20 +273,15 @@ impl Trak {
         if d.len() < if v1 { 96 } else { 84 } {
             return err("mp4 tkhd atom too small");
         }
-        let mut duration = if v1 {
+        let duration = if v1 {
             be64(d, 28)
         } else {
             u64::from(be32(d, 20))
         };
         // The movie's timescale, as far as the file has told it by now.
-        let (start, length) = m.span(m.timescale);
-        if duration <= start {
+        let Some(duration) = m.cut_duration(duration, m.timescale) else {
             return Ok(Flow::Drop);
-        }
-        duration -= start;
-        if m.at.length != 0 {
-            duration = duration.min(length);
-        }
+        };
         if self.tkhd.is_some() {
             return dup("tkhd");
         }
@@ -307,19 +301,14 @@ impl Trak {
         if d.len() < if v1 { 36 } else { 24 } {
             return err("mp4 mdhd atom too small");
         }
-        let (ts, mut duration) = if v1 {
+        let (ts, duration) = if v1 {
             (be32(d, 20), be64(d, 24))
         } else {
             (be32(d, 12), u64::from(be32(d, 16)))
         };
-        let (start, length) = m.span(ts);
-        if duration <= start {
+        let Some(duration) = m.cut_duration(duration, ts) else {
             return Ok(Flow::Drop);
-        }
-        duration -= start;
-        if m.at.length != 0 {
-            duration = duration.min(length);
-        }
+        };
         if self.mdhd.is_some() {
             return dup("mdhd");
         }
