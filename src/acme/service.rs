@@ -552,6 +552,33 @@ mod tests {
         }
     }
 
+    /// A service started on its own task, stopped by [`Running::stop`].
+    struct Running {
+        svc: Arc<AcmeService>,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Running {
+        fn start(svc: AcmeService) -> Running {
+            let (stop, watch_rx) = watch::channel(false);
+            let svc = Arc::new(svc);
+            let task = tokio::spawn({
+                let svc = svc.clone();
+                async move { svc.start(watch_rx).await }
+            });
+            Running { svc, stop, task }
+        }
+
+        async fn stop(self) {
+            self.stop.send(true).expect("stop");
+            tokio::time::timeout(WAIT, self.task)
+                .await
+                .expect("stops")
+                .expect("joined");
+        }
+    }
+
     fn fleet_service(
         fake: Arc<FleetFake>,
     ) -> (AcmeService, mpsc::UnboundedReceiver<String>, Arc<AtomicU32>) {
@@ -586,12 +613,8 @@ mod tests {
             updates,
         });
         let (svc, mut installed, reports) = fleet_service(fake.clone());
-        let (stop, watch_rx) = watch::channel(false);
-        let svc = Arc::new(svc);
-        let running = tokio::spawn({
-            let svc = svc.clone();
-            async move { svc.start(watch_rx).await }
-        });
+        let running = Running::start(svc);
+        let svc = running.svc.clone();
         let got = tokio::time::timeout(WAIT, installed.recv())
             .await
             .expect("in time");
@@ -618,11 +641,7 @@ mod tests {
         assert!(next > SystemTime::now() + Duration::from_secs(200 * 86_400));
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
         assert_eq!(reports.load(Ordering::SeqCst), 0, "no order was made");
-        stop.send(true).expect("stop");
-        tokio::time::timeout(WAIT, running)
-            .await
-            .expect("stops")
-            .expect("joined");
+        running.stop().await;
     }
 
     #[tokio::test]
@@ -635,12 +654,8 @@ mod tests {
             updates,
         });
         let (svc, _installed, reports) = fleet_service(fake.clone());
-        let (stop, watch_rx) = watch::channel(false);
-        let svc = Arc::new(svc);
-        let running = tokio::spawn({
-            let svc = svc.clone();
-            async move { svc.start(watch_rx).await }
-        });
+        let running = Running::start(svc);
+        let svc = running.svc.clone();
         let st = tokio::time::timeout(WAIT, async {
             loop {
                 let st = svc.status().remove(0);
@@ -662,11 +677,7 @@ mod tests {
             "the fleet's time: {wait:?}"
         );
         assert_eq!(reports.load(Ordering::SeqCst), 0);
-        stop.send(true).expect("stop");
-        tokio::time::timeout(WAIT, running)
-            .await
-            .expect("stops")
-            .expect("joined");
+        running.stop().await;
     }
 
     fn service(fake: Arc<Fake>) -> (AcmeService, mpsc::UnboundedReceiver<String>) {
@@ -697,12 +708,8 @@ mod tests {
             fail: false,
         });
         let (svc, mut installed) = service(fake.clone());
-        let (stop, watch_rx) = watch::channel(false);
-        let svc = Arc::new(svc);
-        let running = tokio::spawn({
-            let svc = svc.clone();
-            async move { svc.start(watch_rx).await }
-        });
+        let running = Running::start(svc);
+        let svc = running.svc.clone();
         let got = tokio::time::timeout(WAIT, installed.recv())
             .await
             .expect("in time");
@@ -719,11 +726,7 @@ mod tests {
         .expect("scheduled");
         assert!(next > SystemTime::now() + Duration::from_secs(50 * 86_400));
         assert_eq!(fake.calls.load(Ordering::SeqCst), 0, "no order while valid");
-        stop.send(true).expect("stop");
-        tokio::time::timeout(WAIT, running)
-            .await
-            .expect("stops")
-            .expect("joined");
+        running.stop().await;
     }
 
     #[tokio::test]
@@ -734,12 +737,8 @@ mod tests {
             fail: true,
         });
         let (svc, _installed) = service(fake.clone());
-        let (stop, watch_rx) = watch::channel(false);
-        let svc = Arc::new(svc);
-        let running = tokio::spawn({
-            let svc = svc.clone();
-            async move { svc.start(watch_rx).await }
-        });
+        let running = Running::start(svc);
+        let svc = running.svc.clone();
         let st = tokio::time::timeout(WAIT, async {
             loop {
                 let st = svc.status().remove(0);
@@ -761,11 +760,7 @@ mod tests {
             .unwrap_or_default();
         assert!(wait >= Duration::from_secs(59), "backoff {wait:?}");
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "no tight retry loop");
-        stop.send(true).expect("stop");
-        tokio::time::timeout(WAIT, running)
-            .await
-            .expect("stops")
-            .expect("joined");
+        running.stop().await;
     }
 
     #[tokio::test]
@@ -782,8 +777,7 @@ mod tests {
             fail: false,
         });
         let (svc, mut installed) = service(fake.clone());
-        let (stop, watch_rx) = watch::channel(false);
-        let running = tokio::spawn(async move { svc.start(watch_rx).await });
+        let running = Running::start(svc);
         let first = tokio::time::timeout(WAIT, installed.recv())
             .await
             .expect("old");
@@ -793,10 +787,6 @@ mod tests {
             .expect("new");
         assert_ne!(second, first, "then the renewed one");
         assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
-        stop.send(true).expect("stop");
-        tokio::time::timeout(WAIT, running)
-            .await
-            .expect("stops")
-            .expect("joined");
+        running.stop().await;
     }
 }
