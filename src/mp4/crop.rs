@@ -45,7 +45,10 @@ impl Trak {
                 row[0] = row[0].wrapping_sub(start_chunk);
             }
         }
-        self.size += 16 + self.sample_to_chunk_entries * 12;
+        self.check_counts()?;
+        let stsc_rows = self.stsc.as_ref().map_or(0, |t| t.kept().len());
+        let extra = usize::from(self.stsc_start.is_some()) + usize::from(self.stsc_end.is_some());
+        self.size += 16 + 12 * (stsc_rows + extra) as u64;
         self.update_stsz(at, file_end)?;
         self.update_chunks(at, file_end, mdat_end)?;
         // stbl, minf, mdhd, hdlr, mdia, tkhd, edts, trak: nginx's order.
@@ -66,6 +69,28 @@ impl Trak {
             self.size += EDTS_LEN;
         }
         self.size += 8;
+        Ok(())
+    }
+
+    /// The counts the crop kept agree with the rows it kept (they do for
+    /// any well-formed file; a damaged one would write boxes whose sizes
+    /// and counts disagree).
+    fn check_counts(&self) -> Result<(), Mp4Error> {
+        let kept = |n: Option<usize>| n.map(|n| n as u64);
+        let stsc = self.stsc.as_ref().map(|t| {
+            t.kept().len()
+                + usize::from(self.stsc_start.is_some())
+                + usize::from(self.stsc_end.is_some())
+        });
+        let pairs = [
+            (kept(self.stts.as_ref().map(|t| t.kept().len())), self.time_to_sample_entries),
+            (kept(self.stss.as_ref().map(|t| t.kept().len())), self.sync_samples_entries),
+            (kept(self.ctts.as_ref().map(|t| t.kept().len())), self.composition_offset_entries),
+            (kept(stsc), self.sample_to_chunk_entries),
+        ];
+        if pairs.iter().any(|(rows, count)| rows.is_some_and(|r| r != *count)) {
+            return err("mp4 tables inconsistent with their counts");
+        }
         Ok(())
     }
 
@@ -109,21 +134,27 @@ impl Trak {
         }
         if start {
             let mut key_prefix = self.seek_key_frame(start_sample, opts);
-            start_sample -= u64::from(key_prefix);
+            start_sample = start_sample
+                .checked_sub(u64::from(key_prefix))
+                .ok_or_else(|| Mp4Error("mp4 sync sample out of the samples".into()))?;
             let t = self.stts.as_ref().expect("checked");
             while rest < key_prefix {
                 if e == 0 {
                     return err("mp4 key frame before the first sample");
                 }
-                self.prefix += u64::from(rest) * u64::from(duration);
+                self.prefix = self
+                    .prefix
+                    .wrapping_add(u64::from(rest) * u64::from(duration));
                 key_prefix -= rest;
                 e -= 1;
                 entries += 1;
                 [count, duration] = t.rows[e];
                 rest = count;
             }
-            self.prefix += u64::from(key_prefix) * u64::from(duration);
-            self.duration += self.prefix;
+            self.prefix = self
+                .prefix
+                .wrapping_add(u64::from(key_prefix) * u64::from(duration));
+            self.duration = self.duration.wrapping_add(self.prefix);
             rest -= key_prefix;
             let t = self.stts.as_mut().expect("checked");
             t.rows[e][0] = count - rest;
@@ -613,14 +644,16 @@ impl Trak {
         if samples == 0 {
             return err("zero number of samples in mp4 stsc");
         }
-        let target_chunk = u64::from(chunk).wrapping_sub(1) + u64::from(start_sample / samples);
+        let target_chunk = u64::from(chunk)
+            .wrapping_sub(1)
+            .wrapping_add(u64::from(start_sample / samples));
         let chunk_samples = start_sample % samples;
         if start {
             t.pos = e;
             self.sample_to_chunk_entries = entries;
             self.start_chunk = target_chunk;
             self.start_chunk_samples = u64::from(chunk_samples);
-            t.rows[e][0] = (target_chunk + 1) as u32;
+            t.rows[e][0] = target_chunk.wrapping_add(1) as u32;
             samples -= chunk_samples;
         } else {
             if start_sample != 0 {
@@ -635,7 +668,7 @@ impl Trak {
                 self.end_chunk_samples = u64::from(prev_samples);
             }
             if chunk_samples != 0 {
-                self.end_chunk = target_chunk + 1;
+                self.end_chunk = target_chunk.wrapping_add(1);
                 self.end_chunk_samples = u64::from(chunk_samples);
             } else {
                 self.end_chunk = target_chunk;
@@ -647,10 +680,10 @@ impl Trak {
             t.rows[e][1] = samples;
         } else if chunk_samples != 0 && start {
             self.stsc_start = Some([1, samples, id]);
-            t.rows[e][0] = (self.start_chunk + 2) as u32;
+            t.rows[e][0] = self.start_chunk.wrapping_add(2) as u32;
             self.sample_to_chunk_entries += 1;
         } else if chunk_samples != 0 {
-            let first = (self.end_chunk - self.start_chunk) as u32;
+            let first = self.end_chunk.wrapping_sub(self.start_chunk) as u32;
             self.stsc_end = Some([first, samples, id]);
             self.sample_to_chunk_entries += 1;
         }
