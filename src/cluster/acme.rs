@@ -491,9 +491,15 @@ impl FleetAcme {
     /// Waits (at most [`ACK_WAIT`]) until every member that serves fleet
     /// answers reports having seen `revision`; a member that does not is
     /// named, and the order goes on (the CA may reach another member).
+    ///
+    /// A member once seen behind stays waited for even if its status key
+    /// vanishes meanwhile: after etcd itself restarts, the keys of members
+    /// still reconnecting live on for a lease TTL and then expire, which
+    /// must not read as "every member serves it" while they cannot yet.
     async fn wait_for_members(&self, client: &mut Client, revision: i64, host: &str) {
         let started = Instant::now();
         let prefix = self.cluster.members_prefix();
+        let mut behind = std::collections::BTreeSet::new();
         loop {
             let lagging: Vec<String> = match timed(
                 "read the members",
@@ -501,13 +507,21 @@ impl FleetAcme {
             )
             .await
             {
-                Ok(r) => r
-                    .kvs()
-                    .iter()
-                    .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
-                    .filter(|m| m["acme_challenges"].as_i64().is_some_and(|s| s < revision))
-                    .map(|m| m["id"].as_str().unwrap_or("?").to_string())
-                    .collect(),
+                Ok(r) => {
+                    for m in r
+                        .kvs()
+                        .iter()
+                        .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
+                    {
+                        let id = m["id"].as_str().unwrap_or("?").to_string();
+                        match m["acme_challenges"].as_i64() {
+                            Some(seen) if seen >= revision => behind.remove(&id),
+                            Some(_) => behind.insert(id),
+                            None => false,
+                        };
+                    }
+                    behind.iter().cloned().collect()
+                }
                 Err(e) => vec![format!("(members unreadable: {e})")],
             };
             if lagging.is_empty() {
