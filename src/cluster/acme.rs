@@ -508,11 +508,9 @@ impl FleetAcme {
             .await
             {
                 Ok(r) => {
-                    for m in r
-                        .kvs()
-                        .iter()
-                        .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
-                    {
+                    for m in r.kvs().iter().filter_map(|kv| {
+                        serde_json::from_slice::<serde_json::Value>(kv.value()).ok()
+                    }) {
                         let id = m["id"].as_str().unwrap_or("?").to_string();
                         match m["acme_challenges"].as_i64() {
                             Some(seen) if seen >= revision => behind.remove(&id),

@@ -14,7 +14,7 @@
 //! | key | value | written by |
 //! |---|---|---|
 //! | `<prefix>/active/<upstream>` | `{"pool": "green", "by": member, "requested_at": µs}` (a bare pool name is accepted too) | a switch, in one transaction compared against the revision the member last saw |
-//! | `<prefix>/members/<id>` | the member's status ([`status::member_status`]), bound to its lease | each member, on change |
+//! | `<prefix>/members/<id>` | the member's status ([`status::member_status`]), bound to its lease | each member, on change (an active pool's counts alone at most every 5 s, `service::ACTIVE_COUNTS_EVERY`) |
 //! | `<prefix>/acme/lock/<site>/<lease>` | (etcd's Lock API) | the member ordering or checking `<site>`'s certificate, bound to the lock's own lease ([`acme_lock`]) |
 //! | `<prefix>/acme/certs/<site>` | `{"directory", "names", "chain", "key", "serial", "not_after", "by"}`: PEM chain **and private key** | the member that ordered it, under the lock ([`acme`]); every member watches and installs it |
 //! | `<prefix>/acme/account` | the ACME account file (`account.json`: URL **and private key**) | the first member that ordered, under the lock; the others adopt it before they order |

@@ -31,6 +31,44 @@ const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the member status is compared with what was last published.
 const STATUS_EVERY: Duration = Duration::from_millis(250);
+/// How often a change of an active pool's counts alone is published. The
+/// counts `switch --wait` waits on (a draining pool's) and every other
+/// change go out at once; an active pool's in-flight count moves on nearly
+/// every tick under load and would otherwise be a write to etcd each time.
+const ACTIVE_COUNTS_EVERY: Duration = Duration::from_secs(5);
+
+/// What was last put as the member status.
+struct Published {
+    /// The status as put.
+    full: String,
+    /// The same without the active pools' counts (see [`ACTIVE_COUNTS_EVERY`]).
+    significant: String,
+    at: std::time::Instant,
+}
+
+impl Published {
+    fn new() -> Published {
+        Published {
+            full: String::new(),
+            significant: String::new(),
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
+/// `status` without the `inflight`/`websockets` counts of active pools.
+fn significant(status: &serde_json::Value) -> String {
+    let mut s = status.clone();
+    if let Some(pools) = s["pools"].as_array_mut() {
+        for p in pools.iter_mut().filter(|p| p["state"] == "active") {
+            if let Some(o) = p.as_object_mut() {
+                o.remove("inflight");
+                o.remove("websockets");
+            }
+        }
+    }
+    s.to_string()
+}
 
 /// The background service of fleet mode.
 pub struct ClusterService {
@@ -184,7 +222,7 @@ impl ClusterService {
             got.kvs().len()
         );
         let member_key = format!("{}{}", cl.members_prefix(), cl.id);
-        let mut published = String::new();
+        let mut published = Published::new();
         let mut keep_alive = tokio::time::interval(cl.config.lease_ttl / 3);
         let mut status_tick = tokio::time::interval(STATUS_EVERY);
         loop {
@@ -245,17 +283,27 @@ impl ClusterService {
         client: &mut Client,
         key: &str,
         lease: i64,
-        published: &mut String,
+        published: &mut Published,
     ) -> Result<(), String> {
-        let now = super::status::member_status(&self.cluster, &self.state).to_string();
-        if now != *published {
-            timed(
-                "publish the member status",
-                client.put(key, now.clone(), Some(PutOptions::new().with_lease(lease))),
-            )
-            .await?;
-            *published = now;
+        let status = super::status::member_status(&self.cluster, &self.state);
+        let full = status.to_string();
+        if full == published.full {
+            return Ok(());
         }
+        let significant = significant(&status);
+        if significant == published.significant && published.at.elapsed() < ACTIVE_COUNTS_EVERY {
+            return Ok(());
+        }
+        timed(
+            "publish the member status",
+            client.put(key, full.clone(), Some(PutOptions::new().with_lease(lease))),
+        )
+        .await?;
+        *published = Published {
+            full,
+            significant,
+            at: std::time::Instant::now(),
+        };
         Ok(())
     }
 
@@ -323,5 +371,36 @@ impl BackgroundService for ClusterService {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::significant;
+    use serde_json::json;
+
+    #[test]
+    fn only_an_active_pools_counts_wait_for_the_slow_publish() {
+        let status = |blue: u64, green: u64, green_state: &str| {
+            json!({"id": "m", "pools": [
+                {"upstream": "app", "pool": "blue", "state": "active", "inflight": blue, "websockets": 1},
+                {"upstream": "app", "pool": "green", "state": green_state, "inflight": green, "websockets": 0},
+            ]})
+        };
+        // The active pool's load moving: not significant.
+        assert_eq!(
+            significant(&status(3, 0, "idle")),
+            significant(&status(9, 0, "idle"))
+        );
+        // A draining pool's count (what `switch --wait` waits on) is.
+        assert_ne!(
+            significant(&status(3, 2, "draining")),
+            significant(&status(3, 1, "draining"))
+        );
+        // So is a pool changing state.
+        assert_ne!(
+            significant(&status(3, 0, "draining")),
+            significant(&status(3, 0, "drained"))
+        );
     }
 }

@@ -83,12 +83,24 @@ impl Trak {
                 + usize::from(self.stsc_end.is_some())
         });
         let pairs = [
-            (kept(self.stts.as_ref().map(|t| t.kept().len())), self.time_to_sample_entries),
-            (kept(self.stss.as_ref().map(|t| t.kept().len())), self.sync_samples_entries),
-            (kept(self.ctts.as_ref().map(|t| t.kept().len())), self.composition_offset_entries),
+            (
+                kept(self.stts.as_ref().map(|t| t.kept().len())),
+                self.time_to_sample_entries,
+            ),
+            (
+                kept(self.stss.as_ref().map(|t| t.kept().len())),
+                self.sync_samples_entries,
+            ),
+            (
+                kept(self.ctts.as_ref().map(|t| t.kept().len())),
+                self.composition_offset_entries,
+            ),
             (kept(stsc), self.sample_to_chunk_entries),
         ];
-        if pairs.iter().any(|(rows, count)| rows.is_some_and(|r| r != *count)) {
+        if pairs
+            .iter()
+            .any(|(rows, count)| rows.is_some_and(|r| r != *count))
+        {
             return err("mp4 tables inconsistent with their counts");
         }
         Ok(())

@@ -421,7 +421,10 @@ fn damaged_files_are_errors_or_cuts_never_a_panic() {
         let start = (next() % 3000) as u64;
         let length = [0, 500, 2000][next() % 3];
         for key in [false, true] {
-            let o = Options { start_key_frame: key, ..opts() };
+            let o = Options {
+                start_key_frame: key,
+                ..opts()
+            };
             let _ = cut_bytes(&damaged, Interval { start, length }, &o);
         }
     }
