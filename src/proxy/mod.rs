@@ -560,7 +560,7 @@ impl ProxyHttp for GreenlightProxy {
             Some(v) if !v.is_empty() && v.len() <= 200 => v.to_string(),
             _ => {
                 let id = crate::accesslog::request_id();
-                upstream_request.insert_header("x-request-id", id.as_str())?;
+                upstream_request.insert_header(&X_REQUEST_ID, id.as_str())?;
                 id
             }
         };
