@@ -403,6 +403,31 @@ fn render_fleet(f: &Value) -> String {
     if rows.len() > 1 {
         out.push_str(&table(&rows));
     }
+    // Fleet ACME: one line per certificate the fleet orders.
+    for (site, a) in f["acme"].as_object().into_iter().flatten() {
+        let c = &a["certificate"];
+        let mut line = match c["serial"].as_str() {
+            Some(serial) => format!(
+                "acme {site}: serial {serial}, valid until {}, ordered by {}",
+                c["not_after"].as_str().unwrap_or("?"),
+                c["by"].as_str().unwrap_or("?")
+            ),
+            None => format!("acme {site}: no certificate stored yet"),
+        };
+        if a["locked"] == Value::Bool(true) {
+            line.push_str(" — a member is ordering or checking it now");
+        }
+        if let Some(b) = a["backoff"].as_object() {
+            line.push_str(&format!(
+                " — last order failed ({} failure(s), {}): no member orders before {}",
+                b["failures"],
+                b["error"].as_str().unwrap_or("?"),
+                b["next_attempt"].as_str().unwrap_or("?")
+            ));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
 }
 

@@ -379,6 +379,28 @@ async fn the_fleet_orders_a_certificate_once_and_renews_it_once_on_every_member(
         f.keys("challenges/").await == 0 && f.keys("lock/").await == 0
     })
     .await;
+    // Every member's /api/cluster shows the fleet's certificate (never its
+    // key), the lock free and no failed order.
+    for m in &f.members {
+        let v = cluster_view(m.admin).await;
+        let app = &v["acme"]["app"];
+        let shown = app["certificate"]["serial"]
+            .as_str()
+            .unwrap_or("")
+            .replace(':', "");
+        assert_eq!(shown, serial, "{v}");
+        assert_eq!(app["certificate"]["by"].as_str(), Some(by.as_str()));
+        assert_eq!(app["locked"], false, "{v}");
+        assert!(app["backoff"].is_null(), "{v}");
+        assert!(!v.to_string().contains("PRIVATE KEY"), "no key in the API");
+    }
+    // And `greenlight status` says it in a line.
+    let o = admin_cli(f.members[0].admin, &["status"]).await;
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("acme app: serial ") && text.contains(&format!("ordered by {by}")),
+        "{text}"
+    );
     assert_eq!(f.orders_metric().await, 1.0, "one order in the metrics");
     // Every member keeps the certificate in its local storage (the key 0600).
     use std::os::unix::fs::PermissionsExt;

@@ -94,6 +94,52 @@ struct FleetBackoff {
     by: String,
 }
 
+/// The fleet's certificates as `GET /api/cluster` shows them (`acme`), from
+/// the keys under `<prefix>/acme/` (`rest` is the part after that prefix):
+/// per site the stored certificate (serial, expiry, who ordered it; never
+/// its key), whether a member holds the site's lock now (ordering or
+/// checking), and a recorded failed order (no member orders before
+/// `next_attempt`).
+pub(crate) fn fleet_view<'k>(keys: impl Iterator<Item = (&'k str, &'k [u8])>) -> serde_json::Value {
+    use serde_json::json;
+    let mut sites = serde_json::Map::new();
+    fn entry<'m>(
+        sites: &'m mut serde_json::Map<String, serde_json::Value>,
+        site: &str,
+    ) -> &'m mut serde_json::Value {
+        sites.entry(site.to_string()).or_insert_with(
+            || serde_json::json!({"certificate": null, "locked": false, "backoff": null}),
+        )
+    }
+    for (rest, value) in keys {
+        if let Some(site) = rest.strip_prefix("certs/") {
+            if let Ok(c) = serde_json::from_slice::<StoredCert>(value) {
+                let not_after = UNIX_EPOCH + Duration::from_secs(c.not_after);
+                entry(&mut sites, site)["certificate"] = json!({
+                    "serial": c.serial,
+                    "not_after": fmt_utc(not_after),
+                    "names": c.names,
+                    "by": c.by,
+                });
+            }
+        } else if let Some(site) = rest.strip_prefix("backoff/") {
+            if let Ok(b) = serde_json::from_slice::<FleetBackoff>(value) {
+                entry(&mut sites, site)["backoff"] = json!({
+                    "failures": b.failures,
+                    "next_attempt": fmt_utc(UNIX_EPOCH + Duration::from_secs(b.next_attempt)),
+                    "error": b.error,
+                    "by": b.by,
+                });
+            }
+        } else if let Some((site, _lease)) =
+            rest.strip_prefix("lock/").and_then(|l| l.split_once('/'))
+        {
+            entry(&mut sites, site)["locked"] = json!(true);
+        }
+    }
+    serde_json::Value::Object(sites)
+}
+
 /// What the lock holder reads first.
 struct FleetState {
     cert: Option<StoredCert>,
@@ -732,5 +778,36 @@ mod tests {
             "/g/acme/challenges/app/tls-alpn-01/app.test"
         );
         assert_eq!(f.cluster.acme_challenges_seen(), Some(0), "published");
+    }
+
+    #[test]
+    fn the_api_view_shows_certificates_locks_and_failures_never_keys() {
+        let cert = serde_json::to_vec(&StoredCert {
+            directory: "https://ca/dir".into(),
+            names: vec!["app.test".into()],
+            chain: "-----BEGIN CERTIFICATE-----".into(),
+            key: "-----BEGIN PRIVATE KEY-----".into(),
+            serial: "0a:0b".into(),
+            not_after: 1_800_000_000,
+            by: "m1:9000".into(),
+        })
+        .unwrap();
+        let backoff = br#"{"failures":2,"next_attempt":1800000000,"error":"dns","by":"m2:9000"}"#;
+        let keys: Vec<(&str, &[u8])> = vec![
+            ("certs/app", &cert),
+            ("lock/app/694d9c", b""),
+            ("backoff/web", backoff),
+            ("account", b"{}"),
+            ("challenges/app/http-01/app.test/tok", b"{}"),
+        ];
+        let v = fleet_view(keys.into_iter());
+        assert_eq!(v["app"]["certificate"]["serial"], "0a:0b");
+        assert_eq!(v["app"]["certificate"]["by"], "m1:9000");
+        assert_eq!(v["app"]["locked"], true);
+        assert_eq!(v["web"]["backoff"]["failures"], 2);
+        assert_eq!(v["web"]["locked"], false);
+        assert!(v["web"]["certificate"].is_null());
+        assert!(!v.to_string().contains("PRIVATE KEY"));
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
     }
 }

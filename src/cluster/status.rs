@@ -91,10 +91,20 @@ pub async fn api_view(cluster: Option<&Cluster>, state: &StateHandle) -> (Status
         client.get(cluster.members_prefix(), opts()),
     )
     .await;
-    let (keys, members) = match (keys, members) {
-        (Ok(k), Ok(m)) => (k, m),
-        (Err(e), _) | (_, Err(e)) => return disconnected(e),
+    let acme_prefix = cluster.acme_prefix();
+    let acme = super::timed(
+        "read the fleet's certificates",
+        client.get(acme_prefix.clone(), opts()),
+    )
+    .await;
+    let (keys, members, acme) = match (keys, members, acme) {
+        (Ok(k), Ok(m), Ok(a)) => (k, m, a),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return disconnected(e),
     };
+    let acme = super::acme::fleet_view(acme.kvs().iter().filter_map(|kv| {
+        let rest = kv.key_str().ok()?.strip_prefix(acme_prefix.as_str())?;
+        Some((rest, kv.value()))
+    }));
     let prefix = cluster.active_prefix();
     let active: BTreeMap<String, (String, i64)> = keys
         .kvs()
@@ -109,7 +119,9 @@ pub async fn api_view(cluster: Option<&Cluster>, state: &StateHandle) -> (Status
         .iter()
         .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
         .collect();
-    (StatusCode::OK, fleet(cluster, &active, &members))
+    let mut view = fleet(cluster, &active, &members);
+    view["acme"] = acme;
+    (StatusCode::OK, view)
 }
 
 /// The fleet view from the `active/` keys (upstream → pool, revision) and
