@@ -170,27 +170,41 @@ impl AdminApi {
             .upstream(upstream)
             .map(|u| u.active_pool().name.clone());
         match reload::switch(&self.state, upstream, pool, force).await {
-            Ok(a) => (
-                StatusCode::OK,
-                json!({
-                    "upstream": upstream,
-                    "from": from,
-                    "to": pool,
-                    "forced": force,
-                    "generation": a.generation,
-                    "restart_needed": a.restart_needed,
-                    "already_active": a.already_active,
-                }),
-            ),
-            Err(e @ (SwitchError::UnknownUpstream(_) | SwitchError::UnknownPool { .. })) => {
-                error(StatusCode::NOT_FOUND, &e.to_string())
-            }
-            Err(e @ SwitchError::Unreachable { .. }) => error(StatusCode::CONFLICT, &e.to_string()),
-            Err(SwitchError::Apply(e)) => problems(&e),
-            Err(e @ SwitchError::Write { .. }) => {
-                error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
-            }
+            Ok(a) => (StatusCode::OK, switched(upstream, from, pool, force, &a)),
+            Err(e) => switch_refused(&e),
         }
+    }
+}
+
+/// The answer to a switch that was applied, on this proxy or (with
+/// `cluster_revision` added) for the fleet.
+pub(crate) fn switched(
+    upstream: &str,
+    from: Option<String>,
+    to: &str,
+    force: bool,
+    a: &reload::Applied,
+) -> Value {
+    json!({
+        "upstream": upstream,
+        "from": from,
+        "to": to,
+        "forced": force,
+        "generation": a.generation,
+        "restart_needed": a.restart_needed,
+        "already_active": a.already_active,
+    })
+}
+
+/// The answer to a switch refused before anything changed (local or fleet).
+pub(crate) fn switch_refused(e: &SwitchError) -> (StatusCode, Value) {
+    match e {
+        SwitchError::UnknownUpstream(_) | SwitchError::UnknownPool { .. } => {
+            error(StatusCode::NOT_FOUND, &e.to_string())
+        }
+        SwitchError::Unreachable { .. } => error(StatusCode::CONFLICT, &e.to_string()),
+        SwitchError::Apply(e) => problems(e),
+        SwitchError::Write { .. } => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
 

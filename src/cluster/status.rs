@@ -7,7 +7,6 @@
 use super::Cluster;
 use super::switch::{FleetSwitchError, fleet_switch, pool_of};
 use crate::admin::safe_to_stop::verdict;
-use crate::reload::SwitchError;
 use crate::state::StateHandle;
 use etcd_client::GetOptions;
 use http::StatusCode;
@@ -218,26 +217,12 @@ pub async fn api_switch(
         .map(|u| u.active_pool().name.clone());
     let err = |s: StatusCode, e: &dyn std::fmt::Display| (s, json!({"error": e.to_string()}));
     match fleet_switch(cluster, state, upstream, pool, force).await {
-        Ok(s) => (
-            StatusCode::OK,
-            json!({
-                "upstream": upstream,
-                "from": from,
-                "to": pool,
-                "forced": force,
-                "generation": s.applied.generation,
-                "restart_needed": s.applied.restart_needed,
-                "already_active": s.applied.already_active,
-                "cluster_revision": s.revision,
-            }),
-        ),
-        Err(FleetSwitchError::Local(
-            e @ (SwitchError::UnknownUpstream(_) | SwitchError::UnknownPool { .. }),
-        )) => err(StatusCode::NOT_FOUND, &e),
-        Err(FleetSwitchError::Local(e @ SwitchError::Unreachable { .. })) => {
-            err(StatusCode::CONFLICT, &e)
+        Ok(s) => {
+            let mut body = crate::admin::switched(upstream, from, pool, force, &s.applied);
+            body["cluster_revision"] = json!(s.revision);
+            (StatusCode::OK, body)
         }
-        Err(FleetSwitchError::Local(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(FleetSwitchError::Local(e)) => crate::admin::switch_refused(&e),
         Err(e @ FleetSwitchError::Conflict { .. }) => {
             let (s, mut body) = err(StatusCode::CONFLICT, &e);
             body["conflict"] = json!(true);
