@@ -50,6 +50,51 @@ pub(crate) struct Fleet {
     pub(crate) members: Vec<Member>,
 }
 
+/// One greenlight of a fleet on `template`: its own `{HTTP}` and `{ADMIN}`
+/// ports, `fills` (upstream ports), `ETCD` replaced by `etcd`'s endpoints;
+/// started and listening.
+pub(crate) async fn start_member(
+    template: &str,
+    etcd: &EtcdCluster,
+    fills: &[(&str, u16)],
+) -> Member {
+    let ports = free_ports(2);
+    let mut all = vec![("HTTP", ports[0]), ("ADMIN", ports[1])];
+    all.extend_from_slice(fills);
+    let yaml = fill_ports(template, &all).replace("ETCD", &etcd.yaml_list());
+    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
+        .await
+        .expect("greenlight starts");
+    Member { http, admin, proxy }
+}
+
+/// Polls every member's `/api/cluster` (at most [`CONVERGE`]) until `cond`
+/// holds for all of them.
+pub(crate) async fn all_members(members: &[Member], cond: impl Fn(&Value) -> bool) -> bool {
+    wait_until_async(deadline_in(CONVERGE), || async {
+        for m in members {
+            if !cond(&cluster_view(m.admin).await) {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+}
+
+/// Polls until the slow request is in flight on blue of the member whose
+/// admin API is `admin`.
+async fn blue_holds_one(admin: SocketAddr) {
+    let held = wait_until_async(deadline_in(IO_TIMEOUT), || async move {
+        let r = admin_call(admin, "GET", "/api/upstreams", "").await;
+        r.json()["upstreams"][0]["pools"][0]["inflight"] == 1
+    })
+    .await;
+    assert!(held, "the slow request is in flight on member 2's blue");
+}
+
 impl Fleet {
     pub(crate) async fn start() -> Fleet {
         let etcd = EtcdCluster::start(3).await;
@@ -58,26 +103,14 @@ impl Fleet {
             HttpUpstream::start("green").await,
             HttpUpstream::start("red").await,
         ];
+        let fills = [
+            ("BLUE", pools[0].port()),
+            ("GREEN", pools[1].port()),
+            ("RED", pools[2].port()),
+        ];
         let mut members = Vec::new();
         for _ in 0..3 {
-            let ports = free_ports(2);
-            let yaml = fill_ports(
-                YAML,
-                &[
-                    ("HTTP", ports[0]),
-                    ("ADMIN", ports[1]),
-                    ("BLUE", pools[0].port()),
-                    ("GREEN", pools[1].port()),
-                    ("RED", pools[2].port()),
-                ],
-            )
-            .replace("ETCD", &etcd.yaml_list());
-            let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-            let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-            let proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
-                .await
-                .expect("greenlight starts");
-            members.push(Member { http, admin, proxy });
+            members.push(start_member(YAML, &etcd, &fills).await);
         }
         let fleet = Fleet {
             etcd,
@@ -98,15 +131,7 @@ impl Fleet {
 
     /// Polls every member's `/api/cluster` until `cond` holds for all.
     pub(crate) async fn wait_all(&self, cond: impl Fn(&Value) -> bool, what: &str) {
-        let ok = wait_until_async(deadline_in(CONVERGE), || async {
-            for m in &self.members {
-                if !cond(&cluster_view(m.admin).await) {
-                    return false;
-                }
-            }
-            true
-        })
-        .await;
+        let ok = all_members(&self.members, cond).await;
         assert!(
             ok,
             "not every member reached: {what}\n{}",
@@ -250,12 +275,7 @@ async fn a_switch_through_one_member_reaches_all_three_and_concurrent_switches_n
         (r, std::time::Instant::now())
     });
     let admin2 = f.members[2].admin;
-    let held = wait_until_async(deadline_in(IO_TIMEOUT), || async move {
-        let r = admin_call(admin2, "GET", "/api/upstreams", "").await;
-        r.json()["upstreams"][0]["pools"][0]["inflight"] == 1
-    })
-    .await;
-    assert!(held, "the slow request is in flight on member 2's blue");
+    blue_holds_one(admin2).await;
     let o = admin_cli(
         f.members[0].admin,
         &["switch", "app", "green", "--wait", "--timeout", "20s"],
@@ -492,12 +512,7 @@ async fn switch_wait_stops_counting_a_member_killed_mid_drain_and_names_it() {
     let http2 = f.members[2].http;
     let _slow = tokio::spawn(async move { http_get(http2, "app.test", "/slow?ms=60000").await });
     let admin2 = f.members[2].admin;
-    let held = wait_until_async(deadline_in(IO_TIMEOUT), || async move {
-        let r = admin_call(admin2, "GET", "/api/upstreams", "").await;
-        r.json()["upstreams"][0]["pools"][0]["inflight"] == 1
-    })
-    .await;
-    assert!(held, "the slow request is in flight on member 2's blue");
+    blue_holds_one(admin2).await;
     let member2 = cluster_view(admin2).await["member"]
         .as_str()
         .expect("member id")

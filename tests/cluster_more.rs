@@ -7,7 +7,8 @@
 //! and time.
 
 use crate::cluster::{
-    CONVERGE, Fleet, Member, YAML, admin_call, cluster_view, etcd, serving, switch,
+    CONVERGE, Fleet, YAML, admin_call, all_members, cluster_view, etcd, serving, start_member,
+    switch,
 };
 use crate::support::etcd::EtcdCluster;
 use crate::support::*;
@@ -49,36 +50,18 @@ async fn a_fleet_switch_under_load_fails_no_request_and_cuts_no_websocket() {
         WsUpstream::start("ws-blue").await,
         WsUpstream::start("ws-green").await,
     );
+    let fills = [
+        ("BLUE", blue.port()),
+        ("GREEN", green.port()),
+        ("WSBLUE", ws_blue.port()),
+        ("WSGREEN", ws_green.port()),
+    ];
     let mut members = Vec::new();
     for _ in 0..3 {
-        let ports = free_ports(2);
-        let yaml = fill_ports(
-            LOAD_YAML,
-            &[
-                ("HTTP", ports[0]),
-                ("ADMIN", ports[1]),
-                ("BLUE", blue.port()),
-                ("GREEN", green.port()),
-                ("WSBLUE", ws_blue.port()),
-                ("WSGREEN", ws_green.port()),
-            ],
-        )
-        .replace("ETCD", &etcd.yaml_list());
-        let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-        let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-        let proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
-            .await
-            .expect("greenlight starts");
-        members.push(Member { http, admin, proxy });
+        members.push(start_member(LOAD_YAML, &etcd, &fills).await);
     }
-    let connected = wait_until_async(deadline_in(CONVERGE), || async {
-        for m in &members {
-            let v = cluster_view(m.admin).await;
-            if v["cluster"] != "connected" || v["members"].as_array().map(Vec::len) != Some(3) {
-                return false;
-            }
-        }
-        true
+    let connected = all_members(&members, |v| {
+        v["cluster"] == "connected" && v["members"].as_array().map(Vec::len) == Some(3)
     })
     .await;
     assert!(connected, "three connected members");
@@ -352,28 +335,17 @@ async fn member_with(
     green: &HttpUpstream,
     cluster_extra: &str,
 ) -> (ProxyProcess, SocketAddr, SocketAddr) {
-    let ports = free_ports(2);
-    let yaml = fill_ports(
-        YAML,
-        &[
-            ("HTTP", ports[0]),
-            ("ADMIN", ports[1]),
-            ("BLUE", blue.port()),
-            ("GREEN", green.port()),
-            ("RED", green.port()),
-        ],
-    )
-    .replace("ETCD", &cluster.yaml_list())
-    .replace(
+    let template = YAML.replace(
         "  lease_ttl: 2s\n",
         &format!("  lease_ttl: 2s\n{cluster_extra}"),
     );
-    let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
-    let proxy = ProxyProcess::start_ready(&yaml, &[http, admin])
-        .await
-        .expect("starts");
-    (proxy, http, admin)
+    let fills = [
+        ("BLUE", blue.port()),
+        ("GREEN", green.port()),
+        ("RED", green.port()),
+    ];
+    let m = start_member(&template, cluster, &fills).await;
+    (m.proxy, m.http, m.admin)
 }
 
 /// The member at `http`/`admin` connects to etcd and its switch to green

@@ -330,10 +330,10 @@ impl Trak {
         file_end: u64,
         mdat_end: u64,
     ) -> Result<(), Mp4Error> {
-        if self.start_chunk > self.chunk_count {
+        if self.start_chunk > self.chunk_count() {
             return err("start time is out mp4 stco chunks");
         }
-        if at.length != 0 && self.end_chunk > self.chunk_count {
+        if at.length != 0 && self.end_chunk > self.chunk_count() {
             return err("end time is out mp4 stco chunks");
         }
         let cut = OffsetCut {
@@ -620,7 +620,7 @@ impl Trak {
         } else {
             return Ok(());
         }
-        let chunk_total = self.chunk_count as u32;
+        let chunk_total = self.chunk_count() as u32;
         let t = self.stsc.as_mut().expect("checked");
         let mut e = t.pos;
         if e >= t.last {

@@ -93,7 +93,6 @@ pub(super) struct Trak {
     pub composition_offset_entries: u64,
     pub sample_to_chunk_entries: u64,
     pub sample_sizes_entries: u64,
-    pub chunk_count: u64,
     pub start_sample: u64,
     pub end_sample: u64,
     pub start_chunk: u64,
@@ -248,6 +247,15 @@ impl Movie {
 }
 
 impl Trak {
+    /// How many chunks the offsets table lists (nginx's `trak->chunks`).
+    pub(super) fn chunk_count(&self) -> u64 {
+        match &self.chunks {
+            Some(Chunks::Stco(t)) => t.rows.len() as u64,
+            Some(Chunks::Co64(t)) => t.rows.len() as u64,
+            None => 0,
+        }
+    }
+
     /// The `trak` content; `Drop` when the track ends before `start`.
     fn read(&mut self, m: &Movie, d: &[u8]) -> Result<Flow, Mp4Error> {
         walk(d, |name, d| match name {
@@ -413,10 +421,6 @@ impl Trak {
                 } else {
                     Chunks::Co64(Table::read(name, d, 16, 8, |r| be64(r, 0))?)
                 };
-                self.chunk_count = match &t {
-                    Chunks::Stco(t) => t.rows.len(),
-                    Chunks::Co64(t) => t.rows.len(),
-                } as u64;
                 self.chunks = Some(t);
             }
             _ => {}
