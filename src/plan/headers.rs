@@ -366,11 +366,12 @@ mod tests {
         assert_eq!(get(&r.headers, "x-real-ip"), ["192.0.2.7"]);
         assert_eq!(get(&r.headers, "x-port"), ["8443"]);
         assert_eq!(get(&r.headers, "x-via"), ["gl 192.0.2.7"]);
-        // HTTP/1: the names go out as they always did (lowercase custom).
+        // HTTP/1: the names go out in the header's style, title case here
+        // (vendor/pingora-http/src/case_forms.rs).
         let mut wire = Vec::new();
         r.header_to_h1_wire(&mut wire);
         let wire = String::from_utf8(wire).expect("text");
-        assert!(wire.contains("x-real-ip: 192.0.2.7\r\n"), "{wire}");
+        assert!(wire.contains("X-Real-Ip: 192.0.2.7\r\n"), "{wire}");
     }
 
     #[test]

@@ -106,9 +106,11 @@ impl IntoCaseHeaderName for &'static str {
                 .or_err(InvalidHTTPHeader, "invalid header name")?;
             return Ok((name, case.then_some(case_name)));
         }
-        // Checked above: `from_static` cannot panic.
-        let name = HeaderName::from_static(self);
-        Ok((name, case.then(|| self.into_case_header_name())))
+        // Checked above: `from_static` cannot panic. A lowercase name (the
+        // form of `http`'s constants) carries no spelling of its own: it is
+        // written in title case on a case-preserving header (`case_forms.rs`).
+        let _ = case;
+        Ok((HeaderName::from_static(self), None))
     }
 }
 
@@ -147,9 +149,9 @@ impl IntoCaseHeaderName for HeaderName {
 
     // greenlight patch: see the trait method.
     #[inline]
-    fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
-        let case_name = case.then(|| CaseHeaderName::of_name(&self));
-        Ok((self, case_name))
+    fn into_header_names(self, _case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+        // No spelling of its own: title case on the wire (`case_forms.rs`).
+        Ok((self, None))
     }
 }
 
@@ -160,8 +162,8 @@ impl IntoCaseHeaderName for &HeaderName {
 
     // greenlight patch: see the trait method.
     #[inline]
-    fn into_header_names(self, case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
-        Ok((self.clone(), case.then(|| CaseHeaderName::of_name(self))))
+    fn into_header_names(self, _case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
+        Ok((self.clone(), None))
     }
 }
 

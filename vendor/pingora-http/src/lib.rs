@@ -50,16 +50,11 @@ pub mod prelude {
     pub use crate::ResponseHeader;
 }
 
-/* an ordered header map to store the original case of each header name
-HMap({
-    "foo": ["Foo", "foO", "FoO"]
-})
-The order how HeaderMap iter over its items is "arbitrary, but consistent".
-Hopefully this property makes sure this map of header names always iterates in the
-same order of the map of header values.
-This idea is inspaired by hyper @nox
-*/
-type CaseMap = HMap<CaseHeaderName>;
+// greenlight patch: a case-preserving header keeps only the names whose wire
+// spelling is not title case (`case_forms.rs`); Pingora kept a second
+// `HeaderMap` of every name's spelling in lockstep with the values.
+mod case_forms;
+type CaseMap = case_forms::CaseForms;
 
 pub enum HeaderNameVariant<'a> {
     Case(&'a CaseHeaderName),
@@ -167,9 +162,7 @@ impl RequestHeader {
         size_hint: Option<usize>,
     ) -> Result<Self> {
         let mut req = Self::build_no_case(method, path, size_hint)?;
-        req.header_name_map = Some(CaseMap::with_capacity(http_header_map_upper_bound(
-            size_hint,
-        )));
+        req.header_name_map = Some(CaseMap::default());
         Ok(req)
     }
 
@@ -250,7 +243,7 @@ impl RequestHeader {
     /// Otherwise returns an empty iterator.
     ///
     /// Headers of the same name are visited in insertion order.
-    pub fn case_header_iter(&self) -> impl Iterator<Item = (&CaseHeaderName, &HeaderValue)> + '_ {
+    pub fn case_header_iter(&self) -> impl Iterator<Item = (CaseHeaderName, &HeaderValue)> + '_ {
         case_header_iter(self.header_name_map.as_ref(), &self.base.headers)
     }
 
@@ -267,13 +260,10 @@ impl RequestHeader {
         let value_map = &self.base.headers;
 
         if let Some(key_map) = key_map {
-            let iter = key_map.iter().zip(value_map.iter());
-            for ((header, case_header), (header2, val)) in iter {
-                if header != header2 {
-                    // in case the header iteration order changes in future versions of HMap
-                    panic!("header iter mismatch {}, {}", header, header2)
-                }
-                f(HeaderNameVariant::Case(case_header), val)?;
+            // greenlight patch: the recorded spelling, else title case.
+            for (header, val) in value_map {
+                let case_header = key_map.wire_name(header);
+                f(HeaderNameVariant::Case(&case_header), val)?;
             }
         } else {
             for (header, value) in value_map {
@@ -406,9 +396,6 @@ impl RequestHeader {
     /// a request grows each map once, not once per header.
     pub fn reserve(&mut self, additional: usize) {
         self.base.headers.reserve(additional);
-        if let Some(m) = self.header_name_map.as_mut() {
-            m.reserve(additional);
-        }
     }
 }
 
@@ -517,9 +504,7 @@ impl From<Box<ResponseHeader>> for Box<RespParts> {
 impl ResponseHeader {
     fn new(size_hint: Option<usize>) -> Self {
         let mut resp_header = Self::new_no_case(size_hint);
-        resp_header.header_name_map = Some(CaseMap::with_capacity(http_header_map_upper_bound(
-            size_hint,
-        )));
+        resp_header.header_name_map = Some(CaseMap::default());
         resp_header
     }
 
@@ -614,7 +599,7 @@ impl ResponseHeader {
     /// Otherwise returns an empty iterator.
     ///
     /// Headers of the same name are visited in insertion order.
-    pub fn case_header_iter(&self) -> impl Iterator<Item = (&CaseHeaderName, &HeaderValue)> + '_ {
+    pub fn case_header_iter(&self) -> impl Iterator<Item = (CaseHeaderName, &HeaderValue)> + '_ {
         case_header_iter(self.header_name_map.as_ref(), &self.base.headers)
     }
 
@@ -631,13 +616,10 @@ impl ResponseHeader {
         let value_map = &self.base.headers;
 
         if let Some(key_map) = key_map {
-            let iter = key_map.iter().zip(value_map.iter());
-            for ((header, case_header), (header2, val)) in iter {
-                if header != header2 {
-                    // in case the header iteration order changes in future versions of HMap
-                    panic!("header iter mismatch {}, {}", header, header2)
-                }
-                f(HeaderNameVariant::Case(case_header), val)?;
+            // greenlight patch: the recorded spelling, else title case.
+            for (header, val) in value_map {
+                let case_header = key_map.wire_name(header);
+                f(HeaderNameVariant::Case(&case_header), val)?;
             }
         } else {
             for (header, value) in value_map {
@@ -863,19 +845,16 @@ fn append_header_value<T>(
     value: T,
 ) -> Result<bool> {
     // greenlight patch: a typed name is not parsed again, and the case
-    // form is only made for a header that keeps one (`into_header_names`).
+    // form is only made for a header that keeps one (`into_header_names`);
+    // only a spelling other than title case is kept (`case_forms.rs`).
     let (header_name, case_header_name) = name.into_header_names(name_map.is_some())?;
-    // store the original case in the map
-    if let (Some(name_map), Some(case_header_name)) = (name_map, case_header_name) {
-        // Use the non-panicking `try_append`: the infallible `append` calls
-        // `.expect("size overflows MAX_SIZE")` internally, which would abort the
-        // process if the case map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
-        name_map
-            .try_append(header_name.clone(), case_header_name)
-            .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
+    if let Some(name_map) = name_map {
+        name_map.note(&header_name, case_header_name, false);
     }
 
-    // Non-panicking `try_append` for the same reason as the case map above.
+    // Non-panicking `try_append`: the infallible `append` calls
+    // `.expect("size overflows MAX_SIZE")` internally, which would abort the
+    // process if the map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
     value_map.try_append(header_name, value).or_err(
         InvalidHTTPHeader,
         "header value map size overflows MAX_SIZE",
@@ -891,9 +870,8 @@ fn insert_header_value<T>(
 ) -> Result<()> {
     // greenlight patch: as in `append_header_value`.
     let (header_name, case_header_name) = name.into_header_names(name_map.is_some())?;
-    if let (Some(name_map), Some(case_header_name)) = (name_map, case_header_name) {
-        // store the original case in the map
-        name_map.insert(header_name.clone(), case_header_name);
+    if let Some(name_map) = name_map {
+        name_map.note(&header_name, case_header_name, true);
     }
     value_map.insert(header_name, value);
     Ok(())
@@ -912,7 +890,7 @@ where
     let removed = value_map.remove(name);
     if removed.is_some() {
         if let Some(name_map) = name_map {
-            name_map.remove(name);
+            name_map.forget_absent(value_map);
         }
     }
     removed
@@ -1021,12 +999,13 @@ fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl
     const HEADER_KV_DELIMITER: &[u8; 2] = b": ";
 
     if let Some(key_map) = key_map {
-        case_header_iter(key_map.into(), value_map).for_each(|(case_header, val)| {
-            buf.put_slice(case_header.as_slice());
+        // greenlight patch: the recorded spelling, else title case.
+        for (header, value) in value_map {
+            key_map.put_name(header, buf);
             buf.put_slice(HEADER_KV_DELIMITER);
-            buf.put_slice(val.as_ref());
+            buf.put_slice(value.as_ref());
             buf.put_slice(CRLF);
-        });
+        }
     } else {
         for (header, value) in value_map {
             let titled_header =
@@ -1043,16 +1022,12 @@ fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl
 fn case_header_iter<'a>(
     name_map: Option<&'a CaseMap>,
     value_map: &'a HMap,
-) -> impl Iterator<Item = (&'a CaseHeaderName, &'a HeaderValue)> + 'a {
-    name_map.into_iter().flat_map(|name_map| {
-        name_map
+) -> impl Iterator<Item = (CaseHeaderName, &'a HeaderValue)> + 'a {
+    // greenlight patch: each name as it goes on the wire (`case_forms.rs`).
+    name_map.into_iter().flat_map(move |name_map| {
+        value_map
             .iter()
-            .zip(value_map.iter())
-            .map(|((h1, name), (h2, value))| {
-                // in case the header iteration order changes in future versions of HMap
-                assert_eq!(h1, h2, "header iter mismatch {}, {}", h1, h2);
-                (name, value)
-            })
+            .map(move |(name, value)| (name_map.wire_name(name), value))
     })
 }
 
@@ -1106,8 +1081,9 @@ mod tests {
         });
     }
 
-    // greenlight patch: typed and static names skip parsing; the case each
-    // kind of name is written in on HTTP/1 stays what it was.
+    // greenlight patch: typed and static names skip parsing; a name without a
+    // spelling of its own (typed, or a lowercase static one) is written in
+    // title case on HTTP/1, a spelled one as spelled (`case_forms.rs`).
     #[test]
     fn typed_and_static_names_keep_their_wire_case() {
         const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -1130,18 +1106,28 @@ mod tests {
             "X-Mixed: 1\r\n",
             "Host: a.test\r\n",
             "Content-Length: 0\r\n",
-            "x-real-ip: 192.0.2.1\r\n",
-            "x-custom: 2\r\nx-custom: 3\r\n",
-            "strict-transport-security: max-age=1\r\n",
+            "X-Real-Ip: 192.0.2.1\r\n",
+            "X-Custom: 2\r\nX-Custom: 3\r\n",
+            "Strict-Transport-Security: max-age=1\r\n",
             "X-Forwarded-Proto: http\r\n",
         ] {
             assert!(wire.contains(line), "{line:?} not in {wire:?}");
         }
         assert_eq!(req.headers.len(), 8);
         assert_eq!(req.case_header_iter().count(), 8);
-        // Both maps agree after a removal of a typed name.
         assert!(req.remove_header(&X_REAL_IP).is_some());
         assert_eq!(req.case_header_iter().count(), 7);
+        // A spelled name keeps its spelling until it is removed.
+        req.insert_header("x-MIXED", "2").unwrap();
+        let mut buf: Vec<u8> = vec![];
+        req.header_to_h1_wire(&mut buf);
+        assert!(String::from_utf8(buf).unwrap().contains("x-MIXED: 2\r\n"));
+        req.insert_header("X-Mixed", "3").unwrap();
+        req.remove_header("x-mixed");
+        req.append_header(HeaderName::from_static("x-mixed"), "4").unwrap();
+        let mut buf: Vec<u8> = vec![];
+        req.header_to_h1_wire(&mut buf);
+        assert!(String::from_utf8(buf).unwrap().contains("X-Mixed: 4\r\n"));
 
         // Static names that are not lowercase tokens take the parsing path:
         // valid ones keep their case, invalid ones are refused.
@@ -1150,9 +1136,10 @@ mod tests {
         assert!(resp.append_header("bad name", "1").is_err());
         assert!(resp.insert_header("", "1").is_err());
         assert!(resp.insert_header("x\u{e9}", "1").is_err());
+        resp.append_header("x-Odd", "2").unwrap();
         let mut buf: Vec<u8> = vec![];
         resp.header_to_h1_wire(&mut buf);
-        assert_eq!(buf, b"x-ok: 1\r\n");
+        assert_eq!(buf, b"X-Ok: 1\r\nx-Odd: 2\r\n");
 
         // Without a case map no case form is kept, and names are written
         // titled or lowercase as before.
@@ -1202,7 +1189,8 @@ mod tests {
         req.header_to_h1_wire(&mut buf);
         assert_eq!(
             buf,
-            b"FoO: Bar\r\nfOO: bar\r\nBAZ: baR\r\nContent-Length: 0\r\n"
+            // greenlight patch: one spelling per name, the first one seen.
+            b"FoO: Bar\r\nFoO: bar\r\nBAZ: baR\r\nContent-Length: 0\r\n"
         );
         req.case_header_iter().enumerate().for_each(|(i, (k, v))| {
             let name = String::from_utf8_lossy(k.as_slice()).into_owned();
@@ -1213,7 +1201,7 @@ mod tests {
                     assert_eq!(value, "Bar");
                 }
                 2 => {
-                    assert_eq!(name, "fOO");
+                    assert_eq!(name, "FoO");
                     assert_eq!(value, "bar");
                 }
                 3 => {
@@ -1240,7 +1228,8 @@ mod tests {
         resp.header_to_h1_wire(&mut buf);
         assert_eq!(
             buf,
-            b"FoO: Bar\r\nfOO: bar\r\nBAZ: baR\r\nContent-Length: 0\r\n"
+            // greenlight patch: one spelling per name, the first one seen.
+            b"FoO: Bar\r\nFoO: bar\r\nBAZ: baR\r\nContent-Length: 0\r\n"
         );
         resp.case_header_iter().enumerate().for_each(|(i, (k, v))| {
             let name = String::from_utf8_lossy(k.as_slice()).into_owned();
@@ -1251,7 +1240,7 @@ mod tests {
                     assert_eq!(value, "Bar");
                 }
                 2 => {
-                    assert_eq!(name, "fOO");
+                    assert_eq!(name, "FoO");
                     assert_eq!(value, "bar");
                 }
                 3 => {
