@@ -10,9 +10,10 @@
 //! skipped, and the first untrusted one is the client; when all are trusted,
 //! the leftmost is. An entry that is not an address ends the walk: the last
 //! address read (or the peer) is the client, since nobody trusted vouched for
-//! anything left of it. Addresses are compared and reported in canonical form
-//! (`::ffff:192.0.2.1` is `192.0.2.1`). No I/O, no allocation on the request
-//! path.
+//! anything left of it (and what lies left is never read, as in nginx: a
+//! field need not be text as a whole, only each entry read). Addresses are
+//! compared and reported in canonical form (`::ffff:192.0.2.1` is
+//! `192.0.2.1`). No I/O, no allocation on the request path.
 
 use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
@@ -72,23 +73,28 @@ impl ClientIpRule {
         let mut client = peer;
         // Several fields of one header are one list, in order (RFC 9110 §5.3).
         for field in self.header_fields(headers).rev() {
-            // A field that is not visible ASCII text is not believed at all.
-            let Ok(text) = field.to_str() else {
-                return client;
-            };
             // Entries right to left, over the bytes: no iterator adapters,
-            // and an IPv4 entry is parsed by hand ([`parse_ipv4`]).
-            let mut rest = text;
+            // no text check of the whole field first (an IPv4 entry is
+            // parsed by hand, [`parse_ipv4`], and refuses anything but
+            // digits and dots; other entries are checked as text alone).
+            let mut rest = field.as_bytes();
             loop {
                 // A byte search: `rfind(',')` goes through the generic
                 // char searcher, which costs more than this whole entry.
-                let (left, entry) = match rest.bytes().rposition(|b| b == b',') {
-                    Some(i) => (rest.get(..i), rest.get(i + 1..).unwrap_or("")),
+                let (left, entry) = match rest.iter().rposition(|&b| b == b',') {
+                    Some(i) => (rest.get(..i), rest.get(i + 1..).unwrap_or_default()),
                     None => (None, rest),
                 };
                 let entry = trim_ows(entry);
                 if !entry.is_empty() {
-                    let Some(ip) = parse_ipv4(entry).or_else(|| parse_entry(entry)) else {
+                    let ip = parse_ipv4(entry).or_else(|| {
+                        // A field that is not visible ASCII text is not believed.
+                        std::str::from_utf8(entry)
+                            .ok()
+                            .filter(|t| t.bytes().all(|b| b.is_ascii_graphic()))
+                            .and_then(parse_entry)
+                    });
+                    let Some(ip) = ip else {
                         return client;
                     };
                     client = ip;
@@ -115,24 +121,22 @@ impl ClientIpRule {
 
 /// `s` without the spaces and tabs around it (optional white space, RFC
 /// 9110 §5.6.3).
-fn trim_ows(s: &str) -> &str {
-    // Over bytes: `trim_matches` with a closure decodes characters.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
     let ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let bytes = s.as_bytes();
     let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
     let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or("")
+    bytes.get(start..end).unwrap_or_default()
 }
 
 /// A dotted-quad IPv4 address exactly as `Ipv4Addr`'s parser takes it (four
 /// decimal octets up to 255, no leading zeros), without its generic
 /// machinery; anything else is `None` and goes to [`parse_entry`].
-fn parse_ipv4(entry: &str) -> Option<IpAddr> {
+fn parse_ipv4(entry: &[u8]) -> Option<IpAddr> {
     let mut octets = [0u8; 4];
     let mut n = 0;
     let mut value: u16 = 0;
     let mut digits = 0;
-    for b in entry.bytes() {
+    for &b in entry {
         match b {
             b'0'..=b'9' => {
                 // A leading zero (`01`) is refused, as `Ipv4Addr` does.
@@ -267,6 +271,17 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(XFF, http::HeaderValue::from_bytes(b"\xff1.2.3.4").unwrap());
         assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        h.insert(
+            XFF,
+            http::HeaderValue::from_bytes(b"1.2.3.4, \xff::1").unwrap(),
+        );
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        // What lies left of the client is never read (nginx's walk too).
+        h.insert(
+            XFF,
+            http::HeaderValue::from_bytes(b"\xffjunk, 203.0.113.9, 10.0.0.2").unwrap(),
+        );
+        assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("203.0.113.9"));
     }
 
     #[test]
@@ -347,7 +362,7 @@ mod tests {
             "a.b.c.d",
         ] {
             let std = s.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4);
-            assert_eq!(parse_ipv4(s), std, "{s:?}");
+            assert_eq!(parse_ipv4(s.as_bytes()), std, "{s:?}");
         }
     }
 

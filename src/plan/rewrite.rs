@@ -141,7 +141,8 @@ impl PrefixRest {
     pub fn captures(&self, subject: &str) -> Option<Captures> {
         let rest = subject.strip_prefix(&*self.prefix)?;
         let start = self.prefix.len();
-        let end = match rest.find('\n') {
+        // A byte search: `find(char)` goes through the generic searcher.
+        let end = match rest.bytes().position(|b| b == b'\n') {
             None => subject.len(),
             Some(_) if self.to_end => return None,
             Some(nl) => start + nl,

@@ -218,29 +218,70 @@ fn push_host(out: &mut String, raw: &str) {
 pub fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            // Each octet writes three bytes and a dot; its length says how
-            // many count, so the next octet overwrites the rest.
             let mut buf = [0u8; 20];
-            let mut len = 0;
-            for octet in v4.octets() {
-                let [n, a, b, c] = OCTETS[usize::from(octet)];
-                if let Some(dst) = buf.get_mut(len..len + 4) {
-                    dst.copy_from_slice(&[a, b, c, b'.']);
-                }
-                len += usize::from(n);
-                if let Some(dot) = buf.get_mut(len) {
-                    *dot = b'.';
-                }
-                len += 1;
-            }
-            // Only ASCII digits and dots were written; the last dot is cut.
-            let text = buf.get(..len.saturating_sub(1)).unwrap_or_default();
+            let text = v4_text(v4, &mut buf);
+            // Only ASCII digits and dots were written.
             out.push_str(std::str::from_utf8(text).unwrap_or(""));
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }
     }
+}
+
+/// `ip` as a header value (a header rule `$remote_addr`, nginx's
+/// `proxy_set_header X-Real-IP $remote_addr`): the value this thread made
+/// last when the address is the same — the requests of one keep-alive
+/// connection come from one client, and a clone is a reference count where
+/// a new value is an allocation — else made without a `String` in between.
+pub fn ip_header_value(ip: IpAddr) -> Option<http::HeaderValue> {
+    LAST_IP_VALUE.with_borrow_mut(|last| {
+        if let Some((seen, value)) = last.as_ref()
+            && *seen == ip
+        {
+            return Some(value.clone());
+        }
+        let value = match ip {
+            IpAddr::V4(v4) => {
+                let mut buf = [0u8; 20];
+                http::HeaderValue::from_bytes(v4_text(v4, &mut buf)).ok()?
+            }
+            IpAddr::V6(_) => {
+                let mut s = String::with_capacity(40);
+                push_ip(&mut s, ip);
+                http::HeaderValue::from_str(&s).ok()?
+            }
+        };
+        *last = Some((ip, value.clone()));
+        Some(value)
+    })
+}
+
+thread_local! {
+    /// The last address [`ip_header_value`] made a value of, with it.
+    static LAST_IP_VALUE: std::cell::RefCell<Option<(IpAddr, http::HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `v4` in dotted decimal, written into `buf`: from a table of the 256
+/// octets (see [`push_ip`]).
+fn v4_text(v4: std::net::Ipv4Addr, buf: &mut [u8; 20]) -> &[u8] {
+    // Each octet writes three bytes and a dot; its length says how many
+    // count, so the next octet overwrites the rest.
+    let mut len = 0;
+    for octet in v4.octets() {
+        let [n, a, b, c] = OCTETS[usize::from(octet)];
+        if let Some(dst) = buf.get_mut(len..len + 4) {
+            dst.copy_from_slice(&[a, b, c, b'.']);
+        }
+        len += usize::from(n);
+        if let Some(dot) = buf.get_mut(len) {
+            *dot = b'.';
+        }
+        len += 1;
+    }
+    // The last dot is cut.
+    buf.get(..len.saturating_sub(1)).unwrap_or_default()
 }
 
 /// Every octet in decimal: its length, then up to three digits.
@@ -308,6 +349,13 @@ mod tests {
             let mut out = String::new();
             push_ip(&mut out, ip);
             assert_eq!(out, ip.to_string());
+            let value = ip_header_value(ip).expect("value");
+            assert_eq!(value.to_str().expect("text"), ip.to_string());
+            // Again (the thread's last value), and after another address.
+            assert_eq!(ip_header_value(ip), Some(value.clone()));
+            let other = IpAddr::from([192, 0, 2, 1]);
+            assert_eq!(ip_header_value(other).expect("other"), "192.0.2.1");
+            assert_eq!(ip_header_value(ip), Some(value));
         }
         // Every octet value in every position, after text already there.
         for o in 0..=255u8 {

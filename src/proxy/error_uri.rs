@@ -54,15 +54,13 @@ pub(super) fn take_over(req: &RequestHeader, ctx: &mut RequestCtx, uri: &str, se
         Some((p, q)) => (p, Some(q.to_string()).filter(|q| !q.is_empty())),
         None => (uri, None),
     };
-    let st = ctx.steps.get_or_insert_with(|| {
-        Box::new(StepState {
-            path: PathState {
-                path: None,
-                args: req.uri.query().map(str::to_string),
-                last: None,
-            },
-            ..StepState::default()
-        })
+    let st = ctx.steps.get_or_insert_with(|| StepState {
+        path: PathState {
+            path: None,
+            args: req.uri.query().map(str::to_string),
+            last: None,
+        },
+        ..StepState::default()
     });
     st.path.path = Some(path.to_string());
     st.path.args = args;
@@ -106,13 +104,13 @@ mod tests {
         let req = RequestHeader::build("POST", b"/missing?q=1", None).expect("req");
         let mut ctx = RequestCtx::default();
         assert_eq!(take_over(&req, &mut ctx, "/404.html", 404), "/404.html");
-        let st = ctx.steps.as_deref().expect("state");
+        let st = ctx.steps.as_ref().expect("state");
         assert_eq!(st.path.path(req.uri.path()), "/404.html");
         assert_eq!(st.path.args, None, "the request's query is dropped");
         assert_eq!(ctx.error_status, Some(404));
         let mut ctx = RequestCtx::default();
         take_over(&req, &mut ctx, "/err?code=404", 200);
-        let st = ctx.steps.as_deref().expect("state");
+        let st = ctx.steps.as_ref().expect("state");
         assert_eq!(st.path.args.as_deref(), Some("code=404"));
         assert!(
             page(&ctx, 404).is_none(),
