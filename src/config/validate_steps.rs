@@ -611,13 +611,7 @@ pub(super) fn route_plan(
         steps.push(Step::ProxyRedirect(r));
     }
     let upstream = f.upstream.as_ref().map(|u| u.value.clone());
-    (
-        upstream,
-        Arc::new(Plan {
-            steps: steps.into(),
-            terminal,
-        }),
-    )
+    (upstream, Arc::new(Plan::new(steps, terminal)))
 }
 
 #[cfg(test)]

@@ -184,96 +184,116 @@ pub struct Plan {
     pub steps: Box<[Step]>,
     /// What answers the request.
     pub terminal: Terminal,
+    /// Per kind of step ([`Step::kind`]), its index in `steps` (`u8::MAX`:
+    /// none): the hooks ask for a kind about a dozen times per request, and
+    /// a search of the steps each time cost more than the lookup.
+    slots: [u8; STEP_KINDS],
+}
+
+/// How many kinds of [`Step`] there are.
+const STEP_KINDS: usize = 11;
+
+impl Step {
+    /// This step's kind, an index into [`Plan`]'s slot table.
+    fn kind(&self) -> usize {
+        match self {
+            Step::Checks(_) => 0,
+            Step::Rewrite(_) => 1,
+            Step::RequestHeaders(_) => 2,
+            Step::ResponseHeaders(_) => 3,
+            Step::Expires(_) => 4,
+            Step::Charset(_) => 5,
+            Step::Limits(_) => 6,
+            Step::ErrorPages(_) => 7,
+            Step::Access(_) => 8,
+            Step::Compress(_) => 9,
+            Step::ProxyRedirect(_) => 10,
+        }
+    }
+}
+
+/// An accessor for the step of one kind (the first, should there be two).
+macro_rules! step_accessor {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $variant:ident, $ty:ty, $val:ident => $out:expr) => {
+        $(#[$doc])*
+        pub fn $name(&self) -> Option<$ty> {
+            match self.step($kind)? {
+                Step::$variant($val) => Some($out),
+                _ => None,
+            }
+        }
+    };
 }
 
 impl Plan {
-    /// The checks, if any.
-    pub fn checks(&self) -> Option<&check::Checks> {
-        self.steps.iter().find_map(|s| match s {
-            Step::Checks(c) => Some(c),
-            _ => None,
-        })
+    /// A plan of `steps` in this order, then `terminal`.
+    pub fn new(steps: Vec<Step>, terminal: Terminal) -> Plan {
+        let mut slots = [u8::MAX; STEP_KINDS];
+        for (i, step) in steps.iter().enumerate().rev() {
+            if let (Some(slot), Ok(i)) = (slots.get_mut(step.kind()), u8::try_from(i)) {
+                *slot = i;
+            }
+        }
+        Plan {
+            steps: steps.into(),
+            terminal,
+            slots,
+        }
     }
 
-    /// The rewrite step, if any.
-    pub fn rewrites(&self) -> Option<&rewrite::Rewrites> {
-        self.steps.iter().find_map(|s| match s {
-            Step::Rewrite(r) => Some(r),
-            _ => None,
-        })
+    /// The step of kind `kind`, if the plan has one.
+    #[inline]
+    fn step(&self, kind: usize) -> Option<&Step> {
+        match *self.slots.get(kind)? {
+            u8::MAX => None,
+            i => self.steps.get(usize::from(i)),
+        }
     }
 
-    /// The access control step, if any.
-    pub fn access(&self) -> Option<&access::Access> {
-        self.steps.iter().find_map(|s| match s {
-            Step::Access(a) => Some(a),
-            _ => None,
-        })
-    }
-
-    /// The request header step, if any.
-    pub fn request_headers(&self) -> Option<&headers::RequestHeaderSteps> {
-        self.steps.iter().find_map(|s| match s {
-            Step::RequestHeaders(h) => Some(h),
-            _ => None,
-        })
-    }
-
-    /// The `charset` step, if any.
-    pub fn charset(&self) -> Option<&charset::Charset> {
-        self.steps.iter().find_map(|s| match s {
-            Step::Charset(c) => Some(c),
-            _ => None,
-        })
-    }
-
-    /// The `expires` step, if any.
-    pub fn expires(&self) -> Option<expires::Expires> {
-        self.steps.iter().find_map(|s| match s {
-            Step::Expires(e) => Some(*e),
-            _ => None,
-        })
-    }
-
-    /// The response header step, if any.
-    pub fn response_headers(&self) -> Option<&headers::ResponseHeaderSteps> {
-        self.steps.iter().find_map(|s| match s {
-            Step::ResponseHeaders(h) => Some(h),
-            _ => None,
-        })
-    }
-
-    /// The limits step, if any.
-    pub fn limits(&self) -> Option<&limits::Limits> {
-        self.steps.iter().find_map(|s| match s {
-            Step::Limits(l) => Some(l),
-            _ => None,
-        })
-    }
-
-    /// The error pages, if any.
-    pub fn error_pages(&self) -> Option<&std::sync::Arc<error_pages::ErrorPages>> {
-        self.steps.iter().find_map(|s| match s {
-            Step::ErrorPages(p) => Some(p),
-            _ => None,
-        })
-    }
-
-    /// The `rewrite_location` rules, if any.
-    pub fn proxy_redirect(&self) -> Option<&std::sync::Arc<proxy_redirect::ProxyRedirect>> {
-        self.steps.iter().find_map(|s| match s {
-            Step::ProxyRedirect(r) => Some(r),
-            _ => None,
-        })
-    }
-
-    /// The compression step, if any.
-    pub fn compress(&self) -> Option<&compress::Compress> {
-        self.steps.iter().find_map(|s| match s {
-            Step::Compress(c) => Some(c),
-            _ => None,
-        })
-    }
+    step_accessor!(
+        /// The checks, if any.
+        checks, 0, Checks, &check::Checks, c => c
+    );
+    step_accessor!(
+        /// The rewrite step, if any.
+        rewrites, 1, Rewrite, &rewrite::Rewrites, r => r
+    );
+    step_accessor!(
+        /// The request header step, if any.
+        request_headers, 2, RequestHeaders, &headers::RequestHeaderSteps, h => h
+    );
+    step_accessor!(
+        /// The response header step, if any.
+        response_headers, 3, ResponseHeaders, &headers::ResponseHeaderSteps, h => h
+    );
+    step_accessor!(
+        /// The `expires` step, if any.
+        expires, 4, Expires, expires::Expires, e => *e
+    );
+    step_accessor!(
+        /// The `charset` step, if any.
+        charset, 5, Charset, &charset::Charset, c => c
+    );
+    step_accessor!(
+        /// The limits step, if any.
+        limits, 6, Limits, &limits::Limits, l => l
+    );
+    step_accessor!(
+        /// The error pages, if any.
+        error_pages, 7, ErrorPages, &std::sync::Arc<error_pages::ErrorPages>, p => p
+    );
+    step_accessor!(
+        /// The access control step, if any.
+        access, 8, Access, &access::Access, a => a
+    );
+    step_accessor!(
+        /// The compression step, if any.
+        compress, 9, Compress, &compress::Compress, c => c
+    );
+    step_accessor!(
+        /// The `rewrite_location` rules, if any.
+        proxy_redirect, 10, ProxyRedirect, &std::sync::Arc<proxy_redirect::ProxyRedirect>, r => r
+    );
 }
 
 /// A site's own steps: the response headers of answers made for the site
@@ -293,6 +313,33 @@ pub struct SitePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plan_finds_each_kind_of_step_and_the_first_of_two() {
+        let cs = |n: &str| Step::Charset(charset::Charset::parse(n).expect("ok").expect("on"));
+        let headers = Step::RequestHeaders(headers::RequestHeaderSteps::default());
+        let p = Plan::new(vec![cs("utf-8"), headers, cs("koi8-r")], Terminal::Proxy);
+        assert!(p.request_headers().is_some());
+        assert_eq!(
+            p.charset(),
+            charset::Charset::parse("utf-8").expect("ok").as_ref()
+        );
+        for none in [
+            p.checks().is_some(),
+            p.rewrites().is_some(),
+            p.response_headers().is_some(),
+            p.expires().is_some(),
+            p.limits().is_some(),
+            p.error_pages().is_some(),
+            p.access().is_some(),
+            p.compress().is_some(),
+            p.proxy_redirect().is_some(),
+        ] {
+            assert!(!none);
+        }
+        let empty = Plan::new(Vec::new(), Terminal::Proxy);
+        assert!(empty.charset().is_none() && empty.steps.is_empty());
+    }
 
     #[test]
     fn captures_read_their_spans_from_the_subject() {
