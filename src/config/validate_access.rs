@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(b.challenge, "Basic realm=\"Staff\"");
         let plain = load("", "").expect("valid");
         assert!(
-            plain.sites[0].routes[0].plan.steps.is_empty(),
+            plain.sites[0].routes[0].plan.steps().is_empty(),
             "no access, no step"
         );
     }

@@ -176,7 +176,7 @@ mod tests {
     }
 
     fn compress_of(p: &Plan) -> Option<&Compress> {
-        p.steps.iter().find_map(|s| match s {
+        p.steps().iter().find_map(|s| match s {
             Step::Compress(c) => Some(c),
             _ => None,
         })
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn a_site_without_compress_adds_no_step() {
         let cfg = load("    routes:\n      - {path: /, upstream: app}\n").expect("loads");
-        assert!(cfg.sites[0].routes[0].plan.steps.is_empty());
+        assert!(cfg.sites[0].routes[0].plan.steps().is_empty());
     }
 
     #[test]

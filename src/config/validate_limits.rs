@@ -450,10 +450,10 @@ impl SiteLimits {
         if req.is_empty() && conn.is_empty() && pages.is_empty() {
             return plan;
         }
-        let Ok(mut p) = Arc::try_unwrap(plan) else {
+        let Ok(p) = Arc::try_unwrap(plan) else {
             unreachable!("a route plan is only shared once built");
         };
-        let mut steps = p.steps.into_vec();
+        let (mut steps, terminal) = p.into_parts();
         if !req.is_empty() || !conn.is_empty() {
             steps.push(Step::Limits(Limits {
                 req: req.into(),
@@ -463,8 +463,7 @@ impl SiteLimits {
         if !pages.is_empty() {
             steps.push(Step::ErrorPages(Arc::new(pages)));
         }
-        p.steps = steps.into();
-        Arc::new(p)
+        Arc::new(Plan::new(steps, terminal))
     }
 }
 
@@ -511,7 +510,7 @@ mod tests {
         assert!(
             cfg.sites[0].routes[0]
                 .plan
-                .steps
+                .steps()
                 .iter()
                 .any(|s| matches!(s, Step::Limits(_)))
         );

@@ -685,14 +685,14 @@ mod tests {
         assert!(
             plain.sites[0].routes[0]
                 .plan
-                .steps
+                .steps()
                 .iter()
                 .all(|s| matches!(s, Step::ResponseHeaders(_))),
         );
         // The `all` above also holds for no steps at all: the site's header
         // must really be there.
         assert!(
-            matches!(&*plain.sites[0].routes[0].plan.steps, [Step::ResponseHeaders(h)]
+            matches!(plain.sites[0].routes[0].plan.steps(), [Step::ResponseHeaders(h)]
                 if h.add.iter().map(|e| e.name.as_str()).eq(["x-site"])),
             "a route without steps of its own carries the site's response headers"
         );

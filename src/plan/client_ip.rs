@@ -216,47 +216,47 @@ fn parse_ipv4(entry: &[u8]) -> Option<IpAddr> {
 /// first entry). Anything else is `None`, for the general path.
 fn last_ipv4(rest: &[u8]) -> Option<(IpAddr, Option<&[u8]>)> {
     let ows = |b: u8| b == b' ' || b == b'\t';
-    let mut bytes = rest.iter().rev().copied().enumerate().peekable();
-    while bytes.next_if(|&(_, b)| ows(b)).is_some() {}
+    // `i` walks left: the byte read is `rest[i - 1]`.
+    let mut i = rest.len();
+    while i > 0 && rest.get(i - 1).is_some_and(|&b| ows(b)) {
+        i -= 1;
+    }
     let mut octets = [0u8; 4];
-    let mut filled = 0;
-    let (mut value, mut place, mut digits, mut first) = (0u32, 1u32, 0, 0u8);
-    // An octet read: 1 to 3 digits, at most 255, no leading zero.
-    let mut close = |value: u32, digits: u32, first: u8| -> Option<()> {
-        if digits == 0 || (digits > 1 && first == b'0') || value > 255 || filled == 4 {
+    for slot in (0..4).rev() {
+        // One octet, right to left: 1 to 3 digits, at most 255, no leading
+        // zero; a dot before it unless it is the first.
+        let (mut value, mut place, mut digits, mut first) = (0u32, 1u32, 0, 0u8);
+        while let Some(&b) = i.checked_sub(1).and_then(|j| rest.get(j)) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            if digits == 3 {
+                return None;
+            }
+            value += u32::from(b - b'0') * place;
+            place *= 10;
+            digits += 1;
+            first = b;
+            i -= 1;
+        }
+        if digits == 0 || (digits > 1 && first == b'0') || value > 255 {
             return None;
         }
-        *octets.get_mut(3 - filled)? = value as u8;
-        filled += 1;
-        Some(())
-    };
-    while let Some(&(_, b)) = bytes.peek() {
-        match b {
-            b'0'..=b'9' if digits < 3 => {
-                value += u32::from(b - b'0') * place;
-                place *= 10;
-                digits += 1;
-                first = b;
+        *octets.get_mut(slot)? = value as u8;
+        if slot > 0 {
+            if i.checked_sub(1).and_then(|j| rest.get(j)) != Some(&b'.') {
+                return None;
             }
-            b'.' => {
-                close(value, digits, first)?;
-                (value, place, digits) = (0, 1, 0);
-            }
-            b'0'..=b'9' => return None,
-            _ => break,
+            i -= 1;
         }
-        bytes.next();
     }
-    close(value, digits, first)?;
-    if filled != 4 {
-        return None;
+    while i > 0 && rest.get(i - 1).is_some_and(|&b| ows(b)) {
+        i -= 1;
     }
-    while bytes.next_if(|&(_, b)| ows(b)).is_some() {}
     let ip = IpAddr::from(octets);
-    match bytes.next() {
+    match i.checked_sub(1).map(|j| (j, rest.get(j))) {
         None => Some((ip, None)),
-        // `i` counts from the end: the comma is at `len - 1 - i`.
-        Some((i, b',')) => Some((ip, rest.get(..rest.len() - 1 - i))),
+        Some((j, Some(b','))) => Some((ip, rest.get(..j))),
         Some(_) => None,
     }
 }

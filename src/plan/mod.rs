@@ -181,7 +181,8 @@ pub enum Terminal {
 pub struct Plan {
     /// Steps in execution order; empty for a route with no rules (the
     /// common case, which then costs one `is_empty` check per hook).
-    pub steps: Box<[Step]>,
+    /// Private: `slots` indexes it ([`Plan::new`], [`Plan::steps`]).
+    steps: Box<[Step]>,
     /// What answers the request.
     pub terminal: Terminal,
     /// Per kind of step ([`Step::kind`]), its index in `steps` (`u8::MAX`:
@@ -239,6 +240,16 @@ impl Plan {
             terminal,
             slots,
         }
+    }
+
+    /// The steps in execution order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The plan's parts, to build another.
+    pub fn into_parts(self) -> (Vec<Step>, Terminal) {
+        (self.steps.into_vec(), self.terminal)
     }
 
     /// The step of kind `kind`, if the plan has one.
@@ -338,7 +349,7 @@ mod tests {
             assert!(!none);
         }
         let empty = Plan::new(Vec::new(), Terminal::Proxy);
-        assert!(empty.charset().is_none() && empty.steps.is_empty());
+        assert!(empty.charset().is_none() && empty.steps().is_empty());
     }
 
     #[test]

@@ -217,11 +217,66 @@ pub struct Rewrites {
 #[derive(Clone, Debug, Default)]
 pub struct PathState {
     /// The current path; `None` while it is the request's own.
-    pub path: Option<String>,
+    pub path: Option<PathText>,
     /// The current query string (without `?`).
     pub args: Option<String>,
     /// The last rule match and the path it matched (`None`: the request's).
-    pub last: Option<(Captures, Option<String>)>,
+    pub last: Option<(Captures, Option<PathText>)>,
+}
+
+/// A rewritten path, kept in place up to [`INLINE_PATH`] bytes (nearly
+/// every path) and on the heap beyond: a rewrite then allocates nothing of
+/// its own (its `String` and that string's free cost about 250 instructions
+/// per request, callgrind, BENCHMARKS.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathText {
+    /// Up to [`INLINE_PATH`] bytes.
+    Inline(arrayvec::ArrayString<INLINE_PATH>),
+    /// Longer.
+    Heap(String),
+}
+
+/// The longest path kept in place.
+pub const INLINE_PATH: usize = 64;
+
+impl PathText {
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PathText::Inline(a) => a.as_str(),
+            PathText::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for PathText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for PathText {
+    fn from(s: &str) -> PathText {
+        match arrayvec::ArrayString::from(s) {
+            Ok(a) => PathText::Inline(a),
+            Err(_) => PathText::Heap(s.to_string()),
+        }
+    }
+}
+
+impl From<String> for PathText {
+    fn from(s: String) -> PathText {
+        match arrayvec::ArrayString::from(&s) {
+            Ok(a) => PathText::Inline(a),
+            Err(_) => PathText::Heap(s),
+        }
+    }
+}
+
+thread_local! {
+    /// The buffer a rule's new path is rendered into before it is kept.
+    static RENDER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 impl PathState {
@@ -301,7 +356,15 @@ impl Rewrites {
                     }),
                     ..*cx
                 };
-                let path = rule.to_path.render(&cx);
+                let path = RENDER.with_borrow_mut(|buf| {
+                    buf.clear();
+                    rule.to_path.render_into(&cx, buf);
+                    let path = PathText::from(buf.as_str());
+                    if buf.capacity() > 4096 {
+                        *buf = String::new();
+                    }
+                    path
+                });
                 let args = match (&rule.to_args, rule.keep_args, st.args.as_deref()) {
                     (None, true, _) => None,
                     (None, false, _) => Some(None),

@@ -62,7 +62,7 @@ pub(super) fn take_over(req: &RequestHeader, ctx: &mut RequestCtx, uri: &str, se
         },
         ..StepState::default()
     });
-    st.path.path = Some(path.to_string());
+    st.path.path = Some(path.into());
     st.path.args = args;
     // A route matched by the page's path has its own captures (or none).
     st.location = None;

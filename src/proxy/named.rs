@@ -41,7 +41,7 @@ fn set_path(session: &Session, ctx: &mut RequestCtx, uri: String) -> String {
         }
         None => uri,
     };
-    st.path.path = Some(path.clone());
+    st.path.path = Some(path.as_str().into());
     path
 }
 

@@ -166,7 +166,7 @@ pub fn run(
             return Ok(decision);
         };
         let rewritten = ctx.steps.is_some();
-        if !rewritten && plan.steps.is_empty() && matches!(plan.terminal, Terminal::Proxy) {
+        if !rewritten && plan.steps().is_empty() && matches!(plan.terminal, Terminal::Proxy) {
             return Ok(decision);
         }
         ctx.site = Some(site);
@@ -198,44 +198,43 @@ pub fn run(
             }
         }
         if let Some(rw) = plan.rewrites() {
-            let mut st = ctx.steps.take().unwrap_or_else(|| {
-                let req = session.req_header();
-                StepState {
-                    path: PathState {
-                        // The request's own path is read, not copied.
-                        path: None,
-                        args: req.uri.query().map(str::to_string),
-                        last: None,
-                    },
-                    ..StepState::default()
-                }
-            });
-            let outcome = {
-                // The request's own variables suffice unless a `to` reads
-                // the connection's or the site's.
-                let cx = if rw.needs_connection() {
-                    var_cx(session, ctx, snap)
-                } else {
-                    VarCx::of_request(session.req_header())
-                };
-                rw.run(&mut st.path, &cx)
+            let req = session.req_header();
+            let fresh = || StepState {
+                path: PathState {
+                    // The request's own path is read, not copied.
+                    path: None,
+                    args: req.uri.query().map(str::to_string),
+                    last: None,
+                },
+                ..StepState::default()
+            };
+            // The request's own variables suffice unless a `to` reads the
+            // connection's or the site's; `var_cx` reads the ctx, so the
+            // state is taken out of it meanwhile (it is moved only then).
+            let outcome = if rw.needs_connection() {
+                let mut st = ctx.steps.take().unwrap_or_else(fresh);
+                let outcome = rw.run(&mut st.path, &var_cx(session, ctx, snap));
+                ctx.steps = Some(st);
+                outcome
+            } else {
+                let st = ctx.steps.get_or_insert_with(fresh);
+                rw.run(&mut st.path, &VarCx::of_request(req))
             };
             broke = outcome == Outcome::Break;
             match outcome {
                 Outcome::Last => {
-                    decision = reroute(st.path.path(session.req_header().uri.path()));
-                    ctx.steps = Some(st);
+                    let own = req.uri.path();
+                    let path = ctx.steps.as_ref().map_or(own, |st| st.path.path(own));
+                    decision = reroute(path);
                     continue;
                 }
                 Outcome::Redirect { status, location } => {
-                    ctx.steps = Some(st);
                     let cx = var_cx(session, ctx, snap);
                     let location = crate::plan::answer::absolute(location, &cx);
                     return Err(redirect(status, location));
                 }
                 Outcome::Continue | Outcome::Break => {}
             }
-            ctx.steps = Some(st);
         }
         if let Some(st) = ctx.steps.as_mut() {
             st.broke = broke;
@@ -386,6 +385,12 @@ fn set_target(
             e,
         )
     })?;
+    // An origin-form request (HTTP/1) has only a path and query: the URI is
+    // that, without `from_parts`' checks.
+    if req.uri.scheme().is_none() && req.uri.authority().is_none() {
+        req.set_uri(http::Uri::from(pq));
+        return Ok(());
+    }
     // Scheme and authority only (h2 and absolute-form requests have them):
     // the old path and query are not cloned to be dropped.
     let mut parts = http::uri::Parts::default();
