@@ -20,6 +20,8 @@ struct Bed {
     http: SocketAddr,
     https: SocketAddr,
     proxy: ProxyProcess,
+    /// The admin API.
+    admin: SocketAddr,
     /// The proxy's `$TMPDIR`, where spilled bodies go.
     tmp: tempfile::TempDir,
 }
@@ -68,6 +70,7 @@ upstreams:
     );
     let http: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
     let https: SocketAddr = ([127, 0, 0, 1], ports[1]).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], ports[2]).into();
     let tmp = tempfile::tempdir().expect("tmp dir");
     let tmp_env = tmp.path().display().to_string();
     let mut proxy = ProxyProcess::start_with_bin(
@@ -83,6 +86,7 @@ upstreams:
         app,
         http,
         https,
+        admin,
         proxy,
         tmp,
     }
@@ -517,6 +521,20 @@ async fn expect_100_continue_is_answered_by_the_proxy_and_not_sent_upstream() {
     assert_eq!(seen.header("expect"), None, "the body is already here");
 }
 
+/// The in-flight count of upstream `u`'s pool, from the admin API.
+async fn pool_inflight(admin: SocketAddr) -> i64 {
+    let mut c = H1Conn::connect(admin).await.expect("admin connect");
+    let r = c
+        .request("GET", "/api/upstreams", &admin.to_string(), &[], b"")
+        .await
+        .expect("admin answer");
+    r.json()["upstreams"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["name"] == "u"))
+        .and_then(|u| u["pools"][0]["inflight"].as_i64())
+        .unwrap_or(-1)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_waits_for_a_body_still_being_buffered() {
     let mut b = start().await;
@@ -524,6 +542,16 @@ async fn a_graceful_stop_waits_for_a_body_still_being_buffered() {
     c.send_raw(b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc")
         .await
         .expect("head");
+    // The stop comes once the proxy buffers the body (the upload holds the
+    // pool): under load, a SIGTERM sent right after the bytes could reach a
+    // proxy that has not read the request yet.
+    assert!(
+        wait_until_async(deadline_in(IO_TIMEOUT), || async {
+            pool_inflight(b.admin).await == 1
+        })
+        .await,
+        "the upload is in flight"
+    );
     let mark = b.proxy.log_mark();
     b.proxy.signal("TERM").expect("SIGTERM");
     assert!(

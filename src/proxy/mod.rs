@@ -53,7 +53,7 @@ pub use client::client_ip;
 pub use ctx::RequestCtx;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
-use pingora::proxy::FailToProxy;
+use pingora::proxy::{FailToProxy, PeerRef};
 use pingora::{Error, ErrorSource, ErrorType};
 use respond::{respond, respond_bytes, send_answer};
 use std::sync::Arc;
@@ -378,6 +378,17 @@ impl ProxyHttp for GreenlightProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        // Pingora asks `upstream_peer_ref` (vendor/README.md); this is the
+        // trait's required form of the same answer.
+        let peer = self.upstream_peer_ref(session, ctx).await?;
+        Ok(Box::new(HttpPeer::clone(&peer)))
+    }
+
+    async fn upstream_peer_ref(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<PeerRef> {
         let Some(upstream) = ctx.upstream.clone() else {
             return Err(Error::explain(
                 ErrorType::InternalError,
@@ -420,8 +431,8 @@ impl ProxyHttp for GreenlightProxy {
             ctx.server_idx = Some(idx);
             let server = &pool.servers()[idx];
             return Ok(match ctx.tunnel_idle {
-                Some(idle) => server.tunnel_peer(idle),
-                None => server.peer(),
+                Some(idle) => PeerRef::Owned(server.tunnel_peer(idle)),
+                None => PeerRef::Shared(server.peer()),
             });
         }
         if tried_before {

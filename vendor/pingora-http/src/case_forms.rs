@@ -64,12 +64,42 @@ impl CaseForms {
             return;
         };
         if self.fits(name, form.as_slice()) {
-            // In the header's style: a recorded spelling goes on insert.
-            if replace && self.form(name).is_some() {
-                self.odd_mut().retain(|(n, _)| n != name);
-            }
-            return;
+            self.styled(name, replace);
+        } else {
+            self.keep(name, form, replace);
         }
+    }
+
+    /// As [`Self::note`] for a name spelled `spelled`, whose case form
+    /// `make` gives only if it has to be kept (a name read off the wire:
+    /// its bytes are looked at in place, and a `Bytes` of them is made only
+    /// for an unusual spelling).
+    #[inline]
+    pub(crate) fn note_spelled(
+        &mut self,
+        name: &HeaderName,
+        spelled: &[u8],
+        make: impl FnOnce() -> CaseHeaderName,
+        replace: bool,
+    ) {
+        if self.fits(name, spelled) {
+            self.styled(name, replace);
+        } else {
+            self.keep(name, make(), replace);
+        }
+    }
+
+    /// `name` got a value in the header's style: a recorded spelling goes
+    /// on insert.
+    #[inline]
+    fn styled(&mut self, name: &HeaderName, replace: bool) {
+        if replace && self.form(name).is_some() {
+            self.odd_mut().retain(|(n, _)| n != name);
+        }
+    }
+
+    /// `name` got a value spelled `form`, not in the header's style.
+    fn keep(&mut self, name: &HeaderName, form: CaseHeaderName, replace: bool) {
         let odd = self.odd_mut();
         match odd.iter_mut().find(|(n, _)| n == name) {
             Some(slot) if replace => slot.1 = form,

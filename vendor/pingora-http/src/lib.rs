@@ -224,6 +224,26 @@ impl RequestHeader {
         )
     }
 
+    /// greenlight patch: appends a header read off the wire, its name as
+    /// the bytes `name`. `spelled` gives those bytes as a `Bytes` (a slice of
+    /// the read buffer), called only when the header has to keep the
+    /// spelling (`case_forms.rs`): most names fit the header's style, and a
+    /// `Bytes` made and dropped for each cost two reference counts.
+    pub fn append_wire_header(
+        &mut self,
+        name: &[u8],
+        spelled: impl FnOnce() -> bytes::Bytes,
+        value: HeaderValue,
+    ) -> Result<bool> {
+        append_wire_value(
+            self.header_name_map.as_mut(),
+            &mut self.base.headers,
+            name,
+            spelled,
+            value,
+        )
+    }
+
     /// Remove all headers under the name
     pub fn remove_header<'a, N: ?Sized>(&mut self, name: &'a N) -> Option<HeaderValue>
     where
@@ -580,6 +600,26 @@ impl ResponseHeader {
         )
     }
 
+    /// greenlight patch: appends a header read off the wire, its name as
+    /// the bytes `name`. `spelled` gives those bytes as a `Bytes` (a slice of
+    /// the read buffer), called only when the header has to keep the
+    /// spelling (`case_forms.rs`): most names fit the header's style, and a
+    /// `Bytes` made and dropped for each cost two reference counts.
+    pub fn append_wire_header(
+        &mut self,
+        name: &[u8],
+        spelled: impl FnOnce() -> bytes::Bytes,
+        value: HeaderValue,
+    ) -> Result<bool> {
+        append_wire_value(
+            self.header_name_map.as_mut(),
+            &mut self.base.headers,
+            name,
+            spelled,
+            value,
+        )
+    }
+
     /// Remove all headers under the name
     pub fn remove_header<'a, N: ?Sized>(&mut self, name: &'a N) -> Option<HeaderValue>
     where
@@ -855,6 +895,25 @@ fn append_header_value<T>(
     // Non-panicking `try_append`: the infallible `append` calls
     // `.expect("size overflows MAX_SIZE")` internally, which would abort the
     // process if the map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
+    value_map.try_append(header_name, value).or_err(
+        InvalidHTTPHeader,
+        "header value map size overflows MAX_SIZE",
+    )
+}
+
+/// greenlight patch: see `RequestHeader::append_wire_header`.
+#[inline]
+fn append_wire_value<T>(
+    name_map: Option<&mut CaseMap>,
+    value_map: &mut HMap<T>,
+    name: &[u8],
+    spelled: impl FnOnce() -> bytes::Bytes,
+    value: T,
+) -> Result<bool> {
+    let header_name = HeaderName::from_bytes(name).or_err(InvalidHTTPHeader, "invalid header name")?;
+    if let Some(name_map) = name_map {
+        name_map.note_spelled(&header_name, name, || spelled().into_case_header_name(), false);
+    }
     value_map.try_append(header_name, value).or_err(
         InvalidHTTPHeader,
         "header value map size overflows MAX_SIZE",
@@ -1154,6 +1213,37 @@ mod tests {
         assert!(wire.contains("Host: a.test\r\n"), "{wire}");
         assert!(wire.contains("x-real-ip: 192.0.2.1\r\n"), "{wire}");
         assert!(wire.contains("x-mixed: 1\r\n"), "{wire}");
+    }
+
+    // greenlight patch: a header read off the wire keeps its spelling as an
+    // append of its bytes does, and `spelled` is called only for an odd one.
+    #[test]
+    fn wire_headers_keep_their_spelling_and_make_bytes_only_when_odd() {
+        let mut calls = 0;
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for (name, value) in [("Host", "a"), ("ETag", "b"), ("X-Custom", "c")] {
+            req.append_wire_header(
+                name.as_bytes(),
+                || {
+                    calls += 1;
+                    bytes::Bytes::copy_from_slice(name.as_bytes())
+                },
+                HeaderValue::from_static(value),
+            )
+            .unwrap();
+        }
+        assert_eq!(calls, 1, "only ETag is not title case");
+        let mut buf: Vec<u8> = vec![];
+        req.header_to_h1_wire(&mut buf);
+        assert_eq!(buf, b"Host: a\r\nETag: b\r\nX-Custom: c\r\n");
+        assert!(req
+            .append_wire_header(b"bad name", || unreachable!(), HeaderValue::from_static("x"))
+            .is_err());
+        // Without a case map nothing is spelled.
+        let mut h2 = ResponseHeader::build_no_case(200, None).unwrap();
+        h2.append_wire_header(b"ETag", || unreachable!(), HeaderValue::from_static("x"))
+            .unwrap();
+        assert_eq!(h2.headers.get("etag").unwrap(), "x");
     }
 
     #[test]

@@ -89,6 +89,8 @@ const MAX_SHUTDOWN_NOTIFY_SHARDS: usize = 256;
 type DownstreamCustomMessageReader =
     Box<dyn futures::Stream<Item = Result<Bytes>> + Unpin + Send + Sync + 'static>;
 
+mod peer_ref;
+pub use peer_ref::PeerRef;
 mod proxy_cache;
 mod proxy_common;
 mod proxy_custom;
@@ -468,7 +470,8 @@ where
         SV: ProxyHttp + Send + Sync,
         SV::CTX: Send + Sync,
     {
-        let peer = match self.inner.upstream_peer(session, ctx).await {
+        // greenlight patch: a shared peer when the application has one.
+        let peer = match self.inner.upstream_peer_ref(session, ctx).await {
             Ok(p) => p,
             Err(e) => return (false, Some(e)),
         };

@@ -62,6 +62,22 @@ pub trait ProxyHttp {
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>>;
 
+    /// greenlight patch: where the proxy sends the request, as a peer it
+    /// may share ([`PeerRef`]). The default is [Self::upstream_peer()]. An
+    /// application that keeps its peers built can hand out a reference
+    /// count instead of a fresh copy in a fresh box per request (greenlight:
+    /// about 600 instructions per request, callgrind).
+    async fn upstream_peer_ref(
+        &self,
+        session: &mut Session,
+        ctx: &mut Self::CTX,
+    ) -> Result<PeerRef>
+    where
+        Self::CTX: Send + Sync,
+    {
+        self.upstream_peer(session, ctx).await.map(PeerRef::Owned)
+    }
+
     /// Set up downstream modules.
     ///
     /// In this phase, users can add or configure [HttpModules] before the server starts up.

@@ -18,7 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, header::AsHeaderName, HeaderValue, StatusCode, Version};
 use log::{debug, trace};
 use pingora_error::{Error, ErrorType::*, OrErr, Result, RetryType};
-use pingora_http::{HMap, IntoCaseHeaderName, RequestHeader, ResponseHeader};
+use pingora_http::{HMap, RequestHeader, ResponseHeader};
 use pingora_timeout::timeout;
 use std::io::ErrorKind;
 use std::str;
@@ -344,12 +344,16 @@ impl HttpSession {
                         let values = header_only.as_ref().unwrap_or(&buf);
 
                         for header in header_refs {
-                            let header_name = header.get_name_bytes(values);
-                            let header_name = header_name.into_case_header_name();
                             let value_bytes = header.get_value_bytes(values);
                             let header_value = pingora_http::header_value_from_raw(value_bytes);
+                            // greenlight patch: the name's bytes are read in place; a
+                            // `Bytes` of them only for a spelling the header keeps.
                             if let Err(e) = response_header
-                                .append_header(header_name, header_value)
+                                .append_wire_header(
+                                    header.get_name(values),
+                                    || header.get_name_bytes(values),
+                                    header_value,
+                                )
                                 .or_err(InvalidHTTPHeader, "while parsing request header")
                             {
                                 return self.fail_response_header_read(e);

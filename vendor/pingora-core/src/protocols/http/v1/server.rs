@@ -24,7 +24,7 @@ use log::{debug, trace, warn};
 use once_cell::sync::Lazy;
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use pingora_error::{Error, ErrorType::*, OrErr, Result};
-use pingora_http::{IntoCaseHeaderName, RequestHeader, ResponseHeader};
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_timeout::timeout;
 use regex::bytes::Regex;
 use std::any::Any;
@@ -441,16 +441,20 @@ impl HttpSession {
                         };
 
                         for header in header_refs {
-                            let header_name = header.get_name_bytes(&buf);
-                            let header_name = header_name.into_case_header_name();
                             let value_bytes = header.get_value_bytes(&buf);
                             // safe because this is from what we parsed
                             let header_value = unsafe {
                                 http::HeaderValue::from_maybe_shared_unchecked(value_bytes)
                             };
 
+                            // greenlight patch: the name's bytes are read in place; a
+                            // `Bytes` of them only for a spelling the header keeps.
                             request_header
-                                .append_header(header_name, header_value)
+                                .append_wire_header(
+                                    header.get_name(&buf),
+                                    || header.get_name_bytes(&buf),
+                                    header_value,
+                                )
                                 .or_err(InvalidHTTPHeader, "while parsing request header")?;
                         }
 
