@@ -108,40 +108,38 @@ impl ClientIpRule {
         for field in self.header_fields(headers).rev() {
             // Entries right to left, over the bytes: no iterator adapters,
             // no text check of the whole field first (an IPv4 entry is
-            // parsed by hand, [`parse_ipv4`], and refuses anything but
-            // digits and dots; other entries are checked as text alone).
+            // read by hand, [`last_ipv4`], and refuses anything but digits
+            // and dots; other entries are checked as text alone).
             let mut rest = field.as_bytes();
             loop {
-                // The common entry, an IPv4 address, in one backward pass.
-                if let Some((ip, left)) = last_ipv4(rest) {
-                    client = ip;
-                    if !self.is_trusted(ip) {
-                        return ip;
+                // The common entry, an IPv4 address, in one backward pass;
+                // else the last entry found by a byte search (`rfind(',')`
+                // goes through the generic char searcher, which costs more
+                // than this whole entry) and parsed in full.
+                let (ip, left) = match last_ipv4(rest) {
+                    Some((ip, left)) => (Some(ip), left),
+                    None => {
+                        let (left, entry) = match rest.iter().rposition(|&b| b == b',') {
+                            Some(i) => (rest.get(..i), rest.get(i + 1..).unwrap_or_default()),
+                            None => (None, rest),
+                        };
+                        let entry = trim_ows(entry);
+                        if entry.is_empty() {
+                            (None, left)
+                        } else {
+                            // An entry that is not visible ASCII text is not believed.
+                            let Some(ip) = std::str::from_utf8(entry)
+                                .ok()
+                                .filter(|t| t.bytes().all(|b| b.is_ascii_graphic()))
+                                .and_then(parse_entry)
+                            else {
+                                return client;
+                            };
+                            (Some(ip), left)
+                        }
                     }
-                    match left {
-                        Some(l) => rest = l,
-                        None => break,
-                    }
-                    continue;
-                }
-                // A byte search: `rfind(',')` goes through the generic
-                // char searcher, which costs more than this whole entry.
-                let (left, entry) = match rest.iter().rposition(|&b| b == b',') {
-                    Some(i) => (rest.get(..i), rest.get(i + 1..).unwrap_or_default()),
-                    None => (None, rest),
                 };
-                let entry = trim_ows(entry);
-                if !entry.is_empty() {
-                    let ip = parse_ipv4(entry).or_else(|| {
-                        // A field that is not visible ASCII text is not believed.
-                        std::str::from_utf8(entry)
-                            .ok()
-                            .filter(|t| t.bytes().all(|b| b.is_ascii_graphic()))
-                            .and_then(parse_entry)
-                    });
-                    let Some(ip) = ip else {
-                        return client;
-                    };
+                if let Some(ip) = ip {
                     client = ip;
                     if !self.is_trusted(ip) {
                         return ip;
@@ -173,45 +171,9 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
     bytes.get(start..end).unwrap_or_default()
 }
 
-/// A dotted-quad IPv4 address exactly as `Ipv4Addr`'s parser takes it (four
-/// decimal octets up to 255, no leading zeros), without its generic
-/// machinery; anything else is `None` and goes to [`parse_entry`].
-fn parse_ipv4(entry: &[u8]) -> Option<IpAddr> {
-    let mut octets = [0u8; 4];
-    let mut n = 0;
-    let mut value: u16 = 0;
-    let mut digits = 0;
-    for &b in entry {
-        match b {
-            b'0'..=b'9' => {
-                // A leading zero (`01`) is refused, as `Ipv4Addr` does.
-                if digits == 1 && value == 0 {
-                    return None;
-                }
-                value = value * 10 + u16::from(b - b'0');
-                digits += 1;
-                if value > 255 {
-                    return None;
-                }
-            }
-            b'.' if digits > 0 && n < 3 => {
-                *octets.get_mut(n)? = value as u8;
-                n += 1;
-                value = 0;
-                digits = 0;
-            }
-            _ => return None,
-        }
-    }
-    if n != 3 || digits == 0 {
-        return None;
-    }
-    *octets.get_mut(3)? = value as u8;
-    Some(IpAddr::from(octets))
-}
-
 /// The last entry of the list `rest` when it is a dotted-quad IPv4 address
-/// (as [`parse_ipv4`] takes it, spaces and tabs around it), read right to
+/// (four decimal octets up to 255, no leading zeros, as `Ipv4Addr`'s parser
+/// takes it; spaces and tabs around it), read right to
 /// left in one pass, with what lies left of its comma (`None`: it was the
 /// first entry). Anything else is `None`, for the general path.
 fn last_ipv4(rest: &[u8]) -> Option<(IpAddr, Option<&[u8]>)> {
@@ -280,6 +242,43 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reference the one-pass read is checked against: a dotted-quad
+    /// IPv4 address exactly as `Ipv4Addr`'s parser takes it (four decimal
+    /// octets up to 255, no leading zeros); anything else is `None`.
+    fn parse_ipv4(entry: &[u8]) -> Option<IpAddr> {
+        let mut octets = [0u8; 4];
+        let mut n = 0;
+        let mut value: u16 = 0;
+        let mut digits = 0;
+        for &b in entry {
+            match b {
+                b'0'..=b'9' => {
+                    // A leading zero (`01`) is refused, as `Ipv4Addr` does.
+                    if digits == 1 && value == 0 {
+                        return None;
+                    }
+                    value = value * 10 + u16::from(b - b'0');
+                    digits += 1;
+                    if value > 255 {
+                        return None;
+                    }
+                }
+                b'.' if digits > 0 && n < 3 => {
+                    *octets.get_mut(n)? = value as u8;
+                    n += 1;
+                    value = 0;
+                    digits = 0;
+                }
+                _ => return None,
+            }
+        }
+        if n != 3 || digits == 0 {
+            return None;
+        }
+        *octets.get_mut(3)? = value as u8;
+        Some(IpAddr::from(octets))
+    }
 
     fn rule(trusted: &[&str], header: &'static str) -> ClientIpRule {
         ClientIpRule::new(
