@@ -525,7 +525,7 @@ async fn expect_100_continue_is_answered_by_the_proxy_and_not_sent_upstream() {
 async fn pool_inflight(admin: SocketAddr) -> i64 {
     let mut c = H1Conn::connect(admin).await.expect("admin connect");
     let r = c
-        .request("GET", "/api/upstreams", &admin.to_string(), &[], b"")
+        .get("/api/upstreams", &admin.to_string())
         .await
         .expect("admin answer");
     r.json()["upstreams"]

@@ -157,6 +157,50 @@ async fn request_header_rules_reach_the_upstream_over_h1_and_h2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_names_keep_the_peers_spelling_style_on_http1() {
+    let s = Steps::start().await;
+    // This client spells in title case (its `Host` comes first), but for one
+    // name; the upstream (HttpUpstream) answers in lowercase, but for `ETag`.
+    let r = s
+        .h1(
+            "/x",
+            &[
+                ("X-Custom-One", "a"),
+                ("x-lower-one", "b"),
+                ("x-reply-header", "ETag: \"v1\""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = s.seen();
+    let sent: Vec<&str> = seen.headers.iter().map(|(n, _)| n.as_str()).collect();
+    for name in [
+        "Host",
+        "X-Custom-One",
+        // A name spelled otherwise keeps its spelling.
+        "x-lower-one",
+        // Names greenlight adds, and rule names, take the client's style.
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Request-Id",
+        "X-Site",
+        "X-Real-Ip",
+    ] {
+        assert!(sent.contains(&name), "{name} not in {sent:?}");
+    }
+    let got: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
+    for name in [
+        "x-upstream",
+        "ETag",
+        // Response rules take the upstream's (lowercase) style.
+        "strict-transport-security",
+        "x-frame-options",
+    ] {
+        assert!(got.contains(&name), "{name} not in {got:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_header_rules_add_on_success_and_always_on_errors() {
     let s = Steps::start().await;
     let reply = [("X-Reply-Header", "X-Powered-By: php")];

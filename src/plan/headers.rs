@@ -66,32 +66,17 @@ impl HeaderVal {
         match self {
             HeaderVal::Fixed(v) => (!v.is_empty()).then(|| v.clone()),
             HeaderVal::ClientIp => client().and_then(super::vars::ip_header_value),
-            HeaderVal::Template(t) => RENDER.with_borrow_mut(|s| {
-                // Rendered into this thread's buffer, then copied once into
-                // a value of its exact size: a `String` handed over whole
-                // would cost a second allocation in `Bytes` (its capacity is
-                // not its length) and a free.
-                s.clear();
-                t.render_into(&cx(), s);
-                let v = (!s.is_empty())
+            // Copied once into a value of its exact size: a `String` handed
+            // over whole would cost a second allocation in `Bytes` (its
+            // capacity is not its length) and a free.
+            HeaderVal::Template(t) => t.render_with(&cx(), |s| {
+                (!s.is_empty())
                     .then(|| HeaderValue::from_bytes(s.as_bytes()).ok())
-                    .flatten();
-                if s.capacity() > RENDER_KEEP {
-                    *s = String::new();
-                }
-                v
+                    .flatten()
             }),
         }
     }
 }
-
-thread_local! {
-    /// The render buffer of [`HeaderVal::value`], kept between requests.
-    static RENDER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
-/// The largest render buffer a thread keeps (a bigger value is rare).
-const RENDER_KEEP: usize = 4096;
 
 /// Whether a response header is added to an answer of `status`: always with
 /// `always`, else on the statuses nginx's `add_header` uses.

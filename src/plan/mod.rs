@@ -191,39 +191,65 @@ pub struct Plan {
     slots: [u8; STEP_KINDS],
 }
 
-/// How many kinds of [`Step`] there are.
-const STEP_KINDS: usize = 11;
-
-impl Step {
-    /// This step's kind, an index into [`Plan`]'s slot table.
-    fn kind(&self) -> usize {
-        match self {
-            Step::Checks(_) => 0,
-            Step::Rewrite(_) => 1,
-            Step::RequestHeaders(_) => 2,
-            Step::ResponseHeaders(_) => 3,
-            Step::Expires(_) => 4,
-            Step::Charset(_) => 5,
-            Step::Limits(_) => 6,
-            Step::ErrorPages(_) => 7,
-            Step::Access(_) => 8,
-            Step::Compress(_) => 9,
-            Step::ProxyRedirect(_) => 10,
+/// The kinds of [`Step`], their accessors on [`Plan`] and its slot table,
+/// from one list: a kind's slot is its place in the list.
+macro_rules! step_kinds {
+    ($($variant:ident => $(#[$doc:meta])* $name:ident -> $ty:ty, $val:ident => $out:expr;)*) => {
+        /// A kind of [`Step`]; its number is its slot in [`Plan::slots`].
+        #[derive(Clone, Copy)]
+        enum Kind {
+            $($variant,)*
         }
-    }
-}
 
-/// An accessor for the step of one kind (the first, should there be two).
-macro_rules! step_accessor {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $variant:ident, $ty:ty, $val:ident => $out:expr) => {
-        $(#[$doc])*
-        pub fn $name(&self) -> Option<$ty> {
-            match self.step($kind)? {
-                Step::$variant($val) => Some($out),
-                _ => None,
+        /// How many kinds of [`Step`] there are.
+        const STEP_KINDS: usize = [$(Kind::$variant),*].len();
+
+        impl Step {
+            /// This step's kind.
+            fn kind(&self) -> Kind {
+                match self {
+                    $(Step::$variant(_) => Kind::$variant,)*
+                }
             }
         }
+
+        impl Plan {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Option<$ty> {
+                    match self.step(Kind::$variant)? {
+                        Step::$variant($val) => Some($out),
+                        _ => None,
+                    }
+                }
+            )*
+        }
     };
+}
+
+step_kinds! {
+    Checks => /// The checks, if any.
+        checks -> &check::Checks, c => c;
+    Rewrite => /// The rewrite step, if any.
+        rewrites -> &rewrite::Rewrites, r => r;
+    RequestHeaders => /// The request header step, if any.
+        request_headers -> &headers::RequestHeaderSteps, h => h;
+    ResponseHeaders => /// The response header step, if any.
+        response_headers -> &headers::ResponseHeaderSteps, h => h;
+    Expires => /// The `expires` step, if any.
+        expires -> expires::Expires, e => *e;
+    Charset => /// The `charset` step, if any.
+        charset -> &charset::Charset, c => c;
+    Limits => /// The limits step, if any.
+        limits -> &limits::Limits, l => l;
+    ErrorPages => /// The error pages, if any.
+        error_pages -> &std::sync::Arc<error_pages::ErrorPages>, p => p;
+    Access => /// The access control step, if any.
+        access -> &access::Access, a => a;
+    Compress => /// The compression step, if any.
+        compress -> &compress::Compress, c => c;
+    ProxyRedirect => /// The `rewrite_location` rules, if any.
+        proxy_redirect -> &std::sync::Arc<proxy_redirect::ProxyRedirect>, r => r;
 }
 
 impl Plan {
@@ -231,7 +257,7 @@ impl Plan {
     pub fn new(steps: Vec<Step>, terminal: Terminal) -> Plan {
         let mut slots = [u8::MAX; STEP_KINDS];
         for (i, step) in steps.iter().enumerate().rev() {
-            if let (Some(slot), Ok(i)) = (slots.get_mut(step.kind()), u8::try_from(i)) {
+            if let (Some(slot), Ok(i)) = (slots.get_mut(step.kind() as usize), u8::try_from(i)) {
                 *slot = i;
             }
         }
@@ -254,57 +280,12 @@ impl Plan {
 
     /// The step of kind `kind`, if the plan has one.
     #[inline]
-    fn step(&self, kind: usize) -> Option<&Step> {
-        match *self.slots.get(kind)? {
+    fn step(&self, kind: Kind) -> Option<&Step> {
+        match *self.slots.get(kind as usize)? {
             u8::MAX => None,
             i => self.steps.get(usize::from(i)),
         }
     }
-
-    step_accessor!(
-        /// The checks, if any.
-        checks, 0, Checks, &check::Checks, c => c
-    );
-    step_accessor!(
-        /// The rewrite step, if any.
-        rewrites, 1, Rewrite, &rewrite::Rewrites, r => r
-    );
-    step_accessor!(
-        /// The request header step, if any.
-        request_headers, 2, RequestHeaders, &headers::RequestHeaderSteps, h => h
-    );
-    step_accessor!(
-        /// The response header step, if any.
-        response_headers, 3, ResponseHeaders, &headers::ResponseHeaderSteps, h => h
-    );
-    step_accessor!(
-        /// The `expires` step, if any.
-        expires, 4, Expires, expires::Expires, e => *e
-    );
-    step_accessor!(
-        /// The `charset` step, if any.
-        charset, 5, Charset, &charset::Charset, c => c
-    );
-    step_accessor!(
-        /// The limits step, if any.
-        limits, 6, Limits, &limits::Limits, l => l
-    );
-    step_accessor!(
-        /// The error pages, if any.
-        error_pages, 7, ErrorPages, &std::sync::Arc<error_pages::ErrorPages>, p => p
-    );
-    step_accessor!(
-        /// The access control step, if any.
-        access, 8, Access, &access::Access, a => a
-    );
-    step_accessor!(
-        /// The compression step, if any.
-        compress, 9, Compress, &compress::Compress, c => c
-    );
-    step_accessor!(
-        /// The `rewrite_location` rules, if any.
-        proxy_redirect, 10, ProxyRedirect, &std::sync::Arc<proxy_redirect::ProxyRedirect>, r => r
-    );
 }
 
 /// A site's own steps: the response headers of answers made for the site

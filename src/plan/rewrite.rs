@@ -265,20 +265,6 @@ impl From<&str> for PathText {
     }
 }
 
-impl From<String> for PathText {
-    fn from(s: String) -> PathText {
-        match arrayvec::ArrayString::from(&s) {
-            Ok(a) => PathText::Inline(a),
-            Err(_) => PathText::Heap(s),
-        }
-    }
-}
-
-thread_local! {
-    /// The buffer a rule's new path is rendered into before it is kept.
-    static RENDER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
 impl PathState {
     /// The current path; `request` is the request's own path.
     pub fn path<'a>(&'a self, request: &'a str) -> &'a str {
@@ -356,15 +342,7 @@ impl Rewrites {
                     }),
                     ..*cx
                 };
-                let path = RENDER.with_borrow_mut(|buf| {
-                    buf.clear();
-                    rule.to_path.render_into(&cx, buf);
-                    let path = PathText::from(buf.as_str());
-                    if buf.capacity() > 4096 {
-                        *buf = String::new();
-                    }
-                    path
-                });
+                let path = rule.to_path.render_with(&cx, |s| PathText::from(s));
                 let args = match (&rule.to_args, rule.keep_args, st.args.as_deref()) {
                     (None, true, _) => None,
                     (None, false, _) => Some(None),

@@ -233,6 +233,22 @@ impl Template {
         }
     }
 
+    /// `f` of the rendered text, rendered into this thread's buffer (kept
+    /// between requests, up to [`RENDER_KEEP`] bytes): for a caller that
+    /// keeps a copy of its own size (a header value, a rewritten path), so
+    /// that no `String` is allocated and freed per request.
+    pub fn render_with<R>(&self, cx: &VarCx<'_>, f: impl FnOnce(&str) -> R) -> R {
+        RENDER.with_borrow_mut(|buf| {
+            buf.clear();
+            self.render_into(cx, buf);
+            let out = f(buf);
+            if buf.capacity() > RENDER_KEEP {
+                *buf = String::new();
+            }
+            out
+        })
+    }
+
     /// The rendered value.
     pub fn render(&self, cx: &VarCx<'_>) -> String {
         let mut out = String::with_capacity(self.literal_len + 32);
@@ -240,6 +256,14 @@ impl Template {
         out
     }
 }
+
+thread_local! {
+    /// The buffer of [`Template::render_with`].
+    static RENDER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The largest render buffer a thread keeps (a bigger value is rare).
+const RENDER_KEEP: usize = 4096;
 
 /// The variable called `name` (without `$`), if there is one.
 fn resolve(name: &str, scope: &Scope<'_>) -> Option<Var> {

@@ -295,7 +295,7 @@ async fn subrequest(
             let idx = pool
                 .choose(&mut attempts, None)
                 .ok_or_else(|| format!("pool '{}' has no healthy server", pool.name))?;
-            let peer = HttpPeer::clone(&pool.servers()[idx].peer());
+            let peer = HttpPeer::clone(pool.servers()[idx].peer());
             let host = request_host(session).unwrap_or("").to_string();
             (peer, host, Some(guard))
         }

@@ -24,8 +24,9 @@ use std::net::IpAddr;
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 // Inserted by these typed names too: a `&str` name is checked and made a
-// `HeaderName` on every insert (callgrind: ~120 instructions each); the
-// wire form is the same lowercase name.
+// `HeaderName` on every insert (callgrind: ~120 instructions each). On
+// HTTP/1 a typed name goes out in the request's spelling style
+// (vendor/pingora-http/src/case_forms.rs).
 const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -155,9 +156,10 @@ pub fn fold_content_length(resp: &mut ResponseHeader) -> Result<()> {
 
 /// Sets `X-Real-IP` to the client greenlight resolved.
 pub fn set_real_ip(req: &mut RequestHeader, client: IpAddr) -> Result<()> {
-    let mut value = String::with_capacity(40);
-    crate::plan::vars::push_ip(&mut value, client);
-    req.insert_header(&X_REAL_IP, value)
+    match crate::plan::vars::ip_header_value(client) {
+        Some(value) => req.insert_header(&X_REAL_IP, value),
+        None => Ok(()),
+    }
 }
 
 /// Sets `X-Forwarded-For` (appended), `-Proto` and `-Host`. `client` is the

@@ -432,7 +432,7 @@ impl ProxyHttp for GreenlightProxy {
             let server = &pool.servers()[idx];
             return Ok(match ctx.tunnel_idle {
                 Some(idle) => PeerRef::Owned(server.tunnel_peer(idle)),
-                None => PeerRef::Shared(server.peer()),
+                None => PeerRef::Shared(server.peer().clone()),
             });
         }
         if tried_before {

@@ -144,9 +144,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// The peer for one connection attempt (shared).
-    pub fn peer(&self) -> std::sync::Arc<HttpPeer> {
-        self.peer.clone()
+    /// The peer for one connection attempt (shared between requests).
+    pub fn peer(&self) -> &std::sync::Arc<HttpPeer> {
+        &self.peer
     }
 
     /// A peer for an upgrade (WebSocket) request: the upstream read/write

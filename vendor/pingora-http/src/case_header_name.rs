@@ -108,8 +108,7 @@ impl IntoCaseHeaderName for &'static str {
         }
         // Checked above: `from_static` cannot panic. A lowercase name (the
         // form of `http`'s constants) carries no spelling of its own: it is
-        // written in title case on a case-preserving header (`case_forms.rs`).
-        let _ = case;
+        // written in the header's style (`case_forms.rs`).
         Ok((HeaderName::from_static(self), None))
     }
 }
@@ -150,7 +149,7 @@ impl IntoCaseHeaderName for HeaderName {
     // greenlight patch: see the trait method.
     #[inline]
     fn into_header_names(self, _case: bool) -> Result<(HeaderName, Option<CaseHeaderName>)> {
-        // No spelling of its own: title case on the wire (`case_forms.rs`).
+        // No spelling of its own: the header's style on the wire (`case_forms.rs`).
         Ok((self, None))
     }
 }

@@ -51,7 +51,7 @@ pub mod prelude {
 }
 
 // greenlight patch: a case-preserving header keeps only the names whose wire
-// spelling is not title case (`case_forms.rs`); Pingora kept a second
+// spelling is not in the header's style (`case_forms.rs`); Pingora kept a second
 // `HeaderMap` of every name's spelling in lockstep with the values.
 mod case_forms;
 type CaseMap = case_forms::CaseForms;
@@ -280,7 +280,7 @@ impl RequestHeader {
         let value_map = &self.base.headers;
 
         if let Some(key_map) = key_map {
-            // greenlight patch: the recorded spelling, else title case.
+            // greenlight patch: the recorded spelling, else the header's style.
             for (header, val) in value_map {
                 let case_header = key_map.wire_name(header);
                 f(HeaderNameVariant::Case(&case_header), val)?;
@@ -411,9 +411,9 @@ impl RequestHeader {
         clone_req_parts(&self.base)
     }
 
-    /// greenlight patch: makes room for `additional` more headers in both the
-    /// header map and the case map, so that a proxy adding several headers to
-    /// a request grows each map once, not once per header.
+    /// greenlight patch: makes room for `additional` more headers in the
+    /// header map, so that a proxy adding several headers to a request grows
+    /// the map once, not once per header.
     pub fn reserve(&mut self, additional: usize) {
         self.base.headers.reserve(additional);
     }
@@ -656,7 +656,7 @@ impl ResponseHeader {
         let value_map = &self.base.headers;
 
         if let Some(key_map) = key_map {
-            // greenlight patch: the recorded spelling, else title case.
+            // greenlight patch: the recorded spelling, else the header's style.
             for (header, val) in value_map {
                 let case_header = key_map.wire_name(header);
                 f(HeaderNameVariant::Case(&case_header), val)?;
@@ -886,7 +886,7 @@ fn append_header_value<T>(
 ) -> Result<bool> {
     // greenlight patch: a typed name is not parsed again, and the case
     // form is only made for a header that keeps one (`into_header_names`);
-    // only a spelling other than title case is kept (`case_forms.rs`).
+    // only a spelling not in the header's style is kept (`case_forms.rs`).
     let (header_name, case_header_name) = name.into_header_names(name_map.is_some())?;
     if let Some(name_map) = name_map {
         name_map.note(&header_name, case_header_name, false);
@@ -1058,7 +1058,7 @@ fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl
     const HEADER_KV_DELIMITER: &[u8; 2] = b": ";
 
     if let Some(key_map) = key_map {
-        // greenlight patch: the recorded spelling, else title case.
+        // greenlight patch: the recorded spelling, else the header's style.
         for (header, value) in value_map {
             key_map.put_name(header, buf);
             buf.put_slice(HEADER_KV_DELIMITER);
