@@ -180,6 +180,36 @@ async fn a_trusted_peer_names_the_client_through_several_trusted_hops() {
     );
     assert_eq!(s.logged_client("/hops").await, "203.0.113.7");
 
+    // A `Connection` that names other fields leaves the list to pass on
+    // (the field the walk read is what is appended to); one that names
+    // X-Forwarded-For is refused (Pingora's rule: a client may not have a
+    // proxy drop the header that says who it is) and reaches no upstream.
+    let xff = ("X-Forwarded-For", "198.51.100.1, 203.0.113.7");
+    s.get(
+        "app.test",
+        "/other",
+        &[("Connection", "keep-alive, X-Other"), xff],
+    )
+    .await;
+    assert_eq!(
+        s.seen("/other").header("x-forwarded-for"),
+        Some("198.51.100.1, 203.0.113.7, 203.0.113.7")
+    );
+    assert_eq!(s.logged_client("/other").await, "203.0.113.7");
+    let mut c = H1Conn::connect(s.http).await.expect("connect");
+    let r = c
+        .request(
+            "GET",
+            "/named",
+            "app.test",
+            &[("Connection", "X-Forwarded-For"), xff],
+            b"",
+        )
+        .await
+        .expect("response");
+    assert_eq!(r.status, 400);
+    assert!(s.web.requests().iter().all(|r| r.path != "/named"));
+
     // All trusted: the leftmost. Several header fields are one list.
     s.get(
         "app.test",
@@ -191,6 +221,11 @@ async fn a_trusted_peer_names_the_client_through_several_trusted_hops() {
     )
     .await;
     assert_eq!(s.logged_client("/all-trusted").await, "10.9.9.9");
+    assert_eq!(
+        s.seen("/all-trusted").header("x-forwarded-for"),
+        Some("10.9.9.9, 10.0.0.2, 10.9.9.9"),
+        "both fields, in order, then the client"
+    );
 
     // IPv6 and v4-mapped entries.
     s.get(

@@ -98,14 +98,36 @@ impl ClientIpRule {
 
     /// The client of a request that came from `peer` with `headers`.
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        self.resolve_read(peer, headers).0
+    }
+
+    /// [`resolve`](Self::resolve), with the header's field when the walk
+    /// read it and it was the only one: `X-Forwarded-For` is appended to
+    /// later (`proxy::headers::set_forwarded`), and a second lookup of a
+    /// custom name in the header map costs about as much as this walk.
+    pub fn resolve_read<'h>(
+        &self,
+        peer: IpAddr,
+        headers: &'h HeaderMap,
+    ) -> (IpAddr, Option<&'h http::HeaderValue>) {
         let peer = peer.to_canonical();
         // The common case (no trusted proxies, or a direct client) reads no header.
         if !self.is_trusted(peer) {
-            return peer;
+            return (peer, None);
         }
+        let fields = headers.get_all(&self.header);
+        let only = match fields.iter().size_hint() {
+            (1, Some(1)) => fields.iter().next(),
+            _ => None,
+        };
+        (self.walk(peer, fields.iter()), only)
+    }
+
+    /// The client named by the list in `fields`, from a trusted `peer`.
+    fn walk(&self, peer: IpAddr, fields: http::header::ValueIter<'_, http::HeaderValue>) -> IpAddr {
         let mut client = peer;
         // Several fields of one header are one list, in order (RFC 9110 §5.3).
-        for field in self.header_fields(headers).rev() {
+        for field in fields.rev() {
             // Entries right to left, over the bytes: no iterator adapters,
             // no text check of the whole field first (an IPv4 entry is
             // read by hand, [`last_ipv4`], and refuses anything but digits
@@ -152,13 +174,6 @@ impl ClientIpRule {
             }
         }
         client
-    }
-
-    fn header_fields<'a>(
-        &self,
-        headers: &'a HeaderMap,
-    ) -> http::header::ValueIter<'a, http::HeaderValue> {
-        headers.get_all(&self.header).into_iter()
     }
 }
 
@@ -406,6 +421,32 @@ mod tests {
         assert_eq!(r.resolve(ip("10.0.0.1"), &h), ip("203.0.113.9"));
     }
 
+    #[test]
+    fn the_field_read_is_handed_back_only_when_it_was_the_only_one() {
+        let r = rule(&["10.0.0.0/8"], XFF);
+        let one = headers(&[(XFF, "203.0.113.9, 10.0.0.3")]);
+        let (client, read) = r.resolve_read(ip("10.0.0.1"), &one);
+        assert_eq!(client, ip("203.0.113.9"));
+        assert_eq!(
+            read.map(|v| v.as_bytes()),
+            Some(&b"203.0.113.9, 10.0.0.3"[..])
+        );
+        // Two fields: the caller looks the header up itself.
+        let two = headers(&[(XFF, "203.0.113.9"), (XFF, "10.0.0.2")]);
+        assert_eq!(
+            r.resolve_read(ip("10.0.0.1"), &two),
+            (ip("203.0.113.9"), None)
+        );
+        // An untrusted peer: the header is not read at all.
+        assert_eq!(
+            r.resolve_read(ip("192.0.2.1"), &one),
+            (ip("192.0.2.1"), None)
+        );
+        assert_eq!(
+            r.resolve_read(ip("10.0.0.1"), &HeaderMap::new()),
+            (ip("10.0.0.1"), None)
+        );
+    }
     #[test]
     fn a_malformed_entry_ends_the_walk_at_the_last_address_read() {
         let r = rule(&["10.0.0.0/8"], XFF);

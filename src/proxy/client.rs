@@ -30,7 +30,12 @@ pub(super) fn peer_ip(session: &Session) -> IpAddr {
 /// Sets the request's client IP under `rule`.
 pub(super) fn resolve(session: &Session, ctx: &mut RequestCtx, rule: &ClientIpRule) {
     let peer = peer_ip(session);
-    ctx.client_ip = Some(rule.resolve(peer, &session.req_header().headers));
+    let (client, read) = rule.resolve_read(peer, &session.req_header().headers);
+    ctx.client_ip = Some(client);
+    // Kept for `set_forwarded`, which appends to this very header.
+    ctx.forwarded_for = read
+        .filter(|_| rule.header() == super::headers::XFF)
+        .cloned();
     // The header test first: it is rarely `X-Real-IP`, and the CIDR walk
     // costs more.
     ctx.real_ip_from_proxy = rule.header() == super::headers::X_REAL_IP && rule.is_trusted(peer);

@@ -46,6 +46,10 @@ pub struct RequestCtx {
     pub(super) handed_over: bool,
     /// The real client IP (see [`client`]); set first thing in `request_filter`.
     pub(crate) client_ip: Option<std::net::IpAddr>,
+    /// The client's `X-Forwarded-For`, its only field, as the real-IP walk
+    /// read it (see [`client`]); `None` when not read, or when something
+    /// may have changed it since (`upstream_request_filter`).
+    pub(super) forwarded_for: Option<http::HeaderValue>,
     /// A trusted proxy named the client in `X-Real-IP`: it is passed on.
     pub(super) real_ip_from_proxy: bool,
     /// Path rewriting state, only for routes that rewrite ([`steps`]).

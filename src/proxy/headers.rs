@@ -27,7 +27,7 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 // `HeaderName` on every insert (callgrind: ~120 instructions each). On
 // HTTP/1 a typed name goes out in the request's spelling style
 // (vendor/pingora-http/src/case_forms.rs).
-const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(super) const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// `X-Real-IP`: dropped from clients, set by [`set_real_ip`].
@@ -56,8 +56,11 @@ fn connection_named(headers: &http::HeaderMap, keep_upgrade: bool) -> Vec<Header
 }
 
 /// Removes hop-by-hop headers from a request; keeps a WebSocket upgrade.
-pub fn strip_request_hop_by_hop(req: &mut RequestHeader, upgrade: bool) -> Result<()> {
-    if req.headers.contains_key(CONNECTION) {
+/// `true`: the request had a `Connection` header, and the fields it named
+/// are gone (any of them, `X-Forwarded-For` too).
+pub fn strip_request_hop_by_hop(req: &mut RequestHeader, upgrade: bool) -> Result<bool> {
+    let named = req.headers.contains_key(CONNECTION);
+    if named {
         for h in connection_named(&req.headers, upgrade) {
             req.remove_header(&h);
         }
@@ -73,7 +76,7 @@ pub fn strip_request_hop_by_hop(req: &mut RequestHeader, upgrade: bool) -> Resul
     } else if req.headers.contains_key(UPGRADE) {
         req.remove_header(&UPGRADE);
     }
-    Ok(())
+    Ok(named)
 }
 
 /// Removes hop-by-hop headers from a response (not from a 101 Switching
@@ -167,19 +170,26 @@ pub fn set_real_ip(req: &mut RequestHeader, client: IpAddr) -> Result<()> {
 /// `realip` module, the received list is kept and the client greenlight
 /// believes is appended, so the last entry is always that client (what an
 /// app trusting one proxy hop reads) and the hops before stay visible.
+/// `read` is the header's only field when the caller already has it and
+/// knows `req` still holds it as it was (else it is looked up here).
 pub fn set_forwarded(
     req: &mut RequestHeader,
     client: Option<IpAddr>,
     tls: bool,
     host: Option<&str>,
+    read: Option<&http::HeaderValue>,
 ) -> Result<()> {
     if let Some(ip) = client {
         let mut value = String::with_capacity(48);
-        for prior in req.headers.get_all(&XFF) {
-            if let Ok(p) = prior.to_str() {
+        let mut prior = |p: &http::HeaderValue| {
+            if let Ok(p) = p.to_str() {
                 value.push_str(p);
                 value.push_str(", ");
             }
+        };
+        match read {
+            Some(p) => prior(p),
+            None => req.headers.get_all(&XFF).iter().for_each(prior),
         }
         crate::plan::vars::push_ip(&mut value, ip);
         req.insert_header(&XFF, value)?;
@@ -291,7 +301,14 @@ mod tests {
             ("X-Forwarded-Proto", "https"),
             ("X-Forwarded-Host", "evil.test"),
         ]);
-        set_forwarded(&mut r, "127.0.0.1".parse().ok(), false, Some("app.test")).expect("set");
+        set_forwarded(
+            &mut r,
+            "127.0.0.1".parse().ok(),
+            false,
+            Some("app.test"),
+            None,
+        )
+        .expect("set");
         assert_eq!(get(&r, "x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
         assert_eq!(get(&r, "x-forwarded-proto"), Some("http"));
         assert_eq!(get(&r, "x-forwarded-host"), Some("app.test"));

@@ -545,7 +545,10 @@ impl ProxyHttp for GreenlightProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
-        headers::strip_request_hop_by_hop(upstream_request, upgrade)?;
+        if headers::strip_request_hop_by_hop(upstream_request, upgrade)? {
+            // It may have named X-Forwarded-For: looked up again below.
+            ctx.forwarded_for = None;
+        }
         let underscores = match (ctx.snapshot.as_deref(), ctx.site) {
             (Some(snap), Some(site)) => snap.router.site(site).underscores_in_headers,
             _ => false,
@@ -561,6 +564,7 @@ impl ProxyHttp for GreenlightProxy {
             Some(client),
             ctx.tls,
             request_host(session),
+            ctx.forwarded_for.as_ref(),
         )?;
         // One id per request, end to end: kept if the client sent one.
         let id = match upstream_request
