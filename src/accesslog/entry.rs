@@ -116,6 +116,18 @@ fn seed() -> u64 {
 /// (a bijective mix of a per-process random seed plus a counter) and unlikely
 /// to repeat across runs. Lock-free; one atomic add per call.
 pub fn request_id() -> String {
+    String::from_utf8(request_id_digits().to_vec()).unwrap_or_default()
+}
+
+/// [`request_id`] as a header value (made once, shared by the upstream
+/// request and the access log).
+pub fn request_id_value() -> http::HeaderValue {
+    let digits = request_id_digits();
+    http::HeaderValue::from_bytes(&digits).unwrap_or(http::HeaderValue::from_static("-"))
+}
+
+/// A new id's 16 lowercase hex digits.
+fn request_id_digits() -> [u8; 16] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // n * odd constant and + seed are bijections mod 2^64, and so is `mix`.
@@ -128,7 +140,7 @@ pub fn request_id() -> String {
     for (i, d) in digits.iter_mut().enumerate() {
         *d = HEX[((id >> ((15 - i) * 4)) & 0xF) as usize];
     }
-    String::from_utf8(digits.to_vec()).unwrap_or_default()
+    digits
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ mod entry;
 mod format;
 mod writer;
 
-pub use entry::{Entry, WebSocketStats, request_id};
+pub use entry::{Entry, WebSocketStats, request_id, request_id_value};
 
 use std::io;
 use std::path::PathBuf;

@@ -19,7 +19,7 @@
 //! of the same route changed the path: the rewritten path is sent whole.
 
 use super::Captures;
-use super::template::{Template, Var};
+use super::template::{Segment, Template, Var};
 use super::vars::{Match, VarCx};
 use regex::Regex;
 
@@ -53,6 +53,11 @@ pub struct Rule {
     pub needs_connection: bool,
     /// The new path (the part of `to` before its first `?`).
     pub to_path: Template,
+    /// `to_path` is text and this rule's own captures only (`/$1`, the
+    /// common case): written straight into the new path
+    /// ([`PathText::push_str`]), without the variable lookup or the
+    /// thread's render buffer (about 150 instructions per request).
+    pub own_captures_only: bool,
     /// The new arguments (after the `?`), if `to` has one.
     pub to_args: Option<Template>,
     /// The request's arguments are kept (after the new ones); false when
@@ -69,10 +74,8 @@ impl Rule {
     pub fn new(from: Regex, to: Template, flag: Flag) -> Rule {
         let (path, args, keep_args) = split_args(&to);
         let absolute = match to.segments().first() {
-            Some(super::template::Segment::Literal(l)) => {
-                l.starts_with("http://") || l.starts_with("https://")
-            }
-            Some(super::template::Segment::Var(Var::Scheme)) => true,
+            Some(Segment::Literal(l)) => l.starts_with("http://") || l.starts_with("https://"),
+            Some(Segment::Var(Var::Scheme)) => true,
             _ => false,
         };
         let flag = match flag {
@@ -84,6 +87,12 @@ impl Rule {
                 || args.as_ref().is_some_and(Template::needs_connection),
             prefix_rest: PrefixRest::of(from.as_str()),
             from,
+            own_captures_only: path.segments().iter().all(|s| {
+                matches!(
+                    s,
+                    Segment::Literal(_) | Segment::Var(Var::Capture(_) | Var::LastNamed(_))
+                )
+            }),
             to_path: path,
             to_args: args,
             keep_args,
@@ -247,6 +256,27 @@ impl PathText {
             PathText::Heap(s) => s,
         }
     }
+
+    /// Appends `s`, moving to the heap when it no longer fits in place.
+    pub fn push_str(&mut self, s: &str) {
+        match self {
+            PathText::Inline(a) => {
+                if a.try_push_str(s).is_err() {
+                    let mut heap = String::with_capacity(a.len() + s.len());
+                    heap.push_str(a);
+                    heap.push_str(s);
+                    *self = PathText::Heap(heap);
+                }
+            }
+            PathText::Heap(h) => h.push_str(s),
+        }
+    }
+}
+
+impl Default for PathText {
+    fn default() -> PathText {
+        PathText::Inline(arrayvec::ArrayString::new())
+    }
 }
 
 impl std::ops::Deref for PathText {
@@ -333,7 +363,8 @@ impl Rewrites {
             };
             // `None`: the request's arguments stay as they are (not copied).
             let (new_path, new_args) = {
-                let cx = VarCx {
+                // Made only for a `to` that reads other variables.
+                let cx = || VarCx {
                     uri: current,
                     args: st.args.as_deref(),
                     last: Some(Match {
@@ -342,12 +373,26 @@ impl Rewrites {
                     }),
                     ..*cx
                 };
-                let path = rule.to_path.render_with(&cx, |s| PathText::from(s));
+                let path = if rule.own_captures_only {
+                    let mut path = PathText::default();
+                    for s in rule.to_path.segments() {
+                        path.push_str(match s {
+                            Segment::Literal(l) => l,
+                            Segment::Var(Var::Capture(i) | Var::LastNamed(i)) => {
+                                caps.get(usize::from(*i), current).unwrap_or("")
+                            }
+                            Segment::Var(_) => "",
+                        });
+                    }
+                    path
+                } else {
+                    rule.to_path.render_with(&cx(), |s| PathText::from(s))
+                };
                 let args = match (&rule.to_args, rule.keep_args, st.args.as_deref()) {
                     (None, true, _) => None,
                     (None, false, _) => Some(None),
                     (Some(t), keep, a) => {
-                        let mut s = t.render(&cx);
+                        let mut s = t.render(&cx());
                         if let (true, Some(a)) = (keep, a.filter(|a| !a.is_empty())) {
                             s.push('&');
                             s.push_str(a);
@@ -423,6 +468,44 @@ mod tests {
         };
         let out = rw.run(&mut st, &cx);
         (out, st)
+    }
+
+    #[test]
+    fn a_to_of_text_and_own_captures_is_written_straight_and_agrees_with_the_render() {
+        let long = "x".repeat(70);
+        let cases = [
+            ("^/app/(.*)$", "/$1", "/app/index", "/index"),
+            (
+                "^/a/(?<x>[^/]*)/(.*)$",
+                "/b/$x/$2/$1",
+                "/a/k/l/m",
+                "/b/k/l/m/k",
+            ),
+            ("^/(a)(z)?$", "/$2-$1-$9", "/a", "/-a-"),
+            ("^/(.*)$", "/$1", &format!("/{long}"), &format!("/{long}")),
+            (
+                "^/(.*)$",
+                &format!("/{long}/$1"),
+                "/p",
+                &format!("/{long}/p"),
+            ),
+        ];
+        for (from, to, path, want) in cases {
+            let r = rule(from, to, Flag::Break);
+            assert!(r.own_captures_only, "{to}");
+            let (_, st) = run(vec![r], path);
+            assert_eq!(st.path.as_deref(), Some(want), "{from} -> {to} on {path}");
+            // The general render (a variable read first) gives the same.
+            let general = format!("$is_args{to}");
+            let r = rule(from, &general, Flag::Break);
+            assert!(!r.own_captures_only);
+            let (_, st) = run(vec![r], path);
+            assert_eq!(
+                st.path.as_deref(),
+                Some(want),
+                "{from} -> {general} on {path}"
+            );
+        }
     }
 
     #[test]

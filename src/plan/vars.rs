@@ -229,6 +229,23 @@ pub fn push_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
+/// `ip` as text in a stack buffer (see [`push_ip`]); the longest address
+/// text, an IPv4-mapped IPv6 one, is 45 bytes.
+pub fn ip_text(ip: IpAddr) -> arrayvec::ArrayString<48> {
+    let mut out = arrayvec::ArrayString::new();
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut buf = [0u8; 20];
+            let text = v4_text(v4, &mut buf);
+            let _ = out.try_push_str(std::str::from_utf8(text).unwrap_or(""));
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out
+}
+
 /// `ip` as a header value (a header rule `$remote_addr`, nginx's
 /// `proxy_set_header X-Real-IP $remote_addr`): the value this thread made
 /// last when the address is the same — the requests of one keep-alive

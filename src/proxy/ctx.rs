@@ -38,7 +38,7 @@ pub struct RequestCtx {
     /// request path), for the plan's later steps.
     pub(super) captures: Option<crate::plan::Captures>,
     pub(super) pool_idx: usize,
-    pub(super) request_id: Option<String>,
+    pub(super) request_id: Option<http::HeaderValue>,
     pub(super) websocket_gauge: Option<GaugeGuard>,
     /// Set for upgrade requests: the tunnel's idle limit (`None` = none).
     pub(super) tunnel_idle: Option<Option<std::time::Duration>>,

@@ -96,6 +96,17 @@ fn request_host(session: &Session) -> Option<&str> {
     req.headers.get(http::header::HOST)?.to_str().ok()
 }
 
+/// [`request_host`] as a header value: the client's `Host` field itself
+/// (a reference count, where a `&str` value is copied and checked again).
+fn request_host_value(session: &Session) -> Option<http::HeaderValue> {
+    let req = session.req_header();
+    if let Some(a) = req.uri.authority() {
+        return http::HeaderValue::from_str(a.as_str()).ok();
+    }
+    let host = req.headers.get(http::header::HOST)?;
+    host.to_str().is_ok().then(|| host.clone())
+}
+
 #[async_trait]
 impl ProxyHttp for GreenlightProxy {
     type CTX = RequestCtx;
@@ -563,19 +574,16 @@ impl ProxyHttp for GreenlightProxy {
             upstream_request,
             Some(client),
             ctx.tls,
-            request_host(session),
+            request_host_value(session),
             ctx.forwarded_for.as_ref(),
         )?;
-        // One id per request, end to end: kept if the client sent one.
-        let id = match upstream_request
-            .headers
-            .get(&X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(v) if !v.is_empty() && v.len() <= 200 => v.to_string(),
+        // One id per request, end to end: kept if the client sent one. Kept
+        // in the ctx as the header value (a reference count, not a copy).
+        let id = match upstream_request.headers.get(&X_REQUEST_ID) {
+            Some(v) if !v.is_empty() && v.len() <= 200 && v.to_str().is_ok() => v.clone(),
             _ => {
-                let id = crate::accesslog::request_id();
-                upstream_request.insert_header(&X_REQUEST_ID, id.as_str())?;
+                let id = crate::accesslog::request_id_value();
+                upstream_request.insert_header(&X_REQUEST_ID, id.clone())?;
                 id
             }
         };

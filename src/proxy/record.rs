@@ -115,7 +115,9 @@ pub(super) fn record(
         upstream_duration: ctx.upstream_started.map(|t| t.elapsed()),
         request_id: ctx
             .request_id
-            .clone()
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
             .or(v.x_request_id)
             .unwrap_or_else(crate::accesslog::request_id),
         websocket,
