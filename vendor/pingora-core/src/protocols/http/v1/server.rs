@@ -910,11 +910,14 @@ impl HttpSession {
             /* update headers */
             header.insert_header(header::DATE, date::get_cached_date())?;
 
-            // TODO: make these lazy static
+            // greenlight patch: static values; a `&str` was copied into a new
+            // allocation and checked on every response.
+            const KEEP_ALIVE: HeaderValue = HeaderValue::from_static("keep-alive");
+            const CLOSE: HeaderValue = HeaderValue::from_static("close");
             let connection_value = if self.will_keepalive() {
-                "keep-alive"
+                KEEP_ALIVE
             } else {
-                "close"
+                CLOSE
             };
             header.insert_header(header::CONNECTION, connection_value)?;
         }
