@@ -247,6 +247,50 @@ async fn response_header_rules_add_on_success_and_always_on_errors() {
     );
 }
 
+/// A removed response field is left out while an HTTP/1 upstream's answer
+/// is parsed (Pingora patch `hide_response_headers`): on a kept upstream
+/// connection, the list of one request must not hide anything from the next
+/// one, whose route keeps the field; the fields around it and the body's
+/// framing are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_response_fields_are_read_past_only_for_the_route_that_removes_them() {
+    let s = Steps::start().await;
+    let reply = [
+        ("X-Reply-Header", "X-Before: 1"),
+        ("X-Reply-Header", "x-POWERED-by: php"),
+        ("X-Reply-Header", "X-Powered-By: again"),
+        ("X-Reply-Header", "X-After: 2"),
+    ];
+    let mut c = H1Conn::connect(s.site.http).await.expect("connect");
+    // Warm the upstream pool, then count connections from there.
+    let r = c
+        .request("GET", "/", "bare.test", &[], b"")
+        .await
+        .expect("r");
+    assert_eq!(r.status, 200);
+    let accepted = s.web.accepted_connections();
+    for round in 0..2 {
+        for (host, kept) in [("app.test", false), ("bare.test", true)] {
+            let r = c
+                .request("GET", "/", host, &reply, b"")
+                .await
+                .expect("response");
+            assert_eq!(r.status, 200, "{host} {round}");
+            let powered: Vec<&str> = r.header_all("x-powered-by");
+            let want: &[&str] = if kept { &["php", "again"] } else { &[] };
+            assert_eq!(powered, want, "{host} {round}");
+            assert_eq!(r.header("x-before"), Some("1"), "{host} {round}");
+            assert_eq!(r.header("x-after"), Some("2"), "{host} {round}");
+            assert!(!r.body.is_empty(), "{host} {round}: the body came whole");
+        }
+    }
+    assert_eq!(
+        s.web.accepted_connections(),
+        accepted,
+        "every request went over the one kept upstream connection"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_path_replaces_or_strips_the_matched_prefix() {
     let s = Steps::start().await;

@@ -189,6 +189,9 @@ pub struct Plan {
     /// none): the hooks ask for a kind about a dozen times per request, and
     /// a search of the steps each time cost more than the lookup.
     slots: [u8; STEP_KINDS],
+    /// The response fields the route removes that an HTTP/1 upstream's
+    /// answer is read without ([`headers::ResponseHeaderSteps::hidden_at_parse`]).
+    hidden: Option<std::sync::Arc<[http::HeaderName]>>,
 }
 
 /// The kinds of [`Step`], their accessors on [`Plan`] and its slot table,
@@ -261,11 +264,22 @@ impl Plan {
                 *slot = i;
             }
         }
-        Plan {
+        let mut plan = Plan {
             steps: steps.into(),
             terminal,
             slots,
-        }
+            hidden: None,
+        };
+        plan.hidden = plan
+            .response_headers()
+            .and_then(headers::ResponseHeaderSteps::hidden_at_parse);
+        plan
+    }
+
+    /// The response fields an HTTP/1 upstream's answer is read without
+    /// (removed by the route, and neither framing nor connection fields).
+    pub fn hidden(&self) -> Option<&std::sync::Arc<[http::HeaderName]>> {
+        self.hidden.as_ref()
     }
 
     /// The steps in execution order.

@@ -58,3 +58,15 @@ pub(super) fn resolve_for_site(
         resolve(session, ctx, rule);
     }
 }
+
+/// The request's host (`:authority`, else `Host`) as a header value: the
+/// client's `Host` field itself (a reference count, where a `&str` value is
+/// copied and checked again).
+pub(super) fn request_host_value(session: &Session) -> Option<http::HeaderValue> {
+    let req = session.req_header();
+    if let Some(a) = req.uri.authority() {
+        return http::HeaderValue::from_str(a.as_str()).ok();
+    }
+    let host = req.headers.get(http::header::HOST)?;
+    host.to_str().is_ok().then(|| host.clone())
+}

@@ -96,17 +96,6 @@ fn request_host(session: &Session) -> Option<&str> {
     req.headers.get(http::header::HOST)?.to_str().ok()
 }
 
-/// [`request_host`] as a header value: the client's `Host` field itself
-/// (a reference count, where a `&str` value is copied and checked again).
-fn request_host_value(session: &Session) -> Option<http::HeaderValue> {
-    let req = session.req_header();
-    if let Some(a) = req.uri.authority() {
-        return http::HeaderValue::from_str(a.as_str()).ok();
-    }
-    let host = req.headers.get(http::header::HOST)?;
-    host.to_str().is_ok().then(|| host.clone())
-}
-
 #[async_trait]
 impl ProxyHttp for GreenlightProxy {
     type CTX = RequestCtx;
@@ -574,7 +563,7 @@ impl ProxyHttp for GreenlightProxy {
             upstream_request,
             Some(client),
             ctx.tls,
-            request_host_value(session),
+            client::request_host_value(session),
             ctx.forwarded_for.as_ref(),
         )?;
         // One id per request, end to end: kept if the client sent one. Kept
@@ -590,6 +579,13 @@ impl ProxyHttp for GreenlightProxy {
         ctx.request_id = Some(id);
         access::to_upstream(upstream_request, ctx)?;
         steps::to_upstream(session, upstream_request, ctx)
+    }
+
+    fn upstream_response_hidden_headers(
+        &self,
+        ctx: &RequestCtx,
+    ) -> Option<std::sync::Arc<[http::HeaderName]>> {
+        steps::hidden_at_parse(ctx)
     }
 
     async fn upstream_response_filter(

@@ -404,6 +404,14 @@ fn set_target(
     Ok(())
 }
 
+/// The response fields the request's route removes that an HTTP/1
+/// upstream's answer is read without (Pingora's
+/// `upstream_response_hidden_headers`); [`to_client`] still removes them (a
+/// miss then), for h2 upstreams and the answers greenlight makes.
+pub fn hidden_at_parse(ctx: &RequestCtx) -> Option<std::sync::Arc<[http::HeaderName]>> {
+    plan_of(ctx.snapshot.as_deref()?, ctx)?.hidden().cloned()
+}
+
 /// Response header steps for an answer to the client (from the upstream
 /// or made here): the route's plan, else the site's.
 pub fn to_client(

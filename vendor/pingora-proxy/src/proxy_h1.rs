@@ -42,6 +42,8 @@ where
     {
         client_session.read_timeout = peer.options.read_timeout;
         client_session.write_timeout = peer.options.write_timeout;
+        // greenlight patch: see `ProxyHttp::upstream_response_hidden_headers`.
+        client_session.hide_response_headers(self.inner.upstream_response_hidden_headers(ctx));
 
         // phase 2 send to upstream
 

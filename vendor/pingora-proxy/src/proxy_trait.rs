@@ -380,6 +380,20 @@ pub trait ProxyHttp {
         Ok(())
     }
 
+    /// greenlight patch: response header names an HTTP/1 upstream's answer
+    /// to this request is read without (nginx's `proxy_hide_header`): they
+    /// are never put into the header, where removing them in
+    /// [Self::upstream_response_filter] costs an insert and a removal.
+    /// Framing and connection fields are not hidden this way (see
+    /// `pingora_core::protocols::http::v1::client::HttpSession::hide_response_headers`).
+    /// Not async: called once per request, it costs no boxed future.
+    fn upstream_response_hidden_headers(
+        &self,
+        _ctx: &Self::CTX,
+    ) -> Option<std::sync::Arc<[http::HeaderName]>> {
+        None
+    }
+
     /// Modify the response header from the upstream
     ///
     /// The modification is before caching, so any change here will be stored in the cache if enabled.

@@ -83,6 +83,25 @@ pub struct HttpSession {
     // `respect_keepalive` passes to `set_keepalive`), the only parts of it this
     // session still needs. `response_header` is `None` from then on.
     handed_over: Option<(StatusCode, Option<u64>)>,
+    // greenlight patch (issue #15): response header names that are dropped
+    // while the header is parsed (nginx's `proxy_hide_header`), set per
+    // request by [`HttpSession::hide_response_headers`]. A name is never put
+    // into the header and then removed (two hash-map operations); framing
+    // and connection fields are never hidden.
+    hidden: Option<std::sync::Arc<[http::HeaderName]>>,
+}
+
+/// Whether a response field may be dropped at parse time: not one Pingora
+/// reads for the body's framing or the connection's reuse.
+fn may_hide(name: &http::HeaderName) -> bool {
+    ![
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+        header::UPGRADE,
+    ]
+    .contains(name)
+        && name.as_str() != "keep-alive"
 }
 
 /// HTTP 1.x client session
@@ -126,7 +145,18 @@ impl HttpSession {
             allow_h1_response_invalid_content_length: false,
             handed_over: None,       // greenlight patch
             framing_conflict: false, // greenlight patch
+            hidden: None,            // greenlight patch
         }
+    }
+
+    /// greenlight patch: response fields named in `names` (lowercase, as
+    /// `HeaderName`s are) are left out of the next response header read on
+    /// this session, as nginx's `proxy_hide_header` leaves them out of what it
+    /// passes on. `Content-Length`, `Transfer-Encoding`, `Connection`,
+    /// `Keep-Alive` and `Upgrade` are read regardless (they frame the body or
+    /// decide the connection's reuse): a caller hides them after the read.
+    pub fn hide_response_headers(&mut self, names: Option<std::sync::Arc<[http::HeaderName]>>) {
+        self.hidden = names.filter(|n| n.iter().all(may_hide));
     }
 
     /// Create a new http client session and apply peer options
@@ -344,6 +374,16 @@ impl HttpSession {
                         let values = header_only.as_ref().unwrap_or(&buf);
 
                         for header in header_refs {
+                            // greenlight patch: see `hide_response_headers`.
+                            if let Some(hidden) = self.hidden.as_deref() {
+                                let name = header.get_name(values);
+                                if hidden
+                                    .iter()
+                                    .any(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
+                                {
+                                    continue;
+                                }
+                            }
                             let value_bytes = header.get_value_bytes(values);
                             let header_value = pingora_http::header_value_from_raw(value_bytes);
                             // greenlight patch: the name's bytes are read in place; a
