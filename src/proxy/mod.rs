@@ -104,6 +104,13 @@ impl ProxyHttp for GreenlightProxy {
         RequestCtx::default()
     }
 
+    /// The hooks greenlight implements have no await: their `_sync` forms
+    /// are called without a boxed future each (vendor/README.md,
+    /// pingora-proxy `hooks_are_sync`).
+    fn hooks_are_sync(&self) -> bool {
+        true
+    }
+
     fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
         // Pingora's default installs its response compression module switched
         // off (level 0), which still costs every request a boxed module
@@ -341,7 +348,7 @@ impl ProxyHttp for GreenlightProxy {
         Ok(false)
     }
 
-    async fn request_body_filter(
+    fn request_body_filter_sync(
         &self,
         session: &mut Session,
         body: &mut Option<Bytes>,
@@ -492,7 +499,7 @@ impl ProxyHttp for GreenlightProxy {
         e
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    fn logging_sync(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if ctx.handed_over {
             // An upgraded tunnel took this request's state; it records the
             // request when the tunnel ends.
@@ -509,7 +516,7 @@ impl ProxyHttp for GreenlightProxy {
         });
     }
 
-    async fn connected_to_upstream(
+    fn connected_to_upstream_sync(
         &self,
         _session: &mut Session,
         reused: bool,
@@ -538,7 +545,7 @@ impl ProxyHttp for GreenlightProxy {
         Ok(())
     }
 
-    async fn upstream_request_filter(
+    fn upstream_request_filter_sync(
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
@@ -588,7 +595,7 @@ impl ProxyHttp for GreenlightProxy {
         steps::hidden_at_parse(ctx)
     }
 
-    async fn upstream_response_filter(
+    fn upstream_response_filter_sync(
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
@@ -619,7 +626,7 @@ impl ProxyHttp for GreenlightProxy {
         headers::fold_content_length(upstream_response)
     }
 
-    async fn response_filter(
+    fn response_filter_sync(
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,

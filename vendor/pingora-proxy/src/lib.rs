@@ -579,9 +579,14 @@ where
     {
         let duration = match task {
             HttpTask::Header(header, _eos) => {
-                self.inner
-                    .upstream_response_filter(session, header, ctx)
-                    .await?;
+                // greenlight patch: see `hooks_are_sync`.
+                if self.inner.hooks_are_sync() {
+                    self.inner.upstream_response_filter_sync(session, header, ctx)?;
+                } else {
+                    self.inner
+                        .upstream_response_filter(session, header, ctx)
+                        .await?;
+                }
                 None
             }
             HttpTask::Body(data, eos) | HttpTask::UpgradedBody(data, eos) => self
@@ -612,9 +617,14 @@ where
         SV: ProxyHttp + Send + Sync,
         SV::CTX: Send + Sync,
     {
-        self.inner
-            .logging(&mut session, error.as_deref(), ctx)
-            .await;
+        // greenlight patch: see `hooks_are_sync`.
+        if self.inner.hooks_are_sync() {
+            self.inner.logging_sync(&mut session, error.as_deref(), ctx);
+        } else {
+            self.inner
+                .logging(&mut session, error.as_deref(), ctx)
+                .await;
+        }
 
         if let Some(e) = error {
             session.downstream_session.on_proxy_failure(e);
@@ -1241,11 +1251,13 @@ where
         SV: ProxyHttp + Send + Sync + 'static,
         <SV as ProxyHttp>::CTX: Send + Sync,
     {
-        if let Err(e) = self
-            .inner
-            .early_request_filter(&mut session, &mut ctx)
-            .await
-        {
+        // greenlight patch: the sync form when the app says so (`hooks_are_sync`).
+        let early = if self.inner.hooks_are_sync() {
+            self.inner.early_request_filter_sync(&mut session, &mut ctx)
+        } else {
+            self.inner.early_request_filter(&mut session, &mut ctx).await
+        };
+        if let Err(e) = early {
             return self
                 .handle_error(session, &mut ctx, e, "Fail to early filter request:")
                 .await;
@@ -1277,7 +1289,12 @@ where
             Ok(response_sent) => {
                 if response_sent {
                     // TODO: log error
-                    self.inner.logging(&mut session, None, &mut ctx).await;
+                    // greenlight patch: see `hooks_are_sync`.
+                    if self.inner.hooks_are_sync() {
+                        self.inner.logging_sync(&mut session, None, &mut ctx);
+                    } else {
+                        self.inner.logging(&mut session, None, &mut ctx).await;
+                    }
                     self.cleanup_sub_req(&mut session);
                     let mut persistent_settings = HttpPersistentSettings::for_session(&session);
                     if let Some(uc) = self.inner.persist_connection_context(&session, &ctx) {
@@ -1471,7 +1488,12 @@ where
                 self.inner.request_summary(&session, ctx)
             );
         }
-        self.inner.logging(&mut session, Some(&e), ctx).await;
+        // greenlight patch: see `hooks_are_sync`.
+        if self.inner.hooks_are_sync() {
+            self.inner.logging_sync(&mut session, Some(&e), ctx);
+        } else {
+            self.inner.logging(&mut session, Some(&e), ctx).await;
+        }
         self.cleanup_sub_req(&mut session);
 
         session.downstream_session.on_proxy_failure(e);

@@ -83,11 +83,15 @@ where
             session.mark_upstream_headers_mutated_for_cache();
         }
 
-        match self
-            .inner
-            .upstream_request_filter(session, &mut req, ctx)
-            .await
-        {
+        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
+        let filtered = if self.inner.hooks_are_sync() {
+            self.inner.upstream_request_filter_sync(session, &mut req, ctx)
+        } else {
+            self.inner
+                .upstream_request_filter(session, &mut req, ctx)
+                .await
+        };
+        match filtered {
             Ok(_) => { /* continue */ }
             Err(e) => {
                 return (false, true, Some(e));
@@ -261,9 +265,9 @@ where
 
         let initial_write_pending = client_session.stream().get_write_pending_time();
 
-        if let Err(e) = self
-            .inner
-            .connected_to_upstream(
+        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
+        let connected = if self.inner.hooks_are_sync() {
+            self.inner.connected_to_upstream_sync(
                 session,
                 reused,
                 peer,
@@ -271,8 +275,19 @@ where
                 Some(client_session.digest()),
                 ctx,
             )
-            .await
-        {
+        } else {
+            self.inner
+                .connected_to_upstream(
+                    session,
+                    reused,
+                    peer,
+                    raw,
+                    Some(client_session.digest()),
+                    ctx,
+                )
+                .await
+        };
+        if let Err(e) = connected {
             return (false, false, Some(e));
         }
 
@@ -1178,9 +1193,14 @@ where
                     header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
                 }
 
-                self.inner
-                    .response_filter(session, &mut header, ctx)
-                    .await?;
+                // greenlight patch: see `ProxyHttp::hooks_are_sync`.
+                if self.inner.hooks_are_sync() {
+                    self.inner.response_filter_sync(session, &mut header, ctx)?;
+                } else {
+                    self.inner
+                        .response_filter(session, &mut header, ctx)
+                        .await?;
+                }
                 if !from_cache {
                     // Re-check after response_filter in case it changed the final status to 101.
                     reject_mismatched_h1_upgrade_101(session, &header, "h1_response_filter")
@@ -1293,9 +1313,15 @@ where
 
         // TODO: request body filter to have info about upgraded status?
         // (can also check session.was_upgraded())
-        self.inner
-            .request_body_filter(session, &mut data, end_of_body, ctx)
-            .await?;
+        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
+        if self.inner.hooks_are_sync() {
+            self.inner
+                .request_body_filter_sync(session, &mut data, end_of_body, ctx)?;
+        } else {
+            self.inner
+                .request_body_filter(session, &mut data, end_of_body, ctx)
+                .await?;
+        }
 
         // the flag to signal to upstream
         let upstream_end_of_body = end_of_body || data.is_none();

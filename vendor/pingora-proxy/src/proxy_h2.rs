@@ -171,11 +171,15 @@ where
             session.mark_upstream_headers_mutated_for_cache();
         }
 
-        match self
-            .inner
-            .upstream_request_filter(session, &mut req, ctx)
-            .await
-        {
+        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
+        let filtered = if self.inner.hooks_are_sync() {
+            self.inner.upstream_request_filter_sync(session, &mut req, ctx)
+        } else {
+            self.inner
+                .upstream_request_filter(session, &mut req, ctx)
+                .await
+        };
+        match filtered {
             Ok(_) => { /* continue */ }
             Err(e) => {
                 return (false, Some(e));
@@ -378,11 +382,16 @@ where
         #[cfg(unix)]
         let raw = client_session.fd();
 
-        if let Err(e) = self
-            .inner
-            .connected_to_upstream(session, reused, peer, raw, client_session.digest(), ctx)
-            .await
-        {
+        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
+        let connected = if self.inner.hooks_are_sync() {
+            self.inner
+                .connected_to_upstream_sync(session, reused, peer, raw, client_session.digest(), ctx)
+        } else {
+            self.inner
+                .connected_to_upstream(session, reused, peer, raw, client_session.digest(), ctx)
+                .await
+        };
+        if let Err(e) = connected {
             return (false, Some(e));
         }
 
@@ -948,9 +957,14 @@ where
                     }
                 }
 
-                self.inner
-                    .response_filter(session, &mut header, ctx)
-                    .await?;
+                // greenlight patch: see `ProxyHttp::hooks_are_sync`.
+                if self.inner.hooks_are_sync() {
+                    self.inner.response_filter_sync(session, &mut header, ctx)?;
+                } else {
+                    self.inner
+                        .response_filter(session, &mut header, ctx)
+                        .await?;
+                }
                 /* Downgrade the version so that write_response_header won't panic */
                 header.set_version(Version::HTTP_11);
 
@@ -1055,9 +1069,15 @@ where
             .request_body_filter(&mut data, end_of_body)
             .await?;
 
-        self.inner
-            .request_body_filter(session, &mut data, end_of_body, ctx)
-            .await?;
+        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
+        if self.inner.hooks_are_sync() {
+            self.inner
+                .request_body_filter_sync(session, &mut data, end_of_body, ctx)?;
+        } else {
+            self.inner
+                .request_body_filter(session, &mut data, end_of_body, ctx)
+                .await?;
+        }
 
         /* it is normal to get 0 bytes because of multi-chunk parsing or request_body_filter.
          * Although there is no harm writing empty byte to h2, unlike h1, we ignore it
