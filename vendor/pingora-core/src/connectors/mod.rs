@@ -420,8 +420,21 @@ use tokio::io::AsyncReadExt;
 /// (same descriptor as the peer expects, nothing arrived while idle), moved
 /// here from `reused_stream`.
 fn reusable_for<P: Peer>(peer: &P, stream: &mut Stream, unexpected: &AtomicU64) -> bool {
+    // greenlight patch: the peer address the stream's socket digest holds
+    // (read once per connection, then kept) stands for `getpeername` on
+    // every reuse, one system call per request; an address that differs or
+    // is not known is checked on the descriptor as before. A socket the peer
+    // reset is refused by `test_reusable_stream`'s read below either way.
     #[cfg(unix)]
-    let same_socket = peer.matches_fd(stream.id());
+    let same_socket = {
+        let known = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()));
+        match (known, peer.address().as_inet()) {
+            (Some(known), Some(expected)) if known == *expected => true,
+            _ => peer.matches_fd(stream.id()),
+        }
+    };
     #[cfg(windows)]
     let same_socket = {
         use std::os::windows::io::{AsRawSocket, RawSocket};
