@@ -216,21 +216,12 @@ fn push_host(out: &mut String, raw: &str) {
 /// length per octet about as much again: callgrind, BENCHMARKS.md); IPv6
 /// through `Display`.
 pub fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut buf = [0u8; 20];
-            let text = v4_text(v4, &mut buf);
-            // Only ASCII digits and dots were written.
-            out.push_str(std::str::from_utf8(text).unwrap_or(""));
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
+    out.push_str(&ip_text(ip));
 }
 
-/// `ip` as text in a stack buffer (see [`push_ip`]); the longest address
-/// text, an IPv4-mapped IPv6 one, is 45 bytes.
+/// `ip` as text in a stack buffer, the one formatter of addresses: IPv4
+/// by hand from the octet table (see [`push_ip`]), IPv6 through `Display`;
+/// the longest address text, an IPv4-mapped IPv6 one, is 45 bytes.
 pub fn ip_text(ip: IpAddr) -> arrayvec::ArrayString<48> {
     let mut out = arrayvec::ArrayString::new();
     match ip {
@@ -263,11 +254,7 @@ pub fn ip_header_value(ip: IpAddr) -> Option<http::HeaderValue> {
                 let mut buf = [0u8; 20];
                 http::HeaderValue::from_bytes(v4_text(v4, &mut buf)).ok()?
             }
-            IpAddr::V6(_) => {
-                let mut s = String::with_capacity(40);
-                push_ip(&mut s, ip);
-                http::HeaderValue::from_str(&s).ok()?
-            }
+            IpAddr::V6(_) => http::HeaderValue::from_str(&ip_text(ip)).ok()?,
         };
         *last = Some((ip, value.clone()));
         Some(value)

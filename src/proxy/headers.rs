@@ -59,12 +59,14 @@ fn connection_named(headers: &http::HeaderMap, keep_upgrade: bool) -> Vec<Header
 }
 
 /// Removes hop-by-hop headers from a request; keeps a WebSocket upgrade.
-/// `true`: the request had a `Connection` header, and the fields it named
-/// are gone (any of them, `X-Forwarded-For` too).
+/// `true`: `Connection` named `X-Forwarded-For`, which is gone now (Pingora
+/// refuses such a request before it gets here; this keeps the answer right
+/// should that change).
 pub fn strip_request_hop_by_hop(req: &mut RequestHeader, upgrade: bool) -> Result<bool> {
-    let named = req.headers.contains_key(CONNECTION);
-    if named {
+    let mut dropped_xff = false;
+    if req.headers.contains_key(CONNECTION) {
         for h in connection_named(&req.headers, upgrade) {
+            dropped_xff |= h == XFF;
             req.remove_header(&h);
         }
         req.remove_header(&CONNECTION);
@@ -79,7 +81,7 @@ pub fn strip_request_hop_by_hop(req: &mut RequestHeader, upgrade: bool) -> Resul
     } else if req.headers.contains_key(UPGRADE) {
         req.remove_header(&UPGRADE);
     }
-    Ok(named)
+    Ok(dropped_xff)
 }
 
 /// Removes hop-by-hop headers from a response (not from a 101 Switching
@@ -369,11 +371,19 @@ mod tests {
             ("Upgrade", "h2c"),
             ("X-Kept", "yes"),
         ]);
-        strip_request_hop_by_hop(&mut r, false).expect("strip");
+        let dropped_xff = strip_request_hop_by_hop(&mut r, false).expect("strip");
         for h in ["connection", "x-secret", "keep-alive", "te", "upgrade"] {
             assert!(get(&r, h).is_none(), "{h} should be gone");
         }
         assert_eq!(get(&r, "x-kept"), Some("yes"));
+        assert!(!dropped_xff, "X-Forwarded-For was not named");
+        // Named, it goes, and the caller is told (its read copy is stale).
+        let mut r = req(&[
+            ("Connection", "keep-alive, x-forwarded-for"),
+            ("X-Forwarded-For", "203.0.113.9"),
+        ]);
+        assert!(strip_request_hop_by_hop(&mut r, false).expect("strip"));
+        assert_eq!(get(&r, "x-forwarded-for"), None);
     }
 
     #[test]

@@ -553,7 +553,7 @@ impl ProxyHttp for GreenlightProxy {
     ) -> Result<()> {
         let upgrade = session.is_upgrade_req();
         if headers::strip_request_hop_by_hop(upstream_request, upgrade)? {
-            // It may have named X-Forwarded-For: looked up again below.
+            // The field the real-IP walk read is no longer the request's.
             ctx.forwarded_for = None;
         }
         let underscores = match (ctx.snapshot.as_deref(), ctx.site) {

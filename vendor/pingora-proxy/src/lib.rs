@@ -89,6 +89,20 @@ const MAX_SHUTDOWN_NOTIFY_SHARDS: usize = 256;
 type DownstreamCustomMessageReader =
     Box<dyn futures::Stream<Item = Result<Bytes>> + Unpin + Send + Sync + 'static>;
 
+/// greenlight patch: calls hook `$name` of `$inner` with `$args`, or its
+/// sync form `$sync` when the application says `hooks_are_sync` (no boxed
+/// future per call; `ProxyHttp::hooks_are_sync`). The one place that
+/// decides, for every call site on the HTTP/1 and HTTP/2 paths.
+macro_rules! call_hook {
+    ($inner:expr, $name:ident, $sync:ident($($arg:expr),* $(,)?)) => {
+        if $inner.hooks_are_sync() {
+            $inner.$sync($($arg),*)
+        } else {
+            $inner.$name($($arg),*).await
+        }
+    };
+}
+
 mod peer_ref;
 pub use peer_ref::PeerRef;
 mod proxy_cache;
@@ -579,14 +593,8 @@ where
     {
         let duration = match task {
             HttpTask::Header(header, _eos) => {
-                // greenlight patch: see `hooks_are_sync`.
-                if self.inner.hooks_are_sync() {
-                    self.inner.upstream_response_filter_sync(session, header, ctx)?;
-                } else {
-                    self.inner
-                        .upstream_response_filter(session, header, ctx)
-                        .await?;
-                }
+                // greenlight patch: `call_hook!`.
+                call_hook!(self.inner, upstream_response_filter, upstream_response_filter_sync(session, header, ctx))?;
                 None
             }
             HttpTask::Body(data, eos) | HttpTask::UpgradedBody(data, eos) => self
@@ -617,14 +625,8 @@ where
         SV: ProxyHttp + Send + Sync,
         SV::CTX: Send + Sync,
     {
-        // greenlight patch: see `hooks_are_sync`.
-        if self.inner.hooks_are_sync() {
-            self.inner.logging_sync(&mut session, error.as_deref(), ctx);
-        } else {
-            self.inner
-                .logging(&mut session, error.as_deref(), ctx)
-                .await;
-        }
+        // greenlight patch: `call_hook!`.
+        call_hook!(self.inner, logging, logging_sync(&mut session, error.as_deref(), ctx));
 
         if let Some(e) = error {
             session.downstream_session.on_proxy_failure(e);
@@ -1251,12 +1253,8 @@ where
         SV: ProxyHttp + Send + Sync + 'static,
         <SV as ProxyHttp>::CTX: Send + Sync,
     {
-        // greenlight patch: the sync form when the app says so (`hooks_are_sync`).
-        let early = if self.inner.hooks_are_sync() {
-            self.inner.early_request_filter_sync(&mut session, &mut ctx)
-        } else {
-            self.inner.early_request_filter(&mut session, &mut ctx).await
-        };
+        // greenlight patch: `call_hook!`.
+        let early = call_hook!(self.inner, early_request_filter, early_request_filter_sync(&mut session, &mut ctx));
         if let Err(e) = early {
             return self
                 .handle_error(session, &mut ctx, e, "Fail to early filter request:")
@@ -1289,12 +1287,8 @@ where
             Ok(response_sent) => {
                 if response_sent {
                     // TODO: log error
-                    // greenlight patch: see `hooks_are_sync`.
-                    if self.inner.hooks_are_sync() {
-                        self.inner.logging_sync(&mut session, None, &mut ctx);
-                    } else {
-                        self.inner.logging(&mut session, None, &mut ctx).await;
-                    }
+                    // greenlight patch: `call_hook!`.
+                    call_hook!(self.inner, logging, logging_sync(&mut session, None, &mut ctx));
                     self.cleanup_sub_req(&mut session);
                     let mut persistent_settings = HttpPersistentSettings::for_session(&session);
                     if let Some(uc) = self.inner.persist_connection_context(&session, &ctx) {
@@ -1488,12 +1482,8 @@ where
                 self.inner.request_summary(&session, ctx)
             );
         }
-        // greenlight patch: see `hooks_are_sync`.
-        if self.inner.hooks_are_sync() {
-            self.inner.logging_sync(&mut session, Some(&e), ctx);
-        } else {
-            self.inner.logging(&mut session, Some(&e), ctx).await;
-        }
+        // greenlight patch: `call_hook!`.
+        call_hook!(self.inner, logging, logging_sync(&mut session, Some(&e), ctx));
         self.cleanup_sub_req(&mut session);
 
         session.downstream_session.on_proxy_failure(e);

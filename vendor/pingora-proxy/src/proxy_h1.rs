@@ -83,14 +83,8 @@ where
             session.mark_upstream_headers_mutated_for_cache();
         }
 
-        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
-        let filtered = if self.inner.hooks_are_sync() {
-            self.inner.upstream_request_filter_sync(session, &mut req, ctx)
-        } else {
-            self.inner
-                .upstream_request_filter(session, &mut req, ctx)
-                .await
-        };
+        // greenlight patch: `call_hook!` (lib.rs).
+        let filtered = call_hook!(self.inner, upstream_request_filter, upstream_request_filter_sync(session, &mut req, ctx));
         match filtered {
             Ok(_) => { /* continue */ }
             Err(e) => {
@@ -265,28 +259,8 @@ where
 
         let initial_write_pending = client_session.stream().get_write_pending_time();
 
-        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
-        let connected = if self.inner.hooks_are_sync() {
-            self.inner.connected_to_upstream_sync(
-                session,
-                reused,
-                peer,
-                raw,
-                Some(client_session.digest()),
-                ctx,
-            )
-        } else {
-            self.inner
-                .connected_to_upstream(
-                    session,
-                    reused,
-                    peer,
-                    raw,
-                    Some(client_session.digest()),
-                    ctx,
-                )
-                .await
-        };
+        // greenlight patch: `call_hook!` (lib.rs).
+        let connected = call_hook!(self.inner, connected_to_upstream, connected_to_upstream_sync(session, reused, peer, raw, Some(client_session.digest()), ctx));
         if let Err(e) = connected {
             return (false, false, Some(e));
         }
@@ -1193,14 +1167,8 @@ where
                     header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
                 }
 
-                // greenlight patch: see `ProxyHttp::hooks_are_sync`.
-                if self.inner.hooks_are_sync() {
-                    self.inner.response_filter_sync(session, &mut header, ctx)?;
-                } else {
-                    self.inner
-                        .response_filter(session, &mut header, ctx)
-                        .await?;
-                }
+                // greenlight patch: `call_hook!` (lib.rs).
+                call_hook!(self.inner, response_filter, response_filter_sync(session, &mut header, ctx))?;
                 if !from_cache {
                     // Re-check after response_filter in case it changed the final status to 101.
                     reject_mismatched_h1_upgrade_101(session, &header, "h1_response_filter")
@@ -1313,15 +1281,8 @@ where
 
         // TODO: request body filter to have info about upgraded status?
         // (can also check session.was_upgraded())
-        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
-        if self.inner.hooks_are_sync() {
-            self.inner
-                .request_body_filter_sync(session, &mut data, end_of_body, ctx)?;
-        } else {
-            self.inner
-                .request_body_filter(session, &mut data, end_of_body, ctx)
-                .await?;
-        }
+        // greenlight patch: `call_hook!` (lib.rs).
+        call_hook!(self.inner, request_body_filter, request_body_filter_sync(session, &mut data, end_of_body, ctx))?;
 
         // the flag to signal to upstream
         let upstream_end_of_body = end_of_body || data.is_none();

@@ -171,14 +171,8 @@ where
             session.mark_upstream_headers_mutated_for_cache();
         }
 
-        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
-        let filtered = if self.inner.hooks_are_sync() {
-            self.inner.upstream_request_filter_sync(session, &mut req, ctx)
-        } else {
-            self.inner
-                .upstream_request_filter(session, &mut req, ctx)
-                .await
-        };
+        // greenlight patch: `call_hook!` (lib.rs).
+        let filtered = call_hook!(self.inner, upstream_request_filter, upstream_request_filter_sync(session, &mut req, ctx));
         match filtered {
             Ok(_) => { /* continue */ }
             Err(e) => {
@@ -382,15 +376,8 @@ where
         #[cfg(unix)]
         let raw = client_session.fd();
 
-        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
-        let connected = if self.inner.hooks_are_sync() {
-            self.inner
-                .connected_to_upstream_sync(session, reused, peer, raw, client_session.digest(), ctx)
-        } else {
-            self.inner
-                .connected_to_upstream(session, reused, peer, raw, client_session.digest(), ctx)
-                .await
-        };
+        // greenlight patch: `call_hook!` (lib.rs).
+        let connected = call_hook!(self.inner, connected_to_upstream, connected_to_upstream_sync(session, reused, peer, raw, client_session.digest(), ctx));
         if let Err(e) = connected {
             return (false, Some(e));
         }
@@ -957,14 +944,8 @@ where
                     }
                 }
 
-                // greenlight patch: see `ProxyHttp::hooks_are_sync`.
-                if self.inner.hooks_are_sync() {
-                    self.inner.response_filter_sync(session, &mut header, ctx)?;
-                } else {
-                    self.inner
-                        .response_filter(session, &mut header, ctx)
-                        .await?;
-                }
+                // greenlight patch: `call_hook!` (lib.rs).
+                call_hook!(self.inner, response_filter, response_filter_sync(session, &mut header, ctx))?;
                 /* Downgrade the version so that write_response_header won't panic */
                 header.set_version(Version::HTTP_11);
 
@@ -1069,15 +1050,8 @@ where
             .request_body_filter(&mut data, end_of_body)
             .await?;
 
-        // greenlight patch: see `ProxyHttp::hooks_are_sync`.
-        if self.inner.hooks_are_sync() {
-            self.inner
-                .request_body_filter_sync(session, &mut data, end_of_body, ctx)?;
-        } else {
-            self.inner
-                .request_body_filter(session, &mut data, end_of_body, ctx)
-                .await?;
-        }
+        // greenlight patch: `call_hook!` (lib.rs).
+        call_hook!(self.inner, request_body_filter, request_body_filter_sync(session, &mut data, end_of_body, ctx))?;
 
         /* it is normal to get 0 bytes because of multi-chunk parsing or request_body_filter.
          * Although there is no harm writing empty byte to h2, unlike h1, we ignore it
