@@ -36,6 +36,7 @@ mod grafana;
 mod h2_flood;
 mod health;
 mod import_nginx;
+mod lean_path;
 mod lifecycle;
 mod limits;
 mod limits_rate;

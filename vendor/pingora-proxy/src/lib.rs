@@ -1656,47 +1656,51 @@ where
     <SV as ProxyHttp>::CTX: Send + Sync,
     C: custom::Connector,
 {
-    async fn process_new_http(
+    fn process_new_http(
         self: &Arc<Self>,
-        mut session: HttpSession,
+        session: HttpSession,
         shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        // Extract user context from the previous request before the session is moved into the Box
-        let prev_user_ctx = session.take_connection_user_context();
+    ) -> impl std::future::Future<Output = Option<ReusedHttpStream>> + Send {
+        // greenlight patch: an unboxed future (see the trait).
+        async move {
+            let mut session = session;
+            // Extract user context from the previous request before the session is moved into the Box
+            let prev_user_ctx = session.take_connection_user_context();
 
-        let session = Box::new(session);
+            let session = Box::new(session);
 
-        // TODO: keepalive pool, use stack
-        let reused = prev_user_ctx.is_some();
-        let mut session = match self.handle_new_request(session, reused).await {
-            Some(downstream_session) => Session::new(
-                downstream_session,
-                &self.downstream_modules,
-                #[cfg(feature = "upstream_modules")]
-                &self.upstream_modules,
-                self.shutdown_flag.clone(),
-            ),
-            None => return None, // bad request
-        };
+            // TODO: keepalive pool, use stack
+            let reused = prev_user_ctx.is_some();
+            let mut session = match self.handle_new_request(session, reused).await {
+                Some(downstream_session) => Session::new(
+                    downstream_session,
+                    &self.downstream_modules,
+                    #[cfg(feature = "upstream_modules")]
+                    &self.upstream_modules,
+                    self.shutdown_flag.clone(),
+                ),
+                None => return None, // bad request
+            };
 
-        if *shutdown.borrow() {
-            // stop downstream from reusing if this service is shutting down soon
-            session.set_keepalive(None);
+            if *shutdown.borrow() {
+                // stop downstream from reusing if this service is shutting down soon
+                session.set_keepalive(None);
+            }
+
+            let mut ctx = self.inner.new_ctx();
+
+            // Deliver user context from the previous request on this reused connection
+            if let Some(prev_ctx) = prev_user_ctx {
+                self.inner
+                    .on_connection_reuse(&mut session, &mut ctx, prev_ctx);
+            }
+
+            // greenlight patch: the request's future (about 8 KiB) is boxed on its
+            // own, so that this one, which also waits for a keep-alive connection's
+            // next request, holds only what reading a request header needs (about
+            // 2 KiB) while the connection is idle.
+            Box::pin(self.process_request(session, ctx)).await
         }
-
-        let mut ctx = self.inner.new_ctx();
-
-        // Deliver user context from the previous request on this reused connection
-        if let Some(prev_ctx) = prev_user_ctx {
-            self.inner
-                .on_connection_reuse(&mut session, &mut ctx, prev_ctx);
-        }
-
-        // greenlight patch: the request's future (about 8 KiB) is boxed on its
-        // own, so that this one, which also waits for a keep-alive connection's
-        // next request, holds only what reading a request header needs (about
-        // 2 KiB) while the connection is idle.
-        Box::pin(self.process_request(session, ctx)).await
     }
 
     async fn http_cleanup(&self) {

@@ -222,12 +222,17 @@ pub trait HttpServerApp {
     /// The caller needs to make sure that the connection is in a reusable state
     /// i.e., no error or incomplete read or write headers or bodies. Otherwise
     /// a `None` should be returned.
-    async fn process_new_http(
+    ///
+    /// greenlight patch: a plain `impl Future` rather than an `async_trait`
+    /// method, so that calling it does not box the request's future: the
+    /// HTTP/1 keep-alive loop ([`ServerApp::process_new`]) holds it inline,
+    /// and an HTTP/2 stream's task holds it in the task itself.
+    fn process_new_http(
         self: &Arc<Self>,
-        mut session: ServerSession,
+        session: ServerSession,
         // TODO: make this ShutdownWatch so that all task can await on this event
         shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream>;
+    ) -> impl std::future::Future<Output = Option<ReusedHttpStream>> + Send;
 
     /// Provide options on how HTTP/2 connection should be established. This function will be called
     /// every time a new HTTP/2 **connection** needs to be established.
@@ -338,8 +343,14 @@ where
                             // loop's idle timeout sees this connection as busy.
                             let _guard = guard;
                             // Note, `PersistentSettings` not currently relevant for h2
-                            app.process_new_http(ServerSession::new_http2(h2_stream), &shutdown)
-                                .await;
+                            // greenlight patch: boxed, so that the task tokio
+                            // copies in (on spawn, and its whole stage when it
+                            // ends) is a pointer, not the request's future.
+                            Box::pin(app.process_new_http(
+                                ServerSession::new_http2(h2_stream),
+                                &shutdown,
+                            ))
+                            .await;
                         });
                     },
                 )

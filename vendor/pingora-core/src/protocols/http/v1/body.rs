@@ -209,7 +209,11 @@ impl BodyReader {
     }
 
     fn prepare_buf(&mut self, buf_to_rewind: &[u8]) {
-        let mut body_buf = BytesMut::with_capacity(self.body_buf_size.max(buf_to_rewind.len()));
+        self.prepare_buf_with(buf_to_rewind, self.body_buf_size.max(buf_to_rewind.len()));
+    }
+
+    fn prepare_buf_with(&mut self, buf_to_rewind: &[u8], capacity: usize) {
+        let mut body_buf = BytesMut::with_capacity(capacity);
         if !buf_to_rewind.is_empty() {
             self.rewind_buf_len = buf_to_rewind.len();
             // TODO: this is still 1 copy. Make it zero
@@ -318,6 +322,15 @@ impl BodyReader {
                     overread.put_slice(buf_to_rewind);
                     self.body_buf_overread = Some(overread);
                 }
+            }
+            // greenlight patch: when the bytes read with the header already
+            // hold the whole body (a small response), the buffer is their
+            // size, not a read buffer's (32 KiB upstream): no read follows, and
+            // [`Self::take_body`] then hands this buffer on instead of copying
+            // out of it. Otherwise a read buffer as before.
+            _ if buf_to_rewind.len() >= cl => {
+                self.prepare_buf_with(buf_to_rewind, buf_to_rewind.len());
+                self.body_state = PS::Partial(0, cl);
             }
             _ => {
                 self.prepare_buf(buf_to_rewind);

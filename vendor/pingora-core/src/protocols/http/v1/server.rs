@@ -975,7 +975,9 @@ impl HttpSession {
         }
 
         // Serialize header to bytes
-        let mut write_buf = BytesMut::with_capacity(INIT_HEADER_BUF_SIZE);
+        // greenlight patch: the buffer is the header's size (a few hundred
+        // bytes, one small allocation) rather than 4 KiB.
+        let mut write_buf = BytesMut::with_capacity(http_resp_header_wire_len(header));
         http_resp_header_to_buf(header, &mut write_buf)
             .map_err(|_| Error::explain(WriteError, "serializing response header"))?;
 
@@ -1993,6 +1995,18 @@ fn parse_req_buffer<'buf>(
 }
 
 #[inline]
+/// greenlight patch: the bytes [`http_resp_header_to_buf`] writes for `resp`
+/// (a preserved spelling of a name has the name's length).
+fn http_resp_header_wire_len(resp: &ResponseHeader) -> usize {
+    let status_line = "HTTP/1.1 200 ".len() + resp.get_reason_phrase().map_or(0, str::len) + 2;
+    let fields: usize = resp
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    status_line + fields + 2
+}
+
 fn http_resp_header_to_buf(
     resp: &ResponseHeader,
     buf: &mut BytesMut,
