@@ -53,7 +53,9 @@ pub struct RequestCtx {
     /// A trusted proxy named the client in `X-Real-IP`: it is passed on.
     pub(super) real_ip_from_proxy: bool,
     /// Path rewriting state, only for routes that rewrite ([`steps`]).
-    pub(super) steps: Option<steps::StepState>,
+    /// Boxed: 280 bytes that most requests (and every WebSocket tunnel,
+    /// which keeps this ctx) would otherwise carry unused.
+    pub(super) steps: Option<Box<steps::StepState>>,
     /// `limit_conn` counts of this request, given back when dropped.
     pub(super) conn_guards: Vec<crate::plan::limits::ConnGuard>,
     /// The route's error pages, when it intercepts the upstream's errors.

@@ -54,13 +54,15 @@ pub(super) fn take_over(req: &RequestHeader, ctx: &mut RequestCtx, uri: &str, se
         Some((p, q)) => (p, Some(q.to_string()).filter(|q| !q.is_empty())),
         None => (uri, None),
     };
-    let st = ctx.steps.get_or_insert_with(|| StepState {
-        path: PathState {
-            path: None,
-            args: req.uri.query().map(str::to_string),
-            last: None,
-        },
-        ..StepState::default()
+    let st = ctx.steps.get_or_insert_with(|| {
+        Box::new(StepState {
+            path: PathState {
+                path: None,
+                args: req.uri.query().map(str::to_string),
+                last: None,
+            },
+            ..StepState::default()
+        })
     });
     st.path.path = Some(path.into());
     st.path.args = args;

@@ -26,13 +26,15 @@ use pingora::prelude::*;
 /// request's own stays (nginx keeps `$args`).
 fn set_path(session: &Session, ctx: &mut RequestCtx, uri: String) -> String {
     let req = session.req_header();
-    let st = ctx.steps.get_or_insert_with(|| steps::StepState {
-        path: PathState {
-            path: None,
-            args: req.uri.query().map(str::to_string),
-            last: None,
-        },
-        ..steps::StepState::default()
+    let st = ctx.steps.get_or_insert_with(|| {
+        Box::new(steps::StepState {
+            path: PathState {
+                path: None,
+                args: req.uri.query().map(str::to_string),
+                last: None,
+            },
+            ..steps::StepState::default()
+        })
     });
     let path = match uri.split_once('?') {
         Some((p, q)) => {

@@ -199,14 +199,16 @@ pub fn run(
         }
         if let Some(rw) = plan.rewrites() {
             let req = session.req_header();
-            let fresh = || StepState {
-                path: PathState {
-                    // The request's own path is read, not copied.
-                    path: None,
-                    args: req.uri.query().map(str::to_string),
-                    last: None,
-                },
-                ..StepState::default()
+            let fresh = || {
+                Box::new(StepState {
+                    path: PathState {
+                        // The request's own path is read, not copied.
+                        path: None,
+                        args: req.uri.query().map(str::to_string),
+                        last: None,
+                    },
+                    ..StepState::default()
+                })
             };
             // The request's own variables suffice unless a `to` reads the
             // connection's or the site's; `var_cx` reads the ctx, so the

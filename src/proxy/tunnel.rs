@@ -175,124 +175,134 @@ impl Half {
 }
 
 /// Runs the tunnel to its end, then records the request.
-pub(super) async fn run(t: UpgradedTunnel, mut st: TunnelState) {
-    let UpgradedTunnel {
-        mut downstream,
-        mut upstream,
-        from_downstream,
-        from_upstream,
-        downstream_closed,
-        upstream_closed,
-    } = t;
-    let mut frames = st.ctx.frames.take().unwrap_or_default();
-    let mut to_up = Half::with(from_downstream, downstream_closed);
-    let mut to_down = Half::with(from_upstream, upstream_closed);
-    if !to_down.pending.is_empty() {
-        frames.feed(&to_down.pending);
-    }
-    // Client-to-app frame boundaries, for the app's Close 1001.
-    let mut up_frames = FrameTracker::default();
-    up_frames.feed(&to_up.pending);
-    // From here on a drain deadline wakes this task rather than shutting the
-    // upstream socket down (unless it already has).
-    let switch = st.ctx.drain_kill.clone();
-    let shut_already = switch.as_ref().is_some_and(|k| k.close_myself());
-    let mut woken = std::pin::pin!(async {
-        match &switch {
-            Some(k) if !shut_already => k.woken().await,
-            _ => std::future::pending().await,
+///
+/// The future is the idle tunnel's memory, so two things keep it small: the
+/// body is an `async move` block that uses `st` where it was captured (an
+/// `async fn` would keep the argument and its moved copy, 1.1 KB each), and
+/// the goodbye, which runs once at the end, is boxed then rather than sized
+/// into every tunnel's future.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+pub(super) fn run(t: UpgradedTunnel, mut st: TunnelState) -> impl Future<Output = ()> + Send {
+    async move {
+        let UpgradedTunnel {
+            mut downstream,
+            mut upstream,
+            from_downstream,
+            from_upstream,
+            downstream_closed,
+            upstream_closed,
+        } = t;
+        let mut frames = st.ctx.frames.take().unwrap_or_default();
+        let mut to_up = Half::with(from_downstream, downstream_closed);
+        let mut to_down = Half::with(from_upstream, upstream_closed);
+        if !to_down.pending.is_empty() {
+            frames.feed(&to_down.pending);
         }
-    });
-    let mut cut = false;
-    let idle = st.ctx.tunnel_idle.flatten();
-    let mut timer = idle.map(|d| Box::pin(tokio::time::sleep(d)));
-    let (mut heard_up, mut heard_down) = (Instant::now(), Instant::now());
+        // Client-to-app frame boundaries, for the app's Close 1001.
+        let mut up_frames = FrameTracker::default();
+        up_frames.feed(&to_up.pending);
+        // From here on a drain deadline wakes this task rather than shutting the
+        // upstream socket down (unless it already has).
+        let switch = st.ctx.drain_kill.clone();
+        let shut_already = switch.as_ref().is_some_and(|k| k.close_myself());
+        let mut woken = std::pin::pin!(async {
+            match &switch {
+                Some(k) if !shut_already => k.woken().await,
+                _ => std::future::pending().await,
+            }
+        });
+        let mut cut = false;
+        let idle = st.ctx.tunnel_idle.flatten();
+        let mut timer = idle.map(|d| Box::pin(tokio::time::sleep(d)));
+        let (mut heard_up, mut heard_down) = (Instant::now(), Instant::now());
 
-    poll_fn(|cx| {
-        if woken.as_mut().poll(cx).is_ready() {
-            log::debug!("WebSocket tunnel: drain deadline; closing both sides with 1001");
-            cut = true;
-            return Poll::Ready(());
-        }
-        let (up_before, down_before) = (to_up.bytes, to_down.bytes);
-        if let Poll::Ready(r) =
-            to_up.pump(cx, &mut downstream, &mut upstream, |d| up_frames.feed(d))
-        {
-            log_end("client", r);
-            return Poll::Ready(());
-        }
-        if let Poll::Ready(r) = to_down.pump(cx, &mut upstream, &mut downstream, |d| frames.feed(d))
-        {
-            log_end("upstream", r);
-            return Poll::Ready(());
-        }
-        if let (Some(idle), Some(timer)) = (idle, timer.as_mut()) {
-            let now = Instant::now();
-            if to_up.bytes != up_before {
-                heard_up = now;
-            }
-            if to_down.bytes != down_before {
-                heard_down = now;
-            }
-            let deadline = heard_up.min(heard_down) + idle;
-            if now >= deadline {
-                log::debug!("WebSocket tunnel idle for {idle:?}; closing it");
+        poll_fn(|cx| {
+            if woken.as_mut().poll(cx).is_ready() {
+                log::debug!("WebSocket tunnel: drain deadline; closing both sides with 1001");
+                cut = true;
                 return Poll::Ready(());
             }
-            if timer.deadline().into_std() != deadline {
-                timer.as_mut().reset(deadline.into());
+            let (up_before, down_before) = (to_up.bytes, to_down.bytes);
+            if let Poll::Ready(r) =
+                to_up.pump(cx, &mut downstream, &mut upstream, |d| up_frames.feed(d))
+            {
+                log_end("client", r);
+                return Poll::Ready(());
             }
-            // Registers the wake-up at the deadline.
-            let _ = timer.as_mut().poll(cx);
-        }
-        Poll::Pending
-    })
-    .await;
+            if let Poll::Ready(r) =
+                to_down.pump(cx, &mut upstream, &mut downstream, |d| frames.feed(d))
+            {
+                log_end("upstream", r);
+                return Poll::Ready(());
+            }
+            if let (Some(idle), Some(timer)) = (idle, timer.as_mut()) {
+                let now = Instant::now();
+                if to_up.bytes != up_before {
+                    heard_up = now;
+                }
+                if to_down.bytes != down_before {
+                    heard_down = now;
+                }
+                let deadline = heard_up.min(heard_down) + idle;
+                if now >= deadline {
+                    log::debug!("WebSocket tunnel idle for {idle:?}; closing it");
+                    return Poll::Ready(());
+                }
+                if timer.deadline().into_std() != deadline {
+                    timer.as_mut().reset(deadline.into());
+                }
+                // Registers the wake-up at the deadline.
+                let _ = timer.as_mut().poll(cx);
+            }
+            Poll::Pending
+        })
+        .await;
 
-    let killed = switch.as_ref().is_some_and(|k| k.is_killed());
-    let goodbye = async {
-        if cut {
-            // What the client sent so far goes on; then, between two of its
-            // frames, the Close (RFC 6455 §7.1.2), then the FIN.
-            if to_up.finish(&mut upstream).await.is_ok() && up_frames.can_insert_close() {
-                let _ = upstream.write_all(&close_going_away_masked(mask())).await;
+        let killed = switch.as_ref().is_some_and(|k| k.is_killed());
+        let goodbye = async {
+            if cut {
+                // What the client sent so far goes on; then, between two of its
+                // frames, the Close (RFC 6455 §7.1.2), then the FIN.
+                if to_up.finish(&mut upstream).await.is_ok() && up_frames.can_insert_close() {
+                    let _ = upstream.write_all(&close_going_away_masked(mask())).await;
+                }
+                let _ = upstream.flush().await;
+                let _ = upstream.shutdown().await;
+                let _ = to_down.finish(&mut downstream).await;
             }
-            let _ = upstream.flush().await;
-            let _ = upstream.shutdown().await;
-            let _ = to_down.finish(&mut downstream).await;
-        }
-        if killed && to_down.pending.is_empty() && frames.can_insert_close() {
-            // The drain deadline ended the upstream side: tell the client to
-            // go away and come back (RFC 6455 §7.4.1), not just drop it.
-            if downstream.write_all(&CLOSE_GOING_AWAY).await.is_ok() {
-                to_down.bytes += CLOSE_GOING_AWAY.len() as u64;
+            if killed && to_down.pending.is_empty() && frames.can_insert_close() {
+                // The drain deadline ended the upstream side: tell the client to
+                // go away and come back (RFC 6455 §7.4.1), not just drop it.
+                if downstream.write_all(&CLOSE_GOING_AWAY).await.is_ok() {
+                    to_down.bytes += CLOSE_GOING_AWAY.len() as u64;
+                }
             }
-        }
-        let _ = downstream.flush().await;
-        let _ = downstream.shutdown().await;
-        if cut {
-            let _ = tokio::time::timeout(APP_CLOSE_WAIT, until_eof(&mut upstream)).await;
-        } else {
-            let _ = upstream.shutdown().await;
-        }
-    };
-    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, goodbye).await;
-    drop((downstream, upstream));
+            let _ = downstream.flush().await;
+            let _ = downstream.shutdown().await;
+            if cut {
+                let _ = tokio::time::timeout(APP_CLOSE_WAIT, until_eof(&mut upstream)).await;
+            } else {
+                let _ = upstream.shutdown().await;
+            }
+        };
+        let _ = Box::pin(tokio::time::timeout(GOODBYE_TIMEOUT, goodbye)).await;
+        drop((downstream, upstream));
 
-    let TunnelState {
-        state,
-        ctx,
-        view,
-        hold,
-    } = st;
-    let out = Outcome {
-        status: 101,
-        read: to_up.bytes,
-        sent: to_down.bytes,
-        error: None,
-    };
-    record::record(&state, out, &ctx, || view);
-    drop((ctx, hold));
+        let TunnelState {
+            state,
+            ctx,
+            view,
+            hold,
+        } = st;
+        let out = Outcome {
+            status: 101,
+            read: to_up.bytes,
+            sent: to_down.bytes,
+            error: None,
+        };
+        record::record(&state, out, &ctx, || view);
+        drop((ctx, hold));
+    }
 }
 
 /// A WebSocket mask key: RFC 6455 §5.3 asks for one a script could not

@@ -19,6 +19,7 @@ use super::*;
 use crate::proxy_cache::{range_filter::RangeBodyFilter, ServeFromCache};
 use crate::proxy_common::*;
 use pingora_cache::CachePhase;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::http::{
     authority::{raw_target_authority, validate_request_authority},
     custom::CUSTOM_MESSAGE_QUEUE_SIZE,
@@ -357,6 +358,19 @@ where
         let downstream = match *std::mem::replace(&mut session.downstream_session, Box::new(inert)) {
             HttpSession::H1(s) => s.into_inner(),
             _ => return Error::e_explain(InternalError, "upgrade on a non-HTTP/1 session"),
+        };
+        // greenlight patch: a plain client connection's socket buffers (1460
+        // bytes and up) are let go, empty as they are now; the tunnel flushes
+        // every write. (A TLS connection keeps them, inside its TLS stream.)
+        let downstream = if downstream.as_any().is::<L4Stream>() {
+            let mut plain = downstream
+                .into_any()
+                .downcast::<L4Stream>()
+                .expect("checked above");
+            plain.unbuffer();
+            plain as Stream
+        } else {
+            downstream
         };
         runner(crate::UpgradedTunnel {
             downstream,

@@ -325,8 +325,10 @@ impl BasicPeer {
     #[cfg(unix)]
     pub fn new_uds<P: AsRef<Path>>(path: P) -> Result<Self> {
         let addr = SocketAddr::Unix(
-            UnixSocketAddr::from_pathname(path.as_ref())
-                .or_err(InternalError, "while creating BasicPeer")?,
+            Box::new(
+                UnixSocketAddr::from_pathname(path.as_ref())
+                    .or_err(InternalError, "while creating BasicPeer")?,
+            ),
         );
         Ok(Self::new_from_sockaddr(addr))
     }
@@ -725,7 +727,10 @@ impl HttpPeer {
     #[cfg(unix)]
     pub fn new_uds(path: &str, tls: bool, sni: String) -> Result<Self> {
         let addr = SocketAddr::Unix(
-            UnixSocketAddr::from_pathname(Path::new(path)).or_err(SocketError, "invalid path")?,
+            Box::new(
+                UnixSocketAddr::from_pathname(Path::new(path))
+                    .or_err(SocketError, "invalid path")?,
+            ),
         );
         Ok(Self::new_from_sockaddr(addr, tls, sni))
     }

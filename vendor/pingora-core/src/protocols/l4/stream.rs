@@ -623,6 +623,26 @@ impl Stream {
         }
     }
 
+    /// greenlight patch: lets go of the read and write buffers (the write
+    /// buffer is 1460 bytes, the read buffer what the listener set) when
+    /// neither holds a byte, so that reads and writes go straight to the
+    /// socket from then on; returns whether it did. For a connection that
+    /// stops being HTTP (an upgraded WebSocket), whose every write is flushed
+    /// at once: an idle tunnel then holds no buffer here.
+    pub fn unbuffer(&mut self) -> bool {
+        let empty = match self.stream() {
+            BufferedStream::UnbufferedRead(w) => w.buffer().is_empty(),
+            BufferedStream::BufferedRead(r) => {
+                r.buffer().is_empty() && r.get_ref().buffer().is_empty()
+            }
+        };
+        if !empty || !self.rewind_read_buf.is_empty() {
+            return false;
+        }
+        self.set_buffer(L4BufferSettings::unbuffered());
+        true
+    }
+
     /// Set the read and write buffer sizes
     /// It is only set later because of the malloc overhead in critical accept() path
     pub(crate) fn set_buffer(&mut self, buffer: L4BufferSettings) {
