@@ -115,7 +115,10 @@ pub(super) async fn check(
         .get(route)?
         .plan
         .access()?;
-    run(access, session, ctx, snap).await
+    // Boxed: the checks' future (a subrequest's, about 5 KB) would otherwise
+    // be part of every request's `request_filter` future, which is allocated
+    // and moved per request; routes without `access:` never get here.
+    Box::pin(run(access, session, ctx, snap)).await
 }
 
 async fn run(

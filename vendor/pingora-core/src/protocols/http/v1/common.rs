@@ -334,35 +334,48 @@ fn from_digits(bytes: &[u8]) -> Option<u64> {
 /// 8.6](https://www.rfc-editor.org/rfc/rfc9110#section-8.6) this lets identical
 /// duplicates (e.g. `Content-Length: 42, 42`) be collapsed to a single value
 /// while genuinely conflicting framing is rejected.
+#[cfg(test)]
 pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
+    content_length_state(headers).ok().flatten()
+}
+
+/// greenlight patch (issue #15): `Ok(None)` when the message has no
+/// `Content-Length`, `Ok(Some(n))` when its fields agree on `n`, `Err` when
+/// they do not or one is not a number; one lookup of the name for all three
+/// (this runs several times per proxied request, and a message without the
+/// field, such as a GET, used to take three lookups to say so).
+fn content_length_state(headers: &HMap) -> std::result::Result<Option<u64>, ()> {
     // If multiple Content-Length headers were sent, everything can still be
     // alright if they all contain the same value, and all parse correctly. If
     // not, then it's an error.
-    // greenlight patch (issue #15): one `Content-Length` of plain digits, the
-    // usual case, is read directly (the general loop below gives the same
-    // value for it); this runs several times per proxied request.
-    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
-    if let (Some(only), None) = (values.next(), values.next()) {
-        if let Some(n) = from_digits(only.as_bytes()) {
-            return Some(n);
+    let all = headers.get_all(header::CONTENT_LENGTH);
+    let mut values = all.iter();
+    match (values.next(), values.next()) {
+        (None, _) => return Ok(None),
+        // One field of plain digits, the usual case, is read directly (the
+        // general loop below gives the same value for it).
+        (Some(only), None) => {
+            if let Some(n) = from_digits(only.as_bytes()) {
+                return Ok(Some(n));
+            }
         }
+        _ => {}
     }
     let mut content_length: Option<u64> = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
+    for value in all.iter() {
         // A non-visible-ASCII value can't be a valid Content-Length, so the
         // framing is ambiguous.
-        let line = value.to_str().ok()?;
+        let line = value.to_str().map_err(|_| ())?;
         for v in line.split(',') {
-            let n = from_digits(v.trim().as_bytes())?;
+            let n = from_digits(v.trim().as_bytes()).ok_or(())?;
             match content_length {
                 None => content_length = Some(n),
-                Some(prev) if prev != n => return None,
+                Some(prev) if prev != n => return Err(()),
                 Some(_) => {}
             }
         }
     }
-
-    content_length
+    Ok(content_length)
 }
 
 /// Resolve the framing `Content-Length` of a message following hyper's decode
@@ -370,8 +383,8 @@ pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
 /// present but cannot be resolved to a single value (conflicting duplicates or
 /// an unparseable value), or `None` when the header is absent.
 pub(crate) fn content_length_for_framing(headers: &HMap) -> Result<Option<usize>> {
-    match content_length_parse_all(headers) {
-        Some(cl) => {
+    match content_length_state(headers) {
+        Ok(Some(cl)) => {
             // Content-Length frames the body, so a value that does not fit in
             // `usize` cannot be represented and must not be silently truncated
             // (which would misframe bodies larger than `usize::MAX`, e.g. on
@@ -386,13 +399,13 @@ pub(crate) fn content_length_for_framing(headers: &HMap) -> Result<Option<usize>
                 )
             })
         }
-        None if headers.contains_key(header::CONTENT_LENGTH) => {
+        Err(()) => {
             // debug, not warn: per-message, client-influenced; avoids log floods
             // under adversarial load. The error is returned to the caller.
             debug!("invalid Content-Length header");
             Error::e_explain(InvalidHTTPHeader, "invalid Content-Length header")
         }
-        None => Ok(None),
+        Ok(None) => Ok(None),
     }
 }
 
@@ -403,7 +416,7 @@ pub(crate) fn content_length_for_framing(headers: &HMap) -> Result<Option<usize>
 /// `Content-Length` fields having differing values (or a single invalid value)
 /// has invalid framing and the recipient MUST treat it as an unrecoverable
 /// error. Identical duplicates and comma-combined identical values are
-/// reconciled to a single value via [`content_length_parse_all`].
+/// reconciled to a single value via [`content_length_state`].
 ///
 /// HTTP/2 does not use `Content-Length` for framing, but reconciling it here
 /// keeps the H2 and downgraded-H1 paths consistent and rejects genuinely
