@@ -151,29 +151,36 @@ impl PreparedBody for BufferedBody {
 /// the body is set on the session for the upstream and its size kept in the
 /// ctx. An error carries the status the client gets (400, 408, 413; none
 /// when the client is gone).
-pub(super) async fn buffer_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-    // Most requests have no body: they leave before anything is cloned.
+/// Whether [`buffer_request`] has anything to do for this request: a body
+/// still to read, on a route that buffers bodies, to an HTTP/1 upstream.
+/// Most requests have no body: the proxy then goes on without a future.
+pub(super) fn buffers(session: &mut Session, ctx: &RequestCtx) -> bool {
     if session.is_upgrade_req()
         || session.as_mut().is_body_empty()
         || session.as_mut().is_body_done()
     {
+        return false;
+    }
+    let (Some(snap), Some(site), Some(route)) = (ctx.snapshot.as_deref(), ctx.site, ctx.route)
+    else {
+        return false;
+    };
+    // Pingora's HTTP/2 upstream path sends the client's body as it comes and
+    // knows nothing of a prepared one: such routes stream.
+    snap.router.site(site).buffers_body(route)
+        && !ctx
+            .upstream
+            .as_ref()
+            .is_some_and(|u| u.config.tls.as_ref().is_some_and(|t| t.http2))
+}
+
+pub(super) async fn buffer_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    if !buffers(session, ctx) {
         return Ok(());
     }
-    let (Some(snap), Some(site), Some(route)) = (ctx.snapshot.clone(), ctx.site, ctx.route) else {
+    let Some(snap) = ctx.snapshot.clone() else {
         return Ok(());
     };
-    if !snap.router.site(site).buffers_body(route) {
-        return Ok(());
-    }
-    if ctx
-        .upstream
-        .as_ref()
-        .is_some_and(|u| u.config.tls.as_ref().is_some_and(|t| t.http2))
-    {
-        // Pingora's HTTP/2 upstream path sends the client's body as it
-        // comes and knows nothing of a prepared one: such routes stream.
-        return Ok(());
-    }
     ctx.body.hold = ctx.upstream.as_ref().and_then(|u| u.active_pool().enter());
     let limits = &snap.config.limits;
     if !session.is_http2() && expects_continue(session.req_header()) {

@@ -30,6 +30,7 @@ mod files;
 pub mod headers;
 mod limits;
 mod named;
+mod peer;
 mod record;
 mod redirects;
 mod respond;
@@ -380,6 +381,22 @@ impl ProxyHttp for GreenlightProxy {
         Ok(true)
     }
 
+    fn proxy_upstream_filter_sync(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Option<Result<bool>> {
+        (!body::buffers(session, ctx)).then_some(Ok(true))
+    }
+
+    fn upstream_peer_ref_sync(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Option<Result<PeerRef>> {
+        Some(self.choose_peer(session, ctx))
+    }
+
     async fn upstream_peer(
         &self,
         session: &mut Session,
@@ -396,63 +413,7 @@ impl ProxyHttp for GreenlightProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<PeerRef> {
-        let Some(upstream) = ctx.upstream.clone() else {
-            return Err(Error::explain(
-                ErrorType::InternalError,
-                "no upstream chosen",
-            ));
-        };
-        let pool = match &ctx.pool {
-            Some(p) => p.clone(),
-            None => {
-                let (upstream, guard) = match upstream.active_pool().enter() {
-                    Some(g) => (upstream, g),
-                    // A drain closed this pool after the request loaded its
-                    // snapshot: take the pool that is active now.
-                    None => self.active_now(&upstream)?,
-                };
-                let p = guard.pool().clone();
-                ctx.pool_idx = upstream.active;
-                ctx.guard = Some(guard);
-                ctx.body.hold = None; // counted by the guard now
-                ctx.pool = Some(p.clone());
-                ctx.upstream = Some(upstream);
-                p
-            }
-        };
-        // The balancer's choice among the servers that are up and not yet
-        // tried by this request (`upstream::balance`).
-        let tried_before = ctx.attempts.count > 0;
-        // A hash key reads the variables as the route plan left them (a
-        // rewritten `$uri`, the location's captures), as nginx's `hash` does.
-        let snapshot = ctx.snapshot.clone();
-        let mut attempts = std::mem::take(&mut ctx.attempts);
-        // Built only for a balancer that reads it (round robin and
-        // least_conn do not), once per request.
-        let chosen = match snapshot.as_deref().filter(|_| pool.needs_key(&attempts)) {
-            Some(snap) => pool.choose(&mut attempts, Some(&steps::var_cx(session, ctx, snap))),
-            None => pool.choose(&mut attempts, None),
-        };
-        ctx.attempts = attempts;
-        if let Some(idx) = chosen {
-            ctx.server_idx = Some(idx);
-            let server = &pool.servers()[idx];
-            return Ok(match ctx.tunnel_idle {
-                Some(idle) => PeerRef::Owned(server.tunnel_peer(idle)),
-                None => PeerRef::Shared(server.peer().clone()),
-            });
-        }
-        if tried_before {
-            Err(Error::explain(
-                ErrorType::ConnectError,
-                format!("every server of pool '{}' failed", pool.name),
-            ))
-        } else {
-            Err(Error::explain(
-                ErrorType::HTTPStatus(503),
-                format!("pool '{}' has no healthy server", pool.name),
-            ))
-        }
+        self.choose_peer(session, ctx)
     }
 
     fn fail_to_connect(

@@ -485,7 +485,12 @@ where
         SV::CTX: Send + Sync,
     {
         // greenlight patch: a shared peer when the application has one.
-        let peer = match self.inner.upstream_peer_ref(session, ctx).await {
+        // greenlight patch: and without a future when the application can.
+        let peer = match self.inner.upstream_peer_ref_sync(session, ctx) {
+            Some(answer) => answer,
+            None => self.inner.upstream_peer_ref(session, ctx).await,
+        };
+        let peer = match peer {
             Ok(p) => p,
             Err(e) => return (false, Some(e)),
         };
@@ -1321,11 +1326,19 @@ where
         self.cleanup_sub_req(&mut session);
 
         // decide if the request is allowed to go to upstream
-        match self
+        // greenlight patch: without a future when the application can.
+        let proxy_to_upstream = match self
             .inner
-            .proxy_upstream_filter(&mut session, &mut ctx)
-            .await
+            .proxy_upstream_filter_sync(&mut session, &mut ctx)
         {
+            Some(answer) => answer,
+            None => {
+                self.inner
+                    .proxy_upstream_filter(&mut session, &mut ctx)
+                    .await
+            }
+        };
+        match proxy_to_upstream {
             Ok(proxy_to_upstream) => {
                 if !proxy_to_upstream {
                     // The hook can choose to write its own response, but if it doesn't, we respond

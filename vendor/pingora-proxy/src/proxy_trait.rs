@@ -78,6 +78,20 @@ pub trait ProxyHttp {
         self.upstream_peer(session, ctx).await.map(PeerRef::Owned)
     }
 
+    /// greenlight patch: an answer for [Self::upstream_peer_ref] given without
+    /// a future, when the application has one; `None` (the default) calls the
+    /// async form (see [Self::proxy_upstream_filter_sync]).
+    fn upstream_peer_ref_sync(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Option<Result<PeerRef>>
+    where
+        Self::CTX: Send + Sync,
+    {
+        None
+    }
+
     /// Set up downstream modules.
     ///
     /// In this phase, users can add or configure [HttpModules] before the server starts up.
@@ -286,6 +300,21 @@ pub trait ProxyHttp {
         Self::CTX: Send + Sync,
     {
         Ok(true)
+    }
+
+    /// greenlight patch: an answer for [Self::proxy_upstream_filter] given
+    /// without a future, when the application has one for this request;
+    /// `None` (the default) calls the async form. An async hook costs a boxed
+    /// future per call even when it never waits.
+    fn proxy_upstream_filter_sync(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Option<Result<bool>>
+    where
+        Self::CTX: Send + Sync,
+    {
+        None
     }
 
     /// Decide if the response is cacheable
