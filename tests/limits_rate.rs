@@ -283,7 +283,17 @@ upstreams:
             "counts never came back"
         );
         let x = held("/x");
-        if !hold.wait_waiting(1).await {
+        // Admitted (held upstream) or refused (finished): whichever comes
+        // first. A refusal is answered at once; waiting out the whole
+        // deadline for an admission that cannot come left no time to retry.
+        let w = hold.waiting.clone();
+        let admitted = wait_until_async(deadline, || {
+            let finished = x.is_finished();
+            let w = w.clone();
+            async move { finished || w.load(Ordering::SeqCst) == 1 }
+        })
+        .await;
+        if !admitted || x.is_finished() {
             let _ = x.await;
             continue;
         }

@@ -908,6 +908,67 @@ fn append_header_value<T>(
     )
 }
 
+/// greenlight patch: field names the `http` crate has no constant for but
+/// that arrive on most requests or responses (proxies' forwarding fields,
+/// browsers' fetch metadata and client hints). `HeaderName::from_bytes`
+/// copies such a name into a new allocation each time it is read off the
+/// wire; these are shared constants instead.
+static KNOWN_CUSTOM_NAMES: [HeaderName; 20] = [
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("x-powered-by"),
+    HeaderName::from_static("x-requested-with"),
+    HeaderName::from_static("x-csrf-token"),
+    HeaderName::from_static("x-amzn-trace-id"),
+    HeaderName::from_static("sec-fetch-site"),
+    HeaderName::from_static("sec-fetch-mode"),
+    HeaderName::from_static("sec-fetch-dest"),
+    HeaderName::from_static("sec-fetch-user"),
+    HeaderName::from_static("sec-ch-ua"),
+    HeaderName::from_static("sec-ch-ua-mobile"),
+    HeaderName::from_static("sec-ch-ua-platform"),
+    HeaderName::from_static("priority"),
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("cf-ray"),
+];
+
+/// greenlight patch: the indices into [`KNOWN_CUSTOM_NAMES`] of the names
+/// of each length (a test checks every name is listed under its own).
+fn known_custom_candidates(len: usize) -> &'static [usize] {
+    match len {
+        6 => &[19],
+        8 => &[17],
+        9 => &[4, 14],
+        12 => &[5, 6, 8],
+        14 => &[10, 11, 12, 13],
+        15 => &[0, 9],
+        16 => &[2, 3, 7, 15, 18],
+        17 => &[1],
+        18 => &[16],
+        _ => &[],
+    }
+}
+
+/// greenlight patch: `name` (any case) as one of [`KNOWN_CUSTOM_NAMES`],
+/// without an allocation; `None` for every other name. The length picks at
+/// most five candidates, and their first letters rule most of them out.
+#[inline]
+fn known_custom_name(name: &[u8]) -> Option<HeaderName> {
+    let first = name.first()?.to_ascii_lowercase();
+    known_custom_candidates(name.len())
+        .iter()
+        .map(|&i| &KNOWN_CUSTOM_NAMES[i])
+        .find(|known| {
+            let k = known.as_str().as_bytes();
+            k[0] == first && k.eq_ignore_ascii_case(name)
+        })
+        .cloned()
+}
+
 /// greenlight patch: see `RequestHeader::append_wire_header`.
 #[inline]
 fn append_wire_value<T>(
@@ -917,7 +978,10 @@ fn append_wire_value<T>(
     spelled: impl FnOnce() -> bytes::Bytes,
     value: T,
 ) -> Result<bool> {
-    let header_name = HeaderName::from_bytes(name).or_err(InvalidHTTPHeader, "invalid header name")?;
+    let header_name = match known_custom_name(name) {
+        Some(known) => known,
+        None => HeaderName::from_bytes(name).or_err(InvalidHTTPHeader, "invalid header name")?,
+    };
     if let Some(name_map) = name_map {
         name_map.note_spelled(&header_name, name, || spelled().into_case_header_name(), false);
     }
@@ -1100,6 +1164,38 @@ fn case_header_iter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_custom_names_read_off_the_wire_equal_parsed_ones() {
+        for known in KNOWN_CUSTOM_NAMES.iter() {
+            let lower = known.as_str();
+            let upper = lower.to_ascii_uppercase();
+            let mixed: String = lower
+                .split('-')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next().map_or(String::new(), |f| f.to_ascii_uppercase().to_string() + c.as_str())
+                })
+                .collect::<Vec<_>>()
+                .join("-");
+            for spelling in [lower, upper.as_str(), mixed.as_str()] {
+                let got = known_custom_name(spelling.as_bytes()).expect(spelling);
+                assert_eq!(got, HeaderName::from_bytes(spelling.as_bytes()).unwrap());
+                let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+                req.append_wire_header(spelling.as_bytes(), || spelling.as_bytes().to_vec().into(), HeaderValue::from_static("v"))
+                    .unwrap();
+                assert_eq!(req.headers.get(lower).unwrap(), "v", "{spelling}");
+            }
+        }
+        // Standard and other names are parsed as before.
+        for other in ["content-type", "x-frame-options", "server", "x-custom", "cf-ray2", "sec-ch-ua-x"] {
+            assert!(known_custom_name(other.as_bytes()).is_none(), "{other}");
+        }
+        assert!(known_custom_name(b"").is_none());
+        for (i, known) in KNOWN_CUSTOM_NAMES.iter().enumerate() {
+            assert!(known_custom_candidates(known.as_str().len()).contains(&i), "{known}");
+        }
+    }
 
     #[test]
     fn header_map_upper_bound() {
