@@ -26,7 +26,6 @@
 
 use super::RequestCtx;
 use super::steps::StepState;
-use crate::plan::rewrite::PathState;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 
@@ -54,16 +53,7 @@ pub(super) fn take_over(req: &RequestHeader, ctx: &mut RequestCtx, uri: &str, se
         Some((p, q)) => (p, Some(q.to_string()).filter(|q| !q.is_empty())),
         None => (uri, None),
     };
-    let st = ctx.steps.get_or_insert_with(|| {
-        Box::new(StepState {
-            path: PathState {
-                path: None,
-                args: req.uri.query().map(str::to_string),
-                last: None,
-            },
-            ..StepState::default()
-        })
-    });
+    let st = ctx.steps.get_or_insert_with(|| StepState::for_request(req));
     st.path.path = Some(path.into());
     st.path.args = args;
     // A route matched by the page's path has its own captures (or none).

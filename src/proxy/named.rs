@@ -16,7 +16,6 @@
 //! running a plan `steps.rs`'s.
 
 use super::{RequestCtx, files, steps};
-use crate::plan::rewrite::PathState;
 use crate::plan::router::Decision;
 use crate::state::Snapshot;
 use pingora::prelude::*;
@@ -26,16 +25,9 @@ use pingora::prelude::*;
 /// request's own stays (nginx keeps `$args`).
 fn set_path(session: &Session, ctx: &mut RequestCtx, uri: String) -> String {
     let req = session.req_header();
-    let st = ctx.steps.get_or_insert_with(|| {
-        Box::new(steps::StepState {
-            path: PathState {
-                path: None,
-                args: req.uri.query().map(str::to_string),
-                last: None,
-            },
-            ..steps::StepState::default()
-        })
-    });
+    let st = ctx
+        .steps
+        .get_or_insert_with(|| steps::StepState::for_request(req));
     let path = match uri.split_once('?') {
         Some((p, q)) => {
             st.path.args = Some(q.to_string()).filter(|q| !q.is_empty());

@@ -39,6 +39,21 @@ pub struct StepState {
     pub broke: bool,
 }
 
+impl StepState {
+    /// The state before any rewrite: the request's own path (read, not
+    /// copied) and its query. Boxed, as the request ctx keeps it.
+    pub fn for_request(req: &RequestHeader) -> Box<StepState> {
+        Box::new(StepState {
+            path: PathState {
+                path: None,
+                args: req.uri.query().map(str::to_string),
+                last: None,
+            },
+            ..StepState::default()
+        })
+    }
+}
+
 /// An answer greenlight sends itself.
 pub struct Answer {
     /// Status code.
@@ -199,17 +214,7 @@ pub fn run(
         }
         if let Some(rw) = plan.rewrites() {
             let req = session.req_header();
-            let fresh = || {
-                Box::new(StepState {
-                    path: PathState {
-                        // The request's own path is read, not copied.
-                        path: None,
-                        args: req.uri.query().map(str::to_string),
-                        last: None,
-                    },
-                    ..StepState::default()
-                })
-            };
+            let fresh = || StepState::for_request(req);
             // The request's own variables suffice unless a `to` reads the
             // connection's or the site's; `var_cx` reads the ctx, so the
             // state is taken out of it meanwhile (it is moved only then).
