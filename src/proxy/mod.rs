@@ -402,18 +402,11 @@ impl ProxyHttp for GreenlightProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        // Pingora asks `upstream_peer_ref` (vendor/README.md); this is the
-        // trait's required form of the same answer.
-        let peer = self.upstream_peer_ref(session, ctx).await?;
+        // Pingora asks `upstream_peer_ref_sync` (vendor/README.md); this is
+        // the trait's required form of the same answer (the default async
+        // `upstream_peer_ref` comes here).
+        let peer = self.choose_peer(session, ctx)?;
         Ok(Box::new(HttpPeer::clone(&peer)))
-    }
-
-    async fn upstream_peer_ref(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<PeerRef> {
-        self.choose_peer(session, ctx)
     }
 
     fn fail_to_connect(

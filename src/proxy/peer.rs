@@ -1,8 +1,8 @@
 //! Which server of the upstream's active pool a request goes to, chosen
 //! without a future: Pingora calls it through `upstream_peer_ref_sync`
 //! (an `async_trait` hook would box a future per request for an answer that
-//! never waits), and through `upstream_peer_ref` on the paths that still ask
-//! the async form.
+//! never waits), and through `upstream_peer` on the paths that still ask the
+//! async form.
 
 use super::{GreenlightProxy, RequestCtx, steps};
 use pingora::prelude::*;

@@ -225,8 +225,9 @@ pub trait HttpServerApp {
     ///
     /// greenlight patch: a plain `impl Future` rather than an `async_trait`
     /// method, so that calling it does not box the request's future: the
-    /// HTTP/1 keep-alive loop ([`ServerApp::process_new`]) holds it inline,
-    /// and an HTTP/2 stream's task holds it in the task itself.
+    /// HTTP/1 keep-alive loop ([`ServerApp::process_new`]) holds it inline.
+    /// An HTTP/2 stream's task boxes it once, at its spawn: tokio copies a
+    /// task's whole future when it spawns it and when it ends.
     fn process_new_http(
         self: &Arc<Self>,
         session: ServerSession,
